@@ -1,0 +1,1 @@
+"""Typer commands: argument parsing, progress display and output formatting only."""

@@ -1,0 +1,50 @@
+"""The `vidsearch` command: one typer app, each command group in its own module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from vidsearch.errors import VidsearchError
+
+app = typer.Typer(
+    name="vidsearch",
+    help="Find moments in a folder of videos by typing what you want to see.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_commands() -> None:
+    """Attach every command module; each keeps its own imports lazy for a fast start."""
+    from vidsearch.cli import commands  # noqa: F401  (registers on `app`)
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register_commands()
+    try:
+        app(standalone_mode=False)
+    except VidsearchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: what was committed so far is kept; run the command again to resume", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:  # raised by commands to set the exit code
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

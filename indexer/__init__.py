@@ -1,0 +1,1 @@
+"""Offline ingestion: scan a folder, decode and sample videos, encode them, store the results."""

@@ -1,0 +1,1 @@
+"""Benchmark dataset readers and runners."""

@@ -1,0 +1,1 @@
+"""Enrichment passes over an indexed library."""

@@ -1,0 +1,1 @@
+"""Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`)."""
