@@ -1,0 +1,7 @@
+"""Import every command module so that its commands register on the app.
+
+Each module keeps heavy imports (torch, faiss, decord) inside its command functions, so
+`vidsearch --help` stays fast.
+"""
+
+from __future__ import annotations
