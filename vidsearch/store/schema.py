@@ -1,0 +1,113 @@
+"""SQLAlchemy models of the library database (the source of truth).
+
+Segments carry their embedding vector directly instead of a separate embeddings table: a
+segment's time span depends on the model's frame count, so a segment always belongs to exactly
+one embedding space and one vector; keeping both in one row makes "rows + vectors in one
+transaction" a single insert and keeps FAISS ids (segment ids) trivially consistent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "utcnow"]
+
+# Stable constraint names make Alembic's batch migrations on SQLite reproducible.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time, used for row timestamps."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class VideoStatus:
+    """Values of :attr:`Video.status`."""
+
+    INDEXED = "indexed"
+    FAILED = "failed"
+
+
+class Space(Base):
+    """One embedding space: a model (name + checkpoint hash) and how it samples frames."""
+
+    __tablename__ = "spaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # e.g. "viclip-b16@1a2b3c4d5e6f"
+    dim: Mapped[int] = mapped_column(Integer)
+    model_spec: Mapped[str] = mapped_column(Text)  # JSON kwargs of load_encoder() to reload it
+    sampling: Mapped[str] = mapped_column(Text)  # JSON of the SamplingConfig used
+    # Bumped in every transaction that changes this space's vectors; a FAISS file records the
+    # generation it reflects, so a stale file is detected without comparing id sets.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Video(Base):
+    """A file that was scanned: its identity on disk, what decoding found, and its status."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    num_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reader: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    segments: Mapped[list[Segment]] = relationship(
+        back_populates="video", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Segment(Base):
+    """A span of a video encoded in one space: the whole video or a fixed-length window."""
+
+    __tablename__ = "segments"
+    # AUTOINCREMENT: ids are never reused after a delete, so a stale FAISS file can never
+    # map an old vector onto a new segment.
+    __table_args__ = (Index("ix_segments_space_video", "space_id", "video_id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # also the FAISS id
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "video" or "window"
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalized, little-endian
+
+    video: Mapped[Video] = relationship(back_populates="segments")
