@@ -1,1 +1,41 @@
-"""Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`)."""
+"""Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`).
+
+Everything here is imported lazily (module ``__getattr__``) so that ``import vidsearch.models``
+stays cheap: building an encoder pulls in torch, and ``openclip:`` models pull in open_clip,
+timm and torchvision, which the CLI must not pay for at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["tokenize", "load_encoder", "model_key", "list_models", "Encoder", "ViCLIP", "ViCLIPConfig"]
+
+_EXPORTS = {
+    "tokenize": "vidsearch.models.tokenizer",
+    "load_encoder": "vidsearch.models.encoder",
+    "model_key": "vidsearch.models.encoder",
+    "list_models": "vidsearch.models.encoder",
+    "Encoder": "vidsearch.models.encoder",
+    "ViCLIP": "vidsearch.models.viclip",
+    "ViCLIPConfig": "vidsearch.models.viclip",
+}
+
+if TYPE_CHECKING:
+    from vidsearch.models.encoder import Encoder, list_models, load_encoder, model_key
+    from vidsearch.models.tokenizer import tokenize
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidsearch.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
