@@ -5,3 +5,5 @@ Each module keeps heavy imports (torch, faiss, decord) inside its command functi
 """
 
 from __future__ import annotations
+
+from vidsearch.cli import index, library, query  # noqa: F401,E402

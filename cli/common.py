@@ -1,0 +1,94 @@
+"""Pieces every command shares: the --library option, output helpers, a rich progress sink."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+__all__ = ["LibraryOption", "JsonOption", "console", "err_console", "open_library", "print_json", "RichProgress"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+LibraryOption = typer.Option(
+    None,
+    "--library",
+    "-l",
+    envvar="VIDSEARCH_LIBRARY",
+    help="Library directory (default: VIDSEARCH_LIBRARY or the user data dir).",
+    show_default=False,
+)
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def open_library(path: Optional[Path], *, create: bool = False):
+    """Open the library the user pointed at (or the default one)."""
+    from vidsearch.store.library import Library
+
+    return Library.open(path, create=create)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (no rich markup, safe for pipes)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class RichProgress:
+    """A rich progress bar with files/s and ETA, implementing the indexer's ProgressSink."""
+
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[failed]}"),
+            console=err_console,
+            disable=not enabled,
+            transient=False,
+        )
+        self._description = description
+        self._task: Any = None
+        self._failed = 0
+
+    def __enter__(self) -> RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task(self._description, total=total, rate="", failed="")
+
+    def advance(self, path: str, ok: bool) -> None:
+        if not ok:
+            self._failed += 1
+        task = self._progress.tasks[self._task]
+        speed = task.speed
+        self._progress.update(
+            self._task,
+            advance=1,
+            rate=f"{speed:.2f} videos/s" if speed else "",
+            failed=f"[red]{self._failed} failed" if self._failed else "",
+        )

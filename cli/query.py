@@ -1,0 +1,71 @@
+"""`vidsearch query`: find videos (and the moment in them) by text or by an example clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
+from vidsearch.cli.main import app
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(max(0.0, float(seconds)), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+@app.command("query")
+def query_command(
+    text: Optional[str] = typer.Argument(None, help="What you want to see, e.g. \"person playing basketball\".", show_default=False),
+    library: Optional[Path] = LibraryOption,
+    k: int = typer.Option(10, "-k", "--top", help="How many videos to return."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Query with a video clip instead of text."),
+    start: Optional[float] = typer.Option(None, "--start", help="With --video: start of the query span (s)."),
+    end: Optional[float] = typer.Option(None, "--end", help="With --video: end of the query span (s)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop results scoring below this (cosine similarity)."),
+    path_glob: Optional[str] = typer.Option(None, "--path", help="Only paths matching this glob (no '/' in it: matches the file name)."),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only videos at least this long (s)."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only videos at most this long (s)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
+    from vidsearch.errors import InputError
+    from vidsearch.search import Filters, load_space_encoder, search_text, search_video
+
+    if (text is None) == (video is None):
+        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
+    if text is not None and not text.strip():
+        raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
+    if video is None and (start is not None or end is not None):
+        raise InputError("--start/--end only apply to --video queries")
+    if k < 1:
+        raise InputError(f"-k must be at least 1 (got {k})")
+    filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
+    with open_library(library) as lib:
+        space = lib.space(model)
+        encoder = load_space_encoder(space, device=device)
+        if video is not None:
+            hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)
+        else:
+            hits = search_text(lib, encoder, text or "", space, k, filters)
+    if json_out:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        console.print("no results" + (" above --min-score" if min_score is not None else ""))
+        return
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for h in hits:
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{_fmt_time(h.start)}-{_fmt_time(h.end)}", h.path)
+    console.print(table)

@@ -1,0 +1,378 @@
+"""The index run: scan -> diff -> decode (worker processes) -> encode (batched) -> commit.
+
+Decoding runs in :class:`~vidsearch.indexer.decoding.DecodePool` worker processes while this
+process encodes, so the two overlap. Results are committed per batch: the video rows, their
+segments and the segments' vectors go into SQLite in one transaction, then into the in-memory
+FAISS index. The FAISS file is saved when the run ends (also on Ctrl-C); after a hard crash it is
+brought up to date from SQLite the next time the library is opened, so nothing committed is lost
+and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from sqlalchemy import delete, select, update
+
+from vidsearch.errors import InputError
+from vidsearch.indexer.scan import FileEntry, Plan, find_videos, fingerprint, plan_changes
+from vidsearch.store.library import Library, SpaceInfo
+from vidsearch.store.schema import Segment, Space, Video, VideoStatus
+
+if TYPE_CHECKING:
+    from vidsearch.indexer.decoding import DecodedVideo, DecodeFailure
+    from vidsearch.media import SamplingConfig
+    from vidsearch.store.vectors import VectorIndex
+
+__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "index_folder", "index_files", "sampling_dict"]
+
+LOG = logging.getLogger(__name__)
+
+
+def _default_sampling() -> SamplingConfig:
+    from vidsearch.media import SamplingConfig
+
+    return SamplingConfig()
+
+
+@dataclass
+class IndexOptions:
+    """How to index: which model, how to sample, how much parallelism."""
+
+    model: str = "viclip-b16"  # preset name, "openclip:<arch>", or a checkpoint path
+    checkpoint: str | None = None  # explicit weights for a preset
+    model_config: str | None = None  # ViCLIPConfig JSON for a custom size
+    device: str = "auto"
+    sampling: SamplingConfig = field(default_factory=_default_sampling)
+    fast: bool = False  # snap sampled frames to keyframes (see vidsearch.media.read_frames)
+    workers: int | None = None  # decoding processes; None = the pool's default
+    batch_size: int = 8  # clips per encoder call
+    timeout: float | None = None  # per-file decoding timeout in seconds; None = the pool's default
+    retry_failed: bool = False
+
+
+@dataclass
+class IndexReport:
+    """What an index run did."""
+
+    space_key: str
+    scanned: int = 0
+    unchanged: int = 0
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    touched: int = 0
+    removed: int = 0
+    segments: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_unchanged: int = 0
+    seconds: float = 0.0
+    model_loaded: bool = False
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (for ``--json``)."""
+        d = dataclasses.asdict(self)
+        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        return d
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI implements it with a rich progress bar."""
+
+    def start(self, total: int) -> None:
+        """``total`` files are going to be decoded and encoded."""
+
+    def advance(self, path: str, ok: bool) -> None:
+        """One file is done (committed or failed)."""
+
+
+def sampling_dict(sampling: SamplingConfig) -> dict[str, Any]:
+    """JSON form of a SamplingConfig."""
+    return dataclasses.asdict(sampling)
+
+
+def index_folder(
+    library: Library,
+    folder: Path | str,
+    options: IndexOptions | None = None,
+    progress: ProgressSink | None = None,
+    encoder: Any | None = None,
+) -> IndexReport:
+    """Index every video under ``folder`` incrementally; forget videos that left it.
+
+    Raises:
+        InputError: ``folder`` is not a directory.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a directory; pass the folder that holds your videos")
+    scan = find_videos(folder)
+    return _run(library, scan.files, scan.problems, Path(os.path.abspath(folder)), options or IndexOptions(), progress, encoder)
+
+
+def index_files(
+    library: Library,
+    files: Sequence[Path | str],
+    options: IndexOptions | None = None,
+    progress: ProgressSink | None = None,
+    encoder: Any | None = None,
+) -> IndexReport:
+    """Index an explicit list of files incrementally (nothing else in the library is removed)."""
+    entries: list[FileEntry] = []
+    problems: list[tuple[str, str]] = []
+    for f in files:
+        path = os.path.abspath(os.fspath(f))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            problems.append((path, f"cannot open: {exc.strerror}"))
+            continue
+        entries.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+    return _run(library, entries, problems, None, options or IndexOptions(), progress, encoder)
+
+
+def _space_key(options: IndexOptions, encoder: Any | None) -> str:
+    if encoder is not None:
+        return str(encoder.key)
+    from vidsearch.models import model_key
+
+    return model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
+
+
+def _run(
+    library: Library,
+    files: list[FileEntry],
+    problems: list[tuple[str, str]],
+    root: Path | None,
+    options: IndexOptions,
+    progress: ProgressSink | None,
+    encoder: Any | None,
+) -> IndexReport:
+    t0 = time.perf_counter()
+    key = _space_key(options, encoder)
+    report = IndexReport(space_key=key, scanned=len(files))
+    with library.writer_lock():
+        space = library.find_space(key)
+        plan = plan_changes(library, files, space.id if space else None, root, retry_failed=options.retry_failed)
+        report.unchanged = plan.unchanged
+        report.failed_unchanged = plan.failed_unchanged
+        _apply_bookkeeping(library, plan, report)
+        for path, reason in problems + plan.problems:
+            _record_failure(library, path, reason)
+            report.failed.append((path, reason))
+        if plan.encode:
+            if encoder is None:
+                from vidsearch.models import load_encoder
+
+                encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+                report.model_loaded = True
+            space = library.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
+            report.space_key = space.key
+            _encode_all(library, space, plan, encoder, options, progress, report)
+        elif space is not None and (plan.removed or plan.moved):
+            library.vector_index(space, refresh=True)  # persist the removals in the FAISS file
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _apply_bookkeeping(library: Library, plan: Plan, report: IndexReport) -> None:
+    """Moves, touches and removals: cheap metadata changes, one transaction."""
+    if plan.moved or plan.touched:
+        with library.session() as s:
+            for vid, entry in plan.moved + plan.touched:
+                s.execute(update(Video).where(Video.id == vid).values(path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns))
+    report.moved = len(plan.moved)
+    report.touched = len(plan.touched)
+    report.removed = library.remove_videos(plan.removed)
+
+
+def _record_failure(library: Library, path: str, reason: str, fp: str | None = None) -> list[tuple[int, int]]:
+    """Mark ``path`` failed with a one-line reason; its old segments (if any) are stale: drop them.
+
+    Returns:
+        The dropped segments as ``(space id, segment id)``.
+    """
+    try:
+        st = os.stat(path)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    except OSError:
+        size, mtime_ns = -1, 0
+    if fp is None and size >= 0:
+        try:
+            fp = fingerprint(path, size)
+        except OSError:
+            fp = None
+    reason = " ".join(reason.split())[:500]
+    dropped: list[tuple[int, int]] = []
+    with library.session() as s:
+        row = s.scalar(select(Video).where(Video.path == path))
+        if row is None:
+            row = Video(path=path)
+            s.add(row)
+        else:
+            dropped = _drop_segments(s, row.id)
+        row.size, row.mtime_ns, row.fingerprint = size, mtime_ns, fp or ""
+        row.status, row.error = VideoStatus.FAILED, reason
+    return dropped
+
+
+def _drop_segments(s: Any, video_id: int) -> list[tuple[int, int]]:
+    """Delete a video's segments in every space; bump those spaces. Returns (space id, segment id)."""
+    old = s.execute(select(Segment.space_id, Segment.id).where(Segment.video_id == video_id)).all()
+    if old:
+        s.execute(delete(Segment).where(Segment.video_id == video_id))
+        spaces = {sp for sp, _ in old}
+        s.execute(update(Space).where(Space.id.in_(spaces)).values(generation=Space.generation + 1))
+    return [(sp, sid) for sp, sid in old]
+
+
+def _set_info(row: Video, info: Any) -> None:
+    row.duration, row.fps, row.num_frames = info.duration, info.fps, info.num_frames
+    row.width, row.height = info.width, info.height
+
+
+def _encode_all(
+    library: Library,
+    space: SpaceInfo,
+    plan: Plan,
+    encoder: Any,
+    options: IndexOptions,
+    progress: ProgressSink | None,
+    report: IndexReport,
+) -> None:
+    from vidsearch.indexer.decoding import DecodedVideo, DecodeJob, DecodePool
+
+    index = library.vector_index(space)
+    index_generation = library.generation(space.id)
+    entries = {e.path: e for e in plan.encode}
+    known = _known_paths(library, list(entries))
+    jobs = [
+        DecodeJob(job_id=i, path=e.path, num_frames=encoder.num_frames, resolution=encoder.resolution, sampling=options.sampling, fast=options.fast)
+        for i, e in enumerate(plan.encode)
+    ]
+    if progress is not None:
+        progress.start(len(jobs))
+    pool_kwargs: dict[str, Any] = {}
+    if options.workers is not None:
+        pool_kwargs["workers"] = options.workers
+    if options.timeout is not None:
+        pool_kwargs["timeout"] = options.timeout
+    pending: list[DecodedVideo] = []
+    pending_clips = 0
+    try:
+        with DecodePool(**pool_kwargs) as pool:
+            for result in pool.run(jobs):
+                if not isinstance(result, DecodedVideo):
+                    _fail(library, space, index, result, plan, report, progress)
+                    continue
+                pending.append(result)
+                pending_clips += len(result.segments)
+                if pending_clips >= options.batch_size:
+                    index_generation = _encode_commit(library, space, index, pending, encoder, options, entries, plan, known, report, progress)
+                    pending, pending_clips = [], 0
+            if pending:
+                index_generation = _encode_commit(library, space, index, pending, encoder, options, entries, plan, known, report, progress)
+                pending = []
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        # Whatever was committed is in `index` too; save it as reflecting that generation.
+        library.save_index(space, index, index_generation)
+
+
+def _known_paths(library: Library, paths: list[str]) -> set[str]:
+    known: set[str] = set()
+    for lo in range(0, len(paths), 900):
+        with library.session() as s:
+            known.update(s.scalars(select(Video.path).where(Video.path.in_(paths[lo : lo + 900]))).all())
+    return known
+
+
+def _fail(
+    library: Library,
+    space: SpaceInfo,
+    index: VectorIndex,
+    failure: DecodeFailure,
+    plan: Plan,
+    report: IndexReport,
+    progress: ProgressSink | None,
+) -> None:
+    dropped = _record_failure(library, failure.path, failure.reason, fp=plan.fingerprints.get(failure.path))
+    stale = [sid for sp, sid in dropped if sp == space.id]
+    if stale:
+        index.remove(np.asarray(stale, dtype=np.int64))
+    report.failed.append((failure.path, failure.reason))
+    if progress is not None:
+        progress.advance(failure.path, False)
+
+
+def _encode_clips(encoder: Any, clips: np.ndarray, batch_size: int) -> np.ndarray:
+    out = [encoder.encode_video(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
+    return np.concatenate(out).astype("<f4", copy=False)
+
+
+def _encode_commit(
+    library: Library,
+    space: SpaceInfo,
+    index: VectorIndex,
+    batch: list[DecodedVideo],
+    encoder: Any,
+    options: IndexOptions,
+    entries: dict[str, FileEntry],
+    plan: Plan,
+    known: set[str],
+    report: IndexReport,
+    progress: ProgressSink | None,
+) -> int:
+    """Encode a batch of decoded videos and commit rows + vectors in one transaction."""
+    vectors = [_encode_clips(encoder, v.clips(), options.batch_size) for v in batch]
+    stale: list[int] = []
+    new: list[tuple[int, np.ndarray]] = []
+    with library.session() as s:
+        for video, xb in zip(batch, vectors):
+            entry = entries[video.path]
+            row = s.scalar(select(Video).where(Video.path == video.path))
+            if row is None:
+                row = Video(path=video.path)
+                s.add(row)
+            else:
+                stale.extend(sid for sp, sid in _drop_segments(s, row.id) if sp == space.id)
+            fp = plan.fingerprints.get(video.path) or fingerprint(video.path, entry.size)
+            row.size, row.mtime_ns, row.fingerprint = entry.size, entry.mtime_ns, fp
+            row.status, row.error, row.reader = VideoStatus.INDEXED, None, video.reader
+            _set_info(row, video.info)
+            s.flush()
+            segs = [
+                Segment(video_id=row.id, space_id=space.id, kind=sp.kind, start=float(sp.start), end=float(sp.end), vector=vec.tobytes())
+                for sp, vec in zip(video.segments, xb)
+            ]
+            s.add_all(segs)
+            s.flush()
+            new.extend((seg.id, vec) for seg, vec in zip(segs, xb))
+        s.execute(update(Space).where(Space.id == space.id).values(generation=Space.generation + 1))
+        generation = int(s.scalar(select(Space.generation).where(Space.id == space.id)))
+    # Only after the commit: the FAISS index never holds a vector SQLite does not.
+    if stale:
+        index.remove(np.asarray(stale, dtype=np.int64))
+    if new:
+        index.add(np.asarray([i for i, _ in new], dtype=np.int64), np.stack([v for _, v in new]).astype(np.float32))
+    for video in batch:
+        if video.path in known:
+            report.updated += 1
+        else:
+            report.added += 1
+        report.segments += len(video.segments)
+        if progress is not None:
+            progress.advance(video.path, True)
+    return generation
+

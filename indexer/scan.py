@@ -1,0 +1,206 @@
+"""Scan a folder for videos and diff it against the library.
+
+The diff decides, without decoding anything or loading a model, what an ``index`` run must do:
+encode new and changed files, re-point renamed/moved files (recognized by a content fingerprint,
+so they keep their embeddings), refresh the mtime of touched-but-identical files, and forget files
+that disappeared from the scanned folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from vidsearch.store.library import Library
+from vidsearch.store.schema import Segment, Video, VideoStatus
+
+__all__ = ["VIDEO_EXTENSIONS", "FileEntry", "ScanResult", "Plan", "find_videos", "fingerprint", "plan_changes"]
+
+LOG = logging.getLogger(__name__)
+
+# Containers FFmpeg (and so decord/PyAV) reads. Files with other extensions are not videos to
+# us (subtitles, thumbnails, .nfo files live beside videos), so they are skipped, not "failed".
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mkv .webm .avi .mov .qt .wmv .asf .flv .f4v .mpg .mpeg .mpe .m2v .ts .mts .m2ts "
+    ".vob .ogv .ogg .3gp .3g2 .mxf .dv .divx .rm .rmvb .y4m .gif".split()
+)
+
+_FP_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A candidate video file as found on disk (``path`` is absolute, symlinks not resolved)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanResult:
+    """Files found, and paths that could not even be looked at (with a one-line reason)."""
+
+    files: list[FileEntry] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> ScanResult:
+    """Walk ``root`` recursively (following symlinks, never looping) for video files.
+
+    Each real file is listed once, under the first path that reached it.
+    """
+    result = ScanResult()
+    root = Path(os.path.abspath(root))
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+
+    def on_error(err: OSError) -> None:
+        result.problems.append((err.filename or str(root), f"cannot list directory: {err.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a symlink loop or a second link to a folder already walked
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() not in extensions:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                result.problems.append((path, "file vanished or is a broken link"))
+                continue
+            except OSError as exc:
+                result.problems.append((path, f"cannot stat: {exc.strerror}"))
+                continue
+            real_file = os.path.realpath(path)
+            if real_file in seen_files:
+                continue
+            seen_files.add(real_file)
+            result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+    return result
+
+
+def fingerprint(path: str, size: int) -> str:
+    """A content fingerprint that is cheap on huge files: size plus head, middle and tail bytes.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        for offset in sorted({0, max(0, size // 2 - _FP_CHUNK // 2), max(0, size - _FP_CHUNK)}):
+            fh.seek(offset)
+            h.update(fh.read(_FP_CHUNK))
+    return h.hexdigest()
+
+
+@dataclass
+class Plan:
+    """What an index run has to do; see the module docstring."""
+
+    encode: list[FileEntry] = field(default_factory=list)
+    moved: list[tuple[int, FileEntry]] = field(default_factory=list)  # (video id, new location)
+    touched: list[tuple[int, FileEntry]] = field(default_factory=list)  # same content, new mtime
+    removed: list[int] = field(default_factory=list)  # video ids gone from the scanned folder
+    unchanged: int = 0
+    failed_unchanged: int = 0  # failed before and not modified since: not retried
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # unreadable while fingerprinting
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def plan_changes(
+    library: Library,
+    files: list[FileEntry],
+    space_id: int | None,
+    root: Path | None,
+    *,
+    retry_failed: bool = False,
+) -> Plan:
+    """Diff scanned ``files`` against the library for one embedding space.
+
+    Args:
+        library: the open library.
+        files: what the scan found.
+        space_id: the space being indexed (None when it does not exist yet).
+        root: the scanned folder; library videos under it that were not found are removed.
+            None (indexing an explicit file list) removes nothing.
+        retry_failed: re-try files that failed before even if they did not change.
+    """
+    plan = Plan()
+    with library.session() as s:
+        rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status)).all()
+        in_space: set[int] = set()
+        if space_id is not None:
+            in_space = set(s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all())
+    by_path = {r.path: r for r in rows}
+    found_paths = {f.path for f in files}
+    root_s = os.path.abspath(root) if root is not None else None
+    # Rows whose file is gone: candidates for a move, otherwise removed (when under the root).
+    orphans = {r.id: r for r in rows if r.path not in found_paths and not os.path.exists(r.path)}
+    orphan_by_fp: dict[str, list] = {}
+    for r in orphans.values():
+        orphan_by_fp.setdefault(r.fingerprint, []).append(r)
+
+    def fp(entry: FileEntry) -> str | None:
+        try:
+            value = fingerprint(entry.path, entry.size)
+        except OSError as exc:
+            plan.problems.append((entry.path, f"cannot read: {exc.strerror or exc}"))
+            return None
+        plan.fingerprints[entry.path] = value
+        return value
+
+    for entry in files:
+        row = by_path.get(entry.path)
+        if row is not None:
+            same_stat = row.size == entry.size and row.mtime_ns == entry.mtime_ns
+            if not same_stat:
+                value = fp(entry)
+                if value is None:
+                    continue
+                if value != row.fingerprint:
+                    plan.encode.append(entry)
+                    continue
+                plan.touched.append((row.id, entry))
+            if row.status == VideoStatus.FAILED:
+                if retry_failed:
+                    plan.encode.append(entry)
+                else:
+                    plan.failed_unchanged += 1
+            elif row.id in in_space:
+                plan.unchanged += 1
+            else:
+                plan.encode.append(entry)  # indexed with another model only
+            continue
+        value = fp(entry)
+        if value is None:
+            continue
+        candidates = orphan_by_fp.get(value)
+        if candidates:
+            moved = candidates.pop()
+            orphans.pop(moved.id, None)
+            plan.moved.append((moved.id, entry))
+            if moved.status == VideoStatus.INDEXED and moved.id in in_space:
+                continue
+            if moved.status == VideoStatus.FAILED and not retry_failed:
+                plan.failed_unchanged += 1
+                continue
+        plan.encode.append(entry)
+    if root_s is not None:
+        plan.removed = [r.id for r in orphans.values() if _under(r.path, root_s)]
+    return plan
