@@ -1,0 +1,186 @@
+"""An alternative encoder: any open_clip image-text model, frames mean-pooled into a clip.
+
+Video embedding = L2-normalize(mean over frames of the L2-normalized frame embeddings). Frames
+get open_clip's own test transform (shortest side resized to the model's image size with
+bicubic antialiasing, center crop, the model's mean/std). Weights must be a local file: the
+model name is ``openclip:<arch>`` with ``arch`` an open_clip architecture (``ViT-B-32``, ...)
+or any name together with ``config=`` pointing at an open_clip model config JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
+from vidsearch.models.encoder import OPENCLIP_PREFIX, Encoder, _openclip_name
+from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
+
+__all__ = ["OpenCLIPEncoder", "resolve_openclip", "read_openclip_config"]
+
+LOG = logging.getLogger(__name__)
+
+
+def read_openclip_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """An open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``) from JSON.
+
+    Accepts both a bare model config and the ``open_clip_config.json`` layout (``model_cfg``).
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"open_clip config {path} does not exist; pass an existing JSON file") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read open_clip config {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("model_cfg"), dict):
+        data = data["model_cfg"]
+    if not isinstance(data, dict) or not all(k in data for k in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise ModelError(f"open_clip config {path} needs embed_dim, vision_cfg and text_cfg entries")
+    return data
+
+
+def resolve_openclip(
+    arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None
+) -> tuple[str, Path, Path | None]:
+    """(arch, absolute checkpoint path, absolute config path) for ``openclip:<arch>``.
+
+    Raises:
+        ModelError: empty architecture name.
+        WeightsNotFoundError: no local checkpoint given.
+        CheckpointError: the given checkpoint does not exist.
+    """
+    if not arch:
+        raise ModelError(f"{OPENCLIP_PREFIX} needs an architecture, e.g. {OPENCLIP_PREFIX}ViT-B-32")
+    source = checkpoint if checkpoint is not None else os.environ.get(CHECKPOINT_ENV)
+    if not source:
+        raise WeightsNotFoundError(
+            f"{OPENCLIP_PREFIX}{arch} needs a local checkpoint: pass --checkpoint PATH (an open_clip "
+            f".pt/.bin/.safetensors file) or set {CHECKPOINT_ENV}=PATH"
+        )
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the --checkpoint path")
+    cfg_path = Path(config).expanduser().resolve() if config is not None else None
+    return arch, path.resolve(), cfg_path
+
+
+def _build(arch: str, cfg_path: Path | None) -> torch.nn.Module:
+    import open_clip
+
+    if cfg_path is None:
+        if arch not in open_clip.list_models():
+            raise ModelError(
+                f"unknown open_clip architecture {arch!r}; choose one of open_clip.list_models() "
+                f"(e.g. ViT-B-32, ViT-B-16, ViT-L-14) or pass config=<model config JSON>"
+            )
+        return open_clip.create_model(arch, pretrained=None, device="cpu")
+    cfg = read_openclip_config(cfg_path)
+    cfg = dict(cfg)
+    custom = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
+    cls = open_clip.CustomTextCLIP if custom else open_clip.CLIP
+    try:
+        return cls(**cfg)
+    except TypeError as exc:
+        raise ModelError(f"open_clip config {cfg_path} is not a valid model config: {exc}") from None
+
+
+class OpenCLIPEncoder(Encoder):
+    """An open_clip model used per frame, its frame embeddings mean-pooled per clip."""
+
+    def __init__(self, model: torch.nn.Module, *, arch: str, checkpoint: Path, sha256: str,
+                 spec: dict[str, Any], device: torch.device, tokenizer: Any) -> None:
+        import open_clip
+
+        self.model = model.eval().to(device)
+        self.device = device
+        visual = model.visual
+        size = getattr(visual, "image_size", 224)
+        self.resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
+        pre = open_clip.get_model_preprocess_cfg(model) if hasattr(open_clip, "get_model_preprocess_cfg") else {}
+        self.mean = tuple(pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
+        self.std = tuple(pre.get("std", open_clip.OPENAI_DATASET_STD))
+        self.embed_dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
+        self.num_frames = 8  # frames sampled per clip; any T is accepted (mean pooling)
+        self.checkpoint, self.checkpoint_hash = checkpoint, sha256
+        self.key = f"{_openclip_name(arch)}@{sha256[:12]}"
+        self.spec = spec
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None,
+             device: torch.device) -> "OpenCLIPEncoder":
+        """Build ``arch`` (or the config JSON), load the local checkpoint strictly."""
+        import open_clip
+
+        arch, path, cfg_path = resolve_openclip(arch, checkpoint, config)
+        model = _build(arch, cfg_path)
+        try:
+            open_clip.load_checkpoint(model, str(path), strict=True)
+        except RuntimeError as exc:
+            msg = " ".join(str(exc).split())
+            raise CheckpointError(
+                f"checkpoint {path} does not fit open_clip {arch}: {msg[:300]}; pick the matching architecture"
+            ) from None
+        except Exception as exc:  # unreadable pickle / safetensors
+            raise CheckpointError(f"cannot read open_clip checkpoint {path}: {exc}") from None
+        if cfg_path is None:
+            tokenizer = open_clip.get_tokenizer(arch)
+        else:
+            text_cfg = read_openclip_config(cfg_path)["text_cfg"]
+            tokenizer = open_clip.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
+        spec = {"model": OPENCLIP_PREFIX + arch, "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
+        return cls(model, arch=arch, checkpoint=path, sha256=checkpoint_hash(path), spec=spec,
+                   device=device, tokenizer=tokenizer)
+
+    def _preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, H, W, C]`` -> normalized float ``[N, C, S, S]`` (open_clip's test transform)."""
+        x = torch.as_tensor(np.asarray(frames)).to(self.device).permute(0, 3, 1, 2).float()  # NHWC -> NCHW
+        S = self.resolution
+        H, W = x.shape[-2:]
+        if min(H, W) != S:
+            scale = S / min(H, W)
+            size = (max(S, round(H * scale)), max(S, round(W * scale)))
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+            x = x.clamp_(0, 255).round_()  # PIL resizes in uint8
+        H, W = x.shape[-2:]
+        top, left = int(round((H - S) / 2.0)), int(round((W - S) / 2.0))
+        x = x[..., top : top + S, left : left + S] / 255.0
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def encode_frames(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        """L2-normalized per-frame embeddings ``[N, D]`` of uint8 frames ``[N, H, W, C]``."""
+        with torch.inference_mode(), self.autocast():
+            return F.normalize(self.model.encode_image(self._preprocess(frames)).float(), dim=-1).cpu().numpy()
+
+    def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Renormalized mean of the normalized frame embeddings: float32 ``[B, D]``."""
+        if isinstance(frames, torch.Tensor):
+            frames = frames.detach().cpu().numpy()
+        frames = np.asarray(frames)
+        if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"encode_video expects uint8 frames [B, T, H, W, 3], got {frames.dtype} {frames.shape}")
+        B, T = frames.shape[:2]
+        with torch.inference_mode(), self.autocast():
+            x = self._preprocess(frames.reshape(B * T, *frames.shape[2:]))
+            emb = F.normalize(self.model.encode_image(x).float(), dim=-1)  # [B*T, D]
+            emb = F.normalize(emb.view(B, T, -1).mean(1), dim=-1)  # [B, D]
+        return emb.cpu().numpy().astype(np.float32, copy=False)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalized caption embeddings, float32 ``[B, D]``."""
+        if isinstance(texts, str):
+            raise ValueError("encode_text expects a sequence of strings, not one string; wrap it in a list")
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode(), self.autocast():
+            emb = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        return emb.cpu().numpy().astype(np.float32, copy=False)
