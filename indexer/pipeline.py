@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 __all__ = ["IndexOptions", "IndexReport", "ProgressSink", "index_folder", "index_files", "sampling_dict"]
 
 LOG = logging.getLogger(__name__)
+
+# Crash injection for the crash-safety tests (as faiss contrib's resumable jobs do): the process
+# SIGKILLs itself right after the N-th batch commit, before the FAISS file is saved.
+CRASH_AFTER_COMMITS_ENV = "VIDSEARCH_CRASH_AFTER_COMMITS"
 
 
 def _default_sampling() -> SamplingConfig:
@@ -268,6 +273,17 @@ def _encode_all(
         pool_kwargs["timeout"] = options.timeout
     pending: list[DecodedVideo] = []
     pending_clips = 0
+    crash_after = int(os.environ.get(CRASH_AFTER_COMMITS_ENV, "0") or 0)
+    commits = 0
+
+    def commit(batch: list[DecodedVideo]) -> int:
+        nonlocal commits
+        generation = _encode_commit(library, space, index, batch, encoder, options, entries, plan, known, report, progress)
+        commits += 1
+        if crash_after and commits >= crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return generation
+
     try:
         with DecodePool(**pool_kwargs) as pool:
             for result in pool.run(jobs):
@@ -277,10 +293,10 @@ def _encode_all(
                 pending.append(result)
                 pending_clips += len(result.segments)
                 if pending_clips >= options.batch_size:
-                    index_generation = _encode_commit(library, space, index, pending, encoder, options, entries, plan, known, report, progress)
+                    index_generation = commit(pending)
                     pending, pending_clips = [], 0
             if pending:
-                index_generation = _encode_commit(library, space, index, pending, encoder, options, entries, plan, known, report, progress)
+                index_generation = commit(pending)
                 pending = []
     except KeyboardInterrupt:
         report.interrupted = True
