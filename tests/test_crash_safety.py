@@ -1,0 +1,84 @@
+"""SIGKILL at any moment of `vidsearch index` leaves a library that opens, answers, and resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import videogen
+from vidsearch.indexer.pipeline import CRASH_AFTER_COMMITS_ENV
+from vidsearch.store.library import Library
+
+N_VIDEOS = 6
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("crash-videos")
+    for i in range(N_VIDEOS):
+        videogen.write_video(root / f"v{i}.mp4", seconds=2, fps=8, pattern="noise" if i % 2 else "moving_square")
+    return root
+
+
+def index_cmd(folder: Path, lib: Path, ckpt: Path) -> list[str]:
+    return [sys.executable, "-m", "vidsearch.cli", "index", str(folder), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--batch-size", "1", "--json"]
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_AFTER_COMMITS_ENV}
+    env.update(extra)
+    return env
+
+
+def assert_consistent(lib: Path) -> int:
+    """The library opens, FAISS holds exactly SQLite's vectors, a query answers. Returns #videos."""
+    with Library.open(lib, create=False) as library:
+        spaces = library.spaces()
+        if not spaces:
+            return 0
+        space = spaces[0]
+        index = library.vector_index(space)
+        db_ids = library.segment_ids(space.id)
+        assert np.array_equal(np.sort(index.ids()), db_ids)
+        from vidsearch.search import search_vectors
+
+        hits = search_vectors(library, space, np.ones(space.dim, dtype=np.float32) / np.sqrt(space.dim), k=N_VIDEOS)
+        stats = library.stats()
+        assert len(hits) == stats["videos_indexed"] == len(db_ids)  # one segment per 2 s video
+        return stats["videos_indexed"]
+
+
+@pytest.mark.parametrize("crash_after", [1, 4])
+def test_kill_after_commit_then_resume(folder: Path, tmp_path: Path, tiny_checkpoint: Path, crash_after: int) -> None:
+    lib = tmp_path / "lib"
+    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(**{CRASH_AFTER_COMMITS_ENV: str(crash_after)}), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # Killed before the FAISS file was saved: the committed vectors are recovered from SQLite.
+    assert assert_consistent(lib) == crash_after
+    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["added"], report["unchanged"]) == (N_VIDEOS - crash_after, crash_after)
+    assert assert_consistent(lib) == N_VIDEOS
+
+
+def test_kill_at_random_moments(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    lib = tmp_path / "lib"
+    for delay in (0.5, 2.5, 4.0, 5.5):
+        proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if lib.joinpath("library.sqlite").exists():
+            assert_consistent(lib)
+    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert assert_consistent(lib) == N_VIDEOS
