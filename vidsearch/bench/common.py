@@ -1,0 +1,233 @@
+"""What the retrieval and recognition runners share: options, the embedding cache, run metadata.
+
+Video embeddings go through the indexer into a *bench library* (by default
+``<vidsearch cache dir>/bench``, i.e. ``$VIDSEARCH_CACHE_DIR/bench`` or the platform's user
+cache; ``--library`` picks another). The library keys embeddings by model (``encoder.key``: name
+plus checkpoint hash) and file (path, size, mtime), so each video is decoded and encoded once per
+model, and the next run, or another benchmark on the same files, reuses the vectors. Decoding
+runs in the indexer's worker processes, overlapped with batched encoding.
+
+Benchmarks embed each video whole: ``num_frames`` frames sampled over the entire video, as the
+papers' zero-shot protocols do (ViCLIP: 8 frames), never fixed-length windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.bench.datasets import name_list
+from vidsearch.errors import InputError
+
+__all__ = [
+    "BenchOptions",
+    "VideoEmbeddings",
+    "bench_library_path",
+    "bench_sampling",
+    "load_bench_encoder",
+    "embed_videos",
+    "encode_texts",
+    "model_info",
+    "sampling_info",
+    "package_versions",
+    "check_missing",
+    "check_failed",
+    "utc_now",
+]
+
+LOG = logging.getLogger(__name__)
+
+_VERSIONED = ("vidsearch", "torch", "numpy", "decord", "av", "faiss-cpu", "open_clip_torch")
+
+
+@dataclass
+class BenchOptions:
+    """Model, cache and tolerance settings shared by every benchmark run."""
+
+    model: str = "viclip-b16"  # preset name, "openclip:<arch>" or a checkpoint path
+    checkpoint: str | None = None  # explicit weights for a preset
+    model_config: str | None = None  # ViCLIPConfig JSON for a custom size
+    device: str = "auto"
+    library: str | None = None  # bench library (embedding cache); None = <cache dir>/bench
+    allow_missing: bool = False  # evaluate on the videos that exist instead of stopping
+    batch_size: int = 8  # clips per encoder call
+    text_batch_size: int = 256  # captions per encoder call
+    workers: int | None = None  # decoding processes; None = the indexer's default
+
+
+@dataclass
+class VideoEmbeddings:
+    """Whole-video embeddings of a list of files.
+
+    Attributes:
+        embeddings: float32 ``[len(found), D]``, L2-normalized.
+        found: positions (into the requested paths) that have an embedding, ascending.
+        failed: position -> one-line reason, for files that could not be decoded.
+        encoded: files decoded and encoded in this run (the rest came from the cache).
+        seconds: wall time of the video stage.
+        library: the library used as cache.
+    """
+
+    embeddings: np.ndarray
+    found: list[int]
+    failed: dict[int, str]
+    encoded: int
+    seconds: float
+    library: str
+
+
+def bench_library_path(library: str | os.PathLike[str] | None = None) -> Path:
+    """``library`` if given, else ``<vidsearch cache dir>/bench`` (honours ``VIDSEARCH_CACHE_DIR``)."""
+    if library is not None:
+        return Path(library).expanduser()
+    from vidsearch.models.weights import cache_dir
+
+    return cache_dir() / "bench"
+
+
+def bench_sampling() -> Any:
+    """Sampling for benchmarks: one whole-video clip per file, never windows."""
+    from vidsearch.media import SamplingConfig
+
+    return SamplingConfig(min_video_for_windows=float("inf"))
+
+
+def load_bench_encoder(options: BenchOptions) -> Any:
+    """Load the encoder named by ``options`` (raises the models' one-line errors)."""
+    from vidsearch.models import load_encoder
+
+    return load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+
+
+def embed_videos(
+    paths: Sequence[Path],
+    encoder: Any,
+    options: BenchOptions,
+    progress: Any | None = None,
+) -> VideoEmbeddings:
+    """Embed ``paths`` whole through the bench library: cached vectors are reused, new files indexed.
+
+    Args:
+        paths: video files (existing).
+        encoder: the loaded encoder (its ``key`` names the embedding space).
+        options: model and parallelism settings.
+        progress: an indexer ``ProgressSink`` (``start(total)``, ``advance(path, ok)``).
+    """
+    from vidsearch.indexer.pipeline import IndexOptions, index_files
+    from vidsearch.store.library import Library
+
+    t0 = time.perf_counter()
+    lib_path = bench_library_path(options.library)
+    index_options = IndexOptions(
+        model=options.model,
+        checkpoint=options.checkpoint,
+        model_config=options.model_config,
+        device=options.device,
+        sampling=bench_sampling(),
+        batch_size=options.batch_size,
+        workers=options.workers,
+    )
+    abs_paths = [os.path.abspath(p) for p in paths]
+    with Library.open(lib_path) as library:
+        report = index_files(library, abs_paths, index_options, progress=progress, encoder=encoder)
+        if library.find_space(encoder.key) is None:  # nothing could be encoded at all
+            emb, found = np.zeros((0, encoder.embed_dim), np.float32), []
+        else:
+            emb, found = library.video_embeddings(encoder.key, abs_paths)
+        reasons = dict(library.failures(abs_paths))
+    reasons.update({os.path.abspath(p): r for p, r in report.failed})
+    found_set = set(found)
+    failed = {i: reasons.get(p, "no embedding was produced") for i, p in enumerate(abs_paths) if i not in found_set}
+    encoded = int(report.added + report.updated)
+    seconds = time.perf_counter() - t0
+    LOG.info("video embeddings: %d found, %d failed, %d newly encoded in %.1f s", len(found), len(failed), encoded, seconds)
+    return VideoEmbeddings(np.asarray(emb, np.float32), list(found), failed, encoded, seconds, str(lib_path))
+
+
+def encode_texts(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """``encoder.encode_text`` over ``texts`` in batches: float32 ``[len(texts), D]``."""
+    if not texts:
+        return np.zeros((0, encoder.embed_dim), np.float32)
+    chunks = [encoder.encode_text(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def model_info(encoder: Any, options: BenchOptions) -> dict[str, Any]:
+    """The model part of a results JSON."""
+    return {
+        "key": encoder.key,
+        "name": options.model,
+        "checkpoint": str(getattr(encoder, "checkpoint", options.checkpoint) or "") or None,
+        "checkpoint_hash": getattr(encoder, "checkpoint_hash", None),
+        "config": options.model_config,
+        "num_frames": int(encoder.num_frames),
+        "resolution": int(encoder.resolution),
+        "embed_dim": int(encoder.embed_dim),
+        "device": str(getattr(encoder, "device", options.device)),
+    }
+
+
+def sampling_info(encoder: Any) -> dict[str, Any]:
+    """The sampling part of a results JSON: whole videos, ``num_frames`` frames each."""
+    sampling = bench_sampling()
+    d = asdict(sampling)
+    d = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in d.items()}
+    return {"mode": "whole video", "frames_per_video": int(encoder.num_frames), "resolution": int(encoder.resolution), "config": d}
+
+
+def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages that change the numbers."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in _VERSIONED:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_dir: Path, allow_missing: bool) -> list[str]:
+    """Names without a file; raise unless ``allow_missing``.
+
+    Raises:
+        InputError: videos are missing and ``allow_missing`` is false (count and first names).
+    """
+    missing = [n for n, p in zip(names, paths) if p is None]
+    if missing and not allow_missing:
+        raise InputError(
+            f"{len(missing)} of {len(names)} videos are not in {videos_dir}: {name_list(missing)}; "
+            "pass --allow-missing to evaluate on the videos that exist"
+        )
+    return missing
+
+
+def check_failed(names: Sequence[str], failed: dict[int, str], allow_missing: bool) -> list[str]:
+    """Names of undecodable videos (with reasons, sorted by position); raise unless ``allow_missing``.
+
+    Raises:
+        InputError: some videos could not be decoded and ``allow_missing`` is false.
+    """
+    bad = [f"{names[i]} [{failed[i]}]" for i in sorted(failed)]
+    if bad and not allow_missing:
+        raise InputError(
+            f"{len(bad)} of {len(names)} videos could not be decoded: {name_list(bad, first=3)}; "
+            "pass --allow-missing to evaluate on the videos that decode"
+        )
+    return [names[i] for i in sorted(failed)]
+
+
+def utc_now() -> str:
+    """Current time, ISO 8601 in UTC."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,246 @@
+"""Text-video retrieval benchmark: embed, compare, score both directions, write the evidence.
+
+The run: resolve the annotation's video names to files -> embed the videos whole through the
+bench library (cached per model) -> encode the captions in batches -> cosine similarity matrix
+``[captions, videos]`` -> :func:`vidsearch.metrics.retrieval_metrics` (and the DSL variant on
+request). The similarity matrix can be saved with its row and column orders, so anyone can
+recompute every number without the model (:func:`load_similarity`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.bench.common import (
+    BenchOptions,
+    check_failed,
+    check_missing,
+    embed_videos,
+    encode_texts,
+    load_bench_encoder,
+    model_info,
+    package_versions,
+    sampling_info,
+    utc_now,
+)
+from vidsearch.bench.datasets import RetrievalSet, resolve_videos
+from vidsearch.errors import InputError
+from vidsearch.metrics import DSL_TEMPERATURE, retrieval_metrics
+
+__all__ = [
+    "RetrievalRun",
+    "run_retrieval",
+    "save_similarity",
+    "load_similarity",
+    "recompute_metrics",
+    "orders_path",
+    "TIE_CONVENTION",
+]
+
+LOG = logging.getLogger(__name__)
+
+TIE_CONVENTION = "pessimistic: a wrong item scoring equal to the correct one is ranked ahead of it"
+
+
+@dataclass
+class RetrievalRun:
+    """A finished retrieval benchmark.
+
+    Attributes:
+        results: the JSON-ready results (see :func:`run_retrieval`).
+        sims: ``[captions, videos]`` cosine similarities of the evaluated set.
+        evaluated: the benchmark restricted to the videos that were evaluated.
+    """
+
+    results: dict[str, Any]
+    sims: np.ndarray
+    evaluated: RetrievalSet
+
+
+def orders_path(sims_path: Path | str) -> Path:
+    """Where the row/column orders of a saved similarity matrix go: ``sims.npy`` -> ``sims.orders.json``."""
+    p = Path(sims_path)
+    stem = p.name[: -len(".npy")] if p.name.endswith(".npy") else p.name
+    return p.with_name(stem + ".orders.json")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+    os.replace(tmp, path)
+
+
+def save_similarity(path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``sims`` (``.npy``, exactly at ``path``) and its orders (``<stem>.orders.json``).
+
+    The orders file holds ``videos`` (column order), ``captions`` (row order, annotation order)
+    and ``caption_video`` (each row's column), which is all :mod:`vidsearch.metrics` needs.
+
+    Returns:
+        ``(matrix path, orders path)``.
+    """
+    path = Path(path)
+    if sims.shape != (len(rs.captions), len(rs.videos)):
+        raise ValueError(f"sims has shape {sims.shape}, expected ({len(rs.captions)}, {len(rs.videos)})")
+    _atomic_write(path, lambda fh: np.save(fh, np.asarray(sims, np.float32)))
+    orders = {
+        "rows": "captions",
+        "columns": "videos",
+        "dataset": rs.name,
+        "paragraph": rs.paragraph,
+        "videos": list(rs.videos),
+        "captions": list(rs.captions),
+        "caption_video": rs.caption_video.tolist(),
+        **(extra or {}),
+    }
+    opath = orders_path(path)
+    _atomic_write(opath, lambda fh: fh.write(json.dumps(orders, ensure_ascii=False, indent=1).encode("utf-8")))
+    return path, opath
+
+
+def load_similarity(path: Path | str) -> tuple[np.ndarray, RetrievalSet]:
+    """Read a matrix written by :func:`save_similarity` and its orders.
+
+    Raises:
+        InputError: the matrix or its orders file is missing or does not match.
+    """
+    path = Path(path)
+    opath = orders_path(path)
+    try:
+        sims = np.load(path, allow_pickle=False)
+        orders = json.loads(opath.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"cannot read saved similarity: {exc.filename} does not exist") from None
+    except ValueError as exc:
+        raise InputError(f"cannot read saved similarity {path}: {exc}") from None
+    rs = RetrievalSet(
+        videos=orders["videos"],
+        captions=orders["captions"],
+        caption_video=np.asarray(orders["caption_video"], np.int64),
+        name=orders.get("dataset", "json"),
+        paragraph=bool(orders.get("paragraph", False)),
+    )
+    if sims.shape != (len(rs.captions), len(rs.videos)):
+        raise InputError(f"{path} has shape {sims.shape} but {opath} lists {len(rs.captions)} captions and {len(rs.videos)} videos")
+    return sims, rs
+
+
+def run_retrieval(
+    rs: RetrievalSet,
+    videos_dir: Path | str,
+    options: BenchOptions | None = None,
+    *,
+    dsl: bool = False,
+    dsl_temperature: float = DSL_TEMPERATURE,
+    save_similarity_to: Path | str | None = None,
+    annotations: Path | str | None = None,
+    progress: Any | None = None,
+    encoder: Any | None = None,
+) -> RetrievalRun:
+    """Run the retrieval benchmark ``rs`` on the videos in ``videos_dir``.
+
+    Args:
+        rs: the benchmark (from :func:`vidsearch.bench.datasets.read_annotations`).
+        videos_dir: where the video files are.
+        options: model, cache and tolerance settings.
+        dsl: also report metrics of the dual-softmax re-weighted similarities.
+        dsl_temperature: DSL softmax temperature (applied to cosine similarities).
+        save_similarity_to: write the ``[captions, videos]`` matrix there (``.npy``) with its orders.
+        annotations: the annotation file, recorded in the results.
+        progress: an indexer progress sink for the video stage.
+        encoder: an already loaded encoder (else loaded from ``options``).
+
+    Returns:
+        The run. ``results`` holds ``metrics`` (``t2v``/``v2t`` R@1/5/10, MdR, MnR, count),
+        ``metrics_dsl`` with ``dsl``, the model (key, checkpoint hash), dataset, counts,
+        missing/undecodable videos, sampling, package versions, timing and throughput.
+
+    Raises:
+        InputError: missing or undecodable videos without ``allow_missing``, or nothing left to evaluate.
+    """
+    options = options or BenchOptions()
+    t0 = time.perf_counter()
+    videos_dir = Path(videos_dir)
+    paths = resolve_videos(rs.videos, videos_dir)
+    missing = check_missing(rs.videos, paths, videos_dir, options.allow_missing)
+    present = [i for i, p in enumerate(paths) if p is not None]
+    if not present:
+        raise InputError(f"none of the {len(rs.videos)} videos of the annotations is in {videos_dir}")
+
+    if encoder is None:
+        encoder = load_bench_encoder(options)
+    ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
+    failed_local = {present[j]: reason for j, reason in ve.failed.items()}
+    undecodable = check_failed(rs.videos, failed_local, options.allow_missing)
+    keep = [present[j] for j in ve.found]
+    evaluated = rs.subset(keep)
+    if not evaluated.captions:
+        raise InputError("no captions left to evaluate: every video with a caption is missing or undecodable")
+
+    t_text = time.perf_counter()
+    text_emb = encode_texts(encoder, evaluated.captions, options.text_batch_size)
+    text_seconds = time.perf_counter() - t_text
+    sims = text_emb @ ve.embeddings.T  # [captions, videos] cosine: both sides L2-normalized
+
+    metrics = retrieval_metrics(sims, evaluated.caption_video)
+    results: dict[str, Any] = {
+        "task": "retrieval",
+        "dataset": rs.name,
+        "paragraph": rs.paragraph,
+        "annotations": str(annotations) if annotations is not None else (rs.source or None),
+        "videos_dir": str(videos_dir),
+        "model": model_info(encoder, options),
+        "sampling": sampling_info(encoder),
+        "counts": {
+            "videos": len(evaluated.videos),
+            "captions": len(evaluated.captions),
+            "videos_in_annotations": len(rs.videos),
+            "captions_in_annotations": len(rs.captions),
+            "missing": len(missing),
+            "undecodable": len(undecodable),
+        },
+        "complete": not missing and not undecodable,
+        "missing": missing,
+        "undecodable": [{"video": rs.videos[i], "reason": failed_local[i]} for i in sorted(failed_local)],
+        "metrics": metrics,
+        "tie_convention": TIE_CONVENTION,
+    }
+    if dsl:
+        results["metrics_dsl"] = retrieval_metrics(sims, evaluated.caption_video, dsl=True, temperature=dsl_temperature)
+        results["dsl_temperature"] = dsl_temperature
+    if save_similarity_to is not None:
+        mpath, opath = save_similarity(save_similarity_to, sims, evaluated, {"model_key": encoder.key})
+        results["similarity"] = {"matrix": str(mpath), "orders": str(opath)}
+    wall = time.perf_counter() - t0
+    results["timing"] = {
+        "wall_seconds": round(wall, 3),
+        "video_seconds": round(ve.seconds, 3),
+        "text_seconds": round(text_seconds, 3),
+        "videos_encoded": ve.encoded,
+        "videos_cached": len(ve.found) - min(ve.encoded, len(ve.found)),
+        # throughput of the work actually done: cached videos cost nothing
+        "videos_per_second": round(ve.encoded / ve.seconds, 3) if ve.encoded and ve.seconds > 0 else None,
+        "captions_per_second": round(len(evaluated.captions) / text_seconds, 3) if text_seconds > 0 else None,
+    }
+    results["cache"] = ve.library
+    results["versions"] = package_versions()
+    results["created"] = utc_now()
+    if missing or undecodable:
+        LOG.warning("evaluated %d of %d videos (%d missing, %d undecodable)", len(evaluated.videos), len(rs.videos), len(missing), len(undecodable))
+    return RetrievalRun(results, sims, evaluated)
+
+
+def recompute_metrics(sims_path: Path | str, dsl: bool = False, dsl_temperature: float = DSL_TEMPERATURE) -> dict[str, Any]:
+    """Metrics of a saved similarity matrix (what :func:`run_retrieval` reported, from the file alone)."""
+    sims, rs = load_similarity(sims_path)
+    return retrieval_metrics(sims, rs.caption_video, dsl=dsl, temperature=dsl_temperature)
