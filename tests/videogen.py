@@ -123,13 +123,15 @@ def frame_numbers(frames: np.ndarray, bits: int) -> list[int]:
     return [frame_number(f, bits) for f in frames]
 
 
-def _open_video_stream(container, codec: str, fps: int | Fraction, size: tuple[int, int], gop: int | None):
+def _open_video_stream(
+    container, codec: str, fps: int | Fraction, size: tuple[int, int], gop: int | None, crf: int = 18
+):
     w, h = size
     options: dict[str, str] = {}
     if codec == "libx264":
         # fixed keyframe interval (no scene-cut keyframes) so tests know where keyframes are
         keyint = gop if gop else 250
-        options = {"preset": "ultrafast", "crf": "18", "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
+        options = {"preset": "ultrafast", "crf": str(crf), "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
     elif codec == "libvpx":
         options = {"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"}
     stream = container.add_stream(codec, rate=fps, options=options)
@@ -180,6 +182,7 @@ def write_video(
     audio: bool = False,
     num_frames: int | None = None,
     bits: int | None = None,
+    crf: int = 18,
 ) -> Path:
     """Write a video whose frame ``i`` is :func:`make_frame` ``(i)``; returns its path.
 
@@ -196,6 +199,7 @@ def write_video(
             periods (in runs of 3 frames), so timestamps are irregular but the average rate is ``fps``.
         audio: add a 440 Hz AAC track of the same duration.
         num_frames: exact number of frames to write.
+        crf: libx264 quality (higher: smaller file, cheaper decoding); 18 keeps the strip crisp.
     """
     path = Path(path)
     codec = _CODEC_ALIASES.get(codec, codec)
@@ -204,7 +208,7 @@ def write_video(
     n = num_frames if num_frames is not None else max(1, int(round(seconds * fps)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = _open_video_stream(container, codec, fps, size, gop)
+        stream = _open_video_stream(container, codec, fps, size, gop, crf)
         if vfr:
             # millisecond timestamps let the frames land at irregular times
             stream.codec_context.time_base = Fraction(1, 1000)
