@@ -1,0 +1,165 @@
+"""`vidsearch bench retrieval|recognition`: standard benchmarks, reported the way papers report them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from vidsearch.cli.common import JsonOption, RichProgress, console, err_console, print_json
+from vidsearch.cli.main import app
+
+bench_app = typer.Typer(
+    help="Run standard benchmarks (MSR-VTT, VATEX, ... retrieval; Kinetics, UCF-101, HMDB-51 zero-shot recognition).",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+_MODEL_HELP = "Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."
+_LIBRARY_HELP = "Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it)."
+_MISSING_HELP = "Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+
+
+def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
+    from vidsearch.bench.common import BenchOptions
+
+    return BenchOptions(
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        model_config=str(model_config) if model_config else None,
+        library=str(library) if library else None,
+        allow_missing=allow_missing,
+    )
+
+
+def _write_results(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.1f}"  # NaN (no ranks) prints as "-"
+
+
+def _coverage_note(results: dict[str, Any]) -> str | None:
+    from vidsearch.bench.datasets import name_list
+
+    counts = results["counts"]
+    if results["complete"]:
+        return None
+    parts = []
+    if counts["missing"]:
+        parts.append(f"{name_list(results['missing'], first=3)} missing")
+    if counts["undecodable"]:
+        parts.append(f"{name_list([u['video'] for u in results['undecodable']], first=3)} undecodable")
+    return f"INCOMPLETE: evaluated on {counts['videos']} of {counts['videos_in_annotations']} videos; " + "; ".join(parts)
+
+
+def _footer(results: dict[str, Any]) -> str:
+    t = results["timing"]
+    speed = f", {t['videos_per_second']:.2f} videos/s" if t.get("videos_per_second") else ""
+    return (
+        f"model {results['model']['key']}  ·  {results['sampling']['frames_per_video']} frames/video, whole video  ·  "
+        f"{t['videos_encoded']} encoded, {t['videos_cached']} cached{speed}  ·  {t['wall_seconds']:.1f} s"
+    )
+
+
+def _print_retrieval(results: dict[str, Any]) -> None:
+    counts = results["counts"]
+    kind = "paragraph retrieval" if results["paragraph"] else "retrieval"
+    table = Table(title=f"{results['dataset']} {kind}: {counts['videos']} videos, {counts['captions']} captions")
+    table.add_column("direction")
+    for col in ("R@1", "R@5", "R@10", "MdR", "MnR"):
+        table.add_column(col, justify="right")
+    rows = [("text->video", results["metrics"]["t2v"]), ("video->text", results["metrics"]["v2t"])]
+    if "metrics_dsl" in results:
+        rows += [("text->video DSL", results["metrics_dsl"]["t2v"]), ("video->text DSL", results["metrics_dsl"]["v2t"])]
+    for name, m in rows:
+        table.add_row(name, *(_fmt(m[c]) for c in ("R@1", "R@5", "R@10", "MdR", "MnR")))
+    note = _coverage_note(results)
+    table.caption = _footer(results) + (f"\n{note}" if note else "")
+    console.print(table)
+    if note:
+        err_console.print(f"[yellow]{note}[/]", highlight=False)
+
+
+def _print_recognition(results: dict[str, Any]) -> None:
+    counts = results["counts"]
+    m = results["metrics"]
+    table = Table(title=f"{results['label_set']} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes")
+    for col in ("top-1", "top-5", "avg", "mean class top-1"):
+        table.add_column(col, justify="right")
+    table.add_row(_fmt(m["top1"]), _fmt(m["top5"]), _fmt(m["avg_top1_top5"]), _fmt(m["mean_class_top1"]))
+    note = _coverage_note(results)
+    table.caption = _footer(results) + (f"\n{note}" if note else "")
+    console.print(table)
+    if note:
+        err_console.print(f"[yellow]{note}[/]", highlight=False)
+
+
+@bench_app.command("retrieval")
+def retrieval_command(
+    dataset: str = typer.Option(..., "--dataset", help="msrvtt, vatex, msvd, didemo, activitynet or json.", show_default=False),
+    annotations: Path = typer.Option(..., "--annotations", help="Annotation file (formats: see docs/benchmarks.md).", show_default=False),
+    videos: Path = typer.Option(..., "--videos", help="Folder with the dataset's videos.", show_default=False),
+    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
+    save_similarity: Optional[Path] = typer.Option(
+        None, "--save-similarity", help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json)."
+    ),
+    dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
+    library: Optional[Path] = typer.Option(None, "--library", help=_LIBRARY_HELP, show_default=False),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    json_out: bool = JsonOption,
+) -> None:
+    """Text->video and video->text retrieval: R@1/5/10, median and mean rank."""
+    from vidsearch.bench.datasets import read_annotations
+    from vidsearch.bench.retrieval import run_retrieval
+
+    rs = read_annotations(dataset, annotations)
+    options = _options(model, model_config, checkpoint, library, allow_missing)
+    with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
+        run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
+    if out is not None:
+        _write_results(out, run.results)
+    if json_out:
+        print_json(run.results)
+    else:
+        _print_retrieval(run.results)
+
+
+@bench_app.command("recognition")
+def recognition_command(
+    labels: str = typer.Option(..., "--labels", help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line).", show_default=False),
+    annotations: Path = typer.Option(..., "--annotations", help="CSV video,label (name or 0-based index); see docs/benchmarks.md.", show_default=False),
+    videos: Path = typer.Option(..., "--videos", help="Folder with the videos.", show_default=False),
+    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
+    library: Optional[Path] = typer.Option(None, "--library", help=_LIBRARY_HELP, show_default=False),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    json_out: bool = JsonOption,
+) -> None:
+    """Zero-shot action recognition with prompt ensembling: top-1 and top-5 accuracy."""
+    from vidsearch.bench.recognition import load_label_set, read_recognition_annotations, run_recognition
+
+    classes = load_label_set(labels)
+    rec = read_recognition_annotations(annotations, classes)
+    options = _options(model, model_config, checkpoint, library, allow_missing)
+    with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
+        run = run_recognition(rec, classes, videos, options, label_set=labels, progress=progress)
+    if out is not None:
+        _write_results(out, run.results)
+    if json_out:
+        print_json(run.results)
+    else:
+        _print_recognition(run.results)
