@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,13 +125,16 @@ class OpenCLIPEncoder(Encoder):
         model = _build(arch, cfg_path)
         try:
             open_clip.load_checkpoint(model, str(path), strict=True)
-        except RuntimeError as exc:
-            msg = " ".join(str(exc).split())
+        except (pickle.UnpicklingError, EOFError, OSError) as exc:
+            raise CheckpointError(f"cannot read open_clip checkpoint {path}: {exc}; re-download it") from None
+        except Exception as exc:  # noqa: BLE001 - open_clip signals misfits with RuntimeError or assert
+            if type(exc).__name__ == "SafetensorError":
+                raise CheckpointError(f"cannot read open_clip checkpoint {path}: {exc}; re-download it") from None
+            msg = " ".join(str(exc).split()) or type(exc).__name__
             raise CheckpointError(
-                f"checkpoint {path} does not fit open_clip {arch}: {msg[:300]}; pick the matching architecture"
+                f"checkpoint {path} does not fit open_clip {arch} ({msg[:300]}); pick the matching "
+                f"architecture or pass its model config JSON with config="
             ) from None
-        except Exception as exc:  # unreadable pickle / safetensors
-            raise CheckpointError(f"cannot read open_clip checkpoint {path}: {exc}") from None
         if cfg_path is None:
             tokenizer = open_clip.get_tokenizer(arch)
         else:
@@ -146,8 +150,8 @@ class OpenCLIPEncoder(Encoder):
         S = self.resolution
         H, W = x.shape[-2:]
         if min(H, W) != S:
-            scale = S / min(H, W)
-            size = (max(S, round(H * scale)), max(S, round(W * scale)))
+            # torchvision Resize(S): the short side becomes S, the long side int(S * long / short).
+            size = (S, int(S * W / H)) if H <= W else (int(S * H / W), S)
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
             x = x.clamp_(0, 255).round_()  # PIL resizes in uint8
         H, W = x.shape[-2:]

@@ -186,7 +186,7 @@ def _matching_preset(state_dict: Mapping[str, torch.Tensor]) -> str | None:
 def _describe(state_dict: Mapping[str, torch.Tensor]) -> str:
     preset = _matching_preset(state_dict)
     if preset:
-        return f"it looks like {preset}"
+        return f"it looks like {preset}: load it as model {preset}"
     f = infer_config(state_dict)
     if "vision_width" not in f:
         return "it does not look like a ViCLIP checkpoint (no vision_encoder.conv1.weight)"

@@ -1,0 +1,122 @@
+"""load_encoder / model_key / the encoder interface on a tiny random ViCLIP checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import vidsearch.models as vm
+from vidsearch.errors import ModelError
+from vidsearch.models.preprocess import preprocess_frames
+from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+from vidsearch.models.weights import save_checkpoint
+
+TINY = dict(
+    input_resolution=32, patch_size=16, vision_width=32, vision_layers=2, vision_heads=2, embed_dim=16,
+    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = ViCLIP(ViCLIPConfig(**TINY))
+    with torch.no_grad():
+        model.vision_encoder.temporal_positional_embedding.normal_()
+    return save_checkpoint(model, tmp_path_factory.mktemp("enc") / "tiny.pth")
+
+
+def test_import_is_lazy() -> None:
+    code = (
+        "import sys, vidsearch.models as m; "
+        "heavy = [n for n in ('open_clip', 'torchvision', 'timm', 'vidsearch.models.viclip') if n in sys.modules]; "
+        "assert not heavy, heavy; assert callable(m.load_encoder) and callable(m.tokenize); "
+        "assert 'open_clip' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_encoder_interface(ckpt: Path) -> None:
+    enc = vm.load_encoder(str(ckpt), device="cpu")
+    assert isinstance(enc, vm.Encoder)
+    assert (enc.num_frames, enc.resolution, enc.embed_dim) == (4, 32, 16)
+    assert enc.device == torch.device("cpu") and not enc.model.training
+    assert enc.key.startswith("viclip-custom-") and len(enc.key.split("@")[1]) == 12
+    assert enc.checkpoint_hash.startswith(enc.key.split("@")[1])
+    json.dumps(enc.spec)
+    assert enc.spec == {"model": str(ckpt.resolve()), "checkpoint": str(ckpt.resolve()),
+                        "config": str(ckpt.with_suffix(".json").resolve())}
+    rng = np.random.default_rng(0)
+    for shape in [(3, 4, 32, 32, 3), (2, 4, 45, 60, 3), (1, 1, 20, 20, 3), (2, 7, 32, 32, 3)]:
+        frames = rng.integers(0, 256, shape, dtype=np.uint8)
+        out = enc.encode_video(frames)
+        assert out.shape == (shape[0], 16) and out.dtype == np.float32
+        assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+        # Same as the documented pipeline: official resize + normalize, raw model, L2 normalize.
+        x = torch.stack([preprocess_frames(clip, 32) for clip in frames])
+        with torch.inference_mode():
+            want = F.normalize(enc.model.encode_video(x), dim=-1).numpy()
+        assert np.abs(out - want).max() < 1e-5
+    assert np.array_equal(enc.encode_video(torch.from_numpy(frames)), enc.encode_video(frames))
+    text = enc.encode_text(["a dog", "a cat on a mat", ""])
+    assert text.shape == (3, 16) and text.dtype == np.float32
+    assert np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="sequence of strings"):
+        enc.encode_text("a dog")
+    with pytest.raises(ValueError, match="uint8"):
+        enc.encode_video(frames.astype(np.float32))
+
+
+def test_spec_reloads_the_same_encoder(ckpt: Path) -> None:
+    enc = vm.load_encoder(str(ckpt), device="cpu")
+    again = vm.load_encoder(**enc.spec)
+    assert again.key == enc.key
+    frames = np.random.default_rng(1).integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(again.encode_video(frames), enc.encode_video(frames))
+
+
+def test_model_key_does_not_build_the_model(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = vm.load_encoder(str(ckpt), device="cpu").key
+    monkeypatch.setattr(ViCLIP, "__init__", lambda *a, **k: pytest.fail("model_key built a model"))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model_key read the weights"))
+    assert vm.model_key(str(ckpt)) == key
+
+
+def test_preset_key_and_config_override(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A preset name with a checkpoint of another size fails in one line naming the file.
+    with pytest.raises(ModelError, match="tiny.pth") as err:
+        vm.load_encoder("viclip-b16", checkpoint=ckpt, device="cpu")
+    assert "\n" not in str(err.value)
+    # model_key of a preset resolves weights the same way (here from VIDSEARCH_CHECKPOINT).
+    monkeypatch.setenv("VIDSEARCH_CHECKPOINT", str(ckpt))
+    assert vm.model_key("viclip-b16").startswith("viclip-b16@")
+    assert vm.model_key("viclip-b16", config=ckpt.with_suffix(".json")) == vm.load_encoder(
+        "viclip-b16", config=str(ckpt.with_suffix(".json")), device="cpu").key
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(ModelError, match=r"viclip-b16, viclip-l14, openclip:<arch>") as err:
+        vm.load_encoder("viclip-h14")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelError, match="unknown model"):
+        vm.model_key("clip")
+    assert vm.list_models() == ["viclip-b16", "viclip-l14", "openclip:<arch>"]
+
+
+def test_device_resolution() -> None:
+    from vidsearch.models.encoder import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ModelError, match="unknown device"):
+        resolve_device("tpu!")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            resolve_device("cuda")
