@@ -111,3 +111,68 @@ class Segment(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalized, little-endian
 
     video: Mapped[Video] = relationship(back_populates="segments")
+
+
+# --------------------------------------------------------------------------------------------
+# Enrichment: zero-shot labels (migration 0002). Appended, so the classes above stay untouched.
+
+from sqlalchemy import Boolean, UniqueConstraint  # noqa: E402  (kept with the classes that use them)
+
+__all__ += ["LabelSet", "SegmentRecognition", "SegmentLabel"]
+
+
+class LabelSet(Base):
+    """A label set applied to one embedding space: its classes, their text embeddings, its open-set rule.
+
+    The prompt-ensembled class embeddings are stored with the set, so re-running recognition
+    on newly indexed videos (and re-deciding after a calibration) needs no model at all.
+    """
+
+    __tablename__ = "label_sets"
+    __table_args__ = (UniqueConstraint("space_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # no separate index: the unique (space_id, name) constraint's index serves space lookups
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)  # shipped set name ("ucf101") or absolute path of a label file
+    labels_hash: Mapped[str] = mapped_column(String(64))  # sha256 of labels + templates; a change relabels all
+    labels: Mapped[str] = mapped_column(Text)  # JSON list of class names, in class-index order
+    templates: Mapped[str] = mapped_column(Text)  # JSON list of prompt templates
+    embeddings: Mapped[bytes] = mapped_column(LargeBinary)  # float32 [num labels, dim], rows L2-normalized
+    score_kind: Mapped[str] = mapped_column(String(16))  # open-set score: "msp", "energy" or "maxcos"
+    temperature: Mapped[float] = mapped_column(Float)  # softmax temperature over cosine similarities
+    threshold: Mapped[float] = mapped_column(Float)  # known-score below this -> "unknown"
+    calibration: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: how T/threshold were chosen
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SegmentRecognition(Base):
+    """The open-set decision for one segment under one label set; its existence marks the segment done."""
+
+    __tablename__ = "segment_recognitions"
+
+    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"), primary_key=True)
+    # CASCADE: a re-encoded or removed video's segments take their labels with them, so the next
+    # recognition run sees the new segments as unlabelled.
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True, index=True)
+    known_score: Mapped[float] = mapped_column(Float)  # higher = more like one of the set's classes
+    unknown: Mapped[bool] = mapped_column(Boolean)  # known_score < the set's threshold
+
+
+class SegmentLabel(Base):
+    """One of the top-k classes of a segment (whole video or window) under a label set."""
+
+    __tablename__ = "segment_labels"
+    __table_args__ = (
+        UniqueConstraint("label_set_id", "segment_id", "rank"),
+        Index("ix_segment_labels_set_label", "label_set_id", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)  # 1 = best
+    label: Mapped[str] = mapped_column(Text)  # class name as spelled in the label set
+    score: Mapped[float] = mapped_column(Float)  # cosine similarity of segment and class embedding
+    prob: Mapped[float] = mapped_column(Float)  # softmax probability at the set's temperature
