@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.table import Table
@@ -19,9 +19,19 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-_MODEL_HELP = "Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."
-_LIBRARY_HELP = "Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it)."
-_MISSING_HELP = "Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+# Options both commands take (module-level singletons, as typer wants them).
+_VIDEOS = typer.Option(..., "--videos", help="Folder with the dataset's videos (searched recursively).", show_default=False)
+_MODEL = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
+_MODEL_CONFIG = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
+_CHECKPOINT = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
+_OUT = typer.Option(None, "--out", help="Write the results JSON here.")
+_LIBRARY = typer.Option(
+    None, "--library", help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
+    show_default=False,
+)
+_ALLOW_MISSING = typer.Option(
+    False, "--allow-missing", help="Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+)
 
 
 def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
@@ -36,11 +46,17 @@ def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path
     )
 
 
-def _write_results(path: Path, results: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def _report(results: dict[str, Any], out: Optional[Path], json_out: bool, show: Callable[[dict[str, Any]], None]) -> None:
+    """Write ``--out`` (atomically), then print JSON or the table."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    if json_out:
+        print_json(results)
+    else:
+        show(results)
 
 
 def _fmt(value: float) -> str:
@@ -70,6 +86,15 @@ def _footer(results: dict[str, Any]) -> str:
     )
 
 
+def _show(table: Table, results: dict[str, Any]) -> None:
+    """Print the table with the run's footer; an incomplete run says so under it and on stderr."""
+    note = _coverage_note(results)
+    table.caption = _footer(results) + (f"\n{note}" if note else "")
+    console.print(table)
+    if note:
+        err_console.print(f"[yellow]{note}[/]", highlight=False)
+
+
 def _print_retrieval(results: dict[str, Any]) -> None:
     counts = results["counts"]
     kind = "paragraph retrieval" if results["paragraph"] else "retrieval"
@@ -82,11 +107,7 @@ def _print_retrieval(results: dict[str, Any]) -> None:
         rows += [("text->video DSL", results["metrics_dsl"]["t2v"]), ("video->text DSL", results["metrics_dsl"]["v2t"])]
     for name, m in rows:
         table.add_row(name, *(_fmt(m[c]) for c in ("R@1", "R@5", "R@10", "MdR", "MnR")))
-    note = _coverage_note(results)
-    table.caption = _footer(results) + (f"\n{note}" if note else "")
-    console.print(table)
-    if note:
-        err_console.print(f"[yellow]{note}[/]", highlight=False)
+    _show(table, results)
 
 
 def _print_recognition(results: dict[str, Any]) -> None:
@@ -96,28 +117,24 @@ def _print_recognition(results: dict[str, Any]) -> None:
     for col in ("top-1", "top-5", "avg", "mean class top-1"):
         table.add_column(col, justify="right")
     table.add_row(_fmt(m["top1"]), _fmt(m["top5"]), _fmt(m["avg_top1_top5"]), _fmt(m["mean_class_top1"]))
-    note = _coverage_note(results)
-    table.caption = _footer(results) + (f"\n{note}" if note else "")
-    console.print(table)
-    if note:
-        err_console.print(f"[yellow]{note}[/]", highlight=False)
+    _show(table, results)
 
 
 @bench_app.command("retrieval")
 def retrieval_command(
     dataset: str = typer.Option(..., "--dataset", help="msrvtt, vatex, msvd, didemo, activitynet or json.", show_default=False),
     annotations: Path = typer.Option(..., "--annotations", help="Annotation file (formats: see docs/benchmarks.md).", show_default=False),
-    videos: Path = typer.Option(..., "--videos", help="Folder with the dataset's videos.", show_default=False),
-    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
+    videos: Path = _VIDEOS,
+    model: str = _MODEL,
+    model_config: Optional[Path] = _MODEL_CONFIG,
+    checkpoint: Optional[Path] = _CHECKPOINT,
+    out: Optional[Path] = _OUT,
     save_similarity: Optional[Path] = typer.Option(
         None, "--save-similarity", help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json)."
     ),
     dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
-    library: Optional[Path] = typer.Option(None, "--library", help=_LIBRARY_HELP, show_default=False),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    library: Optional[Path] = _LIBRARY,
+    allow_missing: bool = _ALLOW_MISSING,
     json_out: bool = JsonOption,
 ) -> None:
     """Text->video and video->text retrieval: R@1/5/10, median and mean rank."""
@@ -128,25 +145,20 @@ def retrieval_command(
     options = _options(model, model_config, checkpoint, library, allow_missing)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
-    if out is not None:
-        _write_results(out, run.results)
-    if json_out:
-        print_json(run.results)
-    else:
-        _print_retrieval(run.results)
+    _report(run.results, out, json_out, _print_retrieval)
 
 
 @bench_app.command("recognition")
 def recognition_command(
     labels: str = typer.Option(..., "--labels", help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line).", show_default=False),
     annotations: Path = typer.Option(..., "--annotations", help="CSV video,label (name or 0-based index); see docs/benchmarks.md.", show_default=False),
-    videos: Path = typer.Option(..., "--videos", help="Folder with the videos.", show_default=False),
-    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
-    library: Optional[Path] = typer.Option(None, "--library", help=_LIBRARY_HELP, show_default=False),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    videos: Path = _VIDEOS,
+    model: str = _MODEL,
+    model_config: Optional[Path] = _MODEL_CONFIG,
+    checkpoint: Optional[Path] = _CHECKPOINT,
+    out: Optional[Path] = _OUT,
+    library: Optional[Path] = _LIBRARY,
+    allow_missing: bool = _ALLOW_MISSING,
     json_out: bool = JsonOption,
 ) -> None:
     """Zero-shot action recognition with prompt ensembling: top-1 and top-5 accuracy."""
@@ -157,9 +169,4 @@ def recognition_command(
     options = _options(model, model_config, checkpoint, library, allow_missing)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_recognition(rec, classes, videos, options, label_set=labels, progress=progress)
-    if out is not None:
-        _write_results(out, run.results)
-    if json_out:
-        print_json(run.results)
-    else:
-        _print_recognition(run.results)
+    _report(run.results, out, json_out, _print_recognition)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.datasets import name_list
+from vidsearch.bench.datasets import name_list, resolve_videos
 from vidsearch.errors import InputError
 
 __all__ = [
@@ -42,8 +42,10 @@ __all__ = [
     "model_info",
     "sampling_info",
     "package_versions",
-    "check_missing",
-    "check_failed",
+    "NamedEmbeddings",
+    "embed_named_videos",
+    "run_info",
+    "timing_info",
     "utc_now",
 ]
 
@@ -198,12 +200,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_dir: Path, allow_missing: bool) -> list[str]:
-    """Names without a file; raise unless ``allow_missing``.
-
-    Raises:
-        InputError: videos are missing and ``allow_missing`` is false (count and first names).
-    """
+def _check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_dir: Path, allow_missing: bool) -> list[str]:
     missing = [n for n, p in zip(names, paths) if p is None]
     if missing and not allow_missing:
         raise InputError(
@@ -213,19 +210,94 @@ def check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_dir
     return missing
 
 
-def check_failed(names: Sequence[str], failed: dict[int, str], allow_missing: bool) -> list[str]:
-    """Names of undecodable videos (with reasons, sorted by position); raise unless ``allow_missing``.
-
-    Raises:
-        InputError: some videos could not be decoded and ``allow_missing`` is false.
-    """
+def _check_failed(names: Sequence[str], failed: dict[int, str], allow_missing: bool) -> list[dict[str, str]]:
     bad = [f"{names[i]} [{failed[i]}]" for i in sorted(failed)]
     if bad and not allow_missing:
         raise InputError(
             f"{len(bad)} of {len(names)} videos could not be decoded: {name_list(bad, first=3)}; "
             "pass --allow-missing to evaluate on the videos that decode"
         )
-    return [names[i] for i in sorted(failed)]
+    return [{"video": names[i], "reason": failed[i]} for i in sorted(failed)]
+
+
+@dataclass
+class NamedEmbeddings:
+    """Embeddings of the videos an annotation file names, and what could not be embedded.
+
+    Attributes:
+        encoder: the encoder used (loaded here unless one was given).
+        embeddings: float32 ``[len(rows), D]``.
+        rows: positions into the names that have an embedding, ascending.
+        missing: names without a file.
+        undecodable: ``{"video", "reason"}`` of the files that could not be decoded.
+        videos: the video stage's cache statistics and timing.
+    """
+
+    encoder: Any
+    embeddings: np.ndarray
+    rows: list[int]
+    missing: list[str]
+    undecodable: list[dict[str, str]]
+    videos: VideoEmbeddings
+
+
+def embed_named_videos(
+    names: Sequence[str],
+    videos_dir: Path | str,
+    options: BenchOptions,
+    *,
+    progress: Any | None = None,
+    encoder: Any | None = None,
+) -> NamedEmbeddings:
+    """Resolve ``names`` under ``videos_dir`` and embed the files (see :func:`embed_videos`).
+
+    Raises:
+        InputError: missing or undecodable videos without ``options.allow_missing`` (the count
+            and the first names), or no video at all.
+    """
+    videos_dir = Path(videos_dir)
+    paths = resolve_videos(names, videos_dir)
+    missing = _check_missing(names, paths, videos_dir, options.allow_missing)
+    present = [i for i, p in enumerate(paths) if p is not None]
+    if not present:
+        raise InputError(f"none of the {len(names)} videos of the annotations is in {videos_dir}")
+    if encoder is None:
+        encoder = load_bench_encoder(options)
+    ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
+    failed = {present[j]: reason for j, reason in ve.failed.items()}
+    undecodable = _check_failed(names, failed, options.allow_missing)
+    rows = [present[j] for j in ve.found]
+    if not rows:
+        raise InputError(f"none of the {len(names)} videos of the annotations could be decoded")
+    return NamedEmbeddings(encoder, ve.embeddings, rows, missing, undecodable, ve)
+
+
+def run_info(ne: NamedEmbeddings, options: BenchOptions, videos_dir: Path | str) -> dict[str, Any]:
+    """Results fields every benchmark shares: model, sampling, coverage, cache, versions."""
+    return {
+        "videos_dir": str(videos_dir),
+        "model": model_info(ne.encoder, options),
+        "sampling": sampling_info(ne.encoder),
+        "complete": not ne.missing and not ne.undecodable,
+        "missing": ne.missing,
+        "undecodable": ne.undecodable,
+        "cache": ne.videos.library,
+        "versions": package_versions(),
+    }
+
+
+def timing_info(ne: NamedEmbeddings, wall: float, text_seconds: float, texts: int, text_unit: str) -> dict[str, Any]:
+    """Wall time, stage times and throughput (of the work actually done: cached videos cost nothing)."""
+    ve = ne.videos
+    return {
+        "wall_seconds": round(wall, 3),
+        "video_seconds": round(ve.seconds, 3),
+        "text_seconds": round(text_seconds, 3),
+        "videos_encoded": ve.encoded,
+        "videos_cached": len(ve.found) - min(ve.encoded, len(ve.found)),
+        "videos_per_second": round(ve.encoded / ve.seconds, 3) if ve.encoded and ve.seconds > 0 else None,
+        f"{text_unit}_per_second": round(texts / text_seconds, 3) if text_seconds > 0 else None,
+    }
 
 
 def utc_now() -> str:

@@ -62,6 +62,7 @@ __all__ = [
     "to_paragraphs",
     "resolve_videos",
     "name_list",
+    "read_text_file",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -176,7 +177,8 @@ def _load_json(path: Path) -> Any:
         raise InputError(f"{path} is not UTF-8 text; pass the JSON annotation file") from None
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path | str) -> str:
+    """A UTF-8 annotation file's text (BOM dropped); one-line :class:`InputError` if unreadable."""
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -208,7 +210,7 @@ def _first_key(entry: dict, keys: Sequence[str]) -> str | None:
 def read_msrvtt_csv(path: Path | str) -> RetrievalSet:
     """Read the MSR-VTT 1k-A CSV (header ``key;vid_key;video_id;sentence``, ';' or ',' separated)."""
     path = Path(path)
-    text = _read_text(path)
+    text = read_text_file(path)
     lines = text.splitlines()
     if not lines:
         raise InputError(f"{path} is empty")
@@ -312,7 +314,7 @@ def read_msvd_descriptions(path: Path | str) -> RetrievalSet:
     """Read MSVD ``AllVideoDescriptions.txt``: ``<video id> <caption>`` lines, ``#`` comments skipped."""
     path = Path(path)
     pairs = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -32,18 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.common import (
-    BenchOptions,
-    check_failed,
-    check_missing,
-    embed_videos,
-    load_bench_encoder,
-    model_info,
-    package_versions,
-    sampling_info,
-    utc_now,
-)
-from vidsearch.bench.datasets import resolve_videos
+from vidsearch.bench.common import BenchOptions, embed_named_videos, run_info, timing_info, utc_now
+from vidsearch.bench.datasets import read_text_file
 from vidsearch.bench.prompts import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, load_label_set, normalize_label
 from vidsearch.errors import InputError
 from vidsearch.metrics import topk_accuracy
@@ -107,14 +97,7 @@ def read_recognition_annotations(path: Path | str, classes: Sequence[str]) -> Re
         InputError: unreadable file, unknown labels, or no entries.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"annotation file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"annotation path {path} is a directory; pass the annotation file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
+    text = read_text_file(path)
     lookup = {normalize_label(c): i for i, c in enumerate(classes)}
     videos: list[str] = []
     labels: list[int] = []
@@ -189,73 +172,43 @@ def run_recognition(
     """
     options = options or BenchOptions()
     t0 = time.perf_counter()
-    videos_dir = Path(videos_dir)
     unique = list(dict.fromkeys(rec.videos))  # a video listed twice is embedded once
-    paths = resolve_videos(unique, videos_dir)
-    missing = check_missing(unique, paths, videos_dir, options.allow_missing)
-    present = [i for i, p in enumerate(paths) if p is not None]
-    if not present:
-        raise InputError(f"none of the {len(unique)} videos of the annotations is in {videos_dir}")
-    if encoder is None:
-        encoder = load_bench_encoder(options)
-    ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
-    failed_local = {present[j]: reason for j, reason in ve.failed.items()}
-    undecodable = check_failed(unique, failed_local, options.allow_missing)
-    row_of = {unique[present[j]]: k for k, j in enumerate(ve.found)}
+    ne = embed_named_videos(unique, videos_dir, options, progress=progress, encoder=encoder)
+    row_of = {unique[r]: k for k, r in enumerate(ne.rows)}
     samples = [i for i, v in enumerate(rec.videos) if v in row_of]
-    if not samples:
-        raise InputError("no videos left to evaluate: all are missing or undecodable")
 
     t_text = time.perf_counter()
-    class_emb = label_embeddings(encoder, classes, templates, batch_size=options.text_batch_size)
+    class_emb = label_embeddings(ne.encoder, classes, templates, batch_size=options.text_batch_size)
     text_seconds = time.perf_counter() - t_text
-    video_emb = ve.embeddings[[row_of[rec.videos[i]] for i in samples]]
-    scores = video_emb @ class_emb.T  # [videos, classes] cosine similarities
+    scores = ne.embeddings[[row_of[rec.videos[i]] for i in samples]] @ class_emb.T  # [videos, classes] cosine
     labels = rec.labels[samples]
     acc = topk_accuracy(scores, labels, ks=(1, 5))
     # top-1 hit per video with the same pessimistic ties, for the per-class mean
     hits = (scores >= scores[np.arange(len(labels)), labels][:, None]).sum(axis=1) <= 1
     per_class = [float(hits[labels == c].mean()) for c in np.unique(labels)]
-    metrics = {
-        "top1": acc["top1"],
-        "top5": acc["top5"],
-        "avg_top1_top5": (acc["top1"] + acc["top5"]) / 2.0,
-        "mean_class_top1": 100.0 * float(np.mean(per_class)),
-        "count": acc["count"],
-    }
-    wall = time.perf_counter() - t0
     results: dict[str, Any] = {
         "task": "recognition",
         "label_set": label_set,
         "classes": len(classes),
         "annotations": rec.source or None,
-        "videos_dir": str(videos_dir),
-        "model": model_info(encoder, options),
-        "sampling": sampling_info(encoder),
+        **run_info(ne, options, videos_dir),
         "templates": list(templates),
         "counts": {
             "videos": len(samples),
             "videos_in_annotations": len(rec.videos),
-            "missing": len(missing),
-            "undecodable": len(undecodable),
+            "missing": len(ne.missing),
+            "undecodable": len(ne.undecodable),
             "classes_present": len(per_class),
         },
-        "complete": not missing and not undecodable,
-        "missing": missing,
-        "undecodable": [{"video": unique[i], "reason": failed_local[i]} for i in sorted(failed_local)],
-        "metrics": metrics,
-        "tie_convention": "pessimistic: a wrong class scoring equal to the true one is ranked ahead of it",
-        "timing": {
-            "wall_seconds": round(wall, 3),
-            "video_seconds": round(ve.seconds, 3),
-            "text_seconds": round(text_seconds, 3),
-            "videos_encoded": ve.encoded,
-            "videos_cached": len(ve.found) - min(ve.encoded, len(ve.found)),
-            "videos_per_second": round(ve.encoded / ve.seconds, 3) if ve.encoded and ve.seconds > 0 else None,
-            "prompts_per_second": round(len(classes) * len(templates) / text_seconds, 3) if text_seconds > 0 else None,
+        "metrics": {
+            "top1": acc["top1"],
+            "top5": acc["top5"],
+            "avg_top1_top5": (acc["top1"] + acc["top5"]) / 2.0,
+            "mean_class_top1": 100.0 * float(np.mean(per_class)),
+            "count": acc["count"],
         },
-        "cache": ve.library,
-        "versions": package_versions(),
+        "tie_convention": "pessimistic: a wrong class scoring equal to the true one is ranked ahead of it",
+        "timing": timing_info(ne, time.perf_counter() - t0, text_seconds, len(classes) * len(templates), "prompts"),
         "created": utc_now(),
     }
     return RecognitionRun(results, scores, [rec.videos[i] for i in samples], labels)

@@ -19,19 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.common import (
-    BenchOptions,
-    check_failed,
-    check_missing,
-    embed_videos,
-    encode_texts,
-    load_bench_encoder,
-    model_info,
-    package_versions,
-    sampling_info,
-    utc_now,
-)
-from vidsearch.bench.datasets import RetrievalSet, resolve_videos
+from vidsearch.bench.common import BenchOptions, embed_named_videos, encode_texts, run_info, timing_info, utc_now
+from vidsearch.bench.datasets import RetrievalSet
 from vidsearch.errors import InputError
 from vidsearch.metrics import DSL_TEMPERATURE, retrieval_metrics
 
@@ -170,73 +159,43 @@ def run_retrieval(
     """
     options = options or BenchOptions()
     t0 = time.perf_counter()
-    videos_dir = Path(videos_dir)
-    paths = resolve_videos(rs.videos, videos_dir)
-    missing = check_missing(rs.videos, paths, videos_dir, options.allow_missing)
-    present = [i for i, p in enumerate(paths) if p is not None]
-    if not present:
-        raise InputError(f"none of the {len(rs.videos)} videos of the annotations is in {videos_dir}")
-
-    if encoder is None:
-        encoder = load_bench_encoder(options)
-    ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
-    failed_local = {present[j]: reason for j, reason in ve.failed.items()}
-    undecodable = check_failed(rs.videos, failed_local, options.allow_missing)
-    keep = [present[j] for j in ve.found]
-    evaluated = rs.subset(keep)
+    ne = embed_named_videos(rs.videos, videos_dir, options, progress=progress, encoder=encoder)
+    evaluated = rs.subset(ne.rows)
     if not evaluated.captions:
         raise InputError("no captions left to evaluate: every video with a caption is missing or undecodable")
 
     t_text = time.perf_counter()
-    text_emb = encode_texts(encoder, evaluated.captions, options.text_batch_size)
+    text_emb = encode_texts(ne.encoder, evaluated.captions, options.text_batch_size)
     text_seconds = time.perf_counter() - t_text
-    sims = text_emb @ ve.embeddings.T  # [captions, videos] cosine: both sides L2-normalized
+    sims = text_emb @ ne.embeddings.T  # [captions, videos] cosine: both sides L2-normalized
 
-    metrics = retrieval_metrics(sims, evaluated.caption_video)
     results: dict[str, Any] = {
         "task": "retrieval",
         "dataset": rs.name,
         "paragraph": rs.paragraph,
         "annotations": str(annotations) if annotations is not None else (rs.source or None),
-        "videos_dir": str(videos_dir),
-        "model": model_info(encoder, options),
-        "sampling": sampling_info(encoder),
+        **run_info(ne, options, videos_dir),
         "counts": {
             "videos": len(evaluated.videos),
             "captions": len(evaluated.captions),
             "videos_in_annotations": len(rs.videos),
             "captions_in_annotations": len(rs.captions),
-            "missing": len(missing),
-            "undecodable": len(undecodable),
+            "missing": len(ne.missing),
+            "undecodable": len(ne.undecodable),
         },
-        "complete": not missing and not undecodable,
-        "missing": missing,
-        "undecodable": [{"video": rs.videos[i], "reason": failed_local[i]} for i in sorted(failed_local)],
-        "metrics": metrics,
+        "metrics": retrieval_metrics(sims, evaluated.caption_video),
         "tie_convention": TIE_CONVENTION,
     }
     if dsl:
         results["metrics_dsl"] = retrieval_metrics(sims, evaluated.caption_video, dsl=True, temperature=dsl_temperature)
         results["dsl_temperature"] = dsl_temperature
     if save_similarity_to is not None:
-        mpath, opath = save_similarity(save_similarity_to, sims, evaluated, {"model_key": encoder.key})
+        mpath, opath = save_similarity(save_similarity_to, sims, evaluated, {"model_key": ne.encoder.key})
         results["similarity"] = {"matrix": str(mpath), "orders": str(opath)}
-    wall = time.perf_counter() - t0
-    results["timing"] = {
-        "wall_seconds": round(wall, 3),
-        "video_seconds": round(ve.seconds, 3),
-        "text_seconds": round(text_seconds, 3),
-        "videos_encoded": ve.encoded,
-        "videos_cached": len(ve.found) - min(ve.encoded, len(ve.found)),
-        # throughput of the work actually done: cached videos cost nothing
-        "videos_per_second": round(ve.encoded / ve.seconds, 3) if ve.encoded and ve.seconds > 0 else None,
-        "captions_per_second": round(len(evaluated.captions) / text_seconds, 3) if text_seconds > 0 else None,
-    }
-    results["cache"] = ve.library
-    results["versions"] = package_versions()
+    results["timing"] = timing_info(ne, time.perf_counter() - t0, text_seconds, len(evaluated.captions), "captions")
     results["created"] = utc_now()
-    if missing or undecodable:
-        LOG.warning("evaluated %d of %d videos (%d missing, %d undecodable)", len(evaluated.videos), len(rs.videos), len(missing), len(undecodable))
+    if not results["complete"]:
+        LOG.warning("evaluated %d of %d videos (%d missing, %d undecodable)", len(evaluated.videos), len(rs.videos), len(ne.missing), len(ne.undecodable))
     return RetrievalRun(results, sims, evaluated)
 
 
