@@ -87,12 +87,13 @@ def _footer(results: dict[str, Any]) -> str:
 
 
 def _show(table: Table, results: dict[str, Any]) -> None:
-    """Print the table with the run's footer; an incomplete run says so under it and on stderr."""
+    """Print the table (an incomplete run says so in its caption), then the model and timing line."""
     note = _coverage_note(results)
-    table.caption = _footer(results) + (f"\n{note}" if note else "")
-    console.print(table)
     if note:
-        err_console.print(f"[yellow]{note}[/]", highlight=False)
+        table.caption = note
+        table.caption_style = "bold yellow"
+    console.print(table)
+    console.print(_footer(results), highlight=False)
 
 
 def _print_retrieval(results: dict[str, Any]) -> None:

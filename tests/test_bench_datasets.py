@@ -200,3 +200,4 @@ def test_resolve_videos(tmp_path):
 def test_name_list():
     assert name_list(["a", "b"]) == "2 (a, b)"
     assert name_list([f"v{i}" for i in range(7)], first=3) == "7 (v0, v1, v2, ...)"
+    assert name_list([f"v{i}" for i in range(7)], first=2, count=False) == "v0, v1, ..."

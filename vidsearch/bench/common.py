@@ -204,7 +204,7 @@ def _check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_di
     missing = [n for n, p in zip(names, paths) if p is None]
     if missing and not allow_missing:
         raise InputError(
-            f"{len(missing)} of {len(names)} videos are not in {videos_dir}: {name_list(missing)}; "
+            f"{len(missing)} of {len(names)} videos are not in {videos_dir} ({name_list(missing, count=False)}); "
             "pass --allow-missing to evaluate on the videos that exist"
         )
     return missing
@@ -214,7 +214,7 @@ def _check_failed(names: Sequence[str], failed: dict[int, str], allow_missing: b
     bad = [f"{names[i]} [{failed[i]}]" for i in sorted(failed)]
     if bad and not allow_missing:
         raise InputError(
-            f"{len(bad)} of {len(names)} videos could not be decoded: {name_list(bad, first=3)}; "
+            f"{len(bad)} of {len(names)} videos could not be decoded ({name_list(bad, first=3, count=False)}); "
             "pass --allow-missing to evaluate on the videos that decode"
         )
     return [{"video": names[i], "reason": failed[i]} for i in sorted(failed)]

@@ -455,8 +455,10 @@ def resolve_videos(names: Sequence[str], directory: Path | str) -> list[Path | N
     return out
 
 
-def name_list(names: Sequence[str], first: int = 5) -> str:
-    """``"3 (a, b, c)"`` or ``"120 (a, b, c, d, e, ...)"``: a count and the first few names."""
-    shown = ", ".join(names[:first])
-    more = ", ..." if len(names) > first else ""
-    return f"{len(names)} ({shown}{more})"
+def name_list(names: Sequence[str], first: int = 5, count: bool = True) -> str:
+    """``"3 (a, b, c)"`` or ``"120 (a, b, c, d, e, ...)"``: a count and the first few names.
+
+    With ``count=False`` only the names: ``"a, b, c, d, e, ..."``.
+    """
+    shown = ", ".join(names[:first]) + (", ..." if len(names) > first else "")
+    return f"{len(names)} ({shown})" if count else shown
