@@ -25,7 +25,7 @@ with a full scan (``IDMap2,SQ8`` ...).
 
 Training uses a random sample of the stored vectors (``TRAIN_PER_LIST * nlist`` points, at
 least ``MIN_TRAIN`` for PQ/SQ codebooks). Search parameters (``nprobe``, ``efSearch``,
-``quantizer_efSearch``, refine ``k_factor``) are tuned at build time: queries are a held-out
+``quantizer_efSearch``, refine ``k_factor_rf``) are tuned at build time: queries are a held-out
 sample of the stored vectors (disjoint from the training sample) perturbed with noise so that a
 query is not trivially its own neighbour; ground truth is exact search over all vectors; the
 smallest setting reaching ``TARGET_RECALL`` recall@10 wins. The achieved recall and parameters are
@@ -94,6 +94,7 @@ EXACT_MAX_N = 100_000  # exact below this: one query scans <= 300 MB at 768-d, ~
 HNSW_QUANT_N = 1_000_000  # guidelines: HNSW coarse quantizer from 1M vectors on
 TRAIN_PER_LIST = 40  # k-means points per list; faiss warns below 39
 MIN_TRAIN = 10_000  # PQ/SQ codebooks (256 centroids per sub-quantizer) need ~39*256 points
+OPQ_NITER = 25  # faiss defaults to 50 rotation updates; 25 halves OPQ training time
 MAX_TRAIN = 1_000_000  # past this, more training points buy nothing but time
 TARGET_RECALL = 0.95
 TUNE_QUERIES = 500  # recall estimate std-err ~0.003 at 0.95 with k=10
@@ -353,6 +354,11 @@ def _make_index(dim: int, spec: str) -> tuple["faiss.Index", bool]:
         index.own_fields = False  # hand the sub-index over to its python wrapper
         index = _unwrap(index)
         index.this.own(True)
+    if isinstance(index, faiss.IndexPreTransform):
+        for i in range(index.chain.size()):
+            vt = faiss.downcast_VectorTransform(index.chain.at(i))
+            if isinstance(vt, faiss.OPQMatrix):
+                vt.niter = min(vt.niter, OPQ_NITER)
     if faiss.try_extract_index_ivf(index) is not None and _can_remove(index):
         return index, True
     if not _is_idmap(index):
@@ -391,13 +397,15 @@ def _apply_params(index: "faiss.Index", params: dict[str, float], gpu: bool = Fa
 
     if not params:
         return
-    ps = faiss.GpuParameterSpace() if gpu else faiss.ParameterSpace()
+    # GpuParameterSpace also knows CPU indexes; it only exists in GPU builds of faiss
+    ps = getattr(faiss, "GpuParameterSpace", faiss.ParameterSpace)() if gpu else faiss.ParameterSpace()
     target = index if gpu else _unwrap(index)
     for name, val in params.items():
         try:
             ps.set_index_parameter(target, name, float(val))
-        except RuntimeError as e:  # e.g. a GPU index without that knob: keep its default
-            LOG.debug("cannot set %s=%s on %s: %s", name, val, type(target).__name__, e)
+        except (RuntimeError, TypeError) as e:  # a GPU index without that knob: keep its default
+            LOG.log(logging.DEBUG if gpu else logging.WARNING, "cannot set %s=%s on %s: %s",
+                    name, val, type(target).__name__, str(e).strip().splitlines()[-1])
 
 
 class _CountingWriter:
@@ -636,7 +644,8 @@ class VectorIndex:
 
         knob, grid, refine = self._knobs()
         best: tuple[float, dict[str, float]] = (-1.0, {})
-        base: dict[str, float] = {"k_factor": float(_KFACTOR_GRID[-2])} if refine else {}
+        # IndexRefine's re-ranking depth is called k_factor_rf in ParameterSpace
+        base: dict[str, float] = {"k_factor_rf": float(_KFACTOR_GRID[-2])} if refine else {}
         for val in grid or (None,):
             params = dict(base) if val is None else {**base, knob: float(val)}
             r = measure(params)
@@ -646,7 +655,7 @@ class VectorIndex:
                 break
         if refine and best[0] >= TARGET_RECALL:  # then the smallest re-ranking depth that holds
             for kf in _KFACTOR_GRID:
-                params = {**best[1], "k_factor": float(kf)}
+                params = {**best[1], "k_factor_rf": float(kf)}
                 r = measure(params)
                 if r >= TARGET_RECALL:
                     best = (r, params)
