@@ -1,0 +1,240 @@
+"""vidsearch.indexer.decoding: the worker pool decodes, and contains crashes, hangs and leaks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.videogen import frame_numbers, make_bad_corpus, write_video
+from vidsearch.indexer.decoding import (
+    FAULT_ENV,
+    DecodedVideo,
+    DecodeFailure,
+    DecodeJob,
+    DecodePool,
+    decode_job,
+)
+from vidsearch.media import SamplingConfig, middle_indices
+
+RES = 32
+BITS = 12
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    paths = {
+        "short": write_video(root / "short.mp4", num_frames=20),
+        "three": write_video(root / "three.mp4", num_frames=3),
+        "long": write_video(root / "long.mp4", num_frames=200, fps=10, gop=30),  # 20 s: windows
+        "webm": write_video(root / "clip.webm", num_frames=24, codec="libvpx"),
+        "unicode": write_video(root / "ünï cödé 视频 name.mp4", num_frames=16),
+    }
+    for i in range(6):
+        paths[f"n{i}"] = write_video(root / f"n{i}.mp4", num_frames=10 + i)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _jobs(paths, **kw):
+    return [DecodeJob(i, p, 8, RES, **kw) for i, p in enumerate(paths)]
+
+
+def _check_decoded(r: DecodedVideo) -> None:
+    """Every segment's frames are exactly the frames its plan asked for."""
+    assert r.frames.dtype == np.uint8 and r.frames.shape[1:] == (RES, RES, 3)
+    numbers = frame_numbers(r.frames, BITS)
+    clips = r.clips()
+    assert clips.shape == (len(r.segments), 8, RES, RES, 3)
+    for seg, rows in zip(r.segments, r.clip_index):
+        assert [numbers[i] for i in rows] == list(seg.frame_indices)
+
+
+@pytest.fixture(autouse=True)
+def no_faults(monkeypatch):
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+
+
+def test_decode_job_in_process(videos):
+    r = decode_job(DecodeJob(7, videos["long"], 8, RES))
+    assert isinstance(r, DecodedVideo) and r.job_id == 7 and r.reader == "decord"
+    assert [s.kind for s in r.segments] == ["video"] + ["window"] * 4  # 0,4,8,12 s
+    assert r.segments[-1].end == pytest.approx(20.0)
+    _check_decoded(r)
+    f = decode_job(DecodeJob(8, videos["long"] + ".missing", 8, RES))
+    assert isinstance(f, DecodeFailure) and "not found" in f.reason and "\n" not in f.reason
+
+
+def test_pool_decodes_everything_once(videos):
+    paths = [videos[k] for k in ("short", "three", "long", "webm", "unicode")]
+    with DecodePool(workers=2) as pool:
+        results = list(pool.run(_jobs(paths)))
+    assert sorted(r.job_id for r in results) == list(range(len(paths)))
+    by_id = {r.job_id: r for r in results}
+    for i, p in enumerate(paths):
+        r = by_id[i]
+        assert isinstance(r, DecodedVideo), r
+        assert r.path == p
+        _check_decoded(r)
+    assert by_id[1].segments[0].frame_indices == tuple(middle_indices(3, 8))
+    assert by_id[3].reader == "pyav"  # webm
+
+
+def test_crash_and_abort_are_contained(videos, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "crash:n1.mp4,abort:n3.mp4")
+    paths = [videos[f"n{i}"] for i in range(6)]
+    with DecodePool(workers=2, retry_with_pyav=False) as pool:
+        results = {r.job_id: r for r in pool.run(_jobs(paths))}
+        assert pool.started_workers >= 3  # replacements (the last crash may need none)
+    assert len(results) == 6
+    assert results[1] == DecodeFailure(1, paths[1], "decoder crashed (signal 11)")
+    assert results[3] == DecodeFailure(3, paths[3], "decoder crashed (signal 6)")
+    for i in (0, 2, 4, 5):
+        assert isinstance(results[i], DecodedVideo)
+        _check_decoded(results[i])
+
+
+def test_decord_crash_is_retried_with_pyav(videos, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "decordcrash:short.mp4,crash:n0.mp4")
+    with DecodePool(workers=1) as pool:
+        results = {r.job_id: r for r in pool.run(_jobs([videos["short"], videos["n0"], videos["n1"]]))}
+    assert isinstance(results[0], DecodedVideo) and results[0].reader == "pyav"
+    _check_decoded(results[0])
+    assert results[1].reason == "decoder crashed (signal 11); PyAV retry: decoder crashed (signal 11)"
+    assert isinstance(results[2], DecodedVideo)
+
+
+def test_hang_is_killed_after_the_timeout(videos, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "hang:n2.mp4")
+    paths = [videos[f"n{i}"] for i in range(5)]
+    t0 = time.monotonic()
+    with DecodePool(workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False) as pool:
+        results = {r.job_id: r for r in pool.run(_jobs(paths))}
+    elapsed = time.monotonic() - t0
+    assert results[2] == DecodeFailure(2, paths[2], "timed out after 2 s")
+    assert all(isinstance(results[i], DecodedVideo) for i in (0, 1, 3, 4))
+    assert elapsed < 15
+    assert not multiprocessing.active_children()
+
+
+def test_python_errors_fail_the_file_and_keep_the_worker(videos, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "raise:n0.mp4")
+    with DecodePool(workers=1) as pool:
+        results = {r.job_id: r for r in pool.run(_jobs([videos["n0"], videos["n1"]]))}
+        assert pool.started_workers == 1
+    assert results[0].reason.startswith("decoder error: RuntimeError: injected fault")
+    assert isinstance(results[1], DecodedVideo)
+
+
+def test_workers_are_recycled(videos):
+    paths = [videos[f"n{i}"] for i in range(6)]
+    with DecodePool(workers=1, max_files_per_worker=2) as pool:
+        results = list(pool.run(_jobs(paths)))
+        assert pool.started_workers == 3
+        # a second run reuses the pool
+        more = list(pool.run(_jobs(paths[:2])))
+    assert all(isinstance(r, DecodedVideo) for r in results + more)
+    assert len(results) == 6 and len(more) == 2
+
+
+def test_results_in_flight_are_bounded(videos):
+    pulled = 0
+
+    def jobs():
+        nonlocal pulled
+        for i in range(10):
+            pulled += 1
+            yield DecodeJob(i, videos[f"n{i % 6}"], 8, RES)
+
+    yielded = 0
+    with DecodePool(workers=2, prefetch=3) as pool:
+        for _ in pool.run(jobs()):
+            yielded += 1
+            time.sleep(0.3)  # a slow consumer (the encoder): workers must not run ahead
+            assert pulled - yielded <= 3
+    assert yielded == 10
+
+
+def test_stopping_early_kills_busy_workers_promptly(videos, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "hang:n5.mp4")
+    pool = DecodePool(workers=2, timeout=60)
+    gen = pool.run(_jobs([videos["n5"], videos["n0"], videos["n1"]]))
+    first = next(gen)
+    assert isinstance(first, DecodedVideo)
+    t0 = time.monotonic()
+    gen.close()
+    pool.close()
+    assert time.monotonic() - t0 < 5
+    assert not multiprocessing.active_children()
+    with pytest.raises(RuntimeError, match="closed"):
+        list(pool.run([]))
+
+
+def test_bad_corpus_through_the_pool(tmp_path):
+    expected = make_bad_corpus(tmp_path)
+    names = sorted(expected)
+    with DecodePool(workers=2) as pool:
+        results = {r.job_id: r for r in pool.run(_jobs([str(tmp_path / n) for n in names]))}
+    assert len(results) == len(names)
+    for i, name in enumerate(names):
+        r, exp = results[i], expected[name]
+        if isinstance(r, DecodeFailure):
+            assert exp["ok"] is not True, (name, r.reason)
+            assert "\n" not in r.reason and len(r.reason) <= 160
+            assert exp["reason"] in r.reason.lower(), (name, r.reason)
+        else:
+            assert exp["ok"] is not False, name
+            if exp["ok"]:
+                assert r.info.num_frames == exp["num_frames"]
+                numbers = frame_numbers(r.frames, exp["bits"])
+                assert numbers == sorted(set(r.segments[0].frame_indices)), name
+
+
+def test_fast_mode_through_the_pool(videos):
+    with DecodePool(workers=1) as pool:
+        (r,) = list(pool.run([DecodeJob(0, videos["long"], 8, RES, sampling=SamplingConfig(), fast=True)]))
+    assert isinstance(r, DecodedVideo)
+    keys = set(range(0, 200, 30))
+    for rows in r.clip_index:
+        assert set(frame_numbers(r.frames[rows], BITS)) <= keys
+
+
+def test_ctrl_c_stops_the_run_without_leftover_processes(videos, tmp_path):
+    script = tmp_path / "run_pool.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        from vidsearch.indexer.decoding import DecodeJob, DecodePool
+        os.environ["{FAULT_ENV}"] = "hang:n4.mp4"
+        if __name__ == "__main__":
+            with DecodePool(workers=2, timeout=600) as pool:
+                jobs = [DecodeJob(0, {videos['n0']!r}, 8, 32), DecodeJob(1, {videos['n4']!r}, 8, 32)]
+                for r in pool.run(jobs):
+                    pids = [w.proc.pid for w in pool._pool]
+                    print("PIDS", *pids, flush=True)
+    """))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parents[1])
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("PIDS"), line
+    pids = [int(p) for p in line.split()[1:]]
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the pool did not stop on Ctrl-C")
+    assert proc.returncode != 0  # KeyboardInterrupt
+    time.sleep(0.2)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
