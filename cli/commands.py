@@ -7,3 +7,4 @@ Each module keeps heavy imports (torch, faiss, decord) inside its command functi
 from __future__ import annotations
 
 from vidsearch.cli import index, library, query  # noqa: F401,E402
+from vidsearch.cli import bench  # noqa: F401
