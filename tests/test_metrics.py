@@ -161,3 +161,20 @@ def test_bad_inputs_raise():
         text_to_video_ranks(np.zeros((1, 2)), [2])
     with pytest.raises(ValueError, match="one entry per row"):
         video_to_text_ranks(np.zeros((2, 2)), [0])
+
+
+def test_agrees_with_sort_based_ranks_when_there_are_no_ties():
+    # the usual argsort evaluation (ViCLIP/UMT style: v2t takes the best of a video's captions)
+    rng = np.random.default_rng(1)
+    n_videos = 40
+    gt = np.concatenate([np.arange(n_videos), rng.integers(0, n_videos, 25)])  # multi-caption
+    sims = rng.normal(size=(gt.size, n_videos + 5))  # 5 distractor videos; continuous: no ties
+    t2v_sorted = np.array([1 + np.flatnonzero(np.argsort(-row) == g)[0] for row, g in zip(sims, gt)])
+    v2t_sorted = []
+    for v in range(n_videos):
+        order = np.argsort(-sims[:, v])
+        v2t_sorted.append(1 + min(np.flatnonzero(np.isin(order, np.flatnonzero(gt == v)))))
+    assert text_to_video_ranks(sims, gt).tolist() == t2v_sorted.tolist()
+    ranks, videos = video_to_text_ranks(sims, gt)
+    assert videos.tolist() == list(range(n_videos))
+    assert ranks.tolist() == v2t_sorted
