@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.videogen import frame_numbers, make_bad_corpus, write_video
+from videogen import frame_numbers, make_bad_corpus, write_video
 from vidsearch.indexer.decoding import (
     FAULT_ENV,
     DecodedVideo,

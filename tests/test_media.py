@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.videogen import frame_numbers, make_bad_corpus, write_video
+from videogen import frame_numbers, make_bad_corpus, write_video
 from vidsearch.errors import MediaError
 from vidsearch.media import (
     SamplingConfig,

@@ -35,7 +35,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 READERS = ("auto", "decord", "pyav")
 # decord mis-seeks in VP8/VP9 (dmlc/decord#91); these codecs always use PyAV under "auto"
@@ -526,15 +527,49 @@ def _check_reader(reader: str) -> None:
 
 def _auto_prefers_pyav(path: str) -> str | None:
     """Why "auto" should skip decord for this file (None: use decord). Raises MediaError."""
+
+    def codec() -> str:
+        with _open_pyav(path) as container:  # reads the header only
+            return str(_video_stream(container, path).codec_context.name)
+
+    name = _pyav_call(path, codec)
+    return f"{name} codec" if name in _PYAV_CODECS else None
+
+
+def _pyav_call(path: str, fn: Callable[[], T]) -> T:
+    """Run a PyAV step; any FFmpeg error becomes a one-line MediaError naming the file."""
     try:
-        with _open_pyav(path) as container:
-            stream = _video_stream(container, path)
-            codec = str(stream.codec_context.name)
+        return fn()
     except MediaError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- any FFmpeg error means the file is not usable
+    except Exception as exc:  # noqa: BLE001 -- FFmpeg errors come in many classes
         raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
-    return f"{codec} codec" if codec in _PYAV_CODECS else None
+
+
+def _with_readers(
+    path: str, reader: str, decord_fn: Callable[[bool], T], pyav_fn: Callable[[], T]
+) -> tuple[T, str]:
+    """Run a step with the reader asked for; under "auto", decord then PyAV on any failure.
+
+    ``decord_fn(auto)`` may raise :class:`_UsePyAV` (under "auto") to hand the file over.
+    Returns the step's result and the reader that produced it.
+    """
+    use = reader
+    if reader == "auto":
+        why = _auto_prefers_pyav(path)
+        use = "pyav" if why else "decord"
+        if why:
+            LOG.debug("%s: %s, reading with PyAV", path, why)
+    if use == "decord":
+        try:
+            return decord_fn(reader == "auto"), "decord"
+        except _UsePyAV as exc:
+            LOG.debug("%s: %s, reading with PyAV", path, exc)
+        except Exception as exc:  # noqa: BLE001 -- DECORDError, RuntimeError, StopIteration, ...
+            if reader == "decord":
+                raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
+            LOG.info("%s: decord failed (%s); trying PyAV", path, _short_reason(exc))
+    return _pyav_call(path, pyav_fn), "pyav"
 
 
 def probe(path: str | os.PathLike, reader: str = "auto") -> VideoInfo:
@@ -552,39 +587,17 @@ def probe(path: str | os.PathLike, reader: str = "auto") -> VideoInfo:
     _check_reader(reader)
     path = os.fspath(path)
     _check_file(path)
-    use = reader
-    if reader == "auto":
-        why = _auto_prefers_pyav(path)
-        use = "pyav" if why else "decord"
-        if why:
-            LOG.debug("%s: %s, reading with PyAV", path, why)
-    if use == "decord":
-        try:
-            return _probe_decord(path, auto=reader == "auto")
-        except _UsePyAV as exc:
-            LOG.debug("%s: %s, reading with PyAV", path, exc)
-        except Exception as exc:  # noqa: BLE001 -- decord raises bare DECORDError/RuntimeError
-            if reader == "decord":
-                raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
-            LOG.info("%s: decord failed (%s); trying PyAV", path, _short_reason(exc))
-    try:
-        return _probe_pyav(path)
-    except MediaError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
+    info, _ = _with_readers(
+        path, reader, lambda auto: _probe_decord(path, auto), lambda: _probe_pyav(path)
+    )
+    return info
 
 
 def keyframe_indices(path: str | os.PathLike) -> list[int]:
     """Display-order indices of the keyframes of a video (from a demux pass, no decoding)."""
     path = os.fspath(path)
     _check_file(path)
-    try:
-        return _pyav_index(path).keyframes
-    except MediaError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
+    return _pyav_call(path, lambda: _pyav_index(path).keyframes)
 
 
 def read_frames(
@@ -622,22 +635,9 @@ def read_frames(
         raise ValueError(f"frame indices must be >= 0, got {wanted[0]}")
     path = os.fspath(path)
     _check_file(path)
-    use = reader
-    if reader == "auto":
-        why = _auto_prefers_pyav(path)
-        use = "pyav" if why else "decord"
-    if use == "decord":
-        try:
-            return _read_decord(path, wanted, resolution, fast, auto=reader == "auto"), "decord"
-        except _UsePyAV as exc:
-            LOG.debug("%s: %s, reading with PyAV", path, exc)
-        except Exception as exc:  # noqa: BLE001 -- includes StopIteration from a short stream
-            if reader == "decord":
-                raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
-            LOG.info("%s: decord failed (%s); trying PyAV", path, _short_reason(exc))
-    try:
-        return _read_pyav(path, wanted, resolution, fast), "pyav"
-    except MediaError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise _media_error(path, f"cannot be decoded: {_short_reason(exc)}") from None
+    return _with_readers(
+        path,
+        reader,
+        lambda auto: _read_decord(path, wanted, resolution, fast, auto),
+        lambda: _read_pyav(path, wanted, resolution, fast),
+    )
