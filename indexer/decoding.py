@@ -206,8 +206,24 @@ def decode_job(
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when the parent dies (a SIGKILLed indexer leaves no
-    orphan decoding forever); elsewhere the closed pipe ends the worker at its next job."""
+    """Ask Linux to SIGKILL this worker when its parent dies (a SIGKILLed indexer leaves no
+    orphan decoding forever, even one stuck in native code); elsewhere the closed pipe ends the
+    worker at its next job.
+
+    Under "forkserver" the parent is the fork server, which exits when every holder of its
+    "alive" pipe is gone. Each forked child inherits a copy of that pipe (so that it could start
+    processes itself); a hung worker holding it would keep the server, and so itself, alive
+    forever after the indexer died. Workers start no processes, so they drop their copy.
+    """
+    try:
+        from multiprocessing import forkserver
+
+        fd = forkserver._forkserver._forkserver_alive_fd  # private, but the only handle to it
+        if fd is not None:
+            forkserver._forkserver._forkserver_alive_fd = None
+            os.close(fd)
+    except (AttributeError, OSError):
+        pass
     if not sys.platform.startswith("linux"):
         return
     try:
