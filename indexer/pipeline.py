@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -254,56 +255,7 @@ def _encode_all(
     progress: ProgressSink | None,
     report: IndexReport,
 ) -> None:
-    from vidsearch.indexer.decoding import DecodedVideo, DecodeJob, DecodePool
-
-    index = library.vector_index(space)
-    index_generation = library.generation(space.id)
-    entries = {e.path: e for e in plan.encode}
-    known = _known_paths(library, list(entries))
-    jobs = [
-        DecodeJob(job_id=i, path=e.path, num_frames=encoder.num_frames, resolution=encoder.resolution, sampling=options.sampling, fast=options.fast)
-        for i, e in enumerate(plan.encode)
-    ]
-    if progress is not None:
-        progress.start(len(jobs))
-    pool_kwargs: dict[str, Any] = {}
-    if options.workers is not None:
-        pool_kwargs["workers"] = options.workers
-    if options.timeout is not None:
-        pool_kwargs["timeout"] = options.timeout
-    pending: list[DecodedVideo] = []
-    pending_clips = 0
-    crash_after = int(os.environ.get(CRASH_AFTER_COMMITS_ENV, "0") or 0)
-    commits = 0
-
-    def commit(batch: list[DecodedVideo]) -> int:
-        nonlocal commits
-        generation = _encode_commit(library, space, index, batch, encoder, options, entries, plan, known, report, progress)
-        commits += 1
-        if crash_after and commits >= crash_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return generation
-
-    try:
-        with DecodePool(**pool_kwargs) as pool:
-            for result in pool.run(jobs):
-                if not isinstance(result, DecodedVideo):
-                    _fail(library, space, index, result, plan, report, progress)
-                    continue
-                pending.append(result)
-                pending_clips += len(result.segments)
-                if pending_clips >= options.batch_size:
-                    index_generation = commit(pending)
-                    pending, pending_clips = [], 0
-            if pending:
-                index_generation = commit(pending)
-                pending = []
-    except KeyboardInterrupt:
-        report.interrupted = True
-        raise
-    finally:
-        # Whatever was committed is in `index` too; save it as reflecting that generation.
-        library.save_index(space, index, index_generation)
+    _EncodeRun(library, space, plan, encoder, options, progress, report).run()
 
 
 def _known_paths(library: Library, paths: list[str]) -> set[str]:
@@ -314,81 +266,182 @@ def _known_paths(library: Library, paths: list[str]) -> set[str]:
     return known
 
 
-def _fail(
-    library: Library,
-    space: SpaceInfo,
-    index: VectorIndex,
-    failure: DecodeFailure,
-    plan: Plan,
-    report: IndexReport,
-    progress: ProgressSink | None,
-) -> None:
-    dropped = _record_failure(library, failure.path, failure.reason, fp=plan.fingerprints.get(failure.path))
-    stale = [sid for sp, sid in dropped if sp == space.id]
-    if stale:
-        index.remove(np.asarray(stale, dtype=np.int64))
-    report.failed.append((failure.path, failure.reason))
-    if progress is not None:
-        progress.advance(failure.path, False)
-
-
 def _encode_clips(encoder: Any, clips: np.ndarray, batch_size: int) -> np.ndarray:
     out = [encoder.encode_video(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
     return np.concatenate(out).astype("<f4", copy=False)
 
 
-def _encode_commit(
-    library: Library,
-    space: SpaceInfo,
-    index: VectorIndex,
-    batch: list[DecodedVideo],
-    encoder: Any,
-    options: IndexOptions,
-    entries: dict[str, FileEntry],
-    plan: Plan,
-    known: set[str],
-    report: IndexReport,
-    progress: ProgressSink | None,
-) -> int:
-    """Encode a batch of decoded videos and commit rows + vectors in one transaction."""
-    vectors = [_encode_clips(encoder, v.clips(), options.batch_size) for v in batch]
-    stale: list[int] = []
-    new: list[tuple[int, np.ndarray]] = []
-    with library.session() as s:
-        for video, xb in zip(batch, vectors):
-            entry = entries[video.path]
-            row = s.scalar(select(Video).where(Video.path == video.path))
-            if row is None:
-                row = Video(path=video.path)
-                s.add(row)
-            else:
-                stale.extend(sid for sp, sid in _drop_segments(s, row.id) if sp == space.id)
-            fp = plan.fingerprints.get(video.path) or fingerprint(video.path, entry.size)
-            row.size, row.mtime_ns, row.fingerprint = entry.size, entry.mtime_ns, fp
-            row.status, row.error, row.reader = VideoStatus.INDEXED, None, video.reader
-            _set_info(row, video.info)
-            s.flush()
-            segs = [
-                Segment(video_id=row.id, space_id=space.id, kind=sp.kind, start=float(sp.start), end=float(sp.end), vector=vec.tobytes())
-                for sp, vec in zip(video.segments, xb)
-            ]
-            s.add_all(segs)
-            s.flush()
-            new.extend((seg.id, vec) for seg, vec in zip(segs, xb))
-        s.execute(update(Space).where(Space.id == space.id).values(generation=Space.generation + 1))
-        generation = int(s.scalar(select(Space.generation).where(Space.id == space.id)))
-    # Only after the commit: the FAISS index never holds a vector SQLite does not.
-    if stale:
-        index.remove(np.asarray(stale, dtype=np.int64))
-    if new:
-        index.add(np.asarray([i for i, _ in new], dtype=np.int64), np.stack([v for _, v in new]).astype(np.float32))
-    for video in batch:
-        if video.path in known:
-            report.updated += 1
-        else:
-            report.added += 1
-        report.segments += len(video.segments)
-        if progress is not None:
-            progress.advance(video.path, True)
-    return generation
+class _BackgroundRebuild:
+    """Builds a fresh index from the stored vectors in a thread while the run goes on.
 
+    The new index may miss vectors committed while it was built; it is synced by id difference
+    before it replaces the live one, so the swap never loses or duplicates a vector.
+    """
+
+    def __init__(self, library: Library, space: SpaceInfo) -> None:
+        self._library, self._space = library, space
+        self._result: VectorIndex | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, name="vidsearch-rebuild", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        from vidsearch.store.vectors import VectorIndex
+
+        try:
+            ids, xb = self._library.load_vectors(self._space.id)
+            self._result = VectorIndex.build(ids, xb) if len(ids) else VectorIndex.empty(self._space.dim)
+        except BaseException as exc:  # reported to the main thread, which keeps the old index
+            self._error = exc
+
+    def done(self) -> bool:
+        """Whether the build has finished."""
+        return not self._thread.is_alive()
+
+    def take(self) -> VectorIndex | None:
+        """Wait for the build; the new index synced with SQLite (None if the build failed)."""
+        self._thread.join()
+        if self._error is not None or self._result is None:
+            LOG.warning("background index rebuild failed, keeping the current index: %s", self._error)
+            return None
+        self._library.sync_index(self._space, self._result)
+        return self._result
+
+
+class _EncodeRun:
+    """Decode -> encode -> commit for the files of a plan, with its shared state."""
+
+    def __init__(
+        self,
+        library: Library,
+        space: SpaceInfo,
+        plan: Plan,
+        encoder: Any,
+        options: IndexOptions,
+        progress: ProgressSink | None,
+        report: IndexReport,
+    ) -> None:
+        self.library, self.space, self.plan, self.encoder = library, space, plan, encoder
+        self.options, self.progress, self.report = options, progress, report
+        self.index = library.vector_index(space)
+        self.generation = library.generation(space.id)  # the generation `index` reflects
+        self.entries = {e.path: e for e in plan.encode}
+        self.known = _known_paths(library, list(self.entries))
+        self.commits = 0
+        self.crash_after = int(os.environ.get(CRASH_AFTER_COMMITS_ENV, "0") or 0)
+        self.rebuild: _BackgroundRebuild | None = None
+
+    def run(self) -> None:
+        """Decode in worker processes and commit encoded batches until every file is done."""
+        from vidsearch.indexer.decoding import DecodedVideo, DecodeJob, DecodePool
+
+        jobs = [
+            DecodeJob(job_id=i, path=e.path, num_frames=self.encoder.num_frames, resolution=self.encoder.resolution, sampling=self.options.sampling, fast=self.options.fast)
+            for i, e in enumerate(self.plan.encode)
+        ]
+        if self.progress is not None:
+            self.progress.start(len(jobs))
+        pool_kwargs: dict[str, Any] = {}
+        if self.options.workers is not None:
+            pool_kwargs["workers"] = self.options.workers
+        if self.options.timeout is not None:
+            pool_kwargs["timeout"] = self.options.timeout
+        pending: list[DecodedVideo] = []
+        pending_clips = 0
+        try:
+            with DecodePool(**pool_kwargs) as pool:
+                for result in pool.run(jobs):
+                    if not isinstance(result, DecodedVideo):
+                        self.fail(result)
+                        continue
+                    pending.append(result)
+                    pending_clips += len(result.segments)
+                    if pending_clips >= self.options.batch_size:
+                        self.commit(pending)
+                        pending, pending_clips = [], 0
+                if pending:
+                    self.commit(pending)
+            if self.rebuild is not None:
+                self._swap_rebuilt(self.rebuild)
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+            raise
+        finally:
+            # Whatever was committed is in `index` too; save it as reflecting that generation.
+            self.library.save_index(self.space, self.index, self.generation)
+
+    def _swap_rebuilt(self, rebuild: _BackgroundRebuild) -> None:
+        new = rebuild.take()
+        self.rebuild = None
+        if new is not None:
+            self.index = new
+            self.generation = self.library.generation(self.space.id)
+            LOG.info("swapped in rebuilt index %s (%d vectors)", new.spec, new.ntotal)
+
+    def _maybe_rebuild(self) -> None:
+        if self.rebuild is None:
+            if self.index.needs_rebuild():
+                LOG.info("index policy asks for a rebuild; building in the background")
+                self.rebuild = _BackgroundRebuild(self.library, self.space)
+        elif self.rebuild.done():
+            self._swap_rebuilt(self.rebuild)
+            # Save right away so that queries in other processes get the new index.
+            self.library.save_index(self.space, self.index, self.generation)
+
+    def fail(self, failure: DecodeFailure) -> None:
+        """Record a file that could not be decoded."""
+        dropped = _record_failure(self.library, failure.path, failure.reason, fp=self.plan.fingerprints.get(failure.path))
+        stale = [sid for sp, sid in dropped if sp == self.space.id]
+        if stale:
+            self.index.remove(np.asarray(stale, dtype=np.int64))
+        self.report.failed.append((failure.path, failure.reason))
+        if self.progress is not None:
+            self.progress.advance(failure.path, False)
+
+    def commit(self, batch: list[DecodedVideo]) -> None:
+        """Encode a batch of decoded videos and commit rows + vectors in one transaction."""
+        space = self.space
+        vectors = [_encode_clips(self.encoder, v.clips(), self.options.batch_size) for v in batch]
+        stale: list[int] = []
+        new: list[tuple[int, np.ndarray]] = []
+        with self.library.session() as s:
+            for video, xb in zip(batch, vectors):
+                entry = self.entries[video.path]
+                row = s.scalar(select(Video).where(Video.path == video.path))
+                if row is None:
+                    row = Video(path=video.path)
+                    s.add(row)
+                else:
+                    stale.extend(sid for sp, sid in _drop_segments(s, row.id) if sp == space.id)
+                fp = self.plan.fingerprints.get(video.path) or fingerprint(video.path, entry.size)
+                row.size, row.mtime_ns, row.fingerprint = entry.size, entry.mtime_ns, fp
+                row.status, row.error, row.reader = VideoStatus.INDEXED, None, video.reader
+                _set_info(row, video.info)
+                s.flush()
+                segs = [
+                    Segment(video_id=row.id, space_id=space.id, kind=sp.kind, start=float(sp.start), end=float(sp.end), vector=vec.tobytes())
+                    for sp, vec in zip(video.segments, xb)
+                ]
+                s.add_all(segs)
+                s.flush()
+                new.extend((seg.id, vec) for seg, vec in zip(segs, xb))
+            s.execute(update(Space).where(Space.id == space.id).values(generation=Space.generation + 1))
+            generation = int(s.scalar(select(Space.generation).where(Space.id == space.id)))
+        # Only after the commit: the FAISS index never holds a vector SQLite does not.
+        if stale:
+            self.index.remove(np.asarray(stale, dtype=np.int64))
+        if new:
+            self.index.add(np.asarray([i for i, _ in new], dtype=np.int64), np.stack([v for _, v in new]).astype(np.float32))
+        self.generation = generation
+        for video in batch:
+            if video.path in self.known:
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            self.report.segments += len(video.segments)
+            if self.progress is not None:
+                self.progress.advance(video.path, True)
+        self.commits += 1
+        if self.crash_after and self.commits >= self.crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._maybe_rebuild()

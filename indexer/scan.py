@@ -77,7 +77,7 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
             try:
                 st = os.stat(path)
             except FileNotFoundError:
-                result.problems.append((path, "file vanished or is a broken link"))
+                result.problems.append((path, "file not found (it vanished, or is a broken symlink)"))
                 continue
             except OSError as exc:
                 result.problems.append((path, f"cannot stat: {exc.strerror}"))
