@@ -158,7 +158,7 @@ def test_results_in_flight_are_bounded(videos):
     with DecodePool(workers=2, prefetch=3) as pool:
         for _ in pool.run(jobs()):
             yielded += 1
-            time.sleep(0.3)  # a slow consumer (the encoder): workers must not run ahead
+            time.sleep(0.15)  # a slow consumer (the encoder): workers must not run ahead
             assert pulled - yielded <= 3
     assert yielded == 10
 
