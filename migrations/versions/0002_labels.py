@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('labels', sa.Text(), nullable=False),
     sa.Column('templates', sa.Text(), nullable=False),
     sa.Column('embeddings', sa.LargeBinary(), nullable=False),
+    sa.Column('top', sa.Integer(), nullable=False),
     sa.Column('score_kind', sa.String(length=16), nullable=False),
     sa.Column('temperature', sa.Float(), nullable=False),
     sa.Column('threshold', sa.Float(), nullable=False),

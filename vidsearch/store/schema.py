@@ -139,6 +139,7 @@ class LabelSet(Base):
     labels: Mapped[str] = mapped_column(Text)  # JSON list of class names, in class-index order
     templates: Mapped[str] = mapped_column(Text)  # JSON list of prompt templates
     embeddings: Mapped[bytes] = mapped_column(LargeBinary)  # float32 [num labels, dim], rows L2-normalized
+    top: Mapped[int] = mapped_column(Integer)  # classes kept per segment (segment_labels ranks 1..top)
     score_kind: Mapped[str] = mapped_column(String(16))  # open-set score: "msp", "energy" or "maxcos"
     temperature: Mapped[float] = mapped_column(Float)  # softmax temperature over cosine similarities
     threshold: Mapped[float] = mapped_column(Float)  # known-score below this -> "unknown"
