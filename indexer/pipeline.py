@@ -183,7 +183,7 @@ def _run(
                 report.model_loaded = True
             space = library.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
             report.space_key = space.key
-            _encode_all(library, space, plan, encoder, options, progress, report)
+            _EncodeRun(library, space, plan, encoder, options, progress, report).run()
         elif space is not None and (plan.removed or plan.moved):
             library.vector_index(space, refresh=True)  # persist the removals in the FAISS file
     report.seconds = time.perf_counter() - t0
@@ -244,18 +244,6 @@ def _drop_segments(s: Any, video_id: int) -> list[tuple[int, int]]:
 def _set_info(row: Video, info: Any) -> None:
     row.duration, row.fps, row.num_frames = info.duration, info.fps, info.num_frames
     row.width, row.height = info.width, info.height
-
-
-def _encode_all(
-    library: Library,
-    space: SpaceInfo,
-    plan: Plan,
-    encoder: Any,
-    options: IndexOptions,
-    progress: ProgressSink | None,
-    report: IndexReport,
-) -> None:
-    _EncodeRun(library, space, plan, encoder, options, progress, report).run()
 
 
 def _known_paths(library: Library, paths: list[str]) -> set[str]:
