@@ -1,0 +1,518 @@
+"""Zero-shot recognition over a library: label every indexed video and window from stored embeddings.
+
+A *label set* (a shipped list such as ``kinetics400`` or a text file, one class a line) is applied
+to one embedding space. Its classes are embedded once with prompt ensembling
+(:func:`vidsearch.bench.prompts.label_embeddings`) and the embeddings are stored with the set, so
+labelling never decodes a video and, after the first run, never loads a model either: each
+segment's stored vector is compared with the class embeddings (cosine similarity), its top-k
+classes are stored (``segment_labels``) with their softmax probabilities, and its open-set
+decision (``segment_recognitions``: known score and "unknown", see
+:mod:`vidsearch.enrich.openset`) is stored too. A segment with a decision row is done, so a
+re-run labels only segments that are new (indexed since, or re-encoded: a re-encoded video's old
+segments and their labels are deleted by the database's cascades).
+
+A label set is identified by its space and name (the shipped name, or the label file's absolute
+path). When its class list, templates, ``top`` or open-set rule change, every segment is labelled
+again (still from stored vectors: a matrix product per chunk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.bench.prompts import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, load_label_set, normalize_label
+from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature, softmax
+from vidsearch.errors import InputError, LibraryError
+
+__all__ = [
+    "LabelSetInfo",
+    "RecognizeReport",
+    "label_set_name",
+    "default_rule",
+    "stored_rule",
+    "recognize_library",
+    "classify",
+    "list_label_sets",
+    "videos_with_label",
+    "video_labels",
+    "DEFAULT_TOP",
+]
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_TOP = 5
+_CHUNK = 2048  # segments scored and written per transaction
+
+
+@dataclass(frozen=True)
+class LabelSetInfo:
+    """A detached view of a label set row."""
+
+    id: int
+    space_id: int
+    space_key: str
+    name: str
+    labels: list[str]
+    top: int
+    rule: OpenSetRule
+    calibration: dict[str, Any] | None
+
+    @property
+    def display_name(self) -> str:
+        """The shipped name, or the label file's name."""
+        return self.name if self.name in LABEL_SETS else Path(self.name).name
+
+
+@dataclass
+class RecognizeReport:
+    """What a recognition run did."""
+
+    label_set: str
+    space: str
+    labelled: int = 0  # segments labelled in this run
+    videos: int = 0  # of those, whole-video segments
+    unknown: int = 0  # of the labelled whole-video segments, how many were "unknown"
+    already: int = 0  # segments that were labelled before and kept
+    relabelled: bool = False  # everything was labelled again (changed labels, top or rule)
+    model_loaded: bool = False
+    rule: dict[str, Any] = field(default_factory=dict)
+    calibrated: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+def label_set_name(name_or_path: str | Path) -> str:
+    """How a label set is identified: a shipped name as is, a file by its absolute path."""
+    key = str(name_or_path)
+    if key in LABEL_SETS:
+        return key
+    return str(Path(key).expanduser().resolve())
+
+
+def _labels_hash(labels: Sequence[str], templates: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps([list(labels), list(templates)]).encode()).hexdigest()
+
+
+def default_rule(encoder: Any | None = None) -> OpenSetRule:
+    """The uncalibrated rule: MSP at the model's own temperature, threshold 0.5 (see openset)."""
+    t = model_temperature(encoder) if encoder is not None else None
+    return OpenSetRule("msp", t or DEFAULT_TEMPERATURE, DEFAULT_MSP_THRESHOLD)
+
+
+def stored_rule(library: Any, labels: str | Path, space_key: str | None = None) -> OpenSetRule | None:
+    """The open-set rule a label set currently uses in a space (None: never applied there)."""
+    from sqlalchemy import select
+
+    from vidsearch.store.schema import LabelSet
+
+    space = library.space(space_key)
+    with library.session() as s:
+        row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == label_set_name(labels)))
+        return OpenSetRule(row.score_kind, row.temperature, row.threshold) if row else None
+
+
+def _info(row: Any, space_key: str) -> LabelSetInfo:
+    return LabelSetInfo(
+        id=row.id,
+        space_id=row.space_id,
+        space_key=space_key,
+        name=row.name,
+        labels=json.loads(row.labels),
+        top=row.top,
+        rule=OpenSetRule(row.score_kind, row.temperature, row.threshold),
+        calibration=json.loads(row.calibration) if row.calibration else None,
+    )
+
+
+def _override(rule: OpenSetRule, score: str | None, temperature: float | None, threshold: float | None) -> OpenSetRule:
+    """``rule`` with the user's explicit settings applied."""
+    kind = score or rule.kind
+    if threshold is None:
+        if kind == rule.kind:
+            threshold = rule.threshold
+        elif kind == "msp":
+            threshold = DEFAULT_MSP_THRESHOLD
+        else:
+            raise InputError(
+                f"--score {kind} needs --threshold (its scale depends on the model), or calibrate it: "
+                "vidsearch enrich calibrate --score " + kind + " ..."
+            )
+    return OpenSetRule(kind, temperature if temperature is not None else rule.temperature, threshold)
+
+
+@contextlib.contextmanager
+def _enrich_lock(library: Any) -> Iterator[None]:
+    """One labelling run at a time per library (indexing may go on meanwhile)."""
+    import fcntl
+
+    with open(Path(library.root) / ".enrich.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LibraryError(f"another `vidsearch enrich` run is labelling {library.root}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def classify(xb: np.ndarray, class_emb: np.ndarray, rule: OpenSetRule, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k classes and open-set decisions of embeddings ``xb`` ``[N, D]``.
+
+    Returns:
+        ``(idx, sims, probs, known, unknown)``: ``idx`` int ``[N, k]`` class indices best first
+        (ties: lower class index first), their cosine similarities and softmax probabilities
+        ``[N, k]``, known scores ``[N]`` and the unknown flags ``[N]``.
+    """
+    S = np.asarray(xb, np.float32) @ np.asarray(class_emb, np.float32).T  # [N, C] cosine similarities
+    k = min(top, S.shape[1])
+    idx = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    P = softmax(S / rule.temperature, axis=1)
+    known = rule.scores(S)
+    rows = np.arange(len(S))[:, None]
+    return idx, S[rows, idx], P[rows, idx], known, rule.unknown(known)
+
+
+def _pending(library: Any, space_id: int, set_id: int, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+    from sqlalchemy import exists, select
+
+    from vidsearch.store.schema import Segment, SegmentRecognition
+
+    done = exists().where(SegmentRecognition.label_set_id == set_id, SegmentRecognition.segment_id == Segment.id)
+    with library.session() as s:
+        return [
+            (int(r[0]), r[1], r[2])
+            for r in s.execute(
+                select(Segment.id, Segment.kind, Segment.vector)
+                .where(Segment.space_id == space_id, Segment.id > after, ~done)
+                .order_by(Segment.id)
+                .limit(limit)
+            ).all()
+        ]
+
+
+def recognize_library(
+    library: Any,
+    labels: str | Path = "kinetics400",
+    *,
+    space_key: str | None = None,
+    top: int = DEFAULT_TOP,
+    rule: OpenSetRule | None = None,
+    calibration: dict[str, Any] | None = None,
+    score: str | None = None,
+    temperature: float | None = None,
+    threshold: float | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    encoder: Any | None = None,
+    device: str = "auto",
+    relabel: bool = False,
+) -> RecognizeReport:
+    """Label every not yet labelled segment of a space with a label set (see module docstring).
+
+    Args:
+        library: an open :class:`~vidsearch.store.library.Library`.
+        labels: a shipped label set name or a label file.
+        space_key: the embedding space (None: the most recently indexed one).
+        top: classes stored per segment.
+        rule: the open-set rule; None keeps the set's stored rule (the default rule for a new set).
+        calibration: JSON-ready account of how ``rule`` was chosen, stored with it.
+        score: override the rule's score kind; a kind other than ``msp`` needs a ``threshold``
+            (its scale depends on the model) unless the stored rule already uses that kind.
+        temperature: override the rule's temperature.
+        threshold: override the rule's threshold.
+        templates: prompt templates.
+        encoder: the space's encoder, if already loaded (only needed for a new or changed set).
+        device: device for loading the encoder when needed.
+        relabel: label every segment again even if nothing changed.
+
+    Raises:
+        InputError: bad label set or ``top``.
+        LibraryError: empty library, unknown space, or another labelling run in progress.
+    """
+    from sqlalchemy import delete, func, select
+
+    from vidsearch.store.schema import LabelSet, Segment, SegmentLabel, SegmentRecognition
+
+    if top < 1:
+        raise InputError(f"--top must be at least 1 (got {top})")
+    t0 = time.perf_counter()
+    space = library.space(space_key)
+    classes = load_label_set(labels)
+    name = label_set_name(labels)
+    digest = _labels_hash(classes, templates)
+    report = RecognizeReport(label_set=name if name in LABEL_SETS else Path(name).name, space=space.key)
+    with _enrich_lock(library):
+        with library.session() as s:
+            row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == name))
+            stored = (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold)) if row else None
+            stored_cal = row.calibration if row else None
+        if stored is not None and stored[0] == digest:
+            class_emb = np.frombuffer(stored[1], dtype="<f4").reshape(len(classes), -1)
+        else:
+            if encoder is None:
+                from vidsearch.search import load_space_encoder
+
+                encoder = load_space_encoder(space, device=device)
+                report.model_loaded = True
+            class_emb = label_embeddings(encoder, classes, templates)
+        if class_emb.shape[1] != space.dim:
+            raise LibraryError(f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}")
+        if rule is None:
+            rule = stored[3] if stored is not None else default_rule(encoder)
+        rule = _override(rule, score, temperature, threshold)
+        if calibration is None and stored is not None and rule == stored[3] and stored_cal:
+            calibration = json.loads(stored_cal)  # the same rule keeps the account of how it was chosen
+        changed = stored is None or stored[0] != digest or stored[2] != top or stored[3] != rule
+        report.relabelled = stored is not None and (changed or relabel)
+        with library.session() as s:
+            row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == name))
+            if row is None:
+                row = LabelSet(space_id=space.id, name=name)
+                s.add(row)
+            row.labels_hash, row.labels, row.templates = digest, json.dumps(classes), json.dumps(list(templates))
+            row.embeddings = np.ascontiguousarray(class_emb, dtype="<f4").tobytes()
+            row.top, row.score_kind, row.temperature, row.threshold = top, rule.kind, rule.temperature, rule.threshold
+            row.calibration = json.dumps(calibration) if calibration is not None else None
+            s.flush()
+            set_id = row.id
+            if report.relabelled:
+                s.execute(delete(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id))
+                s.execute(delete(SegmentLabel).where(SegmentLabel.label_set_id == set_id))
+            report.already = int(
+                s.scalar(select(func.count()).select_from(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id)) or 0
+            )
+        last = -1
+        while True:
+            batch = _pending(library, space.id, set_id, last, _CHUNK)
+            if not batch:
+                break
+            last = batch[-1][0]
+            xb = np.stack([np.frombuffer(v, dtype="<f4") for _, _, v in batch])
+            idx, sims, probs, known, unknown = classify(xb, class_emb, rule, top)
+            with library.session() as s:
+                # A segment deleted by a concurrent index run since it was read must not get labels.
+                alive = set(s.scalars(select(Segment.id).where(Segment.id.in_([b[0] for b in batch]))).all())
+                recs, labs = [], []
+                for r, (sid, kind, _) in enumerate(batch):
+                    if sid not in alive:
+                        continue
+                    recs.append({"label_set_id": set_id, "segment_id": sid, "known_score": float(known[r]), "unknown": bool(unknown[r])})
+                    for k in range(idx.shape[1]):
+                        labs.append(
+                            {
+                                "label_set_id": set_id,
+                                "segment_id": sid,
+                                "rank": k + 1,
+                                "label": classes[int(idx[r, k])],
+                                "score": float(sims[r, k]),
+                                "prob": float(probs[r, k]),
+                            }
+                        )
+                    if kind == "video":
+                        report.videos += 1
+                        report.unknown += int(bool(unknown[r]))
+                if recs:
+                    s.execute(SegmentRecognition.__table__.insert(), recs)
+                    s.execute(SegmentLabel.__table__.insert(), labs)
+                report.labelled += len(recs)
+    report.rule = rule.to_dict()
+    report.calibrated = calibration is not None
+    report.seconds = round(time.perf_counter() - t0, 3)
+    LOG.info("labelled %d segments of %s with %s (%d kept)", report.labelled, space.key, report.label_set, report.already)
+    return report
+
+
+def list_label_sets(library: Any, space_key: str | None = None) -> list[LabelSetInfo]:
+    """The label sets applied to the library (to one space when ``space_key`` is given)."""
+    from sqlalchemy import select
+
+    from vidsearch.store.schema import LabelSet, Space
+
+    q = select(LabelSet, Space.key).join(Space, Space.id == LabelSet.space_id).order_by(LabelSet.id)
+    if space_key is not None:
+        q = q.where(Space.id == library.space(space_key).id)
+    with library.session() as s:
+        return [_info(row, key) for row, key in s.execute(q).all()]
+
+
+def _pick_sets(library: Any, label_set: str | None, space: Any | None) -> list[LabelSetInfo]:
+    sets = list_label_sets(library)
+    if space is not None:
+        space_id = space.id if hasattr(space, "id") else library.space(str(space)).id
+        sets = [ls for ls in sets if ls.space_id == space_id]
+    if label_set is not None:
+        wanted = label_set_name(label_set)
+        sets = [ls for ls in sets if ls.name == wanted or ls.display_name == label_set]
+    if not sets:
+        what = f"label set {label_set!r}" if label_set else "labels"
+        raise InputError(f"the library has no {what} yet; run `vidsearch enrich recognize --labels {label_set or 'kinetics400'}` first")
+    return sets
+
+
+def videos_with_label(
+    library: Any,
+    label: str,
+    label_set: str | None = None,
+    space: Any | None = None,
+    *,
+    max_rank: int = 1,
+    include_unknown: bool = False,
+) -> set[int]:
+    """Ids of the videos with ``label`` on the whole video or on any window.
+
+    A segment carries a label when the label is among its ``max_rank`` best classes and, unless
+    ``include_unknown``, its open-set decision is not "unknown". The label is matched ignoring
+    case, ``_`` and spaces (``playing basketball`` = ``PlayingBasketball``).
+
+    Args:
+        library: an open library.
+        label: the class name.
+        label_set: restrict to one label set (name or file); None: any.
+        space: restrict to one space (a ``SpaceInfo`` or its key); None: any.
+        max_rank: how far down a segment's ranking the label may be.
+        include_unknown: also count segments judged "unknown".
+
+    Raises:
+        InputError: no labels yet, or the label is in none of the label sets (with suggestions).
+    """
+    from sqlalchemy import select
+
+    from vidsearch.store.schema import Segment, SegmentLabel, SegmentRecognition
+
+    sets = _pick_sets(library, label_set, space)
+    want = normalize_label(label)
+    spelled = {ls.id: next((c for c in ls.labels if normalize_label(c) == want), None) for ls in sets}
+    matches = {sid: c for sid, c in spelled.items() if c is not None}
+    if not matches:
+        every = sorted({c for ls in sets for c in ls.labels})
+        close = difflib.get_close_matches(label, every, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        names = ", ".join(ls.display_name for ls in sets)
+        raise InputError(f"label {label!r} is not a class of {names}{hint}")
+    out: set[int] = set()
+    with library.session() as s:
+        for set_id, spelled_label in matches.items():
+            q = (
+                select(Segment.video_id)
+                .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
+                .join(
+                    SegmentRecognition,
+                    (SegmentRecognition.segment_id == SegmentLabel.segment_id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id),
+                )
+                .where(SegmentLabel.label_set_id == set_id, SegmentLabel.label == spelled_label, SegmentLabel.rank <= max_rank)
+                .distinct()
+            )
+            if not include_unknown:
+                q = q.where(SegmentRecognition.unknown.is_(False))
+            out.update(int(v) for v in s.scalars(q).all())
+    return out
+
+
+def _timeline(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge consecutive windows with the same verdict (top class, or None for unknown) into spans.
+
+    Spans do not overlap: where windows of two spans overlap, the boundary is the overlap's middle.
+    ``score`` is the mean top-class similarity of the span's windows.
+    """
+    runs: list[dict[str, Any]] = []
+    for w in windows:
+        verdict = None if w["unknown"] or not w["labels"] else w["labels"][0]["label"]
+        score = w["labels"][0]["score"] if w["labels"] else 0.0
+        if runs and runs[-1]["label"] == verdict:
+            runs[-1]["end"] = w["end"]
+            runs[-1]["scores"].append(score)
+        else:
+            runs.append({"start": w["start"], "end": w["end"], "label": verdict, "unknown": verdict is None, "scores": [score]})
+    for a, b in zip(runs, runs[1:]):
+        if b["start"] < a["end"]:
+            a["end"] = b["start"] = (b["start"] + a["end"]) / 2.0
+    for r in runs:
+        scores = r.pop("scores")
+        r["windows"] = len(scores)
+        r["score"] = round(float(np.mean(scores)), 4)
+    return runs
+
+
+def video_labels(library: Any, path: str | Path, label_set: str | None = None, space: Any | None = None) -> dict[str, Any]:
+    """A video's labels under every label set (or one), with the timeline of its windows.
+
+    Returns:
+        ``{"path", "video_id", "duration", "label_sets": [{"label_set", "space", "unknown",
+        "known_score", "labels": [...], "timeline": [...], "windows": [...]}]}``; ``labels`` are
+        the whole video's top classes (``label``, ``score``, ``prob``, ``rank``); ``timeline``
+        merges consecutive windows with the same top class (or "unknown") into spans.
+
+    Raises:
+        InputError: the video is not in the library or has no labels yet.
+    """
+    from sqlalchemy import select
+
+    from vidsearch.store.schema import Segment, SegmentLabel, SegmentRecognition, Video
+
+    abs_path = str(Path(path).expanduser().absolute())
+    with library.session() as s:
+        video = s.execute(select(Video.id, Video.path, Video.duration).where(Video.path == abs_path)).first()
+    if video is None:
+        raise InputError(f"{abs_path} is not in the library; index it first (vidsearch index FOLDER)")
+    sets = _pick_sets(library, label_set, space)
+    result: dict[str, Any] = {"path": video.path, "video_id": int(video.id), "duration": video.duration, "label_sets": []}
+    with library.session() as s:
+        for ls in sets:
+            segs = s.execute(
+                select(Segment.id, Segment.kind, Segment.start, Segment.end, SegmentRecognition.known_score, SegmentRecognition.unknown)
+                .join(SegmentRecognition, SegmentRecognition.segment_id == Segment.id)
+                .where(Segment.video_id == video.id, SegmentRecognition.label_set_id == ls.id)
+                .order_by(Segment.start, Segment.id)
+            ).all()
+            if not segs:
+                continue
+            labs = s.execute(
+                select(SegmentLabel.segment_id, SegmentLabel.rank, SegmentLabel.label, SegmentLabel.score, SegmentLabel.prob)
+                .where(SegmentLabel.label_set_id == ls.id, SegmentLabel.segment_id.in_([g.id for g in segs]))
+                .order_by(SegmentLabel.segment_id, SegmentLabel.rank)
+            ).all()
+            by_seg: dict[int, list[dict[str, Any]]] = {}
+            for sid, rank, label, score, prob in labs:
+                by_seg.setdefault(sid, []).append({"rank": rank, "label": label, "score": round(score, 4), "prob": round(prob, 4)})
+            entries = [
+                {
+                    "kind": g.kind,
+                    "start": g.start,
+                    "end": g.end,
+                    "known_score": round(g.known_score, 4),
+                    "unknown": bool(g.unknown),
+                    "labels": by_seg.get(g.id, []),
+                }
+                for g in segs
+            ]
+            whole = next((e for e in entries if e["kind"] == "video"), entries[0])
+            windows = [e for e in entries if e["kind"] == "window"]
+            result["label_sets"].append(
+                {
+                    "label_set": ls.display_name,
+                    "space": ls.space_key,
+                    "rule": ls.rule.to_dict(),
+                    "unknown": whole["unknown"],
+                    "known_score": whole["known_score"],
+                    "labels": whole["labels"],
+                    "timeline": _timeline(windows or [whole]),
+                    "windows": windows,
+                }
+            )
+    if not result["label_sets"]:
+        raise InputError(f"{abs_path} has no labels yet; run `vidsearch enrich recognize`")
+    return result
