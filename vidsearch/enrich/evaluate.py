@@ -151,6 +151,8 @@ def read_video_list(path: Path | str) -> list[str]:
     delim = next((d for d in (",", "\t", ";") if d in lines[0]), None)
     videos: list[str] = []
     if delim is None:
+        if lines[0].split()[0].lower() == "video":  # a one-column CSV's header
+            lines = lines[1:]
         for line in lines:
             parts = line.split()
             videos.append(parts[0] if len(parts) == 1 else " ".join(parts[:-1]))

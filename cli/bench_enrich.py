@@ -1,0 +1,152 @@
+"""`vidsearch bench open-set|localization`: benchmarks of the enrichment passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from vidsearch.cli.bench import bench_app
+from vidsearch.cli.common import JsonOption, RichProgress, console, err_console, print_json
+
+_CACHE_HELP = "Benchmark cache library (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it)."
+_MODEL_HELP = "Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."
+_MISSING_HELP = "Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+
+
+def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
+    from vidsearch.bench.common import BenchOptions
+
+    return BenchOptions(
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        model_config=str(model_config) if model_config else None,
+        library=str(library) if library else None,
+        allow_missing=allow_missing,
+    )
+
+
+def _write_results(path: Path, results: dict[str, Any]) -> None:
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _f(value: float) -> str:
+    return "-" if value != value else f"{value:.1f}"
+
+
+@bench_app.command("open-set")
+def open_set_command(
+    known: Path = typer.Option(..., "--known", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False),
+    known_videos: Path = typer.Option(..., "--known-videos", help="Folder of the known videos.", show_default=False),
+    unknown: Path = typer.Option(..., "--unknown", help="Unknown videos: CSV video[,label] or one video a line.", show_default=False),
+    unknown_videos: Optional[Path] = typer.Option(None, "--unknown-videos", help="Folder of the unknown videos (default: --known-videos).", show_default=False),
+    known_labels: str = typer.Option("ucf101", "--known-labels", help="The known label set: ucf101, hmdb51, kinetics400/600/700 or a label file."),
+    score: str = typer.Option("msp", "--score", help="Score of the operating point: msp, energy or maxcos (AUROC is reported for all)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).", show_default=False),
+    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
+    library: Optional[Path] = typer.Option(None, "--library", help=_CACHE_HELP, show_default=False),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    json_out: bool = JsonOption,
+) -> None:
+    """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
+    from vidsearch.bench.common import load_bench_encoder
+    from vidsearch.bench.recognition import load_label_set, read_recognition_annotations
+    from vidsearch.enrich.evaluate import read_video_list, run_open_set
+    from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature
+    from vidsearch.errors import InputError
+
+    classes = load_label_set(known_labels)
+    rec = read_recognition_annotations(known, classes)
+    unknown_list = read_video_list(unknown)
+    if threshold is None and score != "msp":
+        raise InputError(f"--score {score} needs --threshold: its scale depends on the model (AUROC needs none)")
+    options = _options(model, model_config, checkpoint, library, allow_missing)
+    encoder = load_bench_encoder(options)
+    rule = OpenSetRule(
+        score,
+        temperature if temperature is not None else (model_temperature(encoder) or DEFAULT_TEMPERATURE),
+        threshold if threshold is not None else DEFAULT_MSP_THRESHOLD,
+    )
+    with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
+        run = run_open_set(
+            rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options, label_set=known_labels, rule=rule, encoder=encoder, progress=progress
+        )
+    if out is not None:
+        _write_results(out, run.results)
+    if json_out:
+        print_json(run.results)
+        return
+    _print_open_set(run.results)
+
+
+def _print_open_set(results: dict[str, Any]) -> None:
+    m, c = results["metrics"], results["counts"]
+    table = Table(title=f"open set: {results['label_set']} known ({c['known_videos']} videos), {c['unknown_videos']} unknown videos")
+    for col in ("score", "AUROC", "FPR@95TPR"):
+        table.add_column(col, justify="right" if col != "score" else "left")
+    for kind, v in m["by_score"].items():
+        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), _f(v["auroc"]), _f(v["fpr_at_95tpr"]))
+    op = m["operating_point"]
+    table.caption = (
+        f"closed-set top-1 {_f(m['closed_top1'])}, top-5 {_f(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
+        f"(T={results['rule']['temperature']:.4g}): known kept {_f(op['known_kept'])}%, unknown kept {_f(op['unknown_kept'])}%, "
+        f"open-set top-1 {_f(op['open_set_top1'])}  ·  model {results['model']['key']}"
+    )
+    console.print(table)
+    if not results["complete"]:
+        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see counts in --json)[/]", highlight=False)
+
+
+@bench_app.command("localization")
+def localization_command(
+    annotations: Path = typer.Option(..., "--annotations", help="Lines 'video start end##sentence' (Charades-STA) or 'video start end sentence'.", show_default=False),
+    videos: Path = typer.Option(..., "--videos", help="Folder with the videos.", show_default=False),
+    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
+    smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride).", show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
+    library: Optional[Path] = typer.Option(None, "--library", help=_CACHE_HELP, show_default=False),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    json_out: bool = JsonOption,
+) -> None:
+    """Temporal localization (Charades-STA style): R@1/R@5 at IoU 0.3/0.5/0.7 and mIoU."""
+    from vidsearch.enrich.evaluate import read_localization_annotations, run_localization
+    from vidsearch.enrich.localize import LocalizeConfig
+
+    moments = read_localization_annotations(annotations)
+    options = _options(model, model_config, checkpoint, library, allow_missing)
+    config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
+    with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
+        progress.start(len({m.video for m in moments}))
+        run = run_localization(moments, videos, options, config, annotations=str(annotations), on_video=lambda name: progress.advance(name, True))
+    if out is not None:
+        _write_results(out, run.results)
+    if json_out:
+        print_json(run.results)
+        return
+    m, c = run.results["metrics"], run.results["counts"]
+    table = Table(title=f"localization: {c['queries']} queries in {c['videos']} videos")
+    cols = ["R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "R@5,IoU=0.7", "mIoU"]
+    for col in cols:
+        table.add_column(col, justify="right")
+    table.add_row(*(_f(m[col]) for col in cols))
+    t = run.results["timing"]
+    table.caption = f"model {run.results['model']['key']}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
+    console.print(table)
+    if not run.results["complete"]:
+        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see --json)[/]", highlight=False)

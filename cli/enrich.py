@@ -1,0 +1,206 @@
+"""`vidsearch enrich recognize|calibrate`, `vidsearch labels`, `vidsearch localize`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
+from vidsearch.cli.main import app
+
+enrich_app = typer.Typer(
+    help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
+    no_args_is_help=True,
+)
+app.add_typer(enrich_app, name="enrich")
+
+_LABELS_HELP = "kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line)."
+_MODEL_HELP = "Embedding space to use when the library has several (see `vidsearch info`)."
+_SCORE_HELP = "Open-set score: msp (max softmax probability, default), energy or maxcos; see docs/enrich.md."
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(max(0.0, float(seconds)), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
+    how = "calibrated" if calibrated else "default, not calibrated"
+    return f"open set: {rule['kind']} at temperature {rule['temperature']:.4g}, unknown below {rule['threshold']:.4g} ({how})"
+
+
+@enrich_app.command("recognize")
+def recognize_command(
+    library: Optional[Path] = LibraryOption,
+    labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
+    top: int = typer.Option(5, "--top", help="Classes stored per video and window."),
+    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    score: Optional[str] = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own, or the calibrated one).", show_default=False),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).", show_default=False),
+    relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Label every indexed video and window with a label set, from the stored embeddings (no decoding).
+
+    Re-running labels only what was indexed since; a video whose action is in none of the classes
+    is marked 'unknown'.
+    """
+    from vidsearch.enrich.recognize import recognize_library
+
+    with open_library(library) as lib:
+        report = recognize_library(
+            lib, labels, space_key=model, top=top, score=score, temperature=temperature, threshold=threshold, device=device, relabel=relabel
+        )
+    if json_out:
+        print_json(report.to_dict())
+        return
+    what = "relabelled" if report.relabelled else "labelled"
+    console.print(
+        f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) "
+        f"with {report.label_set} in {report.space}; {report.already} already labelled; {report.seconds:.1f} s",
+        highlight=False,
+    )
+    console.print(_rule_line(report.rule, report.calibrated), highlight=False)
+
+
+@enrich_app.command("calibrate")
+def calibrate_command(
+    annotations: Path = typer.Option(..., "--annotations", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False),
+    videos: Path = typer.Option(..., "--videos", help="Folder of the known videos.", show_default=False),
+    library: Optional[Path] = LibraryOption,
+    labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
+    unknown: Optional[Path] = typer.Option(None, "--unknown", help="Videos of classes outside the label set: CSV video[,label] or one a line.", show_default=False),
+    unknown_videos: Optional[Path] = typer.Option(None, "--unknown-videos", help="Folder of the unknown videos (default: --videos).", show_default=False),
+    score: str = typer.Option("msp", "--score", help=_SCORE_HELP),
+    keep: float = typer.Option(0.95, "--keep", help="Without --unknown: share of known videos to keep (threshold at that quantile)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Use this temperature instead of fitting one (NLL on the known videos).", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    bench_library: Optional[Path] = typer.Option(None, "--bench-library", help="Embedding cache for the calibration videos (default: <cache dir>/bench).", show_default=False),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Choose a label set's temperature and 'unknown' threshold on annotated videos, then relabel.
+
+    With known videos only, the temperature minimizes their NLL and the threshold keeps --keep of
+    them; with --unknown videos too, the threshold maximizes TPR - FPR.
+    """
+    from vidsearch.bench.prompts import load_label_set
+    from vidsearch.bench.recognition import read_recognition_annotations
+    from vidsearch.enrich.evaluate import calibrate_label_set, read_video_list
+
+    rec = read_recognition_annotations(annotations, load_label_set(labels))
+    unknown_list = read_video_list(unknown) if unknown is not None else None
+    with open_library(library) as lib, RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
+        rule, cal, report = calibrate_label_set(
+            lib,
+            labels,
+            rec,
+            videos,
+            unknown_list,
+            unknown_videos,
+            kind=score,
+            keep=keep,
+            temperature=temperature,
+            space_key=model,
+            device=device,
+            bench_library=str(bench_library) if bench_library else None,
+            allow_missing=allow_missing,
+            progress=progress,
+        )
+    if json_out:
+        print_json({"rule": rule.to_dict(), "calibration": cal, "recognize": report.to_dict()})
+        return
+    console.print(_rule_line(rule.to_dict(), True), highlight=False)
+    fpr = f", unknown kept {100 * cal['fpr']:.1f}%, AUROC {100 * cal['auroc']:.1f}" if cal["fpr"] is not None else ""
+    console.print(
+        f"chosen on {cal['known_videos']} known and {cal['unknown_videos']} unknown videos ({cal['threshold_method']}): "
+        f"known kept {100 * cal['tpr']:.1f}%{fpr}",
+        highlight=False,
+    )
+    console.print(f"relabelled {report.labelled} segments ({report.unknown} of {report.videos} videos unknown)", highlight=False)
+
+
+@app.command("labels")
+def labels_command(
+    path: Path = typer.Argument(..., help="A video of the library.", show_default=False),
+    library: Optional[Path] = LibraryOption,
+    labels: Optional[str] = typer.Option(None, "--labels", help="Only this label set (default: all applied ones).", show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    json_out: bool = JsonOption,
+) -> None:
+    """Show a video's action labels and their timeline over its windows."""
+    from vidsearch.enrich.recognize import video_labels
+
+    with open_library(library) as lib:
+        space = lib.space(model) if model else None
+        info = video_labels(lib, path, label_set=labels, space=space)
+    if json_out:
+        print_json(info)
+        return
+    console.print(f"[bold]{info['path']}[/]", highlight=False)
+    for ls in info["label_sets"]:
+        verdict = "[yellow]unknown[/]" if ls["unknown"] else ls["labels"][0]["label"] if ls["labels"] else "-"
+        console.print(f"{ls['label_set']} ({ls['space']}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
+        for lab in ls["labels"]:
+            console.print(f"  {lab['rank']}. {lab['label']}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
+        if ls["windows"]:
+            console.print("  timeline:", highlight=False)
+            for t in ls["timeline"]:
+                name = "unknown" if t["unknown"] else t["label"]
+                console.print(f"    {_fmt_time(t['start'])}-{_fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
+
+
+@app.command("localize")
+def localize_command(
+    video: Path = typer.Argument(..., help="The video to search in (need not be in the library).", show_default=False),
+    text: str = typer.Argument(..., help="What to find, e.g. \"a dog jumps into the water\".", show_default=False),
+    top: int = typer.Option(3, "--top", help="How many spans to return."),
+    library: Optional[Path] = LibraryOption,
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding space whose model to use (see `vidsearch info`)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
+    smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride; 0: off).", show_default=False),
+    nms_iou: float = typer.Option(0.5, "--nms-iou", help="Drop spans overlapping a better one above this IoU."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the window embedding cache."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Find where in VIDEO the TEXT happens: spans (start, end, score), best first."""
+    from vidsearch.enrich.localize import LocalizeConfig, WindowCache, localize_video
+    from vidsearch.search import load_space_encoder
+
+    config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
+    with open_library(library) as lib:
+        space = lib.space(model)
+        cache = None if no_cache else WindowCache(lib.root / "cache" / "windows")
+        encoder = load_space_encoder(space, device=device)
+        spans, emb = localize_video(video, text, encoder, config, cache)
+    if json_out:
+        print_json(
+            {
+                "video": str(video),
+                "text": text,
+                "window": emb.window,
+                "stride": emb.stride,
+                "windows": len(emb.starts),
+                "cached": emb.cached,
+                "spans": [s.to_dict() for s in spans],
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{text!r} in {video.name}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
+    for col in ("#", "span", "score"):
+        table.add_column(col, justify="right" if col != "span" else "left")
+    for i, s in enumerate(spans, 1):
+        table.add_row(str(i), f"{_fmt_time(s.start)}-{_fmt_time(s.end)}", f"{s.score:.3f}")
+    console.print(table)
