@@ -28,7 +28,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register_commands()
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click hands back the code of a `typer.Exit` instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except VidsearchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

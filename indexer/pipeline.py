@@ -213,10 +213,7 @@ def _record_failure(library: Library, path: str, reason: str, fp: str | None = N
     except OSError:
         size, mtime_ns = -1, 0
     if fp is None and size >= 0:
-        try:
-            fp = fingerprint(path, size)
-        except OSError:
-            fp = None
+        fp = _fingerprint_or_empty(path, size)
     reason = " ".join(reason.split())[:500]
     dropped: list[tuple[int, int]] = []
     with library.session() as s:
@@ -239,6 +236,14 @@ def _drop_segments(s: Any, video_id: int) -> list[tuple[int, int]]:
         spaces = {sp for sp, _ in old}
         s.execute(update(Space).where(Space.id.in_(spaces)).values(generation=Space.generation + 1))
     return [(sp, sid) for sp, sid in old]
+
+
+def _fingerprint_or_empty(path: str, size: int) -> str:
+    # The file may vanish between decoding and the commit; its decoded frames are still good.
+    try:
+        return fingerprint(path, size)
+    except OSError:
+        return ""
 
 
 def _set_info(row: Video, info: Any) -> None:
@@ -401,7 +406,7 @@ class _EncodeRun:
                     s.add(row)
                 else:
                     stale.extend(sid for sp, sid in _drop_segments(s, row.id) if sp == space.id)
-                fp = self.plan.fingerprints.get(video.path) or fingerprint(video.path, entry.size)
+                fp = self.plan.fingerprints.get(video.path) or row.fingerprint or _fingerprint_or_empty(video.path, entry.size)
                 row.size, row.mtime_ns, row.fingerprint = entry.size, entry.mtime_ns, fp
                 row.status, row.error, row.reader = VideoStatus.INDEXED, None, video.reader
                 _set_info(row, video.info)

@@ -208,3 +208,17 @@ def test_bad_arguments_one_line_error(args: list[str], message: str, videos: Pat
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_exit_code_says_whether_anything_failed(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Through the real entry point: 0 when all indexed, 1 when a file failed (also when not retried)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "videos"
+    videogen.write_video(folder / "good.mp4", seconds=1)
+    cmd = [sys.executable, "-m", "vidsearch.cli", *index_args(folder, tmp_path / "lib", tiny_checkpoint)]
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+    (folder / "bad.mp4").write_text("not a video")
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 1
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 1  # still failed, not retried
