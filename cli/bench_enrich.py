@@ -52,6 +52,7 @@ def open_set_command(
     score: str = typer.Option("msp", "--score", help="Score of the operating point: msp, energy or maxcos (AUROC is reported for all)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).", show_default=False),
+    templates: Optional[Path] = typer.Option(None, "--templates", help="Prompt templates file, one a line with {} for the class name (default: the recognition benchmark's).", show_default=False),
     model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
     model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
@@ -65,7 +66,10 @@ def open_set_command(
     from vidsearch.bench.recognition import load_label_set, read_recognition_annotations
     from vidsearch.enrich.evaluate import read_video_list, run_open_set
     from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature
+    from vidsearch.enrich.recognize import read_templates
     from vidsearch.errors import InputError
+
+    prompts = read_templates(templates)
 
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)
@@ -81,7 +85,8 @@ def open_set_command(
     )
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_open_set(
-            rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options, label_set=known_labels, rule=rule, encoder=encoder, progress=progress
+            rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options,
+            label_set=known_labels, rule=rule, templates=prompts, encoder=encoder, progress=progress,
         )
     if out is not None:
         _write_results(out, run.results)

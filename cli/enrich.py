@@ -19,6 +19,7 @@ app.add_typer(enrich_app, name="enrich")
 _LABELS_HELP = "kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line)."
 _MODEL_HELP = "Embedding space to use when the library has several (see `vidsearch info`)."
 _SCORE_HELP = "Open-set score: msp (max softmax probability, default), energy or maxcos; see docs/enrich.md."
+_TEMPLATES_HELP = "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -43,6 +44,7 @@ def recognize_command(
     score: Optional[str] = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own, or the calibrated one).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).", show_default=False),
+    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP, show_default=False),
     relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
     json_out: bool = JsonOption,
@@ -52,12 +54,14 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
-    from vidsearch.enrich.recognize import recognize_library
+    from vidsearch.enrich.recognize import read_templates, recognize_library
 
+    prompts = read_templates(templates)
     with open_library(library) as lib:
         report = recognize_library(
-            lib, labels, space_key=model, top=top, score=score, temperature=temperature, threshold=threshold, device=device, relabel=relabel
-        )
+            lib, labels, space_key=model, top=top, score=score, temperature=temperature, threshold=threshold,
+            templates=prompts, device=device, relabel=relabel,
+        )  # fmt: skip
     if json_out:
         print_json(report.to_dict())
         return
@@ -84,6 +88,7 @@ def calibrate_command(
     model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
     bench_library: Optional[Path] = typer.Option(None, "--bench-library", help="Embedding cache for the calibration videos (default: <cache dir>/bench).", show_default=False),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
+    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP, show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -95,7 +100,9 @@ def calibrate_command(
     from vidsearch.bench.prompts import load_label_set
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.enrich.evaluate import calibrate_label_set, read_video_list
+    from vidsearch.enrich.recognize import read_templates
 
+    prompts = read_templates(templates)
     rec = read_recognition_annotations(annotations, load_label_set(labels))
     unknown_list = read_video_list(unknown) if unknown is not None else None
     with open_library(library) as lib, RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
@@ -113,6 +120,7 @@ def calibrate_command(
             device=device,
             bench_library=str(bench_library) if bench_library else None,
             allow_missing=allow_missing,
+            templates=prompts,
             progress=progress,
         )
     if json_out:

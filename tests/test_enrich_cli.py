@@ -134,3 +134,16 @@ def test_read_video_list_formats(tmp_path: Path) -> None:
     f.write_text("# nothing\n")
     with pytest.raises(InputError, match="no videos"):
         read_video_list(f)
+
+
+def test_templates_option(setup: dict[str, Path], tmp_path: Path) -> None:
+    lib, labels = str(setup["lib"]), str(setup["labels"])
+    t = tmp_path / "templates.txt"
+    t.write_text("# colour prompts\na {} square\na {} gradient\n")
+    out = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--templates", str(t), "--top", "2")
+    assert out["relabelled"] and out["model_loaded"] and out["labelled"] == 10  # other prompts: new class embeddings
+    again = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--templates", str(t), "--top", "2")
+    assert again["labelled"] == 0 and not again["model_loaded"]
+    t.write_text("a square\n")
+    result = runner.invoke(app, ["enrich", "recognize", "--library", lib, "--labels", labels, "--templates", str(t)])
+    assert isinstance(result.exception, InputError) and "exactly once" in str(result.exception)

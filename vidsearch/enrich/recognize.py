@@ -39,6 +39,7 @@ __all__ = [
     "LabelSetInfo",
     "RecognizeReport",
     "label_set_name",
+    "read_templates",
     "default_rule",
     "stored_rule",
     "recognize_library",
@@ -101,6 +102,27 @@ def label_set_name(name_or_path: str | Path) -> str:
     if key in LABEL_SETS:
         return key
     return str(Path(key).expanduser().resolve())
+
+
+def read_templates(path: str | Path | None) -> list[str]:
+    """Prompt templates from a file, one a line with exactly one ``{}``; None: the default ones.
+
+    Raises:
+        InputError: unreadable file, no templates, or a line without exactly one ``{}``.
+    """
+    if path is None:
+        return list(DEFAULT_TEMPLATES)
+    p = Path(path).expanduser()
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read templates file {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not lines:
+        raise InputError(f"templates file {p} has no templates")
+    for i, line in enumerate(lines, 1):
+        if line.count("{}") != 1:
+            raise InputError(f"templates file {p}: template {i} ({line!r}) must contain '{{}}' exactly once, where the class name goes")
+    return lines
 
 
 def _labels_hash(labels: Sequence[str], templates: Sequence[str]) -> str:
