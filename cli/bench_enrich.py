@@ -8,38 +8,14 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from vidsearch.cli.bench import bench_app
-from vidsearch.cli.common import JsonOption, RichProgress, console, err_console, print_json
-
-_CACHE_HELP = "Benchmark cache library (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it)."
-_MODEL_HELP = "Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."
-_MISSING_HELP = "Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+# The bench sub-app and the model/cache options and helpers all its commands share.
+from vidsearch.cli.bench import _ALLOW_MISSING, _CHECKPOINT, _LIBRARY, _MODEL, _MODEL_CONFIG, _OUT, _fmt, _options, _report, bench_app
+from vidsearch.cli.common import JsonOption, RichProgress, console, err_console
 
 
-def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
-    from vidsearch.bench.common import BenchOptions
-
-    return BenchOptions(
-        model=model,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        model_config=str(model_config) if model_config else None,
-        library=str(library) if library else None,
-        allow_missing=allow_missing,
-    )
-
-
-def _write_results(path: Path, results: dict[str, Any]) -> None:
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _f(value: float) -> str:
-    return "-" if value != value else f"{value:.1f}"
+def _incomplete_note(results: dict[str, Any]) -> None:
+    if not results["complete"]:
+        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see --json)[/]", highlight=False)
 
 
 @bench_app.command("open-set")
@@ -53,12 +29,12 @@ def open_set_command(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).", show_default=False),
     templates: Optional[Path] = typer.Option(None, "--templates", help="Prompt templates file, one a line with {} for the class name (default: the recognition benchmark's).", show_default=False),
-    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
-    library: Optional[Path] = typer.Option(None, "--library", help=_CACHE_HELP, show_default=False),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    model: str = _MODEL,
+    model_config: Optional[Path] = _MODEL_CONFIG,
+    checkpoint: Optional[Path] = _CHECKPOINT,
+    out: Optional[Path] = _OUT,
+    library: Optional[Path] = _LIBRARY,
+    allow_missing: bool = _ALLOW_MISSING,
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
@@ -70,7 +46,6 @@ def open_set_command(
     from vidsearch.errors import InputError
 
     prompts = read_templates(templates)
-
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)
     unknown_list = read_video_list(unknown)
@@ -87,13 +62,8 @@ def open_set_command(
         run = run_open_set(
             rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options,
             label_set=known_labels, rule=rule, templates=prompts, encoder=encoder, progress=progress,
-        )
-    if out is not None:
-        _write_results(out, run.results)
-    if json_out:
-        print_json(run.results)
-        return
-    _print_open_set(run.results)
+        )  # fmt: skip
+    _report(run.results, out, json_out, _print_open_set)
 
 
 def _print_open_set(results: dict[str, Any]) -> None:
@@ -102,31 +72,30 @@ def _print_open_set(results: dict[str, Any]) -> None:
     for col in ("score", "AUROC", "FPR@95TPR"):
         table.add_column(col, justify="right" if col != "score" else "left")
     for kind, v in m["by_score"].items():
-        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), _f(v["auroc"]), _f(v["fpr_at_95tpr"]))
+        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), _fmt(v["auroc"]), _fmt(v["fpr_at_95tpr"]))
     op = m["operating_point"]
     table.caption = (
-        f"closed-set top-1 {_f(m['closed_top1'])}, top-5 {_f(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
-        f"(T={results['rule']['temperature']:.4g}): known kept {_f(op['known_kept'])}%, unknown kept {_f(op['unknown_kept'])}%, "
-        f"open-set top-1 {_f(op['open_set_top1'])}  ·  model {results['model']['key']}"
+        f"closed-set top-1 {_fmt(m['closed_top1'])}, top-5 {_fmt(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
+        f"(T={results['rule']['temperature']:.4g}): known kept {_fmt(op['known_kept'])}%, unknown kept {_fmt(op['unknown_kept'])}%, "
+        f"open-set top-1 {_fmt(op['open_set_top1'])}  ·  model {results['model']['key']}"
     )
     console.print(table)
-    if not results["complete"]:
-        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see counts in --json)[/]", highlight=False)
+    _incomplete_note(results)
 
 
 @bench_app.command("localization")
 def localization_command(
     annotations: Path = typer.Option(..., "--annotations", help="Lines 'video start end##sentence' (Charades-STA) or 'video start end sentence'.", show_default=False),
     videos: Path = typer.Option(..., "--videos", help="Folder with the videos.", show_default=False),
-    model: str = typer.Option("viclip-b16", "--model", "-m", help=_MODEL_HELP),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
     window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
     smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride).", show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the results JSON here."),
-    library: Optional[Path] = typer.Option(None, "--library", help=_CACHE_HELP, show_default=False),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help=_MISSING_HELP),
+    model: str = _MODEL,
+    model_config: Optional[Path] = _MODEL_CONFIG,
+    checkpoint: Optional[Path] = _CHECKPOINT,
+    out: Optional[Path] = _OUT,
+    library: Optional[Path] = _LIBRARY,
+    allow_missing: bool = _ALLOW_MISSING,
     json_out: bool = JsonOption,
 ) -> None:
     """Temporal localization (Charades-STA style): R@1/R@5 at IoU 0.3/0.5/0.7 and mIoU."""
@@ -139,19 +108,17 @@ def localization_command(
     with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
         progress.start(len({m.video for m in moments}))
         run = run_localization(moments, videos, options, config, annotations=str(annotations), on_video=lambda name: progress.advance(name, True))
-    if out is not None:
-        _write_results(out, run.results)
-    if json_out:
-        print_json(run.results)
-        return
-    m, c = run.results["metrics"], run.results["counts"]
+    _report(run.results, out, json_out, _print_localization)
+
+
+def _print_localization(results: dict[str, Any]) -> None:
+    m, c = results["metrics"], results["counts"]
     table = Table(title=f"localization: {c['queries']} queries in {c['videos']} videos")
     cols = ["R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "R@5,IoU=0.7", "mIoU"]
     for col in cols:
         table.add_column(col, justify="right")
-    table.add_row(*(_f(m[col]) for col in cols))
-    t = run.results["timing"]
-    table.caption = f"model {run.results['model']['key']}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
+    table.add_row(*(_fmt(m[col]) for col in cols))
+    t = results["timing"]
+    table.caption = f"model {results['model']['key']}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
     console.print(table)
-    if not run.results["complete"]:
-        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see --json)[/]", highlight=False)
+    _incomplete_note(results)

@@ -39,12 +39,12 @@ def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
 def recognize_command(
     library: Optional[Path] = LibraryOption,
     labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
-    top: int = typer.Option(5, "--top", help="Classes stored per video and window."),
+    top: Optional[int] = typer.Option(None, "--top", help="Classes stored per video and window (default: 5, or the label set's current).", show_default=False),
     model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
     score: Optional[str] = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own, or the calibrated one).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).", show_default=False),
-    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP, show_default=False),
+    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
     relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
     json_out: bool = JsonOption,
@@ -56,7 +56,7 @@ def recognize_command(
     """
     from vidsearch.enrich.recognize import read_templates, recognize_library
 
-    prompts = read_templates(templates)
+    prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
         report = recognize_library(
             lib, labels, space_key=model, top=top, score=score, temperature=temperature, threshold=threshold,
@@ -88,7 +88,7 @@ def calibrate_command(
     model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
     bench_library: Optional[Path] = typer.Option(None, "--bench-library", help="Embedding cache for the calibration videos (default: <cache dir>/bench).", show_default=False),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
-    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP, show_default=False),
+    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -102,7 +102,7 @@ def calibrate_command(
     from vidsearch.enrich.evaluate import calibrate_label_set, read_video_list
     from vidsearch.enrich.recognize import read_templates
 
-    prompts = read_templates(templates)
+    prompts = read_templates(templates) if templates is not None else None
     rec = read_recognition_annotations(annotations, load_label_set(labels))
     unknown_list = read_video_list(unknown) if unknown is not None else None
     with open_library(library) as lib, RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:

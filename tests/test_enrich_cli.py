@@ -144,6 +144,8 @@ def test_templates_option(setup: dict[str, Path], tmp_path: Path) -> None:
     assert out["relabelled"] and out["model_loaded"] and out["labelled"] == 10  # other prompts: new class embeddings
     again = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--templates", str(t), "--top", "2")
     assert again["labelled"] == 0 and not again["model_loaded"]
+    plain = run_json("enrich", "recognize", "--library", lib, "--labels", labels)  # unset options keep the set's
+    assert plain["labelled"] == 0 and not plain["relabelled"] and not plain["model_loaded"]
     t.write_text("a square\n")
     result = runner.invoke(app, ["enrich", "recognize", "--library", lib, "--labels", labels, "--templates", str(t)])
     assert isinstance(result.exception, InputError) and "exactly once" in str(result.exception)

@@ -48,7 +48,7 @@ from vidsearch.bench.common import (
     package_versions,
     utc_now,
 )
-from vidsearch.bench.datasets import name_list, resolve_videos
+from vidsearch.bench.datasets import name_list, read_text_file, resolve_videos
 from vidsearch.bench.prompts import DEFAULT_TEMPLATES, label_embeddings
 from vidsearch.bench.recognition import RecognitionSet
 from vidsearch.enrich.localize import LocalizeConfig, WindowCache, embed_windows, localization_metrics, localize_windows
@@ -127,17 +127,6 @@ class LocalizationRun:
 # annotation readers
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"annotation file {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"annotation path {path} is a directory; pass the annotation file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-
-
 def read_video_list(path: Path | str) -> list[str]:
     """Video names of an unknown-video annotation file (formats in the module docstring).
 
@@ -145,7 +134,7 @@ def read_video_list(path: Path | str) -> list[str]:
         InputError: unreadable or empty file.
     """
     path = Path(path)
-    lines = [ln for ln in _read_text(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln for ln in read_text_file(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise InputError(f"{path}: no videos listed")
     delim = next((d for d in (",", "\t", ";") if d in lines[0]), None)
@@ -175,7 +164,7 @@ def read_localization_annotations(path: Path | str) -> list[Moment]:
     """
     path = Path(path)
     moments: list[Moment] = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -332,7 +321,7 @@ def calibrate_label_set(
     device: str = "auto",
     bench_library: str | None = None,
     allow_missing: bool = False,
-    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    templates: Sequence[str] | None = None,
     top: int | None = None,
     progress: Any | None = None,
 ) -> tuple[OpenSetRule, dict[str, Any], Any]:
@@ -346,11 +335,14 @@ def calibrate_label_set(
         ``(rule, calibration_report, recognize_report)``.
     """
     from vidsearch.bench.prompts import load_label_set
-    from vidsearch.enrich.recognize import DEFAULT_TOP, list_label_sets, recognize_library
+    from vidsearch.enrich.recognize import label_set_name, list_label_sets, recognize_library
     from vidsearch.search import load_space_encoder
 
     space = library.space(space_key)
     classes = load_label_set(labels)
+    if templates is None:  # calibrate the prompts the library's label set uses
+        current = [ls for ls in list_label_sets(library, space.key) if ls.name == label_set_name(labels)]
+        templates = current[0].templates if current else list(DEFAULT_TEMPLATES)
     encoder = load_space_encoder(space, device=device)
     spec = dict(space.model_spec)
     options = BenchOptions(
@@ -377,11 +369,6 @@ def calibrate_label_set(
         fallback_temperature=model_temperature(encoder) or DEFAULT_TEMPERATURE,
     )
     cal["created"] = utc_now()
-    if top is None:
-        from vidsearch.enrich.recognize import label_set_name
-
-        current = [ls for ls in list_label_sets(library, space.key) if ls.name == label_set_name(labels)]
-        top = current[0].top if current else DEFAULT_TOP
     rec = recognize_library(library, labels, space_key=space.key, top=top, rule=rule, calibration=cal, templates=templates, encoder=encoder)
     return rule, cal, rec
 

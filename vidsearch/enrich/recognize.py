@@ -65,6 +65,7 @@ class LabelSetInfo:
     space_key: str
     name: str
     labels: list[str]
+    templates: list[str]
     top: int
     rule: OpenSetRule
     calibration: dict[str, Any] | None
@@ -154,6 +155,7 @@ def _info(row: Any, space_key: str) -> LabelSetInfo:
         space_key=space_key,
         name=row.name,
         labels=json.loads(row.labels),
+        templates=json.loads(row.templates),
         top=row.top,
         rule=OpenSetRule(row.score_kind, row.temperature, row.threshold),
         calibration=json.loads(row.calibration) if row.calibration else None,
@@ -232,13 +234,13 @@ def recognize_library(
     labels: str | Path = "kinetics400",
     *,
     space_key: str | None = None,
-    top: int = DEFAULT_TOP,
+    top: int | None = None,
     rule: OpenSetRule | None = None,
     calibration: dict[str, Any] | None = None,
     score: str | None = None,
     temperature: float | None = None,
     threshold: float | None = None,
-    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    templates: Sequence[str] | None = None,
     encoder: Any | None = None,
     device: str = "auto",
     relabel: bool = False,
@@ -249,14 +251,14 @@ def recognize_library(
         library: an open :class:`~vidsearch.store.library.Library`.
         labels: a shipped label set name or a label file.
         space_key: the embedding space (None: the most recently indexed one).
-        top: classes stored per segment.
+        top: classes stored per segment; None: the set's current ``top`` (5 for a new set).
         rule: the open-set rule; None keeps the set's stored rule (the default rule for a new set).
         calibration: JSON-ready account of how ``rule`` was chosen, stored with it.
         score: override the rule's score kind; a kind other than ``msp`` needs a ``threshold``
             (its scale depends on the model) unless the stored rule already uses that kind.
         temperature: override the rule's temperature.
         threshold: override the rule's threshold.
-        templates: prompt templates.
+        templates: prompt templates; None: the set's current ones (the defaults for a new set).
         encoder: the space's encoder, if already loaded (only needed for a new or changed set).
         device: device for loading the encoder when needed.
         relabel: label every segment again even if nothing changed.
@@ -269,19 +271,23 @@ def recognize_library(
 
     from vidsearch.store.schema import LabelSet, Segment, SegmentLabel, SegmentRecognition
 
-    if top < 1:
+    if top is not None and top < 1:
         raise InputError(f"--top must be at least 1 (got {top})")
     t0 = time.perf_counter()
     space = library.space(space_key)
     classes = load_label_set(labels)
     name = label_set_name(labels)
-    digest = _labels_hash(classes, templates)
     report = RecognizeReport(label_set=name if name in LABEL_SETS else Path(name).name, space=space.key)
     with _enrich_lock(library):
         with library.session() as s:
             row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == name))
             stored = (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold)) if row else None
             stored_cal = row.calibration if row else None
+            stored_templates = json.loads(row.templates) if row else None
+        # Unset options keep what the set has, so a plain re-run only labels what is new.
+        templates = list(templates) if templates is not None else stored_templates or list(DEFAULT_TEMPLATES)
+        top = top if top is not None else stored[2] if stored is not None else DEFAULT_TOP
+        digest = _labels_hash(classes, templates)
         if stored is not None and stored[0] == digest:
             class_emb = np.frombuffer(stored[1], dtype="<f4").reshape(len(classes), -1)
         else:
