@@ -74,13 +74,19 @@ class Encoder(abc.ABC):
             return torch.autocast("cuda", dtype=dtype)
         return contextlib.nullcontext()
 
-    def _frames_tensor(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 ``[B, T, H, W, C]`` at any size -> uint8 ``[B, T, res, res, C]`` on the device."""
+    @staticmethod
+    def check_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``frames`` as a uint8 numpy array ``[B, T, H, W, 3]``, or a ValueError naming the shape."""
         if isinstance(frames, torch.Tensor):
             frames = frames.detach().cpu().numpy()
         frames = np.asarray(frames)
         if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"encode_video expects uint8 frames [B, T, H, W, 3], got {frames.dtype} {frames.shape}")
+        return frames
+
+    def _frames_tensor(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, T, H, W, C]`` at any size -> uint8 ``[B, T, res, res, C]`` on the device."""
+        frames = self.check_frames(frames)
         B, T, H, W, C = frames.shape
         if H != self.resolution or W != self.resolution:
             frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution).reshape(

@@ -9,7 +9,6 @@ or any name together with ``config=`` pointing at an open_clip model config JSON
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
 from vidsearch.models.encoder import OPENCLIP_PREFIX, Encoder, _openclip_name
+from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
 
 __all__ = ["OpenCLIPEncoder", "resolve_openclip", "read_openclip_config"]
@@ -35,15 +35,10 @@ def read_openclip_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Accepts both a bare model config and the ``open_clip_config.json`` layout (``model_cfg``).
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"open_clip config {path} does not exist; pass an existing JSON file") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read open_clip config {path}: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("model_cfg"), dict):
+    data = read_json_object(path, "open_clip config")
+    if isinstance(data.get("model_cfg"), dict):
         data = data["model_cfg"]
-    if not isinstance(data, dict) or not all(k in data for k in ("embed_dim", "vision_cfg", "text_cfg")):
+    if not all(k in data for k in ("embed_dim", "vision_cfg", "text_cfg")):
         raise ModelError(f"open_clip config {path} needs embed_dim, vision_cfg and text_cfg entries")
     return data
 
@@ -168,11 +163,7 @@ class OpenCLIPEncoder(Encoder):
 
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """Renormalized mean of the normalized frame embeddings: float32 ``[B, D]``."""
-        if isinstance(frames, torch.Tensor):
-            frames = frames.detach().cpu().numpy()
-        frames = np.asarray(frames)
-        if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"encode_video expects uint8 frames [B, T, H, W, 3], got {frames.dtype} {frames.shape}")
+        frames = self.check_frames(frames)
         B, T = frames.shape[:2]
         with torch.inference_mode(), self.autocast():
             x = self._preprocess(frames.reshape(B * T, *frames.shape[2:]))

@@ -41,6 +41,7 @@ __all__ = [
     "TextTransformer",
     "PRESETS",
     "resize_temporal_embedding",
+    "read_json_object",
     "vision_flops",
 ]
 
@@ -117,15 +118,7 @@ class ViCLIPConfig:
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> "ViCLIPConfig":
         """Read a config written by :meth:`to_json` (or by hand)."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"ViCLIP config {path} does not exist; pass an existing JSON file") from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read ViCLIP config {path}: {exc}; fix or remove the file") from None
-        if not isinstance(data, dict):
-            raise ModelError(f"ViCLIP config {path} must hold a JSON object of config fields")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json_object(path, "ViCLIP config"), source=str(path))
 
     def to_dict(self) -> dict[str, int]:
         """The fields as a plain dict (JSON-serializable)."""
@@ -144,6 +137,19 @@ class ViCLIPConfig:
             if self.to_dict() == ViCLIPConfig(**fields).to_dict():
                 return name
         return None
+
+
+def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Read a JSON object from ``path``; ``what`` names the file in the one-line errors."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{what} {path} does not exist; pass an existing JSON file") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc}; fix or remove the file") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{what} {path} must hold a JSON object")
+    return data
 
 
 def resize_temporal_embedding(embed: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -307,6 +313,14 @@ class ResidualAttentionBlock(nn.Module):
         return x
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (the argument is new in torch 2.4)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 def _layer_norm(x: torch.Tensor, ln: nn.LayerNorm, scale: float = 1.0) -> torch.Tensor:
     """``scale * ln(x)`` with the scale folded into the affine vectors (fp32 maths for fp16 input)."""
     w, b = ln.weight, ln.bias
@@ -331,7 +345,7 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, causal: bool = False, last_n_query: int | None = None) -> torch.Tensor:
         """Run every block; ``last_n_query`` keeps only the first rows through the last block."""
         last = len(self.resblocks) - 1
-        if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+        if not torch.is_grad_enabled() and not _autocast_enabled(x.device.type):
             # Inference: one private copy of the stream, then every block updates it in place.
             x = x.contiguous().clone()
             for i, blk in enumerate(self.resblocks):
