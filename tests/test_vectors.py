@@ -250,23 +250,25 @@ def test_policy_sizes():
     assert choose_spec(0, 512, big) == V.EXACT_SPEC
     assert choose_spec(V.EXACT_MAX_N, 512, big) == V.EXACT_SPEC
     assert choose_spec(V.EXACT_MAX_N + 1, 512, big) == "IVF1024,Flat"  # 4*sqrt(1e5)=1265 -> 1024
-    assert choose_spec(1_000_000, 768, big) == "IVF4096,Flat"  # 4*sqrt(1e6)=4000 -> 4096
-    assert choose_spec(10_000_000, 768, big) == "IVF65536_HNSW32,Flat"  # guideline for 1M-10M
+    assert choose_spec(999_999, 768, big) == "IVF4096,Flat"  # 4*sqrt(1e6)=4000 -> 4096
+    assert choose_spec(1_000_000, 768, big) == "IVF4096_HNSW32,Flat"  # HNSW quantizer from 1M
+    assert choose_spec(10_000_000, 768, big) == "IVF16384_HNSW32,Flat"
     for n in (200_000, 1_000_000, 5_000_000, 50_000_000):
         nlist = V._family(choose_spec(n, 512, big))[1]
-        assert 2 * np.sqrt(n) <= nlist <= 32 * np.sqrt(n)  # within the guidelines' range, +-pow2
+        assert 2 * np.sqrt(n) <= nlist <= 8 * np.sqrt(n)  # 4*sqrt(n), to the nearest power of 2
         assert nlist * V.TRAIN_PER_LIST <= n
 
 
 def test_policy_memory_budget():
     n, d = 1_000_000, 768
-    assert choose_spec(n, d, 4 << 30) == "IVF4096,Flat"  # 3.1 GB of floats fits
-    assert choose_spec(n, d, 1 << 30) == "IVF4096,SQ8"  # 0.78 GB
+    assert choose_spec(n, d, 4 << 30) == "IVF4096_HNSW32,Flat"  # 3.1 GB of floats fits
+    assert choose_spec(n, d, 1 << 30) == "IVF4096_HNSW32,SQ8"  # 0.78 GB
     spec = choose_spec(n, d, 200 << 20)
-    assert spec.startswith("OPQ") and ",IVF4096,PQ" in spec
+    assert spec.startswith("OPQ") and ",IVF4096_HNSW32,PQ" in spec
     m = int(spec.split(",")[-1][2:])
-    assert d % m == 0 and V.estimate_bytes(n, d, f"PQ{m}", 4096) <= 200 << 20
-    assert V.estimate_bytes(n, d, f"PQ{m * 2}", 4096) > 200 << 20 or m * 2 > d // 2
+    assert d % m == 0 and V.estimate_bytes(n, d, f"PQ{m}", 4096, True) <= 200 << 20
+    bigger = [c for c in V._pq_m_choices(d) if c > m]  # every larger code would not fit
+    assert all(V.estimate_bytes(n, d, f"PQ{c}", 4096, True) > 200 << 20 for c in bigger)
     # exact-size libraries still compress when the budget demands it
     assert choose_spec(50_000, 768, 60 << 20) == "IDMap2,SQ8"
     assert choose_spec(50_000, 768, 5 << 20).startswith("IDMap2,OPQ")
