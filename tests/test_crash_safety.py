@@ -56,23 +56,26 @@ def assert_consistent(lib: Path) -> int:
         return stats["videos_indexed"]
 
 
-@pytest.mark.parametrize("crash_after", [1, 4])
-def test_kill_after_commit_then_resume(folder: Path, tmp_path: Path, tiny_checkpoint: Path, crash_after: int) -> None:
+def test_kill_after_commits_then_resume(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
     lib = tmp_path / "lib"
-    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(**{CRASH_AFTER_COMMITS_ENV: str(crash_after)}), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    # Killed before the FAISS file was saved: the committed vectors are recovered from SQLite.
-    assert assert_consistent(lib) == crash_after
+    committed = 0
+    for crash_after in (1, 3):  # the second run resumes, commits 3 more videos, and dies again
+        env = env_with(**{CRASH_AFTER_COMMITS_ENV: str(crash_after)})
+        proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        committed += crash_after
+        # Killed before the FAISS file was saved: the committed vectors are recovered from SQLite.
+        assert assert_consistent(lib) == committed
     proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert (report["added"], report["unchanged"]) == (N_VIDEOS - crash_after, crash_after)
+    assert (report["added"], report["unchanged"]) == (N_VIDEOS - committed, committed)
     assert assert_consistent(lib) == N_VIDEOS
 
 
 def test_kill_at_random_moments(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
     lib = tmp_path / "lib"
-    for delay in (0.5, 2.5, 4.0, 5.5):
+    for delay in (1.0, 3.0, 5.0):
         proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
