@@ -108,6 +108,7 @@ TUNE_NOISE = 0.5  # norm of the Gaussian noise added to held-out queries
 TOMBSTONE_MAX_FRACTION = 0.10  # dead rows slow searches (over-fetch) and waste memory
 DRIFT_FACTOR = 1.0  # rebuild when vectors added after training exceed this x the trained size
 DEFAULT_BUDGET_FRACTION = 0.25  # of physical RAM, for the vectors of one index
+GPU_MAX_K = 2048  # faiss GPU k-selection limit
 _ID_BYTES = 8
 _MAGIC = b"VSIDX1\n"
 _FORMAT_VERSION = 1
@@ -717,7 +718,8 @@ class VectorIndex:
         if self._n_dead:
             D, I = self._search_tombstoned(xq, k)
         else:
-            D, I = self._searcher().search(xq, k)
+            # GPU indexes return at most GPU_MAX_K neighbours; deeper searches stay on the CPU
+            D, I = (self._searcher() if k <= GPU_MAX_K else self._index).search(xq, k)
         D = np.where(I < 0, np.float32(-np.inf), D).astype(np.float32, copy=False)
         return D, I.astype(np.int64, copy=False)
 
