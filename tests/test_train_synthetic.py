@@ -81,14 +81,14 @@ def test_sequence_video_spans(tmp_path):
     from vidsearch.media import probe, read_frames
 
     acts = [S.Action("red", "circle", "left"), S.Action("blue", "square", "down"), S.Action("yellow", "triangle", "right")]
-    spans = S.make_sequence_video(tmp_path / "seq.mp4", acts, seed=2, size=32, frames_per_action=8, fps=8)
+    spans = S.make_sequence_video(tmp_path / "seq.mp4", acts, seed=2, size=64, frames_per_action=8, fps=8)
     assert [s.caption for s in spans] == [a.caption for a in acts]
     assert [(s.start_frame, s.end_frame) for s in spans] == [(0, 8), (8, 16), (16, 24)]
     assert spans[1].start == pytest.approx(1.0) and spans[2].end == pytest.approx(3.0)
     info = probe(tmp_path / "seq.mp4")
     assert info.num_frames == 24
     # the middle frame of each span shows that span's colour
-    frames, _ = read_frames(tmp_path / "seq.mp4", [4, 12, 20], 32)
+    frames, _ = read_frames(tmp_path / "seq.mp4", [4, 12, 20], 64)
     for f, a in zip(frames, acts):
         d = np.abs(f.astype(np.int32) - np.asarray(S.COLOURS[a.colour])).sum(-1)
         assert (d < 60).sum() >= 10

@@ -136,7 +136,8 @@ def _trajectory(rng: np.random.Generator, direction: str, size: int, radius: flo
     """
     margin = radius + 2.0
     span = size - 2 * margin
-    length = rng.uniform(0.45, 0.7) * span
+    # most of the way across: the move spans several patches even at a small model resolution
+    length = rng.uniform(0.75, 1.0) * span
     lo = rng.uniform(margin, margin + span - length)
     across = rng.uniform(margin, size - margin)
     t = np.linspace(0.0, 1.0, num_frames, dtype=np.float32)
@@ -157,7 +158,7 @@ def render_clip(action: Action, rng: np.random.Generator, *, size: int = 64, num
     if action.colour not in COLOURS or action.shape not in SHAPES or action.direction not in DIRECTIONS:
         raise ValueError(f"unknown action {action}")
     bg = _background(rng, size)
-    radius = rng.uniform(0.11, 0.16) * size
+    radius = rng.uniform(0.1, 0.14) * size
     path = _trajectory(rng, action.direction, size, radius, num_frames)
     colour = np.clip(np.asarray(COLOURS[action.colour], np.float32) + rng.normal(0, 8, size=3), 0, 255)
     grid = np.arange(size, dtype=np.float32) + 0.5

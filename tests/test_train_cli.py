@@ -1,0 +1,77 @@
+"""End to end with CliRunner: `vidsearch finetune` on generated videos, its checkpoint in `bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidsearch.cli import commands, finetune  # noqa: F401  (register the commands)
+from vidsearch.cli.main import app
+from vidsearch.errors import InputError
+from vidsearch.train.synthetic import make_split
+
+runner = CliRunner()
+
+SCRATCH = dict(
+    input_resolution=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, embed_dim=16,
+    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ft")
+    ann = make_split(root, "train", 16, seed=1, size=32, num_frames=8)
+    cfg = root / "tiny.json"
+    cfg.write_text(json.dumps(SCRATCH))
+    return {"root": root, "ann": ann, "videos": root / "train", "cfg": cfg}
+
+
+def _finetune(data: dict[str, Path], out: Path, *extra: str):
+    args = ["finetune", "--annotations", str(data["ann"]), "--videos", str(data["videos"]), "--out", str(out),
+            "--epochs", "2", "--batch-size", "4", "--val-videos", "4", "--lr", "1e-3", "--json", *extra]
+    return runner.invoke(app, args)
+
+
+def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    res = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["train_clips"] == 12 and summary["val_clips"] == 4
+    assert [e["epoch"] for e in summary["epochs"]] == [1, 2]
+    assert summary["epochs"][-1]["val"]["t2v"]["count"] == 4
+    model = Path(summary["model"])
+    assert model.exists() and json.loads(model.with_suffix(".json").read_text()) == {**SCRATCH, "context_length": 32, "vocab_size": 49408}
+
+    bench = runner.invoke(app, ["bench", "retrieval", "--dataset", "json", "--annotations", str(data["ann"]),
+                                "--videos", str(data["videos"]), "--model", str(model), "--library", str(tmp_path / "lib"), "--json"])
+    assert bench.exit_code == 0, bench.output
+    assert json.loads(bench.stdout)["metrics"]["t2v"]["count"] == 16
+
+    # an existing run is not overwritten; --resume with the same settings has nothing left to do
+    again = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1")
+    assert isinstance(again.exception, InputError) and "--resume" in str(again.exception)
+    resumed = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
+                        "--crop-scale", "0.8", "--crop-shift", "0.1")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["epochs"] == summary["epochs"]
+    changed = _finetune(data, out, "--model-config", str(data["cfg"]), "--resume", "--lr", "5e-4")
+    assert isinstance(changed.exception, InputError) and "lr" in str(changed.exception)
+
+
+def test_finetune_a_checkpoint_with_fewer_frames(data, tmp_path, tiny_checkpoint):
+    res = _finetune(data, tmp_path / "ft", "--model", str(tiny_checkpoint), "--frames", "4", "--freeze-text", "--epochs", "1")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(Path(json.loads(res.stdout)["model"]).with_suffix(".json").read_text())
+    assert cfg["num_frames"] == 4 and cfg["vision_width"] == 64
+
+
+def test_user_errors(data, tmp_path):
+    res = _finetune(data, tmp_path / "x")
+    assert isinstance(res.exception, InputError) and "--model-config" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--batch-size", "0")
+    assert isinstance(res.exception, InputError) and "--batch-size" in str(res.exception)

@@ -1,0 +1,141 @@
+"""The training loop: loss, schedule, optimizer groups, learning, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidsearch.train.data import Clip, build_frame_cache
+from vidsearch.train.loop import TrainConfig, Trainer, build_optimizer, contrastive_loss, lr_at
+
+TINY = dict(
+    input_resolution=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, embed_dim=16,
+    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+)
+
+
+def test_contrastive_loss_matches_the_definition():
+    torch.manual_seed(0)
+    v, t = torch.randn(5, 8), torch.randn(5, 8)
+    temp = torch.tensor(0.05)
+    logits = F.normalize(v, dim=-1) @ F.normalize(t, dim=-1).t() / 0.05
+    want = 0.5 * (F.cross_entropy(logits, torch.arange(5)) + F.cross_entropy(logits.t(), torch.arange(5)))
+    assert torch.allclose(contrastive_loss(v, t, temp), want)
+    assert torch.allclose(contrastive_loss(v, t, temp, torch.arange(5)), want)
+
+
+def test_duplicate_captions_are_positives_not_negatives():
+    # Two clips with the same caption at an angle `a` to each other (texts equal to videos):
+    # with the duplicates known the loss falls as the twins come together; counted as each
+    # other's negatives it would rise, pushing them apart.
+    def loss(a, ids):
+        e = torch.tensor([[1.0, 0.0, 0.0], [math.cos(a), math.sin(a), 0.0], [0.0, 0.0, 1.0]])
+        return contrastive_loss(e, e, torch.tensor(0.1), ids).item()
+
+    ids = torch.tensor([7, 7, 3])
+    assert loss(0.2, ids) < loss(0.6, ids)
+    assert loss(0.2, None) > loss(0.6, None)
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    total, base = 100, 1e-3
+    lrs = [lr_at(s, total, base, warmup=0.1, min_ratio=0.01) for s in range(total)]
+    assert lrs[0] == pytest.approx(base / 10)
+    assert lrs[9] == pytest.approx(base)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 89 / 90))))
+    assert lr_at(10**6, total, base, 0.1, 0.01) == pytest.approx(base * 0.01)
+
+
+def test_optimizer_does_not_decay_norms_biases_embeddings_or_temp():
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+
+    model = ViCLIP(ViCLIPConfig(**TINY))
+    opt = build_optimizer(model, 1e-3, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay = {names[id(p)] for p in opt.param_groups[1]["params"]}
+    decay = {names[id(p)] for p in opt.param_groups[0]["params"]}
+    assert "temp" in no_decay and "text_encoder.token_embedding.weight" in no_decay
+    assert "vision_encoder.temporal_positional_embedding" in no_decay
+    assert "vision_encoder.proj" in decay and "vision_encoder.transformer.resblocks.0.attn.in_proj_weight" in decay
+    assert len(no_decay) + len(decay) == len(names)
+
+
+def _data(tmp_path: Path, n: int = 24):
+    """Clips whose colour (red/green/blue) is what the caption says: learnable in a few steps."""
+    colours = {"red": (230, 20, 20), "green": (20, 220, 20), "blue": (20, 20, 230)}
+    names = list(colours)
+    videos = [tmp_path / f"v{i}.mp4" for i in range(n)]
+    clips = [Clip(v, f"a {names[i % 3]} video") for i, v in enumerate(videos)]
+
+    def decode(path: Path, count: int, res: int) -> np.ndarray:
+        i = int(path.stem[1:])
+        rng = np.random.default_rng(i)
+        frames = rng.integers(0, 60, size=(count, res, res, 3)).astype(np.int32)
+        frames += np.asarray(colours[names[i % 3]]) // 2
+        return np.clip(frames, 0, 255).astype(np.uint8)
+
+    cache = build_frame_cache(videos, tmp_path / "cache.npy", cache_frames=6, resolution=16, max_bytes=10**8, decode=decode)
+    return clips, cache
+
+
+def _trainer(tmp_path: Path, out: Path | None, **kw) -> Trainer:
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+
+    clips, cache = _data(tmp_path)
+    torch.manual_seed(0)
+    model = ViCLIP(ViCLIPConfig(**TINY))
+    cfg = TrainConfig(**{**dict(epochs=2, lr=3e-3, batch_size=6, num_frames=4, temp_init=0.1, warmup=0.1,
+                                crop_scale=0.8, crop_shift=0.1, masking_prob=0.25), **kw})
+    return Trainer(model, cfg, clips[:18], cache, clips[18:], cache, out_dir=out,
+                   tokenize=lambda caps: _tokens(caps))
+
+
+def _tokens(captions) -> torch.Tensor:
+    from vidsearch.models.tokenizer import tokenize
+
+    return tokenize(list(captions), context_length=32)
+
+
+def test_training_lowers_the_loss_and_validates(tmp_path):
+    tr = _trainer(tmp_path, None, epochs=6)
+    steps = []
+    history = tr.fit(on_step=steps.append)
+    assert len(steps) == 6 * 3 and steps[-1].global_step == tr.total_steps
+    first = np.mean([s.loss for s in steps[:3]])
+    last = np.mean([s.loss for s in steps[-3:]])
+    assert last < first - 0.2, (first, last)
+    assert set(history[-1].val) == {"t2v", "v2t"} and history[-1].val["t2v"]["count"] == 6
+    assert all(s.temp >= 0.01 for s in steps)
+
+
+def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
+    from vidsearch.models.encoder import load_encoder
+
+    out = tmp_path / "run"
+    straight = _trainer(tmp_path, None)
+    straight.fit()
+
+    first = _trainer(tmp_path, out, epochs=2)
+    first.train_epoch()  # "interrupted" after epoch 1
+    assert (out / "epoch-001.pth").exists() and (out / "epoch-001.json").exists()
+    resumed = _trainer(tmp_path, out, epochs=2)
+    assert resumed.resume() == 1
+    resumed.fit()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+    enc = load_encoder(str(out / "model.pth"), device="cpu")
+    assert enc.num_frames == 4 and enc.resolution == 16
+    frames = np.zeros((1, 4, 16, 16, 3), np.uint8)
+    v = enc.encode_video(frames)
+    with torch.no_grad():
+        ref = F.normalize(resumed.model.eval().encode_video(
+            torch.from_numpy(np.zeros((1, 4, 3, 16, 16), np.float32)).sub(torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
+            .div(torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))), dim=-1).numpy()
+    assert np.allclose(v, ref, atol=1e-5)

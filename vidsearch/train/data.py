@@ -1,0 +1,310 @@
+"""Training data: captioned clips, a decode-once frame cache, batch sampling and augmentation.
+
+**Frame cache.** Decoding dominates a small model's epoch, so every video is decoded once, resized
+to the model resolution and stored as uint8 in one ``.npy`` file opened as a memory map:
+``[n_videos, cache_frames, res, res, 3]``. Its size is exactly
+``n_videos * cache_frames * res * res * 3`` bytes (3000 clips x 16 frames at 32 px: 147 MB; at
+224 px: 7.2 GB). It lives on disk, so the process's own memory stays small and the OS page cache
+holds what fits. :func:`build_frame_cache` refuses to write a cache above ``max_bytes`` and says
+which option lowers it. The cached frames of a video are its ``cache_frames`` "middle" samples
+(all frames when the clip is that short), so evaluation-style sampling of ``num_frames`` out of
+them equals sampling the video itself whenever ``cache_frames`` equals the clip length.
+
+**Temporal jitter** picks one random frame inside each of ``num_frames`` equal segments of the
+cached frames (the official "rand" sampling); without it, the middle frame of each segment.
+
+**Spatial augmentation** is a random scaled/translated crop, the same for every frame of a clip
+(a per-frame crop would add fake motion). There are deliberately no flips or hue changes:
+captions often name directions and colours, which those would falsify.
+
+**Batches** never hold the same caption twice when it can be avoided: two clips with one caption
+in a batch are false negatives for each other under the contrastive loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidsearch.errors import InputError, MediaError
+
+__all__ = [
+    "Clip",
+    "FrameCache",
+    "build_frame_cache",
+    "cache_bytes",
+    "split_heldout",
+    "unique_caption_batches",
+    "segment_indices",
+    "random_crop",
+    "cache_key",
+]
+
+LOG = logging.getLogger(__name__)
+
+# decode(path, frame_count) -> uint8 [frame_count, res, res, 3]; the default uses vidsearch.media.
+Decoder = Callable[[Path, int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One training example: a video file and one of its captions."""
+
+    video: Path
+    caption: str
+
+
+def cache_bytes(n_videos: int, cache_frames: int, resolution: int) -> int:
+    """Size in bytes of a frame cache (uint8 RGB)."""
+    return n_videos * cache_frames * resolution * resolution * 3
+
+
+def _decode_with_media(path: Path, frame_count: int, resolution: int) -> np.ndarray:
+    """Decode the ``frame_count`` middle samples of a video, resized to ``resolution``."""
+    from vidsearch import media
+
+    info = media.probe(path)
+    indices = list(media.middle_indices(info.num_frames, frame_count))
+    frames, _ = media.read_frames(path, indices, resolution)
+    return _expand_unique(frames, indices)
+
+
+def _expand_unique(frames: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+    """Map frames decoded once per distinct index back onto ``indices`` (short clips repeat some)."""
+    if len(frames) == len(indices):
+        return frames
+    uniq = sorted(set(indices))
+    if len(frames) != len(uniq):
+        raise MediaError(f"decoder returned {len(frames)} frames for {len(uniq)} distinct indices")
+    pos = {idx: k for k, idx in enumerate(uniq)}
+    return frames[[pos[i] for i in indices]]
+
+
+def _decode_job(args: tuple[Decoder, str, int, int]) -> tuple[np.ndarray | None, str | None]:
+    decode, path, count, res = args
+    try:
+        return decode(Path(path), count, res), None
+    except Exception as exc:  # a broken video must not kill the whole cache build
+        return None, f"{path}: {exc}"
+
+
+class FrameCache:
+    """Decoded uint8 frames ``[n_videos, cache_frames, res, res, 3]``, memory-mapped from disk."""
+
+    def __init__(self, path: str | os.PathLike[str], videos: Sequence[Path]) -> None:
+        self.path = Path(path)
+        self.frames = np.load(self.path, mmap_mode="r")
+        self.videos = list(videos)
+        self.index = {v: i for i, v in enumerate(self.videos)}
+        if self.frames.shape[0] != len(self.videos):
+            raise InputError(f"frame cache {self.path} holds {self.frames.shape[0]} videos, expected {len(self.videos)}; delete it")
+
+    @property
+    def cache_frames(self) -> int:
+        """Frames kept per video."""
+        return int(self.frames.shape[1])
+
+    def get(self, rows: Sequence[int], frame_idx: np.ndarray) -> torch.Tensor:
+        """uint8 frames ``[B, T, res, res, 3]`` of cache rows ``rows`` at ``frame_idx [B, T]``."""
+        out = np.stack([self.frames[r, frame_idx[k]] for k, r in enumerate(rows)])
+        return torch.from_numpy(out)
+
+
+def build_frame_cache(
+    videos: Sequence[Path],
+    path: str | os.PathLike[str],
+    *,
+    cache_frames: int,
+    resolution: int,
+    max_bytes: int,
+    workers: int = 1,
+    decode: Decoder | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FrameCache:
+    """Decode every video once into a memory-mapped cache file, or reuse a complete one.
+
+    The file is written under a temporary name and renamed when complete, so an interrupted
+    build starts over and a finished one is reused by the next run (e.g. ``--resume``).
+
+    Args:
+        videos: video files, one cache row each, in this order.
+        path: the ``.npy`` cache file.
+        cache_frames: frames kept per video (middle sampling; repeats for shorter clips).
+        resolution: square frame side (the model's input resolution).
+        max_bytes: refuse caches larger than this.
+        workers: decoding processes (1: in this process).
+        decode: ``decode(path, cache_frames, resolution) -> uint8 [cache_frames, res, res, 3]``;
+            defaults to :mod:`vidsearch.media` with the index's middle sampling and resize.
+        progress: called as ``progress(done, total)`` while decoding.
+
+    Raises:
+        InputError: the cache would exceed ``max_bytes``.
+        MediaError: a video cannot be decoded (the message names it).
+    """
+    path = Path(path)
+    size = cache_bytes(len(videos), cache_frames, resolution)
+    if size > max_bytes:
+        raise InputError(
+            f"the frame cache would need {size / 2**30:.1f} GiB ({len(videos)} videos x {cache_frames} frames "
+            f"at {resolution}px), above the {max_bytes / 2**30:.1f} GiB limit; lower --cache-frames or raise --cache-gb"
+        )
+    if path.exists():
+        return FrameCache(path, videos)
+    decode = decode or _decode_with_media
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    shape = (len(videos), cache_frames, resolution, resolution, 3)
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    jobs = [(decode, str(v), cache_frames, resolution) for v in videos]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results: Iterator = pool.imap(_decode_job, jobs, chunksize=16)
+            _fill(arr, results, len(jobs), progress)
+    else:
+        _fill(arr, map(_decode_job, jobs), len(jobs), progress)
+    arr.flush()
+    del arr
+    os.replace(tmp, path)
+    LOG.info("cached %d videos (%.1f MB) in %s", len(videos), size / 1e6, path)
+    return FrameCache(path, videos)
+
+
+def _fill(arr: np.ndarray, results: Iterator, total: int, progress: Callable[[int, int], None] | None) -> None:
+    for i, (frames, error) in enumerate(results):
+        if error is not None:
+            raise MediaError(f"cannot decode {error}; fix or remove it from the annotations")
+        if frames.shape != arr.shape[1:]:
+            raise MediaError(f"decoder returned frames of shape {frames.shape}, expected {arr.shape[1:]}")
+        arr[i] = frames
+        if progress is not None:
+            progress(i + 1, total)
+
+
+def cache_key(videos: Sequence[Path], cache_frames: int, resolution: int) -> str:
+    """A short hash naming a cache: same videos (paths, sizes, mtimes) and geometry, same key."""
+    h = hashlib.sha1(f"{cache_frames}:{resolution}".encode())
+    for v in videos:
+        st = v.stat()
+        h.update(f"{v}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def split_heldout(clips: Sequence[Clip], count: int, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """Hold out up to ``count`` videos (with all their captions) for validation.
+
+    Videos are picked in a seeded random order and skipped when one of their captions is
+    already held out, so validation captions are distinct where the data allows it: a
+    duplicate caption would make its ranking ambiguous.
+
+    Returns:
+        ``(train, heldout)`` clip lists; no video is in both.
+    """
+    by_video: dict[Path, list[Clip]] = {}
+    for c in clips:
+        by_video.setdefault(c.video, []).append(c)
+    order = list(by_video)
+    np.random.default_rng(seed).shuffle(order)
+    held: set[Path] = set()
+    seen: set[str] = set()
+    for v in order:
+        if len(held) >= count:
+            break
+        caps = {c.caption for c in by_video[v]}
+        if caps & seen:
+            continue
+        held.add(v)
+        seen |= caps
+    train = [c for c in clips if c.video not in held]
+    heldout = [c for c in clips if c.video in held]
+    return train, heldout
+
+
+def unique_caption_batches(captions: Sequence[str], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffle indices into batches in which no caption appears twice, where possible.
+
+    Each caption's clips are first spread evenly over the epoch (member ``r`` of a caption with
+    ``n`` clips gets the sort key ``(r + u) / n``, ``u`` uniform), so frequent captions do not
+    pile up anywhere; a greedy pass then defers any index whose caption is already in the batch
+    being filled. Only when too few distinct captions are left does a batch repeat one (the loss
+    counts such repeats as positives, not negatives).
+
+    Returns:
+        Batches of indices into ``captions``, every index exactly once, all full except the last.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(captions):
+        groups.setdefault(c, []).append(i)
+    keyed = []
+    for members in groups.values():
+        n = len(members)
+        perm = rng.permutation(n)
+        for r, m in enumerate(perm):
+            keyed.append(((r + rng.random()) / n, members[m]))
+    keyed.sort()
+    pending = [k[1] for k in keyed]
+    batches: list[list[int]] = []
+    while pending:
+        batch, seen, rest = [], set(), []
+        for i in pending:
+            if len(batch) < batch_size and captions[i] not in seen:
+                batch.append(i)
+                seen.add(captions[i])
+            else:
+                rest.append(i)
+        if len(batch) < batch_size and rest:  # only duplicates remain: accept them
+            take = batch_size - len(batch)
+            batch.extend(rest[:take])
+            rest = rest[take:]
+        batches.append(batch)
+        pending = rest
+    return batches
+
+
+def segment_indices(cached: int, num_frames: int, batch: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Frame positions ``[batch, num_frames]`` within ``cached`` frames.
+
+    With ``rng``: one random frame inside each of ``num_frames`` equal segments (temporal
+    jitter). Without: the middle frame of each segment, as the index samples.
+    """
+    edges = np.linspace(0, cached, num_frames + 1).astype(np.int64)
+    lo, hi = edges[:-1], np.maximum(edges[1:] - 1, edges[:-1])
+    if rng is None:
+        return np.broadcast_to((lo + hi) // 2, (batch, num_frames)).copy()
+    return lo + (rng.random((batch, num_frames)) * (hi - lo + 1)).astype(np.int64)
+
+
+def random_crop(x: torch.Tensor, min_scale: float, max_shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Zoom into a random square of each clip, the same window for all its frames.
+
+    Args:
+        x: float frames ``[B, T, C, H, W]``.
+        min_scale: smallest side of the window as a fraction of the frame (1: no zoom).
+        max_shift: largest translation of the window centre, as a fraction of the frame side.
+        generator: the random source (seeded by the caller).
+
+    Returns:
+        ``[B, T, C, H, W]`` resampled bilinearly; windows leaving the frame are edge-padded.
+    """
+    B, T, C, H, W = x.shape
+    scale = min_scale + (1.0 - min_scale) * torch.rand(B, generator=generator)
+    shift = (torch.rand(B, 2, generator=generator) * 2 - 1) * max_shift * 2  # grid units are [-1, 1]
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    theta = theta.to(x.device, x.dtype).repeat_interleave(T, dim=0)  # one window per clip
+    frames = x.reshape(B * T, C, H, W)
+    grid = F.affine_grid(theta, [B * T, C, H, W], align_corners=False)
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(B, T, C, H, W)
+

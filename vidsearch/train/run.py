@@ -1,0 +1,193 @@
+"""One fine-tuning job end to end: annotations -> model -> frame caches -> :class:`Trainer`.
+
+``vidsearch finetune`` is a thin call to :func:`run_finetune`; scripts can call it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidsearch.errors import InputError
+from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
+from vidsearch.train.loop import FINAL_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
+
+__all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
+
+LOG = logging.getLogger(__name__)
+
+# Settings a resumed run must share with the saved one: anything else would change its course.
+_RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text")
+
+
+@dataclass
+class FinetuneJob:
+    """Where the data, the starting model and the outputs are (the hyper-parameters are a :class:`TrainConfig`)."""
+
+    annotations: Path  # caption file, any format of vidsearch.bench.datasets
+    videos: Path  # folder holding the videos
+    out: Path  # output folder
+    dataset: str = "json"  # annotation format name
+    model: str | None = None  # preset or checkpoint to start from (None: random init from model_config)
+    model_config: Path | None = None  # ViCLIPConfig JSON
+    checkpoint: Path | None = None  # weights for a preset
+    val_videos: int = 100  # videos held out for validation (ignored with val_annotations)
+    val_annotations: Path | None = None  # separate validation captions (videos under `videos`)
+    cache_frames: int = 16  # frames cached per training video
+    cache_bytes: int = 8 * 2**30  # refuse larger frame caches
+    workers: int = 1  # decoding processes
+    device: str = "auto"
+    resume: bool = False
+
+
+def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip], list[str]]:
+    """Read annotations with the ``bench`` readers and find each video file.
+
+    Returns:
+        ``(clips, missing)``: one clip per (video, caption) whose file exists, and the names of
+        videos that were not found.
+    """
+    from vidsearch.bench.datasets import read_annotations, resolve_videos
+
+    rs = read_annotations(dataset, annotations)
+    paths = resolve_videos(rs.videos, videos)
+    missing = [name for name, p in zip(rs.videos, paths) if p is None]
+    clips = [Clip(paths[v], cap) for cap, v in zip(rs.captions, rs.caption_video) if paths[v] is not None]
+    return clips, missing
+
+
+def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn.Module:
+    """The model to train: a loaded checkpoint, or a random init of ``--model-config``.
+
+    When ``num_frames`` differs from the model's, the model is rebuilt for that many frames
+    (temporal embedding resized as the official loader does), so the saved config tells
+    ``index`` how many frames to sample.
+    """
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+    from vidsearch.models.weights import fit_state_dict
+
+    if job.model is not None:
+        from vidsearch.models.encoder import load_encoder
+
+        enc = load_encoder(job.model, str(job.checkpoint) if job.checkpoint else None,
+                           str(job.model_config) if job.model_config else None, device="cpu")
+        model = enc.model
+    else:
+        assert job.model_config is not None
+        torch.manual_seed(seed)
+        model = ViCLIP(ViCLIPConfig.from_json(job.model_config))
+    if num_frames and num_frames != model.config.num_frames:
+        cfg = dataclasses.replace(model.config, num_frames=num_frames)
+        resized = ViCLIP(cfg)
+        resized.load_state_dict(fit_state_dict(model.state_dict(), resized, source="model"), strict=True)
+        model = resized
+    return model
+
+
+def _caches(job: FinetuneJob, train: list[Clip], val: list[Clip], cfg: TrainConfig, resolution: int,
+            on_cache: Callable[[int, int], None] | None) -> tuple[FrameCache, FrameCache | None]:
+    """Frame caches under ``out/cache``: training clips at ``cache_frames``, validation at exactly
+    the frames ``index`` samples (``num_frames`` middle frames)."""
+    cache_dir = job.out / "cache"
+    tv = list(dict.fromkeys(c.video for c in train))
+    vv = list(dict.fromkeys(c.video for c in val))
+    total = len(tv) + len(vv)
+
+    def prog(offset: int) -> Callable[[int, int], None] | None:
+        return None if on_cache is None else (lambda d, _t: on_cache(offset + d, total))
+
+    key = cache_key(tv, job.cache_frames, resolution)
+    tcache = build_frame_cache(tv, cache_dir / f"train-{key}.npy", cache_frames=job.cache_frames, resolution=resolution,
+                               max_bytes=job.cache_bytes, workers=job.workers, progress=prog(0))
+    vcache = None
+    if vv:
+        key = cache_key(vv, cfg.num_frames, resolution)
+        vcache = build_frame_cache(vv, cache_dir / f"val-{key}.npy", cache_frames=cfg.num_frames, resolution=resolution,
+                                   max_bytes=job.cache_bytes, workers=job.workers, progress=prog(len(tv)))
+    return tcache, vcache
+
+
+def _check_resume(job: FinetuneJob, cfg: TrainConfig) -> None:
+    state_path = job.out / STATE_FILE
+    if not state_path.exists():
+        if job.resume:
+            LOG.info("nothing to resume in %s: starting a new run", job.out)
+        return
+    if not job.resume:
+        raise InputError(f"{job.out} already holds a training run; pass --resume to continue it or choose another --out")
+    saved = torch.load(state_path, map_location="cpu", weights_only=False)["train_config"]
+    now = dataclasses.asdict(cfg)
+    diff = [f"{k} {saved[k]!r} (saved) vs {now[k]!r}" for k in _RESUME_FIELDS if saved.get(k) != now[k]]
+    if diff:
+        raise InputError(f"--resume continues the run in {job.out} with its settings; these differ: {'; '.join(diff)}")
+
+
+def run_finetune(
+    job: FinetuneJob,
+    config: TrainConfig,
+    *,
+    on_cache: Callable[[int, int], None] | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> dict[str, Any]:
+    """Read, cache, train and save; return a JSON-ready summary.
+
+    ``config.num_frames == 0`` means the model's own frame count.
+
+    Returns:
+        ``{"model": path of model.pth, "epochs": [...], "train_clips", "val_clips", "missing_videos",
+        "seconds", "cpu_seconds", "config": {...}}``.
+
+    Raises:
+        InputError: unreadable annotations, no usable clips, an existing run without ``resume``,
+            or ``resume`` with different settings.
+    """
+    from vidsearch.models.encoder import resolve_device
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    clips, missing = read_clips(job.dataset, job.annotations, job.videos)
+    if not clips:
+        raise InputError(f"none of the {len(missing)} videos of {job.annotations} was found under {job.videos}")
+    if missing:
+        LOG.warning("%d videos of %s are not under %s and are left out", len(missing), job.annotations, job.videos)
+    if job.val_annotations is not None:
+        train, (val, vmissing) = clips, read_clips(job.dataset, job.val_annotations, job.videos)
+        missing += vmissing
+    else:
+        train, val = split_heldout(clips, job.val_videos, config.seed)
+    if not train:
+        raise InputError(f"no training clips left after holding out {job.val_videos} videos; lower --val-videos")
+
+    model = build_model(job, config.num_frames or None, config.seed)
+    config = dataclasses.replace(config, num_frames=model.config.num_frames)
+    _check_resume(job, config)
+    job.out.mkdir(parents=True, exist_ok=True)
+    tcache, vcache = _caches(job, train, val, config, model.config.input_resolution, on_cache)
+    trainer = Trainer(model, config, train, tcache, val, vcache, out_dir=job.out, device=resolve_device(job.device))
+    if job.resume:
+        trainer.resume()
+    history = trainer.fit(on_step=on_step, on_epoch=on_epoch)
+    summary = {
+        "model": str(job.out / FINAL_NAME),
+        "epochs": [dataclasses.asdict(h) for h in history],
+        "train_clips": len(train),
+        "val_clips": len(val),
+        "missing_videos": len(missing),
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "config": dataclasses.asdict(config),
+        "model_config": model.config.to_dict(),
+    }
+    tmp = job.out / "finetune.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, job.out / "finetune.json")
+    return summary
