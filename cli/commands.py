@@ -10,3 +10,4 @@ from vidsearch.cli import index, library, query  # noqa: F401,E402
 from vidsearch.cli import bench  # noqa: F401
 from vidsearch.cli import enrich  # noqa: F401
 from vidsearch.cli import bench_enrich  # noqa: F401
+from vidsearch.cli import finetune  # noqa: F401
