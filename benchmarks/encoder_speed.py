@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vidsearch.models.tokenizer import tokenize

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidsearch.errors import ModelError
-from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig, resize_temporal_embedding, vision_flops
+from vidsearch.models.viclip import ViCLIP, ViCLIPConfig, resize_temporal_embedding, vision_flops
 
 FIXTURES = Path(
     os.environ.get("VIDSEARCH_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "viclip")

@@ -10,7 +10,9 @@ same maths, but computes it faster:
 * only the ``[CLS]`` token goes through the last vision block's query, MLP and ``ln_post``
   (the output is the projected ``[CLS]`` token, so the other rows of the last block are unused);
 * text sequences are cut after the last end-of-text token of the batch (attention is causal,
-  so the padding after it cannot change the pooled token).
+  so the padding after it cannot change the pooled token);
+* without autograd, blocks update the residual stream in place with the residual adds, biases
+  and QuickGELU's scale folded into the GEMMs (:meth:`ResidualAttentionBlock.forward_inplace`).
 
 Token order inside the vision transformer is frame-major (``t, n``) where the official code is
 patch-major (``n, t``). With no attention mask and all positions added as embeddings, attention
