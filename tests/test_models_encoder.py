@@ -68,6 +68,12 @@ def test_encoder_interface(ckpt: Path) -> None:
     text = enc.encode_text(["a dog", "a cat on a mat", ""])
     assert text.shape == (3, 16) and text.dtype == np.float32
     assert np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
+    # Length-sorted chunks give what one unsorted batch gives.
+    captions = [("word " * (i % 23)).strip() for i in range(150)]
+    got = enc.encode_text(captions)
+    with torch.inference_mode():
+        want = F.normalize(enc.model.encode_text(vm.tokenize(captions)), dim=-1).numpy()
+    assert np.abs(got - want).max() < 1e-5
     with pytest.raises(ValueError, match="sequence of strings"):
         enc.encode_text("a dog")
     with pytest.raises(ValueError, match="uint8"):

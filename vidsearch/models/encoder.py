@@ -34,6 +34,7 @@ __all__ = ["Encoder", "ViCLIPEncoder", "list_models", "model_key", "load_encoder
 LOG = logging.getLogger(__name__)
 
 OPENCLIP_PREFIX = "openclip:"
+TEXT_CHUNK = 64  # captions per text-tower call inside encode_text (sorted by length)
 
 
 class Encoder(abc.ABC):
@@ -137,9 +138,15 @@ class ViCLIPEncoder(Encoder):
         """Embed captions (tokenized to ``context_length`` tokens) into float32 ``[B, D]``."""
         if isinstance(texts, str):
             raise ValueError("encode_text expects a sequence of strings, not one string; wrap it in a list")
-        tokens = self._tokenize(list(texts), context_length=self.context_length).to(self.device)
+        tokens = self._tokenize(list(texts), context_length=self.context_length)
+        # The text tower cuts each batch after its longest caption, so captions of similar
+        # length are encoded together (same results, less padding in mixed batches).
+        order = torch.argsort(tokens.argmax(dim=-1), stable=True)
+        out = torch.empty(len(tokens), self.embed_dim)
         with torch.inference_mode(), self.autocast():
-            return _to_numpy(self.model.encode_text(tokens))
+            for idx in order.split(TEXT_CHUNK):
+                out[idx] = self.model.encode_text(tokens[idx].to(self.device)).float().cpu()
+        return _to_numpy(out)
 
 
 # --------------------------------------------------------------------------- registry
