@@ -188,13 +188,23 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
 
     import huggingface_hub
 
+    from vidsearch.models import weights
+
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(weights, "_hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert resolve_checkpoint("viclip-l14").name == "ViClip-InternVid-10M-FLT.pth"
     assert calls == [("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"), ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth")]
-    with pytest.raises(WeightsNotFoundError, match="not downloadable"):
+    with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
         resolve_checkpoint("viclip-b16", download=True)
+
+    # An unreachable hub is found out at once: no download is even attempted.
+    calls.clear()
+    monkeypatch.setattr(weights, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
+        resolve_checkpoint("viclip-b16", download=True)
+    assert calls == []
 
 
 def test_offline_with_nothing_cached_says_what_to_download(monkeypatch: pytest.MonkeyPatch) -> None:

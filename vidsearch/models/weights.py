@@ -328,6 +328,26 @@ def _hf_offline() -> bool:
     )
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds.
+
+    huggingface_hub retries connection errors with exponential backoff (about 20 s in all), far
+    too long to find out that a machine is offline; one quick connect tells.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _from_hub(preset: str, download: bool) -> Path | None:
     """A cached (or, when allowed and online, downloaded) published checkpoint for ``preset``."""
     import huggingface_hub
@@ -340,6 +360,9 @@ def _from_hub(preset: str, download: bool) -> Path | None:
             LOG.info("using cached %s/%s", repo, filename)
             return Path(found)
     if not download or _hf_offline():
+        return None
+    if not _hub_reachable():
+        LOG.info("the Hugging Face hub is not reachable; not downloading")
         return None
     for repo, filename in sources:
         try:
@@ -372,7 +395,7 @@ def resolve_checkpoint(preset: str, checkpoint: str | os.PathLike[str] | None = 
     if found is not None:
         return found.resolve()
     repo, filename = HF_SOURCES[preset][0]
-    why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and not downloadable"
+    why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and could not be downloaded"
     raise WeightsNotFoundError(
         f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
         f"(huggingface-cli download {repo} {filename}) and pass --checkpoint PATH or set {CHECKPOINT_ENV}=PATH"
