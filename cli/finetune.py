@@ -36,6 +36,7 @@ def finetune_command(
     jitter: bool = typer.Option(True, "--jitter/--no-jitter", help="Random frame within each temporal segment."),
     crop_scale: float = typer.Option(1.0, "--crop-scale", help="Random crop: smallest window side as a share of the frame (1: off)."),
     crop_shift: float = typer.Option(0.0, "--crop-shift", help="Random crop: largest window-centre shift as a share of the frame."),
+    hard_negatives: int = typer.Option(0, "--hard-negatives", help="Build batches from groups of this many similar captions (hard negatives; 0: random distinct captions)."),
     val_videos: int = typer.Option(100, "--val-videos", help="Videos held out of training for validation each epoch (0: none)."),
     val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Validate on these annotations (videos under --videos) instead of a held-out split."),
     cache_frames: int = typer.Option(16, "--cache-frames", help="Frames decoded and cached per video (temporal jitter picks among them)."),
@@ -50,7 +51,7 @@ def finetune_command(
     from vidsearch.train.loop import TrainConfig
     from vidsearch.train.run import FinetuneJob, run_finetune
 
-    if (model is None) == (model_config is None) and model is None:
+    if model is None and model_config is None:
         raise InputError("pass --model (a preset or checkpoint to fine-tune) or --model-config (a config to train from scratch)")
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers)):
         if value < 1:
@@ -64,7 +65,7 @@ def finetune_command(
     config = TrainConfig(
         epochs=epochs, lr=lr, min_lr_ratio=min_lr_ratio, warmup=warmup, weight_decay=weight_decay,
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
-        temp_init=temp, masking_prob=masking, jitter=jitter, crop_scale=crop_scale, crop_shift=crop_shift,
+        temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
         grad_checkpointing=grad_checkpointing,
     )
     job = FinetuneJob(

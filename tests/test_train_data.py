@@ -15,6 +15,7 @@ from vidsearch.train.data import (
     Clip,
     build_frame_cache,
     cache_bytes,
+    neighbour_batches,
     random_crop,
     segment_indices,
     split_heldout,
@@ -49,6 +50,21 @@ def test_batches_are_deterministic_and_shuffled():
     b = unique_caption_batches(captions, 8, np.random.default_rng(1))
     c = unique_caption_batches(captions, 8, np.random.default_rng(2))
     assert a == b and a != c
+
+
+def test_neighbour_batches_group_similar_captions():
+    from vidsearch.train.synthetic import all_actions
+
+    captions = [a.caption for a in all_actions()] * 5
+    batches = neighbour_batches(captions, 16, np.random.default_rng(0), group=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(captions)))
+    assert all(len(b) == 16 for b in batches)
+    # the first group of a batch: the seed and the 7 captions closest to it, all distinct;
+    # each shares 4 of its 5 words with the seed (one attribute changed)
+    first = [captions[i].split() for i in batches[0][:8]]
+    assert len({" ".join(c) for c in first}) == 8
+    assert all(sum(a != b for a, b in zip(first[0], c)) == 1 for c in first[1:])
+    assert neighbour_batches(captions, 16, np.random.default_rng(0), group=8) == batches
 
 
 @pytest.mark.parametrize("cached,frames", [(16, 8), (16, 4), (12, 8), (8, 8), (5, 8)])

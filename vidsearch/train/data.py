@@ -43,6 +43,7 @@ __all__ = [
     "cache_bytes",
     "split_heldout",
     "unique_caption_batches",
+    "neighbour_batches",
     "segment_indices",
     "random_crop",
     "cache_key",
@@ -267,6 +268,70 @@ def unique_caption_batches(captions: Sequence[str], batch_size: int, rng: np.ran
             rest = rest[take:]
         batches.append(batch)
         pending = rest
+    return batches
+
+
+MAX_NEIGHBOUR_CAPTIONS = 5000  # above this, the pairwise caption similarity costs too much
+
+
+def neighbour_batches(
+    captions: Sequence[str], batch_size: int, rng: np.random.Generator, group: int = 8
+) -> list[list[int]]:
+    """Batches made of groups of similar captions: hard negatives for each other.
+
+    A random clip seeds each group; the group is filled with one clip of each of the
+    ``group - 1`` distinct captions sharing the most words with the seed's (word-set Jaccard,
+    random tie-break). "a red circle moving left" then meets "... moving right" and "a blue
+    circle moving left" in the same batch, so the loss must use every word, motion included.
+    No caption appears twice in a batch while others remain. With more than
+    ``MAX_NEIGHBOUR_CAPTIONS`` distinct captions this falls back to :func:`unique_caption_batches`.
+
+    Returns:
+        Batches of indices into ``captions``, every index exactly once.
+    """
+    distinct = sorted(set(captions))
+    if len(distinct) > MAX_NEIGHBOUR_CAPTIONS or group < 2:
+        return unique_caption_batches(captions, batch_size, rng)
+    cid = {c: k for k, c in enumerate(distinct)}
+    vocab: dict[str, int] = {}
+    sets = [set(c.lower().split()) for c in distinct]
+    for s in sets:
+        for w in s:
+            vocab.setdefault(w, len(vocab))
+    words = np.zeros((len(distinct), len(vocab)), np.float32)
+    for k, s in enumerate(sets):
+        words[k, [vocab[w] for w in s]] = 1.0
+    inter = words @ words.T
+    union = words.sum(1)[:, None] + words.sum(1)[None, :] - inter
+    sim = inter / np.maximum(union, 1.0)
+    pools: list[list[int]] = [[] for _ in distinct]
+    for i in rng.permutation(len(captions)):
+        pools[cid[captions[i]]].append(int(i))
+    left = np.array([len(p) for p in pools])
+    batches: list[list[int]] = []
+    while left.sum() > 0:
+        batch: list[int] = []
+        used = np.zeros(len(distinct), bool)
+        while len(batch) < batch_size:
+            avail = (left > 0) & ~used
+            if not avail.any():
+                break
+            # seed in proportion to the clips left, so every clip is equally likely to lead
+            w = np.where(avail, left, 0).astype(np.float64)
+            seed = int(rng.choice(len(distinct), p=w / w.sum()))
+            score = np.where(avail, sim[seed] + 1e-3 * rng.random(len(distinct)), -np.inf)
+            score[seed] = np.inf
+            take = min(group, batch_size - len(batch), int(avail.sum()))
+            for k in np.argsort(-score)[:take]:
+                batch.append(pools[k].pop())
+                left[k] -= 1
+                used[k] = True
+        if len(batch) < batch_size:  # only captions already in this batch are left: repeat them
+            for k in np.flatnonzero(left > 0):
+                while left[k] > 0 and len(batch) < batch_size:
+                    batch.append(pools[k].pop())
+                    left[k] -= 1
+        batches.append(batch)
     return batches
 
 

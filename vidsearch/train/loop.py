@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import InputError
-from vidsearch.train.data import Clip, FrameCache, random_crop, segment_indices, unique_caption_batches
+from vidsearch.train.data import (
+    Clip,
+    FrameCache,
+    neighbour_batches,
+    random_crop,
+    segment_indices,
+    unique_caption_batches,
+)
 
 __all__ = [
     "TrainConfig",
@@ -67,6 +74,7 @@ class TrainConfig:
     temp_min: float = 0.01  # official lower clamp of temp (logit scale at most 100)
     masking_prob: float = 0.0  # share of video tokens dropped per clip (official training trick)
     jitter: bool = True  # random frame inside each temporal segment
+    hard_negatives: int = 0  # >1: batches of groups of this many similar captions (0: random distinct captions)
     crop_scale: float = 1.0  # smallest random crop side (1: no spatial augmentation)
     crop_shift: float = 0.0  # largest crop-centre shift, fraction of the side
     grad_checkpointing: bool = False  # recompute activations in backward (less memory)
@@ -248,7 +256,11 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, epoch])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         torch.manual_seed(cfg.seed * 7919 + epoch)  # token masking draws from the global RNG
-        batches = unique_caption_batches([self.captions[i] for i in self.train_cids], cfg.batch_size, rng)
+        caps = [self.captions[i] for i in self.train_cids]
+        if cfg.hard_negatives > 1:
+            batches = neighbour_batches(caps, cfg.batch_size, rng, group=cfg.hard_negatives)
+        else:
+            batches = unique_caption_batches(caps, cfg.batch_size, rng)
         model.train()
         t0, c0 = time.perf_counter(), time.process_time()
         losses: list[float] = []
