@@ -187,7 +187,9 @@ class Trainer:
         tokenize: Callable[[Sequence[str]], torch.Tensor] | None = None,
         save: Callable[[torch.nn.Module, Path], None] | None = None,
     ) -> None:
-        """Args:
+        """Set up the model, optimizer and tokenized captions (nothing is trained yet).
+
+        Args:
             model: a ViCLIP (``encode_video``, ``encode_text``, ``temp``, ``config``).
             config: the hyper-parameters.
             train, train_cache: training clips and the cache holding their videos' frames.
