@@ -1,6 +1,6 @@
 """Proof of the enrichment passes on synthetic videos, with a tiny ViCLIP trained on them.
 
-    python benchmarks/enrich_synthetic.py [--work DIR] [--train 3000] [--epochs 20] [--model CKPT]
+    python benchmarks/enrich_synthetic.py [--work DIR] [--train 3000] [--epochs 30] [--model CKPT]
 
 Data: :mod:`vidsearch.train.synthetic` clips (a coloured shape moving left/right/up/down over a
 texture; caption "a red circle moving left"): a training split, a held-out split and a
@@ -55,10 +55,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("/tmp/vidsearch-enrich-synthetic"), help="data, model, library and caches")
     p.add_argument("--model", type=Path, default=None, help="use this checkpoint instead of training one")
     p.add_argument("--train", type=int, default=3000, help="training clips")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--frames", type=int, default=8, help="frames per clip of the tiny model")
+    p.add_argument("--frames", type=int, default=4, help="frames per clip of the tiny model")
     p.add_argument("--sequences", type=int, default=50, help="sequence videos for localization")
     p.add_argument("--window", type=float, default=None, help="localization window (s); default: automatic")
     p.add_argument("--unknown-colour", default="white", help="colour left out of the open-set label set")
