@@ -142,7 +142,7 @@ def query_path(lib, space, texts: list[str], threads: int | None, warmup: int = 
     if threads:
         torch.set_num_threads(threads)
         faiss.omp_set_num_threads(threads)
-    times: dict[str, list[float]] = {"encode": [], "search": [], "total": [], "faiss": []}
+    times: dict[str, list[float]] = {"encode": [], "search": [], "total": [], "faiss": [], "hits": []}
     index = lib.vector_index(space)
     try:
         for i, text in enumerate([*texts[:warmup], *texts]):
@@ -155,8 +155,8 @@ def query_path(lib, space, texts: list[str], threads: int | None, warmup: int = 
             t2 = time.perf_counter()
             index.search(xq[None], 160)  # the FAISS share alone (search_vectors asks 16*k=160)
             t3 = time.perf_counter()
-            assert len(hits) == 10
             if i >= warmup:
+                times["hits"].append(len(hits))
                 times["encode"].append(t1 - t0)
                 times["search"].append(t2 - t1)
                 times["total"].append(t2 - t0)
@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         for stage in ("encode", "search", "total", "faiss"):
             xs = t[stage]
             rows.append((label, stage, pct(xs, 50) * 1000, pct(xs, 95) * 1000, statistics.mean(xs) * 1000))
+        short = sum(h < 10 for h in t["hits"])
+        print(f"# {label}: {short} of {len(t['hits'])} queries got fewer than 10 videos "
+              f"(min {min(t['hits'])}): the index returned fewer segments than asked", flush=True)
     lib.close()
     print(f"\n{'threads':24s} {'stage':7s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
     for label, stage, p50, p95, mean in rows:
