@@ -9,6 +9,7 @@ import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
 from vidsearch.cli.main import app
+from vidsearch.cli.query import _fmt_time  # times shown the way query results show them
 
 enrich_app = typer.Typer(
     help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
@@ -20,14 +21,6 @@ _LABELS_HELP = "kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a labe
 _MODEL_HELP = "Embedding space to use when the library has several (see `vidsearch info`)."
 _SCORE_HELP = "Open-set score: msp (max softmax probability, default), energy or maxcos; see docs/enrich.md."
 _TEMPLATES_HELP = "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(max(0.0, float(seconds)), 60)
-    h, m = divmod(int(m), 60)
-    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
 
 
 def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
