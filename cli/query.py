@@ -31,6 +31,8 @@ def query_command(
     path_glob: Optional[str] = typer.Option(None, "--path", help="Only paths matching this glob (no '/' in it: matches the file name)."),
     min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only videos at least this long (s)."),
     max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only videos at most this long (s)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Only videos recognized as this action (run `vidsearch enrich recognize` first)."),
+    label_set: Optional[str] = typer.Option(None, "--label-set", help="With --label: the label set it belongs to (default: any)."),
     model: Optional[str] = typer.Option(None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
@@ -50,6 +52,15 @@ def query_command(
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
     with open_library(library) as lib:
         space = lib.space(model)
+        if label is not None:
+            import dataclasses
+
+            from vidsearch.enrich.recognize import videos_with_label
+
+            ids = videos_with_label(lib, label, label_set=label_set, space=space)
+            filters = dataclasses.replace(filters, video_ids=frozenset(ids))
+        elif label_set is not None:
+            raise InputError("--label-set only applies together with --label")
         encoder = load_space_encoder(space, device=device)
         if video is not None:
             hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)

@@ -116,6 +116,10 @@ def test_best_span_from_stored_windows() -> None:
     assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.1), (8, 16, 0.5), (12, 20, 0.1)]) == pytest.approx((8.0, 16.0, 0.3))
     assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.5), (8, 16, 0.5), (12, 20, 0.1)])[:2] == pytest.approx((4.0, 16.0))
     assert best_span_from_windows([(3, 11, 0.4)]) == (3.0, 11.0, 0.4)
+    # Nearly flat: the coverage curve peaks beside the best window; the best window wins.
+    flat = [(0, 8, 0.99), (4, 12, 0.98), (8, 16, 1.0), (12, 20, 0.999)]
+    assert localize_windows(flat, top=1)[0].start == pytest.approx(12.0)
+    assert best_span_from_windows(flat) == pytest.approx((8.0, 16.0, 1.0))
     flat = localize_windows([(0, 1, 0.5), (1, 2, 0.5)])
     assert [(s.start, s.end) for s in flat] == [(0.0, 2.0)]
     with pytest.raises(ValueError):

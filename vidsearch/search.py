@@ -31,9 +31,12 @@ class Filters:
     path_glob: str | None = None  # matched against the full path; a pattern without "/" against the file name
     min_duration: float | None = None
     max_duration: float | None = None
+    video_ids: frozenset[int] | None = None  # only these videos (e.g. those with a recognized label)
 
     def accepts(self, info: SegmentInfo) -> bool:
-        """Whether a video passes the path and duration filters."""
+        """Whether a video passes the path, duration and video-set filters."""
+        if self.video_ids is not None and info.video_id not in self.video_ids:
+            return False
         if self.path_glob:
             target = info.path if "/" in self.path_glob else Path(info.path).name
             if not fnmatch.fnmatch(target, self.path_glob):
@@ -110,10 +113,27 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
         hits = _group(D[0], I[0], infos, filters)
         scores = D[0][valid]
         below_cutoff = filters.min_score is not None and scores.size > 0 and float(scores[-1]) < filters.min_score
-        exhausted = kk >= n or below_cutoff
+        # -1 ids: an approximate index ran out of probed lists; asking for more finds no more.
+        exhausted = kk >= n or below_cutoff or not valid.all()
         if len(hits) >= k or exhausted:
-            return hits[:k]
+            return _refine_spans(library, space, hits[:k], xq[0])
         kk = min(n, kk * 4)
+
+
+def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: np.ndarray) -> list[VideoHit]:
+    """Give each hit the span the localization pass finds over all of the video's windows.
+
+    The grouped span is the single best window among the retrieved segments; localization
+    scores every stored window of the video and can narrow or widen the span to where the
+    similarity actually peaks.
+    """
+    from vidsearch.enrich.localize import best_span_for_hit
+
+    for hit in hits:
+        span = best_span_for_hit(library, space, hit.video_id, xq)
+        if span is not None:
+            hit.start, hit.end, hit.kind = span[0], span[1], "window"
+    return hits
 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:

@@ -326,12 +326,19 @@ def localize_windows(
 def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[float, float, float]:
     """The best span ``(start, end, score)`` over a hit's stored windows (for query results).
 
-    Uses :func:`localize_windows` with its defaults; a single window is returned as it is.
+    Uses :func:`localize_windows` with its defaults. Stored windows are coarse (8 s every 4 s),
+    and on a nearly flat curve the coverage curve can peak beside the best window; a localized
+    span is only trusted when it overlaps the best-scoring window with IoU >= 0.5, otherwise that
+    window itself is the span. A single window is returned as it is.
     """
     w = _as_windows(windows)
+    top = int(np.argmax(w[:, 2]))
+    best_window = (float(w[top, 0]), float(w[top, 1]), float(w[top, 2]))
     if len(w) == 1:
-        return float(w[0, 0]), float(w[0, 1]), float(w[0, 2])
+        return best_window
     best = localize_windows(w, top=1)[0]
+    if temporal_iou((best.start, best.end), best_window[:2]) < 0.5:
+        return best_window
     return best.start, best.end, best.score
 
 

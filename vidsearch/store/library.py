@@ -365,7 +365,7 @@ class Library:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             index.save(path)
-        except OSError as exc:
+        except (OSError, LibraryError) as exc:
             LOG.warning("could not save %s: %s", path, exc)
 
     def segment_ids(self, space_id: int) -> np.ndarray:
@@ -462,15 +462,15 @@ class Library:
             try:
                 from vidsearch.store.vectors import VectorIndex
 
-                idx = VectorIndex.load(path) if path.exists() else None
+                header = VectorIndex.read_header(path) if path.exists() else None
             except LibraryError:
-                idx = None
-            if idx is not None:
+                header = None
+            if header is not None:
                 entry.update(
-                    index_spec=idx.spec,
-                    index_vectors=idx.ntotal,
-                    index_recall_at_10=idx.recall_at_10,
-                    index_up_to_date=idx.meta.get("generation") == sp.generation,
+                    index_spec=header["spec"],
+                    index_vectors=header.get("ntotal"),
+                    index_recall_at_10=header.get("recall_at_10"),
+                    index_up_to_date=header.get("meta", {}).get("generation") == sp.generation,
                 )
             spaces.append(entry)
         return {

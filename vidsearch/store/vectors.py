@@ -428,6 +428,17 @@ class _CountingWriter:
         return len(buf)
 
 
+def _read_header(f: Any, path: Path, hint: str) -> dict[str, Any]:
+    """Read the magic and the JSON header of an open index file."""
+    if f.read(len(_MAGIC)) != _MAGIC:
+        raise LibraryError(f"{path} is not a vidsearch vector index; {hint}")
+    (hlen,) = struct.unpack("<Q", f.read(8))
+    h = json.loads(f.read(hlen).decode())
+    if h.get("format") != _FORMAT_VERSION:
+        raise LibraryError(f"{path} has unsupported index format {h.get('format')}; {hint}")
+    return h
+
+
 class VectorIndex:
     """A FAISS index over one embedding space, keyed by int64 segment ids.
 
@@ -909,6 +920,7 @@ class VectorIndex:
             "memory_budget": self.memory_budget,
             "trained_n": self.trained_n,
             "added_since_build": self.added_since_build,
+            "ntotal": self.ntotal,  # informational: lets `info` report without loading the index
         }
 
     def save(self, path: Path) -> None:
@@ -948,6 +960,20 @@ class VectorIndex:
             self._lock.release_read()
         LOG.debug("saved %s (%d vectors) to %s", self.spec, self.ntotal, path)
 
+    @staticmethod
+    def read_header(path: Path) -> dict[str, Any]:
+        """The JSON header of a saved index (spec, recall, meta, ntotal) without loading the index.
+
+        Raises:
+            LibraryError: the file is missing or not a vidsearch vector index.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                return _read_header(f, path, "rebuild it with `vidsearch reindex`")
+        except (OSError, ValueError, struct.error) as e:
+            raise LibraryError(f"cannot read vector index {path}: {e}") from None
+
     @classmethod
     def load(cls, path: Path, gpu: bool | None = None) -> "VectorIndex":
         """Read an index written by :meth:`save`; tuned parameters are reapplied.
@@ -961,12 +987,7 @@ class VectorIndex:
         hint = "rebuild it with `vidsearch reindex`"
         try:
             with open(path, "rb") as f:
-                if f.read(len(_MAGIC)) != _MAGIC:
-                    raise LibraryError(f"{path} is not a vidsearch vector index; {hint}")
-                (hlen,) = struct.unpack("<Q", f.read(8))
-                h = json.loads(f.read(hlen).decode())
-                if h.get("format") != _FORMAT_VERSION:
-                    raise LibraryError(f"{path} has unsupported index format {h.get('format')}; {hint}")
+                h = _read_header(f, path, hint)
                 (ndead,) = struct.unpack("<Q", f.read(8))
                 raw = f.read(8 * ndead)
                 if len(raw) != 8 * ndead:
