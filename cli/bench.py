@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 import typer
 from rich.table import Table
 
-from vidsearch.cli.common import JsonOption, RichProgress, console, err_console, print_json
+from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, RichProgress, console, err_console, print_json
 from vidsearch.cli.main import app
 
 bench_app = typer.Typer(
@@ -21,9 +21,6 @@ app.add_typer(bench_app, name="bench")
 
 # Options both commands take (module-level singletons, as typer wants them).
 _VIDEOS = typer.Option(..., "--videos", help="Folder with the dataset's videos (searched recursively).", show_default=False)
-_MODEL = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
-_MODEL_CONFIG = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
-_CHECKPOINT = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
 _OUT = typer.Option(None, "--out", help="Write the results JSON here.")
 _LIBRARY = typer.Option(
     None, "--library", help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
@@ -126,9 +123,9 @@ def retrieval_command(
     dataset: str = typer.Option(..., "--dataset", help="msrvtt, vatex, msvd, didemo, activitynet or json.", show_default=False),
     annotations: Path = typer.Option(..., "--annotations", help="Annotation file (formats: see docs/benchmarks.md).", show_default=False),
     videos: Path = _VIDEOS,
-    model: str = _MODEL,
-    model_config: Optional[Path] = _MODEL_CONFIG,
-    checkpoint: Optional[Path] = _CHECKPOINT,
+    model: str = ModelOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     out: Optional[Path] = _OUT,
     save_similarity: Optional[Path] = typer.Option(
         None, "--save-similarity", help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json)."
@@ -154,9 +151,9 @@ def recognition_command(
     labels: str = typer.Option(..., "--labels", help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line).", show_default=False),
     annotations: Path = typer.Option(..., "--annotations", help="CSV video,label (name or 0-based index); see docs/benchmarks.md.", show_default=False),
     videos: Path = _VIDEOS,
-    model: str = _MODEL,
-    model_config: Optional[Path] = _MODEL_CONFIG,
-    checkpoint: Optional[Path] = _CHECKPOINT,
+    model: str = ModelOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     out: Optional[Path] = _OUT,
     library: Optional[Path] = _LIBRARY,
     allow_missing: bool = _ALLOW_MISSING,

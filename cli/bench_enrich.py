@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 # The bench sub-app and the model/cache options and helpers all its commands share.
-from vidsearch.cli.bench import _ALLOW_MISSING, _CHECKPOINT, _LIBRARY, _MODEL, _MODEL_CONFIG, _OUT, _fmt, _options, _report, bench_app
-from vidsearch.cli.common import JsonOption, RichProgress, console, err_console
+from vidsearch.cli.bench import _ALLOW_MISSING, _LIBRARY, _OUT, _fmt, _options, _report, bench_app
+from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, RichProgress, console, err_console
 
 
 def _incomplete_note(results: dict[str, Any]) -> None:
@@ -29,9 +29,9 @@ def open_set_command(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).", show_default=False),
     templates: Optional[Path] = typer.Option(None, "--templates", help="Prompt templates file, one a line with {} for the class name (default: the recognition benchmark's).", show_default=False),
-    model: str = _MODEL,
-    model_config: Optional[Path] = _MODEL_CONFIG,
-    checkpoint: Optional[Path] = _CHECKPOINT,
+    model: str = ModelOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     out: Optional[Path] = _OUT,
     library: Optional[Path] = _LIBRARY,
     allow_missing: bool = _ALLOW_MISSING,
@@ -90,9 +90,9 @@ def localization_command(
     window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
     smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride).", show_default=False),
-    model: str = _MODEL,
-    model_config: Optional[Path] = _MODEL_CONFIG,
-    checkpoint: Optional[Path] = _CHECKPOINT,
+    model: str = ModelOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     out: Optional[Path] = _OUT,
     library: Optional[Path] = _LIBRARY,
     allow_missing: bool = _ALLOW_MISSING,

@@ -10,7 +10,18 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-__all__ = ["LibraryOption", "JsonOption", "console", "err_console", "open_library", "print_json", "RichProgress"]
+__all__ = [
+    "LibraryOption",
+    "JsonOption",
+    "ModelOption",
+    "ModelConfigOption",
+    "CheckpointOption",
+    "console",
+    "err_console",
+    "open_library",
+    "print_json",
+    "RichProgress",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,6 +35,10 @@ LibraryOption = typer.Option(
     show_default=False,
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+# Choosing a model: the same three options on every command that encodes.
+ModelOption = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
+ModelConfigOption = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
+CheckpointOption = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
 
 
 def open_library(path: Optional[Path], *, create: bool = False):

@@ -7,7 +7,18 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
+from vidsearch.cli.common import (
+    CheckpointOption,
+    JsonOption,
+    LibraryOption,
+    ModelConfigOption,
+    ModelOption,
+    RichProgress,
+    console,
+    err_console,
+    open_library,
+    print_json,
+)
 from vidsearch.cli.main import app
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
@@ -19,9 +30,9 @@ EXIT_SOME_FAILED = 1
 def index_command(
     directory: Path = typer.Argument(..., help="Folder to scan recursively for videos.", show_default=False),
     library: Optional[Path] = LibraryOption,
-    model: str = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."),
+    model: str = ModelOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     fast: bool = typer.Option(False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."),
     window: float = typer.Option(8.0, "--window", help="Window length in seconds for long videos."),
