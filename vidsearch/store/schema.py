@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -21,10 +22,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "utcnow"]
+__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "utcnow"]
 
 # Stable constraint names make Alembic's batch migrations on SQLite reproducible.
 NAMING_CONVENTION = {
@@ -114,11 +116,7 @@ class Segment(Base):
 
 
 # --------------------------------------------------------------------------------------------
-# Enrichment: zero-shot labels (migration 0002). Appended, so the classes above stay untouched.
-
-from sqlalchemy import Boolean, UniqueConstraint  # noqa: E402  (kept with the classes that use them)
-
-__all__ += ["LabelSet", "SegmentRecognition", "SegmentLabel"]
+# Enrichment: zero-shot labels (migration 0002).
 
 
 class LabelSet(Base):
