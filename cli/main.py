@@ -23,21 +23,28 @@ def _register_commands() -> None:
     from vidsearch.cli import commands  # noqa: F401  (registers on `app`)
 
 
+def _interrupted() -> None:
+    typer.echo("interrupted: what was committed so far is kept; run the command again to resume", err=True)
+    sys.exit(130)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register_commands()
     try:
-        # Outside standalone mode click hands back the code of a `typer.Exit` instead of exiting.
+        # Outside standalone mode click hands back the code of a `typer.Exit` instead of exiting,
+        # and typer turns Ctrl-C into a returned 130.
         code = app(standalone_mode=False)
+        if code == 130:
+            _interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except VidsearchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: what was committed so far is kept; run the command again to resume", err=True)
-        sys.exit(130)
+        _interrupted()
     except typer.Exit as exc:  # raised by commands to set the exit code
         sys.exit(exc.exit_code)
     except SystemExit:
@@ -48,6 +55,6 @@ def main() -> None:
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+        if isinstance(exc, click.exceptions.Abort):  # click's form of Ctrl-C
+            _interrupted()
         raise

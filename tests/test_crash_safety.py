@@ -85,3 +85,36 @@ def test_kill_at_random_moments(folder: Path, tmp_path: Path, tiny_checkpoint: P
     proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert assert_consistent(lib) == N_VIDEOS
+
+
+def _indexed_count(lib: Path) -> int:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{lib / 'library.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("select count(*) from videos where status = 'indexed'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_keeps_what_was_committed(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    lib = tmp_path / "lib"
+    # The last video's decoder hangs, so the run is surely still going when Ctrl-C arrives.
+    env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
+    proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _indexed_count(lib) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "interrupted" in err and "Traceback" not in err
+    done = assert_consistent(lib)
+    assert 2 <= done < N_VIDEOS
+    proc2 = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    assert proc2.returncode == 0, proc2.stderr
+    assert json.loads(proc2.stdout)["added"] == N_VIDEOS - done
+    assert assert_consistent(lib) == N_VIDEOS
