@@ -125,14 +125,19 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
 
     The grouped span is the single best window among the retrieved segments; localization
     scores every stored window of the video and can narrow or widen the span to where the
-    similarity actually peaks.
+    similarity actually peaks. One SQLite query fetches the windows of all hits.
     """
-    from vidsearch.enrich.localize import best_span_for_hit
+    from vidsearch.enrich.localize import best_span_from_windows
 
+    windows = library.window_vectors(space.id, [h.video_id for h in hits])
     for hit in hits:
-        span = best_span_for_hit(library, space, hit.video_id, xq)
-        if span is not None:
-            hit.start, hit.end, hit.kind = span[0], span[1], "window"
+        found = windows.get(hit.video_id)
+        if found is None:
+            continue
+        spans, xb = found
+        scores = xb @ np.asarray(xq, dtype=np.float32).reshape(-1)
+        start, end, _ = best_span_from_windows([(s, e, float(sc)) for (s, e), sc in zip(spans, scores)])
+        hit.start, hit.end, hit.kind = start, end, "window"
     return hits
 
 

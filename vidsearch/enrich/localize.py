@@ -344,21 +344,12 @@ def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[floa
 
 def window_scores(library: Any, space: Any, video_id: int, xq: np.ndarray) -> list[Window]:
     """``(start, end, score)`` of every stored window of a video in a space, for query vector ``xq``."""
-    from sqlalchemy import select
-
-    from vidsearch.store.schema import Segment
-
-    with library.session() as s:
-        rows = s.execute(
-            select(Segment.start, Segment.end, Segment.vector)
-            .where(Segment.video_id == int(video_id), Segment.space_id == space.id, Segment.kind == "window")
-            .order_by(Segment.start)
-        ).all()
-    if not rows:
+    found = library.window_vectors(space.id, [int(video_id)]).get(int(video_id))
+    if found is None:
         return []
-    xb = np.stack([np.frombuffer(r[2], dtype="<f4") for r in rows])
+    spans, xb = found
     scores = xb @ np.asarray(xq, dtype=np.float32).reshape(-1)
-    return [(float(r[0]), float(r[1]), float(sc)) for r, sc in zip(rows, scores)]
+    return [(float(a), float(b), float(sc)) for (a, b), sc in zip(spans, scores)]
 
 
 def best_span_for_hit(library: Any, space: Any, video_id: int, xq: np.ndarray) -> tuple[float, float, float] | None:

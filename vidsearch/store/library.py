@@ -390,6 +390,23 @@ class Library:
                 out[r[0]] = SegmentInfo(*r)
         return out
 
+    def window_vectors(self, space_id: int, video_ids: Sequence[int]) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
+        """Video id -> (``[(start, end), ...]`` in time order, ``xb``) of its stored windows in a space."""
+        out: dict[int, tuple[list[tuple[float, float]], list[np.ndarray]]] = {}
+        ids = [int(v) for v in video_ids]
+        for lo in range(0, len(ids), 900):
+            with self.session() as s:
+                rows = s.execute(
+                    select(Segment.video_id, Segment.start, Segment.end, Segment.vector)
+                    .where(Segment.space_id == space_id, Segment.kind == "window", Segment.video_id.in_(ids[lo : lo + 900]))
+                    .order_by(Segment.video_id, Segment.start)
+                ).all()
+            for vid, start, end, vec in rows:
+                spans, vecs = out.setdefault(vid, ([], []))
+                spans.append((start, end))
+                vecs.append(np.frombuffer(vec, dtype="<f4"))
+        return {vid: (spans, np.stack(vecs).astype(np.float32, copy=False)) for vid, (spans, vecs) in out.items()}
+
     def video_embeddings(self, space_key: str, paths: Sequence[Path | str]) -> tuple[np.ndarray, list[int]]:
         """Whole-video embeddings of ``paths`` in one space.
 
