@@ -61,6 +61,12 @@ def query_command(
             filters = dataclasses.replace(filters, video_ids=frozenset(ids))
         elif label_set is not None:
             raise InputError("--label-set only applies together with --label")
+        if video is None:
+            # One caption is too little work to split across threads: a single thread is about
+            # as fast on an idle machine and 20x faster when another process holds a core.
+            import torch
+
+            torch.set_num_threads(1)
         encoder = load_space_encoder(space, device=device)
         if video is not None:
             hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)
