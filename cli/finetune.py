@@ -37,6 +37,8 @@ def finetune_command(
     crop_scale: float = typer.Option(1.0, "--crop-scale", help="Random crop: smallest window side as a share of the frame (1: off)."),
     crop_shift: float = typer.Option(0.0, "--crop-shift", help="Random crop: largest window-centre shift as a share of the frame."),
     hard_negatives: int = typer.Option(0, "--hard-negatives", help="Build batches from groups of this many similar captions (hard negatives; 0: random distinct captions)."),
+    reverse_pairs: str = typer.Option("", "--reverse-pairs", help="Word pairs like 'left=right,up=down': clips naming one also train played backwards with the words swapped (temporal order signal)."),
+    temporal_lr_scale: float = typer.Option(1.0, "--temporal-lr-scale", help="Multiply the learning rate of the temporal position embedding by this."),
     val_videos: int = typer.Option(100, "--val-videos", help="Videos held out of training for validation each epoch (0: none)."),
     val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Validate on these annotations (videos under --videos) instead of a held-out split."),
     cache_frames: int = typer.Option(16, "--cache-frames", help="Frames decoded and cached per video (temporal jitter picks among them)."),
@@ -60,13 +62,19 @@ def finetune_command(
         raise InputError(f"--lr must be positive, got {lr}")
     if not 0 < crop_scale <= 1:
         raise InputError(f"--crop-scale must be in (0, 1], got {crop_scale}")
+    if temporal_lr_scale <= 0:
+        raise InputError(f"--temporal-lr-scale must be positive, got {temporal_lr_scale}")
     if not 0 <= masking < 1:
         raise InputError(f"--masking must be in [0, 1), got {masking}")
+    from vidsearch.train.data import parse_reverse_pairs
+
+    pairs = parse_reverse_pairs(reverse_pairs)
     config = TrainConfig(
         epochs=epochs, lr=lr, min_lr_ratio=min_lr_ratio, warmup=warmup, weight_decay=weight_decay,
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
         temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
-        grad_checkpointing=grad_checkpointing,
+        grad_checkpointing=grad_checkpointing, reverse_pairs=pairs,
+        temporal_lr_scale=temporal_lr_scale,
     )
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,

@@ -61,6 +61,9 @@ def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
     assert json.loads(resumed.stdout)["epochs"] == summary["epochs"]
     changed = _finetune(data, out, "--model-config", str(data["cfg"]), "--resume", "--lr", "5e-4")
     assert isinstance(changed.exception, InputError) and "lr" in str(changed.exception)
+    flipped = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
+                        "--crop-scale", "0.8", "--crop-shift", "0.1", "--reverse-pairs", "left=right")
+    assert isinstance(flipped.exception, InputError) and "reverse_pairs" in str(flipped.exception)
 
 
 def test_finetune_a_checkpoint_with_fewer_frames(data, tmp_path, tiny_checkpoint):
@@ -75,3 +78,5 @@ def test_user_errors(data, tmp_path):
     assert isinstance(res.exception, InputError) and "--model-config" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--batch-size", "0")
     assert isinstance(res.exception, InputError) and "--batch-size" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left")
+    assert isinstance(res.exception, InputError) and "--reverse-pairs" in str(res.exception)

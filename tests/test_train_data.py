@@ -16,9 +16,11 @@ from vidsearch.train.data import (
     build_frame_cache,
     cache_bytes,
     neighbour_batches,
+    parse_reverse_pairs,
     random_crop,
     segment_indices,
     split_heldout,
+    swap_words,
     unique_caption_batches,
 )
 
@@ -138,3 +140,22 @@ def test_frame_cache_decodes_real_videos_like_the_index(tmp_path):
     cache = build_frame_cache([video], tmp_path / "c.npy", cache_frames=4, resolution=16, max_bytes=10**6)
     want, _ = read_frames(video, middle_indices(probe(video).num_frames, 4), 16)
     assert np.array_equal(np.asarray(cache.frames[0]), want)
+
+
+def test_reverse_pairs_parse_and_reject_bad_specs():
+    assert parse_reverse_pairs("left=right, Up=down,") == (("left", "right"), ("up", "down"))
+    assert parse_reverse_pairs("") == ()
+    for bad in ("left", "left=left", "left=right,right=up", "two words=x", "a=b=c"):
+        with pytest.raises(InputError, match="reverse-pairs"):
+            parse_reverse_pairs(bad)
+
+
+def test_swap_words_swaps_whole_words_both_ways_at_once():
+    pairs = (("left", "right"), ("up", "down"))
+    assert swap_words("a red circle moving left", pairs) == "a red circle moving right"
+    assert swap_words("a red circle moving right", pairs) == "a red circle moving left"
+    assert swap_words("a cross moving down", pairs) == "a cross moving up"
+    # all occurrences at once: the events of a reversed clip come in the opposite order
+    assert swap_words("Left first, then right.", pairs) == "Right first, then left."
+    assert swap_words("a leftover upside", pairs) is None  # whole words only
+    assert swap_words("a red circle moving left", ()) is None

@@ -139,3 +139,85 @@ def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
             torch.from_numpy(np.zeros((1, 4, 3, 16, 16), np.float32)).sub(torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
             .div(torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))), dim=-1).numpy()
     assert np.allclose(v, ref, atol=1e-5)
+
+
+def _direction_trainer(tmp_path: Path, **kw) -> Trainer:
+    """Six clips whose frames encode (video, frame) so a reversal is visible; captions name directions."""
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+
+    caps = ["a dot moving left", "a dot moving right", "a dot moving up", "a dot standing still",
+            "a dot moving left", "a dot moving down"]
+    videos = [tmp_path / f"d{i}.mp4" for i in range(len(caps))]
+
+    def decode(path: Path, count: int, res: int) -> np.ndarray:
+        i = int(path.stem[1:])
+        frames = np.zeros((count, res, res, 3), np.uint8)
+        frames += (np.arange(count) * 20 + i * 3).astype(np.uint8)[:, None, None, None]
+        return frames
+
+    cache = build_frame_cache(videos, tmp_path / "dcache.npy", cache_frames=8, resolution=16, max_bytes=10**8, decode=decode)
+    torch.manual_seed(0)
+    model = ViCLIP(ViCLIPConfig(**TINY))
+    cfg = TrainConfig(**{**dict(epochs=1, lr=1e-3, batch_size=6, num_frames=4, crop_scale=0.7, crop_shift=0.1,
+                                reverse_pairs=(("left", "right"), ("up", "down"))), **kw})
+    clips = [Clip(v, c) for v, c in zip(videos, caps)]
+    return Trainer(model, cfg, clips, cache, out_dir=None, tokenize=lambda c: _tokens(c))
+
+
+def test_reversed_clips_join_their_batch_with_swapped_captions(tmp_path):
+    tr = _direction_trainer(tmp_path)
+    idx = [0, 1, 2, 3, 5]  # left, right, up, still (no reversible word), down
+    rng = np.random.default_rng(0)
+    x, tok, cids = tr._batch(idx, rng, torch.Generator().manual_seed(0))
+    assert x.shape[0] == 5 + 4 and tok.shape[0] == 9 and cids.shape[0] == 9
+    caps = [tr.captions[i] for i in cids.tolist()]
+    assert caps[5:] == ["a dot moving right", "a dot moving left", "a dot moving down", "a dot moving up"]
+    # the same sampled (jittered, cropped) frames, in reverse order: frame order is the only difference
+    for rev, orig in zip(range(5, 9), (0, 1, 2, 4)):
+        assert torch.equal(x[rev], x[orig].flip(0))
+        assert not torch.equal(x[rev], x[orig])
+    # a reversed clip whose caption another clip of the batch carries shares its caption id, so
+    # the loss counts the two as positives of each other, not as negatives
+    assert cids[5] == cids[1] and cids[6] == cids[0]
+    assert torch.equal(tok[5], tok[1])
+    # reversed captions that no training clip has are tokenized too
+    assert torch.equal(tok[7], tr.tokens[tr.caption_id["a dot moving down"]])
+
+
+def test_without_reverse_pairs_batches_are_unchanged(tmp_path):
+    tr = _direction_trainer(tmp_path, reverse_pairs=())
+    x, _, cids = tr._batch([0, 1, 3], np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert x.shape[0] == 3 and len(set(tr.captions)) == 5
+
+
+def test_temporal_lr_scale_gives_the_temporal_embedding_its_own_rate(tmp_path):
+    from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+
+    model = ViCLIP(ViCLIPConfig(**TINY))
+    assert len(build_optimizer(model, 1e-3, 0.1).param_groups) == 2
+    opt = build_optimizer(model, 1e-3, 0.1, temporal_lr_scale=10.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert [names[id(p)] for p in opt.param_groups[2]["params"]] == ["vision_encoder.temporal_positional_embedding"]
+    assert opt.param_groups[2]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(names)
+
+    tr = _direction_trainer(tmp_path, temporal_lr_scale=10.0)
+    steps = []
+    tr.fit(on_step=steps.append)
+    lrs = [g["lr"] for g in tr.optimizer.param_groups]
+    assert lrs[2] == pytest.approx(10 * steps[-1].lr) and lrs[0] == pytest.approx(steps[-1].lr)
+
+
+def test_scratch_models_start_with_a_random_temporal_embedding(tmp_path):
+    # zeros (the official init) would make a scratch model exactly blind to frame order
+    import json
+
+    from vidsearch.train.run import FinetuneJob, build_model
+
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    job = FinetuneJob(annotations=tmp_path / "a.json", videos=tmp_path, out=tmp_path / "o", model_config=cfg)
+    embed = build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding
+    assert embed.shape == (1, 4, 32) and 0.1 < float(embed.std()) < 0.3  # std width**-0.5 = 0.18
+    assert torch.equal(embed, build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding)
+    assert build_model(job, 2, seed=0).vision_encoder.temporal_positional_embedding.shape == (1, 2, 32)

@@ -19,6 +19,12 @@ captions often name directions and colours, which those would falsify.
 
 **Batches** never hold the same caption twice when it can be avoided: two clips with one caption
 in a batch are false negatives for each other under the contrastive loss.
+
+**Time reversal** (:func:`parse_reverse_pairs`, :func:`swap_words`): a clip whose caption names
+one word of a pair such as ``left=right`` also enters its batch played backwards, with the
+words of every pair swapped ("a red circle moving left" -> "... moving right"). The two
+samples differ only in frame order, so the contrastive loss gets a direct signal for temporal
+order (time-reversed clips as hard negatives: Bagad et al., "Test of Time", CVPR 2023).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,8 @@ __all__ = [
     "segment_indices",
     "random_crop",
     "cache_key",
+    "parse_reverse_pairs",
+    "swap_words",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -373,3 +382,48 @@ def random_crop(x: torch.Tensor, min_scale: float, max_shift: float, generator: 
     out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(B, T, C, H, W)
 
+
+
+def parse_reverse_pairs(spec: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``"left=right,up=down"`` into word pairs that swap meaning when time runs backwards.
+
+    Raises:
+        InputError: a pair is not two different single words, or a word is in two pairs.
+    """
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        a, sep, b = (w.strip().lower() for w in item.partition("="))
+        if not sep or not re.fullmatch(r"\w+", a) or not re.fullmatch(r"\w+", b) or a == b:
+            raise InputError(f"--reverse-pairs: {item.strip()!r} is not two different words like 'left=right'")
+        if a in seen or b in seen:
+            raise InputError(f"--reverse-pairs: {item.strip()!r} repeats a word of another pair")
+        seen |= {a, b}
+        pairs.append((a, b))
+    return tuple(pairs)
+
+
+def swap_words(caption: str, pairs: Sequence[Sequence[str]]) -> str | None:
+    """The caption of the time-reversed clip: every word of ``pairs`` swapped with its partner.
+
+    Whole words only, case-insensitive, keeping a leading capital; all occurrences are swapped at
+    once, so "left then right" becomes "right then left" (the reversed order of events).
+
+    Returns:
+        The swapped caption, or None when the caption names no word of ``pairs``.
+    """
+    partner = {}
+    for a, b in pairs:
+        partner[a.lower()], partner[b.lower()] = b.lower(), a.lower()
+    if not partner:
+        return None
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, partner)) + r")\b", re.IGNORECASE)
+
+    def repl(m: re.Match[str]) -> str:
+        word = partner[m.group(0).lower()]
+        return word.capitalize() if m.group(0)[0].isupper() else word
+
+    out, n = pattern.subn(repl, caption)
+    return out if n else None

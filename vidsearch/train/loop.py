@@ -12,6 +12,13 @@ official layout (``epoch-NNN.pth`` + ``epoch-NNN.json``), and a training-state f
 (``train_state.pt``: optimizer, epoch, history) written atomically after it; ``resume`` continues
 after the last complete epoch. Randomness is reseeded from ``(seed, epoch)`` at every epoch
 start, so a resumed run draws the same batches, jitter and crops as an uninterrupted one.
+
+With ``reverse_pairs`` (e.g. ``(("left", "right"), ("up", "down"))``) every batch also holds,
+for each of its clips whose caption names a word of a pair, the same sampled and cropped frames
+in reverse order with the words swapped (:func:`vidsearch.train.data.swap_words`): a step then
+encodes up to twice ``batch_size`` clips. A reversed clip's caption may equal the caption of
+another clip of the batch; both get the same caption id, so the loss counts them as positives
+of each other, never as negatives.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from vidsearch.train.data import (
     neighbour_batches,
     random_crop,
     segment_indices,
+    swap_words,
     unique_caption_batches,
 )
 
@@ -80,6 +88,8 @@ class TrainConfig:
     grad_checkpointing: bool = False  # recompute activations in backward (less memory)
     amp: bool = True  # mixed precision on CUDA (bf16 if supported, else fp16); ignored on CPU
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
+    reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
+    temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
 
 
 @dataclass
@@ -143,21 +153,30 @@ def lr_at(step: int, total: int, base: float, warmup: float, min_ratio: float) -
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
+                    temporal_lr_scale: float = 1.0) -> torch.optim.AdamW:
     """AdamW with decay on weight matrices only.
 
     Norm weights, biases, embeddings (class, positional, token) and the temperature are not
-    decayed: shrinking them has no regularising meaning and hurts (CLIP's practice).
+    decayed: shrinking them has no regularising meaning and hurts (CLIP's practice). With
+    ``temporal_lr_scale != 1`` the vision tower's ``temporal_positional_embedding`` gets a third
+    group whose ``lr_scale`` multiplies the scheduled learning rate: frame order is learned
+    only through that small tensor, so it may need bigger steps than the rest.
     """
-    decay, no_decay = [], []
+    decay, no_decay, temporal = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or "embedding" in name or name == "temp":
+        if temporal_lr_scale != 1.0 and name.endswith("temporal_positional_embedding"):
+            temporal.append(p)
+        elif p.ndim < 2 or "embedding" in name or name == "temp":
             no_decay.append(p)
         else:
             decay.append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if temporal:
+        groups.append({"params": temporal, "weight_decay": 0.0, "lr_scale": temporal_lr_scale,
+                       "lr": lr * temporal_lr_scale})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
 
@@ -213,12 +232,16 @@ class Trainer:
             ctx = model.config.context_length
             tokenize = lambda texts: _tok(list(texts), context_length=ctx)  # noqa: E731
         self._save = save
+        # The caption of each training clip played backwards (None: it names no reversible word).
+        reversed_caps = [swap_words(c.caption, config.reverse_pairs) for c in self.train]
         # Tokenize every distinct caption once: BPE in Python is slow next to a tiny model.
-        self.captions = sorted({c.caption for c in self.train} | {c.caption for c in self.val})
+        self.captions = sorted({c.caption for c in self.train} | {c.caption for c in self.val}
+                               | {c for c in reversed_caps if c is not None})
         self.caption_id = {c: i for i, c in enumerate(self.captions)}
         self.tokens = tokenize(self.captions)
         self.train_rows = np.array([train_cache.index[c.video] for c in self.train])
         self.train_cids = np.array([self.caption_id[c.caption] for c in self.train])
+        self.train_rev_cids = np.array([-1 if c is None else self.caption_id[c] for c in reversed_caps])
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
 
@@ -231,14 +254,18 @@ class Trainer:
                 p.requires_grad_(False)
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
-        self.optimizer = build_optimizer(model, config.lr, config.weight_decay)
+        self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.temporal_lr_scale)
         self.autocast, self.scaler = _autocast(self.device, config.amp)
         self.epoch = 0  # completed epochs
         self.history: list[EpochResult] = []
 
     # ----------------------------------------------------------------- batches
     def _batch(self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """Frames ``[B, T, C, H, W]`` (normalized, augmented), tokens ``[B, L]``, caption ids ``[B]``."""
+        """Frames ``[B, T, C, H, W]`` (normalized, augmented), tokens ``[B, L]``, caption ids ``[B]``.
+
+        With ``reverse_pairs``, the clips of ``idx`` that have a reversed caption follow, in
+        order, as frames flipped in time (same sampled frames and crop) with that caption.
+        """
         from vidsearch.models.preprocess import normalize_frames
 
         cfg = self.cfg
@@ -248,6 +275,12 @@ class Trainer:
         if cfg.crop_scale < 1.0 or cfg.crop_shift > 0.0:
             x = random_crop(x, cfg.crop_scale, cfg.crop_shift, gen)
         cids = torch.from_numpy(self.train_cids[idx])
+        rev = self.train_rev_cids[idx]
+        has_rev = torch.from_numpy(rev >= 0)
+        if has_rev.any():
+            # Reverse after sampling and cropping, so the pair differs in frame order only.
+            x = torch.cat([x, x[has_rev].flip(1)])
+            cids = torch.cat([cids, torch.from_numpy(rev[rev >= 0])])
         return x.to(self.device), self.tokens[cids].to(self.device), cids.to(self.device)
 
     # ------------------------------------------------------------------- epoch
@@ -271,7 +304,7 @@ class Trainer:
             gstep = (epoch - 1) * self.steps_per_epoch + k
             lr = lr_at(gstep, self.total_steps, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
             for g in self.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             x, tok, cids = self._batch(idx, rng, gen)
             with self.autocast:
                 v = model.encode_video(x, masking_prob=cfg.masking_prob) if cfg.masking_prob else model.encode_video(x)
@@ -299,7 +332,7 @@ class Trainer:
             with torch.no_grad():
                 model.temp.clamp_(min=cfg.temp_min)
             losses.append(float(loss.item()))
-            done += len(idx)
+            done += x.shape[0]
             if on_step is not None:
                 elapsed = max(1e-9, time.perf_counter() - t0)
                 on_step(StepInfo(epoch, k + 1, len(batches), gstep + 1, self.total_steps, losses[-1], lr,

@@ -26,7 +26,8 @@ __all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
 LOG = logging.getLogger(__name__)
 
 # Settings a resumed run must share with the saved one: anything else would change its course.
-_RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text")
+_RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text",
+                  "reverse_pairs", "temporal_lr_scale")
 
 
 @dataclass
@@ -71,6 +72,12 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     When ``num_frames`` differs from the model's, the model is rebuilt for that many frames
     (temporal embedding resized as the official loader does), so the saved config tells
     ``index`` how many frames to sample.
+
+    A random init draws ``temporal_positional_embedding`` like the spatial one (normal,
+    std ``width ** -0.5``) instead of the official zeros. Zeros suit the official recipe, which
+    inflates an image CLIP and must start from its image behaviour; from scratch they leave the
+    model exactly blind to frame order (joint attention over tokens that differ only by spatial
+    position is permutation-invariant over frames) until training breaks that symmetry.
     """
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
     from vidsearch.models.weights import fit_state_dict
@@ -85,6 +92,9 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
         assert job.model_config is not None
         torch.manual_seed(seed)
         model = ViCLIP(ViCLIPConfig.from_json(job.model_config))
+        vis = model.vision_encoder
+        with torch.no_grad():
+            vis.temporal_positional_embedding.normal_(std=vis.width**-0.5)
     if num_frames and num_frames != model.config.num_frames:
         cfg = dataclasses.replace(model.config, num_frames=num_frames)
         resized = ViCLIP(cfg)
@@ -126,7 +136,10 @@ def _check_resume(job: FinetuneJob, cfg: TrainConfig) -> None:
         raise InputError(f"{job.out} already holds a training run; pass --resume to continue it or choose another --out")
     saved = torch.load(state_path, map_location="cpu", weights_only=False)["train_config"]
     now = dataclasses.asdict(cfg)
-    diff = [f"{k} {saved[k]!r} (saved) vs {now[k]!r}" for k in _RESUME_FIELDS if saved.get(k) != now[k]]
+    # a field the saved run predates had its default value then
+    defaults = dataclasses.asdict(TrainConfig())
+    diff = [f"{k} {saved.get(k, defaults[k])!r} (saved) vs {now[k]!r}" for k in _RESUME_FIELDS
+            if saved.get(k, defaults[k]) != now[k]]
     if diff:
         raise InputError(f"--resume continues the run in {job.out} with its settings; these differ: {'; '.join(diff)}")
 
