@@ -39,9 +39,12 @@ TINY_CONFIG = dict(
     num_frames=4, text_width=128, text_layers=2, text_heads=2,
 )
 # The recipe: flags of `vidsearch finetune` (see docs/finetune.md for why each one).
+# --reverse-pairs adds each clip played backwards with its direction swapped to the same batch,
+# so a step holds 2 x --batch-size clips and the only thing telling a pair apart is frame order.
 RECIPE = [
-    "--epochs", "40", "--lr", "1e-3", "--batch-size", "32", "--warmup", "0.05", "--weight-decay", "0.05",
-    "--temp", "0.07", "--hard-negatives", "8", "--val-videos", "80", "--cache-frames", "16",
+    "--epochs", "16", "--lr", "1e-3", "--batch-size", "16", "--warmup", "0.05", "--weight-decay", "0.05",
+    "--temp", "0.07", "--hard-negatives", "8", "--reverse-pairs", "left=right,up=down",
+    "--val-videos", "80", "--cache-frames", "16",
 ]
 
 
