@@ -2,7 +2,8 @@
 
 FAISS returns segments (whole videos and windows). A user wants videos, each with the span that
 matched best, so hits are grouped per video: the video's score is its best segment's score and its
-span is the best-scoring window (or the whole video when it has no window among the hits).
+span comes from localizing the query over all of the video's stored windows (the whole video when
+it has none).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class VideoHit:
     duration: float | None
     video_id: int
     segment_id: int
-    kind: str  # kind of the span's segment: "window" or "video"
+    kind: str  # "window": the span was localized over the video's windows; "video": the whole video
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -69,7 +70,6 @@ class VideoHit:
 
 def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters: Filters) -> list[VideoHit]:
     best: dict[int, VideoHit] = {}
-    span_from_window: set[int] = set()
     for score, sid in zip(D.tolist(), I.tolist()):
         if sid < 0:
             continue
@@ -78,15 +78,8 @@ def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters:
         info = infos.get(sid)
         if info is None or not filters.accepts(info):
             continue
-        hit = best.get(info.video_id)
-        if hit is None:
+        if info.video_id not in best:  # the video's best segment; its span is refined later
             best[info.video_id] = VideoHit(0, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
-            if info.kind == "window":
-                span_from_window.add(info.video_id)
-        elif info.kind == "window" and info.video_id not in span_from_window:
-            # The whole video scored best; the best window still says *where* it matched.
-            hit.start, hit.end, hit.segment_id, hit.kind = info.start, info.end, sid, info.kind
-            span_from_window.add(info.video_id)
     hits = sorted(best.values(), key=lambda h: (-h.score, h.path))
     for rank, hit in enumerate(hits, 1):
         hit.rank = rank
@@ -123,21 +116,16 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
 def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: np.ndarray) -> list[VideoHit]:
     """Give each hit the span the localization pass finds over all of the video's windows.
 
-    The grouped span is the single best window among the retrieved segments; localization
-    scores every stored window of the video and can narrow or widen the span to where the
-    similarity actually peaks. One SQLite query fetches the windows of all hits.
+    Localization scores every stored window of the video (not only the retrieved ones) and can
+    narrow or widen the span to where the similarity actually peaks.
     """
-    from vidsearch.enrich.localize import best_span_from_windows
+    from vidsearch.enrich.localize import best_spans_for_hits
 
-    windows = library.window_vectors(space.id, [h.video_id for h in hits])
+    spans = best_spans_for_hits(library, space, [h.video_id for h in hits], xq)
     for hit in hits:
-        found = windows.get(hit.video_id)
-        if found is None:
-            continue
-        spans, xb = found
-        scores = xb @ np.asarray(xq, dtype=np.float32).reshape(-1)
-        start, end, _ = best_span_from_windows([(s, e, float(sc)) for (s, e), sc in zip(spans, scores)])
-        hit.start, hit.end, hit.kind = start, end, "window"
+        if hit.video_id in spans:
+            hit.start, hit.end, _ = spans[hit.video_id]
+            hit.kind = "window"
     return hits
 
 

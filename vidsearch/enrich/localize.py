@@ -68,7 +68,9 @@ __all__ = [
     "temporal_iou",
     "localize_windows",
     "best_span_from_windows",
+    "windows_scores",
     "window_scores",
+    "best_spans_for_hits",
     "best_span_for_hit",
     "auto_window",
     "fine_window_plans",
@@ -342,20 +344,31 @@ def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[floa
     return best.start, best.end, best.score
 
 
+def windows_scores(library: Any, space: Any, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, list[Window]]:
+    """Video id -> ``(start, end, score)`` of each stored window for query vector ``xq``.
+
+    One SQLite query serves all the videos; videos without windows are left out.
+    """
+    q = np.asarray(xq, dtype=np.float32).reshape(-1)
+    out: dict[int, list[Window]] = {}
+    for vid, (spans, xb) in library.window_vectors(space.id, [int(v) for v in video_ids]).items():
+        out[vid] = [(float(a), float(b), float(sc)) for (a, b), sc in zip(spans, xb @ q)]
+    return out
+
+
 def window_scores(library: Any, space: Any, video_id: int, xq: np.ndarray) -> list[Window]:
     """``(start, end, score)`` of every stored window of a video in a space, for query vector ``xq``."""
-    found = library.window_vectors(space.id, [int(video_id)]).get(int(video_id))
-    if found is None:
-        return []
-    spans, xb = found
-    scores = xb @ np.asarray(xq, dtype=np.float32).reshape(-1)
-    return [(float(a), float(b), float(sc)) for (a, b), sc in zip(spans, scores)]
+    return windows_scores(library, space, [video_id], xq).get(int(video_id), [])
+
+
+def best_spans_for_hits(library: Any, space: Any, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, tuple[float, float, float]]:
+    """Video id -> best span of each query hit from its stored windows (videos without windows left out)."""
+    return {vid: best_span_from_windows(w) for vid, w in windows_scores(library, space, video_ids, xq).items()}
 
 
 def best_span_for_hit(library: Any, space: Any, video_id: int, xq: np.ndarray) -> tuple[float, float, float] | None:
     """Best span of a query hit from its stored windows; None when the video has no windows."""
-    windows = window_scores(library, space, video_id, xq)
-    return best_span_from_windows(windows) if windows else None
+    return best_spans_for_hits(library, space, [video_id], xq).get(int(video_id))
 
 
 # --------------------------------------------------------------------------------------------
