@@ -251,14 +251,6 @@ def _set_info(row: Video, info: Any) -> None:
     row.width, row.height = info.width, info.height
 
 
-def _known_paths(library: Library, paths: list[str]) -> set[str]:
-    known: set[str] = set()
-    for lo in range(0, len(paths), 900):
-        with library.session() as s:
-            known.update(s.scalars(select(Video.path).where(Video.path.in_(paths[lo : lo + 900]))).all())
-    return known
-
-
 def _encode_clips(encoder: Any, clips: np.ndarray, batch_size: int) -> np.ndarray:
     out = [encoder.encode_video(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
     return np.concatenate(out).astype("<f4", copy=False)
@@ -319,7 +311,6 @@ class _EncodeRun:
         self.index = library.vector_index(space)
         self.generation = library.generation(space.id)  # the generation `index` reflects
         self.entries = {e.path: e for e in plan.encode}
-        self.known = _known_paths(library, list(self.entries))
         self.commits = 0
         self.crash_after = int(os.environ.get(CRASH_AFTER_COMMITS_ENV, "0") or 0)
         self.rebuild: _BackgroundRebuild | None = None
@@ -427,7 +418,7 @@ class _EncodeRun:
             self.index.add(np.asarray([i for i, _ in new], dtype=np.int64), np.stack([v for _, v in new]).astype(np.float32))
         self.generation = generation
         for video in batch:
-            if video.path in self.known:
+            if video.path in self.plan.reencode:
                 self.report.updated += 1
             else:
                 self.report.added += 1

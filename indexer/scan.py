@@ -110,6 +110,7 @@ class Plan:
     """What an index run has to do; see the module docstring."""
 
     encode: list[FileEntry] = field(default_factory=list)
+    reencode: set[str] = field(default_factory=set)  # paths that already have a row: encoding them updates it
     moved: list[tuple[int, FileEntry]] = field(default_factory=list)  # (video id, new location)
     touched: list[tuple[int, FileEntry]] = field(default_factory=list)  # same content, new mtime
     removed: list[int] = field(default_factory=list)  # video ids gone from the scanned folder
@@ -168,6 +169,7 @@ def plan_changes(
     for entry in files:
         row = by_path.get(entry.path)
         if row is not None:
+            plan.reencode.add(entry.path)
             same_stat = row.size == entry.size and row.mtime_ns == entry.mtime_ns
             if not same_stat:
                 value = fp(entry)
@@ -195,6 +197,7 @@ def plan_changes(
             moved = candidates.pop()
             orphans.pop(moved.id, None)
             plan.moved.append((moved.id, entry))
+            plan.reencode.add(entry.path)
             if moved.status == VideoStatus.INDEXED and moved.id in in_space:
                 continue
             if moved.status == VideoStatus.FAILED and not retry_failed:
