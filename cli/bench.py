@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -46,10 +45,9 @@ def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path
 def _report(results: dict[str, Any], out: Optional[Path], json_out: bool, show: Callable[[dict[str, Any]], None]) -> None:
     """Write ``--out`` (atomically), then print JSON or the table."""
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
+        from vidsearch.fileio import atomic_write_text
+
+        atomic_write_text(out, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     if json_out:
         print_json(results)
     else:

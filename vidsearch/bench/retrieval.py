@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from vidsearch.bench.common import BenchOptions, embed_named_videos, encode_texts, run_info, timing_info, utc_now
 from vidsearch.bench.datasets import RetrievalSet
 from vidsearch.errors import InputError
+from vidsearch.fileio import atomic_write, atomic_write_text
 from vidsearch.metrics import DSL_TEMPERATURE, retrieval_metrics
 
 __all__ = [
@@ -61,14 +61,6 @@ def orders_path(sims_path: Path | str) -> Path:
     return p.with_name(stem + ".orders.json")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    os.replace(tmp, path)
-
-
 def save_similarity(path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``sims`` (``.npy``, exactly at ``path``) and its orders (``<stem>.orders.json``).
 
@@ -81,7 +73,7 @@ def save_similarity(path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra:
     path = Path(path)
     if sims.shape != (len(rs.captions), len(rs.videos)):
         raise ValueError(f"sims has shape {sims.shape}, expected ({len(rs.captions)}, {len(rs.videos)})")
-    _atomic_write(path, lambda fh: np.save(fh, np.asarray(sims, np.float32)))
+    atomic_write(path, lambda fh: np.save(fh, np.asarray(sims, np.float32)))
     orders = {
         "rows": "captions",
         "columns": "videos",
@@ -93,7 +85,7 @@ def save_similarity(path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra:
         **(extra or {}),
     }
     opath = orders_path(path)
-    _atomic_write(opath, lambda fh: fh.write(json.dumps(orders, ensure_ascii=False, indent=1).encode("utf-8")))
+    atomic_write_text(opath, json.dumps(orders, ensure_ascii=False, indent=1))
     return path, opath
 
 

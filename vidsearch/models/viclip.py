@@ -128,10 +128,9 @@ class ViCLIPConfig:
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the config as JSON, atomically (``.tmp`` then ``os.replace``)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        from vidsearch.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def preset_name(self) -> str | None:
         """The name of the preset this config equals, if any."""

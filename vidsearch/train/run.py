@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from vidsearch.errors import InputError
+from vidsearch.fileio import atomic_write_text
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
 from vidsearch.train.loop import FINAL_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
 
@@ -200,7 +200,5 @@ def run_finetune(
         "config": dataclasses.asdict(config),
         "model_config": model.config.to_dict(),
     }
-    tmp = job.out / "finetune.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, job.out / "finetune.json")
+    atomic_write_text(job.out / "finetune.json", json.dumps(summary, indent=2, default=str))
     return summary

@@ -27,6 +27,8 @@ from typing import Sequence
 import av
 import numpy as np
 
+from vidsearch.fileio import atomic_write_text
+
 __all__ = [
     "COLOURS",
     "SHAPES",
@@ -252,10 +254,7 @@ def make_split(
         file = f"{name}_{i:05d}{ext}"
         encode_video(video_dir / file, frames, fps=fps, codec=codec)
         records.append({"video": file, "caption": action.caption})
-    ann = Path(out_dir) / f"{name}.json"
-    tmp = ann.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(records, indent=0))
-    os.replace(tmp, ann)
+    ann = atomic_write_text(Path(out_dir) / f"{name}.json", json.dumps(records, indent=0))
     LOG.info("wrote %d clips to %s", count, video_dir)
     return ann
 
