@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from pathlib import Path
 
 import faiss
 import numpy as np

@@ -289,7 +289,6 @@ def localize_windows(
     """
     w = _as_windows(windows)
     edges, raw = coverage_curve(w)
-    n = len(raw)
     finite = ~np.isnan(raw)
     v = np.where(finite, smooth_curve(edges, raw, smooth or 0.0), -np.inf)
     lens = np.where(finite, np.diff(edges), 0.0)
