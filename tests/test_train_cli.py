@@ -80,3 +80,8 @@ def test_user_errors(data, tmp_path):
     assert isinstance(res.exception, InputError) and "--batch-size" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left")
     assert isinstance(res.exception, InputError) and "--reverse-pairs" in str(res.exception)
+    # validation captions whose videos live elsewhere: one line naming the file and the folder
+    other = make_split(tmp_path, "elsewhere", 2, seed=2, size=32, num_frames=8)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--val-annotations", str(other))
+    assert isinstance(res.exception, InputError) and "--val-annotations" in str(res.exception)
+    assert str(data["videos"]) in str(res.exception)

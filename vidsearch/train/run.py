@@ -174,6 +174,9 @@ def run_finetune(
         LOG.warning("%d videos of %s are not under %s and are left out", len(missing), job.annotations, job.videos)
     if job.val_annotations is not None:
         train, (val, vmissing) = clips, read_clips(job.dataset, job.val_annotations, job.videos)
+        if not val:
+            raise InputError(f"none of the {len(vmissing)} videos of --val-annotations {job.val_annotations} "
+                             f"was found under --videos {job.videos}; put the validation videos there too")
         missing += vmissing
     else:
         train, val = split_heldout(clips, job.val_videos, config.seed)
