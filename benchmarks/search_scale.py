@@ -13,11 +13,12 @@ own) and measured:
     qps@256  queries per second in batches of 256 (throughput path)
     recall   recall@10 against exact search on held-out queries (ties tolerated by id sets)
 
-Index types: ``exact`` (IDMap2,Flat), ``ivf`` (IVF nlist~4*sqrt(n), flat codes, HNSW coarse
-quantizer from 1M: the policy's choice above 100k with the default budget), ``ivf-sq8`` (the policy's choice under a
-budget of ~1 byte/dim), ``opq-pq`` (its choice under ~d/6 bytes/vector), ``hnsw`` (HNSW32,Flat graph). The
-last three each need another k-means, OPQ or graph build, costly on 2 cores, so they are built
-only up to --slow-max vectors (default 100k); the 1M rows are exact vs the policy's choice. ``*`` marks what
+Index types: ``exact`` (IDMap2,Flat), ``ivf`` (IVF nlist~4*sqrt(n), half-float codes, HNSW coarse
+quantizer from 1M: the policy's choice above 100k with the default budget), ``ivf-flat`` (the same
+with float32 codes, for comparison), ``ivf-sq8`` (the policy's choice under a budget of ~1 byte/dim),
+``opq-pq`` (its choice under ~d/6 bytes/vector), ``hnsw`` (HNSW32,Flat graph). The last four each
+need another k-means, OPQ or graph build, costly on 2 cores, so they are built only up to
+--slow-max vectors (default 100k); the 1M rows are exact vs the policy's choice. ``*`` marks what
 ``choose_spec`` picks with the default memory budget.
 
 Usage:
@@ -40,8 +41,8 @@ import numpy as np
 from vidsearch.store import vectors as V
 from vidsearch.store.vectors import VectorIndex, choose_spec, recall_at_k
 
-TYPES = ("exact", "ivf", "ivf-sq8", "opq-pq", "hnsw")
-SLOW = ("ivf-sq8", "opq-pq", "hnsw")  # one more k-means / OPQ / graph build each: costly at 1M
+TYPES = ("exact", "ivf", "ivf-flat", "ivf-sq8", "opq-pq", "hnsw")
+SLOW = ("ivf-flat", "ivf-sq8", "opq-pq", "hnsw")  # one more k-means / OPQ / graph build each: costly at 1M
 K = 10
 
 
@@ -83,6 +84,8 @@ def spec_for(kind: str, n: int, d: int) -> str:
     if kind == "exact":
         return V.EXACT_SPEC
     if kind == "ivf":
+        return f"{coarse},SQfp16"
+    if kind == "ivf-flat":
         return f"{coarse},Flat"
     if kind == "ivf-sq8":
         return f"{coarse},SQ8"

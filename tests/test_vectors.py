@@ -120,6 +120,7 @@ APPROX = {
     "IVF64,Flat": 0.93,
     "IVF64_HNSW32,Flat": 0.93,
     "IVF64,SQ8": 0.90,
+    "IVF64,SQfp16": 0.93,  # the policy's codes behind IVF
     "HNSW32,Flat": 0.93,
     "IVF64,PQ8x4,RFlat": 0.93,  # PQ ranked then re-scored exactly (k_factor tuned)
     "OPQ8,IVF64,PQ8x4": 0.30,  # 4 bytes for 32 dims; the build-time estimate must still hold
@@ -166,7 +167,7 @@ def test_tuned_nprobe_is_minimal(data):
 
 # --------------------------------------------------------------------------- deletions and updates
 
-MUTABLE = [V.EXACT_SPEC, "IVF64,Flat", "IVF64,SQ8", "HNSW32,Flat", "IVF64,PQ8x4,RFlat"]
+MUTABLE = [V.EXACT_SPEC, "IVF64,Flat", "IVF64,SQfp16", "IVF64,SQ8", "HNSW32,Flat", "IVF64,PQ8x4,RFlat"]
 
 
 @pytest.mark.parametrize("spec", MUTABLE)
@@ -248,10 +249,10 @@ def test_policy_sizes():
     big = 1 << 50  # a budget nothing exceeds
     assert choose_spec(0, 512, big) == V.EXACT_SPEC
     assert choose_spec(V.EXACT_MAX_N, 512, big) == V.EXACT_SPEC
-    assert choose_spec(V.EXACT_MAX_N + 1, 512, big) == "IVF1024,Flat"  # 4*sqrt(1e5)=1265 -> 1024
-    assert choose_spec(999_999, 768, big) == "IVF4096,Flat"  # 4*sqrt(1e6)=4000 -> 4096
-    assert choose_spec(1_000_000, 768, big) == "IVF4096_HNSW32,Flat"  # HNSW quantizer from 1M
-    assert choose_spec(10_000_000, 768, big) == "IVF16384_HNSW32,Flat"
+    assert choose_spec(V.EXACT_MAX_N + 1, 512, big) == "IVF1024,SQfp16"  # 4*sqrt(1e5)=1265 -> 1024
+    assert choose_spec(999_999, 768, big) == "IVF4096,SQfp16"  # 4*sqrt(1e6)=4000 -> 4096
+    assert choose_spec(1_000_000, 768, big) == "IVF4096_HNSW32,SQfp16"  # HNSW quantizer from 1M
+    assert choose_spec(10_000_000, 768, big) == "IVF16384_HNSW32,SQfp16"
     for n in (200_000, 1_000_000, 5_000_000, 50_000_000):
         nlist = V._family(choose_spec(n, 512, big))[1]
         assert 2 * np.sqrt(n) <= nlist <= 8 * np.sqrt(n)  # 4*sqrt(n), to the nearest power of 2
@@ -260,7 +261,7 @@ def test_policy_sizes():
 
 def test_policy_memory_budget():
     n, d = 1_000_000, 768
-    assert choose_spec(n, d, 4 << 30) == "IVF4096_HNSW32,Flat"  # 3.1 GB of floats fits
+    assert choose_spec(n, d, 4 << 30) == "IVF4096_HNSW32,SQfp16"  # 1.5 GB of half floats fits
     assert choose_spec(n, d, 1 << 30) == "IVF4096_HNSW32,SQ8"  # 0.78 GB
     spec = choose_spec(n, d, 200 << 20)
     assert spec.startswith("OPQ") and ",IVF4096_HNSW32,PQ" in spec
