@@ -1,14 +1,15 @@
 """Proof of the enrichment passes on synthetic videos, with a tiny ViCLIP trained on them.
 
-    python benchmarks/enrich_synthetic.py [--work DIR] [--train 3000] [--epochs 30] [--model CKPT]
+    python benchmarks/enrich_synthetic.py [--work DIR] [--train 3000] [--model CKPT]
 
 Data: :mod:`vidsearch.train.synthetic` clips (a coloured shape moving left/right/up/down over a
 texture; caption "a red circle moving left"): a training split, a held-out split and a
 calibration split (80 clips each, distinct captions, other seeds), and sequence videos of three
 different actions one after another.
 
-Model: a tiny ViCLIP trained from scratch on the training split with ``vidsearch finetune``'s
-function (:func:`vidsearch.train.run.run_finetune`), unless ``--model`` gives a checkpoint.
+Model: the recommended tiny ViCLIP trained from scratch on the training split by ``vidsearch
+finetune`` with the recipe of docs/finetune.md (``TINY_CONFIG``/``TINY_RECIPE`` of
+:mod:`vidsearch.train.synthetic`), unless ``--model`` gives a checkpoint.
 
 Figures (each through the code path users run, not a re-implementation):
 
@@ -55,10 +56,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("/tmp/vidsearch-enrich-synthetic"), help="data, model, library and caches")
     p.add_argument("--model", type=Path, default=None, help="use this checkpoint instead of training one")
     p.add_argument("--train", type=int, default=3000, help="training clips")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--frames", type=int, default=4, help="frames per clip of the tiny model")
     p.add_argument("--sequences", type=int, default=50, help="sequence videos for localization")
     p.add_argument("--window", type=float, default=None, help="localization window (s); default: automatic")
     p.add_argument("--unknown-colour", default="white", help="colour left out of the open-set label set")
@@ -66,22 +63,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     return p.parse_args()
-
-
-def tiny_config(frames: int) -> dict[str, int]:
-    """A ViCLIP small enough to train on a CPU in minutes, big enough to see motion."""
-    return dict(
-        input_resolution=32,
-        patch_size=8,
-        vision_width=128,
-        vision_layers=4,
-        vision_heads=4,
-        embed_dim=128,
-        num_frames=frames,
-        text_width=128,
-        text_layers=2,
-        text_heads=2,
-    )
 
 
 def make_data(work: Path, n_train: int, seed: int) -> dict[str, Path]:
@@ -97,34 +78,30 @@ def make_data(work: Path, n_train: int, seed: int) -> dict[str, Path]:
 
 
 def train_model(work: Path, data: dict[str, Path], args: argparse.Namespace) -> Path:
-    import torch
+    """Train the recommended tiny ViCLIP with `vidsearch finetune` (the recipe of docs/finetune.md)."""
+    import os
+    import subprocess
 
-    from vidsearch.models.viclip import ViCLIPConfig
-    from vidsearch.train.loop import TrainConfig
-    from vidsearch.train.run import FinetuneJob, run_finetune
+    from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE
 
     out = work / "model"
     final = out / "model.pth"
     if final.exists():
         print(f"model: reusing {final}")
         return final
-    torch.set_num_threads(args.threads)
     cfg_path = work / "tiny.json"
-    cfg_path.write_text(json.dumps(ViCLIPConfig(**tiny_config(args.frames)).to_dict()))
-    job = FinetuneJob(
-        annotations=data["train"], videos=data["root"], out=out, model_config=cfg_path,
-        val_annotations=data["heldout"], device=args.device,
-    )  # fmt: skip
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, num_frames=args.frames, temp_init=0.07, seed=args.seed)
+    cfg_path.write_text(json.dumps(TINY_CONFIG))
+    cmd = ["finetune", "--annotations", str(data["train"]), "--videos", str(data["root"]), "--out", str(out),
+           "--model-config", str(cfg_path), *TINY_RECIPE, "--val-annotations", str(data["heldout"]),
+           "--seed", str(args.seed), "--device", args.device, "--resume"]
+    print(f"training a tiny ViCLIP on {args.train} clips: vidsearch {' '.join(cmd)}", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
-
-    def on_epoch(e) -> None:
-        t2v = e.val.get("t2v", {})
-        print(f"  epoch {e.epoch}: loss {e.loss:.3f}, held-out text->video R@1 {t2v.get('R@1', float('nan')):.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-
-    print(f"training a tiny ViCLIP on {args.train} clips for {args.epochs} epochs ...", flush=True)
-    summary = run_finetune(job, config, on_epoch=on_epoch)
-    return Path(summary["model"])
+    proc = subprocess.run([sys.executable, "-m", "vidsearch.cli", *cmd], env=env)
+    if proc.returncode != 0:
+        sys.exit(f"vidsearch finetune failed with exit code {proc.returncode}")
+    print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    return final
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

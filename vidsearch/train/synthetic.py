@@ -42,6 +42,8 @@ __all__ = [
     "make_dataset",
     "direction_pairs",
     "make_sequence_video",
+    "TINY_CONFIG",
+    "TINY_RECIPE",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +65,21 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
     "down": (0.0, 1.0),
 }
 _OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+
+# The recommended tiny ViCLIP for this data (docs/finetune.md): 32 px frames in 8 px patches, so
+# a 4-frame clip is 64 tokens; ~1.3 M parameters besides the 6.3 M of the token embedding.
+TINY_CONFIG: dict[str, int] = dict(
+    input_resolution=32, patch_size=8, vision_width=128, vision_layers=4, vision_heads=4, embed_dim=128,
+    num_frames=4, text_width=128, text_layers=2, text_heads=2,
+)
+# `vidsearch finetune` flags that train TINY_CONFIG from scratch on ~3,000 clips (docs/finetune.md
+# says why each): motion direction is learnt only after several hundred steps with many distinct
+# captions per batch, so large batches and enough steps matter more than any trick.
+TINY_RECIPE: tuple[str, ...] = (
+    "--epochs", "30", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
+    "--temp", "0.07",
+)
 
 
 @dataclass(frozen=True)
