@@ -449,3 +449,22 @@ def test_nbytes_and_describe(data):
     info = sq.describe()
     assert info["spec"] == "IVF64,SQ8" and info["ntotal"] == N_SMALL and info["params"]["nprobe"] >= 1
     assert json.dumps(info)
+
+
+@pytest.mark.parametrize("spec", ["IVF64,SQfp16", "IVF64_HNSW32,Flat"])
+def test_deep_search_widens_probes_instead_of_returning_fewer(data, spec):
+    """A query asking for more neighbours than its probed lists hold still gets k of them."""
+    ids, xb, xq = data
+    idx = VectorIndex.build(ids, xb, spec=spec)
+    idx._set({"nprobe": 1})  # one list of ~60 vectors
+    k = 500
+    D, I = idx.search(xq[:5], k)
+    assert (I >= 0).all() and len({tuple(sorted(r)) for r in I}) == 5
+    assert np.all(np.diff(D, axis=1) <= 1e-6)  # still ranked
+    assert idx.params["nprobe"] == 1  # the widening is per call; the tuned setting stays
+    # real neighbours with their true scores, mostly the exact deep top-k (probes grew 4x, not to all)
+    pos = {int(i): p for p, i in enumerate(ids)}
+    true = np.array([[xb[pos[int(i)]] @ q for i in row] for row, q in zip(I, xq[:5])])
+    assert np.allclose(D, true, atol=2e-3)
+    _, gt = faiss.knn(xq[:5], xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.mean([len(set(a) & set(ids[b])) / k for a, b in zip(I, gt)]) > 0.8

@@ -738,6 +738,9 @@ class VectorIndex:
         else:
             # GPU indexes return at most GPU_MAX_K neighbours; deeper searches stay on the CPU
             D, I = (self._searcher() if k <= GPU_MAX_K else self._index).search(xq, k)
+            short = I[:, -1] < 0
+            if short.any() and self.ntotal >= k:
+                D, I = self._widen_probes(xq, k, D, I, short)
         D = np.where(I < 0, np.float32(-np.inf), D).astype(np.float32, copy=False)
         return D, I.astype(np.int64, copy=False)
 
@@ -758,6 +761,33 @@ class VectorIndex:
                     LOG.warning("cannot search %s on GPU (%s); using CPU", self.spec, e)
                     self._gpu_failed = True
             return self._gpu_index if self._gpu_index is not None else self._index
+
+    def _widen_probes(self, xq: np.ndarray, k: int, D: np.ndarray, I: np.ndarray, short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Re-search the queries whose probed IVF lists held fewer than k vectors with more probes.
+
+        The tuned nprobe is right for the top 10, but a deep search (a query asking for many
+        segments to group them into videos) can exhaust the few lists it probes while the index
+        holds plenty more. Probes grow 4x per round, per call only (the index keeps its tuned
+        setting, so concurrent searches are unaffected), up to every list.
+        """
+        import faiss
+
+        index = faiss.downcast_index(self._index)
+        if not isinstance(index, faiss.IndexIVF):  # OPQ/IDMap wrappers: keep what the index gave
+            return D, I
+        D, I = D.copy(), I.copy()
+        nprobe = int(index.nprobe)
+        hnsw_quantizer = isinstance(faiss.downcast_index(index.quantizer), faiss.IndexHNSW)
+        while short.any() and nprobe < index.nlist:
+            nprobe = min(int(index.nlist), nprobe * 4)
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
+            if hnsw_quantizer:  # the quantizer must return nprobe centroids (kept alive beside params)
+                qparams = faiss.SearchParametersHNSW(efSearch=max(64, 2 * nprobe))
+                params.quantizer_params = qparams
+            rows = np.flatnonzero(short)
+            D[rows], I[rows] = index.search(xq[rows], k, params=params)
+            short = I[:, -1] < 0
+        return D, I
 
     def _search_tombstoned(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search the rows behind IDMap2 by position, over-fetching to make up for dead rows."""
