@@ -407,6 +407,11 @@ def _gpu_clustering_index(d: int) -> "faiss.Index":
     return faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(d))
 
 
+def _quantizer_ef(nprobe: int) -> int:
+    """efSearch of an HNSW coarse quantizer that must return ``nprobe`` good centroids (with slack)."""
+    return max(64, 2 * nprobe)
+
+
 def _apply_params(index: "faiss.Index", params: dict[str, float], gpu: bool = False) -> None:
     """Set tuned search parameters (nprobe, efSearch, ...) on a CPU or GPU index."""
     import faiss
@@ -644,8 +649,7 @@ class VectorIndex:
         ivf = faiss.try_extract_index_ivf(_unwrap(self._index))
         if "nprobe" in full and ivf is not None:
             if isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW):
-                # the HNSW quantizer must return nprobe good centroids: ef >= nprobe, with slack
-                full["quantizer_efSearch"] = max(64, 2 * int(full["nprobe"]))
+                full["quantizer_efSearch"] = _quantizer_ef(int(full["nprobe"]))
         self.params = full
         _apply_params(self._index, full)
         if self._gpu_index is not None:
@@ -781,8 +785,8 @@ class VectorIndex:
         while short.any() and nprobe < index.nlist:
             nprobe = min(int(index.nlist), nprobe * 4)
             params = faiss.SearchParametersIVF(nprobe=nprobe)
-            if hnsw_quantizer:  # the quantizer must return nprobe centroids (kept alive beside params)
-                qparams = faiss.SearchParametersHNSW(efSearch=max(64, 2 * nprobe))
+            if hnsw_quantizer:  # qparams stays referenced while params points at it
+                qparams = faiss.SearchParametersHNSW(efSearch=_quantizer_ef(nprobe))
                 params.quantizer_params = qparams
             rows = np.flatnonzero(short)
             D[rows], I[rows] = index.search(xq[rows], k, params=params)
