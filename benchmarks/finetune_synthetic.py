@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE
+from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE, make_dataset
 
 # The recipe: the recommended tiny config and flags (vidsearch.train.synthetic, docs/finetune.md),
 # validated each epoch on 80 clips held out of the training split.
@@ -77,8 +77,6 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="Delete the previous run and library first (keeps the data).")
     ap.add_argument("extra", nargs="*", help="Extra `vidsearch finetune` flags after --, overriding the recipe.")
     args = ap.parse_args()
-
-    from vidsearch.train.synthetic import make_dataset
 
     work = args.work
     data, run, lib = work / "data", work / "run", work / "library"

@@ -106,7 +106,8 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
         hits = _group(D[0], I[0], infos, filters)
         scores = D[0][valid]
         below_cutoff = filters.min_score is not None and scores.size > 0 and float(scores[-1]) < filters.min_score
-        # -1 ids: an approximate index ran out of probed lists; asking for more finds no more.
+        # -1 ids: the index has no more to give (IVF widens its probes itself; wrapped codes such
+        # as OPQ do not), so asking for more finds no more.
         exhausted = kk >= n or below_cutoff or not valid.all()
         if len(hits) >= k or exhausted:
             return _refine_spans(library, space, hits[:k], xq[0])
