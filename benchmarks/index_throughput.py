@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import videogen  # noqa: E402
 
-from vidsearch.indexer.decoding import DecodeJob, decode_job  # noqa: E402
+from vidsearch.media.jobs import DecodeJob, decode_job  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.media import SamplingConfig  # noqa: E402
 from vidsearch.models import load_encoder  # noqa: E402

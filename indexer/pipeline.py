@@ -1,6 +1,6 @@
 """The index run: scan -> diff -> decode (worker processes) -> encode (batched) -> commit.
 
-Decoding runs in :class:`~vidsearch.indexer.decoding.DecodePool` worker processes while this
+Decoding runs in :class:`~vidsearch.media.pool.DecodePool` worker processes while this
 process encodes, so the two overlap. Results are committed per batch: the video rows, their
 segments and the segments' vectors go into SQLite in one transaction, then into the in-memory
 FAISS index. The FAISS file is saved when the run ends (also on Ctrl-C); after a hard crash it is
@@ -30,7 +30,7 @@ from vidsearch.store.library import Library, SpaceInfo
 from vidsearch.store.schema import Segment, Space, Video, VideoStatus
 
 if TYPE_CHECKING:
-    from vidsearch.indexer.decoding import DecodedVideo, DecodeFailure
+    from vidsearch.media.jobs import DecodedVideo, DecodeFailure
     from vidsearch.media import SamplingConfig
     from vidsearch.store.vectors import VectorIndex
 
@@ -317,7 +317,8 @@ class _EncodeRun:
 
     def run(self) -> None:
         """Decode in worker processes and commit encoded batches until every file is done."""
-        from vidsearch.indexer.decoding import DecodedVideo, DecodeJob, DecodePool
+        from vidsearch.media.jobs import DecodedVideo, DecodeJob, FaultPlan
+        from vidsearch.media.pool import DecodePool
 
         jobs = [
             DecodeJob(job_id=i, path=e.path, num_frames=self.encoder.num_frames, resolution=self.encoder.resolution, sampling=self.options.sampling, fast=self.options.fast)
@@ -325,7 +326,8 @@ class _EncodeRun:
         ]
         if self.progress is not None:
             self.progress.start(len(jobs))
-        pool_kwargs: dict[str, Any] = {}
+        # the end-to-end crash tests set VIDSEARCH_FAULT_INJECT; read once, here, and passed on
+        pool_kwargs: dict[str, Any] = {"faults": FaultPlan.from_env()}
         if self.options.workers is not None:
             pool_kwargs["workers"] = self.options.workers
         if self.options.timeout is not None:

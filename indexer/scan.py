@@ -8,7 +8,6 @@ that disappeared from the scanned folder.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from vidsearch.media.fingerprint import fingerprint
 from vidsearch.store.library import Library
 from vidsearch.store.schema import Segment, Video, VideoStatus
 
@@ -29,8 +29,6 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .qt .wmv .asf .flv .f4v .mpg .mpeg .mpe .m2v .ts .mts .m2ts "
     ".vob .ogv .ogg .3gp .3g2 .mxf .dv .divx .rm .rmvb .y4m .gif".split()
 )
-
-_FP_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -88,21 +86,6 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
             seen_files.add(real_file)
             result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns))
     return result
-
-
-def fingerprint(path: str, size: int) -> str:
-    """A content fingerprint that is cheap on huge files: size plus head, middle and tail bytes.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(size).encode())
-    with open(path, "rb") as fh:
-        for offset in sorted({0, max(0, size // 2 - _FP_CHUNK // 2), max(0, size - _FP_CHUNK)}):
-            fh.seek(offset)
-            h.update(fh.read(_FP_CHUNK))
-    return h.hexdigest()
 
 
 @dataclass

@@ -172,10 +172,8 @@ def encode_video_file(encoder: Any, path: Path | str, start: float | None = None
         first = min(info.num_frames - 1, int(round(s * info.fps)))
         last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
     indices = middle_indices(last - first, encoder.num_frames, start=first)
-    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader)
-    order = {idx: i for i, idx in enumerate(sorted(set(indices)))}
-    clip = frames[[order[i] for i in indices]][None]  # [1, T, res, res, 3]
-    return encoder.encode_video(clip)[0]
+    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader)  # in clip order
+    return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]
 
 
 def search_video(

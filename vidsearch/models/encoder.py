@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import ModelError
-from vidsearch.models.preprocess import normalize_frames, resize_frames
+from vidsearch.media.resize import resize_frames
+from vidsearch.models.preprocess import normalize_frames
 
 __all__ = ["Encoder", "ViCLIPEncoder", "list_models", "model_key", "load_encoder", "resolve_device"]
 
