@@ -8,15 +8,8 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.main import app
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(max(0.0, float(seconds)), 60)
-    h, m = divmod(int(m), 60)
-    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+from vidsearch.cli.format import fmt_time
+from vidsearch.cli.app import app
 
 
 @app.command("query")
@@ -61,12 +54,6 @@ def query_command(
             filters = dataclasses.replace(filters, video_ids=frozenset(ids))
         elif label_set is not None:
             raise InputError("--label-set only applies together with --label")
-        if video is None:
-            # One caption is too little work to split across threads: a single thread is about
-            # as fast on an idle machine and 20x faster when another process holds a core.
-            import torch
-
-            torch.set_num_threads(1)
         encoder = load_space_encoder(space, device=device)
         if video is not None:
             hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)
@@ -84,5 +71,5 @@ def query_command(
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{_fmt_time(h.start)}-{_fmt_time(h.end)}", h.path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", h.path)
     console.print(table)

@@ -8,20 +8,11 @@ import numpy as np
 import pytest
 
 import videogen
-from vidsearch.enrich.evaluate import read_localization_annotations
-from vidsearch.enrich.localize import (
-    Span,
-    WindowCache,
-    auto_window,
-    best_span_from_windows,
-    coverage_curve,
-    embed_windows,
-    localization_metrics,
-    localize_windows,
-    nms,
-    smooth_curve,
-    temporal_iou,
-)
+from vidsearch.bench.localization import read_localization_annotations
+from vidsearch.enrich.window_cache import WindowCache
+from vidsearch.enrich.windows import auto_window, embed_windows
+from vidsearch.metrics import localization_metrics, temporal_iou
+from vidsearch.spans import Span, best_span_from_windows, coverage_curve, localize_windows, nms, smooth_curve
 from vidsearch.errors import InputError
 
 

@@ -117,7 +117,7 @@ def test_unknown_model_lists_choices() -> None:
 
 
 def test_device_resolution() -> None:
-    from vidsearch.models.encoder import resolve_device
+    from vidsearch.models.precision import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
