@@ -27,11 +27,19 @@ def fmt_figure(value: float) -> str:
 
 
 def write_report(results: dict[str, Any], out: Path | None, json_out: bool, show: Callable[[dict[str, Any]], None]) -> None:
-    """Write ``results`` to ``out`` (atomically, when given), then print them as JSON or with ``show``."""
+    """Write ``results`` to ``out`` (atomically, when given), then print them as JSON or with ``show``.
+
+    Raises:
+        InputError: ``out`` cannot be written.
+    """
     if out is not None:
+        from vidsearch.errors import InputError
         from vidsearch.fileio import atomic_write_text
 
-        atomic_write_text(out, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+        try:
+            atomic_write_text(out, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot write it ({exc.strerror or exc}); pick a writable path") from None
     if json_out:
         print_json(results)
     else:
