@@ -30,6 +30,8 @@ __all__ = [
     "search_video",
     "encode_video_file",
     "load_space_encoder",
+    "check_query",
+    "query_library",
     "windows_scores",
     "window_scores",
     "best_spans_for_hits",
@@ -101,10 +103,19 @@ def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters:
     return hits
 
 
-def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
-    """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
+def _check_k(k: int) -> None:
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k})")
+
+
+def _check_text(text: str | None) -> None:
+    if not text or not text.strip():
+        raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
+
+
+def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
+    """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
+    _check_k(k)
     filters = filters or Filters()
     index = library.vector_index(space)
     n = index.ntotal
@@ -205,8 +216,7 @@ def search_text(library: Library, encoder: Any, text: str, space: SpaceInfo, k: 
     Raises:
         InputError: empty text or ``k < 1``.
     """
-    if not text or not text.strip():
-        raise InputError("the query text is empty; type what you want to see, e.g. vidsearch query \"a dog catching a frisbee\"")
+    _check_text(text)
     with _one_thread_on_cpu(encoder):
         xq = encoder.encode_text([text.strip()])[0]
     return search_vectors(library, space, xq, k, filters)
@@ -255,3 +265,57 @@ def search_video(
 ) -> list[VideoHit]:
     """Rank videos for a video query (the whole file or a ``[start, end]`` span)."""
     return search_vectors(library, space, encode_video_file(encoder, path, start, end), k, filters)
+
+
+def check_query(text: str | None, video: Path | str | None, *, k: int = 10, start: float | None = None, end: float | None = None) -> None:
+    """Check a query's arguments without touching the library or a model (see :func:`query_library`).
+
+    Raises:
+        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
+    """
+    if (text is None) == (video is None):
+        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
+    if text is not None:
+        _check_text(text)
+    if video is None and (start is not None or end is not None):
+        raise InputError("--start/--end only apply to --video queries")
+    _check_k(k)
+
+
+def query_library(
+    library: Library,
+    text: str | None = None,
+    video: Path | str | None = None,
+    *,
+    k: int = 10,
+    filters: Filters | None = None,
+    space_key: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    device: str = "auto",
+) -> list[VideoHit]:
+    """Rank a library's videos for a text or a video clip with the model of one of its spaces.
+
+    The arguments are checked before the model is loaded, so a bad query fails at once.
+
+    Args:
+        library: an open library.
+        text: what to find (exactly one of ``text`` and ``video``).
+        video: a query clip instead (its ``[start, end]`` span, seconds, when given).
+        k: videos returned at most.
+        filters: score cut-off, path, duration and video-set filters.
+        space_key: the embedding space (None: the most recently indexed one).
+        start: with ``video``: start of the query span.
+        end: with ``video``: end of the query span.
+        device: where the model runs.
+
+    Raises:
+        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
+        LibraryError: no such space.
+    """
+    check_query(text, video, k=k, start=start, end=end)
+    space = library.space(space_key)
+    encoder = load_space_encoder(space, device=device)
+    if video is not None:
+        return search_video(library, encoder, video, space, k, filters, start=start, end=end)
+    return search_text(library, encoder, text or "", space, k, filters)
