@@ -113,8 +113,8 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
     from sqlalchemy import select
 
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.enrich.evaluate import calibrate_label_set
-    from vidsearch.enrich.openset import auroc
+    from vidsearch.bench.openset import calibrate_label_set
+    from vidsearch.metrics import auroc
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.store.library import Library
@@ -184,7 +184,7 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
 
 def localization_figures(work: Path, ckpt: Path, args: argparse.Namespace) -> dict[str, float]:
     from vidsearch.bench.common import BenchOptions
-    from vidsearch.enrich.evaluate import read_localization_annotations, run_localization
+    from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
     from vidsearch.train.synthetic import all_actions, make_sequence_video
 

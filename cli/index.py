@@ -19,7 +19,7 @@ from vidsearch.cli.common import (
     open_library,
     print_json,
 )
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 
 @app.command("info")

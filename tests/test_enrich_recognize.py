@@ -90,8 +90,8 @@ def _stored(library: Library) -> dict[int, dict]:
 
 
 def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path) -> None:
-    from vidsearch.bench.prompts import DEFAULT_TEMPLATES, label_embeddings
-    from vidsearch.enrich.openset import known_scores, softmax
+    from vidsearch.labels import DEFAULT_TEMPLATES, known_scores, label_embeddings
+    from vidsearch.metrics import softmax
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.models import load_encoder
 
@@ -202,7 +202,8 @@ def test_videos_with_label_and_timeline(indexed: tuple[Path, Path, Path], tmp_pa
 
 
 def test_best_span_for_hit_uses_stored_windows(indexed: tuple[Path, Path, Path]) -> None:
-    from vidsearch.enrich.localize import best_span_for_hit, best_span_from_windows, window_scores
+    from vidsearch.search import best_span_for_hit, window_scores
+    from vidsearch.spans import best_span_from_windows
 
     lib_path, _, _ = indexed
     with Library.open(lib_path, create=False) as library:

@@ -2,12 +2,12 @@
 
 A *label set* (a shipped list such as ``kinetics400`` or a text file, one class a line) is applied
 to one embedding space. Its classes are embedded once with prompt ensembling
-(:func:`vidsearch.bench.prompts.label_embeddings`) and the embeddings are stored with the set, so
+(:func:`vidsearch.labels.label_embeddings`) and the embeddings are stored with the set, so
 labelling never decodes a video and, after the first run, never loads a model either: each
 segment's stored vector is compared with the class embeddings (cosine similarity), its top-k
 classes are stored (``segment_labels``) with their softmax probabilities, and its open-set
 decision (``segment_recognitions``: known score and "unknown", see
-:mod:`vidsearch.enrich.openset`) is stored too. A segment with a decision row is done, so a
+:mod:`vidsearch.labels`) is stored too. A segment with a decision row is done, so a
 re-run labels only segments that are new (indexed since, or re-encoded: a re-encoded video's old
 segments and their labels are deleted by the database's cascades).
 
@@ -31,16 +31,23 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.prompts import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, load_label_set, normalize_label
-from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature, softmax
 from vidsearch.errors import InputError, LibraryError
+from vidsearch.labels import (
+    DEFAULT_TEMPLATES,
+    LABEL_SETS,
+    OpenSetRule,
+    default_rule,
+    label_embeddings,
+    label_set_name,
+    load_label_set,
+    normalize_label,
+    override_rule,
+)
+from vidsearch.metrics import softmax
 
 __all__ = [
     "LabelSetInfo",
     "RecognizeReport",
-    "label_set_name",
-    "read_templates",
-    "default_rule",
     "stored_rule",
     "recognize_library",
     "classify",
@@ -97,43 +104,8 @@ class RecognizeReport:
         return asdict(self)
 
 
-def label_set_name(name_or_path: str | Path) -> str:
-    """How a label set is identified: a shipped name as is, a file by its absolute path."""
-    key = str(name_or_path)
-    if key in LABEL_SETS:
-        return key
-    return str(Path(key).expanduser().resolve())
-
-
-def read_templates(path: str | Path | None) -> list[str]:
-    """Prompt templates from a file, one a line with exactly one ``{}``; None: the default ones.
-
-    Raises:
-        InputError: unreadable file, no templates, or a line without exactly one ``{}``.
-    """
-    if path is None:
-        return list(DEFAULT_TEMPLATES)
-    p = Path(path).expanduser()
-    try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read templates file {p}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not lines:
-        raise InputError(f"templates file {p} has no templates")
-    for i, line in enumerate(lines, 1):
-        if line.count("{}") != 1:
-            raise InputError(f"templates file {p}: template {i} ({line!r}) must contain '{{}}' exactly once, where the class name goes")
-    return lines
-
-
 def _labels_hash(labels: Sequence[str], templates: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([list(labels), list(templates)]).encode()).hexdigest()
-
-
-def default_rule(encoder: Any | None = None) -> OpenSetRule:
-    """The uncalibrated rule: MSP at the model's own temperature, threshold 0.5 (see openset)."""
-    t = model_temperature(encoder) if encoder is not None else None
-    return OpenSetRule("msp", t or DEFAULT_TEMPERATURE, DEFAULT_MSP_THRESHOLD)
 
 
 def stored_rule(library: Any, labels: str | Path, space_key: str | None = None) -> OpenSetRule | None:
@@ -160,22 +132,6 @@ def _info(row: Any, space_key: str) -> LabelSetInfo:
         rule=OpenSetRule(row.score_kind, row.temperature, row.threshold),
         calibration=json.loads(row.calibration) if row.calibration else None,
     )
-
-
-def _override(rule: OpenSetRule, score: str | None, temperature: float | None, threshold: float | None) -> OpenSetRule:
-    """``rule`` with the user's explicit settings applied."""
-    kind = score or rule.kind
-    if threshold is None:
-        if kind == rule.kind:
-            threshold = rule.threshold
-        elif kind == "msp":
-            threshold = DEFAULT_MSP_THRESHOLD
-        else:
-            raise InputError(
-                f"--score {kind} needs --threshold (its scale depends on the model), or calibrate it: "
-                "vidsearch enrich calibrate --score " + kind + " ..."
-            )
-    return OpenSetRule(kind, temperature if temperature is not None else rule.temperature, threshold)
 
 
 @contextlib.contextmanager
@@ -300,8 +256,8 @@ def recognize_library(
         if class_emb.shape[1] != space.dim:
             raise LibraryError(f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}")
         if rule is None:
-            rule = stored[3] if stored is not None else default_rule(encoder)
-        rule = _override(rule, score, temperature, threshold)
+            rule = stored[3] if stored is not None else default_rule(encoder.temperature)
+        rule = override_rule(rule, score, temperature, threshold)
         if calibration is None and stored is not None and rule == stored[3] and stored_cal:
             calibration = json.loads(stored_cal)  # the same rule keeps the account of how it was chosen
         changed = stored is None or stored[0] != digest or stored[2] != top or stored[3] != rule
