@@ -152,11 +152,18 @@ def test_preset_shaped_checkpoint_without_config_uses_the_preset(tmp_path: Path)
     assert cfg == ViCLIPConfig.preset("viclip-b16") and cfg_path is None
 
 
-def _fake_hf_cache(root: Path, repo: str, filename: str, payload: bytes) -> Path:
-    """The on-disk layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<rev>/file}."""
+def _pinned(repo: str) -> str:
+    return next(rev for sources in weights.HF_SOURCES.values() for r, _, rev in sources if r == repo)
+
+
+def _fake_hf_cache(root: Path, repo: str, filename: str, payload: bytes, rev: str | None = None) -> Path:
+    """The on-disk layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<rev>/file}.
+
+    ``rev`` defaults to the revision vidsearch pins for ``repo``; ``refs/main`` points at it.
+    """
     base = root / ("models--" + repo.replace("/", "--"))
-    rev = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True)
+    rev = rev or _pinned(repo)
+    (base / "refs").mkdir(parents=True, exist_ok=True)
     (base / "refs" / "main").write_text(rev)
     target = base / "snapshots" / rev / filename
     target.parent.mkdir(parents=True)
@@ -178,13 +185,15 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     assert resolve_checkpoint("viclip-l14").read_bytes() == b"3" and resolve_checkpoint("viclip-l14") == cached.resolve()
 
     # Not cached, online: the hub client is asked, in order (patched: no network).
-    calls = []
+    calls, revisions = [], []
 
-    def fake_download(repo: str, filename: str, cache_dir: str | None = None, **_: object) -> str:
+    def fake_download(repo: str, filename: str, cache_dir: str | None = None, revision: str | None = None,
+                      **_: object) -> str:
         calls.append((repo, filename))
+        revisions.append(revision)
         if repo.endswith("-hf"):
             raise OSError("404")
-        return str(_fake_hf_cache(Path(cache_dir), repo, filename, b"4"))
+        return str(_fake_hf_cache(Path(cache_dir), repo, filename, b"4", rev="f" * 40))
 
     import huggingface_hub
 
@@ -196,6 +205,7 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert resolve_checkpoint("viclip-l14").name == "ViClip-InternVid-10M-FLT.pth"
     assert calls == [("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"), ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth")]
+    assert revisions == ["1652361522e1cb41c28cdfae870f690d00e7456b", "main"]  # the checked -hf commit
     with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
         resolve_checkpoint("viclip-b16", download=True)
 
