@@ -187,20 +187,20 @@ def _describe(state_dict: Mapping[str, Any], requested: ViCLIPConfig | None = No
 
 
 def _name_keys(keys: Sequence[str], limit: int = 6) -> str:
-    """A short list of key names: block indices folded (``resblocks.*``), then whole prefixes."""
-    patterns: dict[str, int] = {}
+    """A short list of key names: block indices folded (``resblocks.*``), big families by prefix."""
+    families: dict[str, dict[str, int]] = {}
     for k in keys:
-        p = re.sub(r"\.\d+(?=\.|$)", ".*", k)
-        patterns[p] = patterns.get(p, 0) + 1
-    if len(patterns) > limit:  # e.g. a whole EMA copy: name its top-level prefixes instead
-        tops: dict[str, int] = {}
-        for k in keys:
-            t = k.split(".", 1)[0] + (".*" if "." in k else "")
-            tops[t] = tops.get(t, 0) + 1
-        patterns = tops
-    parts = [p if n == 1 else f"{p} ({n})" for p, n in list(patterns.items())[:limit]]
-    if len(patterns) > limit:
-        parts.append(f"and {len(patterns) - limit} more")
+        pattern = re.sub(r"\.\d+(?=\.|$)", ".*", k)
+        family = families.setdefault(k.split(".", 1)[0], {})
+        family[pattern] = family.get(pattern, 0) + 1
+    parts = []
+    for top, patterns in families.items():
+        if len(patterns) > 2:  # e.g. a whole EMA copy: name its prefix only
+            parts.append(f"{top}.* ({sum(patterns.values())})")
+        else:
+            parts += [p if n == 1 else f"{p} ({n})" for p, n in patterns.items()]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"and {len(parts) - limit} more"]
     return ", ".join(parts)
 
 
