@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import struct
 import sys
@@ -55,8 +56,9 @@ def training_checkpoint(model: ViCLIP, tmp_path: Path, legacy: bool = False, **e
 
         config = EasyDict({"model": {"vision_encoder": {"name": "vit_l14", "d_model": 1024}, "temp": 0.01},
                            "optimizer": {"opt": "adamW", "lr": 4e-4}, "inputs": [{"res": 224}]})
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        model.encode_video(torch.randn(1, 8, 3, 32, 32)).sum().backward()
+        work, c = copy.deepcopy(model), model.config  # real optimizer state, for another copy of the weights
+        opt = torch.optim.AdamW(work.parameters(), lr=1e-3)
+        work.encode_video(torch.randn(1, c.num_frames, 3, c.input_resolution, c.input_resolution)).sum().backward()
         opt.step()
         obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": {"last_epoch": 3},
                "scaler": {"scale": 65536.0}, "config": config, "epoch": 3, "global_step": 1234, **extra}
