@@ -179,3 +179,15 @@ def test_terminal_colour_codes_are_stripped_from_errors(tmp_path: Path, monkeypa
     msg = str(err.value)
     assert "Weights only load failed. Re-running may help." in msg
     assert "\x1b" not in msg and "\n" not in msg and "details" not in msg
+
+
+def test_trusted_full_unpickling_still_maps_missing_config_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tiny_model()
+    path = training_checkpoint(src, tmp_path)
+    monkeypatch.setenv("VIDSEARCH_TRUST_CHECKPOINT", "1")
+    with caplog.at_level("WARNING"):
+        sd = read_state_dict(path)  # no "No module named 'utils'"
+    assert all(torch.equal(sd[k], v) for k, v in src.state_dict().items())
+    assert any("full unpickling" in r.getMessage() for r in caplog.records)
