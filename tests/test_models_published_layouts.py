@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from test_models_checkpoint_io import training_checkpoint
+from test_parity import fixture_config
 
 from vidsearch.errors import ModelError
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
@@ -43,15 +44,6 @@ def expected() -> dict:
 @pytest.fixture(scope="module")
 def official() -> dict[str, torch.Tensor]:
     return torch.load(FIXTURES / "tiny_checkpoint.pth", map_location="cpu", weights_only=True)["model"]
-
-
-def fixture_config(expected: dict) -> ViCLIPConfig:
-    c = expected["config"]
-    return ViCLIPConfig(
-        input_resolution=c["res"], patch_size=c["patch"], vision_width=c["vw"], vision_layers=c["vl"],
-        vision_heads=c["vh"], embed_dim=c["dim"], num_frames=c["frames"], text_width=c["tw"],
-        text_layers=c["tl"], text_heads=c["th"],
-    )
 
 
 def write(layout: str, sd: dict[str, torch.Tensor], cfg: ViCLIPConfig, tmp_path: Path) -> Path:
