@@ -1,4 +1,4 @@
-"""Checkpoint files: read them into a flat ``{name: tensor}`` dict, read their shapes, save them.
+"""Checkpoint files: read them into a flat ``{name: tensor}`` dict, read shapes, save, hash.
 
 Layouts read:
 

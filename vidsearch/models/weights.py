@@ -263,7 +263,8 @@ def fit_state_dict(
         sd[key] = sd[key].unsqueeze(2)  # [W, 3, p, p] -> [W, 3, 1, p, p]
     dropped = [k for k in sd if k not in target and _not_needed(k)]
     filled = [k for k in TRAINING_ONLY_PARAMS if k in target and k not in sd]
-    _check_fit({k: v for k, v in sd.items() if k not in dropped}, target, source, model.config, dropped)
+    skip = set(dropped)
+    _check_fit({k: v for k, v in sd.items() if k not in skip}, target, source, model.config, dropped)
     for k in dropped:
         del sd[k]
     for k in filled:
