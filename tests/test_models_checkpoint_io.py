@@ -191,3 +191,20 @@ def test_trusted_full_unpickling_still_maps_missing_config_classes(
         sd = read_state_dict(path)  # no "No module named 'utils'"
     assert all(torch.equal(sd[k], v) for k, v in src.state_dict().items())
     assert any("full unpickling" in r.getMessage() for r in caplog.records)
+
+
+def test_a_pickle_cannot_rewrite_the_allowed_functions() -> None:
+    import pickle
+
+    from torch import _utils
+
+    from vidsearch.models.unpickle import RefusedGlobal
+
+    before = _utils._rebuild_tensor_v2.__defaults__
+    # GLOBAL torch._utils._rebuild_tensor_v2; BUILD (None, {"__defaults__": None}): setattr on the function.
+    data = (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"torch._utils\n_rebuild_tensor_v2\n" + pickle.NONE
+            + pickle.EMPTY_DICT + pickle.SHORT_BINUNICODE + bytes([12]) + b"__defaults__" + pickle.NONE
+            + pickle.SETITEM + pickle.TUPLE2 + pickle.BUILD + pickle.STOP)
+    with pytest.raises(RefusedGlobal, match="sets the state of _rebuild_tensor_v2"):
+        PICKLE_MODULE.loads(data)
+    assert _utils._rebuild_tensor_v2.__defaults__ == before

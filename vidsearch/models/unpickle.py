@@ -34,8 +34,8 @@ __all__ = ["RefusedGlobal", "PICKLE_MODULE", "TRUSTED_PICKLE_MODULE", "ALLOWED",
 class RefusedGlobal(pickle.UnpicklingError):
     """The pickle asks to call something that is not on the allow-list."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"the pickle calls {name}, which is not a tensor or a plain container")
+    def __init__(self, name: str, action: str = "calls") -> None:
+        super().__init__(f"the pickle {action} {name}, which is not a tensor or a plain container")
         self.name = name
 
 
@@ -119,8 +119,24 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
     raise RefusedGlobal(f"copyreg._reconstructor({getattr(cls, '__qualname__', cls)!r})")
 
 
-class Unpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves globals only through :data:`ALLOWED` or stand-ins."""
+class Unpickler(pickle._Unpickler):  # the Python implementation: its opcodes can be overridden
+    """An unpickler that resolves globals only through :data:`ALLOWED` or stand-ins.
+
+    ``BUILD`` (set an object's state) is admitted only on what pickle builds that way in a
+    checkpoint: stand-ins, ``OrderedDict`` state dicts (their ``_metadata``) and tensors, so a
+    pickle cannot rewrite attributes of the allowed functions and classes themselves.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self) -> None:
+        """``BUILD``, refused on anything but stand-ins, ``OrderedDict`` and tensors."""
+        target = self.stack[-2]
+        if not isinstance(target, (StandIn, collections.OrderedDict, torch.Tensor)):
+            raise RefusedGlobal(getattr(target, "__qualname__", type(target).__qualname__), "sets the state of")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str) -> Any:
         module = _PY2_MODULES.get(module, module)
