@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
@@ -23,6 +24,7 @@ __all__ = [
     "existing_segment_ids",
     "segment_infos",
     "segment_counts",
+    "bulk_load",
 ]
 
 
@@ -113,3 +115,21 @@ def segment_counts(s: Session) -> tuple[dict[int, int], dict[int, int]]:
     segs = dict(s.execute(select(Segment.space_id, func.count()).group_by(Segment.space_id)).all())
     vids = dict(s.execute(select(Segment.space_id, func.count(func.distinct(Segment.video_id))).group_by(Segment.space_id)).all())
     return {int(k): int(v) for k, v in segs.items()}, {int(k): int(v) for k, v in vids.items()}
+
+
+def bulk_load(s: Session, space_id: int, videos: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]], xb: np.ndarray) -> None:
+    """Insert ready-made rows in bulk (synthetic libraries for benchmarks, imports).
+
+    Args:
+        videos: ``videos`` column values per row (``id``, ``path``, ``size``, ...).
+        segments: ``segments`` column values per row, ids included; ``space_id`` is set here.
+        xb: ``[len(segments), dim]`` vectors, ``xb[i]`` for ``segments[i]``.
+    """
+    if len(segments) != len(xb):
+        raise ValueError(f"{len(segments)} segments but {len(xb)} vectors")
+    if videos:
+        s.execute(insert(Video), list(videos))
+    if segments:
+        s.execute(insert(Segment), [{**row, "space_id": space_id} for row in segments])
+        s.execute(insert(Embedding), [{"segment_id": row["id"], "vector": to_blob(x)} for row, x in zip(segments, xb)])
+    bump_generation(s, [space_id])
