@@ -404,7 +404,7 @@ def test_gpu_path_when_available(monkeypatch, data, tmp_path):
     D, I = idx.search(xq, 10)
     assert tie_tolerant_recall(I, ids, xq, xb, 10) >= 0.93
     idx.remove(ids[:5])  # mutation drops the replica; next search re-clones
-    assert idx._gpu_index is None
+    assert idx._gpu.index is None
     _, I = idx.search(xq, 10)
     assert len(fake.clones) == 2 and not np.isin(I, ids[:5]).any()
     idx.save(tmp_path / "g.faiss")  # the CPU master is what gets saved
@@ -418,7 +418,7 @@ def test_gpu_fallbacks(monkeypatch, data, caplog):
     monkeypatch.setattr(G, "gpu_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger=V.__name__):
         idx = VectorIndex.build(ids[:500], xb[:500], gpu=True)
-    assert "GPU requested" in caplog.text and not idx._gpu
+    assert "GPU requested" in caplog.text and not idx._gpu.enabled
     assert G.use_gpu(None) is False and G.use_gpu(False) is False
 
     fake = FakeGpu(fail=True)
@@ -429,7 +429,7 @@ def test_gpu_fallbacks(monkeypatch, data, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=V.__name__):
         idx = VectorIndex.build(ids, xb, spec="HNSW32,Flat")  # GPU cannot hold HNSW
-    assert "using CPU" in caplog.text and idx._gpu_failed and idx._searcher() is idx._index
+    assert "using CPU" in caplog.text and idx._gpu.failed and idx._searcher() is idx._index
     _, I = idx.search(xq, 10)
     assert tie_tolerant_recall(I, ids, xq, xb, 10) >= 0.93
 

@@ -19,7 +19,6 @@ Concurrency: searches share a readers-writer lock and run in parallel (faiss rel
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,10 +93,7 @@ class VectorIndex:
         self._tomb = Tombstones(index.ntotal)
         self._id_map = self._read_id_map()
         self._lock = RWLock()
-        self._gpu = gpu
-        self._gpu_index: faiss.Index | None = None
-        self._gpu_failed = False
-        self._gpu_lock = threading.Lock()
+        self._gpu = gpus.GpuReplica(gpu)
 
     # ------------------------------------------------------------------ construction
 
@@ -193,7 +189,7 @@ class VectorIndex:
 
     def _add_built(self, ids: np.ndarray, xb: np.ndarray) -> None:
         """Add the build's vectors, on GPU when enabled (keeping the replica), else on CPU."""
-        if self._gpu and not self._gpu_failed:
+        if self._gpu.active:
             try:
                 gpu_index = gpus.clone_to_gpu(self._index)
                 gpu_index.add_with_ids(xb, ids)
@@ -201,12 +197,11 @@ class VectorIndex:
                 self._index = cpu
                 self._idmap = is_idmap(cpu)
                 self._removable = can_remove(cpu)
-                self._gpu_index = gpu_index
+                self._gpu.index = gpu_index
                 self._sync_positions()
                 return
             except Exception as e:  # noqa: BLE001 - GPU cannot hold this type: CPU fallback
-                LOG.warning("GPU add failed for %s (%s); using CPU", self.spec, e)
-                self._gpu_failed = True
+                self._gpu.give_up("GPU add", self.spec, e)
         self._index.add_with_ids(xb, ids)
         self._sync_positions()
 
@@ -234,8 +229,7 @@ class VectorIndex:
                 full["quantizer_efSearch"] = quantizer_ef(int(full["nprobe"]))
         self.params = full
         apply_params(self._index, full)
-        if self._gpu_index is not None:
-            apply_params(self._gpu_index, full, gpu=True)
+        self._gpu.set_params(full)
 
     def _tune(self, ids: np.ndarray, xb: np.ndarray, held: np.ndarray, k: int = 10) -> None:
         """Smallest search effort reaching TARGET_RECALL recall@k on held-out noisy queries."""
@@ -304,21 +298,7 @@ class VectorIndex:
 
     def _searcher(self) -> "faiss.Index":
         """The GPU replica when enabled and healthy (built lazily after mutations), else CPU."""
-        if not self._gpu or self._gpu_failed:
-            return self._index
-        replica = self._gpu_index
-        if replica is not None:
-            return replica
-        with self._gpu_lock:
-            if self._gpu_index is None and not self._gpu_failed:
-                try:
-                    replica = gpus.clone_to_gpu(self._index)
-                    apply_params(replica, self.params, gpu=True)
-                    self._gpu_index = replica
-                except Exception as e:  # noqa: BLE001 - type not on GPU: search on CPU
-                    LOG.warning("cannot search %s on GPU (%s); using CPU", self.spec, e)
-                    self._gpu_failed = True
-            return self._gpu_index if self._gpu_index is not None else self._index
+        return self._gpu.searcher(self._index, self.params, self.spec)
 
     def _widen_probes(self, xq: np.ndarray, k: int, D: np.ndarray, I: np.ndarray, short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re-search the queries whose probed IVF lists held fewer than k vectors with more probes.
@@ -392,7 +372,7 @@ class VectorIndex:
             self._index.add_with_ids(xb, ids)
             self._sync_positions()
             self.added_since_build += len(ids)
-            self._gpu_index = None  # stale: rebuilt at the next search
+            self._gpu.drop()  # stale: rebuilt at the next search
         finally:
             self._lock.release_write()
 
@@ -405,7 +385,7 @@ class VectorIndex:
         try:
             n = self._remove_locked(ids)
             if n:
-                self._gpu_index = None
+                self._gpu.drop()
             return n
         finally:
             self._lock.release_write()
@@ -446,7 +426,7 @@ class VectorIndex:
             "recall_at_10": self.recall_at_10,
             "params": dict(self.params),
             "auto": self.auto,
-            "gpu": bool(self._gpu and not self._gpu_failed),
+            "gpu": self._gpu.active,
             "needs_rebuild": self.needs_rebuild(),
         }
 
