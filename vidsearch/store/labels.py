@@ -12,7 +12,7 @@ from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from vidsearch.store.codec import from_blob, from_blobs, to_blob
-from vidsearch.store.schema import Embedding, LabelSet, Segment, SegmentLabel, SegmentRecognition, Space
+from vidsearch.store.schema import Embedding, LabelSet, Segment, SegmentLabel, SegmentRecognition, Space, Video
 
 __all__ = [
     "StoredLabelSet",
@@ -26,6 +26,7 @@ __all__ = [
     "insert_labels",
     "videos_with_label",
     "video_verdicts",
+    "top_video_labels",
 ]
 
 
@@ -197,3 +198,16 @@ def video_verdicts(s: Session, video_id: int, set_id: int) -> list[SegmentVerdic
     for sid, rank, label, score, prob in labs:
         by_seg.setdefault(sid, []).append((rank, label, score, prob))
     return [SegmentVerdict(g.id, g.kind, g.start, g.end, g.known_score, bool(g.unknown), by_seg.get(g.id, [])) for g in segs]
+
+
+def top_video_labels(s: Session, set_name: str) -> dict[str, tuple[str, float, bool]]:
+    """Path -> (best class, known score, unknown) of every whole-video segment a set has labelled."""
+    rows = s.execute(
+        select(Video.path, SegmentLabel.label, SegmentRecognition.known_score, SegmentRecognition.unknown)
+        .join(Segment, Segment.video_id == Video.id)
+        .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
+        .join(SegmentRecognition, (SegmentRecognition.segment_id == Segment.id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id))
+        .join(LabelSet, LabelSet.id == SegmentLabel.label_set_id)
+        .where(Segment.kind == "video", SegmentLabel.rank == 1, LabelSet.name == set_name)
+    ).all()
+    return {p: (lab, float(ks), bool(unk)) for p, lab, ks, unk in rows}
