@@ -64,21 +64,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def clean_stale_temps(path: str | os.PathLike[str], min_age_s: float = 0.0) -> int:
-    """Delete temporary files that crashed atomic writes of ``path`` left behind.
+def clean_stale_temps(folder: str | os.PathLike[str], target_glob: str = "*", min_age_s: float = 0.0) -> int:
+    """Delete temporary files that crashed atomic writes left in ``folder``.
 
     Args:
-        path: the target whose temporaries to look for.
+        folder: where the targets live.
+        target_glob: which targets' temporaries to look for (e.g. ``"*.faiss"``).
         min_age_s: leave files modified more recently than this (a live writer may own them);
             0 removes all, which is right only while holding the lock its writers take.
 
     Returns:
         How many files were removed.
     """
-    path = Path(path)
+    folder = Path(folder)
     removed = 0
     now = time.time()
-    for stale in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
+    # mkstemp's random part has no dots, so ".<target>.<random>.tmp" matches exactly one target glob.
+    for stale in folder.glob(f".{target_glob}.*{TMP_SUFFIX}"):
         try:
             if min_age_s and now - stale.stat().st_mtime < min_age_s:
                 continue

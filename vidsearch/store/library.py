@@ -147,8 +147,7 @@ class Library:
         # files nobody has written to for a while are stale.
         folder = self.root / "indexes"
         if folder.is_dir():
-            for path in folder.glob("*.faiss"):
-                clean_stale_temps(path, min_age_s=STALE_TEMP_S)
+            clean_stale_temps(folder, "*.faiss", min_age_s=STALE_TEMP_S)
 
     def close(self) -> None:
         """Release the database connections."""
