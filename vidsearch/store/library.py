@@ -412,9 +412,9 @@ class Library:
                 "index_bytes": path.stat().st_size if path.exists() else 0,
             }
             try:
-                from vidsearch.store.vectors import VectorIndex
+                from vidsearch.store.vectors.fileformat import read_header
 
-                header = VectorIndex.read_header(path) if path.exists() else None
+                header = read_header(path) if path.exists() else None
             except LibraryError:
                 header = None
             if header is not None:
