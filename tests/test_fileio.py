@@ -9,6 +9,15 @@ from pathlib import Path
 import pytest
 
 from vidsearch.fileio import atomic_write, atomic_write_text, clean_stale_temps
+from vidsearch.store.library import Library
+
+
+def write_temp(path: Path, age_s: float = 0.0) -> Path:
+    """A leftover temporary file whose last write was ``age_s`` seconds ago."""
+    path.write_bytes(b"half a file")
+    when = os.stat(path).st_mtime - age_s
+    os.utime(path, (when, when))
+    return path
 
 
 def test_write_replaces_and_leaves_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,18 +70,24 @@ def test_concurrent_writers_use_their_own_temp_files(tmp_path: Path) -> None:
 def test_clean_stale_temps(tmp_path: Path) -> None:
     target = tmp_path / "space-1.faiss"
     target.write_bytes(b"index")
-    stale = tmp_path / ".space-1.faiss.abc123.tmp"
-    stale.write_bytes(b"half")
-    old = os.stat(stale).st_mtime - 3600
-    os.utime(stale, (old, old))
-    fresh = tmp_path / ".space-1.faiss.def456.tmp"
-    fresh.write_bytes(b"being written")
-    other = tmp_path / ".space-2.faiss.abc123.tmp"
-    other.write_bytes(b"another target's")
-    unrelated = tmp_path / ".space-1.faiss.abc.tmp.keep"
-    unrelated.write_bytes(b"not ours")
+    stale = write_temp(tmp_path / ".space-1.faiss.abc123.tmp", age_s=3600)
+    fresh = write_temp(tmp_path / ".space-1.faiss.def456.tmp")
+    other = write_temp(tmp_path / ".space-2.faiss.abc123.tmp")
+    unrelated = write_temp(tmp_path / ".space-1.faiss.abc.tmp.keep", age_s=3600)
     assert clean_stale_temps(tmp_path, "space-1.faiss", min_age_s=600) == 1
     assert not stale.exists() and fresh.exists() and other.exists() and target.exists()
     assert clean_stale_temps(tmp_path, "space-1.faiss") == 1 and not fresh.exists() and other.exists()
     assert clean_stale_temps(tmp_path, "*.faiss") == 1 and not other.exists()
     assert target.exists() and unrelated.exists()
+
+
+def test_library_open_removes_stale_index_temps(tmp_path: Path) -> None:
+    """A crash mid-save leaves a temporary index file; the next open removes it once it is stale."""
+    with Library.open(tmp_path / "lib") as library:
+        folder = library.index_path(1).parent
+    folder.mkdir(parents=True)
+    stale = write_temp(folder / ".space-1.faiss.x1y2z3.tmp", age_s=3600)
+    live = write_temp(folder / ".space-1.faiss.a1b2c3.tmp")  # a save in progress elsewhere
+    with Library.open(tmp_path / "lib"):
+        pass
+    assert not stale.exists() and live.exists()

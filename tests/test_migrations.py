@@ -134,21 +134,3 @@ def test_0003_moves_vectors_out_of_segments_and_back(tmp_path: Path) -> None:
     engine.dispose()
     with Library.open(db.parent, create=False) as library:  # and up again, vectors intact
         assert library.load_vectors(1)[0].tolist() == [3, 5]
-
-
-def test_open_removes_stale_index_temp_files(tmp_path: Path) -> None:
-    """A crash mid-save leaves a temporary index file; the next open removes it once it is stale."""
-    import os
-
-    with Library.open(tmp_path / "lib") as library:
-        folder = library.index_path(1).parent
-    folder.mkdir(parents=True)
-    stale = folder / ".space-1.faiss.x1y2z3.tmp"
-    stale.write_bytes(b"half an index")
-    live = folder / ".space-1.faiss.a1b2c3.tmp"
-    live.write_bytes(b"a save in progress")
-    old = os.stat(stale).st_mtime - 3600
-    os.utime(stale, (old, old))
-    with Library.open(tmp_path / "lib"):
-        pass
-    assert not stale.exists() and live.exists()
