@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsearch.indexer.decoding import DecodedVideo, DecodeFailure
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure
 from vidsearch.indexer.options import IndexOptions
 from vidsearch.indexer.pipeline import Stages, index_folder
 from vidsearch.media import SegmentPlan, VideoInfo
