@@ -249,6 +249,7 @@ def _fingerprint_or_empty(path: str, size: int) -> str:
 def _set_info(row: Video, info: Any) -> None:
     row.duration, row.fps, row.num_frames = info.duration, info.fps, info.num_frames
     row.width, row.height = info.width, info.height
+    row.codec = getattr(info, "codec", "") or None
 
 
 def _encode_clips(encoder: Any, clips: np.ndarray, batch_size: int) -> np.ndarray:

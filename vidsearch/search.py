@@ -19,7 +19,17 @@ import numpy as np
 from vidsearch.errors import InputError
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
-__all__ = ["Filters", "VideoHit", "search_vectors", "search_text", "search_video", "encode_video_file", "load_space_encoder"]
+__all__ = [
+    "Filters",
+    "VideoHit",
+    "search_vectors",
+    "search_moments",
+    "moment_vector",
+    "search_text",
+    "search_video",
+    "encode_video_file",
+    "load_space_encoder",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -128,6 +138,87 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
             hit.start, hit.end, _ = spans[hit.video_id]
             hit.kind = "window"
     return hits
+
+
+def _moment_overlap(a: VideoHit, b: VideoHit) -> float:
+    inter = max(0.0, min(a.end, b.end) - max(a.start, b.start))
+    union = max(a.end, b.end) - min(a.start, b.start)
+    return inter / union if union > 0 else 1.0
+
+
+def search_moments(
+    library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None, overlap: float = 0.5
+) -> list[VideoHit]:
+    """The ``k`` best moments (stored segments, several per video allowed) for a query vector.
+
+    Unlike :func:`search_vectors`, hits are not grouped per video: each result is one stored
+    window (or the whole video, for videos too short to have windows) with its own score. A
+    window overlapping a better moment of the same video by more than ``overlap`` (temporal IoU)
+    is dropped, so the list does not repeat one moment with shifted edges.
+    """
+    if k < 1:
+        raise InputError(f"-k must be at least 1 (got {k})")
+    filters = filters or Filters()
+    index = library.vector_index(space)
+    n = index.ntotal
+    if n == 0:
+        return []
+    # the whole-video segment of a video that has windows summarizes them; the windows are the moments
+    min_windowed = float(space.sampling.get("min_video_for_windows", float("inf")))
+    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
+    kk = min(n, max(64, 16 * k))
+    while True:
+        D, I = index.search(xq, kk)
+        valid = I[0] >= 0
+        infos = library.segment_infos(I[0][valid].tolist())
+        kept: list[VideoHit] = []
+        for score, sid in zip(D[0].tolist(), I[0].tolist()):
+            info = infos.get(sid)
+            if sid < 0 or info is None or not filters.accepts(info):
+                continue
+            if filters.min_score is not None and score < filters.min_score:
+                break
+            if info.kind == "video" and (info.duration or 0.0) > min_windowed:
+                continue
+            hit = VideoHit(0, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
+            if any(h.video_id == hit.video_id and _moment_overlap(h, hit) > overlap for h in kept):
+                continue
+            kept.append(hit)
+            if len(kept) == k:
+                break
+        below_cutoff = filters.min_score is not None and valid.any() and float(D[0][valid][-1]) < filters.min_score
+        if len(kept) >= k or kk >= n or below_cutoff or not valid.all():
+            for rank, hit in enumerate(kept, 1):
+                hit.rank = rank
+            return kept
+        kk = min(n, kk * 4)
+
+
+def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: float, end: float) -> np.ndarray:
+    """The stored embedding of a moment of an indexed video ("more like this" without decoding).
+
+    The windows overlapping ``[start, end]`` are averaged, each weighted by its overlap; a video
+    without windows (or a span no window overlaps) gives its whole-video embedding.
+
+    Raises:
+        InputError: the video has no embedding in this space, or the span is empty.
+    """
+    if not end > start:
+        raise InputError(f"clip span {start:g}-{end:g} s is empty; give end > start")
+    windows = library.window_vectors(space.id, [video_id]).get(video_id)
+    if windows is not None:
+        spans, xb = windows
+        w = np.array([max(0.0, min(e, end) - max(s, start)) for s, e in spans], dtype=np.float32)
+        if w.sum() > 0:
+            v = (w[:, None] * xb).sum(axis=0)
+            return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+    from vidsearch.store.catalog import get_video
+
+    record = get_video(library, video_id)
+    xb, found = library.video_embeddings(space.key, [record.path]) if record is not None else (None, [])
+    if not found:
+        raise InputError(f"video {video_id} has no embedding in space {space.key}; index it first")
+    return xb[0]
 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
