@@ -148,6 +148,7 @@ def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> N
     first.hover()
     page.mouse.move(*_point_in(first, 0.8))
     page.wait_for_function("() => document.querySelector('.card .scrub.ready') !== null")  # the strip scrubs on hover
+    page.screenshot(path=str(ARTIFACTS / "serve-results.png"))
 
     first.click()
     page.wait_for_selector("#overlay:not([hidden])")
