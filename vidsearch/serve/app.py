@@ -105,11 +105,15 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
         if owned:
             state.close()
 
-    from vidsearch import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        app_version = version("vidsearch")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        app_version = "0"
     app = FastAPI(
         title="vidsearch",
-        version=__version__,
+        version=app_version,
         description="Search a video library by text or by example and watch the moments it finds.",
         docs_url="/docs",
         redoc_url=None,
