@@ -610,8 +610,12 @@ def probe(path: str | os.PathLike, reader: str = "auto") -> VideoInfo:
     info, _ = _with_readers(
         path, reader, lambda auto: _probe_decord(path, auto), lambda: _probe_pyav(path)
     )
-    # decord does not name the codec; the header read costs about a millisecond.
-    return replace(info, codec=video_codec(path))
+    # decord does not name the codec; the header read costs about a millisecond. A file decord
+    # reads and FFmpeg cannot open still probes fine, with the codec unknown.
+    try:
+        return replace(info, codec=video_codec(path))
+    except MediaError:
+        return replace(info, codec="")
 
 
 def keyframe_indices(path: str | os.PathLike) -> list[int]:

@@ -98,14 +98,22 @@ def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters:
 
 def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
     """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
+    filters = filters or Filters()
+    hits, xq = _widening_search(library, space, xq, k, filters, lambda D, I, infos: _group(D, I, infos, filters))
+    return _refine_spans(library, space, hits[:k], xq) if hits else hits
+
+
+def _widening_search(
+    library: Library, space: SpaceInfo, xq: np.ndarray, k: int, filters: Filters, collect: Any
+) -> tuple[list[VideoHit], np.ndarray]:
+    """Segment hits turned into results by ``collect(D, I, infos)``, widened until ``k`` survive."""
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k})")
-    filters = filters or Filters()
+    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
     index = library.vector_index(space)
     n = index.ntotal
     if n == 0:
-        return []
-    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
+        return [], xq[0]
     # Several segments of one video may crowd the top: fetch more segments than videos wanted,
     # and widen until k videos survive grouping and filtering or the index is exhausted.
     kk = min(n, max(64, 16 * k))
@@ -113,14 +121,14 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
         D, I = index.search(xq, kk)
         valid = I[0] >= 0
         infos = library.segment_infos(I[0][valid].tolist())
-        hits = _group(D[0], I[0], infos, filters)
+        hits = collect(D[0], I[0], infos)
         scores = D[0][valid]
         below_cutoff = filters.min_score is not None and scores.size > 0 and float(scores[-1]) < filters.min_score
         # -1 ids: the index has no more to give (IVF widens its probes itself; wrapped codes such
         # as OPQ do not), so asking for more finds no more.
         exhausted = kk >= n or below_cutoff or not valid.all()
         if len(hits) >= k or exhausted:
-            return _refine_spans(library, space, hits[:k], xq[0])
+            return hits, xq[0]
         kk = min(n, kk * 4)
 
 
@@ -156,42 +164,26 @@ def search_moments(
     window overlapping a better moment of the same video by more than ``overlap`` (temporal IoU)
     is dropped, so the list does not repeat one moment with shifted edges.
     """
-    if k < 1:
-        raise InputError(f"-k must be at least 1 (got {k})")
     filters = filters or Filters()
-    index = library.vector_index(space)
-    n = index.ntotal
-    if n == 0:
-        return []
     # the whole-video segment of a video that has windows summarizes them; the windows are the moments
     min_windowed = float(space.sampling.get("min_video_for_windows", float("inf")))
-    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
-    kk = min(n, max(64, 16 * k))
-    while True:
-        D, I = index.search(xq, kk)
-        valid = I[0] >= 0
-        infos = library.segment_infos(I[0][valid].tolist())
+
+    def collect(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo]) -> list[VideoHit]:
         kept: list[VideoHit] = []
-        for score, sid in zip(D[0].tolist(), I[0].tolist()):
+        for score, sid in zip(D.tolist(), I.tolist()):
             info = infos.get(sid)
             if sid < 0 or info is None or not filters.accepts(info):
                 continue
             if filters.min_score is not None and score < filters.min_score:
-                break
+                break  # scores arrive in decreasing order
             if info.kind == "video" and (info.duration or 0.0) > min_windowed:
                 continue
-            hit = VideoHit(0, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
-            if any(h.video_id == hit.video_id and _moment_overlap(h, hit) > overlap for h in kept):
-                continue
-            kept.append(hit)
-            if len(kept) == k:
-                break
-        below_cutoff = filters.min_score is not None and valid.any() and float(D[0][valid][-1]) < filters.min_score
-        if len(kept) >= k or kk >= n or below_cutoff or not valid.all():
-            for rank, hit in enumerate(kept, 1):
-                hit.rank = rank
-            return kept
-        kk = min(n, kk * 4)
+            hit = VideoHit(len(kept) + 1, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
+            if not any(h.video_id == hit.video_id and _moment_overlap(h, hit) > overlap for h in kept):
+                kept.append(hit)
+        return kept
+
+    return _widening_search(library, space, xq, k, filters, collect)[0][:k]
 
 
 def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: float, end: float) -> np.ndarray:
