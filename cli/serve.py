@@ -82,5 +82,8 @@ def serve_command(
                 webbrowser.open(link)
 
         threading.Thread(target=_open_when_up, daemon=True).start()
-    server.run()  # returns after Ctrl-C, once requests in flight are done
+    try:
+        server.run()  # on Ctrl-C: finishes the requests in flight, shuts the app down, returns
+    except KeyboardInterrupt:  # uvicorn re-raises the signal it caught once it has shut down
+        pass
     console.print("stopped")

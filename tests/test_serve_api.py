@@ -447,3 +447,40 @@ def test_error_messages_carry_no_server_paths() -> None:
     msg = public_message(InputError("/srv/videos/private/clip.mp4: cannot be decoded: bad data at /usr/lib/x.so"))
     assert msg == "clip.mp4: cannot be decoded: bad data at x.so"
     assert public_message(InputError("no library at /home/me/lib; run `vidsearch index DIR --library /home/me/lib` first")).count("/home") == 0
+
+
+def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(library: Path) -> None:
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(library), "--port", str(port), "--token", "auto"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert r.status_code == 401  # --token auto: nothing without the token
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    link = next(line for line in out.splitlines() if "?token=" in line)
+    token = link.split("?token=")[1].split()[0]
+    assert len(token) >= 24 and "stopped" in out and "Traceback" not in err
