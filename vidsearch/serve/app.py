@@ -43,7 +43,7 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 
 def _status_for(exc: VidsearchError) -> int:
-    if isinstance(exc, NotFound):
+    if isinstance(exc, (NotFound, MediaError)):  # MediaError: a still that no frame of the file gives
         return 404
     if isinstance(exc, ModelError):
         return 503  # the server cannot load its model: not the client's fault

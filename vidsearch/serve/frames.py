@@ -71,7 +71,7 @@ def grab_frames(path: str, times: Sequence[float], width: int, per_time: int = 1
     except Exception as exc:  # noqa: BLE001 -- FFmpeg errors come in many classes
         raise MediaError(f"{Path(path).name}: cannot be opened: {type(exc).__name__}") from None
     out: list[list[np.ndarray]] = [[] for _ in times]
-    with container:
+    try:
         if not container.streams.video:
             raise MediaError(f"{Path(path).name}: no video stream")
         stream = container.streams.video[0]
@@ -80,7 +80,12 @@ def grab_frames(path: str, times: Sequence[float], width: int, per_time: int = 1
         origin = float(stream.start_time or 0) * tb
         for slot, t in sorted(enumerate(times), key=lambda x: x[1]):
             target = origin + max(0.0, float(t))
-            container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+            try:
+                container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:  # a file that cannot seek: decode from the start instead
+                container.close()
+                container = av.open(path, mode="r", metadata_errors="ignore")
+                stream = container.streams.video[0]
             last = None
             want_next = target
             try:
@@ -97,6 +102,8 @@ def grab_frames(path: str, times: Sequence[float], width: int, per_time: int = 1
                 LOG.debug("%s: decoding stopped at %.2f s: %s", path, t, exc)
             if not out[slot] and last is not None:  # past the end: the last frame there is
                 out[slot].append(_scaled(last, width))
+    finally:
+        container.close()  # the one open now (a file that cannot seek is reopened)
     return out
 
 
