@@ -49,6 +49,7 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine, inspect, text
 
     from vidsearch.store.schema import Base
@@ -68,7 +69,8 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
 
     with Library.open(tmp_path / "lib", create=False) as library:
         with library.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            head = ScriptDirectory.from_config(cfg).get_current_head()
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
             assert conn.execute(text("SELECT id, video_id, kind, \"end\" FROM segments")).all() == [(5, 7, "video", 2.0)]
             assert conn.execute(text("SELECT generation FROM spaces")).scalar() == 3
             tables = set(inspect(conn).get_table_names())
