@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from vidsearch.cli.common import LibraryOption, console
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 
 def _port_free(host: str, port: int) -> bool:

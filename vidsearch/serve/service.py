@@ -242,7 +242,8 @@ class ServeState:
 
     def embed_upload(self, path: Path, space: Any) -> np.ndarray:
         """Embed an uploaded clip: decoded in the crash-contained decode pool, sampled like an indexed video."""
-        from vidsearch.indexer.decoding import DecodedVideo, DecodeJob, DecodePool
+        from vidsearch.media.jobs import DecodedVideo, DecodeJob
+        from vidsearch.media.pool import DecodePool
 
         enc = self.encoder(space)
         with self._pool_lock:  # one upload decodes at a time; the pool's worker is kept warm

@@ -7,7 +7,6 @@ here only reads.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,21 +16,17 @@ from typing import Any
 from sqlalchemy import func, select
 
 from vidsearch.store.library import Library
+from vidsearch.store.locks import WRITE_LOCK, lock_held
 from vidsearch.store.schema import Segment, Video, VideoStatus
+from vidsearch.store.videos import KnownVideo
 
 __all__ = ["VideoRecord", "get_video", "get_videos", "list_videos", "video_ids", "common_root", "writer_active", "segment_count"]
 
 
 @dataclass(frozen=True)
-class VideoRecord:
-    """A detached view of a :class:`~vidsearch.store.schema.Video` row."""
+class VideoRecord(KnownVideo):
+    """A detached view of a whole :class:`~vidsearch.store.schema.Video` row (the scan's view and more)."""
 
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    fingerprint: str
-    status: str
     error: str | None
     duration: float | None
     fps: float | None
@@ -147,19 +142,7 @@ def segment_count(library: Library) -> int:
 def writer_active(library: Library) -> bool:
     """Whether an index (or remove, reindex) run is writing to the library right now.
 
-    Probes the writer lock with a shared, non-blocking lock that is released at once; a writer
-    starting in that instant sees the lock busy, so callers should poll rarely (seconds apart).
+    Probes the writer lock without taking it (see :func:`vidsearch.store.locks.lock_held`); a
+    writer starting in that instant sees the lock busy, so callers should poll rarely (seconds apart).
     """
-    lock_path = library.root / ".write.lock"
-    if not lock_path.exists():
-        return False
-    try:
-        with open(lock_path, "rb") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
+    return lock_held(library.root / WRITE_LOCK)
