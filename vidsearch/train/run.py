@@ -20,7 +20,7 @@ from vidsearch.errors import InputError
 from vidsearch.fileio import atomic_write_text
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
 from vidsearch.train.loop import BEST_NAME, FINAL_NAME, LAST_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
-from vidsearch.train.lrfind import LrFindResult
+from vidsearch.train.lrfind import LrFindResult, lr_range_test
 
 __all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
 
@@ -201,10 +201,8 @@ def run_finetune(
     trainer = Trainer(model, config, train, tcache, val, vcache, out_dir=job.out, device=resolve_device(job.device))
     found = None
     if job.lr_find_steps:
-        from vidsearch.train.lrfind import lr_range_test
-
         found = lr_range_test(trainer, steps=job.lr_find_steps)
-        trainer.cfg.lr = config.lr = found.picked
+        config.lr = found.picked  # the trainer's config: the schedule reads it at every step
         if on_lr_find is not None:
             on_lr_find(found)
     if job.resume:
