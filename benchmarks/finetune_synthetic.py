@@ -178,12 +178,18 @@ def main() -> None:
     gflops_after = matmul_gflops(args.threads)
     lines = [json.loads(x) for x in out.splitlines() if x.strip()]
     summary = lines[-1]
-    epochs = [x for x in lines if x.get("event") == "epoch"] or summary["epochs"]
+    epochs = summary["epochs"]
+    # a resumed run: the epochs an earlier invocation trained count towards the budget too
+    ran_now = {x["epoch"] for x in lines if x.get("event") == "epoch"}
+    earlier_cpu = sum(e["cpu_seconds"] for e in epochs if e["epoch"] not in ran_now)
+    train_cpu += earlier_cpu
 
     print(f"model: {json.dumps(TINY_CONFIG)}")
     print(f"recipe: vidsearch finetune {' '.join(RECIPE + args.extra)}")
     print(f"training: {len(summary['epochs'])} epochs, {train_wall / 60:.1f} min wall, {train_cpu / 60:.1f} CPU-min on "
-          f"{args.threads} thread(s) (load average {load0[0]:.1f} before, {load1[0]:.1f} after)")
+          f"{args.threads} thread(s) (load average {load0[0]:.1f} before, {load1[0]:.1f} after)"
+          + (f"; includes {earlier_cpu / 60:.1f} CPU-min of {len(epochs) - len(ran_now)} epochs trained by an earlier "
+             f"invocation (resumed)" if earlier_cpu else ""))
     print(f"calibration after training: {gflops_after:.1f} GFLOP/s; the training CPU time is "
           f"{train_cpu * gflops / 1e3:.0f}-{train_cpu * gflops_after / 1e3:.0f} TFLOP of matmul at the calibrated rates")
     print("validation curve (epoch: t2v R@1 on the validation split):",
