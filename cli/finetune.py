@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, console, err_console, print_json
+from vidsearch.cli.common import JsonOption, console, err_console
 from vidsearch.cli.app import app
 
 
@@ -44,6 +44,11 @@ def finetune_command(
     cache_frames: int = typer.Option(16, "--cache-frames", help="Frames decoded and cached per video (temporal jitter picks among them)."),
     cache_gb: float = typer.Option(8.0, "--cache-gb", help="Refuse a frame cache larger than this many GiB."),
     workers: int = typer.Option(1, "--workers", help="Decoding processes for the frame cache."),
+    select_best: bool = typer.Option(True, "--select-best/--no-select-best", help="model.pth = the epoch with the best validation metric (best.pth; the last is last.pth); needs a validation split."),
+    select_metric: str = typer.Option("t2v/R@1", "--select-metric", help="Validation metric for --select-best and --patience: t2v/R@1, t2v/R@5, t2v/R@10, v2t/R@1, ... (ties: sum of all recalls)."),
+    patience: int = typer.Option(0, "--patience", help="Stop after this many epochs without a better validation metric (0: run all --epochs)."),
+    lr_find: bool = typer.Option(False, "--lr-find", help="First run a short learning-rate range test, print it and train at the rate it picks (instead of --lr)."),
+    lr_find_steps: int = typer.Option(60, "--lr-find-steps", help="Steps of the --lr-find range test (rates 1e-6 to 1e-1)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in backward: less memory, slower."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (mixed precision on CUDA)."),
     json_out: bool = JsonOption,
@@ -66,6 +71,14 @@ def finetune_command(
         raise InputError(f"--temporal-lr-scale must be positive, got {temporal_lr_scale}")
     if not 0 <= masking < 1:
         raise InputError(f"--masking must be in [0, 1), got {masking}")
+    from vidsearch.train.loop import SELECT_METRICS
+
+    if select_metric not in SELECT_METRICS:
+        raise InputError(f"--select-metric {select_metric!r} is not one of {', '.join(SELECT_METRICS)}")
+    if patience < 0 or (lr_find and lr_find_steps < 2):
+        raise InputError(f"--patience must be >= 0 and --lr-find-steps >= 2, got {patience} and {lr_find_steps}")
+    if patience and val_videos == 0 and val_annotations is None:
+        raise InputError("--patience needs a validation split: pass --val-videos N or --val-annotations FILE")
     from vidsearch.train.data import parse_reverse_pairs
 
     pairs = parse_reverse_pairs(reverse_pairs)
@@ -74,34 +87,56 @@ def finetune_command(
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
         temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
         grad_checkpointing=grad_checkpointing, reverse_pairs=pairs,
-        temporal_lr_scale=temporal_lr_scale,
+        temporal_lr_scale=temporal_lr_scale, select_best=select_best, select_metric=select_metric, patience=patience,
     )
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,
         model_config=model_config, checkpoint=checkpoint, val_videos=val_videos, val_annotations=val_annotations,
         cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, device=device, resume=resume,
+        lr_find_steps=lr_find_steps if lr_find else 0,
     )
     show = not json_out and err_console.is_terminal
-    with _Progress(enabled=show) as progress:
-        result = run_finetune(job, config, on_cache=progress.cache, on_step=progress.step, on_epoch=progress.epoch)
-    if json_out:
-        print_json(result)
+    with _Progress(enabled=show, json_lines=json_out) as progress:
+        result = run_finetune(job, config, on_cache=progress.cache, on_step=progress.step, on_epoch=progress.epoch,
+                              on_lr_find=progress.lr_find)
+    if json_out:  # JSON lines: the epochs (printed as they ended), then this summary
+        _json_line({"event": "done", **result})
         return
     for e in result["epochs"]:
         console.print(_epoch_line(e), highlight=False)
-    console.print(f"[bold]wrote[/] {result['model']} (config {Path(result['model']).with_suffix('.json')})")
+    sel = f"; selected the {result['selected']} epoch" + (f" ({result['best_epoch']})" if result["best_epoch"] else "")
+    stop = f"; stopped early after epoch {result['stopped_early']}" if result["stopped_early"] else ""
+    console.print(f"[bold]wrote[/] {result['model']} (config {Path(result['model']).with_suffix('.json')}){sel}{stop}")
+
+
+def _json_line(data: dict) -> None:
+    """One compact JSON object per line on stdout, flushed (a pipe reader sees it at once)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _lr_find_lines(found) -> list[str]:
+    """The range test as a short table: every few rates with their smoothed loss, then the pick."""
+    step = max(1, len(found.lrs) // 12)
+    rows = [f"  lr {lr:.2e}  loss {loss:.4f}" for lr, loss in list(zip(found.lrs, found.smoothed))[::step]]
+    end = f"; diverged at {found.diverged_at:.2e}" if found.diverged_at else ""
+    return ["lr range test:", *rows, f"lowest loss at lr {found.best_lr:.2e}{end}; training at lr {found.picked:.2e}"]
 
 
 def _epoch_line(e: dict) -> str:
     t2v = e.get("val", {}).get("t2v", {})
     val = f" val t2v R@1 {t2v['R@1']:.1f} R@5 {t2v['R@5']:.1f} MdR {t2v['MdR']:.1f}" if t2v else ""
-    return f"epoch {e['epoch']}: loss {e['loss']:.4f}{val} ({e['seconds']:.0f} s, {e['cpu_seconds']:.0f} s CPU)"
+    best = " *best*" if e.get("best") else ""
+    return f"epoch {e['epoch']}: loss {e['loss']:.4f}{val}{best} ({e['seconds']:.0f} s, {e['cpu_seconds']:.0f} s CPU)"
 
 
 class _Progress:
     """A rich progress display: the frame-cache build, then steps with loss and clips/s."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, json_lines: bool = False) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._p = Progress(
@@ -110,6 +145,7 @@ class _Progress:
         )
         self._cache = None
         self._train = None
+        self._enabled, self._json = enabled, json_lines
 
     def __enter__(self) -> "_Progress":
         self._p.__enter__()
@@ -132,7 +168,19 @@ class _Progress:
     def epoch(self, e) -> None:
         import dataclasses
 
-        self._p.console.print(_epoch_line(dataclasses.asdict(e)), highlight=False)
+        if self._json:
+            _json_line({"event": "epoch", **dataclasses.asdict(e)})
+        elif self._enabled:
+            self._p.console.print(_epoch_line(dataclasses.asdict(e)), highlight=False)
+
+    def lr_find(self, found) -> None:
+        import dataclasses
+
+        if self._json:
+            _json_line({"event": "lr_find", **dataclasses.asdict(found)})
+            return
+        for line in _lr_find_lines(found):
+            console.print(line, highlight=False)
 
 
 __all__ = ["finetune_command"]

@@ -189,12 +189,3 @@ def test_precision_policy() -> None:
         assert (training_precision(cuda)[1] is not None) == (want == torch.float16)
         assert autocast_dtype(cuda) is not None and training_precision(cuda, enabled=False)[1] is None
 
-
-def test_old_encoder_module_forwards_with_a_warning() -> None:
-    import vidsearch.models.encoder as old
-    from vidsearch.models.registry import load_encoder
-
-    with pytest.warns(DeprecationWarning, match="moved to vidsearch.models.registry"):
-        assert old.load_encoder is load_encoder
-    with pytest.raises(AttributeError):
-        old.no_such_name

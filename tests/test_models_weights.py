@@ -358,7 +358,7 @@ def test_internvideo2_clip_is_named_as_another_architecture(tmp_path: Path, text
 def test_pinned_revisions_are_used_and_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from vidsearch.models.encoder import model_key
+    from vidsearch.models import model_key
 
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))

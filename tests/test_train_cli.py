@@ -36,13 +36,28 @@ def _finetune(data: dict[str, Path], out: Path, *extra: str):
     return runner.invoke(app, args)
 
 
+def _lines(stdout: str) -> list[dict]:
+    """`--json` output: one JSON object per line (epochs as they end, then the summary)."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def _summary(res) -> dict:
+    lines = _lines(res.stdout)
+    assert lines[-1]["event"] == "done"
+    return lines[-1]
+
+
 def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
     out = tmp_path / "run"
     res = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1")
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.stdout)
+    lines = _lines(res.stdout)
+    summary = _summary(res)
+    assert [x["event"] for x in lines] == ["epoch", "epoch", "done"]
+    assert [x["epoch"] for x in lines[:2]] == [1, 2] and lines[0]["val"]["t2v"]["count"] == 4
     assert summary["train_clips"] == 12 and summary["val_clips"] == 4
     assert [e["epoch"] for e in summary["epochs"]] == [1, 2]
+    assert summary["selected"] == "best" and summary["best_epoch"] in (1, 2) and Path(summary["last"]).exists()
     assert summary["epochs"][-1]["val"]["t2v"]["count"] == 4
     model = Path(summary["model"])
     assert model.exists() and json.loads(model.with_suffix(".json").read_text()) == {**SCRATCH, "context_length": 32, "vocab_size": 49408}
@@ -58,7 +73,7 @@ def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
     resumed = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
                         "--crop-scale", "0.8", "--crop-shift", "0.1")
     assert resumed.exit_code == 0, resumed.output
-    assert json.loads(resumed.stdout)["epochs"] == summary["epochs"]
+    assert _summary(resumed)["epochs"] == summary["epochs"]
     changed = _finetune(data, out, "--model-config", str(data["cfg"]), "--resume", "--lr", "5e-4")
     assert isinstance(changed.exception, InputError) and "lr" in str(changed.exception)
     flipped = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
@@ -69,8 +84,30 @@ def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
 def test_finetune_a_checkpoint_with_fewer_frames(data, tmp_path, tiny_checkpoint):
     res = _finetune(data, tmp_path / "ft", "--model", str(tiny_checkpoint), "--frames", "4", "--freeze-text", "--epochs", "1")
     assert res.exit_code == 0, res.output
-    cfg = json.loads(Path(json.loads(res.stdout)["model"]).with_suffix(".json").read_text())
+    cfg = json.loads(Path(_summary(res)["model"]).with_suffix(".json").read_text())
     assert cfg["num_frames"] == 4 and cfg["vision_width"] == 64
+
+
+def test_lr_find_picks_the_rate_the_run_trains_at(data, tmp_path):
+    res = _finetune(data, tmp_path / "lr", "--model-config", str(data["cfg"]), "--epochs", "1", "--lr-find",
+                    "--lr-find-steps", "6", "--no-select-best")
+    assert res.exit_code == 0, res.output
+    lines = _lines(res.stdout)
+    assert [x["event"] for x in lines] == ["lr_find", "epoch", "done"]
+    found, summary = lines[0], lines[-1]
+    assert len(found["lrs"]) == len(found["losses"]) >= 2 and found["lrs"] == sorted(found["lrs"])
+    assert summary["config"]["lr"] == found["picked"] == summary["lr_find"]["picked"]
+    assert summary["selected"] == "last" and summary["best"] is None
+    # without --json the range test is a table with the pick
+    plain = runner.invoke(app, ["finetune", "--annotations", str(data["ann"]), "--videos", str(data["videos"]),
+                                "--out", str(tmp_path / "lr2"), "--epochs", "1", "--batch-size", "4", "--val-videos", "4",
+                                "--model-config", str(data["cfg"]), "--lr-find", "--lr-find-steps", "6"])
+    assert plain.exit_code == 0, plain.output
+    assert "lr range test:" in plain.stdout and "training at lr" in plain.stdout and "*best*" in plain.stdout
+    # a started run keeps its rate
+    again = _finetune(data, tmp_path / "lr", "--model-config", str(data["cfg"]), "--epochs", "1", "--lr-find",
+                      "--lr-find-steps", "6", "--resume")
+    assert isinstance(again.exception, InputError) and "--lr-find" in str(again.exception)
 
 
 def test_user_errors(data, tmp_path):
@@ -80,6 +117,10 @@ def test_user_errors(data, tmp_path):
     assert isinstance(res.exception, InputError) and "--batch-size" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left")
     assert isinstance(res.exception, InputError) and "--reverse-pairs" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--patience", "2", "--val-videos", "0")
+    assert isinstance(res.exception, InputError) and "--patience" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--select-metric", "loss")
+    assert isinstance(res.exception, InputError) and "--select-metric" in str(res.exception)
     # validation captions whose videos live elsewhere: one line naming the file and the folder
     other = make_split(tmp_path, "elsewhere", 2, seed=2, size=32, num_frames=8)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--val-annotations", str(other))

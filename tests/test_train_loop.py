@@ -115,7 +115,7 @@ def test_training_lowers_the_loss_and_validates(tmp_path):
 
 
 def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
-    from vidsearch.models.encoder import load_encoder
+    from vidsearch.models import load_encoder
 
     out = tmp_path / "run"
     straight = _trainer(tmp_path, None)

@@ -8,9 +8,13 @@ does the same with its ``idx``), so duplicates are never pushed apart.
 
 Each epoch ends with a validation pass over held-out videos scored with
 :func:`vidsearch.metrics.retrieval_metrics` (the code ``bench`` uses), a checkpoint in the
-official layout (``epoch-NNN.pth`` + ``epoch-NNN.json``), and a training-state file
-(``train_state.pt``: optimizer, epoch, history) written atomically after it; ``resume`` continues
-after the last complete epoch. Randomness is reseeded from ``(seed, epoch)`` at every epoch
+official layout (``epoch-NNN.pth`` + ``epoch-NNN.json``), ``best.pth`` when the validation
+metric (``select_metric``, ties broken by the sum of all recalls) improved, and a training-state
+file (``train_state.pt``: optimizer, epoch, history, best epoch) written atomically after them;
+``resume`` continues after the last complete epoch. With ``patience`` the run stops once that
+many epochs in a row brought no improvement. At the end ``last.pth`` holds the last weights and
+``model.pth`` the selected ones: the best epoch's with ``select_best`` and a validation split,
+else the last. Randomness is reseeded from ``(seed, epoch)`` at every epoch
 start, so a resumed run draws the same batches, jitter and crops as an uninterrupted one.
 
 With ``reverse_pairs`` (e.g. ``(("left", "right"), ("up", "down"))``) every batch also holds,
@@ -38,6 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import InputError
+from vidsearch.models.precision import training_precision
+from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at
 from vidsearch.train.data import (
     Clip,
     FrameCache,
@@ -55,6 +61,8 @@ __all__ = [
     "contrastive_loss",
     "lr_at",
     "build_optimizer",
+    "selection_score",
+    "SELECT_METRICS",
     "Trainer",
 ]
 
@@ -62,6 +70,10 @@ LOG = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.pt"
 FINAL_NAME = "model.pth"
+BEST_NAME = "best.pth"
+LAST_NAME = "last.pth"
+# Metrics select_metric may name: higher is better for all of them.
+SELECT_METRICS = tuple(f"{d}/R@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10))
 
 
 @dataclass
@@ -90,6 +102,9 @@ class TrainConfig:
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
     temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
+    select_best: bool = True  # model.pth = the best validation epoch (when there is a validation split)
+    select_metric: str = "t2v/R@1"  # one of SELECT_METRICS; ties broken by the sum of all recalls
+    patience: int = 0  # stop after this many epochs without a better validation metric (0: never)
 
 
 @dataclass
@@ -117,76 +132,20 @@ class EpochResult:
     seconds: float = 0.0  # wall time
     cpu_seconds: float = 0.0  # process CPU time (all threads)
     checkpoint: str = ""
+    best: bool = False  # the best validation metric so far
 
 
-def contrastive_loss(
-    video: torch.Tensor, text: torch.Tensor, temp: torch.Tensor, caption_ids: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Symmetric InfoNCE of raw embeddings ``[B, D]`` with ViCLIP's temperature semantics.
+def selection_score(val: dict[str, dict[str, float]], metric: str = "t2v/R@1") -> tuple[float, float]:
+    """``(metric, sum of R@1/5/10 in both directions)`` of a validation result; higher is better.
 
-    Args:
-        video: video embeddings (normalized here).
-        text: text embeddings, row ``i`` the caption of video ``i``.
-        temp: the temperature; logits are ``cos / temp``.
-        caption_ids: ``[B]`` ids; rows with equal ids are all positives of each other.
-
-    Returns:
-        Scalar loss: mean of video->text and text->video cross-entropies.
+    Raises:
+        ValueError: ``metric`` is not one of :data:`SELECT_METRICS`.
     """
-    v = F.normalize(video.float(), dim=-1)
-    t = F.normalize(text.float(), dim=-1)
-    logits = v @ t.t() / temp.float()  # [B, B], row = video
-    if caption_ids is None:
-        target = torch.arange(v.shape[0], device=v.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
-    pos = (caption_ids[:, None] == caption_ids[None, :]).float()
-    target = pos / pos.sum(dim=1, keepdim=True)  # symmetric mask: the same for both directions
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
-
-
-def lr_at(step: int, total: int, base: float, warmup: float, min_ratio: float) -> float:
-    """Learning rate at ``step`` (0-based) of ``total``: linear warmup, then cosine decay."""
-    warm = max(1, int(round(warmup * total))) if warmup > 0 else 0
-    if step < warm:
-        return base * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    temporal_lr_scale: float = 1.0) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices only.
-
-    Norm weights, biases, embeddings (class, positional, token) and the temperature are not
-    decayed: shrinking them has no regularising meaning and hurts (CLIP's practice). With
-    ``temporal_lr_scale != 1`` the vision tower's ``temporal_positional_embedding`` gets a third
-    group whose ``lr_scale`` multiplies the scheduled learning rate: frame order is learned
-    only through that small tensor, so it may need bigger steps than the rest.
-    """
-    decay, no_decay, temporal = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if temporal_lr_scale != 1.0 and name.endswith("temporal_positional_embedding"):
-            temporal.append(p)
-        elif p.ndim < 2 or "embedding" in name or name == "temp":
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if temporal:
-        groups.append({"params": temporal, "weight_decay": 0.0, "lr_scale": temporal_lr_scale,
-                       "lr": lr * temporal_lr_scale})
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
-
-
-def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
-    """Mixed precision only on CUDA: bf16 when the GPU supports it, else fp16 with a grad scaler."""
-    if not enabled or device.type != "cuda":
-        return torch.autocast(device.type, enabled=False), None
-    if torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if metric not in SELECT_METRICS:
+        raise ValueError(f"unknown selection metric {metric!r}; choose one of {', '.join(SELECT_METRICS)}")
+    direction, name = metric.split("/")
+    rsum = sum(val[d][f"R@{k}"] for d in ("t2v", "v2t") for k in (1, 5, 10))
+    return float(val[direction][name]), float(rsum)
 
 
 class Trainer:
@@ -255,9 +214,13 @@ class Trainer:
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
         self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.temporal_lr_scale)
-        self.autocast, self.scaler = _autocast(self.device, config.amp)
+        self.autocast, self.scaler = training_precision(self.device, config.amp)
         self.epoch = 0  # completed epochs
         self.history: list[EpochResult] = []
+        self.best_epoch = 0  # epoch of the best validation score (0: none yet)
+        self.best_score: tuple[float, float] | None = None
+        self.stopped_early = False  # patience ran out
+        self._best_state: dict[str, torch.Tensor] | None = None  # best weights when nothing goes to disk
 
     # ----------------------------------------------------------------- batches
     def _batch(self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -283,11 +246,46 @@ class Trainer:
             cids = torch.cat([cids, torch.from_numpy(rev[rev >= 0])])
         return x.to(self.device), self.tokens[cids].to(self.device), cids.to(self.device)
 
-    # ------------------------------------------------------------------- epoch
-    def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> EpochResult:
-        """Run one epoch (reseeded from ``(seed, epoch)``), validate, checkpoint."""
+    def train_step(self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator, lr: float) -> tuple[float, int]:
+        """One optimizer step at learning rate ``lr`` on training clips ``idx``.
+
+        Returns:
+            ``(loss, clips encoded)``; the loss may be non-finite (the caller decides).
+        """
         cfg, model = self.cfg, self.model
-        epoch = self.epoch + 1
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+        x, tok, cids = self._batch(idx, rng, gen)
+        with self.autocast:
+            v = model.encode_video(x, masking_prob=cfg.masking_prob) if cfg.masking_prob else model.encode_video(x)
+            if cfg.freeze_text:
+                with torch.no_grad():
+                    t = model.encode_text(tok)
+            else:
+                t = model.encode_text(tok)
+        loss = contrastive_loss(v, t, model.temp, cids)
+        if not torch.isfinite(loss):
+            return float(loss.item()), x.shape[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        with torch.no_grad():
+            model.temp.clamp_(min=cfg.temp_min)
+        return float(loss.item()), x.shape[0]
+
+    def epoch_batches(self, epoch: int) -> tuple[list[list[int]], np.random.Generator, torch.Generator]:
+        """The batches and random sources of ``epoch`` (1-based), reseeded from ``(seed, epoch)``."""
+        cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, epoch])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         torch.manual_seed(cfg.seed * 7919 + epoch)  # token masking draws from the global RNG
@@ -296,6 +294,14 @@ class Trainer:
             batches = neighbour_batches(caps, cfg.batch_size, rng, group=cfg.hard_negatives)
         else:
             batches = unique_caption_batches(caps, cfg.batch_size, rng)
+        return batches, rng, gen
+
+    # ------------------------------------------------------------------- epoch
+    def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> EpochResult:
+        """Run one epoch (reseeded from ``(seed, epoch)``), validate, checkpoint."""
+        cfg, model = self.cfg, self.model
+        epoch = self.epoch + 1
+        batches, rng, gen = self.epoch_batches(epoch)
         model.train()
         t0, c0 = time.perf_counter(), time.process_time()
         losses: list[float] = []
@@ -303,36 +309,11 @@ class Trainer:
         for k, idx in enumerate(batches):
             gstep = (epoch - 1) * self.steps_per_epoch + k
             lr = lr_at(gstep, self.total_steps, cfg.lr, cfg.warmup, cfg.min_lr_ratio)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr * g.get("lr_scale", 1.0)
-            x, tok, cids = self._batch(idx, rng, gen)
-            with self.autocast:
-                v = model.encode_video(x, masking_prob=cfg.masking_prob) if cfg.masking_prob else model.encode_video(x)
-                if cfg.freeze_text:
-                    with torch.no_grad():
-                        t = model.encode_text(tok)
-                else:
-                    t = model.encode_text(tok)
-            loss = contrastive_loss(v, t, model.temp, cids)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch} step {k + 1}; lower --lr")
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            with torch.no_grad():
-                model.temp.clamp_(min=cfg.temp_min)
-            losses.append(float(loss.item()))
-            done += x.shape[0]
+            loss, n = self.train_step(idx, rng, gen, lr)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at epoch {epoch} step {k + 1}; lower --lr")
+            losses.append(loss)
+            done += n
             if on_step is not None:
                 elapsed = max(1e-9, time.perf_counter() - t0)
                 on_step(StepInfo(epoch, k + 1, len(batches), gstep + 1, self.total_steps, losses[-1], lr,
@@ -342,22 +323,50 @@ class Trainer:
         result.val = self.validate()
         self.epoch = epoch
         self.history.append(result)
+        if result.val:
+            score = selection_score(result.val, self.cfg.select_metric)
+            if self.best_score is None or score > self.best_score:
+                self.best_score, self.best_epoch, result.best = score, epoch, True
+            elif self.cfg.patience and epoch - self.best_epoch >= self.cfg.patience:
+                self.stopped_early = True
+                LOG.info("no better %s for %d epochs: stopping after epoch %d (best: epoch %d)",
+                         self.cfg.select_metric, self.cfg.patience, epoch, self.best_epoch)
         if self.out_dir is not None:
             result.checkpoint = str(self._checkpoint_path(epoch))
-            self._checkpoint(epoch)
+            self._checkpoint(epoch, result.best and self.cfg.select_best)
+        elif result.best and self.cfg.select_best:
+            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         LOG.info("epoch %d: loss %.4f val %s (%.0fs)", epoch, result.loss, result.val.get("t2v"), result.seconds)
         return result
 
     def fit(self, on_step: Callable[[StepInfo], None] | None = None,
             on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
-        """Train the remaining epochs and write the final ``model.pth`` (+ ``model.json``)."""
-        while self.epoch < self.cfg.epochs:
+        """Train the remaining epochs (or until ``patience`` runs out) and select the final weights.
+
+        With ``out_dir``, writes ``last.pth`` (the last weights) and ``model.pth`` (the selected
+        ones), each with its config JSON. With ``select_best`` and a validation split the model
+        ends holding the best epoch's weights.
+        """
+        while self.epoch < self.cfg.epochs and not self.stopped_early:
             result = self.train_epoch(on_step)
             if on_epoch is not None:
                 on_epoch(result)
         if self.out_dir is not None:
+            self._save_model(self.out_dir / LAST_NAME)
+        if self.selected == "best":
+            if self.out_dir is not None:
+                ckpt = torch.load(self.out_dir / BEST_NAME, map_location="cpu", weights_only=True)
+                self.model.load_state_dict(ckpt["model"])
+            elif self._best_state is not None:
+                self.model.load_state_dict(self._best_state)
+        if self.out_dir is not None:
             self._save_model(self.out_dir / FINAL_NAME)
         return self.history
+
+    @property
+    def selected(self) -> str:
+        """Which weights the run ends with: ``"best"`` (a validation epoch was best) or ``"last"``."""
+        return "best" if self.cfg.select_best and self.best_epoch > 0 else "last"
 
     # --------------------------------------------------------------- validation
     @torch.no_grad()
@@ -413,11 +422,13 @@ class Trainer:
     def _checkpoint_path(self, epoch: int) -> Path:
         return Path(self.out_dir or ".") / f"epoch-{epoch:03d}.pth"
 
-    def _checkpoint(self, epoch: int) -> Path:
-        """Write ``epoch-NNN.pth`` then the state pointing at it; prune old epoch files."""
+    def _checkpoint(self, epoch: int, best: bool = False) -> Path:
+        """Write ``epoch-NNN.pth`` (and ``best.pth`` when ``best``), then the state pointing at them; prune old epoch files."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self._checkpoint_path(epoch)
         self._save_model(path)
+        if best:
+            self._save_model(self.out_dir / BEST_NAME)
         state = {
             "epoch": epoch,
             "checkpoint": path.name,
@@ -425,6 +436,9 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "train_config": dataclasses.asdict(self.cfg),
             "history": [dataclasses.asdict(h) for h in self.history],
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "stopped_early": self.stopped_early,
         }
         tmp = self.out_dir / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
@@ -451,5 +465,9 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.history = [EpochResult(**h) for h in state["history"]]
         self.epoch = int(state["epoch"])
+        self.best_epoch = int(state.get("best_epoch", 0))
+        score = state.get("best_score")
+        self.best_score = tuple(score) if score is not None else None
+        self.stopped_early = bool(state.get("stopped_early", False))
         LOG.info("resumed after epoch %d from %s", self.epoch, self.out_dir / state["checkpoint"])
         return self.epoch

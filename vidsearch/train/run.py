@@ -19,7 +19,8 @@ import torch
 from vidsearch.errors import InputError
 from vidsearch.fileio import atomic_write_text
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
-from vidsearch.train.loop import FINAL_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
+from vidsearch.train.loop import BEST_NAME, FINAL_NAME, LAST_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
+from vidsearch.train.lrfind import LrFindResult, lr_range_test
 
 __all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
 
@@ -48,6 +49,7 @@ class FinetuneJob:
     workers: int = 1  # decoding processes
     device: str = "auto"
     resume: bool = False
+    lr_find_steps: int = 0  # >0: run a learning-rate range test of this many steps and train at its pick
 
 
 def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip], list[str]]:
@@ -83,7 +85,7 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     from vidsearch.models.weights import fit_state_dict
 
     if job.model is not None:
-        from vidsearch.models.encoder import load_encoder
+        from vidsearch.models import load_encoder
 
         enc = load_encoder(job.model, str(job.checkpoint) if job.checkpoint else None,
                            str(job.model_config) if job.model_config else None, device="cpu")
@@ -151,20 +153,25 @@ def run_finetune(
     on_cache: Callable[[int, int], None] | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    on_lr_find: Callable[[LrFindResult], None] | None = None,
 ) -> dict[str, Any]:
     """Read, cache, train and save; return a JSON-ready summary.
 
     ``config.num_frames == 0`` means the model's own frame count.
 
+    With ``job.lr_find_steps`` a learning-rate range test (:func:`~vidsearch.train.lrfind.lr_range_test`)
+    runs first and the training uses its pick as ``config.lr`` (reported to ``on_lr_find``).
+
     Returns:
-        ``{"model": path of model.pth, "epochs": [...], "train_clips", "val_clips", "missing_videos",
-        "seconds", "cpu_seconds", "config": {...}}``.
+        ``{"model": path of model.pth, "last": last.pth, "best": best.pth or None, "selected":
+        "best"/"last", "best_epoch", "stopped_early", "epochs": [...], "lr_find": {...} or None,
+        "train_clips", "val_clips", "missing_videos", "seconds", "cpu_seconds", "config": {...}}``.
 
     Raises:
         InputError: unreadable annotations, no usable clips, an existing run without ``resume``,
-            or ``resume`` with different settings.
+            ``resume`` with different settings, or ``lr_find_steps`` on a run that has started.
     """
-    from vidsearch.models.encoder import resolve_device
+    from vidsearch.models.precision import resolve_device
 
     t0, c0 = time.perf_counter(), time.process_time()
     clips, missing = read_clips(job.dataset, job.annotations, job.videos)
@@ -185,15 +192,30 @@ def run_finetune(
 
     model = build_model(job, config.num_frames or None, config.seed)
     config = dataclasses.replace(config, num_frames=model.config.num_frames)
+    if job.lr_find_steps and (job.out / STATE_FILE).exists():
+        raise InputError(f"--lr-find cannot change the rate of the run already in {job.out}; "
+                         "resume it without --lr-find (its rate is in finetune.json) or choose another --out")
     _check_resume(job, config)
     job.out.mkdir(parents=True, exist_ok=True)
     tcache, vcache = _caches(job, train, val, config, model.config.input_resolution, on_cache)
     trainer = Trainer(model, config, train, tcache, val, vcache, out_dir=job.out, device=resolve_device(job.device))
+    found = None
+    if job.lr_find_steps:
+        found = lr_range_test(trainer, steps=job.lr_find_steps)
+        config.lr = found.picked  # the trainer's config: the schedule reads it at every step
+        if on_lr_find is not None:
+            on_lr_find(found)
     if job.resume:
         trainer.resume()
     history = trainer.fit(on_step=on_step, on_epoch=on_epoch)
     summary = {
         "model": str(job.out / FINAL_NAME),
+        "last": str(job.out / LAST_NAME),
+        "best": str(job.out / BEST_NAME) if trainer.selected == "best" else None,
+        "selected": trainer.selected,
+        "best_epoch": trainer.best_epoch or None,
+        "stopped_early": trainer.epoch if trainer.stopped_early else None,
+        "lr_find": dataclasses.asdict(found) if found is not None else None,
         "epochs": [dataclasses.asdict(h) for h in history],
         "train_clips": len(train),
         "val_clips": len(val),

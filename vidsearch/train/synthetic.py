@@ -1,10 +1,15 @@
 """A seeded generator of captioned synthetic videos: coloured shapes moving over a texture.
 
-Each clip shows one shape of one colour moving in one direction over a random textured
-background; its caption names all three (``"a red circle moving left"``): 5 colours x 4 shapes
-x 4 directions = 80 captions. The clips are written as real video files with PyAV and listed
-in a JSON annotation file (``[{"video": "x.mp4", "caption": "..."}]``) that ``vidsearch bench``
-and ``vidsearch finetune`` read.
+Each clip shows one shape of one colour moving in one direction over a random background; its
+caption names all three. The clips are written as real video files with PyAV and listed in a
+JSON annotation file (``[{"video": "x.mp4", "caption": "...", "colour", "shape", "direction"}]``)
+that ``vidsearch bench`` and ``vidsearch finetune`` read (they use ``video`` and ``caption``).
+
+What varies from clip to clip is a *generator setting* (:mod:`vidsearch.train.domains`): the
+``default`` one is the original fixed look (5 colours x 4 shapes x 4 directions = 80 captions
+such as ``"a red circle moving left"``); ``family`` randomises frame size, clip length, shape,
+object size, speed, background, noise, compression and caption wording per clip (domain
+randomisation), and the held-out settings draw from other ranges and another caption grammar.
 
 Motion is the part a frame-order-blind model cannot see: a clip moving left covers the same
 positions as one moving right, in the opposite order, because every trajectory is drawn as an
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +33,7 @@ import av
 import numpy as np
 
 from vidsearch.fileio import atomic_write_text
+from vidsearch.train.domains import SHAPE_WORDS, GeneratorSetting, Look, get_setting
 
 __all__ = [
     "COLOURS",
@@ -36,11 +42,15 @@ __all__ = [
     "Action",
     "Span",
     "all_actions",
+    "setting_actions",
     "render_clip",
+    "render_look",
     "encode_video",
     "make_split",
     "make_dataset",
+    "heldout_seed",
     "direction_pairs",
+    "action_pairs",
     "make_sequence_video",
     "TINY_CONFIG",
     "TINY_RECIPE",
@@ -56,7 +66,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (240, 220, 30),
     "white": (250, 250, 250),
 }
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")  # the default setting's; others add more
 # Unit vector of each direction in image coordinates (x right, y down).
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "left": (-1.0, 0.0),
@@ -67,18 +77,23 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
 _OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
-# The recommended tiny ViCLIP for this data (docs/finetune.md): 32 px frames in 8 px patches, so
-# a 4-frame clip is 64 tokens; ~1.3 M parameters besides the 6.3 M of the token embedding.
+# The recommended tiny ViCLIP (docs/finetune.md): 48 px frames in 8 px patches (6 x 6 per frame, a
+# 4-frame clip is 144 tokens). The smallest object of the ``family`` setting (radius 0.09 of the
+# shorter side, so 8.6 px across at 48 px) spans more than a patch and always overlaps 2-4 of
+# them; at 32 px it fitted inside one. ~0.9 M vision parameters, 6.3 M token embedding.
 TINY_CONFIG: dict[str, int] = dict(
-    input_resolution=32, patch_size=8, vision_width=128, vision_layers=4, vision_heads=4, embed_dim=128,
+    input_resolution=48, patch_size=8, vision_width=96, vision_layers=4, vision_heads=4, embed_dim=128,
     num_frames=4, text_width=128, text_layers=2, text_heads=2,
 )
-# `vidsearch finetune` flags that train TINY_CONFIG from scratch on ~3,000 clips (docs/finetune.md
-# says why each): motion direction is learnt only after several hundred steps with many distinct
-# captions per batch, so large batches and enough steps matter more than any trick.
+# `vidsearch finetune` flags that train TINY_CONFIG from scratch on ~3,000 clips within 15 CPU-minutes
+# on one thread (docs/finetune.md says why each): motion direction is learnt only after several
+# hundred steps with many distinct captions per batch, so large batches and enough steps matter
+# more than any trick; the best validation epoch is kept (--select-best is on by default) and a
+# plateau of 8 epochs ends the run early (the validation curve is flat for a few epochs before
+# direction is learnt, so a shorter patience can stop a run that was about to improve).
 TINY_RECIPE: tuple[str, ...] = (
-    "--epochs", "30", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
-    "--temp", "0.07",
+    "--epochs", "20", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
+    "--temp", "0.07", "--patience", "8",
 )
 
 
@@ -112,17 +127,39 @@ def all_actions() -> list[Action]:
     return [Action(c, s, d) for c in COLOURS for s in SHAPES for d in DIRECTIONS]
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random low-contrast texture: a few sinusoid gratings plus fine noise, greyish tint."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    field = np.zeros((size, size), np.float32)
-    for _ in range(3):
-        fx, fy = rng.uniform(-6, 6, size=2)
-        field += np.sin(2 * np.pi * (fx * xx + fy * yy) + rng.uniform(0, 2 * np.pi))
-    field /= 3.0
+def _background(rng: np.random.Generator, width: int, height: int | None = None, kind: str = "grating") -> np.ndarray:
+    """A random low-contrast background ``[H, W, 3]`` (float) with a greyish tint and fine noise.
+
+    Kinds: ``grating`` (a few sinusoid gratings), ``blobs`` (smooth random blobs), ``flat``
+    (uniform), ``gradient`` (a linear ramp), ``checker`` (a low-contrast checkerboard).
+    """
+    height = width if height is None else height
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    xx, yy = xx / width, yy / height
+    field = np.zeros((height, width), np.float32)
+    if kind == "grating":
+        for _ in range(3):
+            fx, fy = rng.uniform(-6, 6, size=2)
+            field += np.sin(2 * np.pi * (fx * xx + fy * yy) + rng.uniform(0, 2 * np.pi))
+        field /= 3.0
+    elif kind == "blobs":
+        for _ in range(6):
+            cx, cy, sigma = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 0.3)
+            field += rng.choice((-1.0, 1.0)) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        field = np.clip(field, -1.0, 1.0)
+    elif kind == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        field = 2.0 * (np.cos(angle) * xx + np.sin(angle) * yy) - (np.cos(angle) + np.sin(angle))
+    elif kind == "checker":
+        period = rng.uniform(0.08, 0.25)
+        phase = rng.uniform(0, 1, size=2)
+        field = np.where((np.floor(xx / period + phase[0]) + np.floor(yy / period + phase[1])) % 2 == 0, 1.0, -1.0)
+        field = field.astype(np.float32)
+    elif kind != "flat":
+        raise ValueError(f"unknown background kind {kind!r}; choose grating, blobs, flat, gradient or checker")
     base = rng.uniform(70, 150)
     tint = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
-    grey = base + rng.uniform(15, 35) * field + rng.normal(0, 6, size=(size, size)).astype(np.float32)
+    grey = base + rng.uniform(15, 35) * field + rng.normal(0, 6, size=(height, width)).astype(np.float32)
     return grey[:, :, None] * tint[None, None, :]
 
 
@@ -144,24 +181,34 @@ def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np
         bar_h = np.maximum(np.abs(dx) - r, np.abs(dy) - arm)
         bar_v = np.maximum(np.abs(dx) - arm, np.abs(dy) - r)
         return np.minimum(bar_h, bar_v)
-    raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    if shape == "diamond":
+        # corners at radius r: distance to the edges of an L1 ball
+        return (np.abs(dx) + np.abs(dy) - r) / np.sqrt(2.0)
+    if shape == "star":
+        # five points: the radius swings between 0.45 r and r with the angle (point up)
+        angle = np.arctan2(dy, dx) + np.pi / 2
+        edge = r * (0.45 + 0.55 * (0.5 + 0.5 * np.cos(5 * angle)) ** 2)
+        return np.sqrt(dx * dx + dy * dy) - edge
+    raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPE_WORDS)}")
 
 
-def _trajectory(rng: np.random.Generator, direction: str, size: int, radius: float, num_frames: int) -> np.ndarray:
+def _trajectory(rng: np.random.Generator, direction: str, width: int, height: int, radius: float, num_frames: int,
+                travel: tuple[float, float] = (0.75, 1.0)) -> np.ndarray:
     """Centre positions ``[T, 2]`` (x, y) of a straight move in ``direction``, inside the frame.
 
+    The move covers a share drawn from ``travel`` of the free path along its axis (the speed).
     The segment is drawn without regard to its orientation and then oriented, so opposite
     directions have the same distribution of positions (only their order differs).
     """
+    ux, uy = DIRECTIONS[direction]
+    along_size, across_size = (width, height) if ux != 0 else (height, width)
     margin = radius + 2.0
-    span = size - 2 * margin
-    # most of the way across: the move spans several patches even at a small model resolution
-    length = rng.uniform(0.75, 1.0) * span
+    span = along_size - 2 * margin
+    length = rng.uniform(*travel) * span
     lo = rng.uniform(margin, margin + span - length)
-    across = rng.uniform(margin, size - margin)
+    across = rng.uniform(margin, across_size - margin)
     t = np.linspace(0.0, 1.0, num_frames, dtype=np.float32)
     along = lo + length * t
-    ux, uy = DIRECTIONS[direction]
     if ux + uy < 0:  # left or up: run the same segment backwards
         along = along[::-1]
     if ux != 0:
@@ -170,28 +217,46 @@ def _trajectory(rng: np.random.Generator, direction: str, size: int, radius: flo
 
 
 def render_clip(action: Action, rng: np.random.Generator, *, size: int = 64, num_frames: int = 16) -> np.ndarray:
-    """Render ``action`` as uint8 frames ``[num_frames, size, size, 3]``.
+    """Render ``action`` with the ``default`` look as uint8 frames ``[num_frames, size, size, 3]``.
 
     The background, shape size, path and a small colour jitter are drawn from ``rng``.
     """
     if action.colour not in COLOURS or action.shape not in SHAPES or action.direction not in DIRECTIONS:
         raise ValueError(f"unknown action {action}")
-    bg = _background(rng, size)
-    radius = rng.uniform(0.1, 0.14) * size
-    path = _trajectory(rng, action.direction, size, radius, num_frames)
-    colour = np.clip(np.asarray(COLOURS[action.colour], np.float32) + rng.normal(0, 8, size=3), 0, 255)
-    grid = np.arange(size, dtype=np.float32) + 0.5
-    frames = np.empty((num_frames, size, size, 3), np.uint8)
+    look = Look(width=size, height=size, num_frames=num_frames, background="grating", radius=(0.1, 0.14),
+                travel=(0.75, 1.0), noise=0.0, colour_jitter=8.0, crf=18)
+    return render_look(action, rng, look)
+
+
+def render_look(action: Action, rng: np.random.Generator, look: Look) -> np.ndarray:
+    """Render ``action`` as uint8 frames ``[look.num_frames, look.height, look.width, 3]``.
+
+    ``look`` fixes the frame geometry, background kind and ranges; the background, shape size
+    (a share of the shorter side), path, colour jitter and pixel noise are drawn from ``rng``.
+    """
+    if action.colour not in COLOURS or action.shape not in SHAPE_WORDS or action.direction not in DIRECTIONS:
+        raise ValueError(f"unknown action {action}")
+    w, h, n = look.width, look.height, look.num_frames
+    bg = _background(rng, w, h, look.background)
+    radius = rng.uniform(*look.radius) * min(w, h)
+    path = _trajectory(rng, action.direction, w, h, radius, n, look.travel)
+    colour = np.clip(np.asarray(COLOURS[action.colour], np.float32) + rng.normal(0, look.colour_jitter, size=3), 0, 255)
+    gx = np.arange(w, dtype=np.float32) + 0.5
+    gy = np.arange(h, dtype=np.float32) + 0.5
+    frames = np.empty((n, h, w, 3), np.uint8)
     for i, (cx, cy) in enumerate(path):
-        dx = grid[None, :] - cx
-        dy = grid[:, None] - cy
+        dx = gx[None, :] - cx
+        dy = gy[:, None] - cy
         # one pixel of soft edge: anti-aliased, so sub-pixel motion is visible
         alpha = np.clip(0.5 - _signed_distance(action.shape, dx, dy, radius), 0.0, 1.0)[:, :, None]
-        frames[i] = np.clip(bg * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+        frame = bg * (1 - alpha) + colour * alpha
+        if look.noise > 0:  # sensor-like noise, new in every frame
+            frame = frame + rng.normal(0, look.noise, size=frame.shape).astype(np.float32)
+        frames[i] = np.clip(frame, 0, 255).astype(np.uint8)
     return frames
 
 
-def encode_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 8, codec: str = "libx264") -> Path:
+def encode_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 8, codec: str = "libx264", crf: int = 18) -> Path:
     """Write uint8 frames ``[T, H, W, 3]`` as a video file (container from the extension).
 
     Writes to a temporary name and renames, so an interrupted run never leaves a truncated
@@ -202,11 +267,12 @@ def encode_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 8, c
         frames: RGB frames; H and W must be even for ``libx264``.
         fps: frame rate.
         codec: ``libx264`` (small, near-lossless at crf 18) or ``mpeg4``.
+        crf: ``libx264`` constant rate factor: higher is smaller and blockier.
     """
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     h, w = frames.shape[1:3]
-    options = {"preset": "ultrafast", "crf": "18"} if codec == "libx264" else {}
+    options = {"preset": "ultrafast", "crf": str(crf)} if codec == "libx264" else {}
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps), options=options)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
@@ -227,37 +293,54 @@ def _clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
+def _look_rng(seed: int, index: int) -> np.random.Generator:
+    # The per-clip setting draws (size, length, background kind, wording...) use their own
+    # stream, so a fixed setting renders exactly what the clip stream alone would.
+    return np.random.default_rng(np.random.SeedSequence([seed, index, 0x100C]))
+
+
+def setting_actions(setting: GeneratorSetting) -> list[Action]:
+    """The actions of a setting, in a fixed order (colour, then shape, then direction)."""
+    return [Action(c, s, d) for c in setting.colours for s in setting.shapes for d in DIRECTIONS]
+
+
 def make_split(
     out_dir: str | os.PathLike,
     name: str,
     count: int,
     *,
     seed: int,
-    size: int = 64,
-    num_frames: int = 16,
+    size: int | None = None,
+    num_frames: int | None = None,
     fps: int = 8,
     codec: str = "libx264",
     distinct: bool = False,
+    setting: str | GeneratorSetting = "default",
 ) -> Path:
     """Write ``count`` clips under ``out_dir/name/`` and their annotations to ``out_dir/name.json``.
 
     Args:
         out_dir: dataset folder.
         name: split name, e.g. ``"train"``; videos go to ``out_dir/name/``.
-        count: number of clips. With ``distinct`` at most 80.
+        count: number of clips. With ``distinct`` at most the setting's number of actions (80
+            for ``default``).
         seed: the split's seed; use different seeds for different splits.
-        size: frame width and height in pixels.
-        num_frames: frames per clip.
+        size: frame width and height in pixels (None: drawn from the setting).
+        num_frames: frames per clip (None: drawn from the setting).
         fps: frame rate.
         codec: see :func:`encode_video`.
-        distinct: every clip gets a different caption (a held-out set where each caption has
-            exactly one right video); otherwise captions cycle through the 80 actions in a
-            seeded order, so each appears ``count / 80`` times.
+        distinct: every clip gets a different action, hence caption (a held-out set where each
+            caption has exactly one right video); otherwise the clips cycle through the actions
+            in a seeded order, so each appears ``count / actions`` times.
+        setting: a preset name of :mod:`vidsearch.train.domains` or a setting; every clip draws
+            its look and caption wording from it.
 
     Returns:
-        The annotation file path (video paths in it are relative to ``out_dir/name``).
+        The annotation file path (video paths in it are relative to ``out_dir/name``). Each
+        record also names the clip's ``colour``, ``shape``, ``direction`` and ``setting``.
     """
-    actions = all_actions()
+    gen = get_setting(setting) if isinstance(setting, str) else setting
+    actions = setting_actions(gen)
     if distinct and count > len(actions):
         raise ValueError(f"distinct captions: at most {len(actions)} clips, asked for {count}")
     order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(len(actions))
@@ -267,12 +350,20 @@ def make_split(
     records = []
     for i in range(count):
         action = actions[order[i % len(actions)]]
-        frames = render_clip(action, _clip_rng(seed, i), size=size, num_frames=num_frames)
+        lrng = _look_rng(seed, i)
+        look = gen.draw(lrng)
+        if size is not None:
+            look = replace(look, width=size, height=size)
+        if num_frames is not None:
+            look = replace(look, num_frames=num_frames)
+        caption = gen.grammar.caption(action.colour, action.shape, action.direction, lrng)
+        frames = render_look(action, _clip_rng(seed, i), look)
         file = f"{name}_{i:05d}{ext}"
-        encode_video(video_dir / file, frames, fps=fps, codec=codec)
-        records.append({"video": file, "caption": action.caption})
+        encode_video(video_dir / file, frames, fps=fps, codec=codec, crf=look.crf)
+        records.append({"video": file, "caption": caption, "colour": action.colour, "shape": action.shape,
+                        "direction": action.direction, "setting": gen.name})
     ann = atomic_write_text(Path(out_dir) / f"{name}.json", json.dumps(records, indent=0))
-    LOG.info("wrote %d clips to %s", count, video_dir)
+    LOG.info("wrote %d clips (setting %s) to %s", count, gen.name, video_dir)
     return ann
 
 
@@ -282,21 +373,35 @@ def make_dataset(
     train: int = 3000,
     heldout: int = 80,
     seed: int = 0,
-    size: int = 64,
-    num_frames: int = 16,
+    size: int | None = None,
+    num_frames: int | None = None,
     fps: int = 8,
+    setting: str = "default",
+    heldout_setting: str | None = None,
 ) -> tuple[Path, Path]:
     """Write a training split and a held-out split with distinct captions.
+
+    Args:
+        out_dir, seed, size, num_frames, fps: see :func:`make_split`.
+        train, heldout: clips per split.
+        setting: the training split's generator setting.
+        heldout_setting: the held-out split's (None: ``setting``).
 
     Returns:
         ``(train_annotations, heldout_annotations)``; videos are in ``out_dir/train`` and
         ``out_dir/heldout``.
     """
     kw = dict(size=size, num_frames=num_frames, fps=fps)
-    tr = make_split(out_dir, "train", train, seed=seed, **kw)
+    tr = make_split(out_dir, "train", train, seed=seed, setting=setting, **kw)
     # a different seed stream: no held-out clip repeats a training clip
-    ho = make_split(out_dir, "heldout", heldout, seed=seed + 1_000_003, distinct=True, **kw)
+    ho = make_split(out_dir, "heldout", heldout, seed=heldout_seed(seed), distinct=True,
+                    setting=heldout_setting or setting, **kw)
     return tr, ho
+
+
+def heldout_seed(seed: int, k: int = 0) -> int:
+    """The seed of the ``k``-th held-out split of a dataset seeded ``seed`` (far from its training stream)."""
+    return seed + 1_000_003 * (k + 1)
 
 
 def direction_pairs(captions: Sequence[str]) -> list[tuple[int, int]]:
@@ -307,6 +412,22 @@ def direction_pairs(captions: Sequence[str]) -> list[tuple[int, int]]:
         head, _, last = c.rpartition(" ")
         if last in ("left", "up"):
             j = where.get(f"{head} {_OPPOSITE[last]}")
+            if j is not None:
+                pairs.append((i, j))
+    return pairs
+
+
+def action_pairs(records: Sequence[dict]) -> list[tuple[int, int]]:
+    """Index pairs of annotation records whose actions differ only by opposite directions.
+
+    Works for any caption wording: it compares the records' ``colour``, ``shape`` and
+    ``direction`` fields (written by :func:`make_split`). The first index moves left or up.
+    """
+    where = {(r["colour"], r["shape"], r["direction"]): i for i, r in enumerate(records)}
+    pairs = []
+    for i, r in enumerate(records):
+        if r["direction"] in ("left", "up"):
+            j = where.get((r["colour"], r["shape"], _OPPOSITE[r["direction"]]))
             if j is not None:
                 pairs.append((i, j))
     return pairs
