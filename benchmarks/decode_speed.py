@@ -13,7 +13,6 @@ Usage: ``python benchmarks/decode_speed.py [--video PATH] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -84,7 +83,7 @@ def main() -> None:
             write_video(path + ".tmp.mp4", seconds=60, fps=30, size=(1280, 720), gop=250, pattern="noise", crf=28)
             os.replace(path + ".tmp.mp4", path)
     info = probe(path)
-    plans = plan_segments(info, NUM_FRAMES, **dataclasses.asdict(SamplingConfig()))
+    plans = plan_segments(info, NUM_FRAMES, **SamplingConfig().segment_kwargs())
     clip = list(plans[0].frame_indices)
     every = sorted({i for p in plans for i in p.frame_indices})
     print(

@@ -44,6 +44,7 @@ def finetune_command(
     cache_frames: int = typer.Option(16, "--cache-frames", help="Frames decoded and cached per video (temporal jitter picks among them)."),
     cache_gb: float = typer.Option(8.0, "--cache-gb", help="Refuse a frame cache larger than this many GiB."),
     workers: int = typer.Option(1, "--workers", help="Decoding processes for the frame cache."),
+    antialias: bool = typer.Option(False, "--antialias", help="Antialias the frame resize (newer torchvision; off: as the published ViCLIP models saw frames)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in backward: less memory, slower."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (mixed precision on CUDA)."),
     json_out: bool = JsonOption,
@@ -79,7 +80,7 @@ def finetune_command(
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,
         model_config=model_config, checkpoint=checkpoint, val_videos=val_videos, val_annotations=val_annotations,
-        cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, device=device, resume=resume,
+        cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, antialias=antialias, device=device, resume=resume,
     )
     show = not json_out and err_console.is_terminal
     with _Progress(enabled=show) as progress:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import (
+    AntialiasOption,
     CheckpointOption,
     JsonOption,
     LibraryOption,
@@ -37,6 +38,7 @@ def index_command(
     fast: bool = typer.Option(False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."),
     window: float = typer.Option(8.0, "--window", help="Window length in seconds for long videos."),
     stride: float = typer.Option(4.0, "--stride", help="Seconds between window starts."),
+    antialias: Optional[bool] = AntialiasOption,
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default: cores - 1)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
@@ -59,7 +61,7 @@ def index_command(
         checkpoint=str(checkpoint) if checkpoint else None,
         model_config=str(model_config) if model_config else None,
         device=device,
-        sampling=SamplingConfig(window=window, stride=stride),
+        sampling=SamplingConfig(window=window, stride=stride, antialias=antialias),
         fast=fast,
         workers=workers,
         batch_size=batch_size,

@@ -168,6 +168,10 @@ def _run(
     report = IndexReport(space_key=key, scanned=len(files))
     with library.writer_lock():
         space = library.find_space(key)
+        if space is not None:  # an explicit resize choice must match the space's, before any weights
+            from vidsearch.media.sampling import resolve_antialias
+
+            options = _with_antialias(options, resolve_antialias(options.sampling, space.sampling, f"space {key} in {library.root}").antialias)
         plan = plan_changes(library, files, space.id if space else None, root, retry_failed=options.retry_failed)
         report.unchanged = plan.unchanged
         report.failed_unchanged = plan.failed_unchanged
@@ -181,6 +185,8 @@ def _run(
 
                 encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
                 report.model_loaded = True
+            if options.sampling.antialias is None:  # a new space: the model's own resize
+                options = _with_antialias(options, encoder.antialias)
             space = library.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
             report.space_key = space.key
             _EncodeRun(library, space, plan, encoder, options, progress, report).run()
@@ -188,6 +194,10 @@ def _run(
             library.vector_index(space, refresh=True)  # persist the removals in the FAISS file
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _with_antialias(options: IndexOptions, antialias: bool | None) -> IndexOptions:
+    return dataclasses.replace(options, sampling=dataclasses.replace(options.sampling, antialias=antialias))
 
 
 def _apply_bookkeeping(library: Library, plan: Plan, report: IndexReport) -> None:

@@ -84,8 +84,9 @@ def probe_decord(path: str, auto: bool) -> VideoInfo:
     return VideoInfo(path, n, fps, duration, int(first.shape[1]), int(first.shape[0]))
 
 
-def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto: bool) -> np.ndarray:
-    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass.
+def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto: bool, antialias: bool = False) -> np.ndarray:
+    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass
+    (``antialias``: see :func:`vidsearch.media.resize.resize_frames`).
 
     Raises:
         UsePyAV: under ``auto``, a variable-frame-rate file.
@@ -112,6 +113,6 @@ def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto:
         # keyframes it jumps to the last keyframe before t (never backwards: t is sorted)
         vr.seek_accurate(t)
         frame = _rgb(vr)
-        out[row] = resize_frames(frame[None], resolution)[0]
+        out[row] = resize_frames(frame[None], resolution, antialias)[0]
         prev = t
     return out

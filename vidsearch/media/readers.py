@@ -115,6 +115,7 @@ def read_frames(
     resolution: int,
     reader: str = "auto",
     fast: bool = False,
+    antialias: bool = False,
 ) -> tuple[np.ndarray, str]:
     """Decode the frames at ``indices`` in one forward pass, each resized as it is decoded.
 
@@ -125,10 +126,12 @@ def read_frames(
         path: the video file.
         indices: frame indices (any order, repeats allowed). Indices past the last decodable
             frame (a frame count that lied) get the last decoded frame.
-        resolution: output frames are ``resolution x resolution`` (the official bicubic
-            antialiased resize of :func:`vidsearch.media.resize.resize_frames`).
+        resolution: output frames are ``resolution x resolution`` (the bicubic resize of
+            :func:`vidsearch.media.resize.resize_frames`).
         reader: ``"auto"``, ``"decord"`` or ``"pyav"`` (see the module docstring).
         fast: decode only keyframes: each row is the keyframe nearest its index.
+        antialias: antialias the resize; off (the default) is what the published ViCLIP
+            models saw (torchvision 0.15.2).
 
     Returns:
         ``(frames, reader_used)``: uint8 ``[len(indices), resolution, resolution, 3]``, row ``r``
@@ -151,8 +154,8 @@ def read_frames(
     frames, used = with_readers(
         path,
         reader,
-        lambda auto: read_decord(path, wanted_list, resolution, fast, auto),
-        lambda: read_pyav(path, wanted_list, resolution, fast),
+        lambda auto: read_decord(path, wanted_list, resolution, fast, auto, antialias),
+        lambda: read_pyav(path, wanted_list, resolution, fast, antialias),
     )
     if np.array_equal(wanted, asked):
         return frames, used  # asked sorted and distinct: no copy

@@ -108,6 +108,8 @@ def _build(arch: str, cfg_path: Path | None) -> torch.nn.Module:
 class OpenCLIPEncoder(Encoder):
     """An open_clip model used per frame, its frame embeddings mean-pooled per clip."""
 
+    antialias = True  # open_clip's transform resizes with PIL, which always antialiases
+
     def __init__(self, model: torch.nn.Module, *, arch: str, checkpoint: Path, sha256: str,
                  spec: dict[str, Any], device: torch.device, tokenizer: Any) -> None:
         import open_clip
