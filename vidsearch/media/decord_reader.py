@@ -11,6 +11,7 @@ import numpy as np
 
 from vidsearch.media.info import VideoInfo
 from vidsearch.media.sampling import snap_to_keyframes
+from vidsearch.media.threads import decode_threads
 
 __all__ = ["UsePyAV", "probe_decord", "read_decord"]
 
@@ -33,8 +34,8 @@ def _quiet_decord():
 
 def _open(path: str):
     decord = _quiet_decord()
-    # one decoding thread: pool workers each own one core, the encoder gets the others
-    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    # threaded decoding; pool workers get their share of the cores (vidsearch.media.threads)
+    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=decode_threads())
     if len(vr) < 1:
         raise RuntimeError("no frames")
     return vr

@@ -15,6 +15,7 @@ import numpy as np
 
 from vidsearch.media.info import VideoInfo, media_error
 from vidsearch.media.sampling import snap_to_keyframes
+from vidsearch.media.threads import decode_threads
 
 __all__ = ["PyAVIndex", "open_pyav", "video_stream", "pyav_index", "probe_pyav", "read_pyav"]
 
@@ -155,7 +156,9 @@ def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool, antiali
     with open_pyav(path) as container:
         stream = video_stream(container, path)
         cc = stream.codec_context
-        cc.thread_count = 1  # pool workers each own one core
+        # threaded decoding (frame + slice); pool workers get their share of the cores
+        cc.thread_type = "AUTO"
+        cc.thread_count = decode_threads()
         if fast and keys:
             cc.skip_frame = "NONKEY"  # the decoder drops everything but keyframes
         k = 0
