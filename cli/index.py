@@ -49,6 +49,7 @@ def index_command(
     from vidsearch.errors import InputError
     from vidsearch.media.jobs import FaultPlan
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
+    from vidsearch.indexer.scan import VIDEO_EXTENSIONS
     from vidsearch.media import SamplingConfig
 
     if window <= 0 or stride <= 0:
@@ -77,6 +78,12 @@ def index_command(
             report = index_folder(lib, directory, options, progress=progress)
     if json_out:
         print_json(report.to_dict())
+    elif not report.scanned and not report.failed:
+        console.print(
+            f"no video files under {directory} ({len(VIDEO_EXTENSIONS)} extensions, e.g. .mp4 .mkv .mov .webm); "
+            f"nothing to index{f', {report.removed} removed' if report.removed else ''}",
+            highlight=False,
+        )
     else:
         console.print(
             f"[bold]{report.space_key}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "

@@ -113,7 +113,8 @@ def _run(
     stages: Stages,
 ) -> IndexReport:
     t0 = time.perf_counter()
-    key = _space_key(options, encoder)
+    # no files, nothing to encode: no model key, so no weights look-up (a removal needs none)
+    key = _space_key(options, encoder) if files else ""
     report = IndexReport(space_key=key, scanned=len(files))
     with library.writer_lock():
         space = library.find_space(key)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from vidsearch.errors import CheckpointError
+from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
 
@@ -219,16 +220,6 @@ def save_checkpoint(
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def cache_dir() -> Path:
-    """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
-    env = os.environ.get("VIDSEARCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidsearch"))
 
 
 def _read_hash_cache(path: Path) -> dict[str, Any]:

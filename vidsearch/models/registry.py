@@ -114,6 +114,12 @@ def model_key(
         ModelError: unknown name (lists the valid choices), or an unusable config.
         CheckpointError, WeightsNotFoundError: the weights cannot be found or read.
     """
+    from vidsearch.models.keymemo import recall_key
+
+    # a remembered key (its files unchanged) needs no torch and no weights look-up
+    hit = recall_key(model, checkpoint, config)
+    if hit is not None:
+        return hit
     family, name = _route(model)
     return family.function("key")(name, checkpoint, config)
 
