@@ -82,7 +82,7 @@ def list_models() -> list[str]:
 
 
 def _is_checkpoint_path(model: str) -> bool:
-    from vidsearch.models.weights import CHECKPOINT_SUFFIXES
+    from vidsearch.models.hub import CHECKPOINT_SUFFIXES
 
     return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
 
@@ -100,6 +100,15 @@ def _route(model: str) -> tuple[Family, str]:
         f"unknown model {model!r}; choose one of {', '.join(list_models())} or a checkpoint path "
         f"(.pth, .pt, .bin, .safetensors)"
     )
+
+
+def _locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> None:
+    """Find a published preset's weights before its family (torch) is imported: missing weights
+    are a one-line error within seconds (the family resolves them again, from the same cache)."""
+    from vidsearch.models.hub import HF_SOURCES, resolve_checkpoint
+
+    if model in _PRESETS and model in HF_SOURCES:
+        resolve_checkpoint(model, checkpoint)
 
 
 def model_key(
@@ -121,6 +130,7 @@ def model_key(
     if hit is not None:
         return hit
     family, name = _route(model)
+    _locate_weights(model, checkpoint)
     return family.function("key")(name, checkpoint, config)
 
 
@@ -146,6 +156,7 @@ def load_encoder(
         WeightsNotFoundError: no weights locally and none downloadable.
     """
     family, name = _route(model)
+    _locate_weights(model, checkpoint)
     from vidsearch.models.precision import resolve_device
 
     return family.function("load")(name, checkpoint, config, resolve_device(device))
