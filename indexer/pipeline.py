@@ -135,6 +135,11 @@ def _run(
             if encoder is None:
                 from vidsearch.models import load_encoder
 
+                if stages.decode is pool_decoder:  # decoding workers start while the model loads
+                    from vidsearch.media.pool import prestart
+
+                    prestart()
+
                 encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
                 report.model_loaded = True
             if options.sampling.antialias is None:  # a new space: the model's own resize

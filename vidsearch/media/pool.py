@@ -49,11 +49,13 @@ from typing import Iterable, Iterator
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
 from vidsearch.media.worker import worker_main
 
-__all__ = ["DecodePool", "default_workers"]
+__all__ = ["DecodePool", "default_workers", "prestart"]
 
 LOG = logging.getLogger(__name__)
 
 _PER_WORKER_QUEUE = 2  # jobs a worker holds: the one it decodes and the next one
+# what decoding needs, imported once by the fork server and inherited by every worker it forks
+_PRELOAD = ("vidsearch.media.worker", "vidsearch.media.resize", "torch", "decord", "av")
 
 
 def _cores() -> int:
@@ -66,6 +68,25 @@ def _cores() -> int:
 def default_workers() -> int:
     """One worker per core except one, left for the encoder (at least one)."""
     return max(1, _cores() - 1)
+
+
+def prestart() -> threading.Thread | None:
+    """Start the fork server in the background, so that its imports (torch, decord, PyAV) run
+    while this process does something else (the indexer loads the model meanwhile); a
+    :class:`DecodePool` made later forks its workers from it at once. No-op without forkserver.
+
+    Returns:
+        The thread starting the server (None when there is nothing to start).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(_PRELOAD))
+    thread = threading.Thread(target=forkserver.ensure_running, name="vidsearch-forkserver", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -147,7 +168,7 @@ class DecodePool:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # imported once by the server, inherited by every worker it forks
-            self._ctx.set_forkserver_preload(["vidsearch.media.worker", "vidsearch.media.resize", "torch", "decord", "av"])
+            self._ctx.set_forkserver_preload(list(_PRELOAD))
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._outstanding = 0
