@@ -74,7 +74,7 @@ def _decode_all_pyav(path: str) -> int:
     return n
 
 
-def codecs(repeat: int) -> None:
+def codec_speed(repeat: int) -> None:
     """decord vs PyAV per codec/container, 8 middle frames, 1 thread and automatic threads."""
     from vidsearch.media import middle_indices
     from vidsearch.media.threads import set_decode_threads
@@ -107,7 +107,7 @@ def _old_code(where: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(where), str(ROOT), os.environ.get("PYTHONPATH", "")])
 
 
-def cache(n: int) -> None:
+def frame_cache_speed(n: int) -> None:
     """Old vs new fine-tuning frame cache build on ``n`` synthetic clips, same machine, same run."""
     from vidsearch.train import data as new_data
     from vidsearch.train.synthetic import make_split
@@ -150,9 +150,9 @@ def main() -> None:
     torch.set_num_threads(1)  # what a pool worker does
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.cache:
-        return cache(args.cache)
+        return frame_cache_speed(args.cache)
     if args.codecs:
-        return codecs(args.repeat)
+        return codec_speed(args.repeat)
 
     if args.video:
         path = args.video
