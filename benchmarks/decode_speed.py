@@ -120,6 +120,22 @@ def frame_cache_speed(n: int) -> None:
     _old_code(folder / "old-code")
     import old_train_data
 
+    # steady state: the per-clip decoding work alone, in this process, one thread (no start-up)
+    from vidsearch.media.jobs import DecodeJob, decode_job
+
+    sample = videos[: min(len(videos), 50)]
+    per_clip = {}
+    for name, fn in (
+        ("old", lambda v: old_train_data._decode_with_media(v, 16, 64)),
+        ("new", lambda v: decode_job(DecodeJob(0, str(v), 16, 64, sampling=SamplingConfig.whole_video())).frames),
+    ):
+        fn(sample[0])
+        t = time.perf_counter()
+        for v in sample:
+            fn(v)
+        per_clip[name] = (time.perf_counter() - t) / len(sample)
+    print(f"per-clip decoding, one thread, no start-up: old {1000 * per_clip['old']:.1f} ms, new {1000 * per_clip['new']:.1f} ms "
+          f"({per_clip['old'] / per_clip['new']:.1f}x)", flush=True)
     times = {}
     for workers in (1, 2):
         for name, build in (("old", old_train_data.build_frame_cache), ("new", new_data.build_frame_cache)):

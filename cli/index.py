@@ -83,6 +83,7 @@ def index_command(
             f"no video files under {directory} ({len(VIDEO_EXTENSIONS)} extensions, e.g. .mp4 .mkv .mov .webm); "
             f"nothing to index{f', {report.removed} removed' if report.removed else ''}",
             highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal
         )
     else:
         console.print(
