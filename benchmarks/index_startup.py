@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, bool, i
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    torch = any(line.rstrip().endswith("| torch") for line in proc.stderr.splitlines())
+    torch = any(re.search(r"\|\s+torch$", line.rstrip()) for line in proc.stderr.splitlines())
     said = [ln for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip() and not ln.startswith("import time:")]
     return wall, cpu, torch, proc.returncode, " ".join(said[-2:])[:160]
 
