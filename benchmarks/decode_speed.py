@@ -138,12 +138,11 @@ def frame_cache_speed(n: int) -> None:
           f"({per_clip['old'] / per_clip['new']:.1f}x)", flush=True)
     # The decode pool's fork server (it imports torch, decord and PyAV) starts once per process;
     # time it on its own so that whichever run comes first does not carry it.
-    from vidsearch.media.pool import prestart
+    from vidsearch.media.pool import DecodePool
 
     t = time.perf_counter()
-    thread = prestart()
-    if thread is not None:
-        thread.join()
+    with DecodePool(workers=1) as pool:  # the server imports as it forks its first worker
+        list(pool.run([DecodeJob(0, str(videos[0]), 16, 64, sampling=SamplingConfig.whole_video())]))
     server = time.perf_counter() - t
     print(f"decode pool fork server start-up (once per process): {server:.2f} s", flush=True)
     times = {}
