@@ -7,21 +7,32 @@ textured, moving content at a realistic bitrate (~3.5 Mbit/s), then times on ONE
 * every segment of the video (whole video + 8 s windows every 4 s) in one pass;
 * the baseline: decoding every frame.
 
-Usage: ``python benchmarks/decode_speed.py [--video PATH] [--repeat 3]``
+``--codecs``: decord vs PyAV per codec/container (8 middle frames of a 10 s 640x360 clip, one
+decoding thread and FFmpeg's automatic threads): the measurements behind
+``vidsearch.media.readers.PYAV_FASTER`` (which reader leads under ``reader="auto"``).
+
+``--cache N``: the fine-tuning frame cache (16 frames at 64 px) of N synthetic 3.5 s 112 px
+clips (:mod:`vidsearch.train.synthetic`), built by the old code (``git show
+8de189a:vidsearch/train/data.py`` with its ``vidsearch/media.py``: decord first, one thread,
+in process or its own spawn pool) and by the current one (the crash-contained decode pool,
+PyAV leading on H.264, threaded decoding), with 1 and 2 workers, in the same run.
+
+Usage: ``python benchmarks/decode_speed.py [--video PATH] [--repeat 3] [--codecs] [--cache 300]``
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.videogen
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.videogen
 
 from tests.videogen import frame_numbers, write_video  # noqa: E402
 from vidsearch.media import SamplingConfig, plan_segments, probe, read_frames  # noqa: E402
@@ -63,16 +74,111 @@ def _decode_all_pyav(path: str) -> int:
     return n
 
 
+def codec_speed(repeat: int) -> None:
+    """decord vs PyAV per codec/container, 8 middle frames, 1 thread and automatic threads."""
+    from vidsearch.media import middle_indices
+    from vidsearch.media.threads import set_decode_threads
+
+    folder = Path(tempfile.gettempdir()) / "vidsearch-bench" / "codecs"
+    print(f"{'codec':<9} {'container':<9} {'threads':<7} {'decord s':>9} {'pyav s':>8} {'decord/pyav':>12}")
+    for codec, ext in (("libx264", "mp4"), ("libx264", "mkv"), ("mpeg4", "avi"), ("mjpeg", "avi"), ("libvpx", "webm")):
+        path = folder / f"{codec}.{ext}"
+        if not path.exists():
+            write_video(path, seconds=10, fps=25, size=(640, 360), codec=codec, gop=None if codec == "mjpeg" else 250, pattern="noise")
+        idx = middle_indices(probe(str(path), reader="pyav").num_frames, NUM_FRAMES)
+        for threads in (1, 0):
+            set_decode_threads(threads)
+            t = {r: _best_of(lambda: read_frames(str(path), idx, RESOLUTION, reader=r), repeat) for r in ("decord", "pyav")}
+            print(f"{codec:<9} {ext:<9} {threads or 'auto':<7} {t['decord']:9.3f} {t['pyav']:8.3f} {t['decord'] / t['pyav']:12.2f}")
+    set_decode_threads(0)
+
+
+_OLD = "8de189a"
+
+
+def _old_code(where: Path) -> None:
+    """The old frame cache code (data.py + the media.py it used) as importable modules."""
+    where.mkdir(parents=True, exist_ok=True)
+    media = subprocess.run(["git", "show", f"{_OLD}:vidsearch/media.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    data = subprocess.run(["git", "show", f"{_OLD}:vidsearch/train/data.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    (where / "old_media.py").write_text(media)
+    (where / "old_train_data.py").write_text(data.replace("    from vidsearch import media\n", "    import old_media as media\n"))
+    sys.path.insert(0, str(where))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(where), str(ROOT), os.environ.get("PYTHONPATH", "")])
+
+
+def frame_cache_speed(n: int) -> None:
+    """Old vs new fine-tuning frame cache build on ``n`` synthetic clips, same machine, same run."""
+    from vidsearch.train import data as new_data
+    from vidsearch.train.synthetic import make_split
+
+    folder = Path(tempfile.gettempdir()) / "vidsearch-bench" / f"cache{n}"
+    if not (folder / "train.json").exists():
+        print(f"writing {n} clips (112 px, 3.5 s at 8 fps) ...", flush=True)
+        make_split(folder, "train", n, seed=0, size=112, num_frames=28, fps=8)
+    videos = sorted((folder / "train").glob("*.mp4"))
+    _old_code(folder / "old-code")
+    import old_train_data
+
+    # steady state: the per-clip decoding work alone, in this process, one thread (no start-up)
+    from vidsearch.media.jobs import DecodeJob, decode_job
+
+    sample = videos[: min(len(videos), 50)]
+    per_clip = {}
+    for name, fn in (
+        ("old", lambda v: old_train_data._decode_with_media(v, 16, 64)),
+        ("new", lambda v: decode_job(DecodeJob(0, str(v), 16, 64, sampling=SamplingConfig.whole_video())).frames),
+    ):
+        fn(sample[0])
+        t = time.perf_counter()
+        for v in sample:
+            fn(v)
+        per_clip[name] = (time.perf_counter() - t) / len(sample)
+    print(f"per-clip decoding, one thread, no start-up: old {1000 * per_clip['old']:.1f} ms, new {1000 * per_clip['new']:.1f} ms "
+          f"({per_clip['old'] / per_clip['new']:.1f}x)", flush=True)
+    # The decode pool's fork server (it imports torch, decord and PyAV) starts once per process;
+    # time it on its own so that whichever run comes first does not carry it.
+    from vidsearch.media.pool import DecodePool
+
+    t = time.perf_counter()
+    with DecodePool(workers=1) as pool:  # the server imports as it forks its first worker
+        list(pool.run([DecodeJob(0, str(videos[0]), 16, 64, sampling=SamplingConfig.whole_video())]))
+    server = time.perf_counter() - t
+    print(f"decode pool fork server start-up (once per process): {server:.2f} s", flush=True)
+    times = {}
+    for workers in (1, 2):
+        for name, build in (("old", old_train_data.build_frame_cache), ("new", new_data.build_frame_cache)):
+            out = folder / f"{name}-w{workers}.npy"
+            out.unlink(missing_ok=True)
+            t = time.perf_counter()
+            build(videos, out, cache_frames=16, resolution=64, max_bytes=1 << 34, workers=workers)
+            times[name, workers] = time.perf_counter() - t
+            out.unlink()
+            print(f"{name} code, {workers} worker(s): {times[name, workers]:7.2f} s  ({1000 * times[name, workers] / n:.1f} ms/clip)", flush=True)
+    for workers in (1, 2):
+        old, new = times["old", workers] / n * 3000, times["new", workers] / n * 3000 + server
+        print(f"{workers} worker(s): {times['old', workers] / times['new', workers]:.1f}x on {n} clips; 3,000 clips at these "
+              f"rates (new with its fork server start-up once): old {old:.0f} s, new {new:.0f} s, {old / new:.1f}x")
+    best = min(times["old", 1], times["old", 2]) / (min(times["new", 1], times["new", 2]) + server * n / 3000)
+    print(f"best old vs best new, 3,000 clips: {best:.1f}x (goal >= 3x: {'met' if best >= 3 else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", help="use this video instead of the generated one")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    ap.add_argument("--codecs", action="store_true", help="decord vs PyAV per codec/container")
+    ap.add_argument("--cache", type=int, default=0, metavar="N", help="fine-tuning frame cache of N clips, old vs new code")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(1)  # what a pool worker does
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.cache:
+        return frame_cache_speed(args.cache)
+    if args.codecs:
+        return codec_speed(args.repeat)
 
     if args.video:
         path = args.video
@@ -84,7 +190,7 @@ def main() -> None:
             write_video(path + ".tmp.mp4", seconds=60, fps=30, size=(1280, 720), gop=250, pattern="noise", crf=28)
             os.replace(path + ".tmp.mp4", path)
     info = probe(path)
-    plans = plan_segments(info, NUM_FRAMES, **dataclasses.asdict(SamplingConfig()))
+    plans = plan_segments(info, NUM_FRAMES, **SamplingConfig().segment_kwargs())
     clip = list(plans[0].frame_indices)
     every = sorted({i for p in plans for i in p.frame_indices})
     print(

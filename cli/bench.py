@@ -10,6 +10,7 @@ from rich.table import Table
 
 from vidsearch.cli.common import (
     AllowMissingOption,
+    AntialiasOption,
     BenchLibraryOption,
     CheckpointOption,
     JsonOption,
@@ -108,6 +109,7 @@ def retrieval_command(
     dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
+    antialias: Optional[bool] = AntialiasOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Text->video and video->text retrieval: R@1/5/10, median and mean rank."""
@@ -115,7 +117,7 @@ def retrieval_command(
     from vidsearch.bench.retrieval import run_retrieval
 
     rs = read_annotations(dataset, annotations)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
     write_report(run.results, out, json_out, _print_retrieval)
@@ -132,6 +134,7 @@ def recognition_command(
     out: Optional[Path] = OutOption,
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
+    antialias: Optional[bool] = AntialiasOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Zero-shot action recognition with prompt ensembling: top-1 and top-5 accuracy."""
@@ -140,7 +143,7 @@ def recognition_command(
 
     classes = load_label_set(labels)
     rec = read_recognition_annotations(annotations, classes)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_recognition(rec, classes, videos, options, label_set=labels, progress=progress)
     write_report(run.results, out, json_out, _print_recognition)

@@ -11,6 +11,7 @@ from rich.table import Table
 from vidsearch.cli.bench import bench_app
 from vidsearch.cli.common import (
     AllowMissingOption,
+    AntialiasOption,
     BenchLibraryOption,
     CheckpointOption,
     JsonOption,
@@ -47,6 +48,7 @@ def open_set_command(
     out: Optional[Path] = OutOption,
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
+    antialias: Optional[bool] = AntialiasOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
@@ -60,7 +62,7 @@ def open_set_command(
     rec = read_recognition_annotations(known, classes)
     unknown_list = read_video_list(unknown)
     override_rule(default_rule(), score, temperature, threshold)  # bad settings fail before the model loads
-    options = bench_options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     encoder = load_bench_encoder(options)
     rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
@@ -101,6 +103,7 @@ def localization_command(
     out: Optional[Path] = OutOption,
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
+    antialias: Optional[bool] = AntialiasOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Temporal localization (Charades-STA style): R@1/R@5 at IoU 0.3/0.5/0.7 and mIoU."""
@@ -108,7 +111,7 @@ def localization_command(
     from vidsearch.enrich.localize import LocalizeConfig
 
     moments = read_localization_annotations(annotations)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
     with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
         progress.start(len({m.video for m in moments}))

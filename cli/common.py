@@ -16,6 +16,7 @@ __all__ = [
     "ModelOption",
     "ModelConfigOption",
     "CheckpointOption",
+    "AntialiasOption",
     "OutOption",
     "BenchLibraryOption",
     "AllowMissingOption",
@@ -43,6 +44,13 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on 
 ModelOption = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
 ModelConfigOption = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
 CheckpointOption = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
+# The frame resize, on every command that decodes video for a new embedding space (see README).
+AntialiasOption = typer.Option(
+    None, "--antialias/--no-antialias",
+    help="Antialias the frame resize (newer torchvision). Default: the library's recorded choice, else the model's own "
+    "(ViCLIP: off, as the published models saw frames).",
+    show_default=False,
+)
 
 
 # Options every benchmark command takes (module-level singletons, as typer wants them).
@@ -56,7 +64,10 @@ AllowMissingOption = typer.Option(
 )
 
 
-def bench_options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
+def bench_options(
+    model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool,
+    antialias: Optional[bool] = None,
+) -> Any:
     """The :class:`~vidsearch.bench.common.BenchOptions` of a benchmark command's options."""
     from vidsearch.bench.common import BenchOptions
 
@@ -66,6 +77,7 @@ def bench_options(model: str, model_config: Optional[Path], checkpoint: Optional
         model_config=str(model_config) if model_config else None,
         library=str(library) if library else None,
         allow_missing=allow_missing,
+        antialias=antialias,
     )
 
 

@@ -49,6 +49,7 @@ def finetune_command(
     patience: int = typer.Option(0, "--patience", help="Stop after this many epochs without a better validation metric (0: run all --epochs)."),
     lr_find: bool = typer.Option(False, "--lr-find", help="First run a short learning-rate range test, print it and train at the rate it picks (instead of --lr)."),
     lr_find_steps: int = typer.Option(60, "--lr-find-steps", help="Steps of the --lr-find range test (rates 1e-6 to 1e-1)."),
+    antialias: bool = typer.Option(False, "--antialias", help="Antialias the frame resize (newer torchvision; off: as the published ViCLIP models saw frames)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in backward: less memory, slower."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (mixed precision on CUDA)."),
     json_out: bool = JsonOption,
@@ -92,7 +93,7 @@ def finetune_command(
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,
         model_config=model_config, checkpoint=checkpoint, val_videos=val_videos, val_annotations=val_annotations,
-        cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, device=device, resume=resume,
+        cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, antialias=antialias, device=device, resume=resume,
         lr_find_steps=lr_find_steps if lr_find else 0,
     )
     show = not json_out and err_console.is_terminal

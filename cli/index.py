@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import (
+    AntialiasOption,
     CheckpointOption,
     JsonOption,
     LibraryOption,
@@ -37,6 +38,7 @@ def index_command(
     fast: bool = typer.Option(False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."),
     window: float = typer.Option(8.0, "--window", help="Window length in seconds for long videos."),
     stride: float = typer.Option(4.0, "--stride", help="Seconds between window starts."),
+    antialias: Optional[bool] = AntialiasOption,
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default: cores - 1)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
@@ -47,6 +49,7 @@ def index_command(
     from vidsearch.errors import InputError
     from vidsearch.media.jobs import FaultPlan
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
+    from vidsearch.indexer.scan import VIDEO_EXTENSIONS
     from vidsearch.media import SamplingConfig
 
     if window <= 0 or stride <= 0:
@@ -60,7 +63,7 @@ def index_command(
         checkpoint=str(checkpoint) if checkpoint else None,
         model_config=str(model_config) if model_config else None,
         device=device,
-        sampling=SamplingConfig(window=window, stride=stride),
+        sampling=SamplingConfig(window=window, stride=stride, antialias=antialias),
         fast=fast,
         workers=workers,
         batch_size=batch_size,
@@ -75,6 +78,13 @@ def index_command(
             report = index_folder(lib, directory, options, progress=progress)
     if json_out:
         print_json(report.to_dict())
+    elif not report.scanned and not report.failed:
+        console.print(
+            f"no video files under {directory} ({len(VIDEO_EXTENSIONS)} extensions, e.g. .mp4 .mkv .mov .webm); "
+            f"nothing to index{f', {report.removed} removed' if report.removed else ''}",
+            highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal
+        )
     else:
         console.print(
             f"[bold]{report.space_key}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "

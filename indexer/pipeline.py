@@ -11,6 +11,7 @@ and nothing is duplicated. Each stage is timed (:attr:`IndexReport.stage_seconds
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -112,10 +113,15 @@ def _run(
     stages: Stages,
 ) -> IndexReport:
     t0 = time.perf_counter()
-    key = _space_key(options, encoder)
+    # no files, nothing to encode: no model key, so no weights look-up (a removal needs none)
+    key = _space_key(options, encoder) if files else ""
     report = IndexReport(space_key=key, scanned=len(files))
     with library.writer_lock():
         space = library.find_space(key)
+        if space is not None:  # an explicit resize choice must match the space's, before any weights
+            from vidsearch.media.sampling import resolve_antialias
+
+            options = _with_antialias(options, resolve_antialias(options.sampling, space.sampling, f"space {key} in {library.root}").antialias)
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)
         plan = plan_changes(snapshot, files, root, retry_failed=options.retry_failed)
@@ -129,8 +135,15 @@ def _run(
             if encoder is None:
                 from vidsearch.models import load_encoder
 
+                if stages.decode is pool_decoder:  # decoding workers start while the model loads
+                    from vidsearch.media.pool import prestart
+
+                    prestart()
+
                 encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
                 report.model_loaded = True
+            if options.sampling.antialias is None:  # a new space: the model's own resize
+                options = _with_antialias(options, encoder.antialias)
             space = library.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
             report.space_key = space.key
             run_stages(library, space, plan, encoder, options, stages, report, progress)
@@ -138,6 +151,10 @@ def _run(
             library.vector_index(space, refresh=True)  # persist the removals in the FAISS file
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _with_antialias(options: IndexOptions, antialias: bool | None) -> IndexOptions:
+    return dataclasses.replace(options, sampling=dataclasses.replace(options.sampling, antialias=antialias))
 
 
 def _apply_bookkeeping(library: Library, plan: Plan, report: IndexReport) -> None:

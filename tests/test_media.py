@@ -121,7 +121,7 @@ def gop_video(tmp_path_factory):
 def test_read_frames_returns_the_requested_frames_in_the_requested_order(gop_video, reader):
     indices = [44, 3, 17, 3, 59, 0, 25, 44, 11]
     frames, used = read_frames(gop_video, indices, RES, reader=reader)
-    assert used == ("decord" if reader == "auto" else reader)
+    assert used == ("pyav" if reader == "auto" else reader)  # auto: PyAV leads on H.264 (faster)
     assert frames.dtype == np.uint8 and frames.shape == (len(indices), RES, RES, 3)
     assert frame_numbers(frames, BITS) == indices  # order and repeats as asked
     # a repeated index is decoded once: its rows are the same frame, bit for bit
@@ -211,7 +211,8 @@ def test_other_codecs_and_containers(tmp_path, codec, ext):
     assert (info.num_frames, info.width, info.height) == (24, 64, 48)
     idx = middle_indices(info.num_frames, 8)
     frames, used = read_frames(path, idx, RES)
-    assert used == ("pyav" if codec == "libvpx" else "decord")  # VP8 skips decord (dmlc/decord#91)
+    # VP8 skips decord (dmlc/decord#91); H.264 and MJPEG: PyAV measured faster, so it leads
+    assert used == ("decord" if codec == "mpeg4" else "pyav")
     assert frame_numbers(frames, BITS) == idx
 
 
@@ -327,3 +328,40 @@ def test_decord_garbage_frames_fall_back_to_pyav(corpus):
     frames, used = read_frames(path, [0, 19], RES)
     assert used == "pyav" and frame_numbers(frames, BITS) == [0, 19]
 
+
+
+def test_auto_falls_back_to_decord_where_pyav_leads(gop_video, monkeypatch):
+    """H.264: PyAV leads, and a file PyAV cannot read is read by decord, frames unchanged."""
+    from vidsearch.media import readers
+    from vidsearch.media.info import media_error
+
+    assert "h264" in readers.PYAV_FASTER
+    idx = [3, 17, 44]
+    want, _ = read_frames(gop_video, idx, RES, reader="decord")
+
+    def broken(path, *args, **kwargs):
+        raise media_error(path, "cannot be decoded: injected")
+
+    monkeypatch.setattr(readers, "read_pyav", broken)
+    got, used = read_frames(gop_video, idx, RES)
+    assert used == "decord" and np.array_equal(got, want)
+    with pytest.raises(MediaError, match="injected"):
+        read_frames(gop_video, idx, RES, reader="pyav")
+
+
+def test_decode_threads_setting_keeps_frames(gop_video):
+    from vidsearch.media.threads import decode_threads, set_decode_threads
+
+    idx = [0, 9, 10, 33, 59]
+    before = decode_threads()
+    try:
+        out = {}
+        for n in (1, 0, 2):
+            set_decode_threads(n)
+            out[n] = [read_frames(gop_video, idx, RES, reader=r)[0] for r in ("decord", "pyav")]
+        for n in (0, 2):  # threaded decoding returns the very same frames
+            assert all(np.array_equal(a, b) for a, b in zip(out[1], out[n]))
+        with pytest.raises(ValueError):
+            set_decode_threads(-1)
+    finally:
+        set_decode_threads(before)

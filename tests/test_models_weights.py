@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
-from vidsearch.models import weights
+from vidsearch.models import hub as hub_module, weights
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.weights import (
     checkpoint_hash,
@@ -200,7 +200,7 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     from vidsearch.models import weights
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.setattr(weights, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(hub_module, "_hub_reachable", lambda timeout=1.5: True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert resolve_checkpoint("viclip-l14").name == "ViClip-InternVid-10M-FLT.pth"
@@ -211,7 +211,7 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
 
     # An unreachable hub is found out at once: no download is even attempted.
     calls.clear()
-    monkeypatch.setattr(weights, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub_module, "_hub_reachable", lambda timeout=1.5: False)
     with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
         resolve_checkpoint("viclip-b16", download=True)
     assert calls == []
@@ -253,7 +253,7 @@ def test_checkpoint_hash_is_cached_by_path_size_mtime(tmp_path: Path) -> None:
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == weights.__name__]
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name in (weights.__name__, hub_module.__name__)]
 
 
 def test_keys_inference_does_not_need_are_dropped_with_one_warning(

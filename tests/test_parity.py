@@ -92,10 +92,23 @@ def test_fixture_tokens(expected: dict) -> None:
 
 @needs_fixtures
 def test_fixture_preprocessing(expected: dict) -> None:
+    """The antialiased resize (newer torchvision, ``--antialias``) against the fixture's."""
     raw = expected["raw_frames_uint8_TCHW"].permute(0, 2, 3, 1).numpy()  # TCHW -> THWC
-    out = preprocess_frames(raw, 64)
+    out = preprocess_frames(raw, 64, antialias=True)
     assert out.shape == expected["preprocessed"].shape
     assert (out - expected["preprocessed"]).abs().max().item() < 2e-2
+
+
+@needs_fixtures
+def test_fixture_preprocessing_torchvision_015(expected: dict) -> None:
+    """The default resize is what the published models saw (torchvision 0.15.2: no antialias)."""
+    raw = expected["raw_frames_uint8_TCHW"].permute(0, 2, 3, 1).numpy()
+    out = preprocess_frames(raw, 64)
+    want = expected["preprocessed_tv015"]
+    assert out.shape == want.shape
+    assert (out - want).abs().max().item() < 2e-2
+    # and the two choices really differ on these frames: the tolerance cannot hide the choice
+    assert (out - expected["preprocessed"]).abs().max().item() > 0.5
 
 
 @needs_fixtures

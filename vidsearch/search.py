@@ -267,11 +267,15 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     """Load the encoder that produced a space's vectors (from the spec stored with it)."""
+    from vidsearch.media.sampling import recorded_antialias
     from vidsearch.models import load_encoder
 
     spec = dict(space.model_spec)
     spec["device"] = device
-    return load_encoder(**spec)
+    encoder = load_encoder(**spec)
+    # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
+    encoder.antialias = recorded_antialias(space.sampling)
+    return encoder
 
 
 @contextlib.contextmanager
@@ -332,7 +336,7 @@ def encode_video_file(encoder: Any, path: Path | str, start: float | None = None
         first = min(info.num_frames - 1, int(round(s * info.fps)))
         last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
     indices = middle_indices(last - first, encoder.num_frames, start=first)
-    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader)  # in clip order
+    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader, antialias=bool(getattr(encoder, "antialias", False)))  # in clip order
     return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]
 
 

@@ -67,6 +67,7 @@ class BenchOptions:
     batch_size: int = 8  # clips per encoder call
     text_batch_size: int = 256  # captions per encoder call
     workers: int | None = None  # decoding processes; None = the indexer's default
+    antialias: bool | None = None  # frame resize; None = the model's own (see vidsearch.media.resize)
 
 
 @dataclass
@@ -99,18 +100,21 @@ def bench_library_path(library: str | os.PathLike[str] | None = None) -> Path:
     return cache_dir() / "bench"
 
 
-def bench_sampling() -> Any:
-    """Sampling for benchmarks: one whole-video clip per file, never windows."""
+def bench_sampling(antialias: bool | None = None) -> Any:
+    """Sampling for benchmarks: one whole-video clip per file, never windows, resized as asked."""
     from vidsearch.media import SamplingConfig
 
-    return SamplingConfig(min_video_for_windows=float("inf"))
+    return SamplingConfig(min_video_for_windows=float("inf"), antialias=antialias)
 
 
 def load_bench_encoder(options: BenchOptions) -> Any:
     """Load the encoder named by ``options`` (raises the models' one-line errors)."""
     from vidsearch.models import load_encoder
 
-    return load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+    encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+    if options.antialias is not None:  # every decode of this run resizes as asked
+        encoder.antialias = bool(options.antialias)
+    return encoder
 
 
 def embed_videos(
@@ -137,7 +141,7 @@ def embed_videos(
         checkpoint=options.checkpoint,
         model_config=options.model_config,
         device=options.device,
-        sampling=bench_sampling(),
+        sampling=bench_sampling(bool(getattr(encoder, "antialias", False))),
         batch_size=options.batch_size,
         workers=options.workers,
     )
@@ -183,7 +187,7 @@ def model_info(encoder: Any, options: BenchOptions) -> dict[str, Any]:
 
 def sampling_info(encoder: Any) -> dict[str, Any]:
     """The sampling part of a results JSON: whole videos, ``num_frames`` frames each."""
-    sampling = bench_sampling()
+    sampling = bench_sampling(bool(getattr(encoder, "antialias", False)))
     d = asdict(sampling)
     d = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in d.items()}
     return {"mode": "whole video", "frames_per_video": int(encoder.num_frames), "resolution": int(encoder.resolution), "config": d}

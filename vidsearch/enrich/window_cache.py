@@ -56,9 +56,11 @@ class WindowCache:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def path(self, video_fp: str, model_key: str, num_frames: int, resolution: int, window: float, stride: float) -> Path:
-        """The cache file of one (video, model, geometry)."""
-        ident = json.dumps([video_fp, model_key, num_frames, resolution, round(window, 6), round(stride, 6)])
+    def path(
+        self, video_fp: str, model_key: str, num_frames: int, resolution: int, window: float, stride: float, antialias: bool = False
+    ) -> Path:
+        """The cache file of one (video, model, geometry, frame resize)."""
+        ident = json.dumps([video_fp, model_key, num_frames, resolution, round(window, 6), round(stride, 6), bool(antialias)])
         return self.root / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".npz")
 
     def load(self, path: Path) -> WindowEmbeddings | None:

@@ -74,6 +74,7 @@ def embed_windows(
     if not p.is_file():
         raise InputError(f"{p}: no such video file")
     info = probe(str(p), reader=reader)
+    antialias = bool(getattr(encoder, "antialias", False))  # the Encoder attribute; duck-typed encoders: off
     w = float(window) if window is not None else auto_window(info.duration)
     st = float(stride) if stride is not None else w / 4.0
     cache_path = None
@@ -81,7 +82,7 @@ def embed_windows(
         from vidsearch.media.fingerprint import fingerprint
 
         fp = fingerprint(str(p), p.stat().st_size)
-        cache_path = cache.path(fp, str(encoder.key), int(encoder.num_frames), int(encoder.resolution), w, st)
+        cache_path = cache.path(fp, str(encoder.key), int(encoder.num_frames), int(encoder.resolution), w, st, antialias)
         hit = cache.load(cache_path)
         if hit is not None:
             return hit
@@ -90,7 +91,7 @@ def embed_windows(
     for lo in range(0, len(plans), _ENCODE_CHUNK):
         chunk = plans[lo : lo + _ENCODE_CHUNK]
         wanted = [i for pl in chunk for i in pl.frame_indices]
-        frames, _ = read_frames(str(p), wanted, int(encoder.resolution), reader=reader)
+        frames, _ = read_frames(str(p), wanted, int(encoder.resolution), reader=reader, antialias=antialias)
         clips = frames.reshape(len(chunk), int(encoder.num_frames), *frames.shape[1:])  # [B, T, res, res, 3]
         for b in range(0, len(clips), batch_size):
             out.append(encoder.encode_video(clips[b : b + batch_size]))

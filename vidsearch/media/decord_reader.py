@@ -11,6 +11,7 @@ import numpy as np
 
 from vidsearch.media.info import VideoInfo
 from vidsearch.media.sampling import snap_to_keyframes
+from vidsearch.media.threads import decode_threads
 
 __all__ = ["UsePyAV", "probe_decord", "read_decord"]
 
@@ -33,8 +34,8 @@ def _quiet_decord():
 
 def _open(path: str):
     decord = _quiet_decord()
-    # one decoding thread: pool workers each own one core, the encoder gets the others
-    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    # threaded decoding; pool workers get their share of the cores (vidsearch.media.threads)
+    vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=decode_threads())
     if len(vr) < 1:
         raise RuntimeError("no frames")
     return vr
@@ -84,8 +85,9 @@ def probe_decord(path: str, auto: bool) -> VideoInfo:
     return VideoInfo(path, n, fps, duration, int(first.shape[1]), int(first.shape[0]))
 
 
-def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto: bool) -> np.ndarray:
-    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass.
+def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto: bool, antialias: bool = False) -> np.ndarray:
+    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass
+    (``antialias``: see :func:`vidsearch.media.resize.resize_frames`).
 
     Raises:
         UsePyAV: under ``auto``, a variable-frame-rate file.
@@ -112,6 +114,6 @@ def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto:
         # keyframes it jumps to the last keyframe before t (never backwards: t is sorted)
         vr.seek_accurate(t)
         frame = _rgb(vr)
-        out[row] = resize_frames(frame[None], resolution)[0]
+        out[row] = resize_frames(frame[None], resolution, antialias)[0]
         prev = t
     return out

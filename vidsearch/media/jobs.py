@@ -16,7 +16,6 @@ PyAV-only retry, as when decord itself crashes). Tests pass one to
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -118,7 +117,8 @@ class DecodeJob:
         path: the video file.
         num_frames: frames per segment (the model's ``num_frames``).
         resolution: output frame size (the model's input resolution).
-        sampling: which segments to plan (see :func:`vidsearch.media.plan_segments`).
+        sampling: which segments to plan (see :func:`vidsearch.media.plan_segments`) and the
+            resize choice.
         fast: decode keyframes only (see :func:`vidsearch.media.read_frames`).
     """
 
@@ -202,9 +202,11 @@ def decode_job(
         info = probe(job.path, reader=reader)
         if on_probed is not None:
             on_probed(info)
-        plans = plan_segments(info, job.num_frames, **dataclasses.asdict(job.sampling))
+        plans = plan_segments(info, job.num_frames, **job.sampling.segment_kwargs())
         wanted = sorted({i for p in plans for i in p.frame_indices})
-        frames, used = read_frames(job.path, wanted, job.resolution, reader=reader, fast=job.fast)
+        frames, used = read_frames(
+            job.path, wanted, job.resolution, reader=reader, fast=job.fast, antialias=job.sampling.resize_antialias
+        )
         # rows of `frames` follow `wanted` (sorted, distinct); the index maps segments onto them
         clip_index = np.searchsorted(wanted, [p.frame_indices for p in plans]).astype(np.int64)
         return DecodedVideo(job.job_id, job.path, info, plans, frames, clip_index, used, time.perf_counter() - t0)

@@ -17,8 +17,9 @@ The per-file time limit is ``timeout + timeout_per_second * duration``: the work
 duration as soon as it has probed the file, so long videos get proportionally more time while
 a file that hangs in the probe is stopped after ``timeout`` seconds.
 
-Workers run with one torch thread and one decoding thread each, so that decoding overlaps with
-batched encoding on the remaining cores. They are started with the "forkserver" method (a clean
+Workers run with one torch thread each and decode with their share of the cores (threaded
+FFmpeg/decord decoding, ``cores // workers`` threads), so that decoding overlaps with batched
+encoding. They are started with the "forkserver" method (a clean
 server process imports torch/decord/PyAV once and forks workers from it: fast to replace, and
 never a fork of the parent, whose torch threads make ``fork`` unsafe); "spawn" works as well.
 Results travel over one pipe per worker (a crash cannot corrupt another worker's channel, unlike
@@ -48,20 +49,44 @@ from typing import Iterable, Iterator
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
 from vidsearch.media.worker import worker_main
 
-__all__ = ["DecodePool", "default_workers"]
+__all__ = ["DecodePool", "default_workers", "prestart"]
 
 LOG = logging.getLogger(__name__)
 
 _PER_WORKER_QUEUE = 2  # jobs a worker holds: the one it decodes and the next one
+# what decoding needs, imported once by the fork server and inherited by every worker it forks
+_PRELOAD = ("vidsearch.media.worker", "vidsearch.media.resize", "torch", "decord", "av")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def default_workers() -> int:
     """One worker per core except one, left for the encoder (at least one)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, _cores() - 1)
+
+
+def prestart() -> threading.Thread | None:
+    """Start the fork server in the background, so that its imports (torch, decord, PyAV) run
+    while this process does something else (the indexer loads the model meanwhile); a
+    :class:`DecodePool` made later forks its workers from it at once. No-op without forkserver.
+
+    Returns:
+        The thread starting the server (None when there is nothing to start).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(_PRELOAD))
+    thread = threading.Thread(target=forkserver.ensure_running, name="vidsearch-forkserver", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -134,6 +159,8 @@ class DecodePool:
         self.retry_with_pyav = retry_with_pyav
         self.quiet = quiet
         self.faults = faults if faults is not None else FaultPlan()
+        # each worker decodes with its share of the cores (threaded FFmpeg/decord decoding)
+        self.decode_threads = max(1, _cores() // self.workers)
         if start_method is None:
             start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         if start_method not in ("forkserver", "spawn"):
@@ -141,7 +168,7 @@ class DecodePool:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # imported once by the server, inherited by every worker it forks
-            self._ctx.set_forkserver_preload(["vidsearch.media.worker", "vidsearch.media.resize", "torch", "decord", "av"])
+            self._ctx.set_forkserver_preload(list(_PRELOAD))
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._outstanding = 0
@@ -164,7 +191,7 @@ class DecodePool:
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker_main, args=(child_conn, self.quiet, self.faults), daemon=True, name="vidsearch-decode")
+        proc = self._ctx.Process(target=worker_main, args=(child_conn, self.quiet, self.faults, self.decode_threads), daemon=True, name="vidsearch-decode")
         proc.start()
         child_conn.close()  # so the parent sees EOF when the worker dies
         self.started_workers += 1

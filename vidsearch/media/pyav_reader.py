@@ -15,6 +15,7 @@ import numpy as np
 
 from vidsearch.media.info import VideoInfo, media_error
 from vidsearch.media.sampling import snap_to_keyframes
+from vidsearch.media.threads import decode_threads
 
 __all__ = ["PyAVIndex", "open_pyav", "video_stream", "pyav_index", "probe_pyav", "read_pyav"]
 
@@ -130,8 +131,9 @@ def probe_pyav(path: str) -> VideoInfo:
     return VideoInfo(path, index.count, float(fps), float(duration), int(img_w), int(img_h))
 
 
-def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool) -> np.ndarray:
-    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass.
+def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool, antialias: bool = False) -> np.ndarray:
+    """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass
+    (``antialias``: see :func:`vidsearch.media.resize.resize_frames`).
 
     Raises:
         MediaError: no video stream, or no frame decodes.
@@ -154,7 +156,9 @@ def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool) -> np.n
     with open_pyav(path) as container:
         stream = video_stream(container, path)
         cc = stream.codec_context
-        cc.thread_count = 1  # pool workers each own one core
+        # threaded decoding (frame + slice); pool workers get their share of the cores
+        cc.thread_type = "AUTO"
+        cc.thread_count = decode_threads()
         if fast and keys:
             cc.skip_frame = "NONKEY"  # the decoder drops everything but keyframes
         k = 0
@@ -172,7 +176,7 @@ def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool) -> np.n
                 last_frame = frame
                 if uniq[k] > i:
                     continue  # decoded only to reach a later frame: never converted to RGB
-                img = resize_frames(_to_rgb(frame)[None], resolution)[0]
+                img = resize_frames(_to_rgb(frame)[None], resolution, antialias)[0]
                 while k < len(uniq) and uniq[k] <= i:  # == i, or < i if a frame went missing
                     got[uniq[k]] = img
                     k += 1
@@ -185,7 +189,7 @@ def read_pyav(path: str, wanted: list[int], resolution: int, fast: bool) -> np.n
             raise media_error(path, "cannot be decoded: no frame decodes")
         if k < len(uniq):
             LOG.debug("%s: %d frame(s) past the last decodable frame %d: clamped", path, len(uniq) - k, pos - 1)
-            img = resize_frames(_to_rgb(last_frame)[None], resolution)[0]
+            img = resize_frames(_to_rgb(last_frame)[None], resolution, antialias)[0]
             for t in uniq[k:]:
                 got[t] = img
     return np.stack([got[t] for t in targets])

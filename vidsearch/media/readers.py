@@ -1,8 +1,16 @@
 """Which reader reads a file, and :func:`read_frames`: frames in the requested order, one pass.
 
-Readers. decord is the primary reader (it is what ViCLIP's official code uses), PyAV (bundled
-FFmpeg) the fallback. ``reader="auto"`` uses decord except where it is known to return wrong
-frames, and falls back to PyAV whenever decord fails on a file:
+Readers. decord is the design's reader (it is what ViCLIP's official code uses), PyAV (bundled
+FFmpeg) the other one. ``reader="auto"`` lets PyAV lead where it is known to be right and decord
+wrong, or measured faster, and otherwise uses decord; either way the other reader is the
+fallback whenever the first one fails on a file (both run inside the crash-contained decode
+pool's workers):
+
+* PyAV leads (decord is the fallback) for the codecs in :data:`PYAV_FASTER`, where
+  ``benchmarks/decode_speed.py --codecs`` measured it faster on this kind of work: H.264
+  (1.0-1.1x on 10 s long-GOP 360p noise, 1.8x on long-GOP 720p, 3.6x on 3.5 s 112 px clips,
+  where decord's per-file set-up dominates) and MJPEG (4.4x). MPEG-4 part 2 was a tie
+  (decord stays first); other codecs were not measured and stay with decord.
 
 * VP8/VP9 streams (webm) go straight to PyAV: decord's seeks land at the wrong place in many
   VP8 files (dmlc/decord#91: every index returns a frame from the start of the video).
@@ -40,7 +48,7 @@ from vidsearch.media.decord_reader import UsePyAV, read_decord
 from vidsearch.media.info import check_file, media_error, short_reason
 from vidsearch.media.pyav_reader import open_pyav, read_pyav, video_stream
 
-__all__ = ["READERS", "check_reader", "pyav_call", "with_readers", "read_frames"]
+__all__ = ["READERS", "PYAV_FASTER", "check_reader", "pyav_call", "with_readers", "read_frames"]
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +56,8 @@ T = TypeVar("T")
 READERS = ("auto", "decord", "pyav")
 # decord mis-seeks in VP8/VP9 (dmlc/decord#91); these codecs always use PyAV under "auto"
 _PYAV_CODECS = frozenset({"vp8", "vp9", "libvpx", "libvpx-vp9"})
+# codecs PyAV decodes measurably faster (see the module docstring): PyAV leads, decord falls back
+PYAV_FASTER = frozenset({"h264", "mjpeg"})
 
 
 def check_reader(reader: str) -> None:
@@ -56,15 +66,19 @@ def check_reader(reader: str) -> None:
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
 
 
-def _auto_prefers_pyav(path: str) -> str | None:
-    """Why "auto" should skip decord for this file (None: use decord). Raises MediaError."""
+def _auto_plan(path: str) -> tuple[str, bool, str]:
+    """How "auto" reads this file: (first reader, whether the other may follow, why). Raises MediaError."""
 
     def codec() -> str:
         with open_pyav(path) as container:  # reads the header only
             return str(video_stream(container, path).codec_context.name)
 
     name = pyav_call(path, codec)
-    return f"{name} codec" if name in _PYAV_CODECS else None
+    if name in _PYAV_CODECS:
+        return "pyav", False, f"{name} codec (decord mis-seeks)"
+    if name in PYAV_FASTER:
+        return "pyav", True, f"{name} codec (PyAV measured faster)"
+    return "decord", True, ""
 
 
 def pyav_call(path: str, fn: Callable[[], T]) -> T:
@@ -80,7 +94,7 @@ def pyav_call(path: str, fn: Callable[[], T]) -> T:
 def with_readers(
     path: str, reader: str, decord_fn: Callable[[bool], T], pyav_fn: Callable[[], T]
 ) -> tuple[T, str]:
-    """Run a step with the reader asked for; under "auto", decord then PyAV on any failure.
+    """Run a step with the reader asked for; under "auto", the leading reader then the other.
 
     ``decord_fn(auto)`` may raise :class:`~vidsearch.media.decord_reader.UsePyAV` (under
     "auto") to hand the file over.
@@ -93,10 +107,19 @@ def with_readers(
     """
     use = reader
     if reader == "auto":
-        why = _auto_prefers_pyav(path)
-        use = "pyav" if why else "decord"
-        if why:
+        use, fallback, why = _auto_plan(path)
+        if use == "pyav":
             LOG.debug("%s: %s, reading with PyAV", path, why)
+            try:
+                return pyav_call(path, pyav_fn), "pyav"
+            except MediaError as exc:
+                if not fallback:
+                    raise
+                LOG.info("%s: PyAV failed (%s); trying decord", path, exc)
+                try:
+                    return decord_fn(False), "decord"
+                except Exception:  # noqa: BLE001 -- the first reader's reason is the one to report
+                    raise exc from None
     if use == "decord":
         try:
             return decord_fn(reader == "auto"), "decord"
@@ -115,6 +138,7 @@ def read_frames(
     resolution: int,
     reader: str = "auto",
     fast: bool = False,
+    antialias: bool = False,
 ) -> tuple[np.ndarray, str]:
     """Decode the frames at ``indices`` in one forward pass, each resized as it is decoded.
 
@@ -125,10 +149,12 @@ def read_frames(
         path: the video file.
         indices: frame indices (any order, repeats allowed). Indices past the last decodable
             frame (a frame count that lied) get the last decoded frame.
-        resolution: output frames are ``resolution x resolution`` (the official bicubic
-            antialiased resize of :func:`vidsearch.media.resize.resize_frames`).
+        resolution: output frames are ``resolution x resolution`` (the bicubic resize of
+            :func:`vidsearch.media.resize.resize_frames`).
         reader: ``"auto"``, ``"decord"`` or ``"pyav"`` (see the module docstring).
         fast: decode only keyframes: each row is the keyframe nearest its index.
+        antialias: antialias the resize; off (the default) is what the published ViCLIP
+            models saw (torchvision 0.15.2).
 
     Returns:
         ``(frames, reader_used)``: uint8 ``[len(indices), resolution, resolution, 3]``, row ``r``
@@ -151,8 +177,8 @@ def read_frames(
     frames, used = with_readers(
         path,
         reader,
-        lambda auto: read_decord(path, wanted_list, resolution, fast, auto),
-        lambda: read_pyav(path, wanted_list, resolution, fast),
+        lambda auto: read_decord(path, wanted_list, resolution, fast, auto, antialias),
+        lambda: read_pyav(path, wanted_list, resolution, fast, antialias),
     )
     if np.array_equal(wanted, asked):
         return frames, used  # asked sorted and distinct: no copy

@@ -1,7 +1,14 @@
-"""The official frame resize: bicubic, antialiased, on uint8 frames, done where frames are decoded.
+"""The frame resize ViCLIP's test transform does, on uint8 frames, where frames are decoded.
 
 ViCLIP's test transform resizes uint8 frames to ``(res, res)`` with torchvision ``Resize``
-(bicubic, antialias; computed in float, rounded and clamped back to uint8), then normalizes.
+(bicubic, computed in float, rounded and clamped back to uint8), then normalizes. The published
+models were trained and evaluated with torchvision 0.15.2 (the official ``viclip.yaml``), whose
+``Resize`` on a uint8 tensor does NOT antialias (antialias defaulted to off for tensors until
+torchvision 0.17); newer torchvision antialiases. Both are here: ``antialias=False``
+(:data:`OFFICIAL_ANTIALIAS`, the frames the published models saw) and ``antialias=True``. Which
+one a library used is part of its embedding space's sampling record
+(:class:`vidsearch.media.sampling.SamplingConfig`), so one library never mixes both.
+
 The resize lives here, with decoding, so that decoding workers ship small uint8 frames between
 processes; the normalization is the model's (:mod:`vidsearch.models.preprocess`).
 """
@@ -12,13 +19,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_frames"]
+from vidsearch.media.sampling import OFFICIAL_ANTIALIAS
+
+__all__ = ["OFFICIAL_ANTIALIAS", "resize_frames"]
 
 
-def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int) -> np.ndarray:
+def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> np.ndarray:
     """Resize uint8 frames ``[N, H, W, C]`` to ``[N, resolution, resolution, C]`` (uint8).
 
-    Frames already at the target size are returned unchanged.
+    Bicubic (``align_corners=False``) in float, clamped to [0, 255] and rounded, as torchvision
+    ``Resize`` does on uint8 tensors. Frames already at the target size are returned unchanged.
+
+    Args:
+        frames: uint8 ``[N, H, W, 3]``.
+        resolution: output side.
+        antialias: antialias when downscaling (torchvision >= 0.17); the default, off, is what
+            torchvision 0.15.2 did and the published ViCLIP models saw.
 
     Raises:
         ValueError: ``frames`` is not ``[N, H, W, 3]``.
@@ -29,6 +45,6 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int) -> np.ndar
     if x.shape[1] == resolution and x.shape[2] == resolution:
         return x.numpy()
     x = x.permute(0, 3, 1, 2).float()  # NHWC -> NCHW
-    x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
+    x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=bool(antialias))
     x = x.clamp_(0, 255).round_().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().numpy()

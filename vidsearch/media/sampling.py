@@ -1,5 +1,6 @@
 """Which frames to read: the official "middle" sampling, segment plans (whole video plus
-fixed-length windows for long videos) and keyframe snapping for ``--fast`` mode.
+fixed-length windows for long videos) and keyframe snapping for ``--fast`` mode; and the
+sampling record an embedding space keeps (which segments, and how frames were resized).
 
 Pure index arithmetic: nothing here opens a file.
 """
@@ -7,15 +8,30 @@ Pure index arithmetic: nothing here opens a file.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vidsearch.errors import InputError
 from vidsearch.media.info import VideoInfo
 
-__all__ = ["SamplingConfig", "SegmentPlan", "middle_indices", "plan_segments", "snap_to_keyframes"]
+__all__ = [
+    "OFFICIAL_ANTIALIAS",
+    "SamplingConfig",
+    "SegmentPlan",
+    "middle_indices",
+    "plan_segments",
+    "recorded_antialias",
+    "resolve_antialias",
+    "snap_to_keyframes",
+]
+
+# The resize the published ViCLIP models saw: torchvision 0.15.2 ``Resize`` on uint8 tensors,
+# bicubic WITHOUT antialiasing (see vidsearch.media.resize).
+OFFICIAL_ANTIALIAS = False
 
 
 @dataclass(frozen=True)
@@ -33,11 +49,54 @@ class SamplingConfig:
     window: float = 8.0  # window length in seconds
     stride: float = 4.0  # seconds between window starts (window / 2: 50% overlap)
     min_video_for_windows: float = 12.0  # only videos longer than this get windows
+    # Antialias the frame resize? None: the embedding space's recorded choice, else the official
+    # one (off; see resolve_antialias). Part of the space's record: one library never mixes both.
+    antialias: bool | None = None
+
+    def segment_kwargs(self) -> dict[str, float]:
+        """The :func:`plan_segments` keyword arguments of this config."""
+        return {"window": self.window, "stride": self.stride, "min_video_for_windows": self.min_video_for_windows}
+
+    @property
+    def resize_antialias(self) -> bool:
+        """The resize choice to decode with (the official one while unresolved)."""
+        return OFFICIAL_ANTIALIAS if self.antialias is None else bool(self.antialias)
 
     @classmethod
-    def whole_video(cls) -> "SamplingConfig":
+    def whole_video(cls, antialias: bool | None = None) -> "SamplingConfig":
         """The whole-video segment only, however long the video (e.g. a training frame cache)."""
-        return cls(min_video_for_windows=math.inf)
+        return cls(min_video_for_windows=math.inf, antialias=antialias)
+
+
+def recorded_antialias(record: Mapping[str, Any]) -> bool:
+    """The resize choice an embedding space's sampling record holds.
+
+    Records written before the choice existed do not name it; those spaces were built with the
+    antialiased resize, so that is what they say.
+    """
+    value = record.get("antialias")
+    return True if value is None else bool(value)
+
+
+def resolve_antialias(sampling: SamplingConfig, record: Mapping[str, Any], space: str = "this space") -> SamplingConfig:
+    """``sampling`` with the resize choice of the existing space whose record is ``record``.
+
+    Unset (None) follows the space; an explicit choice must agree with it, so one space never
+    mixes both resizes. (A new space takes the model's own choice, ``Encoder.antialias``.)
+
+    Raises:
+        InputError: the explicit choice differs from the space's recorded one.
+    """
+    have = recorded_antialias(record)
+    if sampling.antialias is None:
+        return dataclasses.replace(sampling, antialias=have)
+    if bool(sampling.antialias) != have:
+        flag = "pass --antialias" if have else "drop --antialias"
+        raise InputError(
+            f"{space} was indexed {'with' if have else 'without'} the antialiased resize; {flag} to add to it, "
+            "or use another --library (one library never mixes both resizes)"
+        )
+    return sampling
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import signal
 import sys
 
 from vidsearch.media.jobs import FaultPlan, decode_job
+from vidsearch.media.threads import set_decode_threads
 
 __all__ = ["worker_main"]
 
@@ -46,13 +47,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(conn, quiet: bool, faults: FaultPlan) -> None:
+def worker_main(conn, quiet: bool, faults: FaultPlan, threads: int = 1) -> None:
     """Worker loop: receive ``(seq, job, reader)``, send ``start``/``probed``/``done``.
 
     Args:
         conn: this worker's end of its pipe.
         quiet: send fd 2 to /dev/null (decord's C++ logging and FFmpeg write there directly).
         faults: faults to inject (tests only).
+        threads: decoding threads per file (this worker's share of the cores).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
@@ -68,6 +70,7 @@ def worker_main(conn, quiet: bool, faults: FaultPlan) -> None:
     import torch
 
     torch.set_num_threads(1)  # the resize runs here; the encoder owns the other cores
+    set_decode_threads(threads)
     while True:
         try:
             msg = conn.recv()

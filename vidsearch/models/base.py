@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.models.precision import autocast
-from vidsearch.media.resize import resize_frames
+from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_frames
 
 __all__ = ["Encoder", "l2_normalized"]
 
@@ -29,6 +29,9 @@ class Encoder(abc.ABC):
         model: the underlying ``nn.Module`` (for fine-tuning).
         spec: JSON-serializable kwargs: ``load_encoder(**spec)`` rebuilds this encoder.
         checkpoint_hash: full sha256 of the checkpoint file.
+        antialias: the model's own frame-resize choice, for new embedding spaces and frames
+            not already at ``resolution`` (ViCLIP: off, as torchvision 0.15.2 resized for the
+            published models; see :mod:`vidsearch.media.resize`).
     """
 
     key: str
@@ -39,6 +42,7 @@ class Encoder(abc.ABC):
     model: torch.nn.Module
     spec: dict[str, Any]
     checkpoint_hash: str
+    antialias: bool = OFFICIAL_ANTIALIAS
 
     @abc.abstractmethod
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -72,7 +76,7 @@ class Encoder(abc.ABC):
         frames = self.check_frames(frames)
         B, T, H, W, C = frames.shape
         if H != self.resolution or W != self.resolution:
-            frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution).reshape(
+            frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution, self.antialias).reshape(
                 B, T, self.resolution, self.resolution, C
             )
         return torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 
 from vidsearch.errors import CheckpointError
+from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
+from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
 
@@ -45,7 +47,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 TRUST_ENV = "VIDSEARCH_TRUST_CHECKPOINT"
 # Entries of a training checkpoint that hold the model's weights, in the order tried
 # (InternVideo saves "model"; its DeepSpeed runs save "module").
@@ -219,16 +220,6 @@ def save_checkpoint(
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def cache_dir() -> Path:
-    """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
-    env = os.environ.get("VIDSEARCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidsearch"))
 
 
 def _read_hash_cache(path: Path) -> dict[str, Any]:

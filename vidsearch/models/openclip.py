@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
 from vidsearch.models.base import Encoder
+from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
 
@@ -107,6 +108,8 @@ def _build(arch: str, cfg_path: Path | None) -> torch.nn.Module:
 
 class OpenCLIPEncoder(Encoder):
     """An open_clip model used per frame, its frame embeddings mean-pooled per clip."""
+
+    antialias = True  # open_clip's transform resizes with PIL, which always antialiases
 
     def __init__(self, model: torch.nn.Module, *, arch: str, checkpoint: Path, sha256: str,
                  spec: dict[str, Any], device: torch.device, tokenizer: Any) -> None:
@@ -207,8 +210,10 @@ class OpenCLIPEncoder(Encoder):
 
 def openclip_key(arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
     """The ``key`` :func:`load_openclip` would give, from the checkpoint's (cached) hash alone."""
-    arch, path, _ = resolve_openclip(arch, checkpoint, config)
-    return f"{space_name(arch)}@{checkpoint_hash(path)[:12]}"
+    name, path, cfg_path = resolve_openclip(arch, checkpoint, config)
+    key = f"{space_name(name)}@{checkpoint_hash(path)[:12]}"
+    remember_key(OPENCLIP_PREFIX + arch, checkpoint, config, key, [path, cfg_path])  # the registry's name
+    return key
 
 
 def load_openclip(

@@ -1,8 +1,9 @@
 """Frame preprocessing exactly as ViCLIP's test transform does it: the model's half.
 
-The official transform resizes the uint8 frames to (res, res) with bicubic antialiased
-interpolation (torchvision ``Resize`` on a uint8 tensor: computed in float, rounded and
-clamped back to uint8), then divides by 255 and normalizes with the ImageNet mean/std.
+The official transform resizes the uint8 frames to (res, res) with bicubic interpolation
+(torchvision ``Resize`` on a uint8 tensor: computed in float, rounded and clamped back to
+uint8; without antialiasing in torchvision 0.15.2, which the published models used, see
+:mod:`vidsearch.media.resize`), then divides by 255 and normalizes with the ImageNet mean/std.
 Splitting it in two lets decoding workers do the resize (so they ship small uint8 frames
 between processes; :func:`vidsearch.media.resize.resize_frames`) while the encoder does the
 normalization here, on its device.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidsearch.media.resize import resize_frames
+from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_frames
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "normalize_frames", "preprocess_frames"]
 
@@ -30,7 +31,7 @@ def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
     return x.movedim(-1, -3)
 
 
-def preprocess_frames(frames: np.ndarray | torch.Tensor, resolution: int) -> torch.Tensor:
+def preprocess_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> torch.Tensor:
     """The full official test transform: uint8 ``[T, H, W, C]`` -> float ``[T, C, res, res]``
-    (the media resize, then :func:`normalize_frames`)."""
-    return normalize_frames(torch.from_numpy(resize_frames(frames, resolution)))
+    (the media resize, without antialiasing unless asked, then :func:`normalize_frames`)."""
+    return normalize_frames(torch.from_numpy(resize_frames(frames, resolution, antialias)))

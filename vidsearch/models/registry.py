@@ -82,7 +82,7 @@ def list_models() -> list[str]:
 
 
 def _is_checkpoint_path(model: str) -> bool:
-    from vidsearch.models.weights import CHECKPOINT_SUFFIXES
+    from vidsearch.models.hub import CHECKPOINT_SUFFIXES
 
     return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
 
@@ -102,6 +102,15 @@ def _route(model: str) -> tuple[Family, str]:
     )
 
 
+def _locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> None:
+    """Find a published preset's weights before its family (torch) is imported: missing weights
+    are a one-line error within seconds (the family resolves them again, from the same cache)."""
+    from vidsearch.models.hub import HF_SOURCES, resolve_checkpoint
+
+    if model in _PRESETS and model in HF_SOURCES:
+        resolve_checkpoint(model, checkpoint)
+
+
 def model_key(
     model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
 ) -> str:
@@ -114,7 +123,14 @@ def model_key(
         ModelError: unknown name (lists the valid choices), or an unusable config.
         CheckpointError, WeightsNotFoundError: the weights cannot be found or read.
     """
+    from vidsearch.models.keymemo import recall_key
+
+    # a remembered key (its files unchanged) needs no torch and no weights look-up
+    hit = recall_key(model, checkpoint, config)
+    if hit is not None:
+        return hit
     family, name = _route(model)
+    _locate_weights(model, checkpoint)
     return family.function("key")(name, checkpoint, config)
 
 
@@ -140,6 +156,7 @@ def load_encoder(
         WeightsNotFoundError: no weights locally and none downloadable.
     """
     family, name = _route(model)
+    _locate_weights(model, checkpoint)
     from vidsearch.models.precision import resolve_device
 
     return family.function("load")(name, checkpoint, config, resolve_device(device))

@@ -25,6 +25,7 @@ import torch
 
 from vidsearch.errors import ModelError
 from vidsearch.models.base import Encoder, l2_normalized
+from vidsearch.models.keymemo import remember_key
 from vidsearch.models.preprocess import normalize_frames
 from vidsearch.models.tokenizer import tokenize
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig
@@ -122,8 +123,11 @@ def _config_name(cfg: ViCLIPConfig) -> str:
 
 def viclip_key(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
     """The ``key`` :func:`load_viclip` would give, from the checkpoint's (cached) hash alone."""
-    name, path, _, _ = resolve_viclip(model, checkpoint, config)
-    return f"{name}@{checkpoint_hash(path)[:12]}"
+    name, path, _, cfg_path = resolve_viclip(model, checkpoint, config)
+    key = f"{name}@{checkpoint_hash(path)[:12]}"
+    # the files the key depends on, including the config files resolution would prefer
+    remember_key(model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"])
+    return key
 
 
 def load_viclip(

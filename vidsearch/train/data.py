@@ -89,14 +89,14 @@ def _decode_in_process(decode: Decoder, videos: Sequence[Path], count: int, res:
             yield row, None, f"{v}: {exc}"
 
 
-def _decode_in_pool(videos: Sequence[Path], count: int, res: int, workers: int) -> Iterator[_Decoded]:
+def _decode_in_pool(videos: Sequence[Path], count: int, res: int, workers: int, antialias: bool) -> Iterator[_Decoded]:
     """The ``count`` middle samples of each whole video (the index's sampling), resized to
     ``res``, decoded in the crash-contained pool: a decoder that segfaults or hangs on one file
     fails that file, not the training run."""
     from vidsearch.media.jobs import DecodedVideo, DecodeJob
     from vidsearch.media.pool import DecodePool
 
-    jobs = [DecodeJob(row, str(v), count, res, sampling=SamplingConfig.whole_video()) for row, v in enumerate(videos)]
+    jobs = [DecodeJob(row, str(v), count, res, sampling=SamplingConfig.whole_video(antialias)) for row, v in enumerate(videos)]
     with DecodePool(workers=workers) as pool:
         for result in pool.run(jobs):  # in completion order: rows say where each one goes
             if isinstance(result, DecodedVideo):
@@ -135,6 +135,7 @@ def build_frame_cache(
     resolution: int,
     max_bytes: int,
     workers: int = 1,
+    antialias: bool = False,
     decode: Decoder | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FrameCache:
@@ -151,6 +152,7 @@ def build_frame_cache(
         max_bytes: refuse caches larger than this.
         workers: decoding processes of the crash-contained pool
             (:class:`vidsearch.media.pool.DecodePool`).
+        antialias: antialias the pool's resize (off: as the published ViCLIP models saw frames).
         decode: ``decode(path, cache_frames, resolution) -> uint8 [cache_frames, res, res, 3]``,
             run in this process; default: the decode pool with the index's middle sampling of
             the whole video and its resize.
@@ -176,7 +178,7 @@ def build_frame_cache(
     if decode is not None:
         results = _decode_in_process(decode, videos, cache_frames, resolution)
     else:
-        results = _decode_in_pool(videos, cache_frames, resolution, max(1, min(workers, len(videos))))
+        results = _decode_in_pool(videos, cache_frames, resolution, max(1, min(workers, len(videos))), antialias)
     _fill(arr, results, len(videos), progress)
     arr.flush()
     del arr
@@ -196,9 +198,9 @@ def _fill(arr: np.ndarray, results: Iterator[_Decoded], total: int, progress: Ca
             progress(done, total)
 
 
-def cache_key(videos: Sequence[Path], cache_frames: int, resolution: int) -> str:
-    """A short hash naming a cache: same videos (paths, sizes, mtimes) and geometry, same key."""
-    h = hashlib.sha1(f"{cache_frames}:{resolution}".encode())
+def cache_key(videos: Sequence[Path], cache_frames: int, resolution: int, antialias: bool = False) -> str:
+    """A short hash naming a cache: same videos (paths, sizes, mtimes), geometry and resize, same key."""
+    h = hashlib.sha1(f"{cache_frames}:{resolution}{':aa' if antialias else ''}".encode())
     for v in videos:
         st = v.stat()
         h.update(f"{v}:{st.st_size}:{st.st_mtime_ns}\n".encode())

@@ -47,6 +47,7 @@ class FinetuneJob:
     cache_frames: int = 16  # frames cached per training video
     cache_bytes: int = 8 * 2**30  # refuse larger frame caches
     workers: int = 1  # decoding processes
+    antialias: bool = False  # antialias the frame resize (off: as the published ViCLIP models saw frames)
     device: str = "auto"
     resume: bool = False
     lr_find_steps: int = 0  # >0: run a learning-rate range test of this many steps and train at its pick
@@ -117,14 +118,14 @@ def _caches(job: FinetuneJob, train: list[Clip], val: list[Clip], cfg: TrainConf
     def prog(offset: int) -> Callable[[int, int], None] | None:
         return None if on_cache is None else (lambda d, _t: on_cache(offset + d, total))
 
-    key = cache_key(tv, job.cache_frames, resolution)
+    key = cache_key(tv, job.cache_frames, resolution, job.antialias)
     tcache = build_frame_cache(tv, cache_dir / f"train-{key}.npy", cache_frames=job.cache_frames, resolution=resolution,
-                               max_bytes=job.cache_bytes, workers=job.workers, progress=prog(0))
+                               max_bytes=job.cache_bytes, workers=job.workers, antialias=job.antialias, progress=prog(0))
     vcache = None
     if vv:
-        key = cache_key(vv, cfg.num_frames, resolution)
+        key = cache_key(vv, cfg.num_frames, resolution, job.antialias)
         vcache = build_frame_cache(vv, cache_dir / f"val-{key}.npy", cache_frames=cfg.num_frames, resolution=resolution,
-                                   max_bytes=job.cache_bytes, workers=job.workers, progress=prog(len(tv)))
+                                   max_bytes=job.cache_bytes, workers=job.workers, antialias=job.antialias, progress=prog(len(tv)))
     return tcache, vcache
 
 

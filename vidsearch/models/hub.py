@@ -1,0 +1,137 @@
+"""Finding a preset's published weights: explicit path, environment, Hugging Face cache, hub.
+
+Torch-free, so that a run that cannot find weights (an offline machine with nothing cached)
+says so within a few seconds, before any model code is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from vidsearch.errors import CheckpointError, WeightsNotFoundError
+
+__all__ = ["CHECKPOINT_SUFFIXES", "CHECKPOINT_ENV", "REVISION_ENV", "HF_SOURCES", "resolve_checkpoint"]
+
+LOG = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+CHECKPOINT_ENV = "VIDSEARCH_CHECKPOINT"
+REVISION_ENV = "VIDSEARCH_HF_REVISION"
+# Where each preset's published weights live, in the order tried: (repo, file, revision).
+# The -hf revisions are the commits whose file lists and code were checked (docs/weights.md).
+HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
+    "viclip-b16": [("OpenGVLab/ViCLIP-B-16-hf", "model.safetensors", "8484a9cb5b1b86e43c3ded53abe7485f52d8b789")],
+    "viclip-l14": [
+        ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors", "1652361522e1cb41c28cdfae870f690d00e7456b"),
+        ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth", "main"),
+    ],
+}
+def _hf_cache_dir() -> str:
+    """The hub cache huggingface_hub would use, read from the environment at call time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def _hf_offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_reachable(timeout: float = 1.5) -> bool:
+    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds.
+
+    huggingface_hub retries connection errors with exponential backoff (about 20 s in all), far
+    too long to find out that a machine is offline; one quick connect tells (1.5 s: an offline
+    machine with nothing cached gets its one-line error within 3 s).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _revision(pinned: str, revision: str | None) -> str:
+    """The revision to use: ``revision``, else ``VIDSEARCH_HF_REVISION``, else the pinned one."""
+    return revision or os.environ.get(REVISION_ENV) or pinned
+
+
+def _from_hub(preset: str, download: bool, revision: str | None = None) -> Path | None:
+    """A cached (or, when allowed and online, downloaded) published checkpoint for ``preset``."""
+    import huggingface_hub
+
+    sources = [(repo, filename, _revision(pinned, revision)) for repo, filename, pinned in HF_SOURCES.get(preset, [])]
+    cache = _hf_cache_dir()
+    for repo, filename, rev in sources:
+        found = huggingface_hub.try_to_load_from_cache(repo, filename, cache_dir=cache, revision=rev)
+        if isinstance(found, str) and os.path.isfile(found):
+            LOG.info("using cached %s/%s at revision %s", repo, filename, rev)
+            return Path(found)
+    if not download or _hf_offline():
+        return None
+    if not _hub_reachable():
+        LOG.info("the Hugging Face hub is not reachable; not downloading")
+        return None
+    for repo, filename, rev in sources:
+        try:
+            LOG.info("downloading %s from %s at revision %s", filename, repo, rev)
+            return Path(huggingface_hub.hf_hub_download(repo, filename, revision=rev, cache_dir=cache))
+        except Exception as exc:  # network, auth and missing-file errors all mean "try the next"
+            LOG.warning("could not download %s from %s at revision %s: %s", filename, repo, rev, exc)
+    return None
+
+
+def resolve_checkpoint(
+    preset: str, checkpoint: str | os.PathLike[str] | None = None, download: bool = True,
+    revision: str | None = None,
+) -> Path:
+    """Find the weights for a preset: explicit path, ``VIDSEARCH_CHECKPOINT``, HF cache, HF hub.
+
+    Args:
+        preset: ``viclip-b16`` or ``viclip-l14`` (ignored when a path is given).
+        checkpoint: an explicit weights file.
+        download: whether the hub may be asked when the cache lacks the file.
+        revision: a Hugging Face branch, tag or commit instead of the checked one
+            (default ``VIDSEARCH_HF_REVISION``, else :data:`HF_SOURCES`' pinned commit).
+
+    Raises:
+        CheckpointError: an explicit or environment path that does not exist.
+        WeightsNotFoundError: nothing found; the message says what to download and where.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist; check the --checkpoint path")
+        return path.resolve()
+    env = os.environ.get(CHECKPOINT_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"{CHECKPOINT_ENV}={env} does not exist; fix or unset the variable")
+        return path.resolve()
+    found = _from_hub(preset, download, revision)
+    if found is not None:
+        return found.resolve()
+    repo, filename, pinned = HF_SOURCES[preset][0]
+    rev = _revision(pinned, revision)
+    why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and could not be downloaded"
+    raise WeightsNotFoundError(
+        f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
+        f"(huggingface-cli download {repo} {filename} --revision {rev}) and pass --checkpoint PATH "
+        f"or set {CHECKPOINT_ENV}=PATH"
+    )

@@ -1,0 +1,86 @@
+"""Remembered embedding-space keys: ``model_key`` without torch, weights look-ups or hashing.
+
+A space key (``<name>@<12 hex of the checkpoint sha256>``) depends on the model arguments and
+on a few files (the checkpoint, its config JSON, the config files that resolution would prefer).
+Computing it imports the model family (torch) and, for presets, searches the Hugging Face cache.
+An index run that turns out to have nothing to encode needs only the key, so the key is kept
+in a small JSON file under :func:`cache_dir` together with the size and mtime of every file it
+depends on (absent files recorded as absent); a remembered key is used only while all of them
+are unchanged. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cache_dir", "recall_key", "remember_key"]
+
+LOG = logging.getLogger(__name__)
+
+_MEMO_FILE = "space-keys.json"
+# environment that changes how a model name resolves to weights (see vidsearch.models.weights)
+_ENV = ("VIDSEARCH_CHECKPOINT", "VIDSEARCH_HF_REVISION", "HF_HUB_CACHE", "HF_HOME")
+
+
+def cache_dir() -> Path:
+    """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
+    env = os.environ.get("VIDSEARCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vidsearch"))
+
+
+def _ident(model: str, checkpoint: Any, config: Any) -> str:
+    args = [model, None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),
+            None if config is None else os.path.abspath(os.fspath(config))]
+    return json.dumps(args + [os.environ.get(v) for v in _ENV])
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recall_key(model: str, checkpoint: Any = None, config: Any = None) -> str | None:
+    """The remembered key for these arguments, if every file it depends on is unchanged."""
+    hit = _read(cache_dir() / _MEMO_FILE).get(_ident(model, checkpoint, config))
+    if not isinstance(hit, dict) or not isinstance(hit.get("files"), dict):
+        return None
+    if any(_stat(p) != s for p, s in hit["files"].items()):
+        return None
+    return str(hit["key"])
+
+
+def remember_key(model: str, checkpoint: Any, config: Any, key: str, files: Iterable[str | os.PathLike[str] | None]) -> None:
+    """Remember ``key`` for these arguments while ``files`` (None entries ignored) stay as they are."""
+    memo = cache_dir() / _MEMO_FILE
+    deps = {os.path.abspath(os.fspath(f)): _stat(os.fspath(f)) for f in files if f is not None}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        entries = _read(memo)
+        entries[_ident(model, checkpoint, config)] = {"key": key, "files": deps}
+        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=_MEMO_FILE, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(entries, fh, indent=1, sort_keys=True)
+        os.replace(tmp, memo)
+    except OSError as exc:  # a cache that cannot be written only costs time
+        LOG.warning("cannot write the space key cache %s: %s", memo, exc)
