@@ -44,12 +44,51 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):  # click's form of Ctrl-C
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        if _is_usage_error(exc):
+            _show_usage_error(exc)
+            sys.exit(EXIT_USAGE)
+        if _is_abort(exc):  # click's (or typer's) form of Ctrl-C
             _interrupted()
         raise
+
+
+EXIT_USAGE = 2
+
+
+def _click_classes(name: str) -> tuple[type, ...]:
+    """``name`` from every click the installed typer may raise: its vendored copy and click itself.
+
+    typer up to 0.2x re-exported click's exceptions; later releases vendor click as
+    ``typer._click`` and raise their own classes, which ``except click.ClickException`` misses.
+    ``typer.TyperException`` is the public base of the vendored ones.
+    """
+    found: list[type] = []
+    if name == "ClickException" and hasattr(typer, "TyperException"):
+        found.append(typer.TyperException)
+    if name == "Abort":
+        found.append(typer.Abort)
+    try:
+        import click.exceptions as click_exceptions
+
+        found.append(getattr(click_exceptions, name))
+    except ImportError:  # typer without a separate click installed
+        pass
+    return tuple(found)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    return isinstance(exc, _click_classes("ClickException"))
+
+
+def _is_abort(exc: BaseException) -> bool:
+    return isinstance(exc, _click_classes("Abort"))
+
+
+def _show_usage_error(exc: BaseException) -> None:
+    """typer's own short block: usage line, the help hint, ``Error: ...`` (or the help page)."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"Error: {exc}", err=True)
