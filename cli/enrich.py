@@ -9,7 +9,7 @@ import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
 from vidsearch.cli.app import app
-from vidsearch.cli.format import fmt_time
+from vidsearch.cli.format import fmt_time, shown
 
 enrich_app = typer.Typer(
     help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
@@ -62,7 +62,7 @@ def recognize_command(
     what = "relabelled" if report.relabelled else "labelled"
     console.print(
         f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) "
-        f"with {report.label_set} in {report.space}; {report.already} already labelled; {report.seconds:.1f} s",
+        f"with {shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
         highlight=False,
     )
     console.print(_rule_line(report.rule, report.calibrated), highlight=False)
@@ -146,16 +146,16 @@ def labels_command(
     if json_out:
         print_json(info)
         return
-    console.print(f"[bold]{info['path']}[/]", highlight=False)
+    console.print(f"[bold]{shown(info['path'])}[/]", highlight=False)
     for ls in info["label_sets"]:
-        verdict = "[yellow]unknown[/]" if ls["unknown"] else ls["labels"][0]["label"] if ls["labels"] else "-"
-        console.print(f"{ls['label_set']} ({ls['space']}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
+        verdict = "[yellow]unknown[/]" if ls["unknown"] else shown(ls["labels"][0]["label"]) if ls["labels"] else "-"
+        console.print(f"{shown(ls['label_set'])} ({shown(ls['space'])}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
         for lab in ls["labels"]:
-            console.print(f"  {lab['rank']}. {lab['label']}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
+            console.print(f"  {lab['rank']}. {shown(lab['label'])}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
         if ls["windows"]:
             console.print("  timeline:", highlight=False)
             for t in ls["timeline"]:
-                name = "unknown" if t["unknown"] else t["label"]
+                name = "unknown" if t["unknown"] else shown(t["label"])
                 console.print(f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
 
 
@@ -195,7 +195,7 @@ def localize_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{text!r} in {video.name}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
+    table = Table(title=f"{shown(repr(text))} in {shown(video.name)}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
     for col in ("#", "span", "score"):
         table.add_column(col, justify="right" if col != "span" else "left")
     for i, s in enumerate(spans, 1):

@@ -9,6 +9,7 @@ import typer
 
 from vidsearch.cli.common import JsonOption, console, err_console, print_json
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
 
 
 @app.command("finetune")
@@ -89,7 +90,7 @@ def finetune_command(
         return
     for e in result["epochs"]:
         console.print(_epoch_line(e), highlight=False)
-    console.print(f"[bold]wrote[/] {result['model']} (config {Path(result['model']).with_suffix('.json')})")
+    console.print(f"[bold]wrote[/] {shown(result['model'])} (config {shown(Path(result['model']).with_suffix('.json'))})", highlight=False)
 
 
 def _epoch_line(e: dict) -> str:

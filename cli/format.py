@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vidsearch.cli.common import print_json
 
-__all__ = ["fmt_time", "fmt_figure", "write_report"]
+__all__ = ["fmt_time", "fmt_figure", "write_report", "plain", "shown"]
+
+# C0 and C1 control characters and DEL (a name with ESC in it could recolour or retitle the
+# terminal), and lone surrogates (undecodable bytes of a file name, which no console can encode).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    code = ord(ch)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain(text: object) -> str:
+    """``text`` for a terminal: every control character (and undecodable byte) as a visible ``\\xNN``."""
+    return _UNPRINTABLE.sub(_visible, str(text))
+
+
+def shown(text: object) -> str:
+    """A user-controlled string (a path, a label, a query) made safe to embed in rich markup.
+
+    Control characters become visible escapes (:func:`plain`) and rich markup such as ``[/]`` or
+    ``[blink]`` in it is escaped, so it prints as it is instead of crashing or styling the line.
+    """
+    from rich.markup import escape
+
+    return escape(plain(text))
 
 
 def fmt_time(seconds: float | None) -> str:

@@ -20,6 +20,7 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
@@ -77,12 +78,12 @@ def index_command(
         print_json(report.to_dict())
     else:
         console.print(
-            f"[bold]{report.space_key}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "
+            f"[bold]{shown(report.space_key)}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "
             f"{report.removed} removed, {report.unchanged} unchanged, {len(report.failed)} failed "
             f"({report.segments} segments, {report.seconds:.1f} s)"
         )
         for path, reason in report.failed[:20]:
-            console.print(f"  [red]failed[/] {path}: {reason}", markup=True, highlight=False)
+            console.print(f"  [red]failed[/] {shown(path)}: {shown(reason)}", markup=True, highlight=False)
         if len(report.failed) > 20:
             console.print(f"  ... and {len(report.failed) - 20} more (see `vidsearch info`)")
         if report.failed_unchanged:

@@ -10,6 +10,7 @@ import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
 
 
 @app.command("info")
@@ -20,13 +21,13 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
     if json_out:
         print_json(stats)
         return
-    console.print(f"[bold]library[/] {stats['library']}")
+    console.print(f"[bold]library[/] {shown(stats['library'])}", highlight=False)
     console.print(f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}")
     for sp in stats["spaces"]:
-        line = f"  space [bold]{sp['key']}[/] dim {sp['dim']}: {sp['videos']} videos, {sp['segments']} segments"
+        line = f"  space [bold]{shown(sp['key'])}[/] dim {sp['dim']}: {sp['videos']} videos, {sp['segments']} segments"
         if "index_spec" in sp:
             recall = sp.get("index_recall_at_10")
-            line += f"; index {sp['index_spec']} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
+            line += f"; index {shown(sp['index_spec'])} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
             line += f", recall@10 {recall:.3f})" if recall is not None else ", exact)"
             if not sp.get("index_up_to_date"):
                 line += " [yellow](stale: synced on next query)[/]"
@@ -34,7 +35,7 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
             line += "; no index file yet (built on next query)"
         console.print(line, highlight=False)
     for f in stats["failed"]:
-        console.print(f"  [red]failed[/] {f['path']}: {f['reason']}", highlight=False)
+        console.print(f"  [red]failed[/] {shown(f['path'])}: {shown(f['reason'])}", highlight=False)
 
 
 @app.command("remove")
@@ -77,4 +78,4 @@ def reindex_command(
     if not results:
         console.print("the library is empty: nothing to rebuild")
     for r in results:
-        console.print(f"rebuilt {r['key']}: {r['vectors']} vectors, {r['index_spec']}")
+        console.print(f"rebuilt {shown(r['key'])}: {r['vectors']} vectors, {shown(r['index_spec'])}", highlight=False)

@@ -36,7 +36,9 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except VidsearchError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from vidsearch.cli.format import plain
+
+        typer.echo(f"error: {plain(exc)}", err=True)  # a hostile file name in it cannot reach the terminal raw
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.format import fmt_time
+from vidsearch.cli.format import fmt_time, shown
 from vidsearch.cli.app import app
 
 
@@ -59,5 +59,5 @@ def query_command(
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", h.path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", shown(h.path))
     console.print(table)

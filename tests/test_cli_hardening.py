@@ -17,6 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run a command in this process (faster than :func:`cli`; no entry-point error handling)."""
+    from typer.testing import CliRunner
+
+    from vidsearch.cli import commands  # noqa: F401  (registers the commands)
+    from vidsearch.cli.main import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300", **(env or {})}, catch_exceptions=False)
+    return result.exit_code, result.stdout
+
+
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vidsearch.cli ARGS`` as a user would."""
     return subprocess.run(
@@ -49,3 +60,61 @@ def test_typer_range_is_pinned() -> None:
     assert '"typer>=0.12,<0.30"' in text
     major, minor = (int(x) for x in importlib.metadata.version("typer").split(".")[:2])
     assert (0, 12) <= (major, minor) < (0, 30)
+
+
+# ------------------------------------------------------------------------- hostile names (item 8)
+
+HOSTILE = ["a[/]b.mp4", "[blink]bad.mp4", "x\x1b[31mred.mp4"]
+
+
+@pytest.fixture(scope="module")
+def hostile_library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import videogen
+    from conftest import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("hostile")
+    ckpt = make_tiny_checkpoint(root / "tiny.pth")
+    videos = root / "videos"
+    for i, name in enumerate(HOSTILE):
+        videogen.write_video(videos / name, seconds=2, fps=8, pattern="gradient", color=(60 * i, 90, 200))
+    (videos / "broken[").mkdir()  # "[/]" in a path: a folder "broken[" holding "]x..."
+    (videos / "broken[/]x\x1b[2J.mp4").write_bytes(b"not a video at all" * 50)
+    lib = root / "lib"
+    code, out = invoke("index", str(videos), "--library", str(lib), "--model", str(ckpt), "--workers", "1")
+    assert code == 1, out  # the broken file failed, the rest were indexed
+    return {"lib": lib, "videos": videos, "ckpt": ckpt, "index_out": out}  # type: ignore[dict-item]
+
+
+def _no_raw_escape(text: str) -> None:
+    assert "\x1b" not in text and "Traceback" not in text
+
+
+def test_hostile_names_print_as_they_are(hostile_library: dict[str, Path]) -> None:
+    lib = str(hostile_library["lib"])
+    index_out = str(hostile_library["index_out"])
+    _no_raw_escape(index_out)
+    assert "broken[/]x\\x1b[2J.mp4" in index_out  # the failure line names the file, escaped
+    code, out = invoke("query", "a gradient", "--library", lib)
+    assert code == 0, out
+    _no_raw_escape(out)
+    assert "a[/]b.mp4" in out and "[blink]bad.mp4" in out and "x\\x1b[31mred.mp4" in out
+    code, out = invoke("info", "--library", lib)
+    assert code == 0, out
+    _no_raw_escape(out)
+    assert "broken[/]x\\x1b[2J.mp4" in out
+    res = cli("query", "--video", str(hostile_library["videos"] / "gone\x1b[31m.mp4"), "--library", lib)
+    assert res.returncode == 2 and "gone\\x1b[31m.mp4" in res.stderr
+    _no_raw_escape(res.stderr)
+
+
+def test_shown_escapes_markup_and_control_characters() -> None:
+    from rich.console import Console
+
+    from vidsearch.cli.format import shown
+
+    console = Console(record=True, width=200, color_system=None)
+    for name in [*HOSTILE, "tab\there", "bytes\udcff.mp4", "[bold red]x[/bold red]"]:
+        console.print(f"[bold]file[/] {shown(name)}")
+    text = console.export_text()
+    assert "a[/]b.mp4" in text and "[blink]bad.mp4" in text and "x\\x1b[31mred.mp4" in text
+    assert "tab\\x09here" in text and "bytes\\xff.mp4" in text and "[bold red]x[/bold red]" in text
