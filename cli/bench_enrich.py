@@ -55,6 +55,10 @@ def open_set_command(
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
+    from vidsearch.cli.checks import check_number
+
+    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--threshold", threshold)
     prompts = read_templates(templates)
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)

@@ -47,9 +47,13 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
+    from vidsearch.cli.checks import check_number
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
 
+    check_number("--top", top, low=1)
+    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--threshold", threshold)
     prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
         report = recognize_library(
@@ -92,6 +96,10 @@ def calibrate_command(
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
     from vidsearch.bench.openset import calibrate_label_set, read_video_list
+    from vidsearch.cli.checks import check_number
+
+    check_number("--keep", keep, low=0, high=1, above=True)
+    check_number("--temperature", temperature, low=0, above=True)
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import load_label_set, read_templates
 

@@ -56,16 +56,19 @@ def finetune_command(
 
     if model is None and model_config is None:
         raise InputError("pass --model (a preset or checkpoint to fine-tune) or --model-config (a config to train from scratch)")
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
-    if lr <= 0:
-        raise InputError(f"--lr must be positive, got {lr}")
-    if not 0 < crop_scale <= 1:
-        raise InputError(f"--crop-scale must be in (0, 1], got {crop_scale}")
-    if temporal_lr_scale <= 0:
-        raise InputError(f"--temporal-lr-scale must be positive, got {temporal_lr_scale}")
-    if not 0 <= masking < 1:
+    from vidsearch.cli.checks import check_number
+
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers), ("--frames", frames)):
+        check_number(name, value, low=1)
+    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp)):
+        check_number(name, value, low=0, above=True)
+    for name, value in (("--weight-decay", weight_decay), ("--grad-clip", grad_clip), ("--hard-negatives", hard_negatives), ("--val-videos", val_videos)):
+        check_number(name, value, low=0)
+    for name, value in (("--warmup", warmup), ("--min-lr-ratio", min_lr_ratio), ("--crop-shift", crop_shift)):
+        check_number(name, value, low=0, high=1)
+    check_number("--crop-scale", crop_scale, low=0, high=1, above=True)
+    check_number("--masking", masking, low=0, high=1)
+    if masking == 1:
         raise InputError(f"--masking must be in [0, 1), got {masking}")
     from vidsearch.train.data import parse_reverse_pairs
 

@@ -25,6 +25,7 @@ from vidsearch.cli.format import shown
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
 EXIT_SOME_FAILED = 1
+MAX_WORKERS = 256  # decoding processes; more is a typo, not a machine
 
 
 @app.command("index")
@@ -50,10 +51,13 @@ def index_command(
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.media import SamplingConfig
 
-    if window <= 0 or stride <= 0:
-        raise InputError("--window and --stride must be positive numbers of seconds")
-    if batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    from vidsearch.cli.checks import check_number
+
+    check_number("--window", window, low=0, above=True, unit="seconds")
+    check_number("--stride", stride, low=0, above=True, unit="seconds")
+    check_number("--workers", workers, low=1, high=MAX_WORKERS)
+    check_number("--batch-size", batch_size, low=1)
+    check_number("--timeout", timeout, low=0, above=True, unit="seconds")
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory; pass the folder that holds your videos")
     options = IndexOptions(

@@ -34,6 +34,16 @@ def query_command(
     from vidsearch.errors import InputError
     from vidsearch.search import Filters, check_query, query_library
 
+    from vidsearch.cli.checks import check_number, check_order
+
+    check_number("-k", k, low=1)
+    check_number("--start", start, low=0, unit="seconds")
+    check_number("--end", end, low=0, above=True, unit="seconds")
+    check_order("--start", start, "--end", end, strict=True)
+    check_number("--min-score", min_score, low=-1, high=1)  # cosine similarity
+    check_number("--min-duration", min_duration, low=0, unit="seconds")
+    check_number("--max-duration", max_duration, low=0, unit="seconds")
+    check_order("--min-duration", min_duration, "--max-duration", max_duration)
     check_query(text, video, k=k, start=start, end=end)  # before the library is opened: fail fast
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
     if label_set is not None and label is None:

@@ -17,6 +17,37 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_main(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """The console-script entry point in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from vidsearch.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["vidsearch", *args]
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(old_cwd)
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line_error(code: int, err: str, says: str) -> None:
+    """Exit 2 with one ``error:`` line that contains ``says``."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (code, err)
+
+
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run a command in this process (faster than :func:`cli`; no entry-point error handling)."""
     from typer.testing import CliRunner
@@ -118,3 +149,41 @@ def test_shown_escapes_markup_and_control_characters() -> None:
     text = console.export_text()
     assert "a[/]b.mp4" in text and "[blink]bad.mp4" in text and "x\\x1b[31mred.mp4" in text
     assert "tab\\x09here" in text and "bytes\\xff.mp4" in text and "[bold red]x[/bold red]" in text
+
+
+# ----------------------------------------------------------------- numeric options (item 5)
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["index", "{dir}", "--window", "nan"], "--window must be > 0 seconds, got nan"),
+        (["index", "{dir}", "--stride", "inf"], "--stride must be > 0"),
+        (["index", "{dir}", "--stride", "-4"], "--stride must be > 0"),
+        (["index", "{dir}", "--timeout", "nan"], "--timeout must be > 0"),
+        (["index", "{dir}", "--timeout", "0"], "--timeout must be > 0"),
+        (["index", "{dir}", "--workers", "0"], "--workers must be in [1, 256]"),
+        (["index", "{dir}", "--workers", "100000"], "--workers must be in [1, 256]"),
+        (["index", "{dir}", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["query", "x", "-k", "0"], "-k must be >= 1"),
+        (["query", "x", "--min-score", "nan"], "--min-score must be in [-1, 1]"),
+        (["query", "x", "--min-score", "2"], "--min-score must be in [-1, 1]"),
+        (["query", "x", "--min-duration", "-1"], "--min-duration must be >= 0"),
+        (["query", "x", "--max-duration", "inf"], "--max-duration must be >= 0"),
+        (["query", "x", "--min-duration", "9", "--max-duration", "3"], "--min-duration 9 must be at most --max-duration 3"),
+        (["query", "--video", "v.mp4", "--start", "nan"], "--start must be >= 0"),
+        (["query", "--video", "v.mp4", "--end", "-inf"], "--end must be > 0"),
+        (["query", "--video", "v.mp4", "--start", "5", "--end", "2"], "--start 5 must be below --end 2"),
+        (["enrich", "recognize", "--temperature", "nan"], "--temperature must be > 0"),
+        (["enrich", "recognize", "--threshold", "inf"], "--threshold must be a finite number"),
+        (["enrich", "recognize", "--top", "0"], "--top must be >= 1"),
+        (["localize", "v.mp4", "x", "--window", "nan"], "--window must be a positive number"),
+        (["localize", "v.mp4", "x", "--nms-iou", "nan"], "--nms-iou must be in [0, 1]"),
+        (["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--lr", "nan"], "--lr must be > 0"),
+        (["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--warmup", "inf"], "--warmup must be in [0, 1]"),
+    ],
+)
+def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: str, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    code, _, err = run_main(*[a.format(dir=tmp_path) for a in args], "--library", str(lib), cwd=tmp_path) if args[0] not in ("finetune",) else run_main(*args, cwd=tmp_path)
+    one_line_error(code, err, says)
+    assert not lib.exists()  # rejected before a library was created or opened
