@@ -12,6 +12,9 @@ from vidsearch.cli.common import JsonOption, LibraryOption, console, open_librar
 from vidsearch.cli.app import app
 from vidsearch.cli.format import shown
 
+# `remove` forgets at most this many videos without --yes (a folder can hold a whole library).
+CONFIRM_OVER = 5
+
 
 @app.command("info")
 def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonOption) -> None:
@@ -40,24 +43,47 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
 
 @app.command("remove")
 def remove_command(
-    paths: List[Path] = typer.Argument(..., help="Video files or folders to forget (the files are not touched).", show_default=False),
+    paths: List[str] = typer.Argument(..., help="Video files or folders to forget (the files are not touched).", show_default=False),
     library: Optional[Path] = LibraryOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"Remove even when that forgets more than {CONFIRM_OVER} videos."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
     json_out: bool = JsonOption,
 ) -> None:
     """Forget videos (a folder removes every video under it). Files on disk are left alone."""
     from vidsearch.errors import InputError
 
-    targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+    for p in paths:
+        # `vidsearch remove "$UNSET"` must not mean the current folder (abspath("") is the cwd).
+        if not p.strip():
+            raise InputError(f"remove: the path {p!r} is empty; name the video or folder to forget (`.` for the current folder)")
+    targets = [os.path.abspath(os.path.expanduser(p)) for p in paths]
     with open_library(library) as lib, lib.writer_lock():
-        removed = lib.remove_paths(targets)
-        if not removed:
+        found = lib.paths_under(targets)
+        if not found:
             raise InputError(f"none of {', '.join(targets)} is in the library; `vidsearch info` lists what is")
+        if dry_run:
+            _show_removal(found, json_out, "would remove")
+            return
+        if len(found) > CONFIRM_OVER and not yes:
+            raise InputError(
+                f"this would forget {len(found)} videos (first: {found[0]}); pass --yes to remove them, or --dry-run to list them"
+            )
+        removed = lib.remove_paths(targets)
         for space in lib.spaces():
             lib.vector_index(space, refresh=True)  # sync and save the FAISS files now
     if json_out:
         print_json({"removed": removed})
     else:
         console.print(f"removed {removed} video(s)")
+
+
+def _show_removal(found: List[str], json_out: bool, what: str) -> None:
+    if json_out:
+        print_json({"would_remove": found})
+        return
+    for path in found:
+        console.print(shown(path), highlight=False)
+    console.print(f"{what} {len(found)} video(s); nothing changed (--dry-run)", highlight=False)
 
 
 @app.command("reindex")

@@ -187,3 +187,46 @@ def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: 
     code, _, err = run_main(*[a.format(dir=tmp_path) for a in args], "--library", str(lib), cwd=tmp_path) if args[0] not in ("finetune",) else run_main(*args, cwd=tmp_path)
     one_line_error(code, err, says)
     assert not lib.exists()  # rejected before a library was created or opened
+
+
+# ------------------------------------------------------------------------------- remove (item 1)
+
+def _library_with_rows(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A library whose rows are ``n`` (failed) videos under ``tmp_path/vids``: no model needed."""
+    from vidsearch.indexer.commit import record_failure
+    from vidsearch.store.library import Library
+
+    vids, lib = tmp_path / "vids", tmp_path / "lib"
+    vids.mkdir()
+    with Library.open(lib, create=True) as library:
+        for i in range(n):
+            (vids / f"v{i}.mp4").write_bytes(b"x")
+            record_failure(library, str(vids / f"v{i}.mp4"), "not a video")
+    return vids, lib
+
+
+def _stored(lib: Path) -> list[str]:
+    from vidsearch.store.library import Library
+
+    with Library.open(lib, create=False) as library:
+        return [f["path"] for f in library.stats()["failed"]]
+
+
+def test_remove_refuses_empty_paths_and_large_removals(tmp_path: Path) -> None:
+    vids, lib = _library_with_rows(tmp_path, 7)
+    before = _stored(lib)
+    assert len(before) == 7
+    for empty in ("", "   "):
+        code, _, err = run_main("remove", empty, "--library", str(lib), cwd=vids)
+        one_line_error(code, err, "is empty")
+        assert _stored(lib) == before
+    code, _, err = run_main("remove", str(vids), "--library", str(lib))
+    one_line_error(code, err, "would forget 7 videos")
+    assert "--yes" in err and _stored(lib) == before
+    code, out, err = run_main("remove", str(vids), "--library", str(lib), "--dry-run")
+    assert code == 0 and "would remove 7 video(s)" in out and str(vids / "v6.mp4") in out
+    assert _stored(lib) == before
+    code, out, _ = run_main("remove", str(vids / "v0.mp4"), "--library", str(lib))  # a handful: no --yes needed
+    assert code == 0 and "removed 1 video(s)" in out and len(_stored(lib)) == 6
+    code, out, _ = run_main("remove", ".", "--library", str(lib), "--yes", cwd=vids)
+    assert code == 0 and "removed 6 video(s)" in out and _stored(lib) == []
