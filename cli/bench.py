@@ -21,7 +21,7 @@ from vidsearch.cli.common import (
     console,
     err_console,
 )
-from vidsearch.cli.format import fmt_figure, shown, write_report
+from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
 from vidsearch.cli.app import app
 
 __all__ = ["bench_app"]
@@ -114,6 +114,8 @@ def retrieval_command(
     from vidsearch.bench.datasets import read_annotations
     from vidsearch.bench.retrieval import run_retrieval
 
+    check_output("--out", out)  # before the benchmark runs, not after
+    check_output("--save-similarity", save_similarity)
     rs = read_annotations(dataset, annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
@@ -138,6 +140,7 @@ def recognition_command(
     from vidsearch.bench.recognition import read_recognition_annotations, run_recognition
     from vidsearch.labels import load_label_set
 
+    check_output("--out", out)
     classes = load_label_set(labels)
     rec = read_recognition_annotations(annotations, classes)
     options = bench_options(model, model_config, checkpoint, library, allow_missing)

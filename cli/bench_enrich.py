@@ -22,7 +22,7 @@ from vidsearch.cli.common import (
     console,
     err_console,
 )
-from vidsearch.cli.format import fmt_figure, shown, write_report
+from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
 
 
 def _incomplete_note(results: dict[str, Any]) -> None:
@@ -59,6 +59,7 @@ def open_set_command(
 
     check_number("--temperature", temperature, low=0, above=True)
     check_number("--threshold", threshold)
+    check_output("--out", out)
     prompts = read_templates(templates)
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)
@@ -111,6 +112,7 @@ def localization_command(
     from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
 
+    check_output("--out", out)
     moments = read_localization_annotations(annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing)
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)

@@ -230,3 +230,104 @@ def test_remove_refuses_empty_paths_and_large_removals(tmp_path: Path) -> None:
     assert code == 0 and "removed 1 video(s)" in out and len(_stored(lib)) == 6
     code, out, _ = run_main("remove", ".", "--library", str(lib), "--yes", cwd=vids)
     assert code == 0 and "removed 6 video(s)" in out and _stored(lib) == []
+
+
+# ---------------------------------------------- --model everywhere (17), checks up front (16)
+
+@pytest.fixture(scope="module")
+def small_library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import videogen
+    from conftest import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("small")
+    ckpt = make_tiny_checkpoint(root / "mine.pth", seed=3)
+    videos = root / "videos"
+    videogen.write_video(videos / "red.mp4", seconds=2, fps=8, pattern="gradient", color=(210, 40, 40))
+    videogen.write_video(videos / "square.mp4", seconds=4, fps=8, pattern="moving_square", color=(40, 200, 40))
+    lib = root / "lib"
+    code, out = invoke("index", str(videos), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--json")
+    assert code == 0, out
+    import json
+
+    return {"root": root, "lib": lib, "videos": videos, "ckpt": ckpt, "key": json.loads(out)["space_key"]}  # type: ignore[dict-item]
+
+
+def test_model_option_takes_what_index_took(small_library: dict, tmp_path: Path) -> None:
+    import json
+
+    lib, ckpt, key = str(small_library["lib"]), small_library["ckpt"], small_library["key"]
+    # the checkpoint path as given to index, a relative path to it, the space key, its name
+    for model in (str(ckpt), os.path.relpath(ckpt), key, key.split("@")[0]):
+        code, out = invoke("query", "a red gradient", "--library", lib, "--model", model, "--json")
+        assert code == 0, out
+        assert {Path(h["path"]).name for h in json.loads(out)} == {"red.mp4", "square.mp4"}
+    labels = tmp_path / "colours.txt"
+    labels.write_text("red\ngreen\n")
+    code, out = invoke("enrich", "recognize", "--library", lib, "--labels", str(labels), "--model", str(ckpt), "--json")
+    assert code == 0 and json.loads(out)["space"] == key, out
+    code, out = invoke("labels", str(small_library["videos"] / "red.mp4"), "--library", lib, "--model", str(ckpt), "--json")
+    assert code == 0 and json.loads(out)["label_sets"][0]["space"] == key, out
+    video = str(small_library["videos"] / "square.mp4")
+    code, out = invoke("localize", video, "a square", "--library", lib, "--model", str(ckpt), "--json")
+    assert code == 0 and json.loads(out)["spans"], out
+    # another checkpoint: not a space of this library, said in one line
+    other = small_library["root"] / "other.pth"
+    if not other.exists():
+        from conftest import make_tiny_checkpoint
+
+        make_tiny_checkpoint(other, seed=9)
+    code, _, err = run_main("query", "x", "--library", lib, "--model", str(other))
+    one_line_error(code, err, "has no embeddings for model")
+    code, _, err = run_main("query", "x", "--library", lib, "--model", "viclip-nonsense")
+    one_line_error(code, err, "--model viclip-nonsense: not an embedding space")
+
+
+def test_checks_before_the_work(small_library: dict, tmp_path: Path) -> None:
+    lib = str(small_library["lib"])
+    code, _, err = run_main("query", "--video", str(small_library["videos"]), "--library", lib)
+    one_line_error(code, err, "is a directory, not a video file")
+    code, _, err = run_main("enrich", "recognize", "--library", lib, "--score", "bogus")
+    one_line_error(code, err, "choose one of msp, energy, maxcos")
+    code, _, err = run_main("enrich", "recognize", "--library", lib, "--labels", str(tmp_path / "missing.txt"))
+    assert code == 2 and "missing.txt" in err
+    ann = tmp_path / "ann.json"
+    ann.write_text('[{"video": "red.mp4", "caption": "a red gradient"}]')
+    for cmd in (["bench", "retrieval", "--dataset", "json", "--annotations", str(ann), "--videos", str(small_library["videos"])],):
+        code, _, err = run_main(*cmd, "--model", str(small_library["ckpt"]), "--out", str(tmp_path), "--library", str(tmp_path / "benchlib"))
+        one_line_error(code, err, "is a directory; give a file name")
+        assert not (tmp_path / "benchlib").exists()  # nothing was encoded
+
+
+def test_moved_checkpoint_message_names_what_to_do(tmp_path: Path) -> None:
+    import shutil
+
+    import videogen
+    from conftest import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "w" / "mine.pth")
+    videogen.write_video(tmp_path / "v" / "a.mp4", seconds=2, fps=8, pattern="gradient")
+    lib = str(tmp_path / "lib")
+    code, out = invoke("index", str(tmp_path / "v"), "--library", lib, "--model", str(ckpt), "--workers", "1")
+    assert code == 0, out
+    shutil.move(tmp_path / "w", tmp_path / "moved")
+    code, _, err = run_main("query", "x", "--library", lib)
+    one_line_error(code, err, "put the file back there, or index again with --model")
+    assert "--checkpoint" not in err and str(ckpt) in err
+
+
+def test_localize_without_a_library(small_library: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("VIDSEARCH_LIBRARY", str(tmp_path / "no-library-here"))
+    monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    video = str(small_library["videos"] / "square.mp4")
+    args = ("localize", video, "a green square", "--model", str(small_library["ckpt"]), "--json")
+    code, out = invoke(*args)
+    assert code == 0, out
+    first = json.loads(out)
+    assert first["spans"] and not first["cached"]
+    assert list((tmp_path / "cache" / "windows").glob("*.npz"))  # the user cache dir, no library made
+    assert not (tmp_path / "no-library-here").exists()
+    code, out = invoke(*args)
+    again = json.loads(out)
+    assert code == 0 and again["cached"] and again["spans"] == first["spans"]
