@@ -331,3 +331,43 @@ def test_localize_without_a_library(small_library: dict, tmp_path: Path, monkeyp
     code, out = invoke(*args)
     again = json.loads(out)
     assert code == 0 and again["cached"] and again["spans"] == first["spans"]
+
+
+# ------------------------------------------- failures caused by the run's options (item 5)
+
+def test_a_file_that_failed_under_some_options_is_retried_when_they_change(tmp_path: Path) -> None:
+    import json
+
+    import videogen
+    from conftest import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    folder = tmp_path / "videos"
+    videogen.write_video(folder / "a.mp4", seconds=2, fps=8, pattern="gradient")
+    lib = str(tmp_path / "lib")
+    base = ("index", str(folder), "--library", lib, "--model", str(ckpt), "--workers", "1", "--json")
+    code, out = invoke(*base, env={"VIDSEARCH_FAULT_INJECT": "crash:" + str(folder)})  # the decoder dies on it
+    report = json.loads(out)
+    assert code == 1 and report["failed"][0]["reason"].endswith("(with --window 8 --stride 4)"), report
+    code, out = invoke(*base)  # the same options: not retried (as before)
+    assert code == 1 and json.loads(out)["failed_unchanged"] == 1
+    code, out = invoke(*base, "--window", "6")  # other options: tried again, and it works
+    report = json.loads(out)
+    assert code == 0 and report["failed"] == [] and report["updated"] + report["added"] == 1, report
+
+
+def test_failures_before_decoding_are_not_retried_for_new_options() -> None:
+    from vidsearch.indexer.options import IndexOptions, failed_with_other_options, with_options
+    from vidsearch.indexer.scan import FileEntry, plan_changes
+    from vidsearch.store.videos import KnownVideo, Snapshot
+
+    old, new = IndexOptions(), IndexOptions(timeout=30.0)
+    rows = [
+        KnownVideo(1, "/v/slow.mp4", 10, 1, "fp1", "failed", with_options("timed out after 3 s", old)),
+        KnownVideo(2, "/v/gone.mp4", 10, 1, "fp2", "failed", "cannot read: Permission denied"),
+    ]
+    files = [FileEntry("/v/slow.mp4", 10, 1), FileEntry("/v/gone.mp4", 10, 1)]
+    for options, retried in ((old, []), (new, ["/v/slow.mp4"])):
+        plan = plan_changes(Snapshot(rows), files, None, retry_reason=lambda r, o=options: failed_with_other_options(r, o))
+        assert [e.path for e in plan.encode] == retried
+        assert plan.failed_unchanged == 2 - len(retried)

@@ -44,6 +44,7 @@ class KnownVideo:
     mtime_ns: int
     fingerprint: str
     status: str
+    error: str | None = None  # the one-line reason of a failed video
 
     @property
     def failed(self) -> bool:
@@ -70,7 +71,7 @@ class VideoRef:
 
 def snapshot(s: Session, space_id: int | None) -> Snapshot:
     """The state an index run diffs a scan against (see ``vidsearch.indexer.scan``)."""
-    rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status)).all()
+    rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status, Video.error)).all()
     in_space: set[int] = set()
     if space_id is not None:
         in_space = {int(v) for v in s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all()}
