@@ -371,3 +371,21 @@ def test_failures_before_decoding_are_not_retried_for_new_options() -> None:
         plan = plan_changes(Snapshot(rows), files, None, retry_reason=lambda r, o=options: failed_with_other_options(r, o))
         assert [e.path for e in plan.encode] == retried
         assert plan.failed_unchanged == 2 - len(retried)
+
+
+# -------------------------------------------------------------------- MSR-VTT CSV (Also)
+
+def test_msrvtt_csv_duplicate_video_id_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from vidsearch.bench.datasets import read_msrvtt_csv
+
+    csv = tmp_path / "msrvtt.csv"
+    csv.write_text("key;vid_key;video_id;sentence\nret0;msr7;video7;a dog runs\nret1;msr8;video8;a cat\nret2;msr7;video7;a man sings\n")
+    with caplog.at_level("WARNING"):
+        rs = read_msrvtt_csv(csv)
+    assert "video_id video7 is on lines 2, 4" in caplog.text
+    assert len(rs.videos) == 2  # still merged, as before: the warning says so
+    caplog.clear()
+    csv.write_text("key;vid_key;video_id;sentence\nret0;msr7;video7;a dog runs\nret1;msr8;video8;a cat\n")
+    with caplog.at_level("WARNING"):
+        read_msrvtt_csv(csv)
+    assert "video_id" not in caplog.text
