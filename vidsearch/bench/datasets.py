@@ -260,6 +260,8 @@ def read_msrvtt_json(path: Path | str, data: Any = None, split: str | None = "te
     if not isinstance(data, dict) or "sentences" not in data:
         raise InputError(f"{path}: expected MSRVTT_data.json with 'videos' and 'sentences'")
     videos = data.get("videos") or []
+    if not isinstance(data["sentences"], list) or not isinstance(videos, list):
+        raise InputError(f"{path}: 'videos' and 'sentences' of MSRVTT_data.json must be lists")
     if split is not None and videos and all(isinstance(v, dict) and "split" in v for v in videos):
         wanted = [v["video_id"] for v in videos if v["split"] == split]
         if not wanted:
