@@ -184,7 +184,10 @@ def test_shown_escapes_markup_and_control_characters() -> None:
 )
 def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: str, tmp_path: Path) -> None:
     lib = tmp_path / "lib"
-    code, _, err = run_main(*[a.format(dir=tmp_path) for a in args], "--library", str(lib), cwd=tmp_path) if args[0] not in ("finetune",) else run_main(*args, cwd=tmp_path)
+    args = [a.format(dir=tmp_path) for a in args]
+    if args[0] != "finetune":  # the one command here without --library
+        args += ["--library", str(lib)]
+    code, _, err = run_main(*args, cwd=tmp_path)
     one_line_error(code, err, says)
     assert not lib.exists()  # rejected before a library was created or opened
 
