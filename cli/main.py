@@ -12,6 +12,8 @@ from vidsearch.errors import VidsearchError
 
 __all__ = ["app", "main"]
 
+EXIT_USAGE = 2  # bad arguments, as a VidsearchError or a click/typer usage error
+
 
 def _register_commands() -> None:
     """Attach every command module; each keeps its own imports lazy for a fast start."""
@@ -39,7 +41,7 @@ def main() -> None:
         from vidsearch.cli.format import plain
 
         typer.echo(f"error: {plain(exc)}", err=True)  # a hostile file name in it cannot reach the terminal raw
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _interrupted()
     except typer.Exit as exc:  # raised by commands to set the exit code
@@ -55,13 +57,10 @@ def main() -> None:
         raise
 
 
-EXIT_USAGE = 2
-
-
 def _click_classes(name: str) -> tuple[type, ...]:
     """``name`` from every click the installed typer may raise: its vendored copy and click itself.
 
-    typer up to 0.2x re-exported click's exceptions; later releases vendor click as
+    Older typer releases raised click's own exceptions; recent ones (0.29) vendor click as
     ``typer._click`` and raise their own classes, which ``except click.ClickException`` misses.
     ``typer.TyperException`` is the public base of the vendored ones.
     """
