@@ -283,6 +283,9 @@ def test_model_option_takes_what_index_took(small_library: dict, tmp_path: Path)
     one_line_error(code, err, "has no embeddings for model")
     code, _, err = run_main("query", "x", "--library", lib, "--model", "viclip-nonsense")
     one_line_error(code, err, "--model viclip-nonsense: not an embedding space")
+    code, _, err = run_main("query", "x", "--library", lib, "--model", "viclip-l14")  # no weights here (offline)
+    one_line_error(code, err, "no weights for viclip-l14")
+    assert "--checkpoint" not in err  # query has no such option
 
 
 def test_checks_before_the_work(small_library: dict, tmp_path: Path) -> None:

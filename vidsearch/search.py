@@ -352,5 +352,7 @@ def model_space(library: Library, model: str | None) -> SpaceInfo:
         key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
     except VidsearchError as exc:
         have = ", ".join(s.key for s in found) or "none"
-        raise LibraryError(f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {exc}") from None
+        # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
+        why = str(exc).split(";")[0]
+        raise LibraryError(f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}") from None
     return library.space(key)
