@@ -22,7 +22,7 @@ from vidsearch.cli.common import (
     console,
     err_console,
 )
-from vidsearch.cli.format import fmt_figure, write_report
+from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
 from vidsearch.cli.app import app
 
 __all__ = ["bench_app"]
@@ -47,14 +47,14 @@ def _coverage_note(results: dict[str, Any]) -> str | None:
         parts.append(f"{name_list(results['missing'], first=3)} missing")
     if counts["undecodable"]:
         parts.append(f"{name_list([u['video'] for u in results['undecodable']], first=3)} undecodable")
-    return f"INCOMPLETE: evaluated on {counts['videos']} of {counts['videos_in_annotations']} videos; " + "; ".join(parts)
+    return shown(f"INCOMPLETE: evaluated on {counts['videos']} of {counts['videos_in_annotations']} videos; " + "; ".join(parts))
 
 
 def _footer(results: dict[str, Any]) -> str:
     t = results["timing"]
     speed = f", {t['videos_per_second']:.2f} videos/s" if t.get("videos_per_second") else ""
     return (
-        f"model {results['model']['key']}  ·  {results['sampling']['frames_per_video']} frames/video, whole video  ·  "
+        f"model {shown(results['model']['key'])}  ·  {results['sampling']['frames_per_video']} frames/video, whole video  ·  "
         f"{t['videos_encoded']} encoded, {t['videos_cached']} cached{speed}  ·  {t['wall_seconds']:.1f} s"
     )
 
@@ -72,7 +72,7 @@ def _show(table: Table, results: dict[str, Any]) -> None:
 def _print_retrieval(results: dict[str, Any]) -> None:
     counts = results["counts"]
     kind = "paragraph retrieval" if results["paragraph"] else "retrieval"
-    table = Table(title=f"{results['dataset']} {kind}: {counts['videos']} videos, {counts['captions']} captions")
+    table = Table(title=f"{shown(results['dataset'])} {kind}: {counts['videos']} videos, {counts['captions']} captions")
     table.add_column("direction")
     for col in ("R@1", "R@5", "R@10", "MdR", "MnR"):
         table.add_column(col, justify="right")
@@ -87,7 +87,7 @@ def _print_retrieval(results: dict[str, Any]) -> None:
 def _print_recognition(results: dict[str, Any]) -> None:
     counts = results["counts"]
     m = results["metrics"]
-    table = Table(title=f"{results['label_set']} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes")
+    table = Table(title=f"{shown(results['label_set'])} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes")
     for col in ("top-1", "top-5", "avg", "mean class top-1"):
         table.add_column(col, justify="right")
     table.add_row(fmt_figure(m["top1"]), fmt_figure(m["top5"]), fmt_figure(m["avg_top1_top5"]), fmt_figure(m["mean_class_top1"]))
@@ -116,6 +116,8 @@ def retrieval_command(
     from vidsearch.bench.datasets import read_annotations
     from vidsearch.bench.retrieval import run_retrieval
 
+    check_output("--out", out)  # before the benchmark runs, not after
+    check_output("--save-similarity", save_similarity)
     rs = read_annotations(dataset, annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
@@ -141,6 +143,7 @@ def recognition_command(
     from vidsearch.bench.recognition import read_recognition_annotations, run_recognition
     from vidsearch.labels import load_label_set
 
+    check_output("--out", out)
     classes = load_label_set(labels)
     rec = read_recognition_annotations(annotations, classes)
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)

@@ -23,7 +23,7 @@ from vidsearch.cli.common import (
     console,
     err_console,
 )
-from vidsearch.cli.format import fmt_figure, write_report
+from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
 
 
 def _incomplete_note(results: dict[str, Any]) -> None:
@@ -57,6 +57,11 @@ def open_set_command(
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
+    from vidsearch.cli.checks import check_number
+
+    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--threshold", threshold)
+    check_output("--out", out)
     prompts = read_templates(templates)
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)
@@ -75,7 +80,7 @@ def open_set_command(
 
 def _print_open_set(results: dict[str, Any]) -> None:
     m, c = results["metrics"], results["counts"]
-    table = Table(title=f"open set: {results['label_set']} known ({c['known_videos']} videos), {c['unknown_videos']} unknown videos")
+    table = Table(title=f"open set: {shown(results['label_set'])} known ({c['known_videos']} videos), {c['unknown_videos']} unknown videos")
     for col in ("score", "AUROC", "FPR@95TPR"):
         table.add_column(col, justify="right" if col != "score" else "left")
     for kind, v in m["by_score"].items():
@@ -84,7 +89,7 @@ def _print_open_set(results: dict[str, Any]) -> None:
     table.caption = (
         f"closed-set top-1 {fmt_figure(m['closed_top1'])}, top-5 {fmt_figure(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
         f"(T={results['rule']['temperature']:.4g}): known kept {fmt_figure(op['known_kept'])}%, unknown kept {fmt_figure(op['unknown_kept'])}%, "
-        f"open-set top-1 {fmt_figure(op['open_set_top1'])}  ·  model {results['model']['key']}"
+        f"open-set top-1 {fmt_figure(op['open_set_top1'])}  ·  model {shown(results['model']['key'])}"
     )
     console.print(table)
     _incomplete_note(results)
@@ -110,6 +115,7 @@ def localization_command(
     from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
 
+    check_output("--out", out)
     moments = read_localization_annotations(annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
@@ -127,6 +133,6 @@ def _print_localization(results: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     table.add_row(*(fmt_figure(m[col]) for col in cols))
     t = results["timing"]
-    table.caption = f"model {results['model']['key']}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
+    table.caption = f"model {shown(results['model']['key'])}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
     console.print(table)
     _incomplete_note(results)

@@ -26,6 +26,8 @@ __all__ = [
     "open_library",
     "print_json",
     "RichProgress",
+    "SpaceOption",
+    "space_key",
 ]
 
 console = Console()
@@ -43,6 +45,9 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on 
 # Choosing a model: the same three options on every command that encodes.
 ModelOption = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
 ModelConfigOption = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
+# Commands that read a library pick an embedding space with --model: what `index --model` took, or a space key.
+SPACE_HELP = "Embedding space: what `index --model` was given (preset, checkpoint path, openclip:<arch>) or a space key from `vidsearch info` (default: the latest)."
+SpaceOption = typer.Option(None, "--model", "-m", help=SPACE_HELP, show_default=False)
 CheckpointOption = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
 # The frame resize, on every command that decodes video for a new embedding space (see README).
 AntialiasOption = typer.Option(
@@ -147,3 +152,12 @@ class RichProgress:
             rate=f"{speed:.2f} videos/s" if speed else "",
             failed=f"[red]{self._failed} failed" if self._failed else "",
         )
+
+
+def space_key(lib: Any, model: Optional[str]) -> Optional[str]:
+    """The space key a ``--model`` value means in ``lib`` (None stays None: the service's default)."""
+    if model is None:
+        return None
+    from vidsearch.search import model_space
+
+    return model_space(lib, model).key

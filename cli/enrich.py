@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
+from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, RichProgress, SpaceOption, console, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
-from vidsearch.cli.format import fmt_time
+from vidsearch.cli.format import fmt_time, shown
 
 enrich_app = typer.Typer(
     help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
@@ -18,7 +18,6 @@ enrich_app = typer.Typer(
 app.add_typer(enrich_app, name="enrich")
 
 _LABELS_HELP = "kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line)."
-_MODEL_HELP = "Embedding space to use when the library has several (see `vidsearch info`)."
 _SCORE_HELP = "Open-set score: msp (max softmax probability, default), energy or maxcos; see docs/enrich.md."
 _TEMPLATES_HELP = "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
 
@@ -33,7 +32,7 @@ def recognize_command(
     library: Optional[Path] = LibraryOption,
     labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
     top: Optional[int] = typer.Option(None, "--top", help="Classes stored per video and window (default: 5, or the label set's current).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: Optional[str] = SpaceOption,
     score: Optional[str] = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own, or the calibrated one).", show_default=False),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).", show_default=False),
@@ -47,13 +46,22 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
+    from vidsearch.cli.checks import check_number
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
 
+    check_number("--top", top, low=1)
+    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--threshold", threshold)
+    from vidsearch.labels import check_score_kind, load_label_set
+
+    if score is not None:
+        check_score_kind(score)  # before the library opens or a model loads
+    load_label_set(labels)  # a missing label file fails now, not after the model loaded
     prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
         report = recognize_library(
-            lib, labels, space_key=model, top=top, score=score, temperature=temperature, threshold=threshold,
+            lib, labels, space_key=space_key(lib, model), top=top, score=score, temperature=temperature, threshold=threshold,
             templates=prompts, device=device, relabel=relabel,
         )  # fmt: skip
     if json_out:
@@ -62,7 +70,7 @@ def recognize_command(
     what = "relabelled" if report.relabelled else "labelled"
     console.print(
         f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) "
-        f"with {report.label_set} in {report.space}; {report.already} already labelled; {report.seconds:.1f} s",
+        f"with {shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
         highlight=False,
     )
     console.print(_rule_line(report.rule, report.calibrated), highlight=False)
@@ -79,7 +87,7 @@ def calibrate_command(
     score: str = typer.Option("msp", "--score", help=_SCORE_HELP),
     keep: float = typer.Option(0.95, "--keep", help="Without --unknown: share of known videos to keep (threshold at that quantile)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Use this temperature instead of fitting one (NLL on the known videos).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: Optional[str] = SpaceOption,
     bench_library: Optional[Path] = typer.Option(None, "--bench-library", help="Embedding cache for the calibration videos (default: <cache dir>/bench).", show_default=False),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
     templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
@@ -92,6 +100,13 @@ def calibrate_command(
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
     from vidsearch.bench.openset import calibrate_label_set, read_video_list
+    from vidsearch.cli.checks import check_number
+
+    check_number("--keep", keep, low=0, high=1, above=True)
+    check_number("--temperature", temperature, low=0, above=True)
+    from vidsearch.labels import check_score_kind
+
+    check_score_kind(score)
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import load_label_set, read_templates
 
@@ -109,7 +124,7 @@ def calibrate_command(
             kind=score,
             keep=keep,
             temperature=temperature,
-            space_key=model,
+            space_key=space_key(lib, model),
             device=device,
             bench_library=str(bench_library) if bench_library else None,
             allow_missing=allow_missing,
@@ -134,28 +149,29 @@ def labels_command(
     path: Path = typer.Argument(..., help="A video of the library.", show_default=False),
     library: Optional[Path] = LibraryOption,
     labels: Optional[str] = typer.Option(None, "--labels", help="Only this label set (default: all applied ones).", show_default=False),
-    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    model: Optional[str] = SpaceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Show a video's action labels and their timeline over its windows."""
     from vidsearch.enrich.recognize import video_labels
 
     with open_library(library) as lib:
-        space = lib.space(model) if model else None
+        key = space_key(lib, model)
+        space = lib.space(key) if key else None
         info = video_labels(lib, path, label_set=labels, space=space)
     if json_out:
         print_json(info)
         return
-    console.print(f"[bold]{info['path']}[/]", highlight=False)
+    console.print(f"[bold]{shown(info['path'])}[/]", highlight=False)
     for ls in info["label_sets"]:
-        verdict = "[yellow]unknown[/]" if ls["unknown"] else ls["labels"][0]["label"] if ls["labels"] else "-"
-        console.print(f"{ls['label_set']} ({ls['space']}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
+        verdict = "[yellow]unknown[/]" if ls["unknown"] else shown(ls["labels"][0]["label"]) if ls["labels"] else "-"
+        console.print(f"{shown(ls['label_set'])} ({shown(ls['space'])}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
         for lab in ls["labels"]:
-            console.print(f"  {lab['rank']}. {lab['label']}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
+            console.print(f"  {lab['rank']}. {shown(lab['label'])}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
         if ls["windows"]:
             console.print("  timeline:", highlight=False)
             for t in ls["timeline"]:
-                name = "unknown" if t["unknown"] else t["label"]
+                name = "unknown" if t["unknown"] else shown(t["label"])
                 console.print(f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
 
 
@@ -165,7 +181,9 @@ def localize_command(
     text: str = typer.Argument(..., help="What to find, e.g. \"a dog jumps into the water\".", show_default=False),
     top: int = typer.Option(3, "--top", help="How many spans to return."),
     library: Optional[Path] = LibraryOption,
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding space whose model to use (see `vidsearch info`)."),
+    model: Optional[str] = SpaceOption,
+    model_config: Optional[Path] = ModelConfigOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
     smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride; 0: off).", show_default=False),
@@ -174,12 +192,29 @@ def localize_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Find where in VIDEO the TEXT happens: spans (start, end, score), best first."""
-    from vidsearch.enrich.localize import LocalizeConfig, localize_in_library
+    """Find where in VIDEO the TEXT happens: spans (start, end, score), best first.
+
+    With a library, its model (--model picks the space); where there is none (at --library or
+    the default place), --model is loaded as `index` loads it and windows are cached in the user
+    cache directory.
+    """
+    from vidsearch.enrich.localize import LocalizeConfig, localize_file, localize_in_library
+    from vidsearch.errors import InputError
+    from vidsearch.store.library import DB_NAME, default_library_path
 
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
-    with open_library(library) as lib:
-        spans, emb = localize_in_library(lib, video, text, config, space_key=model, use_cache=not no_cache, device=device)
+    if not video.is_file():
+        raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
+    if not ((library.expanduser() if library is not None else default_library_path()) / DB_NAME).exists():
+        spans, emb = localize_file(
+            video, text, config, model=model or "viclip-b16", checkpoint=str(checkpoint) if checkpoint else None,
+            model_config=str(model_config) if model_config else None, use_cache=not no_cache, device=device,
+        )  # fmt: skip
+    else:
+        if checkpoint is not None or model_config is not None:
+            raise InputError("--checkpoint/--model-config apply only without a library (the library's space says which weights)")
+        with open_library(library) as lib:
+            spans, emb = localize_in_library(lib, video, text, config, space_key=space_key(lib, model), use_cache=not no_cache, device=device)
     if json_out:
         print_json(
             {
@@ -195,7 +230,7 @@ def localize_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{text!r} in {video.name}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
+    table = Table(title=f"{shown(repr(text))} in {shown(video.name)}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
     for col in ("#", "span", "score"):
         table.add_column(col, justify="right" if col != "span" else "left")
     for i, s in enumerate(spans, 1):

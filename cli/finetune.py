@@ -9,6 +9,7 @@ import typer
 
 from vidsearch.cli.common import JsonOption, console, err_console
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
 
 
 @app.command("finetune")
@@ -61,16 +62,19 @@ def finetune_command(
 
     if model is None and model_config is None:
         raise InputError("pass --model (a preset or checkpoint to fine-tune) or --model-config (a config to train from scratch)")
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
-    if lr <= 0:
-        raise InputError(f"--lr must be positive, got {lr}")
-    if not 0 < crop_scale <= 1:
-        raise InputError(f"--crop-scale must be in (0, 1], got {crop_scale}")
-    if temporal_lr_scale <= 0:
-        raise InputError(f"--temporal-lr-scale must be positive, got {temporal_lr_scale}")
-    if not 0 <= masking < 1:
+    from vidsearch.cli.checks import check_number
+
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers), ("--frames", frames)):
+        check_number(name, value, low=1)
+    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp)):
+        check_number(name, value, low=0, above=True)
+    for name, value in (("--weight-decay", weight_decay), ("--grad-clip", grad_clip), ("--hard-negatives", hard_negatives), ("--val-videos", val_videos)):
+        check_number(name, value, low=0)
+    for name, value in (("--warmup", warmup), ("--min-lr-ratio", min_lr_ratio), ("--crop-shift", crop_shift)):
+        check_number(name, value, low=0, high=1)
+    check_number("--crop-scale", crop_scale, low=0, high=1, above=True)
+    check_number("--masking", masking, low=0, high=1)
+    if masking == 1:
         raise InputError(f"--masking must be in [0, 1), got {masking}")
     from vidsearch.train.loop import SELECT_METRICS
 
@@ -107,7 +111,7 @@ def finetune_command(
         console.print(_epoch_line(e), highlight=False)
     sel = f"; selected the {result['selected']} epoch" + (f" ({result['best_epoch']})" if result["best_epoch"] else "")
     stop = f"; stopped early after epoch {result['stopped_early']}" if result["stopped_early"] else ""
-    console.print(f"[bold]wrote[/] {result['model']} (config {Path(result['model']).with_suffix('.json')}){sel}{stop}")
+    console.print(f"[bold]wrote[/] {shown(result['model'])} (config {shown(Path(result['model']).with_suffix('.json'))}){sel}{stop}", highlight=False)
 
 
 def _json_line(data: dict) -> None:

@@ -21,10 +21,12 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
 EXIT_SOME_FAILED = 1
+MAX_WORKERS = 256  # decoding processes; more is a typo, not a machine
 
 
 @app.command("index")
@@ -52,10 +54,13 @@ def index_command(
     from vidsearch.indexer.scan import VIDEO_EXTENSIONS
     from vidsearch.media import SamplingConfig
 
-    if window <= 0 or stride <= 0:
-        raise InputError("--window and --stride must be positive numbers of seconds")
-    if batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    from vidsearch.cli.checks import check_number
+
+    check_number("--window", window, low=0, above=True, unit="seconds")
+    check_number("--stride", stride, low=0, above=True, unit="seconds")
+    check_number("--workers", workers, low=1, high=MAX_WORKERS)
+    check_number("--batch-size", batch_size, low=1)
+    check_number("--timeout", timeout, low=0, above=True, unit="seconds")
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory; pass the folder that holds your videos")
     options = IndexOptions(
@@ -87,12 +92,12 @@ def index_command(
         )
     else:
         console.print(
-            f"[bold]{report.space_key}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "
+            f"[bold]{shown(report.space_key)}[/]: {report.added} added, {report.updated} updated, {report.moved} moved, "
             f"{report.removed} removed, {report.unchanged} unchanged, {len(report.failed)} failed "
             f"({report.segments} segments, {report.seconds:.1f} s)"
         )
         for path, reason in report.failed[:20]:
-            console.print(f"  [red]failed[/] {path}: {reason}", markup=True, highlight=False)
+            console.print(f"  [red]failed[/] {shown(path)}: {shown(reason)}", markup=True, highlight=False)
         if len(report.failed) > 20:
             console.print(f"  ... and {len(report.failed) - 20} more (see `vidsearch info`)")
         if report.failed_unchanged:

@@ -10,6 +10,10 @@ import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.app import app
+from vidsearch.cli.format import shown
+
+# `remove` forgets at most this many videos without --yes (a folder can hold a whole library).
+CONFIRM_OVER = 5
 
 
 @app.command("info")
@@ -20,13 +24,13 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
     if json_out:
         print_json(stats)
         return
-    console.print(f"[bold]library[/] {stats['library']}")
+    console.print(f"[bold]library[/] {shown(stats['library'])}", highlight=False)
     console.print(f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}")
     for sp in stats["spaces"]:
-        line = f"  space [bold]{sp['key']}[/] dim {sp['dim']}: {sp['videos']} videos, {sp['segments']} segments"
+        line = f"  space [bold]{shown(sp['key'])}[/] dim {sp['dim']}: {sp['videos']} videos, {sp['segments']} segments"
         if "index_spec" in sp:
             recall = sp.get("index_recall_at_10")
-            line += f"; index {sp['index_spec']} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
+            line += f"; index {shown(sp['index_spec'])} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
             line += f", recall@10 {recall:.3f})" if recall is not None else ", exact)"
             if not sp.get("index_up_to_date"):
                 line += " [yellow](stale: synced on next query)[/]"
@@ -34,29 +38,52 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
             line += "; no index file yet (built on next query)"
         console.print(line, highlight=False)
     for f in stats["failed"]:
-        console.print(f"  [red]failed[/] {f['path']}: {f['reason']}", highlight=False)
+        console.print(f"  [red]failed[/] {shown(f['path'])}: {shown(f['reason'])}", highlight=False)
 
 
 @app.command("remove")
 def remove_command(
-    paths: List[Path] = typer.Argument(..., help="Video files or folders to forget (the files are not touched).", show_default=False),
+    paths: List[str] = typer.Argument(..., help="Video files or folders to forget (the files are not touched).", show_default=False),
     library: Optional[Path] = LibraryOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"Remove even when that forgets more than {CONFIRM_OVER} videos."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
     json_out: bool = JsonOption,
 ) -> None:
     """Forget videos (a folder removes every video under it). Files on disk are left alone."""
     from vidsearch.errors import InputError
 
-    targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+    for p in paths:
+        # `vidsearch remove "$UNSET"` must not mean the current folder (abspath("") is the cwd).
+        if not p.strip():
+            raise InputError(f"remove: the path {p!r} is empty; name the video or folder to forget (`.` for the current folder)")
+    targets = [os.path.abspath(os.path.expanduser(p)) for p in paths]
     with open_library(library) as lib, lib.writer_lock():
-        removed = lib.remove_paths(targets)
-        if not removed:
+        found = lib.paths_under(targets)
+        if not found:
             raise InputError(f"none of {', '.join(targets)} is in the library; `vidsearch info` lists what is")
+        if dry_run:
+            _show_removal(found, json_out, "would remove")
+            return
+        if len(found) > CONFIRM_OVER and not yes:
+            raise InputError(
+                f"this would forget {len(found)} videos (first: {found[0]}); pass --yes to remove them, or --dry-run to list them"
+            )
+        removed = lib.remove_paths(targets)
         for space in lib.spaces():
             lib.vector_index(space, refresh=True)  # sync and save the FAISS files now
     if json_out:
         print_json({"removed": removed})
     else:
         console.print(f"removed {removed} video(s)")
+
+
+def _show_removal(found: List[str], json_out: bool, what: str) -> None:
+    if json_out:
+        print_json({"would_remove": found})
+        return
+    for path in found:
+        console.print(shown(path), highlight=False)
+    console.print(f"{what} {len(found)} video(s); nothing changed (--dry-run)", highlight=False)
 
 
 @app.command("reindex")
@@ -77,4 +104,4 @@ def reindex_command(
     if not results:
         console.print("the library is empty: nothing to rebuild")
     for r in results:
-        console.print(f"rebuilt {r['key']}: {r['vectors']} vectors, {r['index_spec']}")
+        console.print(f"rebuilt {shown(r['key'])}: {r['vectors']} vectors, {shown(r['index_spec'])}", highlight=False)

@@ -12,6 +12,8 @@ from vidsearch.errors import VidsearchError
 
 __all__ = ["app", "main"]
 
+EXIT_USAGE = 2  # bad arguments, as a VidsearchError or a click/typer usage error
+
 
 def _register_commands() -> None:
     """Attach every command module; each keeps its own imports lazy for a fast start."""
@@ -36,20 +38,58 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except VidsearchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        from vidsearch.cli.format import plain
+
+        typer.echo(f"error: {plain(exc)}", err=True)  # a hostile file name in it cannot reach the terminal raw
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _interrupted()
     except typer.Exit as exc:  # raised by commands to set the exit code
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):  # click's form of Ctrl-C
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        if _is_usage_error(exc):
+            _show_usage_error(exc)
+            sys.exit(EXIT_USAGE)
+        if _is_abort(exc):  # click's (or typer's) form of Ctrl-C
             _interrupted()
         raise
+
+
+def _click_classes(name: str) -> tuple[type, ...]:
+    """``name`` from every click the installed typer may raise: its vendored copy and click itself.
+
+    Older typer releases raised click's own exceptions; recent ones (0.29) vendor click as
+    ``typer._click`` and raise their own classes, which ``except click.ClickException`` misses.
+    ``typer.TyperException`` is the public base of the vendored ones.
+    """
+    found: list[type] = []
+    if name == "ClickException" and hasattr(typer, "TyperException"):
+        found.append(typer.TyperException)
+    if name == "Abort":
+        found.append(typer.Abort)
+    try:
+        import click.exceptions as click_exceptions
+
+        found.append(getattr(click_exceptions, name))
+    except ImportError:  # typer without a separate click installed
+        pass
+    return tuple(found)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    return isinstance(exc, _click_classes("ClickException"))
+
+
+def _is_abort(exc: BaseException) -> bool:
+    return isinstance(exc, _click_classes("Abort"))
+
+
+def _show_usage_error(exc: BaseException) -> None:
+    """typer's own short block: usage line, the help hint, ``Error: ...`` (or the help page)."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"Error: {exc}", err=True)

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.format import fmt_time
+from vidsearch.cli.common import JsonOption, LibraryOption, SpaceOption, console, open_library, print_json, space_key
+from vidsearch.cli.format import fmt_time, shown
 from vidsearch.cli.app import app
 
 
@@ -26,7 +26,7 @@ def query_command(
     max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only videos at most this long (s)."),
     label: Optional[str] = typer.Option(None, "--label", help="Only videos recognized as this action (run `vidsearch enrich recognize` first)."),
     label_set: Optional[str] = typer.Option(None, "--label-set", help="With --label: the label set it belongs to (default: any)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."),
+    model: Optional[str] = SpaceOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -34,19 +34,32 @@ def query_command(
     from vidsearch.errors import InputError
     from vidsearch.search import Filters, check_query, query_library
 
+    from vidsearch.cli.checks import check_number, check_order
+
+    check_number("-k", k, low=1)
+    check_number("--start", start, low=0, unit="seconds")
+    check_number("--end", end, low=0, above=True, unit="seconds")
+    check_order("--start", start, "--end", end, strict=True)
+    check_number("--min-score", min_score, low=-1, high=1)  # cosine similarity
+    check_number("--min-duration", min_duration, low=0, unit="seconds")
+    check_number("--max-duration", max_duration, low=0, unit="seconds")
+    check_order("--min-duration", min_duration, "--max-duration", max_duration)
     check_query(text, video, k=k, start=start, end=end)  # before the library is opened: fail fast
+    if video is not None and not video.is_file():
+        raise InputError(f"--video {video}: {'is a directory, not a video file' if video.is_dir() else 'no such file'}")
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
     if label_set is not None and label is None:
         raise InputError("--label-set only applies together with --label")
     with open_library(library) as lib:
+        key = space_key(lib, model)
         if label is not None:
             import dataclasses
 
             from vidsearch.enrich.recognize import videos_with_label
 
-            ids = videos_with_label(lib, label, label_set=label_set, space=lib.space(model))
+            ids = videos_with_label(lib, label, label_set=label_set, space=lib.space(key))
             filters = dataclasses.replace(filters, video_ids=frozenset(ids))
-        hits = query_library(lib, text, video, k=k, filters=filters, space_key=model, start=start, end=end, device=device)
+        hits = query_library(lib, text, video, k=k, filters=filters, space_key=key, start=start, end=end, device=device)
     if json_out:
         print_json([h.to_dict() for h in hits])
         return
@@ -59,5 +72,5 @@ def query_command(
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", h.path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", shown(h.path))
     console.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
     from vidsearch.media import SamplingConfig
     from vidsearch.media.jobs import FaultPlan
 
-__all__ = ["STAGES", "IndexOptions", "IndexReport", "ProgressSink", "sampling_dict"]
+__all__ = ["STAGES", "IndexOptions", "IndexReport", "ProgressSink", "sampling_dict", "decode_options", "with_options", "failed_with_other_options"]
 
 # The stages of the runner, in order (vidsearch.indexer.pipeline); IndexReport times each.
 STAGES = ("decode", "encode", "commit")
@@ -89,3 +90,32 @@ class ProgressSink(Protocol):
 def sampling_dict(sampling: SamplingConfig) -> dict[str, Any]:
     """JSON form of a SamplingConfig."""
     return dataclasses.asdict(sampling)
+
+
+# A decode failure's reason ends with the options it failed under, "(with --window 8 ...)", so
+# that a file that failed because of the run's options (a --timeout too short for it, a window
+# plan it could not take) is tried again when those options change, and only then.
+_WITH = re.compile(r" \(with (--[^()]*)\)$")
+
+
+def decode_options(options: IndexOptions) -> str:
+    """The options a file's decoding depends on, as the command line spells them."""
+    s = options.sampling
+    text = f"--window {s.window:g} --stride {s.stride:g}"
+    if options.timeout is not None:
+        text += f" --timeout {options.timeout:g}"
+    return text + (" --fast" if options.fast else "")
+
+
+def with_options(reason: str, options: IndexOptions) -> str:
+    """A decode failure's reason with the options it happened under appended."""
+    return f"{reason} (with {decode_options(options)})"
+
+
+def failed_with_other_options(reason: str | None, options: IndexOptions) -> bool:
+    """Whether a stored failure happened while decoding under options other than ``options``.
+
+    Failures found before decoding (unreadable, vanished files) carry no options: False.
+    """
+    found = _WITH.search(reason or "")
+    return found is not None and found.group(1) != decode_options(options)

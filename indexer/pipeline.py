@@ -16,13 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidsearch.errors import InputError
 from vidsearch.indexer.commit import record_failure
-from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink, sampling_dict
+from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink, failed_with_other_options, sampling_dict, with_options
 from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes
 from vidsearch.indexer.stages import (
     CommitFactory,
@@ -124,7 +125,10 @@ def _run(
             options = _with_antialias(options, resolve_antialias(options.sampling, space.sampling, f"space {key} in {library.root}").antialias)
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)
-        plan = plan_changes(snapshot, files, root, retry_failed=options.retry_failed)
+        plan = plan_changes(
+            snapshot, files, root, retry_failed=options.retry_failed,
+            retry_reason=lambda reason: failed_with_other_options(reason, options),
+        )  # fmt: skip
         report.unchanged = plan.unchanged
         report.failed_unchanged = plan.failed_unchanged
         _apply_bookkeeping(library, plan, report)
@@ -222,6 +226,7 @@ def run_stages(
                 if result is None:
                     break
                 if not isinstance(result, DecodedVideo):
+                    result = dataclasses.replace(result, reason=with_options(result.reason, options))
                     t = time.perf_counter()
                     committer.fail(result)
                     timing["commit"] += time.perf_counter() - t

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def plan_changes(
     root: Path | None,
     *,
     retry_failed: bool = False,
+    retry_reason: Callable[[str | None], bool] | None = None,
 ) -> Plan:
     """Diff scanned ``files`` against the library's videos for one embedding space.
 
@@ -120,6 +122,8 @@ def plan_changes(
         root: the scanned folder; library videos under it that were not found are removed.
             None (indexing an explicit file list) removes nothing.
         retry_failed: re-try files that failed before even if they did not change.
+        retry_reason: re-try unchanged failed files whose stored reason it accepts (the index
+            run's: failed under other decode options).
     """
     plan = Plan()
     rows = snapshot.videos
@@ -156,7 +160,7 @@ def plan_changes(
                     continue
                 plan.touched.append((row.id, entry))
             if row.failed:
-                if retry_failed:
+                if retry_failed or (retry_reason is not None and retry_reason(row.error)):
                     plan.encode.append(entry)
                 else:
                     plan.failed_unchanged += 1
@@ -176,7 +180,7 @@ def plan_changes(
             plan.reencode.add(entry.path)
             if not moved.failed and moved.id in in_space:
                 continue
-            if moved.failed and not retry_failed:
+            if moved.failed and not (retry_failed or (retry_reason is not None and retry_reason(moved.error))):
                 plan.failed_unchanged += 1
                 continue
         plan.encode.append(entry)

@@ -92,7 +92,7 @@ def test_swapped_stages_commit_through_the_store(folder: Path, tmp_path: Path) -
             assert np.array_equal(x, vector_of(info.path, 0 if info.kind == "video" else 1))
         index = library.vector_index(space)
         assert np.array_equal(np.sort(index.ids()), ids)
-        assert library.failures() == {str(folder / "bad.mp4"): "cannot decode: synthetic failure"}
+        assert library.failures() == {str(folder / "bad.mp4"): "cannot decode: synthetic failure (with --window 8 --stride 4)"}  # the options it failed under
         again = index_folder(library, folder, IndexOptions(batch_size=3), encoder=FakeEncoder(), stages=stages)
         assert (again.added, again.unchanged, again.failed_unchanged) == (0, 3, 1)
 

@@ -287,6 +287,7 @@ def override_rule(rule: OpenSetRule, score: str | None = None, temperature: floa
         InputError: a score kind other than ``msp`` (and other than ``rule``'s) without ``threshold``.
     """
     kind = score or rule.kind
+    check_score_kind(kind)  # a typo lists the kinds instead of asking for --threshold
     if threshold is None:
         if kind == rule.kind:
             threshold = rule.threshold

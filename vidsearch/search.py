@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.errors import InputError
+from vidsearch.errors import CheckpointError, InputError, LibraryError, VidsearchError
 from vidsearch.metrics import temporal_iou
 from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
@@ -33,6 +33,7 @@ __all__ = [
     "search_video",
     "encode_video_file",
     "load_space_encoder",
+    "model_space",
     "check_query",
     "query_library",
     "windows_scores",
@@ -272,7 +273,15 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
 
     spec = dict(space.model_spec)
     spec["device"] = device
-    encoder = load_encoder(**spec)
+    try:
+        encoder = load_encoder(**spec)
+    except CheckpointError as exc:
+        # The loader's own advice names --checkpoint, which searching commands do not have.
+        where = spec.get("checkpoint") or spec.get("model")
+        raise CheckpointError(
+            f"the model of embedding space {space.key} cannot be loaded from {where} ({str(exc).split(';')[0]}); "
+            f"put the file back there, or index again with --model NEW_PATH"
+        ) from None
     # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
     encoder.antialias = recorded_antialias(space.sampling)
     return encoder
@@ -406,3 +415,33 @@ def query_library(
     if video is not None:
         return search_video(library, encoder, video, space, k, filters, start=start, end=end)
     return search_text(library, encoder, text or "", space, k, filters)
+
+
+def model_space(library: Library, model: str | None) -> SpaceInfo:
+    """The embedding space a ``--model`` value means in ``library``.
+
+    ``model`` is a space key (or its name before ``@``, as ``vidsearch info`` lists them), or
+    anything ``vidsearch index --model`` accepts (a preset, a checkpoint path, an ``openclip:``
+    spec): then the space is the one that model's vectors went into. None: the most recently
+    indexed space.
+
+    Raises:
+        LibraryError: the library has no vectors of that model (the message lists its spaces), or
+            ``model`` is neither a space nor a model that can be resolved.
+    """
+    if model is None:
+        return library.space(None)
+    found = library.spaces()
+    for sp in found:
+        if model in (sp.key, sp.key.split("@")[0]):
+            return sp
+    from vidsearch.models import model_key
+
+    try:
+        key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
+    except VidsearchError as exc:
+        have = ", ".join(s.key for s in found) or "none"
+        # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
+        why = str(exc).split(";")[0]
+        raise LibraryError(f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}") from None
+    return library.space(key)

@@ -222,6 +222,7 @@ def read_msrvtt_csv(path: Path | str) -> RetrievalSet:
         raise InputError(f"{path}: expected a header with video_id and sentence (key;vid_key;video_id;sentence), got {header[:80]!r}")
     iv, isent = cols.index("video_id"), cols.index("sentence")
     pairs = []
+    first_line: dict[str, list[int]] = {}
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
@@ -230,7 +231,20 @@ def read_msrvtt_csv(path: Path | str) -> RetrievalSet:
         # a sentence containing the separator was split: glue the tail back on
         sentence = delim.join(row[isent:]) if isent == len(cols) - 1 else row[isent]
         pairs.append((row[iv].strip(), sentence.strip()))
+        first_line.setdefault(pairs[-1][0], []).append(lineno)
+    _warn_duplicate_ids(path, first_line)
     return _build(pairs, "msrvtt", path)
+
+
+def _warn_duplicate_ids(path: Path, lines_of: dict[str, list[int]]) -> None:
+    """The 1k-A CSV has one line per video: a repeated ``video_id`` is most likely an edit gone wrong."""
+    repeated = {vid: lines for vid, lines in lines_of.items() if len(lines) > 1}
+    if repeated:
+        vid, lines = next(iter(repeated.items()))
+        more = f" (and {len(repeated) - 1} more video_ids)" if len(repeated) > 1 else ""
+        LOG.warning(
+            "%s: video_id %s is on lines %s%s; their captions are merged into one video", path, vid, ", ".join(map(str, lines[:5])), more
+        )
 
 
 def read_msrvtt_json(path: Path | str, data: Any = None, split: str | None = "test") -> RetrievalSet:
@@ -246,6 +260,8 @@ def read_msrvtt_json(path: Path | str, data: Any = None, split: str | None = "te
     if not isinstance(data, dict) or "sentences" not in data:
         raise InputError(f"{path}: expected MSRVTT_data.json with 'videos' and 'sentences'")
     videos = data.get("videos") or []
+    if not isinstance(data["sentences"], list) or not isinstance(videos, list):
+        raise InputError(f"{path}: 'videos' and 'sentences' of MSRVTT_data.json must be lists")
     if split is not None and videos and all(isinstance(v, dict) and "split" in v for v in videos):
         wanted = [v["video_id"] for v in videos if v["split"] == split]
         if not wanted:

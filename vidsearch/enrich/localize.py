@@ -22,7 +22,7 @@ from vidsearch.enrich.windows import embed_windows
 from vidsearch.errors import InputError
 from vidsearch.spans import Span, localize_windows
 
-__all__ = ["LocalizeConfig", "spans_for_query", "localize_video", "localize_in_library"]
+__all__ = ["LocalizeConfig", "spans_for_query", "localize_video", "localize_in_library", "localize_file", "user_window_cache"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,39 @@ def localize_in_library(
     cache = WindowCache(Path(library.root) / "cache" / "windows") if use_cache else None
     encoder = load_space_encoder(space, device=device)
     return localize_video(path, text, encoder, config, cache)
+
+
+def user_window_cache() -> WindowCache:
+    """The window cache of videos localized without a library: ``<vidsearch cache dir>/windows``."""
+    from vidsearch.models.checkpoint_io import cache_dir
+
+    return WindowCache(cache_dir() / "windows")
+
+
+def localize_file(
+    path: Path | str,
+    text: str,
+    config: LocalizeConfig | None = None,
+    *,
+    model: str = "viclip-b16",
+    checkpoint: str | None = None,
+    model_config: str | None = None,
+    use_cache: bool = True,
+    device: str = "auto",
+) -> tuple[list[Span], WindowEmbeddings]:
+    """:func:`localize_video` of one file with no library: ``model`` as ``index --model`` takes it.
+
+    The windows are cached in the user cache directory (:func:`user_window_cache`), keyed by the
+    video's content and the model, as a library's cache is.
+
+    Raises:
+        InputError: empty text or no such file.
+        ModelError, CheckpointError, WeightsNotFoundError: the model cannot be loaded.
+        MediaError: the file cannot be decoded.
+    """
+    from vidsearch.models import load_encoder
+
+    if not Path(path).expanduser().is_file():
+        raise InputError(f"{path}: no such video file")
+    encoder = load_encoder(model, checkpoint=checkpoint, config=model_config, device=device)
+    return localize_video(path, text, encoder, config, user_window_cache() if use_cache else None)

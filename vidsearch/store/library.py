@@ -381,6 +381,12 @@ class Library:
         with self.session() as s:
             return videos.remove_videos(s, video_ids)
 
+    def paths_under(self, targets: Sequence[Path | str]) -> list[str]:
+        """The stored paths :meth:`remove_paths` would forget for ``targets``, sorted."""
+        absolute = [os.path.abspath(os.path.expanduser(str(t))) for t in targets]
+        with self.session() as s:
+            return [path for _, path in videos.videos_under(s, absolute)]
+
     def remove_paths(self, targets: Sequence[Path | str]) -> int:
         """Forget the videos at ``targets`` (files, or folders: every video under them).
 

@@ -26,6 +26,7 @@ __all__ = [
     "relocate_videos",
     "remove_videos",
     "video_ids_under",
+    "videos_under",
     "find_video",
     "failures",
     "status_counts",
@@ -43,6 +44,7 @@ class KnownVideo:
     mtime_ns: int
     fingerprint: str
     status: str
+    error: str | None = None  # the one-line reason of a failed video
 
     @property
     def failed(self) -> bool:
@@ -69,7 +71,7 @@ class VideoRef:
 
 def snapshot(s: Session, space_id: int | None) -> Snapshot:
     """The state an index run diffs a scan against (see ``vidsearch.indexer.scan``)."""
-    rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status)).all()
+    rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status, Video.error)).all()
     in_space: set[int] = set()
     if space_id is not None:
         in_space = {int(v) for v in s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all()}
@@ -150,11 +152,16 @@ def remove_videos(s: Session, video_ids: Sequence[int]) -> int:
     return len(ids)
 
 
+def videos_under(s: Session, targets: Sequence[str]) -> list[tuple[int, str]]:
+    """``(id, path)`` of the videos whose path is one of ``targets`` or lies in a folder among them, by path."""
+    prefixes = [t.rstrip(os.sep) + os.sep for t in targets]
+    rows = s.execute(select(Video.id, Video.path).order_by(Video.path)).all()
+    return [(int(vid), path) for vid, path in rows if path in targets or any(path.startswith(p) for p in prefixes)]
+
+
 def video_ids_under(s: Session, targets: Sequence[str]) -> list[int]:
     """Ids of the videos whose path is one of ``targets`` or lies in a folder among them."""
-    prefixes = [t.rstrip(os.sep) + os.sep for t in targets]
-    rows = s.execute(select(Video.id, Video.path)).all()
-    return [int(vid) for vid, path in rows if path in targets or any(path.startswith(p) for p in prefixes)]
+    return [vid for vid, _ in videos_under(s, targets)]
 
 
 def find_video(s: Session, path: str) -> VideoRef | None:
