@@ -1,11 +1,13 @@
 """The actors Ray Data runs: decode (a crash-contained pool each) and encode (the model, once).
 
-Rows travel as ``{"job_id", "payload", "decode_s", "encode_s"}``; ``payload`` is a pickled
-:class:`~vidsearch.media.jobs.DecodeJob` on the way in, then a ``DecodedVideo`` or a
-``DecodeFailure`` after decoding, then ``(video without frames, vectors)`` or the failure after
-encoding. Pickles because a row's arrays are ragged (frames per video differ) and the classes
-are the library's own; frames never travel past the encoder, so the stream back to the driver
-carries only spans and vectors.
+A row is a group of videos: ``{"group", "payload", "decode_s", "encode_s"}``. Streaming to the
+driver uses groups of one video (one row per video); ``--stage`` uses groups of
+``videos_per_batch``, one Parquet shard each. ``payload`` is a pickled list of
+``(item, meta)`` pairs, ``meta`` being ``(driver path, size, mtime_ns)``; the item is a
+:class:`~vidsearch.media.jobs.DecodeJob` on the way in, a ``DecodedVideo`` or ``DecodeFailure``
+after decoding, and after encoding ``(video without frames, vectors or None when staged)`` or
+the failure. Pickles because the arrays are ragged and the classes are the library's own;
+frames never travel past the encoder.
 """
 
 from __future__ import annotations
@@ -15,23 +17,34 @@ import logging
 import os
 import pickle
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vidsearch.cluster.options import ClusterError
 
-__all__ = ["DecodeActor", "EncodeActor", "rows"]
+__all__ = ["DecodeActor", "EncodeActor", "make_row", "pack", "unpack"]
 
 LOG = logging.getLogger(__name__)
 
 
-def rows(job_ids: list[int], payloads: list[bytes], decode_s: list[float], encode_s: list[float]) -> dict[str, np.ndarray]:
+def pack(items: list[tuple[Any, tuple[str, int, int]]]) -> bytes:
+    """A row's payload from ``(item, meta)`` pairs."""
+    return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(blob: bytes) -> list[tuple[Any, tuple[str, int, int]]]:
+    """The ``(item, meta)`` pairs of a row's payload."""
+    return pickle.loads(blob)
+
+
+def make_row(groups: list[int], payloads: list[bytes], decode_s: list[float], encode_s: list[float]) -> dict[str, np.ndarray]:
     """A batch in the pipeline's row layout (``payload`` an object column of bytes)."""
     blobs = np.empty(len(payloads), dtype=object)
     blobs[:] = payloads
     return {
-        "job_id": np.asarray(job_ids, dtype=np.int64),
+        "group": np.asarray(groups, dtype=np.int64),
         "payload": blobs,
         "decode_s": np.asarray(decode_s, dtype=np.float64),
         "encode_s": np.asarray(encode_s, dtype=np.float64),
@@ -39,7 +52,7 @@ def rows(job_ids: list[int], payloads: list[bytes], decode_s: list[float], encod
 
 
 class DecodeActor:
-    """Decodes one video per call in a one-process decode pool, exactly as a local run does.
+    """Decodes the videos of each row in a one-process decode pool, exactly as a local run does.
 
     The pool's worker process (decord first, PyAV after a crash or hang, the same sampling and
     windows) outlives calls; a crash or a hang fails that video only, with its one-line reason.
@@ -55,16 +68,16 @@ class DecodeActor:
         self.pool.__enter__()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Decode every job of ``batch`` (usually one)."""
-        ids, out, secs = [], [], []
-        for job_id, blob in zip(batch["job_id"], batch["payload"]):
-            job = pickle.loads(blob)
+        """Decode every video of every row of ``batch``."""
+        out, secs = [], []
+        for blob in batch["payload"]:
+            pairs = unpack(blob)
+            meta = {job.job_id: m for job, m in pairs}
             t = time.perf_counter()
-            results = list(self.pool.run([job]))
+            results = sorted(self.pool.run([job for job, _ in pairs]), key=lambda r: r.job_id)
             secs.append(time.perf_counter() - t)
-            ids.append(int(job_id))
-            out.append(pickle.dumps(results[0], protocol=pickle.HIGHEST_PROTOCOL))
-        return rows(ids, out, secs, [0.0] * len(ids))
+            out.append(pack([(r, meta[r.job_id]) for r in results]))
+        return make_row(list(batch["group"]), out, secs, [0.0] * len(out))
 
     def __del__(self) -> None:
         pool = getattr(self, "pool", None)
@@ -79,10 +92,12 @@ class EncodeActor:
         options: the run's ``IndexOptions`` with paths as this node sees them.
         expected_key: the model key of the driver's space (the same weights everywhere).
         device: ``"cpu"``, ``"cuda"`` (Ray has set ``CUDA_VISIBLE_DEVICES`` for the actor).
+        stage_dir: write each row as a Parquet shard there (as this node sees it) instead of
+            returning the vectors.
         dies_once: tests only: a marker file (see ``RayOptions.encoder_dies_once``).
     """
 
-    def __init__(self, options: Any, expected_key: str, device: str, dies_once: str | None = None) -> None:
+    def __init__(self, options: Any, expected_key: str, device: str, stage_dir: str | None = None, dies_once: str | None = None) -> None:
         from vidsearch.indexer.stages import clip_encoder
         from vidsearch.models import load_encoder
 
@@ -92,7 +107,9 @@ class EncodeActor:
                 f"this node's model is {self.encoder.key}, the library's space is {expected_key}: "
                 "install the same weights on every node"
             )
+        self.options = options
         self.encode = clip_encoder(self.encoder, options)
+        self.stage_dir = Path(stage_dir) if stage_dir else None
         self.dies_once = dies_once
 
     def _maybe_die(self) -> None:
@@ -103,20 +120,26 @@ class EncodeActor:
             os._exit(1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Encode every decoded video of ``batch``; failures pass through unchanged."""
+        """Encode every decoded video of every row; failures pass through unchanged."""
         from vidsearch.media.jobs import DecodedVideo
 
         self._maybe_die()
-        ids, out, secs = [], [], []
-        for job_id, blob in zip(batch["job_id"], batch["payload"]):
-            result = pickle.loads(blob)
+        out, secs = [], []
+        for blob in batch["payload"]:
             t = time.perf_counter()
-            if isinstance(result, DecodedVideo):
-                xb = self.encode(result)
-                # Spans, info and reader go back to the driver; the frames are done with.
-                light = dataclasses.replace(result, frames=result.frames[:0], clip_index=result.clip_index[:0])
-                blob = pickle.dumps((light, xb), protocol=pickle.HIGHEST_PROTOCOL)
+            encoded = []
+            for result, meta in unpack(blob):
+                if isinstance(result, DecodedVideo):
+                    xb = self.encode(result)
+                    # Spans, info and reader go on; the frames are done with.
+                    result = (dataclasses.replace(result, frames=result.frames[:0], clip_index=result.clip_index[:0]), xb)
+                encoded.append((result, meta))
+            if self.stage_dir is not None:
+                from vidsearch.cluster.staging import write_shard
+
+                write_shard(self.stage_dir, self.encoder, self.options, encoded)
+                # The driver only counts: the vectors are in the shard.
+                encoded = [((r[0], None) if isinstance(r, tuple) else r, m) for r, m in encoded]
             secs.append(time.perf_counter() - t)
-            ids.append(int(job_id))
-            out.append(blob)
-        return rows(ids, out, [float(s) for s in batch["decode_s"]], secs)
+            out.append(pack(encoded))
+        return make_row(list(batch["group"]), out, [float(s) for s in batch["decode_s"]], secs)

@@ -17,9 +17,19 @@ from typing import Any
 
 from vidsearch.cluster.options import ClusterError
 
-__all__ = ["check_node", "preflight", "sample_paths"]
+__all__ = ["check_node", "preflight", "sample_paths", "vidsearch_version"]
 
 LOG = logging.getLogger(__name__)
+
+
+def vidsearch_version() -> str:
+    """The installed vidsearch's version (the package metadata: the same on driver and workers)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vidsearch")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
 
 
 def _readable(path: str) -> bool:
@@ -33,7 +43,6 @@ def _readable(path: str) -> bool:
 
 def check_node(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None) -> dict[str, Any]:
     """What one node sees: its vidsearch version, its model key and the paths it cannot read."""
-    import vidsearch
     from vidsearch.errors import VidsearchError
     from vidsearch.models import model_key
 
@@ -44,7 +53,7 @@ def check_node(paths: Sequence[str], model: str, checkpoint: str | None, config:
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "version": vidsearch.__version__,
+        "version": vidsearch_version(),
         "key": key,
         "key_error": key_error,
         "unreadable": [p for p in paths if not _readable(p)],
@@ -75,7 +84,6 @@ def preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: 
         ClusterError: a node runs another version, computes another model key, or cannot read a path.
     """
     import ray
-    import vidsearch
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -90,8 +98,8 @@ def preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: 
         raise ClusterError("the preflight check did not finish on every node within 300 s; check `ray status`") from None
     for node, rep in zip(nodes, reports):
         where = f"node {rep['host']} ({node.get('NodeManagerAddress', '?')})"
-        if rep["version"] != vidsearch.__version__:
-            raise ClusterError(f"{where} runs vidsearch {rep['version']}, the driver {vidsearch.__version__}: install the same version on every node")
+        if rep["version"] != vidsearch_version():
+            raise ClusterError(f"{where} runs vidsearch {rep['version']}, the driver {vidsearch_version()}: install the same version on every node")
         if rep["key"] is None:
             raise ClusterError(f"{where} cannot load the model: {rep['key_error']}")
         if rep["key"] != expected_key:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidsearch.cluster.actors import DecodeActor, EncodeActor
+from vidsearch.cluster.actors import DecodeActor, EncodeActor, pack, unpack
 from vidsearch.cluster.connect import cluster_gpus, connected
 from vidsearch.cluster.options import ClusterError, RayOptions
 from vidsearch.cluster.pathmap import to_remote
@@ -81,8 +80,12 @@ class RayStages:
         self._key: str | None = None
 
     def stages(self) -> Stages:
-        """The runner's stages: decode and encode from here, the library's own commit."""
-        return Stages(decode=self.decode, encode=self.encode)
+        """The runner's stages: decode and encode from here, the library's own commit (or,
+        with ``stage_dir``, a commit stage that leaves the shards for ``vidsearch ingest``)."""
+        stage_dir = self.ray_options.stage_dir
+        if stage_dir is None:
+            return Stages(decode=self.decode, encode=self.encode)
+        return Stages(decode=self.decode, encode=self.encode, commit=lambda *_: _StagedCommit(Path(stage_dir)))
 
     def encode(self, encoder: Any, options: IndexOptions):
         """Encode stage: the vectors the cluster computed for a video (the runner calls it per video)."""
@@ -101,6 +104,14 @@ class RayStages:
         return _Pipeline(self, options)
 
 
+def _stat(path: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+        return path, int(st.st_size), int(st.st_mtime_ns)
+    except OSError:  # vanished since the scan: the decoder reports it
+        return path, -1, 0
+
+
 class _Pipeline:
     """One run of the Ray Data pipeline; yields the runner one result per job."""
 
@@ -116,6 +127,16 @@ class _Pipeline:
             self._iter.close()  # stops the executor: its actors go away
         self._iter = None
 
+    def _rows(self, jobs: list[DecodeJob]) -> list[dict[str, Any]]:
+        """Input rows: one video each when streaming, ``videos_per_batch`` (one shard) when staging."""
+        ro = self.owner.ray_options
+        size = ro.videos_per_batch if ro.stage_dir is not None else 1
+        rows = []
+        for g in range(0, len(jobs), size):
+            pairs = [(dataclasses.replace(j, path=to_remote(j.path, ro.path_map)), _stat(j.path)) for j in jobs[g : g + size]]
+            rows.append({"group": g, "payload": pack(pairs), "decode_s": 0.0, "encode_s": 0.0})
+        return rows
+
     def _dataset(self, jobs: list[DecodeJob]) -> Any:
         import ray.data
 
@@ -124,12 +145,9 @@ class _Pipeline:
         gpus = ro.gpus_per_encoder
         if gpus is None:
             gpus = 1.0 if self.options.device != "cpu" and cluster_gpus() > 0 else 0.0
-        device = "cuda" if gpus > 0 else "cpu"
-        items = [
-            {"job_id": j.job_id, "payload": pickle.dumps(dataclasses.replace(j, path=to_remote(j.path, ro.path_map))), "decode_s": 0.0, "encode_s": 0.0}
-            for j in jobs
-        ]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), MAX_INPUT_BLOCKS)))
+        stage = to_remote(os.path.abspath(ro.stage_dir), ro.path_map) if ro.stage_dir is not None else None
+        rows = self._rows(jobs)
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), MAX_INPUT_BLOCKS)))
         ds = ds.map_batches(
             DecodeActor,
             fn_constructor_kwargs={"options": remote},
@@ -141,8 +159,11 @@ class _Pipeline:
         )
         return ds.map_batches(
             EncodeActor,
-            fn_constructor_kwargs={"options": remote, "expected_key": owner._key, "device": device, "dies_once": ro.encoder_dies_once},
-            batch_size=ro.videos_per_batch,
+            fn_constructor_kwargs={
+                "options": remote, "expected_key": owner._key, "device": "cuda" if gpus > 0 else "cpu",
+                "stage_dir": stage, "dies_once": ro.encoder_dies_once,
+            },
+            batch_size=ro.videos_per_batch if stage is None else 1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=ro.encode_workers),
             num_cpus=ro.encode_cpus,
@@ -166,27 +187,44 @@ class _Pipeline:
         self._iter = iter(self._dataset(jobs).iter_rows())
         seen: set[int] = set()
         for row in self._iter:
-            job_id = int(row["job_id"])
-            if job_id in seen or job_id not in by_id:
-                owner.duplicates += 1
-                LOG.warning("dropped a repeated result for %s", by_id.get(job_id, job_id))
-                continue
-            seen.add(job_id)
             owner.busy["decode_busy"] += float(row["decode_s"])
             owner.busy["encode_busy"] += float(row["encode_s"])
-            result = pickle.loads(row["payload"])
-            path = by_id[job_id].path
-            if isinstance(result, tuple):  # (video without frames, its vectors)
-                video, xb = result
-                owner._vectors[job_id] = xb
-                yield dataclasses.replace(video, path=path)
-            elif isinstance(result, DecodeFailure):
-                yield dataclasses.replace(result, path=path)
-            else:
-                raise ClusterError(f"the encode stage returned {type(result).__name__} for {path}, not vectors")
+            for result, _ in unpack(row["payload"]):
+                video = result[0] if isinstance(result, tuple) else result
+                if not isinstance(video, (DecodedVideo, DecodeFailure)):
+                    raise ClusterError(f"the encode stage returned {type(video).__name__}, not a video")
+                if video.job_id in seen or video.job_id not in by_id:
+                    owner.duplicates += 1
+                    LOG.warning("dropped a repeated result for %s", video.path)
+                    continue
+                seen.add(video.job_id)
+                if isinstance(result, tuple):  # (video without frames, its vectors; None when staged)
+                    owner._vectors[video.job_id] = result[1] if result[1] is not None else np.zeros((0, 0), np.float32)
+                yield dataclasses.replace(video, path=by_id[video.job_id].path)
         missing = len(by_id) - len(seen)
         if missing:
             raise ClusterError(f"the cluster returned no result for {missing} video(s); run the same command again to index them")
+
+
+class _StagedCommit:
+    """The commit stage of a ``--stage`` run: the shards hold everything; the library waits for ``ingest``."""
+
+    def __init__(self, stage_dir: Path) -> None:
+        self.stage_dir, self.videos = stage_dir, 0
+
+    def commit(self, batch: Any, vectors: Any) -> None:
+        """Count the staged videos."""
+        self.videos += len(batch)
+
+    def fail(self, failure: DecodeFailure) -> None:
+        """Failures are in the shards too; ``ingest`` records them."""
+
+    def finish(self) -> None:
+        """Say where the shards are."""
+        LOG.info("staged %d video(s) in %s; commit them with `vidsearch ingest %s`", self.videos, self.stage_dir, self.stage_dir)
+
+    def close(self) -> None:
+        """Nothing to save."""
 
 
 def index_folder_ray(
