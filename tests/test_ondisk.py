@@ -129,6 +129,8 @@ def test_reindex_on_disk_answers_like_exact(tmp_path: Path, tiny_checkpoint: Pat
     (rebuilt,) = run("reindex", "--library", lib, "--index-spec", "IVF2,Flat", "--on-disk")
     assert rebuilt["index_spec"] == "IVF2,Flat" and rebuilt["vectors"] == 8
     assert not (tmp_path / "lib" / "indexes" / "space-1.faiss").exists()
+    (info,) = run("info", "--library", lib)["spaces"]
+    assert info["index_on_disk"] and info["index_spec"] == "IVF2,Flat" and info["index_vectors"] == 8 and info["index_up_to_date"]
     assert_same_hits([run("query", q, "--library", lib, "-k", "10") for q in queries], before)
     # Videos indexed after the build land in the delta and are found as an exact index finds them.
     videogen.write_video(folder / "later.mp4", seconds=2, fps=8, pattern="gradient", color=(10, 200, 10))

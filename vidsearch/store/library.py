@@ -445,8 +445,13 @@ class Library:
             }
             try:
                 from vidsearch.store.vectors.fileformat import read_header
+                from vidsearch.store.vectors.ondisk import OnDiskVectorIndex
 
                 header = read_header(path) if path.exists() else None
+                if header is None and self.ondisk_path(sp.id).exists():  # `reindex --on-disk`
+                    header = OnDiskVectorIndex.read_header(self.ondisk_path(sp.id))
+                    entry.update(index_file=str(self.ondisk_path(sp.id)), index_on_disk=True,
+                                 index_bytes=(header or {}).get("disk_bytes", 0))
             except LibraryError:
                 header = None
             if header is not None:

@@ -321,6 +321,18 @@ class OnDiskVectorIndex:
             obj.base.nprobe = int(header.get("nprobe", obj.base.nprobe))
         return obj
 
+    @classmethod
+    def read_header(cls, base_path: Path | str) -> dict[str, Any] | None:
+        """What the last save recorded (spec, ntotal, meta, disk_bytes), without opening the lists."""
+        import json
+
+        state = cls.state_path(Path(base_path))
+        try:
+            with np.load(state, allow_pickle=False) as z:
+                return json.loads(str(z["header"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
     @property
     def ntotal(self) -> int:
         """Live vectors: on disk and not removed, plus the delta."""
@@ -392,7 +404,8 @@ class OnDiskVectorIndex:
 
         from vidsearch.fileio import atomic_write
 
-        header = json.dumps({"meta": self.meta, "spec": self.spec, "nprobe": self.base.nprobe})
+        header = json.dumps({"meta": self.meta, "spec": self.spec, "nprobe": self.base.nprobe, "ntotal": self.ntotal,
+                             "disk_bytes": self.base.disk_bytes(), "recall_at_10": None})
         atomic_write(self.state_path(self.base.path), lambda fh: np.savez(
             fh, removed=self._removed, delta_ids=self._delta_ids, delta_xb=self._delta_xb, header=np.array(header)))
 
