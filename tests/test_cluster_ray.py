@@ -171,3 +171,11 @@ def test_bad_corpus_same_failures_and_exit_code(cluster: str, tmp_path: Path, ti
     assert sorted(map(tuple, (f.values() for f in rrep["failed"]))) == sorted(map(tuple, (f.values() for f in lrep["failed"])))
     assert rrep["added"] == lrep["added"] > 0
     assert_same(content(tmp_path / "local"), content(tmp_path / "ray"))
+
+
+def test_preflight_names_the_node_and_the_unreadable_path(cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from vidsearch.cluster.options import ClusterError
+
+    wrong = (str(videos), str(tmp_path / "not-mounted"))
+    with Library.open(tmp_path / "lib", create=True) as lib, pytest.raises(ClusterError, match="cannot read .*not-mounted.*--path-map"):
+        index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(path_map=wrong))
