@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class RayStages:
             return Stages(decode=self.decode, encode=self.encode)
         return Stages(decode=self.decode, encode=self.encode, commit=lambda *_: _StagedCommit(Path(stage_dir)))
 
-    def encode(self, encoder: Any, options: IndexOptions):
+    def encode(self, encoder: Any, options: IndexOptions) -> Callable[[DecodedVideo], np.ndarray]:
         """Encode stage: the vectors the cluster computed for a video (the runner calls it per video)."""
         self._key = str(encoder.key)
         vectors = self._vectors
