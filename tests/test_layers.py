@@ -166,6 +166,16 @@ def test_every_component_has_a_layer() -> None:
     assert not unknown, f"place these components in LAYERS (docs/architecture.md): {unknown}"
 
 
+def test_every_internal_import_exists() -> None:
+    """A lazy import of a module that moved fails only when its code path runs: catch it here."""
+    problems: list[str] = []
+    for module, path in MODULES.items():
+        for line, target, _ in _imports(module, path):
+            if target.split(".")[0] == "vidsearch" and target not in MODULES:
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {target}, which does not exist")
+    assert not problems, "imports of missing modules:\n" + "\n".join(problems)
+
+
 def test_imports_point_down() -> None:
     problems: list[str] = []
     for module, path in MODULES.items():

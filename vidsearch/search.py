@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.errors import InputError
+from vidsearch.metrics import temporal_iou
 from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
@@ -26,6 +27,8 @@ __all__ = [
     "Filters",
     "VideoHit",
     "search_vectors",
+    "search_moments",
+    "moment_vector",
     "search_text",
     "search_video",
     "encode_video_file",
@@ -115,13 +118,29 @@ def _check_text(text: str | None) -> None:
 
 def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
     """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
-    _check_k(k)
     filters = filters or Filters()
+    hits, xq = _widening_search(library, space, xq, k, filters, lambda D, I, infos: _group(D, I, infos, filters))
+    return _refine_spans(library, space, hits[:k], xq) if hits else hits
+
+
+def _widening_search(
+    library: Library,
+    space: SpaceInfo,
+    xq: np.ndarray,
+    k: int,
+    filters: Filters,
+    collect: Callable[[np.ndarray, np.ndarray, dict[int, SegmentInfo]], list[VideoHit]],
+) -> tuple[list[VideoHit], np.ndarray]:
+    """Segment hits turned into results by ``collect(D, I, infos)``, widened until ``k`` survive.
+
+    Returns the results (possibly more than ``k``) and the query as a ``[D]`` float32 vector.
+    """
+    _check_k(k)
+    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
     index = library.vector_index(space)
     n = index.ntotal
     if n == 0:
-        return []
-    xq = np.ascontiguousarray(np.asarray(xq, dtype=np.float32).reshape(1, -1))
+        return [], xq[0]
     # Several segments of one video may crowd the top: fetch more segments than videos wanted,
     # and widen until k videos survive grouping and filtering or the index is exhausted.
     kk = min(n, max(64, 16 * k))
@@ -129,15 +148,81 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
         D, I = index.search(xq, kk)
         valid = I[0] >= 0
         infos = library.segment_infos(I[0][valid].tolist())
-        hits = _group(D[0], I[0], infos, filters)
+        hits = collect(D[0], I[0], infos)
         scores = D[0][valid]
         below_cutoff = filters.min_score is not None and scores.size > 0 and float(scores[-1]) < filters.min_score
         # -1 ids: the index has no more to give (IVF widens its probes itself; wrapped codes such
         # as OPQ do not), so asking for more finds no more.
         exhausted = kk >= n or below_cutoff or not valid.all()
         if len(hits) >= k or exhausted:
-            return _refine_spans(library, space, hits[:k], xq[0])
+            return hits, xq[0]
         kk = min(n, kk * 4)
+
+
+def _moment_overlap(a: VideoHit, b: VideoHit) -> float:
+    return temporal_iou((a.start, a.end), (b.start, b.end))
+
+
+def search_moments(
+    library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None, overlap: float = 0.5
+) -> list[VideoHit]:
+    """The ``k`` best moments (stored segments, several per video allowed) for a query vector.
+
+    Unlike :func:`search_vectors`, hits are not grouped per video: each result is one stored
+    window (or the whole video, for videos too short to have windows) with its own score. A
+    window overlapping a better moment of the same video by more than ``overlap`` (temporal IoU)
+    is dropped, so the list does not repeat one moment with shifted edges.
+
+    Raises:
+        InputError: ``k < 1``.
+    """
+    filters = filters or Filters()
+    # the whole-video segment of a video that has windows summarizes them; the windows are the moments
+    min_windowed = float(space.sampling.get("min_video_for_windows", float("inf")))
+
+    def collect(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo]) -> list[VideoHit]:
+        kept: list[VideoHit] = []
+        for score, sid in zip(D.tolist(), I.tolist()):
+            info = infos.get(sid)
+            if sid < 0 or info is None or not filters.accepts(info):
+                continue
+            if filters.min_score is not None and score < filters.min_score:
+                break  # scores arrive in decreasing order
+            if info.kind == "video" and (info.duration or 0.0) > min_windowed:
+                continue
+            hit = VideoHit(len(kept) + 1, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
+            if not any(h.video_id == hit.video_id and _moment_overlap(h, hit) > overlap for h in kept):
+                kept.append(hit)
+        return kept
+
+    return _widening_search(library, space, xq, k, filters, collect)[0][:k]
+
+
+def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: float, end: float) -> np.ndarray:
+    """The stored embedding of a moment of an indexed video ("more like this" without decoding).
+
+    The windows overlapping ``[start, end]`` are averaged, each weighted by its overlap; a video
+    without windows (or a span no window overlaps) gives its whole-video embedding.
+
+    Raises:
+        InputError: the video has no embedding in this space, or the span is empty.
+    """
+    if not end > start:
+        raise InputError(f"clip span {start:g}-{end:g} s is empty; give end > start")
+    windows = library.window_vectors(space.id, [video_id]).get(video_id)
+    if windows is not None:
+        spans, xb = windows
+        w = np.array([max(0.0, min(e, end) - max(s, start)) for s, e in spans], dtype=np.float32)
+        if w.sum() > 0:
+            v = (w[:, None] * xb).sum(axis=0)
+            return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+    from vidsearch.store.catalog import get_video
+
+    record = get_video(library, video_id)
+    xb, found = library.video_embeddings(space.key, [record.path]) if record is not None else (None, [])
+    if not found:
+        raise InputError(f"video {video_id} has no embedding in space {space.key}; index it first")
+    return xb[0]
 
 
 def windows_scores(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, list[Window]]:

@@ -7,7 +7,7 @@ L0 core: no SQL, no models. Modules, one job each:
   keyframe snapping for ``--fast``.
 - :mod:`~vidsearch.media.decord_reader`, :mod:`~vidsearch.media.pyav_reader`: the two readers.
 - :mod:`~vidsearch.media.readers`: which reader reads a file; :func:`read_frames`.
-- :mod:`~vidsearch.media.probe`: :func:`probe`, :func:`keyframe_indices`.
+- :mod:`~vidsearch.media.probe`: :func:`probe`, :func:`video_codec`, :func:`keyframe_indices`.
 - :mod:`~vidsearch.media.resize`: the official bicubic antialiased resize (imports torch).
 - :mod:`~vidsearch.media.fingerprint`: a cheap content fingerprint of a file.
 - :mod:`~vidsearch.media.jobs`, :mod:`~vidsearch.media.worker`, :mod:`~vidsearch.media.pool`:
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from vidsearch.media.fingerprint import fingerprint
 from vidsearch.media.info import VideoInfo
-from vidsearch.media.probe import keyframe_indices, probe
+from vidsearch.media.probe import keyframe_indices, probe, video_codec
 from vidsearch.media.readers import READERS, read_frames
 from vidsearch.media.sampling import SamplingConfig, SegmentPlan, middle_indices, plan_segments, snap_to_keyframes
 
@@ -37,5 +37,6 @@ __all__ = [
     "snap_to_keyframes",
     "keyframe_indices",
     "read_frames",
+    "video_codec",
     "fingerprint",
 ]

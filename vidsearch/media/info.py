@@ -28,6 +28,8 @@ class VideoInfo:
         duration: seconds from the first frame's start to the last frame's end.
         width: frame width in pixels.
         height: frame height in pixels.
+        codec: FFmpeg's name of the video stream's codec (``"h264"``, ``"hevc"``, ``"vp9"``, ...),
+            so front ends know whether a browser can play the file; ``""`` when unknown.
     """
 
     path: str
@@ -36,6 +38,7 @@ class VideoInfo:
     duration: float
     width: int
     height: int
+    codec: str = ""
 
 
 def media_error(path: str, reason: str) -> MediaError:

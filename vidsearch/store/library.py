@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.fileio import clean_stale_temps
 from vidsearch.store import embeddings, segments, spaces, videos
-from vidsearch.store.locks import file_lock
+from vidsearch.store.locks import WRITE_LOCK, file_lock
 from vidsearch.store.schema import VideoStatus
 from vidsearch.store.segments import SegmentInfo
 from vidsearch.store.spaces import SpaceInfo
@@ -173,7 +173,7 @@ class Library:
         Raises:
             LibraryError: another run holds it.
         """
-        with file_lock(self.root / ".write.lock", f"another vidsearch run is writing to {self.root}; wait for it to finish"):
+        with file_lock(self.root / WRITE_LOCK, f"another vidsearch run is writing to {self.root}; wait for it to finish"):
             yield
 
     @contextlib.contextmanager

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from vidsearch.errors import LibraryError
 
-__all__ = ["file_lock"]
+__all__ = ["WRITE_LOCK", "file_lock", "lock_held"]
+
+WRITE_LOCK = ".write.lock"  # in the library folder: held by runs that write (index, remove, reindex)
 
 
 @contextlib.contextmanager
@@ -32,3 +34,23 @@ def file_lock(path: Path, busy: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def lock_held(path: Path) -> bool:
+    """Whether another process holds the lock on ``path`` right now (False when there is no such file).
+
+    Probes with a shared, non-blocking lock that is released at once, so it never blocks or
+    keeps a writer out for longer than the probe.
+    """
+    if not path.exists():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False

@@ -90,6 +90,9 @@ class Video(Base):
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reader: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # FFmpeg codec name of the video stream (migration 0004): tells front ends whether a browser
+    # can play the file. NULL for videos indexed before it was recorded.
+    codec: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     segments: Mapped[list[Segment]] = relationship(

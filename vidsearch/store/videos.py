@@ -117,7 +117,8 @@ def mark_indexed(
 
     Args:
         fingerprint: the content fingerprint; None keeps the row's.
-        info: what probing found (``duration``, ``fps``, ``num_frames``, ``width``, ``height``).
+        info: what probing found (``duration``, ``fps``, ``num_frames``, ``width``, ``height``,
+            and ``codec`` where known).
         compute_fingerprint: called when neither ``fingerprint`` nor the row has one.
 
     Returns:
@@ -129,6 +130,7 @@ def mark_indexed(
     row.status, row.error, row.reader = VideoStatus.INDEXED, None, reader
     row.duration, row.fps, row.num_frames = info.duration, info.fps, info.num_frames
     row.width, row.height = info.width, info.height
+    row.codec = getattr(info, "codec", "") or None  # "" (unknown) is stored as NULL
     s.flush()
     return row.id, dropped
 

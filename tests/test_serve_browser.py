@@ -1,0 +1,241 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright, against a real server.
+
+The generated videos carry their frame number in pixels (tests/videogen.py), so the test reads
+back from the page which frame the player shows, not only what ``currentTime`` claims.
+
+Set-up (README, "Contributing"): ``apt-get install -y chromium`` and ``pip install -e .[serve,dev]``.
+Never ``playwright install``: it downloads a browser, which fails offline; the test drives the
+system Chromium through ``executable_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed (pip install -e .[dev])")
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e .[serve])")
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+import videogen  # noqa: E402
+from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
+from vidsearch.serve.app import create_app  # noqa: E402
+from vidsearch.serve.service import ServeConfig  # noqa: E402
+from vidsearch.store.library import Library  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(os.environ.get("VIDSEARCH_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+FPS = 10
+SIZE = (320, 240)
+BITS = 12
+QUERIES = ["a dog catching a frisbee", "people dancing at a party", "a red car on a road", "waves on a beach",
+           "someone playing guitar", "a cat sleeping", "children playing football", "cooking in a kitchen"]
+
+# Reads the frame the <video> shows (drawn into a canvas) as RGBA bytes, with the time it is at.
+READ_FRAME = """async () => {
+  const v = document.getElementById('video');
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(v, 0, 0);
+  return {t: v.currentTime, w: c.width, h: c.height, data: Array.from(ctx.getImageData(0, 0, c.width, c.height).data)};
+}"""
+
+
+def _frame_number(shot: dict) -> int:
+    img = np.asarray(shot["data"], dtype=np.uint8).reshape(shot["h"], shot["w"], 4)[:, :, :3]
+    return videogen.frame_number(img, BITS)
+
+
+class _Server:
+    """uvicorn on a free loopback port, in a thread (the real server, not a test transport)."""
+
+    def __init__(self, app) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
+    root = tmp_path_factory.mktemp("browser-lib")
+    videos = root / "videos"
+    # H.264 (what Debian's Chromium plays), long enough for windows, keyframes every second
+    videogen.write_video(videos / "beach walk.mp4", seconds=24, fps=FPS, size=SIZE, gop=FPS, color=(60, 140, 230))
+    videogen.write_video(videos / "garden" / "square.mp4", seconds=20, fps=FPS, size=SIZE, gop=FPS, pattern="moving_square", color=(80, 200, 90))
+    videogen.write_video(videos / "garden" / "sunset.mp4", seconds=16, fps=FPS, size=SIZE, gop=FPS, color=(240, 140, 60))
+    videogen.write_video(videos / "old camera.avi", seconds=6, fps=FPS, size=SIZE, codec="mpeg4", color=(200, 200, 200))
+    with Library.open(root / "lib") as lib:
+        report = index_folder(lib, videos, IndexOptions(model=str(tiny_checkpoint), workers=1))
+    assert not report.failed, report.failed
+    return root / "lib"
+
+
+@pytest.fixture(scope="module")
+def server(library: Path):
+    with _Server(create_app(ServeConfig(library=library))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _pick_query(url: str) -> tuple[str, dict]:
+    """A query whose best result is a playable video matched after its start (random weights decide)."""
+    for q in QUERIES:
+        top = httpx.post(f"{url}/api/v1/search", json={"query": q, "k": 8}, timeout=120).json()["results"][0]
+        if top["video"]["playable"] and top["start"] >= 2.0:
+            return q, top
+    pytest.fail("no query ranks a playable moment that starts after 2 s first")
+
+
+def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    query, top = _pick_query(server)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(120_000)  # a shared, busy machine
+    media_statuses: list[int] = []
+    page.on("response", lambda r: media_statuses.append(r.status) if "/media/" in r.url else None)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # Record where the player lands, and hold playback there (the page's play() call is noted, not
+    # run), so the frame on screen can be compared with the span's start exactly.
+    page.add_init_script("window.__at = []; document.addEventListener('seeked', e => window.__at.push(e.target.currentTime), true);"
+                         "document.addEventListener('loadeddata', e => window.__at.push(e.target.currentTime), true);"
+                         "HTMLMediaElement.prototype.play = function () { window.__played = true; return Promise.resolve(); };")
+    page.goto(server + "/")
+    assert page.evaluate("document.activeElement.id") == "q"  # focused on load
+    page.keyboard.type(query)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".card")
+    assert page.locator(".card .name").first.inner_text() == top["video"]["name"]  # the expected video first
+    assert f"q={query.split()[0]}" in page.url  # state in the URL
+    first = page.locator(".card").first
+    first.hover()
+    page.mouse.move(*_point_in(first, 0.8))
+    page.wait_for_function("() => document.querySelector('.card .scrub.ready') !== null")  # the strip scrubs on hover
+    page.screenshot(path=str(ARTIFACTS / "serve-results.png"))
+
+    first.click()
+    page.wait_for_selector("#overlay:not([hidden])")
+    page.wait_for_function("() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking && window.__at.length > 0; }")
+    start = top["start"]
+    # the player went to the span's start (by the media fragment, or the page's own seek)
+    assert any(abs(t - start) < 0.05 for t in page.evaluate("window.__at")), (page.evaluate("window.__at"), start)
+    assert page.evaluate("window.__played") is True  # the page starts playback there
+    shot = page.evaluate(READ_FRAME)
+    assert abs(shot["t"] - start) < 0.05, (shot["t"], start)
+    n = _frame_number(shot)
+    assert abs(n - start * FPS) <= 1, (n, start)  # the decoded frame on screen is the one at the start
+    assert f"#v={top['video']['id']}&t=" in page.url
+    span_box = page.locator("#span").bounding_box()
+    assert span_box and span_box["width"] > 0  # the span is marked on the timeline
+    page.screenshot(path=str(ARTIFACTS / "serve-player.png"))
+
+    target = min(top["video"]["duration"] - 1.0, start + 3.0) if start + 3.0 < top["video"]["duration"] - 1 else start - 1.5
+    page.evaluate(f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {target}; }})")
+    shot = page.evaluate(READ_FRAME)
+    assert abs(_frame_number(shot) - round(target * FPS)) <= 1, (_frame_number(shot), target)
+    assert 206 in media_statuses, media_statuses  # the seek was served as a byte range
+
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#overlay", state="hidden")
+    assert "#v=" not in page.url
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    assert not errors, errors
+    page.close()
+
+
+def _point_in(locator, fx: float) -> tuple[float, float]:
+    box = locator.bounding_box()
+    return box["x"] + box["width"] * fx, box["y"] + box["height"] * 0.3
+
+
+def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, library: Path) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(120_000)
+    page.goto(server + "/?q=" + "a%20sunset")
+    page.wait_for_selector(".card")
+    names = page.locator(".card .name").all_inner_texts()
+    assert len(names) == 4
+    page.keyboard.press("Escape")  # leave the search box
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.querySelector('.card.selected').dataset.index") == "1"
+    old = names.index("old camera.avi")
+    for _ in range(abs(old - 1)):
+        page.keyboard.press("ArrowRight" if old > 1 else "ArrowLeft")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#overlay:not([hidden])")
+    assert page.locator("#stills").is_visible() and not page.locator("#video").is_visible()  # MPEG-4 Part 2: stills
+    page.wait_for_function("() => [...document.querySelectorAll('#stills img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.keyboard.press("Escape")
+
+    page.locator(".card .similar").first.click()  # more like this
+    page.wait_for_function("() => location.search.includes('similar=')")
+    page.wait_for_selector(".card")
+    assert "like the chosen moment" in page.inner_text("#status")
+
+    shared = page.url.split("?")[0] + "?q=a%20sunset#v=" + page.locator(".card").first.get_attribute("data-video") + "&t=4.00,8.00"
+    other = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    other.set_default_timeout(120_000)
+    other.goto(shared)
+    other.wait_for_selector("#overlay:not([hidden])")
+    other.wait_for_function("() => { const v = document.getElementById('video'); return v.hidden || (v.readyState >= 2 && !v.seeking); }")
+    if other.locator("#video").is_visible():
+        assert abs(other.evaluate("document.getElementById('video').currentTime") - 4.0) < 2.1
+    other.keyboard.press("Escape")
+    other.wait_for_selector(".card")
+    assert other.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
+    other.screenshot(path=str(ARTIFACTS / "serve-phone.png"))
+    other.close()
+    page.close()
+
+
+def test_empty_library_says_what_to_do(tmp_path: Path, browser) -> None:
+    with Library.open(tmp_path / "empty"):
+        pass
+    with _Server(create_app(ServeConfig(library=tmp_path / "empty"))) as url:
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(url + "/")
+        page.wait_for_function("() => document.getElementById('status').textContent.length > 0")
+        assert "vidsearch index" in page.inner_text("#status")
+        with Library.open(tmp_path / "empty", create=False) as lib, lib.writer_lock():
+            page.reload()
+            page.wait_for_function("() => document.getElementById('status').textContent.includes('Indexing')")
+        page.close()

@@ -1,0 +1,170 @@
+"""The JSON API under ``/api/v1``: search, similar moments, videos, health."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from vidsearch.errors import InputError
+from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse
+from vidsearch.serve.service import ServeState, parse_moment_id, parse_video_id
+
+__all__ = ["router", "validation_message"]
+
+router = APIRouter(prefix="/api/v1")
+_ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody}}
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
+_UPLOAD_FIELD = "file"
+
+
+def _state(request: Request) -> ServeState:
+    return request.app.state.serve
+
+
+def validation_message(exc: ValidationError | Any) -> str:
+    """One line from a pydantic/FastAPI validation error: the first problem, where it is."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    msg = str(first.get("msg", "invalid value")).replace("Value error, ", "")
+    return f"{where}: {msg}" if where else msg
+
+
+def _search_body_schema() -> dict[str, Any]:
+    schema = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    form = {
+        "type": "object",
+        "properties": {_UPLOAD_FIELD: {"type": "string", "format": "binary", "description": "A query clip (any format FFmpeg reads)."},
+                       **{k: v for k, v in schema["properties"].items() if k not in ("query", "clip")}},
+        "required": [_UPLOAD_FIELD],
+    }
+    return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}, "multipart/form-data": {"schema": form}}}
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": _search_body_schema()},
+    summary="Search moments by text, by a moment of the library, or by an uploaded clip",
+)
+async def search(request: Request) -> Any:
+    """Rank the library's moments; the ranking is the one of ``vidsearch query``."""
+    state = _state(request)
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        return await _search_upload(request, state)
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise InputError("the body is not JSON; send application/json like {\"query\": \"a dog\"}") from None
+    if not isinstance(data, dict):
+        raise InputError("the body must be a JSON object like {\"query\": \"a dog\"}")
+    req = SearchRequest.model_validate(data)
+    return await run_in_threadpool(state.search, req)
+
+
+async def _search_upload(request: Request, state: ServeState) -> Any:
+    async with request.form(max_files=1, max_fields=20, max_part_size=64 * 1024) as form:
+        upload = form.get(_UPLOAD_FIELD)
+        if not isinstance(upload, UploadFile):
+            raise InputError(f"a multipart search needs the clip in the field {_UPLOAD_FIELD!r}")
+        fields = {k: v for k, v in form.multi_items() if k != _UPLOAD_FIELD}
+        if "query" in fields or "clip" in fields:
+            raise InputError("give exactly one of query (text), clip {video_id, start, end}, or an uploaded clip file")
+        req = SearchRequest.model_validate(fields)
+        suffix = Path(upload.filename or "").suffix
+        # the decoder picks the demuxer from the content; the name only keeps a harmless suffix
+        fd, name = tempfile.mkstemp(prefix="vidsearch-upload-", suffix=suffix if _SAFE_SUFFIX.match(suffix) else ".bin")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                await run_in_threadpool(shutil.copyfileobj, upload.file, fh, 1 << 20)
+            return await run_in_threadpool(state.search, req, Path(name))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)  # deleted afterwards, whatever happened
+
+
+@router.get("/moments/{moment}/similar", response_model=SearchResponse, responses=_ERRORS, summary="More like this moment")
+def similar(
+    request: Request,
+    moment: str,
+    k: int = Query(20, ge=1, le=100),
+    cursor: Optional[str] = Query(None, max_length=200),
+    group_by: Literal["video", "moment"] = Query("video"),
+    min_score: Optional[float] = Query(None, ge=-1, le=1),
+) -> Any:
+    """Moments like the given one (``moment_id`` from a search result)."""
+    video_id, start, end = parse_moment_id(moment)
+    req = SearchRequest(clip=ClipRef(video_id=video_id, start=start, end=end), k=k, cursor=cursor, group_by=group_by, min_score=min_score)
+    return _state(request).search(req)
+
+
+@router.get("/videos", responses=_ERRORS, summary="The indexed videos, paged by id")
+def videos(request: Request, cursor: Optional[str] = Query(None, max_length=20), limit: int = Query(50, ge=1, le=500)) -> Any:
+    """A page of indexed videos; pass ``next_cursor`` back as ``cursor`` for the next one."""
+    from vidsearch.store.catalog import list_videos
+
+    state = _state(request)
+    if cursor is not None and not cursor.isdigit():
+        raise InputError("cursor is not one this server gave out; start again without it")
+    rows = list_videos(state.library, after=int(cursor or 0), limit=limit + 1)
+    page = rows[:limit]
+    return {
+        "videos": [_video_summary(state, r) for r in page],
+        "next_cursor": str(page[-1].id) if len(rows) > limit else None,
+    }
+
+
+def _video_summary(state: ServeState, r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": state.name(r),
+        "duration": r.duration,
+        "fps": r.fps,
+        "width": r.width,
+        "height": r.height,
+        "codec": state.codec(r) or None,
+        "playable": state.playable(r),
+        "indexed_at": r.updated_at.isoformat() if r.updated_at else None,
+        "media_url": f"/media/{r.id}?v={state.version(r)}",
+        "thumbnail_url": f"/thumbs/{r.id}/{int(1000 * (r.duration or 0) / 2)}.jpg?v={state.version(r)}",
+    }
+
+
+@router.get("/videos/{video_id}", responses=_ERRORS, summary="One video: metadata, labels and their timeline")
+def video(request: Request, video_id: str) -> Any:
+    """A video's metadata, and its labels with their timeline when the library is enriched."""
+    from vidsearch.enrich.recognize import video_labels
+
+    state = _state(request)
+    record = state.video(parse_video_id(video_id))
+    out = _video_summary(state, record)
+    out["size"] = record.size
+    try:
+        space = state.space()
+        labels = video_labels(state.library, record.path, space=space)["label_sets"] if space else []
+    except InputError:  # not enriched yet
+        labels = []
+    out["label_sets"] = labels
+    return out
+
+
+@router.get("/health", summary="Library, model and counts")
+def health(request: Request) -> Any:
+    """Whether the server is up, what it serves, and whether an index run is under way."""
+    return _state(request).health()
+

@@ -1,0 +1,196 @@
+"""Still frames for the page: thumbnails and hover-scrub strips, made with PyAV and cached on disk.
+
+A thumbnail is one representative frame near a time; a strip is a row of frames across a moment.
+Both are JPEG bytes cached under the library (``cache/frames/``), keyed by the file's fingerprint,
+the time(s) and the width, so a changed file never gets an old image, and a second request
+decodes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vidsearch.errors import MediaError
+from vidsearch.fileio import atomic_write
+
+__all__ = ["FrameCache", "grab_frames", "pick_representative", "encode_jpeg", "make_thumbnail", "make_strip", "decode_count"]
+
+LOG = logging.getLogger(__name__)
+
+# How far after the asked time a thumbnail may look for a better frame (seconds), and how many
+# frames it weighs: enough to step past a fade-in, few enough to stay fast.
+LOOKAHEAD_S = 1.0
+CANDIDATES = 6
+_decodes = 0  # files opened for decoding: tests read it to prove the cache is used
+_decodes_lock = threading.Lock()
+
+
+def decode_count() -> int:
+    """How many times this process has opened a video to make a still (for tests and stats)."""
+    return _decodes
+
+
+def _scaled(frame, width: int):
+    """``frame`` resized to ``width`` (even height, aspect kept) as RGB uint8 ``[h, w, 3]``."""
+    w = max(2, int(width) // 2 * 2)
+    h = max(2, int(round(frame.height * w / max(1, frame.width) / 2)) * 2)
+    return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+
+
+def grab_frames(path: str, times: Sequence[float], width: int, per_time: int = 1, step: float = 0.0) -> list[list[np.ndarray]]:
+    """Decode frames at (or just after) each time, resized to ``width``.
+
+    Args:
+        path: the video file.
+        times: seconds, in any order.
+        width: output width in pixels (height follows the aspect ratio).
+        per_time: frames to return per time: the one at the time and the following ones.
+        step: with ``per_time > 1``, seconds between those frames (0: consecutive frames).
+
+    Returns:
+        For each time, up to ``per_time`` RGB frames (the last frames of the file for times past
+        its end; an empty list if nothing decodes there).
+
+    Raises:
+        MediaError: the file cannot be opened or has no video stream.
+    """
+    import av
+
+    global _decodes
+    with _decodes_lock:
+        _decodes += 1
+    try:
+        container = av.open(path, mode="r", metadata_errors="ignore")
+    except Exception as exc:  # noqa: BLE001 -- FFmpeg errors come in many classes
+        raise MediaError(f"{Path(path).name}: cannot be opened: {type(exc).__name__}") from None
+    out: list[list[np.ndarray]] = [[] for _ in times]
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{Path(path).name}: no video stream")
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        tb = float(stream.time_base or Fraction(1, 1000))
+        origin = float(stream.start_time or 0) * tb
+        for slot, t in sorted(enumerate(times), key=lambda x: x[1]):
+            target = origin + max(0.0, float(t))
+            try:
+                container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:  # a file that cannot seek: decode from the start instead
+                container.close()
+                container = av.open(path, mode="r", metadata_errors="ignore")
+                stream = container.streams.video[0]
+            last = None
+            want_next = target
+            try:
+                for frame in container.decode(stream):
+                    ft = float(frame.pts) * tb if frame.pts is not None else want_next
+                    last = frame
+                    if ft + 1e-6 < want_next - 0.5 / max(1.0, float(stream.average_rate or 25)):
+                        continue
+                    out[slot].append(_scaled(frame, width))
+                    if len(out[slot]) >= per_time:
+                        break
+                    want_next = ft + step if step > 0 else ft
+            except av.FFmpegError as exc:
+                LOG.debug("%s: decoding stopped at %.2f s: %s", path, t, exc)
+            if not out[slot] and last is not None:  # past the end: the last frame there is
+                out[slot].append(_scaled(last, width))
+    finally:
+        container.close()  # the one open now (a file that cannot seek is reopened)
+    return out
+
+
+def pick_representative(frames: Sequence[np.ndarray]) -> int:
+    """Index of the frame that best shows the scene: not a black or white fade, most detail.
+
+    A frame counts as a fade when its mean luma is under 24 or over 232 or it is nearly flat; the
+    first frame that is no fade and has at least half the best contrast is chosen, so the
+    thumbnail stays close to the asked time.
+    """
+    if not frames:
+        raise ValueError("no frames to choose from")
+    luma = [f.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) for f in frames]
+    means = [float(y.mean()) for y in luma]
+    stds = [float(y.std()) for y in luma]
+    best = max(stds)
+    for i, (m, sd) in enumerate(zip(means, stds)):
+        if 24.0 <= m <= 232.0 and sd >= 4.0 and sd >= 0.5 * best:
+            return i
+    return int(np.argmax(stds))
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 4) -> bytes:
+    """JPEG bytes of an RGB uint8 ``[h, w, 3]`` image (FFmpeg's MJPEG encoder; ``quality`` 2-31, lower is better)."""
+    import av
+
+    h, w = rgb.shape[:2]
+    rgb = np.ascontiguousarray(rgb[: h // 2 * 2, : w // 2 * 2])
+    cc = av.CodecContext.create("mjpeg", "w")
+    cc.width, cc.height = rgb.shape[1], rgb.shape[0]
+    cc.pix_fmt = "yuvj420p"
+    cc.time_base = Fraction(1, 25)
+    cc.qmin = cc.qmax = int(quality)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+    packets = list(cc.encode(frame)) + list(cc.encode(None))
+    return b"".join(bytes(p) for p in packets)
+
+
+def make_thumbnail(path: str, t: float, width: int) -> bytes:
+    """A JPEG of the representative frame in ``[t, t + LOOKAHEAD_S]`` (see :func:`pick_representative`)."""
+    (frames,) = grab_frames(path, [t], width, per_time=CANDIDATES, step=LOOKAHEAD_S / CANDIDATES)
+    if not frames:
+        raise MediaError(f"{Path(path).name}: no frame decodes at {t:.2f} s")
+    return encode_jpeg(frames[pick_representative(frames)])
+
+
+def strip_times(start: float, end: float, n: int) -> list[float]:
+    """``n`` times spread across ``[start, end]``: the middle of ``n`` equal parts."""
+    span = max(0.0, end - start)
+    return [start + span * (i + 0.5) / n for i in range(n)]
+
+
+def make_strip(path: str, start: float, end: float, n: int, width: int) -> bytes:
+    """A JPEG of ``n`` frames across ``[start, end]`` side by side, each ``width`` pixels wide."""
+    frames = [f[0] for f in grab_frames(path, strip_times(start, end, n), width) if f]
+    if not frames:
+        raise MediaError(f"{Path(path).name}: no frame decodes in {start:.2f}-{end:.2f} s")
+    h = min(f.shape[0] for f in frames)
+    while len(frames) < n:  # a short file: repeat its last frame so tiles keep their positions
+        frames.append(frames[-1])
+    return encode_jpeg(np.concatenate([f[:h] for f in frames], axis=1))
+
+
+class FrameCache:
+    """JPEGs on disk under ``root``, made once per key; concurrent requests for a key wait for one maker."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def path_for(self, *key: object) -> Path:
+        """Where the image for ``key`` lives (a hash of the key: no client text in file names)."""
+        digest = hashlib.sha256(repr(key).encode("utf-8")).hexdigest()
+        return self.root / digest[:2] / f"{digest}.jpg"
+
+    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> Path:
+        """The cached file for ``key``, calling ``make()`` and saving its bytes atomically if absent."""
+        path = self.path_for(*key)
+        if path.exists():
+            return path
+        with self._guard:
+            lock = self._locks.setdefault(str(path), threading.Lock())
+        with lock:
+            if not path.exists():
+                data = make()
+                atomic_write(path, lambda fh: fh.write(data))
+        with self._guard:
+            self._locks.pop(str(path), None)
+        return path

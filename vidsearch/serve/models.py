@@ -1,0 +1,82 @@
+"""Request and response bodies of the HTTP API (pydantic: validated, and documented in /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ClipRef", "SearchRequest", "VideoRef", "Moment", "SearchResponse", "ErrorBody"]
+
+
+class ClipRef(BaseModel):
+    """A moment already in the library: search for more like it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: int = Field(ge=1)
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ClipRef":
+        if self.end <= self.start:
+            raise ValueError("clip.end must be greater than clip.start")
+        return self
+
+
+class SearchRequest(BaseModel):
+    """``POST /api/v1/search``: exactly one of ``query``, ``clip`` or an uploaded file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: Optional[str] = Field(None, max_length=1000, description="What you want to see.")
+    clip: Optional[ClipRef] = Field(None, description="More like this moment of an indexed video.")
+    k: int = Field(20, ge=1, le=100, description="Results per page.")
+    cursor: Optional[str] = Field(None, max_length=200, description="next_cursor of the previous page.")
+    min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results scoring below this cosine similarity.")
+    group_by: Literal["video", "moment"] = Field("video", description="One result per video (as vidsearch query), or every moment.")
+    path_prefix: Optional[str] = Field(None, max_length=1000, description="Only videos under this folder (relative to the library's folder).")
+    min_duration: Optional[float] = Field(None, ge=0)
+    max_duration: Optional[float] = Field(None, ge=0)
+    label: Optional[str] = Field(None, max_length=200, description="Only videos recognized as this class (vidsearch enrich recognize).")
+    label_set: Optional[str] = Field(None, max_length=200)
+    indexed_after: Optional[datetime] = Field(None, description="Only videos indexed at or after this time (ISO 8601).")
+
+
+class VideoRef(BaseModel):
+    """The video a moment belongs to."""
+
+    id: int
+    name: str = Field(description="Path relative to the library's folder.")
+    duration: Optional[float]
+    playable: bool = Field(description="Whether a browser can play the file (else show the strip and stills).")
+
+
+class Moment(BaseModel):
+    """One ranked result: a span of a video, with its images and a link that plays it."""
+
+    moment_id: str
+    rank: int
+    score: float
+    start: float
+    end: float
+    video: VideoRef
+    thumbnail_url: str
+    strip_url: str
+    play_url: str
+
+
+class SearchResponse(BaseModel):
+    """A page of ranked moments."""
+
+    results: list[Moment]
+    next_cursor: Optional[str]
+    model: Optional[str] = Field(description="The embedding space searched (None: the library is empty).")
+
+
+class ErrorBody(BaseModel):
+    """Every error: one line, no traceback, no server path."""
+
+    error: str

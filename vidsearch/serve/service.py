@@ -1,0 +1,466 @@
+"""What the server holds for its lifetime: the library, the lazily loaded model, and search calls.
+
+Every search goes through :mod:`vidsearch.search` (the code path of ``vidsearch query``); this
+module only picks the query vector (text, a stored moment, or an uploaded clip), turns the
+request's filters into :class:`~vidsearch.search.Filters`, pages the ranked list and describes
+each hit for the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import stat
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.errors import InputError, LibraryError, VidsearchError
+from vidsearch.serve.frames import FrameCache
+from vidsearch.store.catalog import VideoRecord
+
+__all__ = ["ServeConfig", "ServeState", "NotFound", "BROWSER_CODECS", "parse_moment_id", "parse_video_id", "moment_id"]
+
+LOG = logging.getLogger(__name__)
+
+# What Debian's Chromium (and other browsers) decode in a <video>: not HEVC, MPEG-4 Part 2, MJPEG.
+BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
+BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".ogg"})
+_MOMENT_ID = re.compile(r"^(\d{1,12})-(\d{1,12})-(\d{1,12})$")
+
+
+class NotFound(VidsearchError):
+    """An id that names nothing the server may serve (answered with 404)."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How ``vidsearch serve`` runs; the defaults are the safe ones."""
+
+    library: Path | None = None  # library directory (None: VIDSEARCH_LIBRARY or the user data dir)
+    host: str = "127.0.0.1"  # address to bind; anything but loopback needs a token
+    port: int = 8700
+    token: str | None = None  # required on every request when set (Bearer header or cookie)
+    allowed_hosts: tuple[str, ...] = ()  # extra Host header names accepted (DNS-rebinding guard)
+    model: str | None = None  # embedding space to search (None: the most recently indexed)
+    device: str = "auto"
+    max_k: int = 100  # results per page, at most
+    max_depth: int = 1000  # how far down the ranking paging may go
+    max_upload_bytes: int = 200 * 1024 * 1024  # uploaded query clips
+    max_body_bytes: int = 64 * 1024  # every other request body
+    thumb_width: int = 320
+    strip_frames: int = 8
+    strip_width: int = 160  # per strip tile
+    text_cache: int = 1024  # query embeddings kept (paging and repeated queries skip the model)
+
+
+def _cache_dir(library_root: Path) -> Path:
+    """``<library>/cache/frames``, or a private temporary folder when the library is read-only."""
+    import tempfile
+
+    path = library_root / "cache" / "frames"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".writable"
+        probe.touch()
+        probe.unlink()
+        return path
+    except OSError:
+        LOG.warning("library %s is read-only: thumbnails are cached in a temporary folder", library_root.name)
+        return Path(tempfile.mkdtemp(prefix="vidsearch-frames-"))
+
+
+def moment_id(video_id: int, start: float, end: float) -> str:
+    """The public id of a moment: ``<video id>-<start ms>-<end ms>``."""
+    return f"{int(video_id)}-{int(round(start * 1000))}-{int(round(end * 1000))}"
+
+
+def parse_moment_id(mid: str) -> tuple[int, float, float]:
+    """``(video_id, start, end)`` of a moment id.
+
+    Raises:
+        NotFound: not a moment id.
+    """
+    m = _MOMENT_ID.match(mid or "")
+    if not m or int(m.group(3)) <= int(m.group(2)):
+        raise NotFound(f"no moment {mid[:40]!r}; moment ids look like 12-4000-9500")
+    return int(m.group(1)), int(m.group(2)) / 1000.0, int(m.group(3)) / 1000.0
+
+
+def parse_video_id(text: str) -> int:
+    """A video id from a URL segment.
+
+    Raises:
+        NotFound: not a number (``..``, paths and names never reach the library).
+    """
+    if not text.isdigit() or len(text) > 12:
+        raise NotFound(f"no video {text[:40]!r} in the library; ids are numbers")
+    return int(text)
+
+
+class _TextBatcher:
+    """Runs the text tower in one thread on every caption waiting, so concurrent searches share a call.
+
+    No waiting window: while one batch is encoded, new requests queue up and form the next one.
+    A batch of 8 captions costs about twice one caption on a CPU (the weights are read once and
+    the matrix products are larger), so under load this multiplies throughput; alone, a request
+    pays nothing extra.
+    """
+
+    def __init__(self, encode: Any, max_batch: int = 32) -> None:
+        self._encode = encode
+        self._max = max_batch
+        self._queue: queue.Queue[tuple[list[str], Future]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="vidsearch-text-encoder", daemon=True)
+        self._thread.start()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        done: Future = Future()
+        self._queue.put((list(texts), done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            texts = [t for item, _ in batch for t in item]
+            try:
+                xq = self._encode(texts)
+            except BaseException as exc:  # noqa: BLE001 -- every waiting request gets the error
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            at = 0
+            for item, done in batch:
+                done.set_result(xq[at : at + len(item)])
+                at += len(item)
+
+
+class _CachingEncoder:
+    """The space's encoder with memoized, batched text embeddings and bounded video encodes."""
+
+    def __init__(self, encoder: Any, size: int, slots: int) -> None:
+        self.inner = encoder
+        self.num_frames, self.resolution, self.key = encoder.num_frames, encoder.resolution, encoder.key
+        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(slots)
+        self._batched = _TextBatcher(encoder.encode_text)
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        out: list[np.ndarray | None] = []
+        with self._lock:
+            for t in texts:
+                v = self._cache.get(t)
+                if v is not None:
+                    self._cache.move_to_end(t)
+                out.append(v)
+        missing = [t for t, v in zip(texts, out) if v is None]
+        if missing:
+            by_text = dict(zip(missing, self._batched(missing)))
+            with self._lock:
+                for t, v in by_text.items():
+                    self._cache[t] = v
+                    while len(self._cache) > self._size:
+                        self._cache.popitem(last=False)
+            out = [v if v is not None else by_text[t] for t, v in zip(texts, out)]
+        return np.stack(out)
+
+    def encode_video(self, clips: np.ndarray) -> np.ndarray:
+        with self._slots:
+            return self.inner.encode_video(clips)
+
+
+class ServeState:
+    """The open library, the model (loaded on first use, then shared) and the upload decoder."""
+
+    def __init__(self, config: ServeConfig, library: Any | None = None) -> None:
+        from vidsearch.store.library import Library
+
+        self.config = config
+        self.library = library if library is not None else Library.open(config.library, create=False)
+        self.frames = FrameCache(_cache_dir(self.library.root))
+        self._encoders: dict[str, _CachingEncoder] = {}
+        self._model_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._pool: Any = None
+        self._codecs: dict[tuple[int, str], str] = {}
+        self._root: tuple[float, str | None] = (0.0, None)
+        self.started = time.time()
+
+    def close(self) -> None:
+        """Stop the upload decoder and release the library."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        self.library.close()
+
+    # -- model ---------------------------------------------------------------------------
+    def space(self) -> Any | None:
+        """The space searched (None while the library is still empty)."""
+        if not self.library.spaces():
+            return None
+        return self.library.space(self.config.model)
+
+    def encoder(self, space: Any) -> _CachingEncoder:
+        """The space's encoder, loaded once; later calls (from any thread) share it."""
+        enc = self._encoders.get(space.key)
+        if enc is not None:
+            return enc
+        with self._model_lock:
+            enc = self._encoders.get(space.key)
+            if enc is None:
+                from vidsearch.search import load_space_encoder
+
+                t0 = time.perf_counter()
+                enc = _CachingEncoder(load_space_encoder(space, device=self.config.device), self.config.text_cache, max(1, os.cpu_count() or 1))
+                LOG.info("loaded %s in %.1f s", space.key, time.perf_counter() - t0)
+                self._encoders[space.key] = enc
+        return enc
+
+    def model_loaded(self) -> bool:
+        """Whether some space's model is in memory."""
+        return bool(self._encoders)
+
+    def embed_upload(self, path: Path, space: Any) -> np.ndarray:
+        """Embed an uploaded clip: decoded in the crash-contained decode pool, sampled like an indexed video."""
+        from vidsearch.media.jobs import DecodedVideo, DecodeJob
+        from vidsearch.media.pool import DecodePool
+
+        enc = self.encoder(space)
+        with self._pool_lock:  # one upload decodes at a time; the pool's worker is kept warm
+            if self._pool is None:
+                self._pool = DecodePool(workers=1, timeout=60.0, timeout_per_second=1.0)
+            job = DecodeJob(0, str(path), enc.num_frames, enc.resolution)
+            (result,) = list(self._pool.run([job]))
+        if not isinstance(result, DecodedVideo):
+            raise InputError(f"the uploaded clip: {result.reason}")
+        return enc.encode_video(result.clips()[:1])[0]  # the whole-video segment comes first
+
+    # -- videos --------------------------------------------------------------------------
+    def root(self) -> str | None:
+        """The folder holding every indexed video (names are shown relative to it); cached for 5 s."""
+        at, root = self._root
+        if time.monotonic() - at > 5.0:
+            from vidsearch.store.catalog import common_root
+
+            root = common_root(self.library)
+            self._root = (time.monotonic(), root)
+        return root
+
+    def name(self, record: VideoRecord) -> str:
+        """The video's path relative to :meth:`root` (never an absolute server path)."""
+        root = self.root()
+        if root and record.path.startswith(root.rstrip(os.sep) + os.sep):
+            return record.path[len(root.rstrip(os.sep)) + 1 :]
+        return os.path.basename(record.path)
+
+    def codec(self, record: VideoRecord) -> str:
+        """The recorded codec, or (for videos indexed before it was recorded) the file header's."""
+        if record.codec:
+            return record.codec
+        key = (record.id, record.fingerprint)
+        if key not in self._codecs:
+            from vidsearch.media import video_codec
+
+            try:
+                self._codecs[key] = video_codec(record.path)
+            except VidsearchError:
+                self._codecs[key] = ""
+        return self._codecs[key]
+
+    def playable(self, record: VideoRecord) -> bool:
+        """Whether a browser's ``<video>`` can play the file."""
+        return self.codec(record) in BROWSER_CODECS and Path(record.path).suffix.lower() in BROWSER_CONTAINERS
+
+    def video(self, video_id: int) -> VideoRecord:
+        """An indexed video by id.
+
+        Raises:
+            NotFound: no such video, or it is not indexed (failed, removed).
+        """
+        from vidsearch.store.catalog import get_video
+        from vidsearch.store.schema import VideoStatus
+
+        record = get_video(self.library, video_id)
+        if record is None or record.status != VideoStatus.INDEXED:
+            raise NotFound(f"no video {video_id} in the library")
+        return record
+
+    def servable(self, video_id: int) -> VideoRecord:
+        """An indexed video whose file is still the one that was indexed (size and mtime match).
+
+        A file replaced since indexing, a symlink put in its place, or a file that is gone is
+        refused: only what the library indexed is ever served.
+
+        Raises:
+            NotFound: see above.
+        """
+        record = self.video(video_id)
+        try:
+            st = os.stat(record.path)
+        except OSError:
+            raise NotFound(f"video {video_id}'s file is gone; run `vidsearch index` again") from None
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+            raise NotFound(f"video {video_id}'s file changed since it was indexed; run `vidsearch index` again")
+        return record
+
+    def version(self, record: VideoRecord) -> str:
+        """The content address of a video's file (part of media and image URLs)."""
+        return (record.fingerprint or f"{record.size}-{record.mtime_ns}")[:16]
+
+    # -- search --------------------------------------------------------------------------
+    def filters(self, req: Any, space: Any) -> Any:
+        """The request's filters as :class:`~vidsearch.search.Filters` (labels, paths and dates as a video set)."""
+        from vidsearch.search import Filters
+
+        ids: set[int] | None = None
+        if req.label:
+            from vidsearch.enrich.recognize import videos_with_label
+
+            ids = videos_with_label(self.library, req.label, label_set=req.label_set, space=space)
+        elif req.label_set:
+            raise InputError("label_set only applies together with label")
+        if req.path_prefix or req.indexed_after is not None:
+            from vidsearch.store.catalog import video_ids
+
+            found = video_ids(self.library, req.path_prefix, req.indexed_after, root=self.root())
+            ids = found if ids is None else ids & found
+        return Filters(
+            min_score=req.min_score,
+            min_duration=req.min_duration,
+            max_duration=req.max_duration,
+            video_ids=frozenset(ids) if ids is not None else None,
+        )
+
+    def search(self, req: Any, upload: Path | None = None) -> dict[str, Any]:
+        """Run a search request (a :class:`~vidsearch.serve.models.SearchRequest`) and page it."""
+        from vidsearch.search import moment_vector, search_moments, search_text, search_vectors
+
+        given = sum(x is not None for x in (req.query, req.clip, upload))
+        if given != 1:
+            raise InputError("give exactly one of query (text), clip {video_id, start, end}, or an uploaded clip file")
+        if req.query is not None and not req.query.strip():
+            raise InputError("query is empty; type what you want to see, e.g. a dog catching a frisbee")
+        space = self.space()
+        if space is None:
+            return {"results": [], "next_cursor": None, "model": None}
+        offset = self._offset(req)
+        want = offset + req.k + 1  # one more than the page: is there a next page?
+        filters = self.filters(req, space)
+        if req.clip is not None:
+            self.video(req.clip.video_id)
+            xq = moment_vector(self.library, space, req.clip.video_id, req.clip.start, req.clip.end)
+        elif upload is not None:
+            xq = self.embed_upload(upload, space)
+        else:
+            xq = None
+        if req.group_by == "moment":
+            if xq is None:
+                xq = self.encoder(space).encode_text([req.query.strip()])[0]
+            hits = search_moments(self.library, space, xq, want, filters)
+        elif xq is None:  # exactly `vidsearch query TEXT` (the encoder only memoizes embeddings)
+            hits = search_text(self.library, self.encoder(space), req.query, space, want, filters)
+        else:
+            hits = search_vectors(self.library, space, xq, want, filters)
+        page = hits[offset : offset + req.k]
+        more = len(hits) > offset + req.k and offset + req.k < self.config.max_depth
+        return {
+            "results": self.describe(page),
+            "next_cursor": self._cursor(req, offset + req.k) if more else None,
+            "model": space.key,
+        }
+
+    def describe(self, hits: list[Any]) -> list[dict[str, Any]]:
+        """The API's form of ranked hits."""
+        from vidsearch.store.catalog import get_videos
+
+        records = get_videos(self.library, [h.video_id for h in hits])
+        out = []
+        for h in hits:
+            rec = records.get(h.video_id)
+            if rec is None:  # removed while searching
+                continue
+            mid, v = moment_id(h.video_id, h.start, h.end), self.version(rec)
+            thumb_ms = int(round(1000 * (h.start + h.end) / 2))
+            out.append(
+                {
+                    "moment_id": mid,
+                    "rank": h.rank,
+                    "score": round(float(h.score), 6),
+                    "start": round(float(h.start), 3),
+                    "end": round(float(h.end), 3),
+                    "video": {"id": rec.id, "name": self.name(rec), "duration": rec.duration, "playable": self.playable(rec)},
+                    "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
+                    "strip_url": f"/strips/{mid}.jpg?v={v}",
+                    "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
+                }
+            )
+        return out
+
+    # -- paging --------------------------------------------------------------------------
+    @staticmethod
+    def _fingerprint(req: Any) -> str:
+        fields = req.model_dump(mode="json", exclude={"cursor", "k"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _cursor(self, req: Any, offset: int) -> str:
+        raw = json.dumps({"o": offset, "f": self._fingerprint(req)}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _offset(self, req: Any) -> int:
+        if not req.cursor:
+            return 0
+        try:
+            data = json.loads(base64.urlsafe_b64decode(req.cursor + "=" * (-len(req.cursor) % 4)))
+            offset, fp = int(data["o"]), str(data["f"])
+        except (binascii.Error, ValueError, KeyError, TypeError):
+            raise InputError("cursor is not one this server gave out; start again without it") from None
+        if fp != self._fingerprint(req):
+            raise InputError("cursor belongs to another search; send it with the same query and filters")
+        if not 0 <= offset < self.config.max_depth:
+            raise InputError(f"cursor goes past the first {self.config.max_depth} results")
+        return offset
+
+    # -- status --------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Library, model and counts for ``/api/v1/health`` (and the page's empty/indexing notes)."""
+        from vidsearch.store.catalog import segment_count, writer_active
+
+        try:
+            space = self.space()
+        except LibraryError:
+            space = None
+        stats = self.library.stats()
+        return {
+            "status": "ok",
+            "library": self.library.root.name,
+            "indexing": writer_active(self.library),
+            "model": {"key": space.key if space else None, "loaded": self.model_loaded()},
+            "counts": {
+                "videos": stats["videos_indexed"],
+                "failed": stats["videos_failed"],
+                "segments": segment_count(self.library),
+                "hours": round(stats["hours_indexed"], 3),
+            },
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+

@@ -1,0 +1,351 @@
+// vidsearch serve: the search page. Plain JavaScript, no build step, no third-party code.
+"use strict";
+
+const PAGE = 24;
+const STRIP_TILES = 8; // ServeConfig.strip_frames
+const $ = (id) => document.getElementById(id);
+const state = { search: null, cursor: null, results: [], selected: -1, loading: false, current: null };
+
+function fmt(t) {
+  if (t == null || !isFinite(t)) return "-";
+  const m = Math.floor(t / 60), s = t - 60 * m;
+  return `${m}:${s.toFixed(1).padStart(4, "0")}`;
+}
+
+function setStatus(text, note = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("note", note);
+}
+
+async function api(path, options = {}) {
+  const resp = await fetch(path, { credentials: "same-origin", ...options });
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* not JSON */ }
+  if (!resp.ok) throw new Error((body && body.error) || `HTTP ${resp.status}`);
+  return body;
+}
+
+// ---------------------------------------------------------------- filters and the URL
+
+function readFilters() {
+  const num = (id) => { const v = $(id).value.trim(); return v === "" ? null : Number(v); };
+  const str = (id) => { const v = $(id).value.trim(); return v === "" ? null : v; };
+  return {
+    min_score: num("f-min-score"), label: str("f-label"), min_duration: num("f-min-duration"),
+    max_duration: num("f-max-duration"), path_prefix: str("f-path"), group_by: $("f-group").value,
+  };
+}
+
+const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group" };
+
+function writeUrl(push) {
+  const params = new URLSearchParams();
+  const s = state.search;
+  if (s && s.query) params.set("q", s.query);
+  if (s && s.similar) params.set("similar", s.similar);
+  for (const [key, value] of Object.entries(readFilters())) {
+    if (value != null && !(key === "group_by" && value === "video")) params.set(key, value);
+  }
+  const url = `${location.pathname}${params.toString() ? "?" + params : ""}${location.hash}`;
+  (push ? history.pushState : history.replaceState).call(history, null, "", url);
+}
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  for (const [key, id] of Object.entries(URL_KEYS)) if (params.has(key)) $(id).value = params.get(key);
+  if ([...Object.keys(URL_KEYS)].some((k) => k !== "group_by" && params.has(k))) showFilters(true);
+  $("q").value = params.get("q") || "";
+  return { query: params.get("q"), similar: params.get("similar") };
+}
+
+function showFilters(open) {
+  $("filters").hidden = !open;
+  $("toggle-filters").setAttribute("aria-expanded", String(open));
+}
+
+// ---------------------------------------------------------------- searching
+
+async function runSearch(search, { push = true } = {}) {
+  state.search = search;
+  state.cursor = null;
+  state.results = [];
+  state.selected = -1;
+  $("results").replaceChildren();
+  writeUrl(push);
+  await loadMore();
+}
+
+async function loadMore() {
+  if (state.loading || !state.search) return;
+  state.loading = true;
+  $("more").hidden = true;
+  setStatus("Searching…");
+  const f = readFilters();
+  try {
+    let page;
+    if (state.search.similar) {
+      const qs = new URLSearchParams({ k: PAGE, group_by: f.group_by });
+      if (f.min_score != null) qs.set("min_score", f.min_score);
+      if (state.cursor) qs.set("cursor", state.cursor);
+      page = await api(`/api/v1/moments/${encodeURIComponent(state.search.similar)}/similar?${qs}`);
+    } else {
+      const body = { query: state.search.query, k: PAGE, cursor: state.cursor };
+      for (const [k, v] of Object.entries(f)) if (v != null) body[k] = v;
+      page = await api("/api/v1/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    }
+    const first = state.results.length;
+    state.results.push(...page.results);
+    page.results.forEach((r, i) => $("results").append(card(r, first + i)));
+    state.cursor = page.next_cursor;
+    $("more").hidden = !state.cursor;
+    if (!state.results.length) setStatus(page.model ? "No moments match. Try other words or loosen the filters." : "The library is empty: index a folder first (vidsearch index ~/Videos).", true);
+    else setStatus(`${state.results.length} ${f.group_by === "moment" ? "moments" : "videos"}${state.search.similar ? " like the chosen moment" : ""}${state.cursor ? " so far" : ""} · ${page.model}`);
+    if (state.selected < 0 && state.results.length) select(0, false);
+  } catch (err) {
+    setStatus(err.message, true);
+  } finally {
+    state.loading = false;
+  }
+}
+
+function card(r, index) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.tabIndex = -1;
+  li.dataset.index = index;
+  li.dataset.video = r.video.id;
+  const thumb = document.createElement("div");
+  thumb.className = "thumb";
+  thumb.style.backgroundImage = `url("${r.thumbnail_url}")`;
+  const scrub = document.createElement("div");
+  scrub.className = "scrub";
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = r.score.toFixed(3);
+  const bar = document.createElement("div");
+  bar.className = "bar-span";
+  const mark = document.createElement("i");
+  const d = r.video.duration || r.end || 1;
+  mark.style.left = `${(100 * r.start) / d}%`;
+  mark.style.width = `${Math.max(1, (100 * (r.end - r.start)) / d)}%`;
+  bar.append(mark);
+  thumb.append(scrub, score, bar);
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const name = document.createElement("div");
+  name.className = "name";
+  name.textContent = r.video.name;
+  name.title = r.video.name;
+  const row = document.createElement("div");
+  row.className = "row";
+  const span = document.createElement("span");
+  span.className = "when";
+  span.textContent = `${fmt(r.start)}–${fmt(r.end)}`;
+  if (!r.video.playable) {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = "stills only";
+    badge.title = "The browser cannot play this file's codec; the page shows stills.";
+    span.append(" ", badge);
+  }
+  const similar = document.createElement("button");
+  similar.type = "button";
+  similar.className = "ghost similar";
+  similar.textContent = "More like this";
+  similar.addEventListener("click", (e) => { e.stopPropagation(); moreLike(r); });
+  row.append(span, similar);
+  meta.append(name, row);
+  li.append(thumb, meta);
+  li.addEventListener("click", () => { select(index, false); openPlayer(r); });
+  thumb.addEventListener("mouseenter", () => loadStrip(scrub, r), { once: true });
+  thumb.addEventListener("mousemove", (e) => scrubTo(scrub, thumb, e));
+  return li;
+}
+
+function loadStrip(scrub, r) {
+  const img = new Image();
+  img.onload = () => { scrub.style.backgroundImage = `url("${r.strip_url}")`; scrub.classList.add("ready"); };
+  img.src = r.strip_url;
+}
+
+function scrubTo(scrub, thumb, e) {
+  const box = thumb.getBoundingClientRect();
+  const tile = Math.min(STRIP_TILES - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * STRIP_TILES)));
+  scrub.style.backgroundPosition = `${(100 * tile) / (STRIP_TILES - 1)}% 0`;
+}
+
+function moreLike(r) {
+  closePlayer();
+  $("q").value = "";
+  runSearch({ similar: r.moment_id, label: `${r.video.name} ${fmt(r.start)}–${fmt(r.end)}` });
+}
+
+// ---------------------------------------------------------------- keyboard selection
+
+function select(index, focus = true) {
+  const cards = $("results").children;
+  if (!cards.length) return;
+  index = Math.max(0, Math.min(cards.length - 1, index));
+  if (state.selected >= 0 && cards[state.selected]) cards[state.selected].classList.remove("selected");
+  state.selected = index;
+  cards[index].classList.add("selected");
+  if (focus) { cards[index].focus({ preventScroll: true }); cards[index].scrollIntoView({ block: "nearest" }); }
+}
+
+function columns() {
+  const cards = [...$("results").children];
+  if (!cards.length) return 1;
+  const top = cards[0].offsetTop;
+  const n = cards.findIndex((c) => c.offsetTop !== top);
+  return n < 0 ? cards.length : n;
+}
+
+document.addEventListener("keydown", (e) => {
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (e.key === "Escape") { if (!$("overlay").hidden) { closePlayer(); e.preventDefault(); } else if (typing) document.activeElement.blur(); return; }
+  if (!$("overlay").hidden) return;
+  if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); return; }
+  if (typing) { if (e.key === "ArrowDown" && document.activeElement === $("q") && state.results.length) { e.preventDefault(); select(Math.max(0, state.selected)); } return; }
+  const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns() };
+  if (e.key in moves && state.results.length) { e.preventDefault(); select(state.selected + moves[e.key]); if (state.selected >= state.results.length - columns() && state.cursor) loadMore(); }
+  else if (e.key === "Enter" && state.selected >= 0) { e.preventDefault(); openPlayer(state.results[state.selected]); }
+  else if (e.key === "m" && state.selected >= 0) { moreLike(state.results[state.selected]); }
+});
+
+// ---------------------------------------------------------------- the player
+
+function openPlayer(r) {
+  state.current = r;
+  const video = $("video");
+  $("overlay").hidden = false;
+  $("player-title").textContent = r.video.name;
+  $("player-span").textContent = `match ${fmt(r.start)}–${fmt(r.end)} · score ${r.score.toFixed(3)}`;
+  const d = r.video.duration || r.end;
+  $("span").style.left = `${(100 * r.start) / d}%`;
+  $("span").style.width = `${Math.max(0.5, (100 * (r.end - r.start)) / d)}%`;
+  $("playhead").style.left = `${(100 * r.start) / d}%`;
+  history.replaceState(null, "", `${location.pathname}${location.search}#v=${r.video.id}&t=${r.start.toFixed(2)},${r.end.toFixed(2)}`);
+  if (r.video.playable) {
+    $("stills").hidden = true;
+    video.hidden = false;
+    $("replay").hidden = false;
+    video.dataset.start = r.start;
+    video.src = r.play_url; // its #t=start,end media fragment starts playback at the match
+    video.addEventListener("loadedmetadata", () => {
+      if (Math.abs(video.currentTime - r.start) > 0.05) video.currentTime = r.start;
+      video.play().catch(() => { /* autoplay refused: the user presses play */ });
+    }, { once: true });
+  } else {
+    video.removeAttribute("src");
+    video.load();
+    video.hidden = true;
+    $("replay").hidden = true;
+    showStills(r);
+  }
+  $("close").focus();
+}
+
+function showStills(r) {
+  const box = $("stills");
+  box.replaceChildren();
+  const note = document.createElement("p");
+  note.textContent = "This file's codec does not play in a browser; these are stills across the match.";
+  for (let i = 0; i < 4; i++) {
+    const img = document.createElement("img");
+    const t = r.start + ((r.end - r.start) * (i + 0.5)) / 4;
+    const v = new URL(r.thumbnail_url, location.href).searchParams.get("v");
+    img.src = `/thumbs/${r.video.id}/${Math.round(t * 1000)}.jpg?w=480&v=${v}`;
+    img.alt = `frame at ${fmt(t)}`;
+    box.append(img);
+  }
+  box.append(note);
+  box.hidden = false;
+}
+
+function closePlayer() {
+  if ($("overlay").hidden) return;
+  const video = $("video");
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  $("overlay").hidden = true;
+  state.current = null;
+  history.replaceState(null, "", `${location.pathname}${location.search}`);
+  const cards = $("results").children;
+  if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
+}
+
+$("video").addEventListener("timeupdate", () => {
+  const r = state.current, video = $("video");
+  if (!r) return;
+  const d = video.duration || r.video.duration || 1;
+  $("playhead").style.left = `${(100 * video.currentTime) / d}%`;
+});
+
+$("timeline").addEventListener("click", (e) => {
+  const r = state.current, video = $("video");
+  if (!r || !r.video.playable) return;
+  const box = $("timeline").getBoundingClientRect();
+  video.currentTime = ((e.clientX - box.left) / box.width) * (video.duration || r.video.duration);
+});
+
+$("replay").addEventListener("click", () => { const v = $("video"); v.currentTime = state.current.start; v.play().catch(() => {}); });
+$("player-similar").addEventListener("click", () => state.current && moreLike(state.current));
+$("close").addEventListener("click", closePlayer);
+$("overlay").addEventListener("click", (e) => { if (e.target === $("overlay")) closePlayer(); });
+
+// ---------------------------------------------------------------- start-up
+
+async function openShared() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const id = hash.get("v"), t = (hash.get("t") || "").split(",").map(Number);
+  if (!id || t.length !== 2 || !t.every(isFinite)) return;
+  try {
+    const v = await api(`/api/v1/videos/${encodeURIComponent(id)}`);
+    const version = new URL(v.media_url, location.href).searchParams.get("v");
+    const mid = `${v.id}-${Math.round(t[0] * 1000)}-${Math.round(t[1] * 1000)}`;
+    openPlayer({
+      moment_id: mid, rank: 0, score: NaN, start: t[0], end: t[1], video: { id: v.id, name: v.name, duration: v.duration, playable: v.playable },
+      thumbnail_url: v.thumbnail_url, strip_url: `/strips/${mid}.jpg?v=${version}`, play_url: `${v.media_url}#t=${t[0]},${t[1]}`,
+    });
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+}
+
+async function checkLibrary() {
+  try {
+    const h = await api("/api/v1/health");
+    if (h.indexing) {
+      setStatus(`Indexing is under way (${h.counts.videos} videos so far): results grow as it runs.`, true);
+      setTimeout(checkLibrary, 5000);
+    } else if (!h.counts.videos) {
+      setStatus("The library is empty. Index a folder of videos first: vidsearch index ~/Videos", true);
+    } else if (!state.search) {
+      setStatus(`${h.counts.videos} videos indexed (${h.counts.hours.toFixed(1)} h). Type what you want to see.`);
+    }
+    document.body.dataset.videos = h.counts.videos;
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+}
+
+$("search-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const query = $("q").value.trim();
+  if (query) runSearch({ query });
+});
+$("toggle-filters").addEventListener("click", () => showFilters($("filters").hidden));
+$("filters").addEventListener("change", () => { if (state.search) runSearch(state.search, { push: false }); });
+$("more").addEventListener("click", loadMore);
+new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting) && state.cursor) loadMore(); }).observe($("more"));
+window.addEventListener("popstate", () => { const s = readUrl(); if (s.query || s.similar) runSearch(s, { push: false }); });
+
+(async function start() {
+  const initial = readUrl();
+  $("q").focus();
+  await checkLibrary();
+  if (initial.query || initial.similar) await runSearch(initial, { push: false });
+  await openShared();
+})();
