@@ -11,4 +11,5 @@ from vidsearch.cli import bench  # noqa: F401
 from vidsearch.cli import enrich  # noqa: F401
 from vidsearch.cli import bench_enrich  # noqa: F401
 from vidsearch.cli import finetune  # noqa: F401
+from vidsearch.cli import ingest  # noqa: F401
 from vidsearch.cli import serve  # noqa: F401

@@ -45,6 +45,12 @@ def index_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and did not change."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Decode and encode on a Ray cluster: auto (the cluster this machine is part of), local (a one-machine cluster) or HOST:PORT. Needs pip install 'vidsearch[ray]'."),
+    decode_workers: int = typer.Option(1, "--decode-workers", help="With --ray: decode actors (one CPU each)."),
+    encode_workers: int = typer.Option(1, "--encode-workers", help="With --ray: encode actors (each loads the model once)."),
+    gpus_per_encoder: Optional[float] = typer.Option(None, "--gpus-per-encoder", help="With --ray: GPUs per encode actor, fractions share a GPU (default: 1 when the cluster has GPUs, else CPU)."),
+    path_map: Optional[str] = typer.Option(None, "--path-map", metavar="LOCAL=REMOTE", help="With --ray: workers see files under LOCAL at REMOTE."),
+    stage: Optional[Path] = typer.Option(None, "--stage", metavar="DIR", help="With --ray: write Parquet shards to DIR (shared by every node) for `vidsearch ingest DIR`."),
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
@@ -78,9 +84,21 @@ def index_command(
         # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
         decode_faults=FaultPlan.from_env() or None,
     )
+    run = index_folder
+    if ray is not None:
+        from vidsearch.cluster.options import RayOptions, require_ray
+        from vidsearch.cluster.pathmap import parse_path_map
+        from vidsearch.cluster.ray_runner import index_folder_ray
+
+        require_ray()
+        ray_options = RayOptions(address=ray, decode_workers=decode_workers, encode_workers=encode_workers,
+                                 gpus_per_encoder=gpus_per_encoder, path_map=parse_path_map(path_map), stage_dir=stage)
+        run = lambda lib, folder, opts, progress: index_folder_ray(lib, folder, opts, ray_options, progress=progress)  # noqa: E731
+    elif stage is not None or path_map is not None:
+        raise InputError("--stage and --path-map only apply to a cluster run: add --ray auto (or local, or HOST:PORT)")
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
-            report = index_folder(lib, directory, options, progress=progress)
+            report = run(lib, directory, options, progress=progress)
     if json_out:
         print_json(report.to_dict())
     elif not report.scanned and not report.failed:

@@ -90,13 +90,14 @@ def _show_removal(found: List[str], json_out: bool, what: str) -> None:
 def reindex_command(
     library: Optional[Path] = LibraryOption,
     index_spec: Optional[str] = typer.Option(None, "--index-spec", help="FAISS index_factory string to use instead of the automatic choice."),
+    on_disk: bool = typer.Option(False, "--on-disk", help="Keep the IVF lists of --index-spec in a memory-mapped file: libraries larger than RAM (see docs/scale.md)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Rebuild the FAISS indexes from the embeddings stored in SQLite (no re-encoding)."""
     results = []
     with open_library(library) as lib, lib.writer_lock():
         for space in lib.spaces():
-            index = lib.rebuild_index(space, spec=index_spec)
+            index = lib.rebuild_index(space, spec=index_spec, on_disk=on_disk)
             results.append({"key": space.key, "vectors": index.ntotal, "index_spec": index.spec, "recall_at_10": index.recall_at_10})
     if json_out:
         print_json(results)

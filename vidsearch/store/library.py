@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidsearch.errors import LibraryError
+from vidsearch.errors import InputError, LibraryError
 from vidsearch.fileio import clean_stale_temps
 from vidsearch.store import embeddings, segments, spaces, videos
 from vidsearch.store.locks import WRITE_LOCK, file_lock
@@ -263,6 +263,10 @@ class Library:
         """Where the FAISS index of a space lives."""
         return self.root / "indexes" / f"space-{space_id}.faiss"
 
+    def ondisk_path(self, space_id: int) -> Path:
+        """Where an on-disk IVF index of a space lives (its lists in ``<path>.ivfdata``)."""
+        return self.root / "indexes" / f"space-{space_id}.ondisk"
+
     def vector_index(self, space: SpaceInfo, *, refresh: bool = False) -> VectorIndex:
         """The space's FAISS index, loaded and brought in line with SQLite.
 
@@ -278,7 +282,14 @@ class Library:
             return cached
         path = self.index_path(space.id)
         index: VectorIndex | None = None
-        if path.exists():
+        if self.ondisk_path(space.id).exists():  # `reindex --on-disk`: lists stay on disk
+            from vidsearch.store.vectors.ondisk import OnDiskVectorIndex
+
+            try:
+                index = OnDiskVectorIndex.load(self.ondisk_path(space.id))  # type: ignore[assignment]
+            except LibraryError as exc:
+                LOG.warning("rebuilding %s in RAM: %s", path, exc)
+        elif path.exists():
             try:
                 index = VectorIndex.load(path)
             except LibraryError as exc:
@@ -306,11 +317,32 @@ class Library:
         LOG.info("synced index of %s: +%d -%d", space.key, len(missing), len(extra))
         return len(missing), len(extra)
 
-    def rebuild_index(self, space: SpaceInfo, spec: str | None = None) -> VectorIndex:
-        """Build the space's index from the stored embeddings (no re-encoding) and save it."""
-        from vidsearch.store.vectors import VectorIndex
+    def rebuild_index(self, space: SpaceInfo, spec: str | None = None, on_disk: bool = False) -> VectorIndex:
+        """Build the space's index from the stored embeddings (no re-encoding) and save it.
+
+        With ``on_disk``, ``spec`` (an IVF spec) is built with its lists in a mapped file,
+        reading the vectors in chunks, so a space larger than RAM still answers queries.
+
+        Raises:
+            InputError: ``on_disk`` without an IVF ``spec``.
+        """
+        from vidsearch.store.vectors import VectorIndex, ondisk
 
         generation = self.generation(space.id)
+        target = self.ondisk_path(space.id)
+        if on_disk:
+            if not spec:
+                raise InputError("--on-disk needs an IVF --index-spec, e.g. --index-spec IVF4096,SQ8")
+            n = len(self.segment_ids(space.id))
+            built = ondisk.build_from_stream(target, space.dim, spec, lambda: self.iter_vectors(space.id), n)
+            index = ondisk.OnDiskVectorIndex(built)
+            index.meta["generation"] = generation
+            index.save()
+            self.index_path(space.id).unlink(missing_ok=True)  # queries now use the on-disk lists
+            self._indexes[space.id] = index  # type: ignore[assignment]
+            return index  # type: ignore[return-value]
+        for stale in (target, ondisk.OnDiskVectorIndex.state_path(target), target.with_name(target.name + ondisk.IVFDATA_SUFFIX)):
+            stale.unlink(missing_ok=True)
         ids, xb = self.load_vectors(space.id)
         index = VectorIndex.build(ids, xb, spec=spec) if len(ids) else VectorIndex.empty(space.dim)
         index.meta["generation"] = generation
@@ -419,8 +451,13 @@ class Library:
             }
             try:
                 from vidsearch.store.vectors.fileformat import read_header
+                from vidsearch.store.vectors.ondisk import OnDiskVectorIndex
 
                 header = read_header(path) if path.exists() else None
+                if header is None and self.ondisk_path(sp.id).exists():  # `reindex --on-disk`
+                    header = OnDiskVectorIndex.read_header(self.ondisk_path(sp.id))
+                    entry.update(index_file=str(self.ondisk_path(sp.id)), index_on_disk=True,
+                                 index_bytes=(header or {}).get("disk_bytes", 0))
             except LibraryError:
                 header = None
             if header is not None:

@@ -7,7 +7,8 @@
 - :mod:`.tombstones`: removal where faiss cannot remove;
 - :mod:`.rwlock`: the readers-writer lock searches and mutations share;
 - :mod:`.fileformat`: the index file (header, tombstones, faiss bytes), written atomically;
-- :mod:`.index`: :class:`VectorIndex`, which ties them together.
+- :mod:`.index`: :class:`VectorIndex`, which ties them together;
+- :mod:`.ondisk`: IVF lists in a memory-mapped file (``reindex --on-disk``), with an in-RAM delta.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from vidsearch.store.vectors.plumbing import (
     as_rows,
     can_remove,
     is_idmap,
+    ivf_ids,
     make_index,
     quantizer_ef,
     unwrap,
@@ -336,20 +337,9 @@ class VectorIndex:
             self._lock.release_read()
 
     def _ids_locked(self) -> np.ndarray:
-        import faiss
-
         if self._id_map is not None:
             return self._tomb.live_ids(self._id_map)
-        ivf = faiss.extract_index_ivf(self._index)
-        invlists = ivf.invlists
-        out = []
-        for l in range(ivf.nlist):
-            size = invlists.list_size(l)
-            if size:
-                ptr = invlists.get_ids(l)
-                out.append(faiss.rev_swig_ptr(ptr, size).copy())
-                invlists.release_ids(l, ptr)
-        return np.concatenate(out).astype(np.int64) if out else np.empty(0, dtype=np.int64)
+        return ivf_ids(self._index)
 
     # ------------------------------------------------------------------ mutations
 

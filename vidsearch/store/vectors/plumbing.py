@@ -17,7 +17,7 @@ from vidsearch.store.vectors.policy import EXACT_SPEC, OPQ_NITER, OPQ_TRAIN
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["as_rows", "as_ids", "unwrap", "owned", "is_idmap", "can_remove", "make_index", "quantizer_ef", "apply_params"]
+__all__ = ["as_rows", "as_ids", "unwrap", "owned", "is_idmap", "can_remove", "make_index", "quantizer_ef", "apply_params", "ivf_ids"]
 
 LOG = logging.getLogger(__name__)
 
@@ -134,3 +134,18 @@ def apply_params(index: "faiss.Index", params: dict[str, float], gpu: bool = Fal
         except (RuntimeError, TypeError) as e:  # a GPU index without that knob: keep its default
             LOG.log(logging.DEBUG if gpu else logging.WARNING, "cannot set %s=%s on %s: %s",
                     name, val, type(target).__name__, str(e).strip().splitlines()[-1])
+
+
+def ivf_ids(index: "faiss.Index") -> np.ndarray:
+    """Every id held in the inverted lists of an IVF index (in list order), int64."""
+    import faiss
+
+    invlists = faiss.extract_index_ivf(index).invlists
+    out = []
+    for lst in range(invlists.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            ptr = invlists.get_ids(lst)
+            out.append(faiss.rev_swig_ptr(ptr, size).copy())
+            invlists.release_ids(lst, ptr)
+    return np.concatenate(out).astype(np.int64) if out else np.empty(0, dtype=np.int64)

@@ -1,0 +1,143 @@
+"""Ray scaling: the same corpus through a local run, Ray with 1 worker per stage, and Ray with 2.
+
+The Ray runs use ``ray.cluster_utils.Cluster`` with two 1-CPU raylets on this machine as
+stand-ins for two machines (a head with no CPUs, so nothing runs there). Each decode and encode
+actor reserves half a CPU, so "Ray-1" (1 decode + 1 encode actor) fits on one raylet and
+"Ray-2" (2 + 2) spreads over both. A random-weight ViCLIP of a middle size (112 px, 4 layers)
+keeps encoding a real share of the work. Per run it prints:
+
+    wall      clips / wall time of the whole index call (start-up included)
+    warm      clips / (wall - time to the first committed video): actor start-up, model
+              loading and the preflight excluded (results reach the driver in bursts, so a
+              rate between first and last result would overstate Ray)
+
+then the speedups Ray-2 / Ray-1 (goal >= 1.6x) and Ray-1 / local (goal >= 0.9) on both rates,
+and the machine's fp32 matmul GFLOP/s (to read the numbers against). On a GPU machine it adds
+Ray-1 with 1 GPU per encoder against Ray-2 with 0.5 GPU each.
+
+Usage: python benchmarks/ray_scaling.py [--videos 48] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import videogen  # noqa: E402
+
+from vidsearch.cluster.options import RayOptions  # noqa: E402
+from vidsearch.cluster.ray_runner import index_folder_ray  # noqa: E402
+from vidsearch.indexer.options import IndexOptions  # noqa: E402
+from vidsearch.indexer.pipeline import index_folder  # noqa: E402
+from vidsearch.models.viclip import ViCLIP, ViCLIPConfig  # noqa: E402
+from vidsearch.models.weights import save_checkpoint  # noqa: E402
+from vidsearch.store.library import Library  # noqa: E402
+
+MODEL = dict(input_resolution=112, patch_size=16, vision_width=192, vision_layers=4, vision_heads=3,
+             embed_dim=128, num_frames=8, text_width=128, text_layers=2, text_heads=2)
+
+
+class Clock:
+    """A progress sink that notes when each video finished."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def start(self, total: int) -> None:
+        """Nothing to draw."""
+
+    def advance(self, path: str, ok: bool) -> None:
+        """One video committed (or failed)."""
+        self.times.append(time.perf_counter())
+
+
+def measure(name: str, run, lib: Path) -> dict:
+    clock = Clock()
+    t0 = time.perf_counter()
+    with Library.open(lib, create=True) as library:
+        report = run(library, clock)
+    wall = time.perf_counter() - t0
+    clips = report.segments
+    first = clock.times[0] - t0 if clock.times else float("nan")
+    warm = clips / (wall - first)
+    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "warm": warm, "stages": report.stage_seconds}
+    busy = {k: round(v, 1) for k, v in report.stage_seconds.items()}
+    print(f"{name:8s} {clips} clips in {wall:6.1f}s (first after {first:5.1f}s): wall {row['wall_rate']:6.2f} clips/s, "
+          f"warm {warm:6.2f} clips/s  stages {busy}", flush=True)
+    return row
+
+
+def gflops() -> float:
+    import torch
+
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    a @ b
+    t0 = time.perf_counter()
+    reps = 10
+    for _ in range(reps):
+        a @ b
+    return 2 * 1024**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=48)
+    ap.add_argument("--seconds", type=float, default=20.0, help="per video (over 12 s: 8 s windows every 4 s)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    import torch
+    from ray.cluster_utils import Cluster
+
+    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {gflops():.0f} GFLOP/s, ray {ray.__version__}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "videos"
+        for i in range(args.videos):
+            videogen.write_video(folder / f"v{i:03d}.mp4", seconds=args.seconds, fps=15, size=(320, 240), gop=30,
+                                 pattern="moving_square" if i % 2 else "noise", color=(40 + 10 * i, 120, 200))
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(ViCLIP(ViCLIPConfig(**MODEL)), tmp / "model.pth", ViCLIPConfig(**MODEL))
+        opts = IndexOptions(model=str(ckpt), device="cpu", workers=1, batch_size=args.batch_size)
+        rows = [measure("local", lambda lib, clock: index_folder(lib, folder, opts, progress=clock), tmp / "lib-local")]
+
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            def ray_run(workers: int, gpus: float | None = None):
+                ro = RayOptions(address=cluster.address, decode_workers=workers, encode_workers=workers,
+                                decode_cpus=0.5, encode_cpus=0.5, gpus_per_encoder=gpus, videos_per_batch=2)
+                return lambda lib, clock: index_folder_ray(lib, folder, opts, ro, progress=clock)
+
+            rows.append(measure("ray-1", ray_run(1, 0.0), tmp / "lib-ray1"))
+            rows.append(measure("ray-2", ray_run(2, 0.0), tmp / "lib-ray2"))
+            if torch.cuda.is_available():
+                rows.append(measure("ray-1gpu", ray_run(1, 1.0), tmp / "lib-gpu1"))
+                rows.append(measure("ray-2x.5", ray_run(2, 0.5), tmp / "lib-gpu2"))
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    local, r1, r2 = rows[:3]
+    s21, s1l = r2["wall_rate"] / r1["wall_rate"], r1["wall_rate"] / local["wall_rate"]
+    print(f"\nspeedup ray-2 / ray-1: {s21:.2f}x wall, {r2['warm'] / r1['warm']:.2f}x warm  goal >= 1.6 -> {'MET' if s21 >= 1.6 else 'not met'}")
+    print(f"ray-1 / local:         {s1l:.2f} wall, {r1['warm'] / local['warm']:.2f} warm   goal >= 0.9 -> {'MET' if s1l >= 0.9 else 'not met'}")
+    if len(rows) == 5:
+        print(f"0.5 GPU x2 / 1 GPU x1: {rows[4]['wall_rate'] / rows[3]['wall_rate']:.2f}x wall")
+    print(f"# load avg at the end {os.getloadavg()[0]:.1f} (a shared machine: other jobs take cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

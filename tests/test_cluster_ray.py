@@ -1,0 +1,181 @@
+"""`vidsearch index --ray`: the Ray Data pipeline gives what a local run gives, exactly once.
+
+One local Ray cluster serves the module (2 CPUs, a small object store, no dashboard, no usage
+stats); each actor reserves half a CPU so that decode and encode actors never starve each other.
+The tiny random-weight model on generated videos, as in the local end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'vidsearch[ray]' runs these tests")
+pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'vidsearch[ray]' runs these tests")
+
+import videogen  # noqa: E402
+from vidsearch.cli import commands  # noqa: E402,F401  (registers the commands)
+from vidsearch.cli.main import app  # noqa: E402
+from vidsearch.cluster.options import RayOptions  # noqa: E402
+from vidsearch.cluster.ray_runner import index_folder_ray  # noqa: E402
+from vidsearch.indexer.options import IndexOptions  # noqa: E402
+from vidsearch.indexer.pipeline import index_folder  # noqa: E402
+from vidsearch.store.library import Library  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A one-machine cluster for the module; its address (for a second driver process)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024**2, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ray-videos")
+    for i in range(4):
+        videogen.write_video(folder / f"clip{i}.mp4", seconds=2, fps=8, pattern="moving_square", color=(60 * i, 200, 40))
+    # Long enough for windows (0-8, 4-12, 8-16).
+    videogen.write_video(folder / "sub dir" / "long.mkv", seconds=16, fps=4, pattern="noise", gop=16)
+    return folder
+
+
+def ray_options(**kw) -> RayOptions:
+    return RayOptions(address="local", decode_cpus=0.5, encode_cpus=0.5, videos_per_batch=2, **kw)
+
+
+def options(ckpt: Path, **kw) -> IndexOptions:
+    return IndexOptions(model=str(ckpt), workers=1, device="cpu", **kw)
+
+
+def content(lib: Path) -> dict[str, list[tuple[str, float, float, np.ndarray]]]:
+    """Every video's segments with their vectors; asserts FAISS and SQLite agree, no duplicates."""
+    with Library.open(lib, create=False) as library:
+        (space,) = library.spaces()
+        ids, xb = library.load_vectors(space.id)
+        assert len(np.unique(ids)) == len(ids)
+        assert np.array_equal(np.sort(library.vector_index(space).ids()), np.sort(ids))
+        infos = library.segment_infos(ids)
+        out: dict[str, list] = {}
+        for i, x in zip(ids, xb):
+            info = infos[int(i)]
+            out.setdefault(info.path, []).append((info.kind, info.start, info.end, x))
+        return {p: sorted(v, key=lambda t: (t[0], t[1])) for p, v in out.items()}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for path in a:
+        assert [s[:3] for s in a[path]] == [s[:3] for s in b[path]], path
+        np.testing.assert_allclose(np.stack([s[3] for s in a[path]]), np.stack([s[3] for s in b[path]]), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def local(videos: Path, tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> dict:
+    """What a local run stores for the corpus (the reference)."""
+    lib = tmp_path_factory.mktemp("local") / "lib"
+    with Library.open(lib, create=True) as library:
+        report = index_folder(library, videos, options(tiny_checkpoint))
+    assert report.added == 5 and report.segments == 5 + 3
+    return content(lib)
+
+
+def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """An encode actor that dies once (restarted, its task retried) still leaves every video once."""
+    marker = tmp_path / "encoder-died"
+    with Library.open(tmp_path / "ray", create=True) as lib:
+        remote = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(encoder_dies_once=str(marker)))
+    assert marker.exists(), "the fault was not injected"
+    assert remote.added == 5 and remote.segments == 5 + 3
+    assert remote.failed == [] and remote.stage_seconds["encode_busy"] > 0 and remote.stage_seconds["decode_busy"] > 0
+    assert_same(local, content(tmp_path / "ray"))
+    with Library.open(tmp_path / "ray", create=False) as lib:
+        again = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options())
+    assert again.added == again.updated == 0 and again.unchanged == 5 and not again.model_loaded
+    assert_same(local, content(tmp_path / "ray"))
+
+
+def test_staged_shards_survive_an_actor_death_and_ingest_once(cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from vidsearch.cluster.staging import ingest
+
+    stage, marker = tmp_path / "stage", tmp_path / "encoder-died"
+    with Library.open(tmp_path / "lib", create=True) as lib:
+        staged = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(stage_dir=stage, encoder_dies_once=str(marker)))
+        assert staged.added == 5 and lib.stats()["videos_indexed"] == 0  # nothing committed yet
+    assert marker.exists(), "the fault was not injected"
+    shards = sorted(p.name for p in stage.iterdir())
+    assert len(shards) == 3 and all(p.startswith("shard-") and p.endswith(".parquet") for p in shards)  # 5 videos, 2 a shard
+    with Library.open(tmp_path / "lib", create=False) as lib:
+        first = ingest(lib, stage)
+        assert first.scanned == 5 and first.added == 5 and first.segments == 5 + 3
+    again = CliRunner().invoke(app, ["ingest", str(stage), "--library", str(tmp_path / "lib"), "--json"], catch_exceptions=False)
+    assert again.exit_code == 0, again.stdout
+    second = json.loads(again.stdout)
+    assert second["added"] == second["updated"] == 0 and second["unchanged"] == 5
+    assert_same(local, content(tmp_path / "lib"))
+
+
+DRIVER = """
+import sys
+import ray
+from vidsearch.cluster.options import RayOptions
+from vidsearch.cluster.ray_runner import index_folder_ray
+from vidsearch.indexer.options import IndexOptions
+from vidsearch.store.library import Library
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+opts = IndexOptions(model=sys.argv[4], workers=1, device="cpu", batch_size=1, crash_after_commits=2)
+with Library.open(sys.argv[3], create=True) as lib:
+    index_folder_ray(lib, sys.argv[2], opts, RayOptions(address=sys.argv[1], decode_cpus=0.5, encode_cpus=0.5, videos_per_batch=1))
+"""
+
+
+def test_killed_driver_resumes_without_duplicates(cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    lib = tmp_path / "lib"
+    proc = subprocess.run([sys.executable, "-c", DRIVER, cluster, str(videos), str(lib), str(tiny_checkpoint)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed itself after its 2nd commit
+    with Library.open(lib, create=False) as library:
+        done = library.stats()["videos_indexed"]
+    assert 1 <= done < 5
+    with Library.open(lib, create=False) as library:
+        report = index_folder_ray(library, videos, options(tiny_checkpoint), ray_options())
+    assert report.added == 5 - done and report.unchanged == done
+    got = content(lib)
+    assert len(got) == 5 and sum(len(v) for v in got.values()) == 5 + 3
+
+
+def test_bad_corpus_same_failures_and_exit_code(cluster: str, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Through the CLI (`--ray local` joins the module's cluster): same failures, same exit code."""
+    corpus = tmp_path / "corpus"
+    videogen.make_bad_corpus(corpus)
+    runner = CliRunner()
+    base = ["index", str(corpus), "--model", str(tiny_checkpoint), "--workers", "1", "--device", "cpu", "--json"]
+    local = runner.invoke(app, [*base, "--library", str(tmp_path / "local")], catch_exceptions=False)
+    remote = runner.invoke(app, [*base, "--library", str(tmp_path / "ray"), "--ray", "local"], catch_exceptions=False)
+    assert remote.exit_code == local.exit_code == 1, remote.stdout
+    lrep, rrep = json.loads(local.stdout), json.loads(remote.stdout)
+    assert sorted(map(tuple, (f.values() for f in rrep["failed"]))) == sorted(map(tuple, (f.values() for f in lrep["failed"])))
+    assert rrep["added"] == lrep["added"] > 0
+    assert_same(content(tmp_path / "local"), content(tmp_path / "ray"))
+
+
+def test_preflight_names_the_node_and_the_unreadable_path(cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from vidsearch.cluster.options import ClusterError
+
+    wrong = (str(videos), str(tmp_path / "not-mounted"))
+    with Library.open(tmp_path / "lib", create=True) as lib, pytest.raises(ClusterError, match="cannot read .*not-mounted.*--path-map"):
+        index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(path_map=wrong))

@@ -1,0 +1,250 @@
+"""``vidsearch index --ray``: the index run with decode and encode on a Ray Data pipeline.
+
+The driver (where the library lives) scans, plans and commits exactly as a local run: this
+module only swaps two of the runner's stages (:class:`vidsearch.indexer.pipeline.Stages`):
+
+- the decode stage becomes the Ray Data pipeline: one input row per video, a CPU stage of
+  :class:`~vidsearch.cluster.actors.DecodeActor` (each with its own crash-contained decode pool:
+  decord first, PyAV after a crash or hang, the local run's sampling), then a stage of
+  :class:`~vidsearch.cluster.actors.EncodeActor` (the model loaded once per actor; GPUs when the
+  cluster has them, fractions allowed). Ray Data streams between the two with backpressure (a
+  slow encoder stops decoders from running ahead of memory), and back to the driver, which
+  yields one result per video;
+- the encode stage hands the runner the vectors computed on the cluster for that video.
+
+The commit stage is the library's own (one SQLite transaction per batch, FAISS after the
+commit), so progress, report, exit codes and crash safety are the local run's. Exactly once:
+a video's rows are keyed by (space, path, fingerprint); the plan sends only what the library
+does not hold yet, a committed video replaces any older rows of its path, and a result Ray
+delivers twice (a task retried after its actor died) is dropped here by job id. A killed
+driver loses nothing committed; the re-run plans only what is left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.cluster.actors import DecodeActor, EncodeActor, pack, unpack
+from vidsearch.cluster.connect import cluster_gpus, connected
+from vidsearch.cluster.options import ClusterError, RayOptions
+from vidsearch.cluster.pathmap import to_remote
+from vidsearch.cluster.preflight import preflight, sample_paths
+from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink
+from vidsearch.indexer.pipeline import Stages, index_folder
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
+
+__all__ = ["RayStages", "index_folder_ray", "remote_options"]
+
+LOG = logging.getLogger(__name__)
+
+# Input blocks at most: one video per block streams best; beyond this Ray's per-block overhead
+# outweighs it (blocks then hold a few videos each).
+MAX_INPUT_BLOCKS = 2000
+
+
+def remote_options(options: IndexOptions, path_map: tuple[str, str] | None) -> IndexOptions:
+    """``options`` with the model files as the workers see them."""
+    def mapped(p: str | None) -> str | None:
+        return to_remote(os.path.abspath(p), path_map) if p else p
+
+    model = options.model
+    if os.path.sep in model or os.path.exists(model):  # a checkpoint path, not a preset name
+        model = mapped(model) or model
+    return dataclasses.replace(options, model=model, checkpoint=mapped(options.checkpoint), model_config=mapped(options.model_config))
+
+
+class RayStages:
+    """The runner's decode and encode stages backed by one Ray Data pipeline.
+
+    Args:
+        ray_options: the cluster side (workers, GPUs, path map).
+
+    Attributes:
+        busy: seconds the actors spent decoding (``decode_busy``) and encoding (``encode_busy``),
+            summed over actors.
+        duplicates: results Ray delivered more than once (dropped).
+    """
+
+    def __init__(self, ray_options: RayOptions) -> None:
+        self.ray_options = ray_options
+        self.busy = {"decode_busy": 0.0, "encode_busy": 0.0}
+        self.duplicates = 0
+        self._vectors: dict[int, np.ndarray] = {}
+        self._key: str | None = None
+
+    def stages(self) -> Stages:
+        """The runner's stages: decode and encode from here, the library's own commit (or,
+        with ``stage_dir``, a commit stage that leaves the shards for ``vidsearch ingest``)."""
+        stage_dir = self.ray_options.stage_dir
+        if stage_dir is None:
+            return Stages(decode=self.decode, encode=self.encode)
+        return Stages(decode=self.decode, encode=self.encode, commit=lambda *_: _StagedCommit(Path(stage_dir)))
+
+    def encode(self, encoder: Any, options: IndexOptions) -> Callable[[DecodedVideo], np.ndarray]:
+        """Encode stage: the vectors the cluster computed for a video (the runner calls it per video)."""
+        self._key = str(encoder.key)
+        vectors = self._vectors
+
+        def encoded(video: DecodedVideo) -> np.ndarray:
+            return vectors.pop(video.job_id)
+
+        return encoded
+
+    def decode(self, options: IndexOptions) -> _Pipeline:
+        """Decode stage: the Ray Data pipeline (decode, then encode, on the cluster)."""
+        if self._key is None:
+            raise RuntimeError("the runner makes the encode stage before the decode stage")
+        return _Pipeline(self, options)
+
+
+def _stat(path: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+        return path, int(st.st_size), int(st.st_mtime_ns)
+    except OSError:  # vanished since the scan: the decoder reports it
+        return path, -1, 0
+
+
+class _Pipeline:
+    """One run of the Ray Data pipeline; yields the runner one result per job."""
+
+    def __init__(self, owner: RayStages, options: IndexOptions) -> None:
+        self.owner, self.options = owner, options
+        self._iter: Any = None
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._iter is not None and hasattr(self._iter, "close"):
+            self._iter.close()  # stops the executor: its actors go away
+        self._iter = None
+
+    def _rows(self, jobs: list[DecodeJob]) -> list[dict[str, Any]]:
+        """Input rows: one video each when streaming, ``videos_per_batch`` (one shard) when staging."""
+        ro = self.owner.ray_options
+        size = ro.videos_per_batch if ro.stage_dir is not None else 1
+        rows = []
+        for g in range(0, len(jobs), size):
+            pairs = [(dataclasses.replace(j, path=to_remote(j.path, ro.path_map)), _stat(j.path)) for j in jobs[g : g + size]]
+            rows.append({"group": g, "payload": pack(pairs), "decode_s": 0.0, "encode_s": 0.0})
+        return rows
+
+    def _dataset(self, jobs: list[DecodeJob]) -> Any:
+        import ray.data
+
+        ro, owner = self.owner.ray_options, self.owner
+        remote = remote_options(self.options, ro.path_map)
+        gpus = ro.gpus_per_encoder
+        if gpus is None:
+            gpus = 1.0 if self.options.device != "cpu" and cluster_gpus() > 0 else 0.0
+        stage = to_remote(os.path.abspath(ro.stage_dir), ro.path_map) if ro.stage_dir is not None else None
+        rows = self._rows(jobs)
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), MAX_INPUT_BLOCKS)))
+        ds = ds.map_batches(
+            DecodeActor,
+            fn_constructor_kwargs={"options": remote},
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=ro.decode_workers),
+            num_cpus=ro.decode_cpus,
+            udf_modifying_row_count=False,
+        )
+        return ds.map_batches(
+            EncodeActor,
+            fn_constructor_kwargs={
+                "options": remote, "expected_key": owner._key, "device": "cuda" if gpus > 0 else "cpu",
+                "stage_dir": stage, "dies_once": ro.encoder_dies_once,
+            },
+            batch_size=ro.videos_per_batch if stage is None else 1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=ro.encode_workers),
+            num_cpus=ro.encode_cpus,
+            num_gpus=gpus if gpus > 0 else None,
+            udf_modifying_row_count=False,
+        )
+
+    def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodedVideo | DecodeFailure]:
+        """Results as the cluster finishes them, one per job, with the driver's paths."""
+        jobs = list(jobs)
+        if not jobs:
+            return
+        ro, owner = self.owner.ray_options, self.owner
+        by_id = {j.job_id: j for j in jobs}
+        remote = remote_options(self.options, ro.path_map)
+        hint = f" (mapped by --path-map {ro.path_map[0]}={ro.path_map[1]})" if ro.path_map else ""
+        preflight(
+            sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
+            remote.model, remote.checkpoint, remote.model_config, str(owner._key), hint=hint,
+        )
+        self._iter = iter(self._dataset(jobs).iter_rows())
+        seen: set[int] = set()
+        for row in self._iter:
+            owner.busy["decode_busy"] += float(row["decode_s"])
+            owner.busy["encode_busy"] += float(row["encode_s"])
+            for result, _ in unpack(row["payload"]):
+                video = result[0] if isinstance(result, tuple) else result
+                if not isinstance(video, (DecodedVideo, DecodeFailure)):
+                    raise ClusterError(f"the encode stage returned {type(video).__name__}, not a video")
+                if video.job_id in seen or video.job_id not in by_id:
+                    owner.duplicates += 1
+                    LOG.warning("dropped a repeated result for %s", video.path)
+                    continue
+                seen.add(video.job_id)
+                if isinstance(result, tuple):  # (video without frames, its vectors; None when staged)
+                    owner._vectors[video.job_id] = result[1] if result[1] is not None else np.zeros((0, 0), np.float32)
+                yield dataclasses.replace(video, path=by_id[video.job_id].path)
+        missing = len(by_id) - len(seen)
+        if missing:
+            raise ClusterError(f"the cluster returned no result for {missing} video(s); run the same command again to index them")
+
+
+class _StagedCommit:
+    """The commit stage of a ``--stage`` run: the shards hold everything; the library waits for ``ingest``."""
+
+    def __init__(self, stage_dir: Path) -> None:
+        self.stage_dir, self.videos = stage_dir, 0
+
+    def commit(self, batch: Any, vectors: Any) -> None:
+        """Count the staged videos."""
+        self.videos += len(batch)
+
+    def fail(self, failure: DecodeFailure) -> None:
+        """Failures are in the shards too; ``ingest`` records them."""
+
+    def finish(self) -> None:
+        """Say where the shards are."""
+        LOG.info("staged %d video(s) in %s; commit them with `vidsearch ingest %s`", self.videos, self.stage_dir, self.stage_dir)
+
+    def close(self) -> None:
+        """Nothing to save."""
+
+
+def index_folder_ray(
+    library: Any,
+    folder: Path | str,
+    options: IndexOptions,
+    ray_options: RayOptions,
+    progress: ProgressSink | None = None,
+    encoder: Any | None = None,
+) -> IndexReport:
+    """Index ``folder`` like :func:`vidsearch.indexer.pipeline.index_folder`, decoding and encoding on Ray.
+
+    The report is a local run's, with the actors' busy time added to ``stage_seconds``.
+
+    Raises:
+        ClusterError: Ray is missing, the cluster is unreachable, or a node fails the preflight.
+        InputError: ``folder`` is not a directory.
+    """
+    stages = RayStages(ray_options)
+    with connected(ray_options):
+        report = index_folder(library, folder, options, progress=progress, encoder=encoder, stages=stages.stages())
+    report.stage_seconds.update(stages.busy)
+    return report
