@@ -133,8 +133,6 @@ class HOGDetector:
 
     def detect(self, frames: np.ndarray) -> list[Detections]:
         """People in each of the uint8 frames ``[N, H, W, 3]`` (module docstring)."""
-        from vidsearch.tubes import nms
-
         frames = _check_frames(frames)
         out: list[Detections] = []
         win_w, win_h = self.hog.winSize
@@ -150,7 +148,7 @@ class HOGDetector:
             r = np.asarray(rects, np.float32).reshape(-1, 4)
             boxes = np.stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3]], axis=1)
             scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
-            keep = nms(boxes, scores, self.nms_iou)
+            keep = np.asarray(self._cv2.dnn.NMSBoxes(r.tolist(), scores.tolist(), 0.0, self.nms_iou), np.int64).reshape(-1)
             out.append(_sorted(boxes[keep], scores[keep], self.threshold))
         return out
 
