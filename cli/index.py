@@ -45,6 +45,7 @@ def index_command(
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
     from vidsearch.errors import InputError
+    from vidsearch.media.jobs import FaultPlan
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.media import SamplingConfig
 
@@ -65,6 +66,9 @@ def index_command(
         batch_size=batch_size,
         timeout=timeout,
         retry_failed=retry_failed,
+        # The one place the test hook VIDSEARCH_FAULT_INJECT is read: end-to-end tests of a
+        # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
+        decode_faults=FaultPlan.from_env() or None,
     )
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
