@@ -47,7 +47,7 @@ def actor_config(detector: str, weights: Optional[Path], threshold: Optional[flo
 def print_actor_scans(info: dict[str, Any]) -> None:
     """The tubes of ``video_actors`` as lines under ``vidsearch labels``."""
     for scan in info["scans"]:
-        console.print(f"actors, {scan['label_set']} ({scan['space']}, {scan['detector']}): {len(scan['tubes'])} tubes over {scan['keyframes']} keyframes", highlight=False)
+        console.print(f"actors, {scan['label_set']} ({scan['space']}, {scan['detector']}): {len(scan['tubes'])} tubes over {scan['keyframes']} keyframes", highlight=False, soft_wrap=True)
         for tb in scan["tubes"]:
             best = ", ".join(f"{lab['label']} {lab['score']:.3f}" for lab in tb["labels"][:3])
             mid = tb["boxes"][len(tb["boxes"]) // 2]["box"] if tb["boxes"] else []

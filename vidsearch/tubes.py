@@ -7,7 +7,11 @@ was detected and ``nan`` where a gap was bridged.
 Linking (:func:`link_tubes`) goes through the keyframes in time order. Each live tube predicts
 its box at the next keyframe by constant velocity from its last two boxes (a tube seen once
 stays put), and detections are assigned to tubes greedily by the IoU of prediction and detection,
-highest first, each at most once, above ``iou``. The prediction is what keeps two actors whose
+highest first, each at most once, above ``iou``; tubes and detections left over are then paired
+by the distance of the predicted and the detected centre, nearest first, when it is at most
+``max_shift`` box diagonals and the two boxes are of similar size (area ratio within 2). The
+second pass catches actors that move more than their own size between keyframes (at 1 s apart a
+running person does), where boxes no longer overlap. The prediction is what keeps two actors whose
 paths cross on their own tracks: at the crossing their boxes overlap each other, but each still
 overlaps its own prediction more. A tube that finds no detection is kept alive for ``max_gap``
 keyframes (a missed detection, an occlusion); when it is matched again the missing keyframes get
@@ -116,12 +120,15 @@ class LinkConfig:
     iou: float = 0.3  # least IoU of a detection with a tube's predicted box to continue it
     max_gap: int = 2  # keyframes a tube may miss and still continue
     min_length: int = 2  # tubes with fewer detected keyframes are dropped
+    max_shift: float = 2.0  # second pass: largest centre distance, in box diagonals (0: off)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.iou <= 1.0:
             raise InputError(f"--link-iou must be in [0, 1] (got {self.iou})")
         if self.max_gap < 0:
             raise InputError(f"--max-gap must be >= 0 keyframes (got {self.max_gap})")
+        if self.max_shift < 0:
+            raise InputError(f"--max-shift must be >= 0 box diagonals (got {self.max_shift})")
         if self.min_length < 1:
             raise InputError(f"--min-tube must be at least 1 keyframe (got {self.min_length})")
 
@@ -157,6 +164,20 @@ class _Live:
         self.last = k
 
 
+def _shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Centre distance of boxes ``a`` ``[N, 4]`` and ``b`` ``[M, 4]`` in mean box diagonals; ``inf``
+    where their areas differ by more than a factor of 2."""
+    ca = (a[:, :2] + a[:, 2:]) / 2.0
+    cb = (b[:, :2] + b[:, 2:]) / 2.0
+    da = np.hypot(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1])
+    db = np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    d = np.linalg.norm(ca[:, None] - cb[None], axis=2) / np.maximum((da[:, None] + db[None]) / 2.0, 1e-9)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    ratio = np.maximum(area_a[:, None], area_b[None]) / np.maximum(np.minimum(area_a[:, None], area_b[None]), 1e-9)
+    return np.where(ratio <= 2.0, d, np.inf)
+
+
 def link_tubes(
     times: Sequence[float],
     detections: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -190,11 +211,13 @@ def link_tubes(
         taken_det: set[int] = set()
         if live and len(boxes):
             preds = np.stack([lv.predict(k) for lv in live])
-            iou = box_iou(preds, boxes)
-            pairs = sorted(((iou[i, j], i, j) for i in range(len(live)) for j in range(len(boxes)) if iou[i, j] >= config.iou and iou[i, j] > 0),
-                           key=lambda p: (-p[0], p[1], p[2]))
             taken_tube: set[int] = set()
-            for _, i, j in pairs:
+            iou = box_iou(preds, boxes)
+            pairs = [(-iou[i, j], i, j) for i in range(len(live)) for j in range(len(boxes)) if iou[i, j] >= config.iou and iou[i, j] > 0]
+            if config.max_shift > 0:
+                dist = _shift(preds, boxes)
+                pairs += [(1.0 + dist[i, j], i, j) for i in range(len(live)) for j in range(len(boxes)) if dist[i, j] <= config.max_shift]
+            for _, i, j in sorted(pairs):  # IoU pairs first (negative keys), then by centre distance
                 if i in taken_tube or j in taken_det:
                     continue
                 taken_tube.add(i)
