@@ -1,4 +1,4 @@
-"""`vidsearch enrich recognize|calibrate`, `vidsearch labels`, `vidsearch localize`."""
+"""`vidsearch enrich recognize|calibrate`, `vidsearch labels`, `vidsearch localize [--boxes]`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from typing import Any, Optional
 
 import typer
 
+from vidsearch.cli.actors_common import (
+    ClipOption,
+    DetectorOption,
+    DetectorThresholdOption,
+    DetectorWeightsOption,
+    DetectSizeOption,
+    MarginOption,
+    actor_config,
+    print_actor_hits,
+    print_actor_scans,
+)
 from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, RichProgress, SpaceOption, console, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
 from vidsearch.cli.format import fmt_time, shown
@@ -152,15 +163,23 @@ def labels_command(
     model: Optional[str] = SpaceOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Show a video's action labels and their timeline over its windows."""
+    """Show a video's action labels, their timeline over its windows, and its labelled person tubes."""
+    from vidsearch.enrich.actors_library import video_actors
     from vidsearch.enrich.recognize import video_labels
+    from vidsearch.errors import InputError
 
     with open_library(library) as lib:
         key = space_key(lib, model)
         space = lib.space(key) if key else None
-        info = video_labels(lib, path, label_set=labels, space=space)
+        actors = video_actors(lib, path, label_set=labels)
+        try:
+            info = video_labels(lib, path, label_set=labels, space=space)
+        except InputError:
+            if not actors["scans"]:
+                raise InputError(f"{actors['path']} has no labels yet; run `vidsearch enrich recognize` or `vidsearch enrich actors`") from None
+            info = {"path": actors["path"], "label_sets": []}
     if json_out:
-        print_json(info)
+        print_json({**info, "actors": actors["scans"]})
         return
     console.print(f"[bold]{shown(info['path'])}[/]", highlight=False)
     for ls in info["label_sets"]:
@@ -173,6 +192,7 @@ def labels_command(
             for t in ls["timeline"]:
                 name = "unknown" if t["unknown"] else shown(t["label"])
                 console.print(f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
+    print_actor_scans(actors)
 
 
 @app.command("localize")
@@ -190,9 +210,16 @@ def localize_command(
     nms_iou: float = typer.Option(0.5, "--nms-iou", help="Drop spans overlapping a better one above this IoU."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the window embedding cache."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    boxes: bool = typer.Option(False, "--boxes", help="Find the people who do it: person tubes (start, end, box track, score)."),
+    detector: str = DetectorOption,
+    detector_weights: Optional[Path] = DetectorWeightsOption,
+    detector_threshold: Optional[float] = DetectorThresholdOption,
+    margin: float = MarginOption,
+    clip: float = ClipOption,
+    detect_size: int = DetectSizeOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """Find where in VIDEO the TEXT happens: spans (start, end, score), best first.
+    """Find where in VIDEO the TEXT happens: spans (start, end, score), best first; with --boxes, who does it and where.
 
     With a library, its model (--model picks the space); where there is none (at --library or
     the default place), --model is loaded as `index` loads it and windows are cached in the user
@@ -202,6 +229,21 @@ def localize_command(
     from vidsearch.errors import InputError
     from vidsearch.store.library import DB_NAME, default_library_path
 
+    if boxes:
+        from vidsearch.enrich.actors import localize_actors
+        from vidsearch.models.detect import load_detector
+        from vidsearch.search import load_space_encoder
+
+        config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size)
+        with open_library(library) as lib:
+            encoder = load_space_encoder(lib.space(space_key(lib, model)), device=device)
+        det = load_detector(detector, detector_weights, threshold=detector_threshold, device=device)
+        hits = localize_actors(video, text, encoder, det, config, top=top)
+        if json_out:
+            print_json({"video": str(video), "text": text, "detector": detector, "tubes": [h.to_dict() for h in hits]})
+        else:
+            print_actor_hits(video, text, hits)
+        return
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")

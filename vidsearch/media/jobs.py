@@ -29,7 +29,7 @@ from vidsearch.errors import MediaError
 from vidsearch.media.info import VideoInfo
 from vidsearch.media.probe import probe
 from vidsearch.media.readers import read_frames
-from vidsearch.media.sampling import SamplingConfig, SegmentPlan, plan_segments
+from vidsearch.media.sampling import SamplingConfig, SegmentPlan, plan_segments, plans_at_times
 
 __all__ = [
     "FAULT_ENV",
@@ -120,6 +120,8 @@ class DecodeJob:
         sampling: which segments to plan (see :func:`vidsearch.media.plan_segments`) and the
             resize choice.
         fast: decode keyframes only (see :func:`vidsearch.media.read_frames`).
+        times: explicit segments instead of ``sampling``: per segment, the times (s) of its
+            frames (:func:`vidsearch.media.sampling.plans_at_times`); empty: use ``sampling``.
     """
 
     job_id: int
@@ -128,6 +130,7 @@ class DecodeJob:
     resolution: int
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     fast: bool = False
+    times: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -202,7 +205,10 @@ def decode_job(
         info = probe(job.path, reader=reader)
         if on_probed is not None:
             on_probed(info)
-        plans = plan_segments(info, job.num_frames, **job.sampling.segment_kwargs())
+        if job.times:
+            plans = plans_at_times(info, job.times)
+        else:
+            plans = plan_segments(info, job.num_frames, **job.sampling.segment_kwargs())
         wanted = sorted({i for p in plans for i in p.frame_indices})
         frames, used = read_frames(
             job.path, wanted, job.resolution, reader=reader, fast=job.fast, antialias=job.sampling.resize_antialias

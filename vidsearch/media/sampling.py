@@ -24,6 +24,7 @@ __all__ = [
     "SegmentPlan",
     "middle_indices",
     "plan_segments",
+    "plans_at_times",
     "recorded_antialias",
     "resolve_antialias",
     "snap_to_keyframes",
@@ -186,6 +187,24 @@ def plan_segments(
         plans.append(
             SegmentPlan("window", s / fps, (s + wlen) / fps, tuple(middle_indices(wlen, num_frames, start=s)))
         )
+    return plans
+
+
+def plans_at_times(info: VideoInfo, times: Sequence[Sequence[float]]) -> list[SegmentPlan]:
+    """Window segments made of the frames shown at given times (one plan per list of times).
+
+    A time ``t`` (seconds) shows frame ``floor(t * fps)``, clamped to the video's frames, so
+    times before the start or past the end repeat the first or last frame. Each plan spans
+    its first to its last frame (end exclusive).
+    """
+    fps = _frame_rate(info)
+    last = max(0, info.num_frames - 1)
+    plans = []
+    for ts in times:
+        if not len(ts):
+            raise ValueError("every segment needs at least one frame time")
+        idx = tuple(min(last, max(0, int(math.floor(float(t) * fps + 1e-6)))) for t in ts)
+        plans.append(SegmentPlan("window", min(idx) / fps, (max(idx) + 1) / fps, idx))
     return plans
 
 

@@ -27,7 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "Embedding", "utcnow"]
+__all__ = [
+    "Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "Embedding",
+    "ActorScan", "ActorTube", "ActorBox", "utcnow",
+]
 
 # Stable constraint names make Alembic's batch migrations on SQLite reproducible.
 NAMING_CONVENTION = {
@@ -188,3 +191,58 @@ class SegmentLabel(Base):
     label: Mapped[str] = mapped_column(Text)  # class name as spelled in the label set
     score: Mapped[float] = mapped_column(Float)  # cosine similarity of segment and class embedding
     prob: Mapped[float] = mapped_column(Float)  # softmax probability at the set's temperature
+
+
+# --------------------------------------------------------------------------------------------
+# Enrichment: actor tubes (migration 0005).
+
+
+class ActorScan(Base):
+    """One ``enrich actors`` pass over one video under one label set; its existence marks the video done.
+
+    It hangs off the video's whole-video segment of the space whose model encoded the tubes, so
+    a re-encoded or removed video takes its tubes with it (CASCADE), as its labels do.
+    """
+
+    __tablename__ = "actor_scans"
+    __table_args__ = (UniqueConstraint("segment_id", "label_set"), Index("ix_actor_scans_space_set", "space_id", "label_set"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    space_id: Mapped[int] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"))
+    label_set: Mapped[str] = mapped_column(Text)  # shipped set name or absolute path of a label file
+    detector: Mapped[str] = mapped_column(String(200))  # e.g. "torchvision:fasterrcnn_resnet50_fpn_v2@0.5"
+    keyframes: Mapped[int] = mapped_column(Integer)  # keyframes searched for people
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ActorTube(Base):
+    """One person followed over consecutive keyframes of a scanned video, with its best classes."""
+
+    __tablename__ = "actor_tubes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("actor_scans.id", ondelete="CASCADE"), index=True)
+    track: Mapped[int] = mapped_column(Integer)  # 0, 1, ... in order of first appearance
+    start: Mapped[float] = mapped_column(Float)  # first keyframe (s)
+    end: Mapped[float] = mapped_column(Float)  # last keyframe (s)
+    label: Mapped[str] = mapped_column(Text)  # best class over the tube
+    score: Mapped[float] = mapped_column(Float)  # its mean softmax probability over the keyframes
+    labels: Mapped[str] = mapped_column(Text)  # JSON [[label, score], ...] best first (top k)
+
+
+class ActorBox(Base):
+    """A tube's box at one keyframe, normalized to the frame (AVA's convention), with its top class."""
+
+    __tablename__ = "actor_boxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tube_id: Mapped[int] = mapped_column(ForeignKey("actor_tubes.id", ondelete="CASCADE"), index=True)
+    t: Mapped[float] = mapped_column(Float)  # keyframe time (s)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    det_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: bridged gap (interpolated)
+    label: Mapped[str] = mapped_column(Text)  # best class at this keyframe
+    score: Mapped[float] = mapped_column(Float)  # its softmax probability

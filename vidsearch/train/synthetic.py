@@ -54,6 +54,8 @@ __all__ = [
     "make_sequence_video",
     "TINY_CONFIG",
     "TINY_RECIPE",
+    "background",
+    "signed_distance",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -463,3 +465,8 @@ def make_sequence_video(
         spans.append(Span(a / fps, b / fps, a, b, action.caption))
     encode_video(path, np.concatenate(clips), fps=fps, codec=codec)
     return spans
+
+
+# Public names of the drawing helpers, for generators of other synthetic data (several shapes per video).
+background = _background
+signed_distance = _signed_distance
