@@ -27,14 +27,14 @@ __all__ = ["VideoRecord", "get_video", "get_videos", "list_videos", "video_ids",
 class VideoRecord(KnownVideo):
     """A detached view of a whole :class:`~vidsearch.store.schema.Video` row (the scan's view and more)."""
 
-    error: str | None
-    duration: float | None
-    fps: float | None
-    num_frames: int | None
-    width: int | None
-    height: int | None
-    codec: str | None
-    updated_at: datetime | None
+    # Defaults because KnownVideo's last field (error) has one; rows always set every field.
+    duration: float | None = None
+    fps: float | None = None
+    num_frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    updated_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (the time as ISO 8601)."""
