@@ -1,7 +1,7 @@
 """actor tubes: actor_scans, actor_tubes, actor_boxes
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
 Adds the tables of ``vidsearch enrich actors`` (see ``vidsearch/store/schema.py``): one scan per
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
