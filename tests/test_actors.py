@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
+from vidsearch.errors import InputError
 from vidsearch.enrich.actors import ActorConfig, clip_times, keyframe_times, localize_actors, track_video
 from vidsearch.media.pool import DecodePool
 from vidsearch.models import load_encoder
@@ -167,6 +168,6 @@ def test_bench_ava_with_ground_truth_boxes(data: dict[str, Path], tiny_checkpoin
     assert m["videos"] == 2 and m["keyframes"] == 6 and m["detections"] == 15  # 2 + 3 shapes at 3 keyframes
     assert sum(m["positives"].values()) == 15 and set(m["ap"]) == {"left", "right", "up", "down"}
     assert 0.0 <= m["frame_mAP"] <= 1.0
-    bad = runner.invoke(app, ["bench", "ava", "--annotations", str(data["annotations"]), "--videos", str(data["videos"]),
-                              "--labels", str(data["labels"]), "--boxes", "maybe", "--model", str(tiny_checkpoint)])
-    assert bad.exit_code == 2 and "--boxes must be one of gt, detect" in bad.stderr
+    with pytest.raises(InputError, match="--boxes must be one of gt, detect"):
+        runner.invoke(app, ["bench", "ava", "--annotations", str(data["annotations"]), "--videos", str(data["videos"]),
+                            "--labels", str(data["labels"]), "--boxes", "maybe", "--model", str(tiny_checkpoint)], catch_exceptions=False)

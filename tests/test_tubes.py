@@ -143,3 +143,11 @@ def test_crop_of_a_squashed_frame_keeps_the_picture_square() -> None:
     out = crop_clip(squashed, (100, 20, 140, 60), (200, 100), 16)[0, :, :, 0]
     assert out.shape == (16, 16)
     assert out[2:-2, 2:-2].min() > 150  # the square fills the crop in both directions
+
+
+def test_boxes_at_interpolates_and_extrapolates_at_the_ends() -> None:
+    (tube,) = tubes_from_tracks({"a": [(1.0, box(10, 0)), (2.0, box(20, 0)), (3.0, box(40, 0))]})
+    got = tube.boxes_at([0.5, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose((got[:, 0] + got[:, 2]) / 2, [5, 15, 30, 50])  # speeds 10 then 20 px/s
+    (still,) = tubes_from_tracks({"b": [(1.0, box(7, 7))]})
+    np.testing.assert_allclose(still.boxes_at([0.0, 2.0]), [box(7, 7), box(7, 7)])

@@ -107,6 +107,22 @@ class Tube:
                 return self.boxes[i]
         return None
 
+    def boxes_at(self, times: Sequence[float]) -> np.ndarray:
+        """Boxes ``[len(times), 4]`` at any times: linear between keyframes, and extrapolated at
+        the tube's velocity at the first and last segment beyond its ends (held still when the
+        tube has one keyframe)."""
+        t = np.asarray(self.times, np.float64)
+        b = np.asarray(self.boxes, np.float64)
+        q = np.asarray(times, np.float64)
+        out = np.stack([np.interp(q, t, b[:, c]) for c in range(4)], axis=1)
+        if len(t) >= 2:
+            lo, hi = q < t[0], q > t[-1]
+            v0 = (b[1] - b[0]) / (t[1] - t[0])
+            v1 = (b[-1] - b[-2]) / (t[-1] - t[-2])
+            out[lo] = b[0] + (q[lo] - t[0])[:, None] * v0
+            out[hi] = b[-1] + (q[hi] - t[-1])[:, None] * v1
+        return out
+
     def boxes_between(self, t0: float, t1: float) -> np.ndarray:
         """Boxes ``[k, 4]`` at the tube's keyframes within ``[t0, t1]`` (ends included)."""
         sel = [i for i, t in enumerate(self.times) if t0 - 1e-6 <= t <= t1 + 1e-6]

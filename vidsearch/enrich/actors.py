@@ -11,8 +11,8 @@ The pipeline for one video (each step one function here; docs/spatiotemporal.md 
    constant-velocity prediction and gap bridging) -- or take known tubes (ground-truth boxes).
 4. **Crop** around each tube at each keyframe: the clip of ``clip`` seconds centred on the
    keyframe is decoded with the model's frame count (middle sampling over the clip, again through
-   the pool); the crop is the square around the union of the tube's boxes over that clip, with a
-   context margin (:mod:`vidsearch.media.crop`). The crop is fixed over the clip, so the actor's
+   the pool); the crop is the square around the union of the tube's boxes at the clip's frames
+   (interpolated between keyframes, extrapolated past the tube's ends), with a context margin (:mod:`vidsearch.media.crop`). The crop is fixed over the clip, so the actor's
    motion stays visible in it (a crop that followed the box would cancel the motion out).
 5. **Encode** the tube clips with the video tower, in batches.
 6. **Score** every tube clip against the text or the label set (zero-shot, the label set's
@@ -243,7 +243,6 @@ def encode_tubes(path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any
     n = encoder.num_frames
     chunks = _chunks(times, config.chunk)
     jobs = [DecodeJob(c, path, n, config.detect_size, times=tuple(clip_times(t, config.clip, n) for t in chunk)) for c, chunk in enumerate(chunks)]
-    half = config.clip / 2.0
     size = (info.width, info.height)
     batch: list[np.ndarray] = []
     slots: list[tuple[int, int]] = []
@@ -257,10 +256,13 @@ def encode_tubes(path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any
             slots.clear()
 
     for res in _decode(pool, jobs):
+        shown = [clip_times(t, config.clip, n) for t in chunks[res.job_id]]
         for r, t in enumerate(chunks[res.job_id]):
             frames = res.frames[res.clip_index[r]]  # [n, S, S, 3]
             for i, k in where[t]:
-                square = square_around(tubes[i].boxes_between(t - half, t + half), *size, margin=config.margin)
+                # the actor's box at every frame of the clip: interpolated between keyframes and
+                # extrapolated past the tube's ends, so the first and last keyframes frame the motion too
+                square = square_around(tubes[i].boxes_at(shown[r]), *size, margin=config.margin)
                 batch.append(crop_clip(frames, square, size, encoder.resolution))
                 slots.append((i, k))
                 if len(batch) >= config.batch_size:
