@@ -41,6 +41,7 @@ def index_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and did not change."),
+    verify: bool = typer.Option(False, "--verify", help="Re-fingerprint every file, also those whose size and mtime did not change."),
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
@@ -48,6 +49,7 @@ def index_command(
     from vidsearch.media.jobs import FaultPlan
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.media import SamplingConfig
+    from vidsearch.paths import display_path
 
     if window <= 0 or stride <= 0:
         raise InputError("--window and --stride must be positive numbers of seconds")
@@ -66,6 +68,7 @@ def index_command(
         batch_size=batch_size,
         timeout=timeout,
         retry_failed=retry_failed,
+        verify=verify,
         # The one place the test hook VIDSEARCH_FAULT_INJECT is read: end-to-end tests of a
         # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
         decode_faults=FaultPlan.from_env() or None,
@@ -82,7 +85,7 @@ def index_command(
             f"({report.segments} segments, {report.seconds:.1f} s)"
         )
         for path, reason in report.failed[:20]:
-            console.print(f"  [red]failed[/] {path}: {reason}", markup=True, highlight=False)
+            console.print(f"  [red]failed[/] {display_path(path)}: {reason}", markup=True, highlight=False)
         if len(report.failed) > 20:
             console.print(f"  ... and {len(report.failed) - 20} more (see `vidsearch info`)")
         if report.failed_unchanged:

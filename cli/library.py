@@ -13,10 +13,19 @@ from vidsearch.cli.app import app
 
 
 @app.command("info")
-def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonOption) -> None:
+def info_command(
+    library: Optional[Path] = LibraryOption,
+    check: bool = typer.Option(False, "--check", help="Also verify the database (PRAGMA quick_check) and every index file's checksum."),
+    json_out: bool = JsonOption,
+) -> None:
     """Show what the library holds: videos, failures with reasons, embedding spaces, indexes."""
-    with open_library(library) as lib:
+    from vidsearch.paths import display_path
+
+    with open_library(library, read_only=True) as lib:
+        problems = lib.check() if check else []
         stats = lib.stats()
+    if check:
+        stats["problems"] = problems
     if json_out:
         print_json(stats)
         return
@@ -34,7 +43,11 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
             line += "; no index file yet (built on next query)"
         console.print(line, highlight=False)
     for f in stats["failed"]:
-        console.print(f"  [red]failed[/] {f['path']}: {f['reason']}", highlight=False)
+        console.print(f"  [red]failed[/] {display_path(f['path'])}: {f['reason']}", highlight=False)
+    if check:
+        console.print("check: OK" if not problems else f"check: {len(problems)} problem(s)", highlight=False)
+        for p in problems:
+            console.print(f"  [red]problem[/] {p}", highlight=False, markup=True)
 
 
 @app.command("remove")

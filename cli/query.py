@@ -38,7 +38,7 @@ def query_command(
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
     if label_set is not None and label is None:
         raise InputError("--label-set only applies together with --label")
-    with open_library(library) as lib:
+    with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
         if label is not None:
             import dataclasses
 

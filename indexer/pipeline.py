@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidsearch.errors import InputError
+from vidsearch.errors import InputError, VidsearchError
 from vidsearch.indexer.commit import record_failure
 from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink, sampling_dict
-from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes
+from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes, stat_entry
 from vidsearch.indexer.stages import (
     CommitFactory,
     DecodeFactory,
@@ -31,6 +31,7 @@ from vidsearch.indexer.stages import (
     library_committer,
     pool_decoder,
 )
+from vidsearch.paths import canonical_path
 from vidsearch.store import videos as stored_videos
 from vidsearch.store.library import Library, SpaceInfo
 
@@ -68,7 +69,7 @@ def index_folder(
     if not folder.is_dir():
         raise InputError(f"{folder} is not a directory; pass the folder that holds your videos")
     scan = find_videos(folder)
-    return _run(library, scan.files, scan.problems, Path(os.path.abspath(folder)), options or IndexOptions(), progress, encoder, stages or Stages())
+    return _run(library, scan.files, scan.problems, Path(canonical_path(folder)), options or IndexOptions(), progress, encoder, stages or Stages())
 
 
 def index_files(
@@ -83,13 +84,11 @@ def index_files(
     entries: list[FileEntry] = []
     problems: list[tuple[str, str]] = []
     for f in files:
-        path = os.path.abspath(os.fspath(f))
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            problems.append((path, f"cannot open: {exc.strerror}"))
-            continue
-        entries.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+        entry = stat_entry(os.fspath(f))
+        if isinstance(entry, FileEntry):
+            entries.append(entry)
+        else:
+            problems.append(entry)
     return _run(library, entries, problems, None, options or IndexOptions(), progress, encoder, stages or Stages())
 
 
@@ -118,7 +117,7 @@ def _run(
         space = library.find_space(key)
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)
-        plan = plan_changes(snapshot, files, root, retry_failed=options.retry_failed)
+        plan = plan_changes(snapshot, files, root, retry_failed=options.retry_failed, verify=options.verify)
         report.unchanged = plan.unchanged
         report.failed_unchanged = plan.failed_unchanged
         _apply_bookkeeping(library, plan, report)
@@ -195,6 +194,7 @@ def run_stages(
 
     pending: list[DecodedVideo] = []
     pending_clips = 0
+    completed = False
     try:
         with stages.decode(options) as decoder:
             results = iter(decoder.run(jobs))
@@ -220,9 +220,22 @@ def run_stages(
             if pending:
                 flush(pending)
         committer.finish()
+        completed = True
     except KeyboardInterrupt:
         report.interrupted = True
         raise
     finally:
         # Whatever was committed is in the index too; save it as reflecting that generation.
+        _close(committer, completed)
+
+
+def _close(committer: Any, completed: bool) -> None:
+    if completed:
         committer.close()
+        return
+    # The run is already failing (a full disk, Ctrl-C): the save must not replace that error with
+    # its own; the FAISS file is synced from SQLite on the next open anyway.
+    try:
+        committer.close()
+    except VidsearchError as exc:
+        LOG.warning("could not save the vector index: %s", exc)

@@ -43,6 +43,7 @@ from vidsearch.labels import (
     override_rule,
 )
 from vidsearch.metrics import softmax
+from vidsearch.paths import canonical_path
 
 __all__ = [
     "LabelSetInfo",
@@ -381,7 +382,7 @@ def video_labels(library: Any, path: str | Path, label_set: str | None = None, s
     from vidsearch.store import labels as stored_labels
     from vidsearch.store.videos import find_video
 
-    abs_path = str(Path(path).expanduser().absolute())
+    abs_path = canonical_path(path)
     with library.session() as s:
         video = find_video(s, abs_path)
     if video is None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidsearch.errors import LibraryError
 from vidsearch.fileio import clean_stale_temps
+from vidsearch.paths import canonical_path
 from vidsearch.store import embeddings, health, segments, spaces, videos
 from vidsearch.store.engine import open_engine
 from vidsearch.store.locks import file_lock
@@ -406,7 +407,7 @@ class Library:
             (never indexed, or failed) are left out of ``found``.
         """
         space = self.space(space_key)
-        wanted = [str(Path(p).absolute()) for p in paths]
+        wanted = [canonical_path(p) for p in paths]
         with self.session() as s:
             by_path = embeddings.video_vectors(s, space.id, wanted)
         found = [i for i, p in enumerate(wanted) if p in by_path]
@@ -419,7 +420,7 @@ class Library:
         with self.session() as s:
             result = dict(videos.failures(s))
         if paths is not None:
-            wanted = {str(Path(p).absolute()) for p in paths}
+            wanted = {canonical_path(p) for p in paths}
             result = {p: e for p, e in result.items() if p in wanted}
         return result
 
@@ -435,7 +436,7 @@ class Library:
         Returns:
             How many videos were removed (0: none of the targets is in the library).
         """
-        absolute = [os.path.abspath(os.path.expanduser(str(t))) for t in targets]
+        absolute = [canonical_path(t) for t in targets]
         with self.session() as s:
             return videos.remove_videos(s, videos.video_ids_under(s, absolute))
 
