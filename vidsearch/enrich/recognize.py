@@ -243,8 +243,9 @@ def recognize_library(
                 break
             last = batch_ids[-1]
             idx, sims, probs, known, unknown = classify(xb, class_emb, rule, top)
-            with library.session() as s:
-                # A segment deleted by a concurrent index run since it was read must not get labels.
+            # A segment deleted by a concurrent index or remove run since it was read must not get
+            # labels; the write lock (taken first) keeps the check true until the insert commits.
+            with library.write_session() as s:
                 alive = existing_segment_ids(s, batch_ids)
                 recs, labs = [], []
                 for r, (sid, kind) in enumerate(zip(batch_ids, kinds)):

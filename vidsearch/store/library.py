@@ -172,6 +172,17 @@ class Library:
         with health.translated_errors(self.root, self.db_path), self._sessions.begin() as session:
             yield session
 
+    @contextlib.contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A transaction that holds SQLite's write lock from its first statement (``BEGIN IMMEDIATE``).
+
+        What it reads cannot change before it writes: a check such as "these segments still
+        exist" stays true until the commit, whatever other processes do meanwhile (they wait).
+        """
+        with self.session() as session:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
+
     @property
     def db_path(self) -> Path:
         """The SQLite file of the library."""
