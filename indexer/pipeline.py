@@ -111,9 +111,9 @@ def _run(
     stages: Stages,
 ) -> IndexReport:
     t0 = time.perf_counter()
-    key = _space_key(options, encoder)
-    report = IndexReport(space_key=key, scanned=len(files))
-    with library.writer_lock():
+    with library.writer_lock():  # first: a read-only or busy library is refused before any model work
+        key = _space_key(options, encoder)
+        report = IndexReport(space_key=key, scanned=len(files))
         space = library.find_space(key)
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)

@@ -352,3 +352,185 @@ def test_info_check_reports_a_damaged_index_file(tmp_path: Path) -> None:
     problems = json.loads(result.stdout)["problems"]
     assert len(problems) == 1 and "checksum" in problems[0]
 
+
+
+# ------------------------------------------------------------------ 12: remove during enrich
+class TextEncoder(FakeEncoder):
+    temperature = 0.01
+
+    def encode_text(self, texts):
+        import zlib
+
+        x = np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(DIM) for t in texts]).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_remove_while_enrich_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real `vidsearch remove` process deletes a video between enrich's check and its insert."""
+    from vidsearch.enrich.recognize import recognize_library
+    from vidsearch.store import segments
+
+    folder = tmp_path / "videos"
+    make_files(folder, 3)
+    lib = tmp_path / "lib"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dog\ncat\nbird\n")
+    with Library.open(lib) as library:
+        fake_index(library, folder)
+    real = segments.existing_segment_ids
+    procs: list[subprocess.Popen] = []
+
+    def alive_then_remove(s, ids):
+        alive = real(s, ids)
+        if not procs:
+            procs.append(subprocess.Popen([*CLI, "remove", str(folder / "v1.mp4"), "--library", str(lib)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            deadline = time.monotonic() + 15  # old code: the remove commits here; new: it waits for us
+            while time.monotonic() < deadline and procs[0].poll() is None:
+                time.sleep(0.2)
+        return alive
+
+    monkeypatch.setattr(segments, "existing_segment_ids", alive_then_remove)
+    with Library.open(lib) as library:
+        report = recognize_library(library, str(labels), encoder=TextEncoder())
+    out, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 0, err
+    assert report.labelled == 6
+    with contextlib.closing(sqlite3.connect(lib / DB_NAME)) as con:
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert con.execute("select count(*) from videos").fetchone()[0] == 2
+        assert con.execute("select count(*) from segment_recognitions").fetchone()[0] == 4
+
+
+# ------------------------------------------------------------------ 13: concurrent saves, read-only queries
+SAVER = """
+import sys, numpy as np
+from vidsearch.errors import LibraryError
+from vidsearch.store.vectors import VectorIndex
+path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(seed)
+failed = torn = 0
+for i in range(n):
+    xb = rng.standard_normal((200 + seed, 8)).astype(np.float32)
+    try:
+        VectorIndex.build(np.arange(len(xb)), xb).save(path)
+    except LibraryError:
+        failed += 1
+    try:
+        VectorIndex.load(path)
+    except LibraryError:
+        torn += 1
+print(failed, torn)
+"""
+
+
+def test_concurrent_saves_never_fail_or_tear(tmp_path: Path) -> None:
+    path = tmp_path / "indexes" / "space-1.faiss"
+    path.parent.mkdir()
+    VectorIndex.empty(8).save(path)
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(path), str(seed), "20"], stdout=subprocess.PIPE, text=True) for seed in range(3)]
+    results = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert results == [["0", "0"]] * 3
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_query_never_writes_the_index_and_stale_temps_are_cleaned(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    make_files(folder, 3)
+    lib = tmp_path / "lib"
+    with Library.open(lib) as library:
+        fake_index(library, folder)
+        library.remove_paths([folder / "v0.mp4"])  # SQLite moves on, the FAISS file is now stale
+    ipath = lib / "indexes" / "space-1.faiss"
+    before = ipath.read_bytes()
+    with Library.open(lib, read_only=True) as library:
+        from vidsearch.search import search_vectors
+
+        hits = search_vectors(library, library.spaces()[0], np.ones(DIM, np.float32) / 2, k=5)
+        assert {Path(h.path).name for h in hits} == {"v1.mp4", "v2.mp4"}  # synced in memory
+    assert ipath.read_bytes() == before
+    stale = ipath.parent / ".space-1.faiss.abc123.tmp"
+    stale.write_bytes(b"half a save")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with Library.open(lib):
+        pass
+    assert not stale.exists()
+
+
+# ------------------------------------------------------------------ 14: read-only library
+@contextlib.contextmanager
+def read_only_dir(folder: Path):
+    """Make ``folder`` unwritable: a read-only bind mount as root (root ignores chmod), else chmod."""
+    if os.geteuid() == 0:
+        ok = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+        ok = ok and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode == 0
+        if not ok:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+            pytest.skip("root without mount permission: cannot make a directory read-only here")
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+    else:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555)
+        for f in folder.rglob("*"):
+            f.chmod(0o555 if f.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            for f in folder.rglob("*"):
+                f.chmod(0o755 if f.is_dir() else 0o644)
+            folder.chmod(mode)
+
+
+def test_read_only_library(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    make_files(folder, 3)
+    lib = tmp_path / "lib"
+    with Library.open(lib) as library:
+        fake_index(library, folder)
+    runner = CliRunner()
+    with read_only_dir(lib):
+        with pytest.raises(OSError):
+            (lib / "probe").write_text("x")
+        result = runner.invoke(app, ["info", "--library", str(lib), "--json"], catch_exceptions=False)
+        assert result.exit_code == 0 and json.loads(result.stdout)["videos_indexed"] == 3
+        with Library.open(lib, read_only=True) as library:
+            from vidsearch.search import search_vectors
+
+            assert len(search_vectors(library, library.spaces()[0], np.ones(DIM, np.float32) / 2, k=3)) == 3
+        for args in (["remove", str(folder / "v0.mp4")], ["reindex"], ["index", str(folder)]):
+            with pytest.raises(ReadOnlyLibraryError, match="is read-only"):
+                runner.invoke(app, [*args, "--library", str(lib)], catch_exceptions=False)
+        with pytest.raises(ReadOnlyLibraryError):
+            with Library.open(lib) as library:
+                fake_index(library, folder)
+
+
+# ------------------------------------------------------------------ 15: SIGTERM during index
+def test_sigterm_during_index_is_like_ctrl_c(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    import videogen
+    from test_crash_safety import N_VIDEOS, _indexed_count, assert_consistent, env_with, index_cmd
+
+    folder = tmp_path / "videos"
+    for i in range(N_VIDEOS):
+        videogen.write_video(folder / f"v{i}.mp4", seconds=2, fps=8, pattern="noise" if i % 2 else "moving_square")
+    lib = tmp_path / "lib"
+    env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
+    proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _indexed_count(lib) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, (proc.returncode, err)
+    assert "terminated" in err and "Traceback" not in err
+    from vidsearch.store.vectors.fileformat import read_header
+
+    with Library.open(lib, read_only=True) as library:
+        space = library.spaces()[0]
+        header = read_header(library.index_path(space.id))
+        assert header["meta"]["generation"] == space.generation  # saved on the way out
+    assert 2 <= assert_consistent(lib) < N_VIDEOS
