@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from test_index_stages import DIM, FakeDecoder, FakeEncoder
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
-from vidsearch.errors import CheckpointError, CorruptLibraryError, DiskFullError, LibraryError, ReadOnlyLibraryError
+from vidsearch import errors
+from vidsearch.errors import CheckpointError, LibraryError
 from vidsearch.indexer.options import IndexOptions
 from vidsearch.indexer.pipeline import Stages, index_files, index_folder
 from vidsearch.store.library import DB_NAME, Library
@@ -241,7 +242,7 @@ def test_disk_full_is_one_line_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     lib = tmp_path / "lib"
     with Library.open(lib) as library:
         _disk_full_at_commit(monkeypatch, after=2)
-        with pytest.raises(DiskFullError) as e:
+        with pytest.raises(errors.DiskFullError) as e:
             fake_index(library, folder)
         msg = str(e.value)
         assert "\n" not in msg and msg.startswith(f"disk full while writing {lib / DB_NAME} (") and "MB free" in msg
@@ -273,7 +274,7 @@ def test_disk_full_on_a_real_full_disk(tmp_path: Path) -> None:
             with open(filler, "wb") as fh:  # leave about 40 KB free
                 free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
                 fh.write(b"\0" * max(0, free - 40_000))
-            with pytest.raises(DiskFullError) as e:
+            with pytest.raises(errors.DiskFullError) as e:
                 fake_index(library, folder)
             assert "\n" not in str(e.value) and "disk full while writing" in str(e.value)
             filler.unlink()
@@ -307,11 +308,11 @@ def test_corrupted_database_is_reported_with_advice(tmp_path: Path) -> None:
         backup = library.backup(tmp_path / "backup.sqlite")
     _corrupt_db(lib)
     runner = CliRunner()
-    with pytest.raises(CorruptLibraryError) as e:
+    with pytest.raises(errors.CorruptLibraryError) as e:
         runner.invoke(app, ["info", "--library", str(lib), "--check"], catch_exceptions=False)
     msg = str(e.value)
     assert "\n" not in msg and "corrupted" in msg and "backup" in msg and "vidsearch index DIR" in msg
-    with pytest.raises(CorruptLibraryError):
+    with pytest.raises(errors.CorruptLibraryError):
         with Library.open(lib) as library:
             fake_index(library, folder)
     # The backup made with `vidsearch backup` is whole and usable.
@@ -502,9 +503,9 @@ def test_read_only_library(tmp_path: Path) -> None:
 
             assert len(search_vectors(library, library.spaces()[0], np.ones(DIM, np.float32) / 2, k=3)) == 3
         for args in (["remove", str(folder / "v0.mp4")], ["reindex"], ["index", str(folder)]):
-            with pytest.raises(ReadOnlyLibraryError, match="is read-only"):
+            with pytest.raises(errors.ReadOnlyLibraryError, match="is read-only"):
                 runner.invoke(app, [*args, "--library", str(lib)], catch_exceptions=False)
-        with pytest.raises(ReadOnlyLibraryError):
+        with pytest.raises(errors.ReadOnlyLibraryError):
             with Library.open(lib) as library:
                 fake_index(library, folder)
 
