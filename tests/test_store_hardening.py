@@ -65,6 +65,15 @@ def fake_index(library: Library, folder: Path, **options: object):
     return index_folder(library, folder, IndexOptions(batch_size=1, **options), encoder=FakeEncoder(), stages=STAGES)
 
 
+def indexed_library(tmp_path: Path, n: int = 3) -> tuple[Path, Path]:
+    """``(folder, library)``: ``n`` fake videos in ``tmp_path/videos``, indexed into ``tmp_path/lib``."""
+    folder, lib = tmp_path / "videos", tmp_path / "lib"
+    make_files(folder, n)
+    with Library.open(lib) as library:
+        fake_index(library, folder)
+    return folder, lib
+
+
 def consistent(library: Library) -> int:
     """FAISS holds exactly SQLite's vectors; returns how many."""
     space = library.spaces()[0]
@@ -299,11 +308,8 @@ def _corrupt_db(lib: Path) -> None:
 
 
 def test_corrupted_database_is_reported_with_advice(tmp_path: Path) -> None:
-    folder = tmp_path / "videos"
-    make_files(folder, 3)
-    lib = tmp_path / "lib"
+    folder, lib = indexed_library(tmp_path)
     with Library.open(lib) as library:
-        fake_index(library, folder)
         assert library.check() == []
         backup = library.backup(tmp_path / "backup.sqlite")
     _corrupt_db(lib)
@@ -324,11 +330,7 @@ def test_corrupted_database_is_reported_with_advice(tmp_path: Path) -> None:
 
 
 def test_backup_command_while_writing(tmp_path: Path) -> None:
-    folder = tmp_path / "videos"
-    make_files(folder, 3)
-    lib = tmp_path / "lib"
-    with Library.open(lib) as library:
-        fake_index(library, folder)
+    folder, lib = indexed_library(tmp_path)
     dest = tmp_path / "copies"
     dest.mkdir()
     result = CliRunner().invoke(app, ["backup", str(dest), "--library", str(lib), "--json"], catch_exceptions=False)
@@ -340,11 +342,7 @@ def test_backup_command_while_writing(tmp_path: Path) -> None:
 
 
 def test_info_check_reports_a_damaged_index_file(tmp_path: Path) -> None:
-    folder = tmp_path / "videos"
-    make_files(folder, 3)
-    lib = tmp_path / "lib"
-    with Library.open(lib) as library:
-        fake_index(library, folder)
+    folder, lib = indexed_library(tmp_path)
     ipath = lib / "indexes" / "space-1.faiss"
     raw = bytearray(ipath.read_bytes())
     raw[-20:-10] = b"\x01" * 10
@@ -436,11 +434,8 @@ def test_concurrent_saves_never_fail_or_tear(tmp_path: Path) -> None:
 
 
 def test_query_never_writes_the_index_and_stale_temps_are_cleaned(tmp_path: Path) -> None:
-    folder = tmp_path / "videos"
-    make_files(folder, 3)
-    lib = tmp_path / "lib"
+    folder, lib = indexed_library(tmp_path)
     with Library.open(lib) as library:
-        fake_index(library, folder)
         library.remove_paths([folder / "v0.mp4"])  # SQLite moves on, the FAISS file is now stale
     ipath = lib / "indexes" / "space-1.faiss"
     before = ipath.read_bytes()
@@ -487,11 +482,7 @@ def read_only_dir(folder: Path):
 
 
 def test_read_only_library(tmp_path: Path) -> None:
-    folder = tmp_path / "videos"
-    make_files(folder, 3)
-    lib = tmp_path / "lib"
-    with Library.open(lib) as library:
-        fake_index(library, folder)
+    folder, lib = indexed_library(tmp_path)
     runner = CliRunner()
     with read_only_dir(lib):
         with pytest.raises(OSError):
@@ -513,20 +504,14 @@ def test_read_only_library(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ 15: SIGTERM during index
 def test_sigterm_during_index_is_like_ctrl_c(tmp_path: Path, tiny_checkpoint: Path) -> None:
     import videogen
-    from test_crash_safety import N_VIDEOS, _indexed_count, assert_consistent, env_with, index_cmd
+    from test_crash_safety import N_VIDEOS, assert_consistent, signal_index_run
 
     folder = tmp_path / "videos"
     for i in range(N_VIDEOS):
         videogen.write_video(folder / f"v{i}.mp4", seconds=2, fps=8, pattern="noise" if i % 2 else "moving_square")
     lib = tmp_path / "lib"
-    env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
-    proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _indexed_count(lib) < 2:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, (proc.returncode, err)
+    code, err = signal_index_run(folder, lib, tiny_checkpoint, signal.SIGTERM)
+    assert code == 143, (code, err)
     assert "terminated" in err and "Traceback" not in err
     from vidsearch.store.vectors.fileformat import read_header
 
