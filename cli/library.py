@@ -28,6 +28,8 @@ def info_command(
         stats["problems"] = problems
     if json_out:
         print_json(stats)
+        if problems:
+            raise typer.Exit(1)
         return
     console.print(f"[bold]library[/] {stats['library']}")
     console.print(f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}")
@@ -47,7 +49,9 @@ def info_command(
     if check:
         console.print("check: OK" if not problems else f"check: {len(problems)} problem(s)", highlight=False)
         for p in problems:
-            console.print(f"  [red]problem[/] {p}", highlight=False, markup=True)
+            console.print(f"  problem: {p}", highlight=False, markup=False)
+        if problems:
+            raise typer.Exit(1)  # like `index` with failed files: the command ran, something is wrong
 
 
 @app.command("remove")

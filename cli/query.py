@@ -55,9 +55,11 @@ def query_command(
         return
     from rich.table import Table
 
+    from vidsearch.paths import display_path
+
     table = Table(show_header=True, header_style="bold")
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", h.path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", display_path(h.path))
     console.print(table)

@@ -348,6 +348,7 @@ def test_info_check_reports_a_damaged_index_file(tmp_path: Path) -> None:
     raw[-20:-10] = b"\x01" * 10
     ipath.write_bytes(bytes(raw))
     result = CliRunner().invoke(app, ["info", "--library", str(lib), "--check", "--json"], catch_exceptions=False)
+    assert result.exit_code == 1
     problems = json.loads(result.stdout)["problems"]
     assert len(problems) == 1 and "checksum" in problems[0]
 
