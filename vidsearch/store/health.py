@@ -177,6 +177,9 @@ def translated_errors(root: Path, db_path: Path, opening: bool = False) -> Itera
     except LibraryError:
         raise
     except Exception as exc:
+        # Only what the database or the OS raised: a user error's text must never be mistaken.
+        if not isinstance(exc, (sqlite3.Error, OSError)) and not isinstance(getattr(exc, "orig", None), sqlite3.Error):
+            raise
         if is_disk_full(exc):
             raise disk_full_error(root, db_path) from exc
         if any("readonly database" in str(e).lower() for e in _chain(exc)):

@@ -132,6 +132,8 @@ class Library:
             except OSError as exc:
                 raise LibraryError(f"cannot create library directory {root}: {exc.strerror}") from exc
         writable = health.directory_writable(root)
+        if not writable and not db_path.exists():
+            raise health.read_only_error(root)
         read_only = read_only or not writable
         engine = open_engine(db_path, read_only, immutable=not writable)
         try:
