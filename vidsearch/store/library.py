@@ -387,8 +387,9 @@ class Library:
 
     def _save_quietly(self, index: VectorIndex, path: Path) -> None:
         # Readers may lack write permission; the in-memory index is correct either way. A
-        # read-only handle (query) never writes, so it cannot race a writer's save.
-        if self.read_only:
+        # read-only handle (query) never replaces a file, so it cannot overwrite a writer's newer
+        # save with an older index; it only creates a missing one (atomically, nothing to race).
+        if self.read_only and (not self.writable or path.exists()):
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
