@@ -86,16 +86,20 @@ def bench_options(
     )
 
 
-def open_library(path: Optional[Path], *, create: bool = False):
-    """Open the library the user pointed at (or the default one)."""
+def open_library(path: Optional[Path], *, create: bool = False, read_only: bool = False):
+    """Open the library the user pointed at (or the default one); ``read_only`` for commands that
+    only read (they then work on read-only mounts and never write the FAISS files)."""
     from vidsearch.store.library import Library
 
-    return Library.open(path, create=create)
+    return Library.open(path, create=create, read_only=read_only)
 
 
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (no rich markup, safe for pipes)."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    # Undecodable file-name bytes (surrogate escapes) become JSON \udcNN escapes, which
+    # json.loads turns back into the same str (os.fsencode then gives the original bytes).
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
     sys.stdout.flush()
 
 

@@ -51,6 +51,7 @@ def index_command(
     gpus_per_encoder: Optional[float] = typer.Option(None, "--gpus-per-encoder", help="With --ray: GPUs per encode actor, fractions share a GPU (default: 1 when the cluster has GPUs, else CPU)."),
     path_map: Optional[str] = typer.Option(None, "--path-map", metavar="LOCAL=REMOTE", help="With --ray: workers see files under LOCAL at REMOTE."),
     stage: Optional[Path] = typer.Option(None, "--stage", metavar="DIR", help="With --ray: write Parquet shards to DIR (shared by every node) for `vidsearch ingest DIR`."),
+    verify: bool = typer.Option(False, "--verify", help="Re-fingerprint every file, also those whose size and mtime did not change."),
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
@@ -80,6 +81,7 @@ def index_command(
         batch_size=batch_size,
         timeout=timeout,
         retry_failed=retry_failed,
+        verify=verify,
         # The one place the test hook VIDSEARCH_FAULT_INJECT is read: end-to-end tests of a
         # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
         decode_faults=FaultPlan.from_env() or None,

@@ -17,12 +17,22 @@ CONFIRM_OVER = 5
 
 
 @app.command("info")
-def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonOption) -> None:
+def info_command(
+    library: Optional[Path] = LibraryOption,
+    check: bool = typer.Option(False, "--check", help="Also verify the database (PRAGMA quick_check) and every index file's checksum."),
+    json_out: bool = JsonOption,
+) -> None:
     """Show what the library holds: videos, failures with reasons, embedding spaces, indexes."""
-    with open_library(library) as lib:
+
+    with open_library(library, read_only=True) as lib:
+        problems = lib.check() if check else []
         stats = lib.stats()
+    if check:
+        stats["problems"] = problems
     if json_out:
         print_json(stats)
+        if problems:
+            raise typer.Exit(1)
         return
     console.print(f"[bold]library[/] {shown(stats['library'])}", highlight=False)
     console.print(f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}")
@@ -39,6 +49,12 @@ def info_command(library: Optional[Path] = LibraryOption, json_out: bool = JsonO
         console.print(line, highlight=False)
     for f in stats["failed"]:
         console.print(f"  [red]failed[/] {shown(f['path'])}: {shown(f['reason'])}", highlight=False)
+    if check:
+        console.print("check: OK" if not problems else f"check: {len(problems)} problem(s)", highlight=False)
+        for p in problems:
+            console.print(f"  problem: {p}", highlight=False, markup=False)
+        if problems:
+            raise typer.Exit(1)  # like `index` with failed files: the command ran, something is wrong
 
 
 @app.command("remove")

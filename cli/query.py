@@ -50,7 +50,7 @@ def query_command(
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
     if label_set is not None and label is None:
         raise InputError("--label-set only applies together with --label")
-    with open_library(library) as lib:
+    with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
         key = space_key(lib, model)
         if label is not None:
             import dataclasses
@@ -67,6 +67,7 @@ def query_command(
         console.print("no results" + (" above --min-score" if min_score is not None else ""))
         return
     from rich.table import Table
+
 
     table = Table(show_header=True, header_style="bold")
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):

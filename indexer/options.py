@@ -37,6 +37,7 @@ class IndexOptions:
     batch_size: int = 8  # clips per encoder call
     timeout: float | None = None  # per-file decoding timeout in seconds; None = the pool's default
     retry_failed: bool = False
+    verify: bool = False  # re-fingerprint unchanged-looking files (see indexer.scan.plan_changes)
     # Crash injection for the crash-safety tests (as faiss contrib's resumable jobs take one):
     # the process SIGKILLs itself right after the N-th batch commit, before the FAISS file is saved.
     crash_after_commits: int = 0

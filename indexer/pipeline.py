@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidsearch.errors import InputError
+from vidsearch.errors import InputError, VidsearchError
 from vidsearch.indexer.commit import record_failure
 from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink, failed_with_other_options, sampling_dict, with_options
-from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes
+from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes, stat_entry
 from vidsearch.indexer.stages import (
     CommitFactory,
     DecodeFactory,
@@ -33,6 +33,7 @@ from vidsearch.indexer.stages import (
     library_committer,
     pool_decoder,
 )
+from vidsearch.paths import canonical_path
 from vidsearch.store import videos as stored_videos
 from vidsearch.store.library import Library, SpaceInfo
 
@@ -70,7 +71,7 @@ def index_folder(
     if not folder.is_dir():
         raise InputError(f"{folder} is not a directory; pass the folder that holds your videos")
     scan = find_videos(folder)
-    return _run(library, scan.files, scan.problems, Path(os.path.abspath(folder)), options or IndexOptions(), progress, encoder, stages or Stages())
+    return _run(library, scan.files, scan.problems, Path(canonical_path(folder)), options or IndexOptions(), progress, encoder, stages or Stages())
 
 
 def index_files(
@@ -85,13 +86,11 @@ def index_files(
     entries: list[FileEntry] = []
     problems: list[tuple[str, str]] = []
     for f in files:
-        path = os.path.abspath(os.fspath(f))
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            problems.append((path, f"cannot open: {exc.strerror}"))
-            continue
-        entries.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+        entry = stat_entry(os.fspath(f))
+        if isinstance(entry, FileEntry):
+            entries.append(entry)
+        else:
+            problems.append(entry)
     return _run(library, entries, problems, None, options or IndexOptions(), progress, encoder, stages or Stages())
 
 
@@ -114,10 +113,10 @@ def _run(
     stages: Stages,
 ) -> IndexReport:
     t0 = time.perf_counter()
-    # no files, nothing to encode: no model key, so no weights look-up (a removal needs none)
-    key = _space_key(options, encoder) if files else ""
-    report = IndexReport(space_key=key, scanned=len(files))
-    with library.writer_lock():
+    with library.writer_lock():  # first: a read-only or busy library is refused before any model work
+        # no files, nothing to encode: no model key, so no weights look-up (a removal needs none)
+        key = _space_key(options, encoder) if files else ""
+        report = IndexReport(space_key=key, scanned=len(files))
         space = library.find_space(key)
         if space is not None:  # an explicit resize choice must match the space's, before any weights
             from vidsearch.media.sampling import resolve_antialias
@@ -126,7 +125,7 @@ def _run(
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)
         plan = plan_changes(
-            snapshot, files, root, retry_failed=options.retry_failed,
+            snapshot, files, root, retry_failed=options.retry_failed, verify=options.verify,
             retry_reason=lambda reason: failed_with_other_options(reason, options),
         )  # fmt: skip
         report.unchanged = plan.unchanged
@@ -216,6 +215,7 @@ def run_stages(
 
     pending: list[DecodedVideo] = []
     pending_clips = 0
+    completed = False
     try:
         with stages.decode(options) as decoder:
             results = iter(decoder.run(jobs))
@@ -242,9 +242,22 @@ def run_stages(
             if pending:
                 flush(pending)
         committer.finish()
+        completed = True
     except KeyboardInterrupt:
         report.interrupted = True
         raise
     finally:
         # Whatever was committed is in the index too; save it as reflecting that generation.
+        _close(committer, completed)
+
+
+def _close(committer: Any, completed: bool) -> None:
+    if completed:
         committer.close()
+        return
+    # The run is already failing (a full disk, Ctrl-C): the save must not replace that error with
+    # its own; the FAISS file is synced from SQLite on the next open anyway.
+    try:
+        committer.close()
+    except VidsearchError as exc:
+        LOG.warning("could not save the vector index: %s", exc)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidsearch.media.fingerprint import fingerprint
+from vidsearch.paths import canonical_path
 from vidsearch.store.videos import KnownVideo, Snapshot
 
-__all__ = ["VIDEO_EXTENSIONS", "FileEntry", "ScanResult", "Plan", "find_videos", "fingerprint", "plan_changes"]
+__all__ = ["VIDEO_EXTENSIONS", "NOT_REGULAR", "FileEntry", "ScanResult", "Plan", "find_videos", "stat_entry", "fingerprint", "plan_changes"]
 
 LOG = logging.getLogger(__name__)
 
@@ -27,11 +29,13 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .qt .wmv .asf .flv .f4v .mpg .mpeg .mpe .m2v .ts .mts .m2ts "
     ".vob .ogv .ogg .3gp .3g2 .mxf .dv .divx .rm .rmvb .y4m .gif".split()
 )
+# A FIFO, socket or device named like a video would block (or never end) the first read.
+NOT_REGULAR = "not a regular file"
 
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A candidate video file as found on disk (``path`` is absolute, symlinks not resolved)."""
+    """A candidate video file as found on disk (``path`` is canonical: symlinked folders resolved)."""
 
     path: str
     size: int
@@ -46,13 +50,31 @@ class ScanResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
+def stat_entry(path: str) -> FileEntry | tuple[str, str]:
+    """The :class:`FileEntry` of ``path`` (made canonical), or ``(path, reason)`` when it cannot be one.
+
+    Only regular files are entries: anything else is refused here, before anything opens it.
+    """
+    path = canonical_path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return path, "file not found (it vanished, or is a broken symlink)"
+    except OSError as exc:
+        return path, f"cannot stat: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return path, NOT_REGULAR
+    return FileEntry(path, st.st_size, st.st_mtime_ns)
+
+
 def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> ScanResult:
     """Walk ``root`` recursively (following symlinks, never looping) for video files.
 
-    Each real file is listed once, under the first path that reached it.
+    Each real file is listed once, under its canonical path (symlinked folders resolved), so
+    indexing a link to a folder and the folder itself store the same rows.
     """
     result = ScanResult()
-    root = Path(os.path.abspath(root))
+    root = Path(canonical_path(root))
     seen_dirs: set[str] = set()
     seen_files: set[str] = set()
 
@@ -69,20 +91,15 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() not in extensions:
                 continue
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                result.problems.append((path, "file not found (it vanished, or is a broken symlink)"))
+            entry = stat_entry(os.path.join(real, name))
+            if not isinstance(entry, FileEntry):
+                result.problems.append(entry)
                 continue
-            except OSError as exc:
-                result.problems.append((path, f"cannot stat: {exc.strerror}"))
-                continue
-            real_file = os.path.realpath(path)
+            real_file = os.path.realpath(entry.path)
             if real_file in seen_files:
                 continue
             seen_files.add(real_file)
-            result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+            result.files.append(entry)
     return result
 
 
@@ -112,6 +129,7 @@ def plan_changes(
     *,
     retry_failed: bool = False,
     retry_reason: Callable[[str | None], bool] | None = None,
+    verify: bool = False,
 ) -> Plan:
     """Diff scanned ``files`` against the library's videos for one embedding space.
 
@@ -124,13 +142,15 @@ def plan_changes(
         retry_failed: re-try files that failed before even if they did not change.
         retry_reason: re-try unchanged failed files whose stored reason it accepts (the index
             run's: failed under other decode options).
+        verify: re-fingerprint files whose size and mtime did not change too (a file replaced
+            by another of the same size and mtime is otherwise taken as unchanged).
     """
     plan = Plan()
     rows = snapshot.videos
     in_space = snapshot.in_space
     by_path = {r.path: r for r in rows}
     found_paths = {f.path for f in files}
-    root_s = os.path.abspath(root) if root is not None else None
+    root_s = canonical_path(root) if root is not None else None
     # Rows whose file is gone: candidates for a move, otherwise removed (when under the root).
     orphans = {r.id: r for r in rows if r.path not in found_paths and not os.path.exists(r.path)}
     orphan_by_fp: dict[str, list[KnownVideo]] = {}
@@ -151,7 +171,7 @@ def plan_changes(
         if row is not None:
             plan.reencode.add(entry.path)
             same_stat = row.size == entry.size and row.mtime_ns == entry.mtime_ns
-            if not same_stat:
+            if not same_stat or verify:
                 value = fp(entry)
                 if value is None:
                     continue

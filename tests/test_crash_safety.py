@@ -111,17 +111,23 @@ def _indexed_count(lib: Path) -> int:
         return 0
 
 
-def test_ctrl_c_keeps_what_was_committed(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
-    lib = tmp_path / "lib"
-    # The last video's decoder hangs, so the run is surely still going when Ctrl-C arrives.
+def signal_index_run(folder: Path, lib: Path, ckpt: Path, sig: int) -> tuple[int, str]:
+    """Start `vidsearch index`, send ``sig`` once 2 videos are committed; ``(exit code, stderr)``."""
+    # The last video's decoder hangs, so the run is surely still going when the signal arrives.
     env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
-    proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(index_cmd(folder, lib, ckpt), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and _indexed_count(lib) < 2:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (proc.returncode, err)
+    return proc.returncode, err
+
+
+def test_ctrl_c_keeps_what_was_committed(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    lib = tmp_path / "lib"
+    code, err = signal_index_run(folder, lib, tiny_checkpoint, signal.SIGINT)
+    assert code == 130, (code, err)
     assert "interrupted" in err and "Traceback" not in err
     done = assert_consistent(lib)
     assert 2 <= done < N_VIDEOS

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     # L0 core: no SQL, no knowledge of the library on disk.
     "errors": 0,
     "fileio": 0,
+    "paths": 0,
     "data": 0,
     "metrics": 0,
     "spans": 0,
@@ -63,6 +64,7 @@ LAYERS: dict[str, int] = {
 SIDEWAYS: dict[str, set[str]] = {
     "errors": set(),
     "fileio": {"errors"},
+    "paths": set(),
     "data": set(),
     "metrics": {"errors"},
     "spans": {"errors", "metrics"},

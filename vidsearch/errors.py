@@ -14,6 +14,9 @@ __all__ = [
     "WeightsNotFoundError",
     "MediaError",
     "LibraryError",
+    "DiskFullError",
+    "ReadOnlyLibraryError",
+    "CorruptLibraryError",
 ]
 
 
@@ -43,3 +46,15 @@ class MediaError(VidsearchError):
 
 class LibraryError(VidsearchError):
     """A library on disk that cannot be opened or is inconsistent."""
+
+
+class DiskFullError(LibraryError):
+    """The disk holding the library filled up while writing to it."""
+
+
+class ReadOnlyLibraryError(LibraryError):
+    """A write was asked of a library whose directory cannot be written."""
+
+
+class CorruptLibraryError(LibraryError):
+    """The library database fails SQLite's integrity check."""

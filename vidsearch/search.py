@@ -117,6 +117,21 @@ def _check_text(text: str | None) -> None:
         raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
 
 
+# Normalised vectors score in [-1, 1]; approximate indexes (PQ codes) may overshoot a little.
+_SCORE_SLACK = 0.05
+
+
+def _sane(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop hits whose score no normalised vector can have (a damaged index), clip the rest."""
+    bad = ~np.isfinite(D) | (np.abs(D) > 1.0 + _SCORE_SLACK)
+    if bad.any():
+        LOG.warning("ignored %d hit(s) with impossible scores; run `vidsearch reindex` to rebuild the index", int(bad.sum()))
+        I = np.where(bad, -1, I)
+        order = np.argsort(bad, axis=1, kind="stable")  # good hits first, in their order
+        D, I = np.take_along_axis(np.where(bad, -np.inf, D), order, 1), np.take_along_axis(I, order, 1)
+    return np.clip(D, -1.0, 1.0), I
+
+
 def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
     """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
     filters = filters or Filters()
@@ -146,7 +161,7 @@ def _widening_search(
     # and widen until k videos survive grouping and filtering or the index is exhausted.
     kk = min(n, max(64, 16 * k))
     while True:
-        D, I = index.search(xq, kk)
+        D, I = _sane(*index.search(xq, kk))
         valid = I[0] >= 0
         infos = library.segment_infos(I[0][valid].tolist())
         hits = collect(D[0], I[0], infos)
@@ -267,11 +282,20 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
-    """Load the encoder that produced a space's vectors (from the spec stored with it)."""
+    """Load the encoder that produced a space's vectors (from the spec stored with it).
+
+    The weights must still be the ones the vectors were made with: the space key records their
+    hash, checked here (cheaply: the hash is cached by the file's size and mtime) before loading.
+
+    Raises:
+        CheckpointError: the checkpoint file now holds other weights.
+    """
     from vidsearch.media.sampling import recorded_antialias
-    from vidsearch.models import load_encoder
+    from vidsearch.models import load_encoder, model_key
 
     spec = dict(space.model_spec)
+    key_args = {k: spec[k] for k in ("model", "checkpoint", "config") if k in spec}
+    check_weights(space.key, model_key(**key_args), spec.get("checkpoint") or spec.get("model"))
     spec["device"] = device
     try:
         encoder = load_encoder(**spec)
@@ -282,9 +306,26 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
             f"the model of embedding space {space.key} cannot be loaded from {where} ({str(exc).split(';')[0]}); "
             f"put the file back there, or index again with --model NEW_PATH"
         ) from None
+    check_weights(space.key, str(encoder.key), spec.get("checkpoint") or spec.get("model"))
     # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
     encoder.antialias = recorded_antialias(space.sampling)
     return encoder
+
+
+def check_weights(space_key: str, found_key: str, where: Any) -> None:
+    """Raise when the weights at ``where`` hash differently from those a space was made with.
+
+    Raises:
+        CheckpointError: the hashes after ``@`` in the two keys differ.
+    """
+    from vidsearch.errors import CheckpointError
+
+    want, have = space_key.partition("@")[2], found_key.partition("@")[2]
+    if want and have and want != have:
+        raise CheckpointError(
+            f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have}); "
+            f"restore the old file, or index again with `--model {where}` to make a new space for the new weights"
+        )
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ import numpy as np
 
 from vidsearch.bench.datasets import name_list, resolve_videos
 from vidsearch.errors import InputError
+from vidsearch.paths import canonical_path
 
 __all__ = [
     "BenchOptions",
@@ -145,7 +146,7 @@ def embed_videos(
         batch_size=options.batch_size,
         workers=options.workers,
     )
-    abs_paths = [os.path.abspath(p) for p in paths]
+    abs_paths = [canonical_path(p) for p in paths]
     with Library.open(lib_path) as library:
         report = index_files(library, abs_paths, index_options, progress=progress, encoder=encoder)
         if library.find_space(encoder.key) is None:  # nothing could be encoded at all
@@ -153,7 +154,7 @@ def embed_videos(
         else:
             emb, found = library.video_embeddings(encoder.key, abs_paths)
         reasons = dict(library.failures(abs_paths))
-    reasons.update({os.path.abspath(p): r for p, r in report.failed})
+    reasons.update({canonical_path(p): r for p, r in report.failed})
     found_set = set(found)
     failed = {i: reasons.get(p, "no embedding was produced") for i, p in enumerate(abs_paths) if i not in found_set}
     encoded = int(report.added + report.updated)

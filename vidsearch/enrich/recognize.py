@@ -43,6 +43,7 @@ from vidsearch.labels import (
     override_rule,
 )
 from vidsearch.metrics import softmax
+from vidsearch.paths import canonical_path
 
 __all__ = [
     "LabelSetInfo",
@@ -242,8 +243,9 @@ def recognize_library(
                 break
             last = batch_ids[-1]
             idx, sims, probs, known, unknown = classify(xb, class_emb, rule, top)
-            with library.session() as s:
-                # A segment deleted by a concurrent index run since it was read must not get labels.
+            # A segment deleted by a concurrent index or remove run since it was read must not get
+            # labels; the write lock (taken first) keeps the check true until the insert commits.
+            with library.write_session() as s:
                 alive = existing_segment_ids(s, batch_ids)
                 recs, labs = [], []
                 for r, (sid, kind) in enumerate(zip(batch_ids, kinds)):
@@ -381,7 +383,7 @@ def video_labels(library: Any, path: str | Path, label_set: str | None = None, s
     from vidsearch.store import labels as stored_labels
     from vidsearch.store.videos import find_video
 
-    abs_path = str(Path(path).expanduser().absolute())
+    abs_path = canonical_path(path)
     with library.session() as s:
         video = find_video(s, abs_path)
     if video is None:

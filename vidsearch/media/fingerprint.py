@@ -6,7 +6,10 @@ keyed by it (localization) survive renames too.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 
 __all__ = ["fingerprint"]
 
@@ -21,11 +24,16 @@ def fingerprint(path: str, size: int) -> str:
         size: its size in bytes (from the caller's ``stat``, so a scan stats each file once).
 
     Raises:
-        OSError: the file cannot be read.
+        OSError: the file cannot be read, or is not a regular file (a FIFO would block the read).
     """
     h = hashlib.blake2b(digest_size=16)
     h.update(str(size).encode())
-    with open(path, "rb") as fh:
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    with os.fdopen(fd, "rb") as fh:
         for offset in sorted({0, max(0, size // 2 - _FP_CHUNK // 2), max(0, size - _FP_CHUNK)}):
             fh.seek(offset)
             h.update(fh.read(_FP_CHUNK))

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.fileio import clean_stale_temps
-from vidsearch.store import embeddings, segments, spaces, videos
+from vidsearch.paths import canonical_path
+from vidsearch.store import embeddings, health, segments, spaces, videos
+from vidsearch.store.engine import open_engine
 from vidsearch.store.locks import WRITE_LOCK, file_lock
 from vidsearch.store.schema import VideoStatus
 from vidsearch.store.segments import SegmentInfo
@@ -56,17 +57,6 @@ def default_library_path() -> Path:
     return platformdirs.user_data_path("vidsearch") / "library"
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    # WAL lets queries read while an index run writes; NORMAL sync is durable against process
-    # crashes (SIGKILL), which is what "a crash loses nothing" means for a desktop library.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
 def _alembic_config():
     from importlib.resources import files
 
@@ -77,8 +67,11 @@ def _alembic_config():
     return cfg
 
 
-def migrate(engine: Engine, db_path: Path) -> None:
-    """Bring the database to the newest schema this vidsearch knows; refuse a newer one."""
+def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
+    """Bring the database to the newest schema this vidsearch knows; refuse a newer one.
+
+    A ``read_only`` library is not migrated: one made by an older vidsearch is refused.
+    """
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -94,6 +87,8 @@ def migrate(engine: Engine, db_path: Path) -> None:
                 f"library {db_path} has schema revision {current!r}, made by a newer vidsearch; "
                 "upgrade vidsearch (pip install -U vidsearch) to open it"
             )
+        if current != head and read_only:
+            raise health.read_only_error(db_path.parent)
         if current != head:
             LOG.info("migrating %s from %s to %s", db_path, current, head)
             cfg.attributes["connection"] = conn
@@ -103,19 +98,27 @@ def migrate(engine: Engine, db_path: Path) -> None:
 class Library:
     """A library directory: SQLite metadata and embeddings plus one FAISS index per space."""
 
-    def __init__(self, root: Path, engine: Engine) -> None:
+    def __init__(self, root: Path, engine: Engine, *, read_only: bool = False, writable: bool = True) -> None:
         self.root = root
         self.engine = engine
+        self.read_only = read_only  # this handle never writes (query, info)
+        self.writable = writable  # the directory can be written at all
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._indexes: dict[int, VectorIndex] = {}
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, *, create: bool = True) -> Library:
+    def open(cls, path: Path | str | None = None, *, create: bool = True, read_only: bool = False) -> Library:
         """Open (and, with ``create``, create) the library at ``path``, migrating it to head.
 
+        Args:
+            read_only: open the database read-only and never write (not even the FAISS files);
+                implied when the directory cannot be written, where writers are then refused
+                with :class:`~vidsearch.errors.ReadOnlyLibraryError`.
+
         Raises:
-            LibraryError: the path is not a usable library directory, or its schema is newer.
+            LibraryError: the path is not a usable library directory, or its schema is newer;
+                :class:`~vidsearch.errors.CorruptLibraryError` for a damaged database.
         """
         root = Path(path).expanduser() if path is not None else default_library_path()
         db_path = root / DB_NAME
@@ -128,18 +131,23 @@ class Library:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise LibraryError(f"cannot create library directory {root}: {exc.strerror}") from exc
-        engine = create_engine(f"sqlite:///{db_path}", future=True)
-        event.listen(engine, "connect", _set_sqlite_pragmas)
+        writable = health.directory_writable(root)
+        if not writable and not db_path.exists():
+            raise health.read_only_error(root)
+        read_only = read_only or not writable
+        engine = open_engine(db_path, read_only, immutable=not writable)
         try:
-            migrate(engine, db_path)
+            with health.translated_errors(root, db_path, opening=True):
+                migrate(engine, db_path, read_only=read_only)
         except LibraryError:
             engine.dispose()
             raise
         except Exception as exc:  # sqlite3.DatabaseError for a file that is not a database, etc.
             engine.dispose()
             raise LibraryError(f"cannot open library database {db_path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
-        library = cls(root, engine)
-        library._clean_index_temps()
+        library = cls(root, engine, read_only=read_only, writable=writable)
+        if not read_only:
+            library._clean_index_temps()
         return library
 
     def _clean_index_temps(self) -> None:
@@ -163,16 +171,64 @@ class Library:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on any exception."""
-        with self._sessions.begin() as session:
+        with health.translated_errors(self.root, self.db_path), self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A transaction that holds SQLite's write lock from its first statement (``BEGIN IMMEDIATE``).
+
+        What it reads cannot change before it writes: a check such as "these segments still
+        exist" stays true until the commit, whatever other processes do meanwhile (they wait).
+        """
+        with self.session() as session:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield session
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file of the library."""
+        return self.root / DB_NAME
+
+    def check(self) -> list[str]:
+        """Problems found by ``PRAGMA quick_check`` and by reading every FAISS file (checksums).
+
+        Returns:
+            One line per problem; empty when the library is sound.
+        """
+        from vidsearch.store.vectors.fileformat import read_index_file
+
+        problems = [f"{self.db_path}: {p}" for p in health.quick_check(self.db_path)]
+        if problems:
+            return problems
+        for sp in self.spaces():
+            path = self.index_path(sp.id)
+            if path.exists():
+                try:
+                    read_index_file(path)
+                except LibraryError as exc:
+                    problems.append(f"{exc} (derived from {DB_NAME}: nothing is lost)")
+        return problems
+
+    def backup(self, dest: Path | str) -> Path:
+        """A consistent copy of the database at ``dest`` (a file, or a folder to put it in).
+
+        The FAISS files are not copied: they are rebuilt from the database when missing.
+        """
+        return health.backup(self.db_path, Path(dest))
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise health.read_only_error(self.root)
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Exclusive lock for runs that write (index, remove, reindex) on this library.
 
         Raises:
-            LibraryError: another run holds it.
+            LibraryError: another run holds it; ReadOnlyLibraryError: the library is read-only.
         """
+        self._require_writable()
         with file_lock(self.root / WRITE_LOCK, f"another vidsearch run is writing to {self.root}; wait for it to finish"):
             yield
 
@@ -181,8 +237,9 @@ class Library:
         """One labelling run at a time per library (indexing may go on meanwhile).
 
         Raises:
-            LibraryError: another labelling run holds it.
+            LibraryError: another labelling run holds it; ReadOnlyLibraryError: the library is read-only.
         """
+        self._require_writable()
         with file_lock(self.root / ".enrich.lock", f"another `vidsearch enrich` run is labelling {self.root}; wait for it to finish"):
             yield
 
@@ -354,12 +411,18 @@ class Library:
         """Save ``index`` as reflecting ``generation`` of the space (atomic write)."""
         index.meta["generation"] = generation
         path = self.index_path(space.id)
+        if self.read_only:
+            raise health.read_only_error(self.root)
         path.parent.mkdir(parents=True, exist_ok=True)
         index.save(path)
         self._indexes[space.id] = index
 
     def _save_quietly(self, index: VectorIndex, path: Path) -> None:
-        # Readers may lack write permission; the in-memory index is correct either way.
+        # Readers may lack write permission; the in-memory index is correct either way. A
+        # read-only handle (query) never replaces a file, so it cannot overwrite a writer's newer
+        # save with an older index; it only creates a missing one (atomically, nothing to race).
+        if self.read_only and (not self.writable or path.exists()):
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             index.save(path)
@@ -390,7 +453,7 @@ class Library:
             (never indexed, or failed) are left out of ``found``.
         """
         space = self.space(space_key)
-        wanted = [str(Path(p).absolute()) for p in paths]
+        wanted = [canonical_path(p) for p in paths]
         with self.session() as s:
             by_path = embeddings.video_vectors(s, space.id, wanted)
         found = [i for i, p in enumerate(wanted) if p in by_path]
@@ -403,7 +466,7 @@ class Library:
         with self.session() as s:
             result = dict(videos.failures(s))
         if paths is not None:
-            wanted = {str(Path(p).absolute()) for p in paths}
+            wanted = {canonical_path(p) for p in paths}
             result = {p: e for p, e in result.items() if p in wanted}
         return result
 
@@ -425,7 +488,7 @@ class Library:
         Returns:
             How many videos were removed (0: none of the targets is in the library).
         """
-        absolute = [os.path.abspath(os.path.expanduser(str(t))) for t in targets]
+        absolute = [canonical_path(t) for t in targets]
         with self.session() as s:
             return videos.remove_videos(s, videos.video_ids_under(s, absolute))
 

@@ -9,7 +9,9 @@ The segment id is also the FAISS id.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +28,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from vidsearch.paths import has_surrogates
 
 __all__ = [
     "Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "Embedding",
@@ -75,13 +80,29 @@ class Space(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
+class FsPath(TypeDecorator):
+    """A file path, kept losslessly: a name with undecodable bytes (surrogate escapes, which
+    SQLite's UTF-8 text cannot hold) is stored as its raw bytes (a BLOB in the same TEXT column)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str) and has_surrogates(value):
+            return os.fsencode(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 class Video(Base):
     """A file that was scanned: its identity on disk, what decoding found, and its status."""
 
     __tablename__ = "videos"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
