@@ -39,7 +39,7 @@ def query_command(
 ) -> None:
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
     from vidsearch.errors import InputError
-    from vidsearch.search import Filters, load_space_encoder, search_text, search_video
+    from vidsearch.search import Filters, load_space_encoder, load_text_query_encoder, search_text, search_video
 
     if (text is None) == (video is None):
         raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
@@ -61,13 +61,9 @@ def query_command(
             filters = dataclasses.replace(filters, video_ids=frozenset(ids))
         elif label_set is not None:
             raise InputError("--label-set only applies together with --label")
-        if video is None:
-            # One caption is too little work to split across threads: a single thread is about
-            # as fast on an idle machine and 20x faster when another process holds a core.
-            import torch
-
-            torch.set_num_threads(1)
-        encoder = load_space_encoder(space, device=device)
+        # A text query loads only the text tower (ONNX Runtime, no torch, when cached), on one
+        # thread: one caption is too little work to split, and 20x faster on a busy machine.
+        encoder = load_space_encoder(space, device=device) if video is not None else load_text_query_encoder(space, device=device)
         if video is not None:
             hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)
         else:

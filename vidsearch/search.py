@@ -19,7 +19,7 @@ import numpy as np
 from vidsearch.errors import InputError
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
-__all__ = ["Filters", "VideoHit", "search_vectors", "search_text", "search_video", "encode_video_file", "load_space_encoder"]
+__all__ = ["Filters", "VideoHit", "search_vectors", "search_text", "search_video", "encode_video_file", "load_space_encoder", "load_text_query_encoder"]
 
 LOG = logging.getLogger(__name__)
 
@@ -132,11 +132,18 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     """Load the encoder that produced a space's vectors (from the spec stored with it)."""
-    from vidsearch.models import load_encoder
+    from vidsearch.models.lowprec import load_encoder_at
 
     spec = dict(space.model_spec)
     spec["device"] = device
-    return load_encoder(**spec)
+    return load_encoder_at(**spec)
+
+
+def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
+    """An encoder for text queries into ``space``; without torch when its ONNX graph is cached."""
+    from vidsearch.models.onnx_text import load_query_encoder
+
+    return load_query_encoder(space.key, space.model_spec, device=device)
 
 
 def search_text(library: Library, encoder: Any, text: str, space: SpaceInfo, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:

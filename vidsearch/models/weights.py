@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
+from vidsearch.models.paths import cache_dir
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig, resize_temporal_embedding
 
 __all__ = [
@@ -443,16 +444,6 @@ def resolve_config(
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def cache_dir() -> Path:
-    """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
-    env = os.environ.get("VIDSEARCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidsearch"))
 
 
 def _read_hash_cache(path: Path) -> dict[str, Any]:
