@@ -11,3 +11,4 @@ from vidsearch.cli import bench  # noqa: F401
 from vidsearch.cli import enrich  # noqa: F401
 from vidsearch.cli import bench_enrich  # noqa: F401
 from vidsearch.cli import finetune  # noqa: F401
+from vidsearch.cli import export  # noqa: F401

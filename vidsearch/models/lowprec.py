@@ -33,7 +33,7 @@ from vidsearch.models.encoder import Encoder, load_encoder
 from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_frames
 from vidsearch.precision import choose_precision, space_key, split_key
 
-__all__ = ["apply_precision", "load_encoder_at", "autocast_for", "OnnxInt8Encoder", "normalize_frames_np"]
+__all__ = ["apply_precision", "load_encoder_at", "resolve_precision", "autocast_for", "OnnxInt8Encoder", "normalize_frames_np"]
 
 LOG = logging.getLogger(__name__)
 
@@ -115,6 +115,14 @@ class OnnxInt8Encoder(Encoder):
         return self._text.encode_text(texts)
 
 
+def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
+    """The precision ``precision`` resolves to on ``device`` (for a space key before loading)."""
+    from vidsearch.models.encoder import resolve_device
+
+    dev = resolve_device(device)
+    return choose_precision(precision, dev.type, dev.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
 def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | None = None) -> Encoder:
     """``encoder`` at ``precision`` (``auto`` resolved for its device), key suffixed.
 
@@ -127,8 +135,7 @@ def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | No
         ModelError: the precision does not fit the device, or int8 without ONNX Runtime.
     """
     dev = encoder.device.type
-    cuda_bf16 = dev == "cuda" and torch.cuda.is_bf16_supported()
-    prec = choose_precision(precision, dev, cuda_bf16)
+    prec = resolve_precision(precision, encoder.device)
     base = split_key(encoder.key)[0]
     if prec == "int8":
         from vidsearch.models.onnx_text import ort_available

@@ -40,7 +40,7 @@ from vidsearch.models.onnx_text import (
     write_meta,
 )
 
-__all__ = ["TextGraph", "VisionGraph", "export_tower", "graph_parity", "graph_name", "ensure_graph", "OPSET"]
+__all__ = ["TextGraph", "VisionGraph", "export_tower", "example_input", "parity_inputs", "graph_parity", "graph_name", "ensure_graph", "OPSET"]
 
 LOG = logging.getLogger(__name__)
 
@@ -120,7 +120,13 @@ def export_tower(model: Any, tower: str, path: str | os.PathLike[str], num_frame
     return atomic_write(path, lambda fh: fh.write(blob))
 
 
-def _parity_inputs(model: Any, tower: str, num_frames: int | None, seed: int) -> torch.Tensor:
+def example_input(model: Any, tower: str, num_frames: int | None = None) -> torch.Tensor:
+    """The example input a tower is exported with (its shape fixes the graph's static dims)."""
+    return _example(model, tower, num_frames)[1]
+
+
+def parity_inputs(model: Any, tower: str, num_frames: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Seeded random inputs for a parity check: token rows with EOTs at several places, or frames."""
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
     if tower == "vision":
@@ -145,7 +151,7 @@ def graph_parity(model: Any, tower: str, path: str | os.PathLike[str], num_frame
         inputs: token ids or normalized frames to compare on (default: seeded random ones).
         seed: seed of the default inputs.
     """
-    x = _parity_inputs(model, tower, num_frames, seed) if inputs is None else inputs
+    x = parity_inputs(model, tower, num_frames, seed) if inputs is None else inputs
     with torch.inference_mode():
         ref = (model.encode_text(x) if tower == "text" else model.encode_video(x)).float().numpy()
     sess = make_session(path)
