@@ -8,9 +8,9 @@ before precisions existed stay valid; any other precision appends ``+<precision>
 Policy for ``auto`` (measured, see README "Precision"):
 
 * CUDA: bf16 where the GPU supports it, else fp16;
-* CPU: fp32. bf16 autocast runs ~5x *slower* than fp32 on CPUs without native bf16 and is
-  not faster with it for ViCLIP's shapes either, so ``auto`` never picks it on a CPU; int8 is
-  opt-in (``--precision int8``) because it changes the vectors.
+* CPU: fp32. bf16 autocast runs ~5x *slower* than fp32 on CPUs without native bf16; with it
+  (AVX512-BF16/AMX) it is opt-in, like int8: ``auto`` must give the same space on every CPU, or
+  one library indexed from two machines would split into two spaces.
 
 This module is torch-free: callers pass the facts (device type, capabilities) in, and
 :func:`cpu_has_native_bf16` reads the CPU flags from ``/proc/cpuinfo`` or torch when loaded.
