@@ -25,13 +25,13 @@ from vidsearch.models.onnx_export import ensure_graph, export_tower, graph_parit
 from vidsearch.models.onnx_text import (  # noqa: E402
     cosine_rows,
     graph_path,
-    load_query_encoder,
     make_session,
     open_text_encoder,
     optimized_path,
     read_meta,
 )
-from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig  # noqa: E402
+from vidsearch.models.query_encoder import load_query_encoder  # noqa: E402
+from vidsearch.models.viclip import PRESETS, ViCLIPConfig, ViCLIP  # noqa: E402
 from vidsearch.models.weights import fit_state_dict, read_state_dict  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "viclip"
@@ -123,8 +123,10 @@ def test_query_encoder_falls_back_to_pytorch_and_caches(tiny_checkpoint: Path, m
     captions = ["a dog catches a frisbee", "", "someone cooks pasta in a kitchen"]
     ref = torch_enc.encode_text(captions)
     import vidsearch.models.onnx_text as onnx_text
+    import vidsearch.models.query_encoder as query_encoder
 
     monkeypatch.setattr(onnx_text, "ort_available", lambda: False)
+    monkeypatch.setattr(query_encoder, "ort_available", lambda: False)
     first = load_query_encoder(torch_enc.key, spec, device="cpu")
     assert type(first).__name__ == "ViCLIPEncoder"  # no ONNX Runtime: the PyTorch path
     assert not graph_path(torch_enc.key, "text").exists()
@@ -141,7 +143,7 @@ def test_cached_text_query_imports_no_torch(fixture_model: ViCLIP) -> None:
     ensure_graph(fixture_model, key, "text")
     code = (
         "import sys\n"
-        "from vidsearch.models.onnx_text import load_query_encoder\n"
+        "from vidsearch.models.query_encoder import load_query_encoder\n"
         f"enc = load_query_encoder({key!r}, {{'model': 'unused'}}, device='cpu')\n"
         "print(type(enc).__name__, enc.encode_text(['a dog']).shape)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -141,7 +141,7 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
 
 def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     """An encoder for text queries into ``space``; without torch when its ONNX graph is cached."""
-    from vidsearch.models.onnx_text import load_query_encoder
+    from vidsearch.models.query_encoder import load_query_encoder
 
     return load_query_encoder(space.key, space.model_spec, device=device)
 

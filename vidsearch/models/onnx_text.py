@@ -5,8 +5,7 @@ torch._dynamo for the tokenizer) on every call. Here a query needs only numpy, `
 ``ftfy`` (:mod:`vidsearch.models.bpe`) and ONNX Runtime: the text tower is exported once per
 embedding space (:func:`vidsearch.models.onnx_export.ensure_graph`, parity-checked against
 PyTorch) into the user cache, keyed by the space key, which names the checkpoint's hash and
-the precision. :func:`load_query_encoder` is what a front end calls: it answers from the cached
-graph when there is one, else loads the PyTorch encoder (and caches the graph for next time).
+the precision. Front ends call :func:`vidsearch.models.query_encoder.load_query_encoder`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from vidsearch.precision import split_key
 
 __all__ = [
     "OnnxTextEncoder",
-    "load_query_encoder",
+    "graph_precision",
     "open_text_encoder",
     "ort_available",
     "graph_path",
@@ -217,7 +216,8 @@ class OnnxTextEncoder:
         return f"OnnxTextEncoder(key={self.key!r}, precision={self.precision})"
 
 
-def _graph_precision(space_precision: str) -> str:
+def graph_precision(space_precision: str) -> str:
+    """The graph precision that serves text queries into a space of ``space_precision``."""
     # Query vectors are never stored, so a space of any precision can be queried by the fp32
     # graph (the most exact); only int8 spaces use the int8 graph, which is also the fastest.
     return "int8" if space_precision == "int8" else "fp32"
@@ -227,7 +227,7 @@ def open_text_encoder(key: str, threads: int | None = 1) -> OnnxTextEncoder | No
     """The ONNX text encoder cached for the space ``key``, or None (no ONNX Runtime, no graph)."""
     if not ort_available():
         return None
-    path = graph_path(key, "text", _graph_precision(split_key(key)[1]))
+    path = graph_path(key, "text", graph_precision(split_key(key)[1]))
     meta = read_meta(path)
     if meta is None or not path.is_file() or meta.get("key") != key:
         return None
@@ -236,49 +236,3 @@ def open_text_encoder(key: str, threads: int | None = 1) -> OnnxTextEncoder | No
     except ModelError as exc:
         LOG.warning("%s; using the PyTorch text tower", exc)
         return None
-
-
-def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", threads: int | None = 1) -> Any:
-    """An encoder for text queries into the space ``key``: ONNX Runtime when it can, else PyTorch.
-
-    On a CPU with ONNX Runtime installed the cached text graph answers without importing
-    torch. Without a cached graph the PyTorch encoder is loaded from ``spec`` (what the space
-    stores: ``load_encoder(**spec)``), and the graph is exported and parity-checked for the next
-    query (a failed export is logged, the query still answered).
-
-    Args:
-        key: the space key (``name@hash`` plus an optional ``+precision``).
-        spec: the space's model spec (``model``, ``checkpoint``, ``config``).
-        device: ``auto``, ``cpu``, ``cuda``...; ONNX Runtime serves ``auto`` and ``cpu``.
-        threads: compute threads for one query (one caption: 1 is best on a busy machine).
-    """
-    on_cpu = device in ("auto", "cpu")
-    if on_cpu:
-        encoder = open_text_encoder(key, threads)
-        if encoder is not None and (device == "cpu" or not _cuda_visible()):
-            LOG.info("text queries through ONNX Runtime (%s)", encoder.path)
-            return encoder
-    import torch
-
-    from vidsearch.models.encoder import load_encoder
-
-    if threads:
-        torch.set_num_threads(threads)
-    # Query vectors are not stored: the fp32 tower serves a space of any precision.
-    encoder = load_encoder(**{k: v for k, v in spec.items() if k != "precision"}, device=device)
-    if on_cpu and encoder.device.type == "cpu" and ort_available() and hasattr(encoder, "config"):
-        from vidsearch.models.onnx_export import ensure_graph
-
-        try:
-            ensure_graph(encoder.model, key, "text", _graph_precision(split_key(key)[1]))
-        except (ModelError, OSError) as exc:
-            LOG.warning("could not cache an ONNX text graph for %s: %s", key, exc)
-    return encoder
-
-
-def _cuda_visible() -> bool:
-    # `auto` means CUDA when there is one; without importing torch, a visible NVIDIA device is
-    # the tell. A GPU host answers queries with the PyTorch tower on the GPU, as before.
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    return Path("/dev/nvidia0").exists()
