@@ -125,12 +125,12 @@ def test_query_encoder_falls_back_to_pytorch_and_caches(tiny_checkpoint: Path, m
     import vidsearch.models.onnx_text as onnx_text
     import vidsearch.models.query_encoder as query_encoder
 
-    monkeypatch.setattr(onnx_text, "ort_available", lambda: False)
-    monkeypatch.setattr(query_encoder, "ort_available", lambda: False)
-    first = load_query_encoder(torch_enc.key, spec, device="cpu")
+    with monkeypatch.context() as m:  # (undo() would also undo the isolated cache directory)
+        m.setattr(onnx_text, "ort_available", lambda: False)
+        m.setattr(query_encoder, "ort_available", lambda: False)
+        first = load_query_encoder(torch_enc.key, spec, device="cpu")
     assert type(first).__name__ == "ViCLIPEncoder"  # no ONNX Runtime: the PyTorch path
     assert not graph_path(torch_enc.key, "text").exists()
-    monkeypatch.undo()
     second = load_query_encoder(torch_enc.key, spec, device="cpu")
     assert type(second).__name__ == "ViCLIPEncoder" and graph_path(torch_enc.key, "text").is_file()
     third = load_query_encoder(torch_enc.key, spec, device="cpu")
