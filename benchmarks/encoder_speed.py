@@ -178,7 +178,7 @@ def main() -> None:
     if precisions:
         from precisions_bench import compare_precisions
 
-        compare_precisions(model, video, tokens, precisions, args.repeats, (min(vis), min(txt)), args.batch, args.text_batch)
+        compare_precisions(model, video, tokens, precisions, args.repeats, (min(vis), min(txt)), args.batch, args.text_batch, timeit)
 
 
 if __name__ == "__main__":

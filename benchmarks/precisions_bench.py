@@ -19,16 +19,6 @@ import torch
 from vidsearch.precision import cpu_has_native_bf16
 
 
-def _best(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).min())
@@ -82,8 +72,16 @@ def _bf16(model, video, tokens):
 
 
 def compare_precisions(model, video, tokens, precisions: list[str], repeats: int,
-                       fp32_times: tuple[float, float], batch: int, text_batch: int) -> None:
-    """Print clips/s, captions/s, ratio and cosine to fp32 for each precision, then fp32 again."""
+                       fp32_times: tuple[float, float], batch: int, text_batch: int,
+                       timeit: Callable[[Callable[[], object], int], list[float]]) -> None:
+    """Print clips/s, captions/s, ratio and cosine to fp32 for each precision, then fp32 again.
+
+    ``timeit(fn, repeats)`` is encoder_speed's timer (wall times after a warm-up call).
+    """
+
+    def _best(fn: Callable[[], object], n: int) -> float:
+        return min(timeit(fn, n))
+
     with torch.inference_mode():
         ref_v, ref_t = model.encode_video(video).numpy(), model.encode_text(tokens).numpy()
     rows = [("fp32 (PyTorch eager)", fp32_times[0], fp32_times[1], 1.0, 1.0)]

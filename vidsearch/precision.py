@@ -25,15 +25,8 @@ from pathlib import Path
 
 from vidsearch.errors import ModelError
 
-__all__ = [
-    "PRECISIONS",
-    "choose_precision",
-    "check_precision",
-    "key_suffix",
-    "space_key",
-    "split_key",
-    "cpu_has_native_bf16",
-]
+__all__ = ["PRECISIONS", "CHOICES", "choose_precision", "check_precision", "key_suffix", "space_key",
+           "split_key", "cpu_has_native_bf16"]
 
 LOG = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import ModelError
-from vidsearch.models.preprocess import normalize_frames, resize_frames
+from vidsearch.models.preprocess import normalize_frames, resize_clips
 
 __all__ = ["Encoder", "ViCLIPEncoder", "list_models", "model_key", "load_encoder", "resolve_device"]
 
@@ -87,12 +87,7 @@ class Encoder(abc.ABC):
 
     def _frames_tensor(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, T, H, W, C]`` at any size -> uint8 ``[B, T, res, res, C]`` on the device."""
-        frames = self.check_frames(frames)
-        B, T, H, W, C = frames.shape
-        if H != self.resolution or W != self.resolution:
-            frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution).reshape(
-                B, T, self.resolution, self.resolution, C
-            )
+        frames = resize_clips(self.check_frames(frames), self.resolution)
         return torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
 
     def __repr__(self) -> str:

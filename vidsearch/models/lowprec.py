@@ -30,7 +30,7 @@ import torch
 
 from vidsearch.errors import ModelError
 from vidsearch.models.encoder import Encoder, load_encoder
-from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_frames
+from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_clips
 from vidsearch.precision import choose_precision, space_key, split_key
 
 __all__ = ["apply_precision", "load_encoder_at", "resolve_precision", "autocast_for", "OnnxInt8Encoder", "normalize_frames_np"]
@@ -101,13 +101,8 @@ class OnnxInt8Encoder(Encoder):
 
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """Embed uint8 clips ``[B, T, H, W, C]`` into L2-normalized float32 ``[B, D]``."""
-        frames = self.check_frames(frames)
-        B, T, H, W, C = frames.shape
-        if H != self.resolution or W != self.resolution:
-            frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution).reshape(
-                B, T, self.resolution, self.resolution, C
-            )
-        out = self._vision_session(T).run(None, {"frames": normalize_frames_np(frames)})[0]
+        frames = resize_clips(self.check_frames(frames), self.resolution)
+        out = self._vision_session(frames.shape[1]).run(None, {"frames": normalize_frames_np(frames)})[0]
         return _l2(out)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:

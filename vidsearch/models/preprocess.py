@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "resize_frames", "normalize_frames", "preprocess_frames"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "resize_frames", "resize_clips", "normalize_frames", "preprocess_frames"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,6 +33,14 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int) -> np.ndar
     x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
     x = x.clamp_(0, 255).round_().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def resize_clips(clips: np.ndarray, resolution: int) -> np.ndarray:
+    """Resize uint8 clips ``[B, T, H, W, C]`` to ``[B, T, resolution, resolution, C]`` (unchanged if there)."""
+    B, T, H, W, C = clips.shape
+    if H == resolution and W == resolution:
+        return clips
+    return resize_frames(clips.reshape(B * T, H, W, C), resolution).reshape(B, T, resolution, resolution, C)
 
 
 def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
