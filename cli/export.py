@@ -53,7 +53,9 @@ def export_command(
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
     encoder = load_encoder(model, checkpoint=str(checkpoint) if checkpoint else None,
                            config=str(model_config) if model_config else None, device=device)
-    if not hasattr(encoder, "config"):
+    from vidsearch.models.viclip import ViCLIP
+
+    if not isinstance(encoder.model, ViCLIP):
         raise InputError(f"--model {model}: export supports ViCLIP models (presets or checkpoints), not openclip:")
     net = encoder.model
     if fmt == "onnx":

@@ -75,7 +75,9 @@ class OnnxInt8Encoder(Encoder):
     def __init__(self, inner: Encoder, threads: int | None = None) -> None:
         from vidsearch.models.onnx_text import OnnxTextEncoder, read_meta
 
-        if not hasattr(inner, "config"):
+        from vidsearch.models.viclip import ViCLIP
+
+        if not isinstance(inner.model, ViCLIP):
             raise ModelError("--precision int8 supports ViCLIP models; use fp32 for openclip: models")
         from vidsearch.models.onnx_export import ensure_graph
 

@@ -48,7 +48,9 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
         torch.set_num_threads(threads)
     # Query vectors are not stored: the fp32 tower serves a space of any precision.
     encoder = load_encoder(**{k: v for k, v in spec.items() if k != "precision"}, device=device)
-    if on_cpu and encoder.device.type == "cpu" and ort_available() and hasattr(encoder, "config"):
+    from vidsearch.models.viclip import ViCLIP
+
+    if on_cpu and encoder.device.type == "cpu" and ort_available() and isinstance(encoder.model, ViCLIP):
         from vidsearch.models.onnx_export import ensure_graph
 
         try:
