@@ -115,8 +115,11 @@ def test_graph_cache_is_keyed_and_reused(fixture_model: ViCLIP) -> None:
     assert open_text_encoder(key) is not None
 
 
-def test_query_encoder_falls_back_to_pytorch_and_caches(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_encoder_falls_back_to_pytorch_and_caches(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
     from vidsearch.models import load_encoder
+
+    monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))  # other tests cache this model's graph
 
     torch_enc = load_encoder(str(tiny_checkpoint), device="cpu")
     spec = dict(torch_enc.spec)
