@@ -33,8 +33,11 @@ def _query(lib: Path, text: str) -> tuple[list[dict], str]:
     return json.loads(r.stdout), r.stderr.strip().splitlines()[-1]
 
 
-def test_second_text_query_is_torch_free_and_answers_the_same(tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_second_text_query_is_torch_free_and_answers_the_same(tmp_path: Path, tiny_checkpoint: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
+
+    monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))  # no graph cached by other tests
 
     from vidsearch.cli import commands  # noqa: F401
     from vidsearch.cli.main import app
