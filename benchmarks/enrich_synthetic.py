@@ -110,15 +110,13 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 
 
 def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: argparse.Namespace) -> dict[str, float]:
-    from sqlalchemy import select
-
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.enrich.evaluate import calibrate_label_set
-    from vidsearch.enrich.openset import auroc
+    from vidsearch.bench.openset import calibrate_label_set
+    from vidsearch.metrics import auroc
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.store.library import Library
-    from vidsearch.store.schema import LabelSet, Segment, SegmentLabel, SegmentRecognition, Video
+    from vidsearch.store.labels import top_video_labels
     from vidsearch.train.synthetic import COLOURS, DIRECTIONS, SHAPES
 
     held = json.loads(data["heldout"].read_text())
@@ -135,15 +133,7 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
         def stored(label_file: Path) -> dict[str, tuple[str, float, bool]]:
             """path -> (top label, known score, unknown) of each whole-video segment."""
             with library.session() as s:
-                rows = s.execute(
-                    select(Video.path, SegmentLabel.label, SegmentRecognition.known_score, SegmentRecognition.unknown)
-                    .join(Segment, Segment.video_id == Video.id)
-                    .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
-                    .join(SegmentRecognition, (SegmentRecognition.segment_id == Segment.id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id))
-                    .join(LabelSet, LabelSet.id == SegmentLabel.label_set_id)
-                    .where(Segment.kind == "video", SegmentLabel.rank == 1, LabelSet.name == str(label_file.resolve()))
-                ).all()
-            return {p: (lab, ks, unk) for p, lab, ks, unk in rows}
+                return top_video_labels(s, str(label_file.resolve()))
 
         # 1. motion, 4 classes
         rep = recognize_library(library, motions, top=1, templates=motion_templates, device=args.device)
@@ -184,7 +174,7 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
 
 def localization_figures(work: Path, ckpt: Path, args: argparse.Namespace) -> dict[str, float]:
     from vidsearch.bench.common import BenchOptions
-    from vidsearch.enrich.evaluate import read_localization_annotations, run_localization
+    from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
     from vidsearch.train.synthetic import all_actions, make_sequence_video
 

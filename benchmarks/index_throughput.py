@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import videogen  # noqa: E402
 
-from vidsearch.indexer.decoding import DecodeJob, decode_job  # noqa: E402
+from vidsearch.media.jobs import DecodeJob, decode_job  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.media import SamplingConfig  # noqa: E402
 from vidsearch.models import load_encoder  # noqa: E402
@@ -96,6 +96,8 @@ def main() -> None:
         print(f"encoder only : {enc_cps:6.2f} clips/s ({enc_seconds:.1f} s)")
         print(f"end to end   : {e2e_cps:6.2f} clips/s, {len(videos) / e2e_seconds:.3f} videos/s ({e2e_seconds:.1f} s)")
         print(f"ratio end-to-end / encoder-only: {e2e_cps / enc_cps:.3f} (goal >= 0.9)")
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in report.stage_seconds.items())
+        print(f"stages (runner's wall time; decoding overlaps in workers): {stages}")
 
 
 if __name__ == "__main__":

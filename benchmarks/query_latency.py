@@ -64,17 +64,16 @@ def pct(xs: list[float], q: float) -> float:
 def make_library(root: Path, n: int, dim: int, per_video: int, seed: int = 0, key: str | None = None,
                  spec: dict | None = None):
     """A library with n synthetic segments in one space and its saved index; reused if present."""
-    from sqlalchemy import func, insert, select, update
-
     from vidsearch.store.library import Library
-    from vidsearch.store.schema import Segment, Space, Video, VideoStatus
+    from vidsearch.store.schema import VideoStatus
+    from vidsearch.store.segments import bulk_load, segment_counts
     from vidsearch.store.vectors import VectorIndex
 
     lib = Library.open(root)
     key = key or f"viclip-b16@random-{dim}"
     space = lib.ensure_space(key, dim, spec or {"model": "viclip-b16"}, {"synthetic": True})
     with lib.session() as s:
-        have = s.scalar(select(func.count()).select_from(Segment).where(Segment.space_id == space.id))
+        have = segment_counts(s)[0].get(space.id, 0)
     if have == n and lib.index_path(space.id).exists():
         print(f"# reusing library {root} ({n:,} segments)", flush=True)
         return lib, lib.space(key)
@@ -108,13 +107,10 @@ def make_library(root: Path, n: int, dim: int, per_video: int, seed: int = 0, ke
             xb[seg : seg + m] = x
             for j in range(m):
                 kind, start, end = ("video", 0.0, duration) if j == 0 else ("window", (j - 1) * window, j * window)
-                segments.append({"id": seg + 1, "video_id": v + 1, "space_id": space.id, "kind": kind,
-                                 "start": start, "end": end, "vector": x[j].astype("<f4").tobytes()})
+                segments.append({"id": seg + 1, "video_id": v + 1, "kind": kind, "start": start, "end": end})
                 seg += 1
         with lib.session() as s:
-            s.execute(insert(Video), videos)
-            s.execute(insert(Segment), segments)
-            s.execute(update(Space).where(Space.id == space.id).values(generation=Space.generation + 1))
+            bulk_load(s, space.id, videos, segments, xb[seg - len(segments) : seg])
     t_rows = time.perf_counter() - t0
     space = lib.space(key)
     ids = lib.segment_ids(space.id)

@@ -39,6 +39,7 @@ import faiss
 import numpy as np
 
 from vidsearch.store import vectors as V
+from vidsearch.store.vectors import policy as P
 from vidsearch.store.vectors import VectorIndex, choose_spec, recall_at_k
 
 TYPES = ("exact", "ivf", "ivf-flat", "ivf-sq8", "opq-pq", "hnsw")
@@ -80,7 +81,7 @@ def spec_for(kind: str, n: int, d: int) -> str:
     IVF rows use the policy's nlist and coarse quantizer for ``n`` even where the policy itself
     would stay exact (n <= EXACT_MAX_N), so small runs show what the approximate types do.
     """
-    coarse = f"IVF{V._nlist_for(n)}{'_HNSW32' if n >= V.HNSW_QUANT_N else ''}"
+    coarse = f"IVF{P.nlist_for(n)}{'_HNSW32' if n >= V.HNSW_QUANT_N else ''}"
     if kind == "exact":
         return V.EXACT_SPEC
     if kind == "ivf":
@@ -90,7 +91,7 @@ def spec_for(kind: str, n: int, d: int) -> str:
     if kind == "ivf-sq8":
         return f"{coarse},SQ8"
     if kind == "opq-pq":  # ~d/6 bytes per vector, as a tight budget makes the policy choose
-        m = next(m for m in V._pq_m_choices(d) if m <= d // 6)
+        m = next(m for m in P.pq_m_choices(d) if m <= d // 6)
         return f"OPQ{m},{coarse},PQ{m}"
     if kind == "hnsw":
         return "HNSW32,Flat"

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, RichProgress, console, err_console, print_json
-from vidsearch.cli.main import app
+from vidsearch.cli.common import (
+    AllowMissingOption,
+    BenchLibraryOption,
+    CheckpointOption,
+    JsonOption,
+    ModelConfigOption,
+    ModelOption,
+    OutOption,
+    RichProgress,
+    bench_options,
+    console,
+    err_console,
+)
+from vidsearch.cli.format import fmt_figure, write_report
+from vidsearch.cli.app import app
+
+__all__ = ["bench_app"]
 
 bench_app = typer.Typer(
     help="Run standard benchmarks (MSR-VTT, VATEX, ... retrieval; Kinetics, UCF-101, HMDB-51 zero-shot recognition).",
@@ -18,44 +32,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-# Options both commands take (module-level singletons, as typer wants them).
 _VIDEOS = typer.Option(..., "--videos", help="Folder with the dataset's videos (searched recursively).", show_default=False)
-_OUT = typer.Option(None, "--out", help="Write the results JSON here.")
-_LIBRARY = typer.Option(
-    None, "--library", help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
-    show_default=False,
-)
-_ALLOW_MISSING = typer.Option(
-    False, "--allow-missing", help="Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
-)
-
-
-def _options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
-    from vidsearch.bench.common import BenchOptions
-
-    return BenchOptions(
-        model=model,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        model_config=str(model_config) if model_config else None,
-        library=str(library) if library else None,
-        allow_missing=allow_missing,
-    )
-
-
-def _report(results: dict[str, Any], out: Optional[Path], json_out: bool, show: Callable[[dict[str, Any]], None]) -> None:
-    """Write ``--out`` (atomically), then print JSON or the table."""
-    if out is not None:
-        from vidsearch.fileio import atomic_write_text
-
-        atomic_write_text(out, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
-    if json_out:
-        print_json(results)
-    else:
-        show(results)
-
-
-def _fmt(value: float) -> str:
-    return "-" if value != value else f"{value:.1f}"  # NaN (no ranks) prints as "-"
 
 
 def _coverage_note(results: dict[str, Any]) -> str | None:
@@ -102,7 +79,7 @@ def _print_retrieval(results: dict[str, Any]) -> None:
     if "metrics_dsl" in results:
         rows += [("text->video DSL", results["metrics_dsl"]["t2v"]), ("video->text DSL", results["metrics_dsl"]["v2t"])]
     for name, m in rows:
-        table.add_row(name, *(_fmt(m[c]) for c in ("R@1", "R@5", "R@10", "MdR", "MnR")))
+        table.add_row(name, *(fmt_figure(m[c]) for c in ("R@1", "R@5", "R@10", "MdR", "MnR")))
     _show(table, results)
 
 
@@ -112,7 +89,7 @@ def _print_recognition(results: dict[str, Any]) -> None:
     table = Table(title=f"{results['label_set']} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes")
     for col in ("top-1", "top-5", "avg", "mean class top-1"):
         table.add_column(col, justify="right")
-    table.add_row(_fmt(m["top1"]), _fmt(m["top5"]), _fmt(m["avg_top1_top5"]), _fmt(m["mean_class_top1"]))
+    table.add_row(fmt_figure(m["top1"]), fmt_figure(m["top5"]), fmt_figure(m["avg_top1_top5"]), fmt_figure(m["mean_class_top1"]))
     _show(table, results)
 
 
@@ -124,13 +101,13 @@ def retrieval_command(
     model: str = ModelOption,
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = _OUT,
+    out: Optional[Path] = OutOption,
     save_similarity: Optional[Path] = typer.Option(
         None, "--save-similarity", help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json)."
     ),
     dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
-    library: Optional[Path] = _LIBRARY,
-    allow_missing: bool = _ALLOW_MISSING,
+    library: Optional[Path] = BenchLibraryOption,
+    allow_missing: bool = AllowMissingOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Text->video and video->text retrieval: R@1/5/10, median and mean rank."""
@@ -138,10 +115,10 @@ def retrieval_command(
     from vidsearch.bench.retrieval import run_retrieval
 
     rs = read_annotations(dataset, annotations)
-    options = _options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
-    _report(run.results, out, json_out, _print_retrieval)
+    write_report(run.results, out, json_out, _print_retrieval)
 
 
 @bench_app.command("recognition")
@@ -152,17 +129,18 @@ def recognition_command(
     model: str = ModelOption,
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = _OUT,
-    library: Optional[Path] = _LIBRARY,
-    allow_missing: bool = _ALLOW_MISSING,
+    out: Optional[Path] = OutOption,
+    library: Optional[Path] = BenchLibraryOption,
+    allow_missing: bool = AllowMissingOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Zero-shot action recognition with prompt ensembling: top-1 and top-5 accuracy."""
-    from vidsearch.bench.recognition import load_label_set, read_recognition_annotations, run_recognition
+    from vidsearch.bench.recognition import read_recognition_annotations, run_recognition
+    from vidsearch.labels import load_label_set
 
     classes = load_label_set(labels)
     rec = read_recognition_annotations(annotations, classes)
-    options = _options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_recognition(rec, classes, videos, options, label_set=labels, progress=progress)
-    _report(run.results, out, json_out, _print_recognition)
+    write_report(run.results, out, json_out, _print_recognition)

@@ -8,9 +8,21 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-# The bench sub-app and the model/cache options and helpers all its commands share.
-from vidsearch.cli.bench import _ALLOW_MISSING, _LIBRARY, _OUT, _fmt, _options, _report, bench_app
-from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, RichProgress, console, err_console
+from vidsearch.cli.bench import bench_app
+from vidsearch.cli.common import (
+    AllowMissingOption,
+    BenchLibraryOption,
+    CheckpointOption,
+    JsonOption,
+    ModelConfigOption,
+    ModelOption,
+    OutOption,
+    RichProgress,
+    bench_options,
+    console,
+    err_console,
+)
+from vidsearch.cli.format import fmt_figure, write_report
 
 
 def _incomplete_note(results: dict[str, Any]) -> None:
@@ -32,38 +44,31 @@ def open_set_command(
     model: str = ModelOption,
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = _OUT,
-    library: Optional[Path] = _LIBRARY,
-    allow_missing: bool = _ALLOW_MISSING,
+    out: Optional[Path] = OutOption,
+    library: Optional[Path] = BenchLibraryOption,
+    allow_missing: bool = AllowMissingOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
     from vidsearch.bench.common import load_bench_encoder
-    from vidsearch.bench.recognition import load_label_set, read_recognition_annotations
-    from vidsearch.enrich.evaluate import read_video_list, run_open_set
-    from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature
-    from vidsearch.enrich.recognize import read_templates
-    from vidsearch.errors import InputError
+    from vidsearch.bench.openset import read_video_list, run_open_set
+    from vidsearch.bench.recognition import read_recognition_annotations
+    from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
     prompts = read_templates(templates)
     classes = load_label_set(known_labels)
     rec = read_recognition_annotations(known, classes)
     unknown_list = read_video_list(unknown)
-    if threshold is None and score != "msp":
-        raise InputError(f"--score {score} needs --threshold: its scale depends on the model (AUROC needs none)")
-    options = _options(model, model_config, checkpoint, library, allow_missing)
+    override_rule(default_rule(), score, temperature, threshold)  # bad settings fail before the model loads
+    options = bench_options(model, model_config, checkpoint, library, allow_missing)
     encoder = load_bench_encoder(options)
-    rule = OpenSetRule(
-        score,
-        temperature if temperature is not None else (model_temperature(encoder) or DEFAULT_TEMPERATURE),
-        threshold if threshold is not None else DEFAULT_MSP_THRESHOLD,
-    )
+    rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_open_set(
             rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options,
             label_set=known_labels, rule=rule, templates=prompts, encoder=encoder, progress=progress,
         )  # fmt: skip
-    _report(run.results, out, json_out, _print_open_set)
+    write_report(run.results, out, json_out, _print_open_set)
 
 
 def _print_open_set(results: dict[str, Any]) -> None:
@@ -72,12 +77,12 @@ def _print_open_set(results: dict[str, Any]) -> None:
     for col in ("score", "AUROC", "FPR@95TPR"):
         table.add_column(col, justify="right" if col != "score" else "left")
     for kind, v in m["by_score"].items():
-        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), _fmt(v["auroc"]), _fmt(v["fpr_at_95tpr"]))
+        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), fmt_figure(v["auroc"]), fmt_figure(v["fpr_at_95tpr"]))
     op = m["operating_point"]
     table.caption = (
-        f"closed-set top-1 {_fmt(m['closed_top1'])}, top-5 {_fmt(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
-        f"(T={results['rule']['temperature']:.4g}): known kept {_fmt(op['known_kept'])}%, unknown kept {_fmt(op['unknown_kept'])}%, "
-        f"open-set top-1 {_fmt(op['open_set_top1'])}  ·  model {results['model']['key']}"
+        f"closed-set top-1 {fmt_figure(m['closed_top1'])}, top-5 {fmt_figure(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
+        f"(T={results['rule']['temperature']:.4g}): known kept {fmt_figure(op['known_kept'])}%, unknown kept {fmt_figure(op['unknown_kept'])}%, "
+        f"open-set top-1 {fmt_figure(op['open_set_top1'])}  ·  model {results['model']['key']}"
     )
     console.print(table)
     _incomplete_note(results)
@@ -93,22 +98,22 @@ def localization_command(
     model: str = ModelOption,
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = _OUT,
-    library: Optional[Path] = _LIBRARY,
-    allow_missing: bool = _ALLOW_MISSING,
+    out: Optional[Path] = OutOption,
+    library: Optional[Path] = BenchLibraryOption,
+    allow_missing: bool = AllowMissingOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Temporal localization (Charades-STA style): R@1/R@5 at IoU 0.3/0.5/0.7 and mIoU."""
-    from vidsearch.enrich.evaluate import read_localization_annotations, run_localization
+    from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
 
     moments = read_localization_annotations(annotations)
-    options = _options(model, model_config, checkpoint, library, allow_missing)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing)
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
     with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
         progress.start(len({m.video for m in moments}))
         run = run_localization(moments, videos, options, config, annotations=str(annotations), on_video=lambda name: progress.advance(name, True))
-    _report(run.results, out, json_out, _print_localization)
+    write_report(run.results, out, json_out, _print_localization)
 
 
 def _print_localization(results: dict[str, Any]) -> None:
@@ -117,7 +122,7 @@ def _print_localization(results: dict[str, Any]) -> None:
     cols = ["R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "R@5,IoU=0.7", "mIoU"]
     for col in cols:
         table.add_column(col, justify="right")
-    table.add_row(*(_fmt(m[col]) for col in cols))
+    table.add_row(*(fmt_figure(m[col]) for col in cols))
     t = results["timing"]
     table.caption = f"model {results['model']['key']}  ·  {t['videos_encoded']} videos encoded, {t['videos_cached']} cached  ·  {t['wall_seconds']:.1f} s"
     console.print(table)

@@ -16,6 +16,11 @@ __all__ = [
     "ModelOption",
     "ModelConfigOption",
     "CheckpointOption",
+    "PrecisionOption",
+    "OutOption",
+    "BenchLibraryOption",
+    "AllowMissingOption",
+    "bench_options",
     "console",
     "err_console",
     "open_library",
@@ -39,6 +44,35 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on 
 ModelOption = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
 ModelConfigOption = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
 CheckpointOption = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
+# The encoder's precision; a library keeps each precision in its own embedding space.
+PrecisionOption = typer.Option(
+    "auto", "--precision",
+    help="fp32, int8 (CPU), bf16 or fp16 (GPU); auto: fp32 on CPUs, bf16 on GPUs that have it.",
+)
+
+
+# Options every benchmark command takes (module-level singletons, as typer wants them).
+OutOption = typer.Option(None, "--out", help="Write the results JSON here.")
+BenchLibraryOption = typer.Option(
+    None, "--library", help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
+    show_default=False,
+)
+AllowMissingOption = typer.Option(
+    False, "--allow-missing", help="Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+)
+
+
+def bench_options(model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool) -> Any:
+    """The :class:`~vidsearch.bench.common.BenchOptions` of a benchmark command's options."""
+    from vidsearch.bench.common import BenchOptions
+
+    return BenchOptions(
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        model_config=str(model_config) if model_config else None,
+        library=str(library) if library else None,
+        allow_missing=allow_missing,
+    )
 
 
 def open_library(path: Optional[Path], *, create: bool = False):

@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, RichProgress, console, err_console, open_library, print_json
-from vidsearch.cli.main import app
-from vidsearch.cli.query import _fmt_time  # times shown the way query results show them
+from vidsearch.cli.app import app
+from vidsearch.cli.format import fmt_time
 
 enrich_app = typer.Typer(
     help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
@@ -47,7 +47,8 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
-    from vidsearch.enrich.recognize import read_templates, recognize_library
+    from vidsearch.enrich.recognize import recognize_library
+    from vidsearch.labels import read_templates
 
     prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
@@ -90,10 +91,9 @@ def calibrate_command(
     With known videos only, the temperature minimizes their NLL and the threshold keeps --keep of
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
-    from vidsearch.bench.prompts import load_label_set
+    from vidsearch.bench.openset import calibrate_label_set, read_video_list
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.enrich.evaluate import calibrate_label_set, read_video_list
-    from vidsearch.enrich.recognize import read_templates
+    from vidsearch.labels import load_label_set, read_templates
 
     prompts = read_templates(templates) if templates is not None else None
     rec = read_recognition_annotations(annotations, load_label_set(labels))
@@ -156,7 +156,7 @@ def labels_command(
             console.print("  timeline:", highlight=False)
             for t in ls["timeline"]:
                 name = "unknown" if t["unknown"] else t["label"]
-                console.print(f"    {_fmt_time(t['start'])}-{_fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
+                console.print(f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
 
 
 @app.command("localize")
@@ -175,15 +175,11 @@ def localize_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Find where in VIDEO the TEXT happens: spans (start, end, score), best first."""
-    from vidsearch.enrich.localize import LocalizeConfig, WindowCache, localize_video
-    from vidsearch.search import load_space_encoder
+    from vidsearch.enrich.localize import LocalizeConfig, localize_in_library
 
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
     with open_library(library) as lib:
-        space = lib.space(model)
-        cache = None if no_cache else WindowCache(lib.root / "cache" / "windows")
-        encoder = load_space_encoder(space, device=device)
-        spans, emb = localize_video(video, text, encoder, config, cache)
+        spans, emb = localize_in_library(lib, video, text, config, space_key=model, use_cache=not no_cache, device=device)
     if json_out:
         print_json(
             {
@@ -203,5 +199,5 @@ def localize_command(
     for col in ("#", "span", "score"):
         table.add_column(col, justify="right" if col != "span" else "left")
     for i, s in enumerate(spans, 1):
-        table.add_row(str(i), f"{_fmt_time(s.start)}-{_fmt_time(s.end)}", f"{s.score:.3f}")
+        table.add_row(str(i), f"{fmt_time(s.start)}-{fmt_time(s.end)}", f"{s.score:.3f}")
     console.print(table)

@@ -7,18 +7,13 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, console, print_json
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
+from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, PrecisionOption, console, print_json
 
 FORMATS = ("onnx", "tensorrt")
 TOWERS = ("vision", "text")
 # Below this the exported graph does not compute what the PyTorch tower computes.
 MIN_COSINE = {"fp32": 0.9999, "int8": 0.999, "fp16": 0.999, "bf16": 0.999}
-
-PrecisionOption = typer.Option(
-    "auto", "--precision",
-    help="fp32, int8 (CPU), bf16 or fp16 (GPU); auto: fp32 on CPUs, bf16 on GPUs that have it.",
-)
 
 
 @app.command("export")

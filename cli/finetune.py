@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, console, err_console, print_json
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 
 @app.command("finetune")

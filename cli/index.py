@@ -13,13 +13,14 @@ from vidsearch.cli.common import (
     LibraryOption,
     ModelConfigOption,
     ModelOption,
+    PrecisionOption,
     RichProgress,
     console,
     err_console,
     open_library,
     print_json,
 )
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
@@ -34,6 +35,7 @@ def index_command(
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
     fast: bool = typer.Option(False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."),
     window: float = typer.Option(8.0, "--window", help="Window length in seconds for long videos."),
     stride: float = typer.Option(4.0, "--stride", help="Seconds between window starts."),
@@ -45,6 +47,7 @@ def index_command(
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
     from vidsearch.errors import InputError
+    from vidsearch.media.jobs import FaultPlan
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.media import SamplingConfig
 
@@ -59,12 +62,16 @@ def index_command(
         checkpoint=str(checkpoint) if checkpoint else None,
         model_config=str(model_config) if model_config else None,
         device=device,
+        precision=precision,
         sampling=SamplingConfig(window=window, stride=stride),
         fast=fast,
         workers=workers,
         batch_size=batch_size,
         timeout=timeout,
         retry_failed=retry_failed,
+        # The one place the test hook VIDSEARCH_FAULT_INJECT is read: end-to-end tests of a
+        # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
+        decode_faults=FaultPlan.from_env() or None,
     )
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.main import app
+from vidsearch.cli.app import app
 
 
 @app.command("info")
@@ -44,19 +44,13 @@ def remove_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Forget videos (a folder removes every video under it). Files on disk are left alone."""
-    from sqlalchemy import select
-
     from vidsearch.errors import InputError
-    from vidsearch.store.schema import Video
 
     targets = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
     with open_library(library) as lib, lib.writer_lock():
-        with lib.session() as s:
-            rows = s.execute(select(Video.id, Video.path)).all()
-        ids = [vid for vid, path in rows if any(path == t or path.startswith(t.rstrip(os.sep) + os.sep) for t in targets)]
-        if not ids:
+        removed = lib.remove_paths(targets)
+        if not removed:
             raise InputError(f"none of {', '.join(targets)} is in the library; `vidsearch info` lists what is")
-        removed = lib.remove_videos(ids)
         for space in lib.spaces():
             lib.vector_index(space, refresh=True)  # sync and save the FAISS files now
     if json_out:

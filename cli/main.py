@@ -7,15 +7,10 @@ import sys
 
 import typer
 
+from vidsearch.cli.app import app
 from vidsearch.errors import VidsearchError
 
-app = typer.Typer(
-    name="vidsearch",
-    help="Find moments in a folder of videos by typing what you want to see.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+__all__ = ["app", "main"]
 
 
 def _register_commands() -> None:

@@ -8,15 +8,8 @@ from typing import Optional
 import typer
 
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
-from vidsearch.cli.main import app
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    m, s = divmod(max(0.0, float(seconds)), 60)
-    h, m = divmod(int(m), 60)
-    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+from vidsearch.cli.format import fmt_time
+from vidsearch.cli.app import app
 
 
 @app.command("query")
@@ -39,35 +32,21 @@ def query_command(
 ) -> None:
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
     from vidsearch.errors import InputError
-    from vidsearch.search import Filters, load_space_encoder, load_text_query_encoder, search_text, search_video
+    from vidsearch.search import Filters, check_query, query_library
 
-    if (text is None) == (video is None):
-        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
-    if text is not None and not text.strip():
-        raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
-    if video is None and (start is not None or end is not None):
-        raise InputError("--start/--end only apply to --video queries")
-    if k < 1:
-        raise InputError(f"-k must be at least 1 (got {k})")
+    check_query(text, video, k=k, start=start, end=end)  # before the library is opened: fail fast
     filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
+    if label_set is not None and label is None:
+        raise InputError("--label-set only applies together with --label")
     with open_library(library) as lib:
-        space = lib.space(model)
         if label is not None:
             import dataclasses
 
             from vidsearch.enrich.recognize import videos_with_label
 
-            ids = videos_with_label(lib, label, label_set=label_set, space=space)
+            ids = videos_with_label(lib, label, label_set=label_set, space=lib.space(model))
             filters = dataclasses.replace(filters, video_ids=frozenset(ids))
-        elif label_set is not None:
-            raise InputError("--label-set only applies together with --label")
-        # A text query loads only the text tower (ONNX Runtime, no torch, when cached), on one
-        # thread: one caption is too little work to split, and 20x faster on a busy machine.
-        encoder = load_space_encoder(space, device=device) if video is not None else load_text_query_encoder(space, device=device)
-        if video is not None:
-            hits = search_video(lib, encoder, video, space, k, filters, start=start, end=end)
-        else:
-            hits = search_text(lib, encoder, text or "", space, k, filters)
+        hits = query_library(lib, text, video, k=k, filters=filters, space_key=model, start=start, end=end, device=device)
     if json_out:
         print_json([h.to_dict() for h in hits])
         return
@@ -80,5 +59,5 @@ def query_command(
     for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{_fmt_time(h.start)}-{_fmt_time(h.end)}", h.path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", h.path)
     console.print(table)

@@ -8,16 +8,13 @@ that disappeared from the scanned folder.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-
-from vidsearch.store.library import Library
-from vidsearch.store.schema import Segment, Video, VideoStatus
+from vidsearch.media.fingerprint import fingerprint
+from vidsearch.store.videos import KnownVideo, Snapshot
 
 __all__ = ["VIDEO_EXTENSIONS", "FileEntry", "ScanResult", "Plan", "find_videos", "fingerprint", "plan_changes"]
 
@@ -29,8 +26,6 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .qt .wmv .asf .flv .f4v .mpg .mpeg .mpe .m2v .ts .mts .m2ts "
     ".vob .ogv .ogg .3gp .3g2 .mxf .dv .divx .rm .rmvb .y4m .gif".split()
 )
-
-_FP_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -90,21 +85,6 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
     return result
 
 
-def fingerprint(path: str, size: int) -> str:
-    """A content fingerprint that is cheap on huge files: size plus head, middle and tail bytes.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(size).encode())
-    with open(path, "rb") as fh:
-        for offset in sorted({0, max(0, size // 2 - _FP_CHUNK // 2), max(0, size - _FP_CHUNK)}):
-            fh.seek(offset)
-            h.update(fh.read(_FP_CHUNK))
-    return h.hexdigest()
-
-
 @dataclass
 class Plan:
     """What an index run has to do; see the module docstring."""
@@ -125,35 +105,31 @@ def _under(path: str, root: str) -> bool:
 
 
 def plan_changes(
-    library: Library,
+    snapshot: Snapshot,
     files: list[FileEntry],
-    space_id: int | None,
     root: Path | None,
     *,
     retry_failed: bool = False,
 ) -> Plan:
-    """Diff scanned ``files`` against the library for one embedding space.
+    """Diff scanned ``files`` against the library's videos for one embedding space.
 
     Args:
-        library: the open library.
+        snapshot: the library's videos, and which have segments in the space being indexed
+            (:func:`vidsearch.store.videos.snapshot`).
         files: what the scan found.
-        space_id: the space being indexed (None when it does not exist yet).
         root: the scanned folder; library videos under it that were not found are removed.
             None (indexing an explicit file list) removes nothing.
         retry_failed: re-try files that failed before even if they did not change.
     """
     plan = Plan()
-    with library.session() as s:
-        rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status)).all()
-        in_space: set[int] = set()
-        if space_id is not None:
-            in_space = set(s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all())
+    rows = snapshot.videos
+    in_space = snapshot.in_space
     by_path = {r.path: r for r in rows}
     found_paths = {f.path for f in files}
     root_s = os.path.abspath(root) if root is not None else None
     # Rows whose file is gone: candidates for a move, otherwise removed (when under the root).
     orphans = {r.id: r for r in rows if r.path not in found_paths and not os.path.exists(r.path)}
-    orphan_by_fp: dict[str, list] = {}
+    orphan_by_fp: dict[str, list[KnownVideo]] = {}
     for r in orphans.values():
         orphan_by_fp.setdefault(r.fingerprint, []).append(r)
 
@@ -179,7 +155,7 @@ def plan_changes(
                     plan.encode.append(entry)
                     continue
                 plan.touched.append((row.id, entry))
-            if row.status == VideoStatus.FAILED:
+            if row.failed:
                 if retry_failed:
                     plan.encode.append(entry)
                 else:
@@ -198,9 +174,9 @@ def plan_changes(
             orphans.pop(moved.id, None)
             plan.moved.append((moved.id, entry))
             plan.reencode.add(entry.path)
-            if moved.status == VideoStatus.INDEXED and moved.id in in_space:
+            if not moved.failed and moved.id in in_space:
                 continue
-            if moved.status == VideoStatus.FAILED and not retry_failed:
+            if moved.failed and not retry_failed:
                 plan.failed_unchanged += 1
                 continue
         plan.encode.append(entry)

@@ -170,7 +170,7 @@ def test_retrieval_missing_and_undecodable(corpus: dict[str, Path], tmp_path: Pa
 
 
 def test_recognition_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    from vidsearch.bench.prompts import label_embeddings, load_label_set
+    from vidsearch.labels import label_embeddings, load_label_set
     from vidsearch.metrics import topk_accuracy
     from vidsearch.models import load_encoder
     from vidsearch.store.library import Library

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsearch.bench.prompts import LABEL_SETS, label_embeddings, label_text, load_label_set
+from vidsearch.labels import LABEL_SETS, label_embeddings, label_text, load_label_set
 from vidsearch.bench.recognition import read_recognition_annotations
 from vidsearch.errors import InputError
 

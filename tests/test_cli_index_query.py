@@ -62,6 +62,10 @@ def test_index_then_query(videos: Path, tmp_path: Path, tiny_checkpoint: Path) -
     assert report["added"] == 3 and report["failed"] == [] and report["model_loaded"]
     # 1 whole-video segment each, plus windows for the 20 s video: 0-8, 4-12, 8-16, 12-20.
     assert report["segments"] == 3 + 4
+    # every stage is timed, and the run's wall time covers them all
+    assert set(report["stage_seconds"]) == {"decode", "encode", "commit"}
+    assert all(v > 0 for v in report["stage_seconds"].values())
+    assert sum(report["stage_seconds"].values()) <= report["seconds"] + 0.01
     stats = check_consistent(lib)
     assert stats["videos_indexed"] == 3 and stats["spaces"][0]["segments"] == 7
 

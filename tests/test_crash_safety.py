@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import videogen
-from vidsearch.indexer.pipeline import CRASH_AFTER_COMMITS_ENV
 from vidsearch.store.library import Library
 
 N_VIDEOS = 6
@@ -32,8 +31,21 @@ def index_cmd(folder: Path, lib: Path, ckpt: Path) -> list[str]:
     return [sys.executable, "-m", "vidsearch.cli", "index", str(folder), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--batch-size", "1", "--json"]
 
 
+def crashing_index_cmd(folder: Path, lib: Path, ckpt: Path, crash_after: int) -> list[str]:
+    """The same run as `index_cmd`, told to SIGKILL itself right after its `crash_after`-th commit."""
+    script = (
+        "import sys\n"
+        "from vidsearch.indexer.pipeline import IndexOptions, index_folder\n"
+        "from vidsearch.store.library import Library\n"
+        "folder, lib, ckpt, n = sys.argv[1:]\n"
+        "with Library.open(lib) as library:\n"
+        "    index_folder(library, folder, IndexOptions(model=ckpt, workers=1, batch_size=1, crash_after_commits=int(n)))\n"
+    )
+    return [sys.executable, "-c", script, str(folder), str(lib), str(ckpt), str(crash_after)]
+
+
 def env_with(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_AFTER_COMMITS_ENV}
+    env = dict(os.environ)
     env.update(extra)
     return env
 
@@ -60,8 +72,7 @@ def test_kill_after_commits_then_resume(folder: Path, tmp_path: Path, tiny_check
     lib = tmp_path / "lib"
     committed = 0
     for crash_after in (1, 3):  # the second run resumes, commits 3 more videos, and dies again
-        env = env_with(**{CRASH_AFTER_COMMITS_ENV: str(crash_after)})
-        proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(crashing_index_cmd(folder, lib, tiny_checkpoint, crash_after), env=env_with(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         committed += crash_after
         # Killed before the FAISS file was saved: the committed vectors are recovered from SQLite.

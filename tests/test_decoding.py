@@ -1,4 +1,4 @@
-"""vidsearch.indexer.decoding: the worker pool decodes, and contains crashes, hangs and leaks."""
+"""vidsearch.media.pool: the worker pool decodes, and contains crashes, hangs and leaks."""
 
 from __future__ import annotations
 
@@ -14,15 +14,9 @@ import numpy as np
 import pytest
 
 from videogen import frame_numbers, make_bad_corpus, write_video
-from vidsearch.indexer.decoding import (
-    FAULT_ENV,
-    DecodedVideo,
-    DecodeFailure,
-    DecodeJob,
-    DecodePool,
-    decode_job,
-)
 from vidsearch.media import SamplingConfig, middle_indices
+from vidsearch.media.jobs import FAULT_ENV, DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, decode_job
+from vidsearch.media.pool import DecodePool
 
 RES = 32
 BITS = 12
@@ -58,8 +52,9 @@ def _check_decoded(r: DecodedVideo) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_faults(monkeypatch):
-    monkeypatch.delenv(FAULT_ENV, raising=False)
+def faults_only_by_parameter(monkeypatch):
+    # the pool must not read the environment: a stray spec there would crash every test below
+    monkeypatch.setenv(FAULT_ENV, "crash:.mp4,crash:.webm")
 
 
 def test_decode_job_in_process(videos):
@@ -87,10 +82,10 @@ def test_pool_decodes_everything_once(videos):
     assert by_id[3].reader == "pyav"  # webm
 
 
-def test_crash_and_abort_are_contained(videos, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "crash:n1.mp4,abort:n3.mp4")
+def test_crash_and_abort_are_contained(videos):
     paths = [videos[f"n{i}"] for i in range(6)]
-    with DecodePool(workers=2, retry_with_pyav=False) as pool:
+    faults = FaultPlan({"n1.mp4": "crash", "n3.mp4": "abort"})
+    with DecodePool(workers=2, retry_with_pyav=False, faults=faults) as pool:
         results = {r.job_id: r for r in pool.run(_jobs(paths))}
         assert pool.started_workers >= 3  # replacements (the last crash may need none)
     assert len(results) == 6
@@ -101,9 +96,9 @@ def test_crash_and_abort_are_contained(videos, monkeypatch):
         _check_decoded(results[i])
 
 
-def test_decord_crash_is_retried_with_pyav(videos, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "decordcrash:short.mp4,crash:n0.mp4")
-    with DecodePool(workers=1) as pool:
+def test_decord_crash_is_retried_with_pyav(videos):
+    faults = FaultPlan({"short.mp4": "decordcrash", "n0.mp4": "crash"})
+    with DecodePool(workers=1, faults=faults) as pool:
         results = {r.job_id: r for r in pool.run(_jobs([videos["short"], videos["n0"], videos["n1"]]))}
     assert isinstance(results[0], DecodedVideo) and results[0].reader == "pyav"
     _check_decoded(results[0])
@@ -111,11 +106,10 @@ def test_decord_crash_is_retried_with_pyav(videos, monkeypatch):
     assert isinstance(results[2], DecodedVideo)
 
 
-def test_hang_is_killed_after_the_timeout(videos, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "hang:n2.mp4")
+def test_hang_is_killed_after_the_timeout(videos):
     paths = [videos[f"n{i}"] for i in range(5)]
     t0 = time.monotonic()
-    with DecodePool(workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False) as pool:
+    with DecodePool(workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False, faults=FaultPlan({"n2.mp4": "hang"})) as pool:
         results = {r.job_id: r for r in pool.run(_jobs(paths))}
     elapsed = time.monotonic() - t0
     assert results[2] == DecodeFailure(2, paths[2], "timed out after 2 s")
@@ -124,9 +118,8 @@ def test_hang_is_killed_after_the_timeout(videos, monkeypatch):
     assert not multiprocessing.active_children()
 
 
-def test_python_errors_fail_the_file_and_keep_the_worker(videos, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "raise:n0.mp4")
-    with DecodePool(workers=1) as pool:
+def test_python_errors_fail_the_file_and_keep_the_worker(videos):
+    with DecodePool(workers=1, faults=FaultPlan({"n0.mp4": "raise"})) as pool:
         results = {r.job_id: r for r in pool.run(_jobs([videos["n0"], videos["n1"]]))}
         assert pool.started_workers == 1
     assert results[0].reason.startswith("decoder error: RuntimeError: injected fault")
@@ -162,9 +155,8 @@ def test_results_in_flight_are_bounded(videos):
     assert yielded == 10
 
 
-def test_stopping_early_kills_busy_workers_promptly(videos, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "hang:n5.mp4")
-    pool = DecodePool(workers=2, timeout=60)
+def test_stopping_early_kills_busy_workers_promptly(videos):
+    pool = DecodePool(workers=2, timeout=60, faults=FaultPlan({"n5.mp4": "hang"}))
     gen = pool.run(_jobs([videos["n5"], videos["n0"], videos["n1"]]))
     first = next(gen)
     assert isinstance(first, DecodedVideo)
@@ -222,10 +214,10 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
     script = tmp_path / "run_pool.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys
-        from vidsearch.indexer.decoding import DecodeJob, DecodePool
-        os.environ["{FAULT_ENV}"] = "hang:n4.mp4"
+        from vidsearch.media.jobs import DecodeJob, FaultPlan
+        from vidsearch.media.pool import DecodePool
         if __name__ == "__main__":
-            with DecodePool(workers=2, timeout=600) as pool:
+            with DecodePool(workers=2, timeout=600, faults=FaultPlan({{"n4.mp4": "hang"}})) as pool:
                 jobs = [DecodeJob(0, {videos['n0']!r}, 8, 32), DecodeJob(1, {videos['n4']!r}, 8, 32)]
                 for r in pool.run(jobs):
                     pids = [w.proc.pid for w in pool._pool]
@@ -249,3 +241,20 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in pids if _alive(p)], "decoding workers outlived their parent"
+
+
+def test_fault_plans_parse_and_reject_bad_specs():
+    assert FaultPlan.parse("crash:bad_one, hang:/videos/a:b.mp4,") == FaultPlan({"bad_one": "crash", "/videos/a:b.mp4": "hang"})
+    assert not FaultPlan.parse("") and not FaultPlan()
+    assert FaultPlan.from_env({FAULT_ENV: "exit:x"}) == FaultPlan({"x": "exit"})
+    assert FaultPlan.from_env({}) == FaultPlan()
+    with pytest.raises(ValueError, match="unknown fault"):
+        FaultPlan({"x": "explode"})
+    with pytest.raises(ValueError, match="kind"):
+        FaultPlan.parse("crash")
+
+
+def test_decode_job_in_process_obeys_its_fault_plan(videos):
+    r = decode_job(DecodeJob(3, videos["n0"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"}))
+    assert isinstance(r, DecodeFailure) and r.reason.startswith("decoder error: RuntimeError: injected fault")
+    assert isinstance(decode_job(DecodeJob(4, videos["n1"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"})), DecodedVideo)

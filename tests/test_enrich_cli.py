@@ -125,7 +125,7 @@ def test_bench_open_set_and_localization(setup: dict[str, Path]) -> None:
 
 
 def test_read_video_list_formats(tmp_path: Path) -> None:
-    from vidsearch.enrich.evaluate import read_video_list
+    from vidsearch.bench.openset import read_video_list
 
     f = tmp_path / "u.csv"
     for text in ("video,label\nv1,brush_hair\nv2,cartwheel\n", "video\nv1\nv2\n", "v1 brush_hair\nv2 cartwheel\n", "v1\nv2\n", "v1,x\nv2,y\n"):

@@ -7,18 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from vidsearch.enrich.openset import (
-    DEFAULT_MSP_THRESHOLD,
-    OpenSetRule,
-    auroc,
-    calibrate,
-    choose_threshold,
-    fit_temperature,
-    fpr_at_tpr,
-    known_scores,
-    softmax,
-)
+from vidsearch.enrich.openset import calibrate, choose_threshold, fit_temperature, fpr_at_tpr
 from vidsearch.errors import InputError
+from vidsearch.labels import DEFAULT_MSP_THRESHOLD, OpenSetRule, known_scores
+from vidsearch.metrics import auroc, softmax
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

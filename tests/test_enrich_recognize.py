@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 import videogen
 from vidsearch.errors import InputError
+from vidsearch.store.labels import top_video_labels
 from vidsearch.store.library import Library
 from vidsearch.store.schema import LabelSet, Segment, SegmentLabel, SegmentRecognition
 
@@ -49,6 +50,7 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine, inspect, text
 
     from vidsearch.store.schema import Base
@@ -68,7 +70,8 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
 
     with Library.open(tmp_path / "lib", create=False) as library:
         with library.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            head = ScriptDirectory.from_config(cfg).get_current_head()
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
             assert conn.execute(text("SELECT id, video_id, kind, \"end\" FROM segments")).all() == [(5, 7, "video", 2.0)]
             assert conn.execute(text("SELECT generation FROM spaces")).scalar() == 3
             tables = set(inspect(conn).get_table_names())
@@ -90,8 +93,8 @@ def _stored(library: Library) -> dict[int, dict]:
 
 
 def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path) -> None:
-    from vidsearch.bench.prompts import DEFAULT_TEMPLATES, label_embeddings
-    from vidsearch.enrich.openset import known_scores, softmax
+    from vidsearch.labels import DEFAULT_TEMPLATES, known_scores, label_embeddings
+    from vidsearch.metrics import softmax
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.models import load_encoder
 
@@ -106,6 +109,8 @@ def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp
         with library.session() as s:
             row = s.scalar(select(LabelSet))
             T, th = row.temperature, row.threshold
+            top_by_path = top_video_labels(s, row.name)
+        infos = library.segment_infos(ids)
     # Recompute from the stored vectors with a freshly loaded model.
     encoder = load_encoder(str(tiny_checkpoint), device="cpu")
     E = label_embeddings(encoder, LABELS, DEFAULT_TEMPLATES)
@@ -121,6 +126,9 @@ def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp
         assert [got["labels"][k][2] for k in (1, 2, 3)] == pytest.approx(P[r, order].tolist(), abs=1e-5)
         assert got["known"] == pytest.approx(float(known_scores(S[r : r + 1], "msp", T)[0]), abs=1e-6)
         assert got["unknown"] == (got["known"] < 0.5)
+        if infos[sid].kind == "video":  # the store's per-video summary agrees with the rows
+            assert top_by_path[infos[sid].path] == (got["labels"][1][0], got["known"], got["unknown"])
+    assert len(top_by_path) == 3
 
 
 def test_incremental_runs_label_only_new_videos(indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path) -> None:
@@ -202,7 +210,8 @@ def test_videos_with_label_and_timeline(indexed: tuple[Path, Path, Path], tmp_pa
 
 
 def test_best_span_for_hit_uses_stored_windows(indexed: tuple[Path, Path, Path]) -> None:
-    from vidsearch.enrich.localize import best_span_for_hit, best_span_from_windows, window_scores
+    from vidsearch.search import best_span_for_hit, window_scores
+    from vidsearch.spans import best_span_from_windows
 
     lib_path, _, _ = indexed
     with Library.open(lib_path, create=False) as library:

@@ -68,7 +68,8 @@ SIDEWAYS: dict[str, set[str]] = {
     "labels": {"errors", "data", "metrics", "fileio"},
     "media": {"errors", "fileio"},
     "precision": {"errors"},
-    "models": {"errors", "fileio", "precision"},
+    # Encoders take frames of any size and resize them with the media resize (the official one).
+    "models": {"errors", "fileio", "precision", "media"},
     # The store applies the migrations on open; the migrations read the store's metadata.
     "store": {"migrations"},
     "migrations": {"store"},

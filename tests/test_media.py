@@ -118,12 +118,16 @@ def gop_video(tmp_path_factory):
 
 
 @pytest.mark.parametrize("reader", ["decord", "pyav", "auto"])
-def test_read_frames_returns_the_requested_frames_sorted_unique(gop_video, reader):
+def test_read_frames_returns_the_requested_frames_in_the_requested_order(gop_video, reader):
     indices = [44, 3, 17, 3, 59, 0, 25, 44, 11]
     frames, used = read_frames(gop_video, indices, RES, reader=reader)
     assert used == ("decord" if reader == "auto" else reader)
-    assert frames.dtype == np.uint8 and frames.shape == (7, RES, RES, 3)
-    assert frame_numbers(frames, BITS) == sorted(set(indices))
+    assert frames.dtype == np.uint8 and frames.shape == (len(indices), RES, RES, 3)
+    assert frame_numbers(frames, BITS) == indices  # order and repeats as asked
+    # a repeated index is decoded once: its rows are the same frame, bit for bit
+    np.testing.assert_array_equal(frames[1], frames[3])
+    sorted_frames, _ = read_frames(gop_video, sorted(set(indices)), RES, reader=reader)
+    np.testing.assert_array_equal(frames, sorted_frames[np.searchsorted(sorted(set(indices)), indices)])
 
 
 def test_decord_and_pyav_agree(gop_video):
@@ -138,7 +142,7 @@ def test_decord_and_pyav_agree(gop_video):
 def test_frames_are_resized_with_the_official_resize(gop_video):
     import av
 
-    from vidsearch.models.preprocess import resize_frames
+    from vidsearch.media.resize import resize_frames
 
     with av.open(gop_video) as c:
         full = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -154,6 +158,9 @@ def test_keyframes_and_fast_mode(gop_video):
         assert used == reader
         assert frames.shape[0] == len(indices)  # one row per requested index, as in exact mode
         assert frame_numbers(frames, BITS) == [0, 10, 30, 40, 50], reader
+        # out of order and repeated: still the nearest keyframe of each index, as asked
+        frames, _ = read_frames(gop_video, [59, 3, 44, 3], RES, reader=reader, fast=True)
+        assert frame_numbers(frames, BITS) == [50, 0, 40, 0], reader
 
 
 def test_fast_mode_equals_exact_mode_on_keyframes(gop_video):
@@ -167,14 +174,14 @@ def test_all_windows_of_a_long_video_in_one_read(tmp_path):
     info = probe(path)
     assert (info.num_frames, info.fps, info.duration) == (300, 10.0, pytest.approx(30.0))
     plans = plan_segments(info, 8)
-    unique = sorted({i for p in plans for i in p.frame_indices})
+    every = [i for p in plans for i in p.frame_indices]  # windows overlap: repeats
+    assert len(set(every)) < len(every)
     for reader in ("decord", "pyav"):
-        frames, _ = read_frames(path, [i for p in plans for i in p.frame_indices], RES, reader=reader)
-        numbers = frame_numbers(frames, BITS)
-        assert numbers == unique
-        row = {f: r for r, f in enumerate(unique)}
-        for p in plans:
-            assert [numbers[row[i]] for i in p.frame_indices] == list(p.frame_indices)
+        frames, _ = read_frames(path, every, RES, reader=reader)
+        assert frame_numbers(frames, BITS) == every
+        clips = frames.reshape(len(plans), 8, RES, RES, 3)
+        for p, clip in zip(plans, clips):
+            assert frame_numbers(clip, BITS) == list(p.frame_indices)
 
 
 def test_indices_past_the_end_are_clamped_to_the_last_frame(tmp_path):
@@ -277,10 +284,10 @@ def test_bad_corpus_decodes_correctly_or_fails_in_one_line(corpus, name):
         assert exc.reason in msg and exc.path == path
         return
     assert exp["ok"] is not False, f"{name} should fail, decoded {info}"
-    assert frames.shape == (len(set(idx)), RES, RES, 3)
+    assert frames.shape == (len(idx), RES, RES, 3)
     if exp["ok"]:
         assert (info.num_frames, info.width, info.height) == (exp["num_frames"], exp["width"], exp["height"])
-        assert frame_numbers(frames, exp["bits"]) == sorted(set(idx))
+        assert frame_numbers(frames, exp["bits"]) == idx
 
 
 def test_unicode_path_via_pathlike(corpus):

@@ -9,6 +9,10 @@ import pytest
 
 from vidsearch.metrics import (
     dual_softmax,
+    localization_metrics,
+    logsumexp,
+    softmax,
+    temporal_iou,
     rank_metrics,
     retrieval_metrics,
     text_to_video_ranks,
@@ -178,3 +182,37 @@ def test_agrees_with_sort_based_ranks_when_there_are_no_ties():
     ranks, videos = video_to_text_ranks(sims, gt)
     assert videos.tolist() == list(range(n_videos))
     assert ranks.tolist() == v2t_sorted
+
+
+def test_temporal_iou_by_hand() -> None:
+    assert temporal_iou((0, 10), (5, 15)) == pytest.approx(5 / 15)
+    assert temporal_iou((2, 4), (2, 4)) == 1.0
+    assert temporal_iou((0, 1), (2, 3)) == 0.0
+    assert temporal_iou((0, 4), (1, 2)) == pytest.approx(0.25)
+
+
+def test_localization_metrics_by_hand() -> None:
+    truths = [(0.0, 10.0), (10.0, 20.0), (0.0, 4.0), (5.0, 6.0)]
+    preds = [
+        [(0.0, 10.0)],  # IoU 1
+        [(12.0, 20.0), (10.0, 20.0)],  # top-1 IoU 0.8, top-2 exact
+        [(1.0, 5.0)],  # IoU 3/5 = 0.6
+        [],  # nothing: a miss with IoU 0
+    ]
+    m = localization_metrics(preds, truths)
+    assert m["R@1,IoU=0.3"] == pytest.approx(75.0)
+    assert m["R@1,IoU=0.5"] == pytest.approx(75.0)
+    assert m["R@1,IoU=0.7"] == pytest.approx(50.0)
+    assert m["R@5,IoU=0.7"] == pytest.approx(50.0) and m["R@5,IoU=0.5"] == pytest.approx(75.0)
+    assert m["mIoU"] == pytest.approx(100 * (1.0 + 0.8 + 0.6 + 0.0) / 4)
+    with pytest.raises(ValueError):
+        localization_metrics(preds[:2], truths)
+
+
+def test_softmax_and_logsumexp_are_stable() -> None:
+    x = np.array([[1000.0, 1000.0, 999.0], [-5.0, 0.0, 5.0]])
+    p = softmax(x, axis=1)
+    assert np.allclose(p.sum(axis=1), 1.0) and p[0, 0] == pytest.approx(p[0, 1])
+    assert np.allclose(np.log(p), x - logsumexp(x, axis=1)[:, None])
+    assert logsumexp(x, axis=1)[0] == pytest.approx(1000.0 + math.log(2.0 + math.exp(-1.0)))
+    assert x[0, 0] == 1000.0  # the input is left untouched

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from vidsearch.errors import LibraryError
 from vidsearch.store.library import DB_NAME, Library, _alembic_config
@@ -69,3 +70,67 @@ def test_library_path_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(LibraryError, match="is a file"):
         Library.open(tmp_path / "file")
+
+
+def _library_at(db: Path, revision: str):
+    """An engine on a fresh database migrated to ``revision`` (and the Alembic config used)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{db}")
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine, cfg
+
+
+def _seed_0002(conn, vectors: dict[int, np.ndarray]) -> None:
+    conn.execute(text("INSERT INTO spaces VALUES (1, 'm@1', 2, '{}', '{}', 3, '2026-01-01', '2026-01-01')"))
+    conn.execute(text("INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, updated_at) VALUES (7, '/v.mp4', 10, 1, 'fp', 'indexed', '2026-01-01')"))
+    for sid, vec in vectors.items():
+        conn.execute(text("INSERT INTO segments VALUES (:id, 7, 1, 'window', :s, :e, :v)"), {"id": sid, "s": float(sid), "e": sid + 1.0, "v": vec.astype("<f4").tobytes()})
+    conn.execute(
+        text("INSERT INTO label_sets VALUES (1, 1, 'set', 'h', '[\"a\"]', '[\"{}\"]', :e, 1, 'msp', 1.0, 0.5, NULL, '2026-01-01', '2026-01-01')"),
+        {"e": np.ones(2, "<f4").tobytes()},
+    )
+    conn.execute(text("INSERT INTO segment_recognitions VALUES (1, :sid, 0.9, 0)"), {"sid": min(vectors)})
+
+
+def test_0003_moves_vectors_out_of_segments_and_back(tmp_path: Path) -> None:
+    """Upgrade moves every vector into `embeddings` (labels survive); downgrade moves them back."""
+    db = tmp_path / "lib" / DB_NAME
+    rng = np.random.default_rng(0)
+    vectors = {sid: rng.standard_normal(2).astype(np.float32) for sid in (3, 5, 11)}
+    engine, cfg = _library_at(db, "0002")
+    with engine.begin() as conn:
+        _seed_0002(conn, vectors)
+    engine.dispose()
+
+    with Library.open(db.parent, create=False) as library:  # opening migrates to head
+        with library.engine.connect() as conn:
+            assert "vector" not in {c["name"] for c in inspect(conn).get_columns("segments")}
+            rows = conn.execute(text("SELECT segment_id, vector FROM embeddings ORDER BY segment_id")).all()
+            assert [r[0] for r in rows] == sorted(vectors)
+            assert conn.execute(text("SELECT count(*) FROM segment_recognitions")).scalar() == 1
+        ids, xb = library.load_vectors(1)
+        assert ids.tolist() == sorted(vectors)
+        assert np.array_equal(xb, np.stack([vectors[i] for i in sorted(vectors)]))
+        # a segment deleted later takes its vector with it (ON DELETE CASCADE)
+        with library.engine.begin() as conn:
+            conn.execute(text("DELETE FROM segments WHERE id = 11"))
+        assert library.load_vectors(1)[0].tolist() == [3, 5]
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("PRAGMA foreign_keys=ON"))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    with engine.connect() as conn:
+        assert "embeddings" not in inspect(conn).get_table_names()
+        back = dict(conn.execute(text("SELECT id, vector FROM segments")).all())
+        assert sorted(back) == [3, 5]
+        for sid, blob in back.items():
+            assert np.array_equal(np.frombuffer(blob, "<f4"), vectors[sid])
+        assert conn.execute(text("SELECT count(*) FROM segment_recognitions")).scalar() == 1
+    engine.dispose()
+    with Library.open(db.parent, create=False) as library:  # and up again, vectors intact
+        assert library.load_vectors(1)[0].tolist() == [3, 5]

@@ -117,7 +117,7 @@ def test_unknown_model_lists_choices() -> None:
 
 
 def test_device_resolution() -> None:
-    from vidsearch.models.encoder import resolve_device
+    from vidsearch.models.precision import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -126,3 +126,75 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_registry_presets_match_the_viclip_architectures() -> None:
+    from vidsearch.models.registry import list_models
+    from vidsearch.models.viclip import PRESETS
+
+    presets = [m for m in list_models() if not m.endswith(">")]
+    assert sorted(presets) == sorted(PRESETS)
+
+
+def test_registry_routes_a_registered_family(ckpt: Path) -> None:
+    """A family registered from outside is routed to by its prefix, and listed."""
+    import types
+
+    from vidsearch.models import registry
+
+    calls: list[tuple] = []
+    fake = types.ModuleType("fake_family")
+    fake.load = lambda name, checkpoint, config, device: calls.append(("load", name, device)) or "encoder"
+    fake.key = lambda name, checkpoint, config: f"fake-{name}@0"
+    sys.modules["fake_family"] = fake
+    try:
+        registry.register_family(registry.Family("fake", "fake_family", load="load", key="key"))
+        registry.register_prefix("fake:", "fake", "<name>")
+        assert "fake:<name>" in registry.list_models()
+        assert registry.model_key("fake:x") == "fake-x@0"
+        assert registry.load_encoder("fake:x", device="cpu") == "encoder"
+        assert calls == [("load", "x", torch.device("cpu"))]
+        with pytest.raises(ValueError, match="register family"):
+            registry.register_preset("nope", "no-such-family")
+    finally:
+        registry._PREFIXES.pop("fake:", None)
+        registry._FAMILIES.pop("fake", None)
+        del sys.modules["fake_family"]
+    assert "fake:<name>" not in registry.list_models()
+
+
+def test_temperature_is_the_models_own(ckpt: Path) -> None:
+    enc = vm.load_encoder(str(ckpt), device="cpu")
+    assert enc.temperature == pytest.approx(float(enc.model.temp.detach()))
+    with torch.no_grad():
+        enc.model.temp.fill_(0.0)  # not a usable temperature: reported as none
+    assert enc.temperature is None
+
+
+def test_precision_policy() -> None:
+    from vidsearch.models.precision import autocast, autocast_dtype, training_precision
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu) is None
+    ctx, scaler = training_precision(cpu)
+    assert scaler is None
+    with ctx, autocast(cpu):  # reusable no-ops on CPU: fp32
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+    if torch.cuda.is_available():
+        cuda = torch.device("cuda")
+        want = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        assert autocast_dtype(cuda) == want
+        with autocast(cuda):
+            assert torch.ones(2, 2, device=cuda).matmul(torch.ones(2, 2, device=cuda)).dtype == want
+        assert (training_precision(cuda)[1] is not None) == (want == torch.float16)
+        assert autocast_dtype(cuda) is not None and training_precision(cuda, enabled=False)[1] is None
+
+
+def test_old_encoder_module_forwards_with_a_warning() -> None:
+    import vidsearch.models.encoder as old
+    from vidsearch.models.registry import load_encoder
+
+    with pytest.warns(DeprecationWarning, match="moved to vidsearch.models.registry"):
+        assert old.load_encoder is load_encoder
+    with pytest.raises(AttributeError):
+        old.no_such_name

@@ -54,6 +54,8 @@ def test_video_is_renormalized_mean_of_frame_embeddings(tiny: tuple[Path, Path])
     assert text.shape == (2, 16) and np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
     again = vm.load_encoder(**enc.spec)
     assert again.key == enc.key and np.array_equal(again.encode_video(frames), video)
+    # open_clip's logits are exp(logit_scale) * cosine: the temperature is its inverse
+    assert enc.temperature == pytest.approx(1.0 / float(enc.model.logit_scale.detach().exp()))
 
 
 def test_errors(tiny: tuple[Path, Path], tmp_path: Path) -> None:

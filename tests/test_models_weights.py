@@ -152,11 +152,18 @@ def test_preset_shaped_checkpoint_without_config_uses_the_preset(tmp_path: Path)
     assert cfg == ViCLIPConfig.preset("viclip-b16") and cfg_path is None
 
 
-def _fake_hf_cache(root: Path, repo: str, filename: str, payload: bytes) -> Path:
-    """The on-disk layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<rev>/file}."""
+def _pinned(repo: str) -> str:
+    return next(rev for sources in weights.HF_SOURCES.values() for r, _, rev in sources if r == repo)
+
+
+def _fake_hf_cache(root: Path, repo: str, filename: str, payload: bytes, rev: str | None = None) -> Path:
+    """The on-disk layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<rev>/file}.
+
+    ``rev`` defaults to the revision vidsearch pins for ``repo``; ``refs/main`` points at it.
+    """
     base = root / ("models--" + repo.replace("/", "--"))
-    rev = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True)
+    rev = rev or _pinned(repo)
+    (base / "refs").mkdir(parents=True, exist_ok=True)
     (base / "refs" / "main").write_text(rev)
     target = base / "snapshots" / rev / filename
     target.parent.mkdir(parents=True)
@@ -178,13 +185,15 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     assert resolve_checkpoint("viclip-l14").read_bytes() == b"3" and resolve_checkpoint("viclip-l14") == cached.resolve()
 
     # Not cached, online: the hub client is asked, in order (patched: no network).
-    calls = []
+    calls, revisions = [], []
 
-    def fake_download(repo: str, filename: str, cache_dir: str | None = None, **_: object) -> str:
+    def fake_download(repo: str, filename: str, cache_dir: str | None = None, revision: str | None = None,
+                      **_: object) -> str:
         calls.append((repo, filename))
+        revisions.append(revision)
         if repo.endswith("-hf"):
             raise OSError("404")
-        return str(_fake_hf_cache(Path(cache_dir), repo, filename, b"4"))
+        return str(_fake_hf_cache(Path(cache_dir), repo, filename, b"4", rev="f" * 40))
 
     import huggingface_hub
 
@@ -196,6 +205,7 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert resolve_checkpoint("viclip-l14").name == "ViClip-InternVid-10M-FLT.pth"
     assert calls == [("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"), ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth")]
+    assert revisions == ["1652361522e1cb41c28cdfae870f690d00e7456b", "main"]  # the checked -hf commit
     with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
         resolve_checkpoint("viclip-b16", download=True)
 
@@ -237,3 +247,132 @@ def test_checkpoint_hash_is_cached_by_path_size_mtime(tmp_path: Path) -> None:
     assert checkpoint_hash(f) == sha
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: hashed again
     assert checkpoint_hash(f) == hashlib.sha256(b"xyz").hexdigest()
+
+
+# --------------------------------------------------------------------------- keys inference does not need
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == weights.__name__]
+
+
+def test_keys_inference_does_not_need_are_dropped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tiny_model()
+    sd = dict(src.state_dict())
+    sd["logit_scale"] = torch.tensor(4.6)
+    for i in range(TINY["text_layers"]):  # a port that registered CLIP's causal mask as a buffer
+        sd[f"text_encoder.transformer.resblocks.{i}.attn_mask"] = torch.full((32, 32), float("-inf")).triu(1)
+    sd.update({f"model_ema.{k}": v.clone() for k, v in src.state_dict().items()})  # an EMA copy
+    sd["optimizer.state.0.exp_avg"] = torch.zeros(3)
+    torch.save({"module": sd}, tmp_path / "w.pth")
+    with caplog.at_level("WARNING"):
+        assert_same_weights(load_viclip_checkpoint(tiny_model(seed=1), tmp_path / "w.pth"), src)
+    (line,) = _warnings(caplog)
+    assert "\n" not in line and "w.pth" in line
+    for part in ("logit_scale", "resblocks.*.attn_mask", "model_ema.* (51)", "optimizer.state.*.exp_avg"):
+        assert part in line
+
+
+def test_missing_temp_is_filled_with_its_initial_value(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = tiny_model()
+    sd = {k: v for k, v in src.state_dict().items() if k != "temp"}
+    save_file({"model." + k: v for k, v in sd.items()}, str(tmp_path / "w.safetensors"))
+    dst = tiny_model(seed=1)
+    with torch.no_grad():
+        dst.temp.fill_(float("nan"))  # as after to_empty(): the value must come from the loader
+    with caplog.at_level("WARNING"):
+        load_viclip_checkpoint(dst, tmp_path / "w.safetensors")
+    assert dst.temp.item() == pytest.approx(0.01)
+    (line,) = _warnings(caplog)
+    assert "temp is missing" in line
+    with torch.inference_mode():  # the towers are the checkpoint's
+        x = torch.randn(1, 4, 3, 32, 32)
+        assert torch.equal(dst.encode_video(x), src.encode_video(x))
+
+
+def test_missing_weights_inference_needs_stay_an_error(tmp_path: Path) -> None:
+    sd = {k: v for k, v in tiny_model().state_dict().items() if k != "text_encoder.ln_final.weight"}
+    sd["logit_scale"] = torch.tensor(1.0)
+    torch.save(sd, tmp_path / "w.pth")
+    with pytest.raises(CheckpointError, match=r"1 missing \(e\.g\. text_encoder\.ln_final\.weight\)") as err:
+        load_viclip_checkpoint(tiny_model(), tmp_path / "w.pth")
+    msg = str(err.value)
+    assert "\n" not in msg and "1 ignored: logit_scale" in msg
+    assert "shapes are those of the requested model" in msg and "load it as model" not in msg
+
+
+def test_no_load_it_as_hint_for_the_model_that_was_asked_for() -> None:
+    with torch.device("meta"):
+        b16 = ViCLIP(ViCLIPConfig.preset("viclip-b16"))
+        sd = {k: v for k, v in b16.state_dict().items() if k != "vision_encoder.ln_post.bias"}
+    with pytest.raises(CheckpointError) as err:
+        fit_state_dict(sd, b16, source="model.safetensors")
+    msg = str(err.value)
+    assert "1 missing (e.g. vision_encoder.ln_post.bias)" in msg
+    assert "load it as model viclip-b16" not in msg and "re-download" in msg
+
+
+# --------------------------------------------------------------------------- other architectures
+
+
+def _internvideo2_clip_keys(text: str) -> dict[str, torch.Tensor]:
+    """Key names of InternVideo2-CLIP (InternVideo2 vision tower + LLaMA or MobileCLIP text tower)."""
+    sd = {
+        "vision_encoder.cls_token": torch.zeros(1, 1, 32),
+        "vision_encoder.pos_embed": torch.zeros(1, 5, 32),
+        "vision_encoder.patch_embed.proj.weight": torch.zeros(32, 3, 1, 14, 14),
+        "vision_encoder.blocks.0.attn.qkv.weight": torch.zeros(96, 32),
+        "vision_encoder.blocks.0.ls1.gamma": torch.zeros(32),
+        "vision_encoder.clip_projector.k.weight": torch.zeros(32, 32),
+        "temp": torch.tensor(0.01),
+    }
+    if text == "llama":
+        sd.update({"text_encoder.transformer.embed_tokens.weight": torch.zeros(10, 32),
+                   "text_encoder.transformer.layers.0.self_attn.q_proj.weight": torch.zeros(32, 32),
+                   "text_encoder.text_projection": torch.zeros(32, 16)})
+    else:
+        sd.update({"text_encoder.embedding_layer.weight": torch.zeros(10, 32),
+                   "text_encoder.transformer.0.pre_norm_mha.0.weight": torch.zeros(32),
+                   "text_encoder.projection_layer": torch.zeros(32, 16),
+                   "vision_align.0.weight": torch.zeros(32)})
+    return sd
+
+
+@pytest.mark.parametrize("text,tower", [("llama", "LLaMA"), ("mobileclip", "MobileCLIP")])
+def test_internvideo2_clip_is_named_as_another_architecture(tmp_path: Path, text: str, tower: str) -> None:
+    sd = {"module." + k: v for k, v in _internvideo2_clip_keys(text).items()}
+    with pytest.raises(CheckpointError, match=rf"InternVideo2-CLIP \(an InternVideo2 vision tower with a {tower} "
+                       rf"text tower\), a different architecture that vidsearch cannot load as ViCLIP") as err:
+        fit_state_dict(sd, tiny_model(), source="clip.pth")
+    assert "\n" not in str(err.value)
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ModelError, match="InternVideo2-CLIP.*cannot load as ViCLIP"):
+        resolve_config(tmp_path / "model.safetensors")
+
+
+# --------------------------------------------------------------------------- pinned revisions
+
+
+def test_pinned_revisions_are_used_and_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from vidsearch.models.encoder import model_key
+
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    repo = "OpenGVLab/ViCLIP-B-16-hf"
+    assert _pinned(repo) == "8484a9cb5b1b86e43c3ded53abe7485f52d8b789"
+    assert _pinned("OpenGVLab/ViCLIP-L-14-hf") == "1652361522e1cb41c28cdfae870f690d00e7456b"
+    newer = _fake_hf_cache(hub, repo, "model.safetensors", b"newer", rev="e" * 40)  # refs/main -> newer
+    with pytest.raises(WeightsNotFoundError, match="--revision 8484a9cb"):
+        resolve_checkpoint("viclip-b16")  # main moved on: the checked revision is not cached
+    pinned = _fake_hf_cache(hub, repo, "model.safetensors", b"pinned")
+    (hub / ("models--" + repo.replace("/", "--")) / "refs" / "main").write_text("e" * 40)
+    assert resolve_checkpoint("viclip-b16") == pinned.resolve()
+    assert model_key("viclip-b16") == "viclip-b16@" + hashlib.sha256(b"pinned").hexdigest()[:12]
+    assert resolve_checkpoint("viclip-b16", revision="main") == newer.resolve()
+    monkeypatch.setenv("VIDSEARCH_HF_REVISION", "main")
+    assert resolve_checkpoint("viclip-b16") == newer.resolve()
+    assert model_key("viclip-b16") == "viclip-b16@" + hashlib.sha256(b"newer").hexdigest()[:12]

@@ -142,6 +142,31 @@ def test_frame_cache_decodes_real_videos_like_the_index(tmp_path):
     assert np.array_equal(np.asarray(cache.frames[0]), want)
 
 
+def test_frame_cache_decodes_in_the_crash_contained_pool(tmp_path):
+    """Several workers, rows in the videos' order whatever order they finish in, short clips
+    padded like the index pads them, and a broken file is a MediaError naming it."""
+    from vidsearch.media import probe, read_frames
+    from vidsearch.train.synthetic import Action, encode_video, render_clip
+
+    rng = np.random.default_rng(1)
+    videos = [
+        encode_video(tmp_path / f"v{i}.mp4", render_clip(Action("blue", "square", "left"), rng, size=32, num_frames=n))
+        for i, n in enumerate((12, 3, 9))  # 3 frames < cache_frames: the last one repeats
+    ]
+    cache = build_frame_cache(videos, tmp_path / "c.npy", cache_frames=6, resolution=16, max_bytes=10**6, workers=2)
+    for row, video in enumerate(videos):
+        indices = middle_indices(probe(video).num_frames, 6)
+        want, _ = read_frames(video, indices, 16)
+        assert np.array_equal(np.asarray(cache.frames[row]), want), video
+    assert middle_indices(3, 6) == [0, 1, 2, 2, 2, 2]
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaError, match="broken.mp4"):
+        build_frame_cache([videos[0], broken], tmp_path / "bad.npy", cache_frames=4, resolution=16, max_bytes=10**6)
+    assert not (tmp_path / "bad.npy").exists()
+
+
 def test_reverse_pairs_parse_and_reject_bad_specs():
     assert parse_reverse_pairs("left=right, Up=down,") == (("left", "right"), ("up", "down"))
     assert parse_reverse_pairs("") == ()

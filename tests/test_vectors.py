@@ -16,6 +16,9 @@ import pytest
 
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.store import vectors as V
+from vidsearch.store.vectors import gpu as G
+from vidsearch.store.vectors import policy as P
+from vidsearch.store.vectors import tune as T
 from vidsearch.store.vectors import VectorIndex, choose_spec
 
 pytestmark = pytest.mark.timeout(60)
@@ -153,7 +156,7 @@ def test_tuned_nprobe_is_minimal(data):
     """The tuned nprobe is the first grid value reaching the target: one step less falls short."""
     ids, xb, _ = data
     idx = VectorIndex.build(ids, xb, spec="IVF64,Flat")
-    grid = [p for p in V._NPROBE_GRID if p <= 64]
+    grid = [p for p in T.NPROBE_GRID if p <= 64]
     nprobe = int(idx.params["nprobe"])
     assert nprobe in grid and grid.index(nprobe) > 0, "clustered data needs more than one list"
     xq = clustered(N_SMALL + 1000, D_SMALL, seed=1)[N_SMALL:]  # fresh queries, other noise
@@ -254,9 +257,9 @@ def test_policy_sizes():
     assert choose_spec(1_000_000, 768, big) == "IVF4096_HNSW32,SQfp16"  # HNSW quantizer from 1M
     assert choose_spec(10_000_000, 768, big) == "IVF16384_HNSW32,SQfp16"
     for n in (200_000, 1_000_000, 5_000_000, 50_000_000):
-        nlist = V._family(choose_spec(n, 512, big))[1]
+        nlist = P.family(choose_spec(n, 512, big))[1]
         assert 2 * np.sqrt(n) <= nlist <= 8 * np.sqrt(n)  # 4*sqrt(n), to the nearest power of 2
-        assert nlist * V.TRAIN_PER_LIST <= n
+        assert nlist * P.TRAIN_PER_LIST <= n
 
 
 def test_policy_memory_budget():
@@ -267,7 +270,7 @@ def test_policy_memory_budget():
     assert spec.startswith("OPQ") and ",IVF4096_HNSW32,PQ" in spec
     m = int(spec.split(",")[-1][2:])
     assert d % m == 0 and V.estimate_bytes(n, d, f"PQ{m}", 4096, True) <= 200 << 20
-    bigger = [c for c in V._pq_m_choices(d) if c > m]  # every larger code would not fit
+    bigger = [c for c in P.pq_m_choices(d) if c > m]  # every larger code would not fit
     assert all(V.estimate_bytes(n, d, f"PQ{c}", 4096, True) > 200 << 20 for c in bigger)
     # exact-size libraries still compress when the budget demands it
     assert choose_spec(50_000, 768, 60 << 20) == "IDMap2,SQ8"
@@ -278,14 +281,14 @@ def test_policy_memory_budget():
 
 def test_policy_rebuild_when_size_changes(monkeypatch, data):
     ids, xb, _ = data
-    monkeypatch.setattr(V, "EXACT_MAX_N", 1000)
+    monkeypatch.setattr(P, "EXACT_MAX_N", 1000)
     idx = VectorIndex.empty(D_SMALL)
     idx.add(ids[:1000], xb[:1000])
     assert not idx.needs_rebuild()
     idx.add(ids[1000:1001], xb[1000:1001])
     assert idx.needs_rebuild()  # exact -> IVF
     ivf = VectorIndex.build(ids[:1900], xb[:1900])
-    assert ivf.auto and V._family(ivf.spec)[0] == "ivf" and not ivf.needs_rebuild()
+    assert ivf.auto and P.family(ivf.spec)[0] == "ivf" and not ivf.needs_rebuild()
     ivf.add(ids[1900:3800], xb[1900:3800])  # as many as it was trained on: still fine
     assert not ivf.needs_rebuild()
     ivf.add(ids[3800:], xb[3800:])  # more added after training than trained on: drift
@@ -334,7 +337,7 @@ def test_atomic_save_keeps_old_file(tmp_path, data, monkeypatch):
     with pytest.raises(LibraryError, match="No space left") as e:
         VectorIndex.build(ids, xb).save(path)
     assert "\n" not in str(e.value)
-    assert path.read_bytes() == before and not (tmp_path / "space.faiss.tmp").exists()
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
     monkeypatch.setattr(faiss, "write_index", real_write)
     assert VectorIndex.load(path).ntotal == 100
 
@@ -390,10 +393,10 @@ class FakeGpu:
 def test_gpu_path_when_available(monkeypatch, data, tmp_path):
     ids, xb, xq = data
     fake = FakeGpu()
-    monkeypatch.setattr(V, "gpu_available", lambda: True)
-    monkeypatch.setattr(V, "_clone_to_gpu", fake.clone)
-    monkeypatch.setattr(V, "_gpu_to_cpu", faiss.clone_index)
-    monkeypatch.setattr(V, "_gpu_clustering_index", fake.clustering)
+    monkeypatch.setattr(G, "gpu_available", lambda: True)
+    monkeypatch.setattr(G, "clone_to_gpu", fake.clone)
+    monkeypatch.setattr(G, "gpu_to_cpu", faiss.clone_index)
+    monkeypatch.setattr(G, "clustering_index", fake.clustering)
     idx = VectorIndex.build(ids, xb, spec="IVF64,Flat")
     assert fake.kmeans == 1 and len(fake.clones) == 1  # k-means and add went to the "GPU"
     assert idx._searcher() is fake.clones[0]
@@ -401,32 +404,32 @@ def test_gpu_path_when_available(monkeypatch, data, tmp_path):
     D, I = idx.search(xq, 10)
     assert tie_tolerant_recall(I, ids, xq, xb, 10) >= 0.93
     idx.remove(ids[:5])  # mutation drops the replica; next search re-clones
-    assert idx._gpu_index is None
+    assert idx._gpu.index is None
     _, I = idx.search(xq, 10)
     assert len(fake.clones) == 2 and not np.isin(I, ids[:5]).any()
     idx.save(tmp_path / "g.faiss")  # the CPU master is what gets saved
-    monkeypatch.setattr(V, "gpu_available", lambda: False)
+    monkeypatch.setattr(G, "gpu_available", lambda: False)
     back = VectorIndex.load(tmp_path / "g.faiss")
     assert back._searcher() is back._index and back.ntotal == N_SMALL - 5
 
 
 def test_gpu_fallbacks(monkeypatch, data, caplog):
     ids, xb, xq = data
-    monkeypatch.setattr(V, "gpu_available", lambda: False)
+    monkeypatch.setattr(G, "gpu_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger=V.__name__):
         idx = VectorIndex.build(ids[:500], xb[:500], gpu=True)
-    assert "GPU requested" in caplog.text and not idx._gpu
-    assert V._use_gpu(None) is False and V._use_gpu(False) is False
+    assert "GPU requested" in caplog.text and not idx._gpu.enabled
+    assert G.use_gpu(None) is False and G.use_gpu(False) is False
 
     fake = FakeGpu(fail=True)
-    monkeypatch.setattr(V, "gpu_available", lambda: True)
-    monkeypatch.setattr(V, "_clone_to_gpu", fake.clone)
-    monkeypatch.setattr(V, "_gpu_clustering_index", FakeGpu().clustering)
-    assert V._use_gpu(None) is True and V._use_gpu(False) is False
+    monkeypatch.setattr(G, "gpu_available", lambda: True)
+    monkeypatch.setattr(G, "clone_to_gpu", fake.clone)
+    monkeypatch.setattr(G, "clustering_index", FakeGpu().clustering)
+    assert G.use_gpu(None) is True and G.use_gpu(False) is False
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=V.__name__):
         idx = VectorIndex.build(ids, xb, spec="HNSW32,Flat")  # GPU cannot hold HNSW
-    assert "using CPU" in caplog.text and idx._gpu_failed and idx._searcher() is idx._index
+    assert "using CPU" in caplog.text and idx._gpu.failed and idx._searcher() is idx._index
     _, I = idx.search(xq, 10)
     assert tie_tolerant_recall(I, ids, xq, xb, 10) >= 0.93
 

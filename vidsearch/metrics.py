@@ -36,6 +36,13 @@ discounted. For text->video ranking the prior of ``sims[t, v]`` is the softmax o
 videos (``axis=1``) of ``temperature * sims[t, :]``. The reference implementations multiply by a
 constant (the matrix length) as well, which changes no ranking and is left out here. With
 cosine similarities the usual temperature is 100 (CLIP's logit scale).
+
+**Open set.** :func:`auroc` is the probability that a random known video scores above a random
+unknown one, ties counting one half (the threshold-free open-set figure of the literature).
+
+**Localization**, Charades-STA style (:func:`localization_metrics`): R@K at IoU m is the share of
+queries with a top-K span of temporal IoU (:func:`temporal_iou`) >= m with the ground truth; mIoU
+is the mean IoU of the top-1 span.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vidsearch.errors import InputError
+
 __all__ = [
     "text_to_video_ranks",
     "video_to_text_ranks",
@@ -52,14 +61,21 @@ __all__ = [
     "retrieval_metrics",
     "dual_softmax",
     "topk_accuracy",
+    "softmax",
+    "logsumexp",
+    "auroc",
+    "temporal_iou",
+    "localization_metrics",
     "DEFAULT_KS",
     "DSL_TEMPERATURE",
+    "IOU_THRESHOLDS",
 ]
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 DSL_TEMPERATURE = 100.0  # CLIP's logit scale: cosine similarities live in [-1, 1]
+IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)  # Charades-STA's IoU thresholds m
 
 
 def _check(sims: np.ndarray, text_to_video: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +163,20 @@ def rank_metrics(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str,
     return out
 
 
-def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    z = x - x.max(axis=axis, keepdims=True)
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` (float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)  # a new array: the caller's logits stay untouched
     np.exp(z, out=z)
     z /= z.sum(axis=axis, keepdims=True)
     return z
+
+
+def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable ``log(sum(exp(x)))`` along ``axis`` (the axis is removed)."""
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
 def dual_softmax(sims: np.ndarray, temperature: float = DSL_TEMPERATURE) -> tuple[np.ndarray, np.ndarray]:
@@ -169,8 +194,8 @@ def dual_softmax(sims: np.ndarray, temperature: float = DSL_TEMPERATURE) -> tupl
     s = np.asarray(sims, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"sims must be 2-D, got shape {s.shape}")
-    t2v = s * _softmax(temperature * s, axis=0)
-    v2t = s * _softmax(temperature * s, axis=1)
+    t2v = s * softmax(temperature * s, axis=0)
+    v2t = s * softmax(temperature * s, axis=1)
     return t2v, v2t
 
 
@@ -221,4 +246,63 @@ def topk_accuracy(
     ranks = text_to_video_ranks(scores, labels)  # same computation: rows rank columns
     out = {f"top{k}": (float(100.0 * np.mean(ranks <= k)) if ranks.size else float("nan")) for k in ks}
     out["count"] = int(ranks.size)
+    return out
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """P(known score > unknown score) + P(tie) / 2 (the Mann-Whitney U statistic, normalized).
+
+    Raises:
+        InputError: either set is empty.
+    """
+    k = np.asarray(known, dtype=np.float64).ravel()
+    u = np.asarray(unknown, dtype=np.float64).ravel()
+    if k.size == 0 or u.size == 0:
+        raise InputError("AUROC needs at least one known and one unknown video")
+    u_sorted = np.sort(u)
+    below = np.searchsorted(u_sorted, k, side="left")  # unknown strictly below each known
+    ties = np.searchsorted(u_sorted, k, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (k.size * u.size))
+
+
+def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Intersection over union of two time spans ``(start, end)`` (0 when disjoint or empty)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return float(inter / union) if union > 0 else 0.0
+
+
+def localization_metrics(
+    predictions: Sequence[Sequence[tuple[float, float]]],
+    truths: Sequence[tuple[float, float]],
+    thresholds: Sequence[float] = IOU_THRESHOLDS,
+    ks: Sequence[int] = (1, 5),
+) -> dict[str, float]:
+    """R@K at IoU m (percent) and mIoU of the top-1 span (percent), Charades-STA style.
+
+    Args:
+        predictions: per query, its spans best first (may be empty: counts as a miss, IoU 0).
+        truths: per query, the ground-truth span.
+        thresholds: IoU thresholds m.
+        ks: K values.
+
+    Returns:
+        ``{"R@1,IoU=0.5": ..., "mIoU": ..., "count": n}``.
+
+    Raises:
+        InputError: no queries.
+    """
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} ground truths")
+    n = len(truths)
+    if n == 0:
+        raise InputError("no queries to evaluate")
+    ious = [[temporal_iou(tuple(p), tuple(t)) for p in preds] for preds, t in zip(predictions, truths)]
+    out: dict[str, float] = {}
+    for k in ks:
+        for m in thresholds:
+            hits = sum(1 for row in ious if any(v >= m - 1e-9 for v in row[:k]))
+            out[f"R@{k},IoU={m:g}"] = 100.0 * hits / n
+    out["mIoU"] = 100.0 * float(np.mean([row[0] if row else 0.0 for row in ious]))
+    out["count"] = float(n)
     return out

@@ -5,15 +5,18 @@ are close to the fp32 ones (cosine >= 0.999, tested) but not equal, so the preci
 the space key. fp32 keeps the plain key (``viclip-b16@0123456789ab``) so libraries indexed
 before precisions existed stay valid; any other precision appends ``+<precision>``.
 
-Policy for ``auto`` (measured, see README "Precision"):
+Policy for ``auto`` (measured, see README "Precision and fast text queries"):
 
 * CUDA: bf16 where the GPU supports it, else fp16;
 * CPU: fp32. bf16 autocast runs ~5x *slower* than fp32 on CPUs without native bf16; with it
   (AVX512-BF16/AMX) it is opt-in, like int8: ``auto`` must give the same space on every CPU, or
   one library indexed from two machines would split into two spaces.
 
-This module is torch-free: callers pass the facts (device type, capabilities) in, and
-:func:`cpu_has_native_bf16` reads the CPU flags from ``/proc/cpuinfo`` or torch when loaded.
+This module is torch-free (the ONNX query path needs the key rules without torch): callers pass
+the facts (device type, capabilities) in, and :func:`cpu_has_native_bf16` reads the CPU flags
+from ``/proc/cpuinfo`` or torch when loaded. Its torch side, the device and autocast policy, is
+:mod:`vidsearch.models.precision` (:func:`~vidsearch.models.precision.resolve_precision` feeds
+this module a device's facts).
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ it has none).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,25 @@ from typing import Any
 import numpy as np
 
 from vidsearch.errors import InputError
+from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
-__all__ = ["Filters", "VideoHit", "search_vectors", "search_text", "search_video", "encode_video_file", "load_space_encoder", "load_text_query_encoder"]
+__all__ = [
+    "Filters",
+    "VideoHit",
+    "search_vectors",
+    "search_text",
+    "search_video",
+    "encode_video_file",
+    "load_space_encoder",
+    "load_text_query_encoder",
+    "check_query",
+    "query_library",
+    "windows_scores",
+    "window_scores",
+    "best_spans_for_hits",
+    "best_span_for_hit",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -86,10 +104,19 @@ def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters:
     return hits
 
 
-def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
-    """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
+def _check_k(k: int) -> None:
     if k < 1:
         raise InputError(f"-k must be at least 1 (got {k})")
+
+
+def _check_text(text: str | None) -> None:
+    if not text or not text.strip():
+        raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
+
+
+def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
+    """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
+    _check_k(k)
     filters = filters or Filters()
     index = library.vector_index(space)
     n = index.ntotal
@@ -114,14 +141,38 @@ def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 
         kk = min(n, kk * 4)
 
 
+def windows_scores(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, list[Window]]:
+    """Video id -> ``(start, end, score)`` of each stored window for query vector ``xq``.
+
+    One SQLite query serves all the videos; videos without windows are left out.
+    """
+    return {
+        vid: score_windows([a for a, _ in spans], [b for _, b in spans], xb, xq)
+        for vid, (spans, xb) in library.window_vectors(space.id, [int(v) for v in video_ids]).items()
+    }
+
+
+def window_scores(library: Library, space: SpaceInfo, video_id: int, xq: np.ndarray) -> list[Window]:
+    """``(start, end, score)`` of every stored window of a video in a space, for query vector ``xq``."""
+    return windows_scores(library, space, [video_id], xq).get(int(video_id), [])
+
+
+def best_spans_for_hits(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, tuple[float, float, float]]:
+    """Video id -> best span of each query hit from its stored windows (videos without windows left out)."""
+    return {vid: best_span_from_windows(w) for vid, w in windows_scores(library, space, video_ids, xq).items()}
+
+
+def best_span_for_hit(library: Library, space: SpaceInfo, video_id: int, xq: np.ndarray) -> tuple[float, float, float] | None:
+    """Best span of a query hit from its stored windows; None when the video has no windows."""
+    return best_spans_for_hits(library, space, [video_id], xq).get(int(video_id))
+
+
 def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: np.ndarray) -> list[VideoHit]:
-    """Give each hit the span the localization pass finds over all of the video's windows.
+    """Give each hit the span :func:`vidsearch.spans.best_span_from_windows` finds over all of its windows.
 
     Localization scores every stored window of the video (not only the retrieved ones) and can
     narrow or widen the span to where the similarity actually peaks.
     """
-    from vidsearch.enrich.localize import best_spans_for_hits
-
     spans = best_spans_for_hits(library, space, [h.video_id for h in hits], xq)
     for hit in hits:
         if hit.video_id in spans:
@@ -131,11 +182,14 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
 
 
 def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
-    """Load the encoder that produced a space's vectors (from the spec stored with it)."""
+    """Load the encoder that produced a space's vectors (from the spec stored with it, at its precision)."""
     from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.precision import split_key
 
     spec = dict(space.model_spec)
     spec["device"] = device
+    # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
+    spec.setdefault("precision", split_key(space.key)[1])
     return load_encoder_at(**spec)
 
 
@@ -146,11 +200,37 @@ def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     return load_query_encoder(space.key, space.model_spec, device=device)
 
 
+@contextlib.contextmanager
+def _one_thread_on_cpu(encoder: Any) -> Iterator[None]:
+    """Encode on one torch thread when the encoder runs on the CPU (restored afterwards).
+
+    One caption is too little work to split across threads: a single thread is about as fast on
+    an idle machine and 20x faster when another process holds a core. An encoder without a
+    ``device`` (the ONNX Runtime text encoder) sets its own threads and must not import torch.
+    """
+    device = getattr(encoder, "device", None)
+    if device is None or getattr(device, "type", "cpu") != "cpu":
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def search_text(library: Library, encoder: Any, text: str, space: SpaceInfo, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
-    """Rank videos for a text query."""
-    if not text or not text.strip():
-        raise InputError("the query text is empty; type what you want to see, e.g. vidsearch query \"a dog catching a frisbee\"")
-    xq = encoder.encode_text([text.strip()])[0]
+    """Rank videos for a text query (the caption is encoded on one thread when on the CPU).
+
+    Raises:
+        InputError: empty text or ``k < 1``.
+    """
+    _check_text(text)
+    with _one_thread_on_cpu(encoder):
+        xq = encoder.encode_text([text.strip()])[0]
     return search_vectors(library, space, xq, k, filters)
 
 
@@ -179,10 +259,8 @@ def encode_video_file(encoder: Any, path: Path | str, start: float | None = None
         first = min(info.num_frames - 1, int(round(s * info.fps)))
         last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
     indices = middle_indices(last - first, encoder.num_frames, start=first)
-    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader)
-    order = {idx: i for i, idx in enumerate(sorted(set(indices)))}
-    clip = frames[[order[i] for i in indices]][None]  # [1, T, res, res, 3]
-    return encoder.encode_video(clip)[0]
+    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader)  # in clip order
+    return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]
 
 
 def search_video(
@@ -197,3 +275,58 @@ def search_video(
 ) -> list[VideoHit]:
     """Rank videos for a video query (the whole file or a ``[start, end]`` span)."""
     return search_vectors(library, space, encode_video_file(encoder, path, start, end), k, filters)
+
+
+def check_query(text: str | None, video: Path | str | None, *, k: int = 10, start: float | None = None, end: float | None = None) -> None:
+    """Check a query's arguments without touching the library or a model (see :func:`query_library`).
+
+    Raises:
+        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
+    """
+    if (text is None) == (video is None):
+        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
+    if text is not None:
+        _check_text(text)
+    if video is None and (start is not None or end is not None):
+        raise InputError("--start/--end only apply to --video queries")
+    _check_k(k)
+
+
+def query_library(
+    library: Library,
+    text: str | None = None,
+    video: Path | str | None = None,
+    *,
+    k: int = 10,
+    filters: Filters | None = None,
+    space_key: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    device: str = "auto",
+) -> list[VideoHit]:
+    """Rank a library's videos for a text or a video clip with the model of one of its spaces.
+
+    The arguments are checked before the model is loaded, so a bad query fails at once.
+
+    Args:
+        library: an open library.
+        text: what to find (exactly one of ``text`` and ``video``).
+        video: a query clip instead (its ``[start, end]`` span, seconds, when given).
+        k: videos returned at most.
+        filters: score cut-off, path, duration and video-set filters.
+        space_key: the embedding space (None: the most recently indexed one).
+        start: with ``video``: start of the query span.
+        end: with ``video``: end of the query span.
+        device: where the model runs.
+
+    Raises:
+        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
+        LibraryError: no such space.
+    """
+    check_query(text, video, k=k, start=start, end=end)
+    space = library.space(space_key)
+    if video is not None:
+        encoder = load_space_encoder(space, device=device)
+        return search_video(library, encoder, video, space, k, filters, start=start, end=end)
+    # A text query needs only the text tower: ONNX Runtime, without torch, when its graph is cached.
+    return search_text(library, load_text_query_encoder(space, device=device), text or "", space, k, filters)

@@ -62,6 +62,7 @@ class BenchOptions:
     checkpoint: str | None = None  # explicit weights for a preset
     model_config: str | None = None  # ViCLIPConfig JSON for a custom size
     device: str = "auto"
+    precision: str = "auto"  # encoder precision (vidsearch.precision); part of the embedding space key
     library: str | None = None  # bench library (embedding cache); None = <cache dir>/bench
     allow_missing: bool = False  # evaluate on the videos that exist instead of stopping
     batch_size: int = 8  # clips per encoder call
@@ -107,10 +108,11 @@ def bench_sampling() -> Any:
 
 
 def load_bench_encoder(options: BenchOptions) -> Any:
-    """Load the encoder named by ``options`` (raises the models' one-line errors)."""
-    from vidsearch.models import load_encoder
+    """Load the encoder named by ``options`` at its precision (raises the models' one-line errors)."""
+    from vidsearch.models.lowprec import load_encoder_at
 
-    return load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+    return load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
+                           device=options.device, precision=options.precision)
 
 
 def embed_videos(
@@ -137,6 +139,7 @@ def embed_videos(
         checkpoint=options.checkpoint,
         model_config=options.model_config,
         device=options.device,
+        precision=options.precision,
         sampling=bench_sampling(),
         batch_size=options.batch_size,
         workers=options.workers,

@@ -1,6 +1,6 @@
 """Zero-shot action recognition benchmark with prompt ensembling.
 
-Each class name becomes a text embedding (:func:`~vidsearch.bench.prompts.label_embeddings`:
+Each class name becomes a text embedding (:func:`~vidsearch.labels.label_embeddings`:
 the class put into every template, embeddings averaged and renormalized); each video is embedded
 whole (cached like retrieval); a video's prediction is the class with the highest cosine
 similarity. Top-1 and top-5 accuracy are reported with pessimistic ties (a wrong class scoring
@@ -34,7 +34,7 @@ import numpy as np
 
 from vidsearch.bench.common import BenchOptions, embed_named_videos, run_info, timing_info, utc_now
 from vidsearch.bench.datasets import read_text_file
-from vidsearch.bench.prompts import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, load_label_set, normalize_label
+from vidsearch.labels import DEFAULT_TEMPLATES, label_embeddings, normalize_label
 from vidsearch.errors import InputError
 from vidsearch.metrics import topk_accuracy
 
@@ -43,10 +43,6 @@ __all__ = [
     "RecognitionRun",
     "read_recognition_annotations",
     "run_recognition",
-    "label_embeddings",
-    "load_label_set",
-    "DEFAULT_TEMPLATES",
-    "LABEL_SETS",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -159,7 +155,7 @@ def run_recognition(
 
     Args:
         rec: videos and true classes (from :func:`read_recognition_annotations`).
-        classes: class names (from :func:`load_label_set`).
+        classes: class names (from :func:`vidsearch.labels.load_label_set`).
         videos_dir: where the video files are.
         options: model, cache and tolerance settings.
         label_set: label set name or file, recorded in the results.

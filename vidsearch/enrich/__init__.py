@@ -2,10 +2,14 @@
 
 * :mod:`vidsearch.enrich.recognize`: zero-shot action labels for every stored video and window
   (incremental, from stored vectors), ``videos_with_label`` for ``query --label``, timelines.
-* :mod:`vidsearch.enrich.openset`: the known score, its calibration and AUROC ("unknown").
-* :mod:`vidsearch.enrich.localize`: spans ``(start, end, score)`` from window scores, cached fine
-  windows, Charades-STA metrics.
-* :mod:`vidsearch.enrich.evaluate`: the open-set and localization benchmarks and calibration.
+* :mod:`vidsearch.enrich.openset`: calibration of the open-set rule (temperature, threshold);
+  the rule itself is :mod:`vidsearch.labels`.
+* :mod:`vidsearch.enrich.localize`: where a text happens in one video, from its fine windows;
+  :mod:`vidsearch.enrich.windows` plans, decodes and embeds those windows and
+  :mod:`vidsearch.enrich.window_cache` keeps their embeddings. The span algorithm is
+  :mod:`vidsearch.spans`.
 
-Nothing is imported here, so ``import vidsearch.enrich`` stays cheap.
+The benchmarks of these passes are :mod:`vidsearch.bench.openset` and
+:mod:`vidsearch.bench.localization`. Nothing is imported here, so ``import vidsearch.enrich``
+stays cheap.
 """

@@ -1,15 +1,7 @@
-"""Open-set recognition: a score for "is this one of the label set's classes?", its calibration, AUROC.
+"""Open-set calibration: fit a label set's temperature and "unknown" threshold on labelled videos.
 
-A zero-shot classifier always names some class; a video of an action outside the label set must
-be marked "unknown" instead. Every segment gets a *known score* from its cosine similarities
-``S`` (``[N, C]``) to the ``C`` class embeddings, higher meaning "more like a known class":
-
-* ``msp`` (default): the maximum softmax probability ``max_c softmax(S / T)_c``. It is in
-  ``[1/C, 1]`` and compares the best class with all others, so a video equally close to
-  several classes (what an unseen action tends to be) scores low.
-* ``energy``: the negative free energy ``T * logsumexp(S / T)`` (Liu et al., 2020), a soft
-  maximum of the similarities; its scale depends on the model, so it needs a calibrated threshold.
-* ``maxcos``: the best cosine similarity itself (no temperature).
+The rule itself (known scores ``msp``/``energy``/``maxcos``, the threshold, the default rule) is
+:mod:`vidsearch.labels`; AUROC is :func:`vidsearch.metrics.auroc`.
 
 **Temperature.** ``T`` defaults to the model's own contrastive temperature (ViCLIP's learned
 ``temp``, open_clip's ``1 / logit_scale``), i.e. the sharpness the model was trained with; 0.01
@@ -22,18 +14,13 @@ where softmax probabilities saturate to exactly 1 and tie; the model's temperatu
 
 **Threshold.** A segment is "unknown" when its known score is below the threshold.
 
-* Default, without calibration (``msp`` only): 0.5, the "majority rule": the best class must be
-  more probable than all other classes together. It needs no data, but is not tuned to a model or
-  label set; calibrate for real use.
+* Default, without calibration (``msp`` only): 0.5, the "majority rule" (:func:`vidsearch.labels.default_rule`).
 * Calibrated with known videos only (:func:`choose_threshold` without ``unknown``): the
   threshold keeping a fraction ``keep`` (default 0.95) of the known videos, i.e. the
   ``floor((1 - keep) * n)``-th smallest known score (0-based), the usual 95%-TPR operating point.
 * Calibrated with known and unknown videos: the threshold maximizing Youden's J = TPR - FPR
   (TPR: known kept, FPR: unknown kept); among equal J the lowest such score, and the threshold is
   put midway between it and the next lower score so both sets' scores decide the same way.
-
-AUROC (:func:`auroc`) is the probability that a random known video scores above a random
-unknown one, ties counting one half: the threshold-free open-set figure of the literature.
 """
 
 from __future__ import annotations
@@ -41,76 +28,28 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from vidsearch.errors import InputError
+from vidsearch.labels import DEFAULT_TEMPERATURE, OpenSetRule, check_score_kind, known_scores
+from vidsearch.metrics import auroc, logsumexp
 
 __all__ = [
-    "SCORE_KINDS",
-    "DEFAULT_TEMPERATURE",
-    "DEFAULT_MSP_THRESHOLD",
     "DEFAULT_KEEP",
-    "OpenSetRule",
     "Threshold",
-    "softmax",
-    "known_scores",
     "fit_temperature",
     "choose_threshold",
-    "auroc",
     "fpr_at_tpr",
-    "model_temperature",
     "calibrate",
 ]
 
 LOG = logging.getLogger(__name__)
 
-SCORE_KINDS: tuple[str, ...] = ("msp", "energy", "maxcos")
-DEFAULT_TEMPERATURE = 0.01  # CLIP's logit scale of 100, when a model carries no temperature
-DEFAULT_MSP_THRESHOLD = 0.5  # majority rule: the best class outweighs all others together
 DEFAULT_KEEP = 0.95  # known videos kept by a known-only calibration (95% TPR)
 _T_BOUNDS = (1e-3, 1.0)
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in SCORE_KINDS:
-        raise InputError(f"unknown open-set score {kind!r}; choose one of {', '.join(SCORE_KINDS)}")
-
-
-@dataclass(frozen=True)
-class OpenSetRule:
-    """How known scores are computed and where "unknown" begins.
-
-    Attributes:
-        kind: ``msp``, ``energy`` or ``maxcos`` (module docstring).
-        temperature: softmax temperature over cosine similarities (``msp``, ``energy``).
-        threshold: known score below this -> unknown.
-    """
-
-    kind: str = "msp"
-    temperature: float = DEFAULT_TEMPERATURE
-    threshold: float = DEFAULT_MSP_THRESHOLD
-
-    def __post_init__(self) -> None:
-        _check_kind(self.kind)
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise InputError(f"--temperature must be a positive number (got {self.temperature})")
-        if not math.isfinite(self.threshold):
-            raise InputError(f"--threshold must be a finite number (got {self.threshold})")
-
-    def scores(self, sims: np.ndarray) -> np.ndarray:
-        """Known scores ``[N]`` of cosine similarities ``[N, C]``."""
-        return known_scores(sims, self.kind, self.temperature)
-
-    def unknown(self, scores: np.ndarray) -> np.ndarray:
-        """Boolean ``[N]``: which known scores fall below the threshold."""
-        return np.asarray(scores) < self.threshold
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -130,40 +69,9 @@ class Threshold:
     fpr: float | None
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax along ``axis`` (float64)."""
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    m = x.max(axis=axis, keepdims=True)
-    return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
-
-
-def known_scores(sims: np.ndarray, kind: str = "msp", temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
-    """The known score of each row of cosine similarities ``sims`` ``[N, C]`` (higher = known).
-
-    Raises:
-        InputError: unknown ``kind``.
-    """
-    _check_kind(kind)
-    s = np.asarray(sims, dtype=np.float64)
-    if s.ndim != 2 or s.shape[1] == 0:
-        raise ValueError(f"expected similarities [N, C] with C >= 1, got shape {s.shape}")
-    if kind == "maxcos":
-        return s.max(axis=1)
-    z = s / temperature
-    if kind == "energy":
-        return temperature * _logsumexp(z, axis=1)
-    return softmax(z, axis=1).max(axis=1)
-
-
 def _nll(sims: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     z = sims / temperature
-    return float(np.mean(_logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
+    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
 
 
 def fit_temperature(sims: np.ndarray, labels: Sequence[int] | np.ndarray, bounds: tuple[float, float] = _T_BOUNDS) -> float:
@@ -231,45 +139,10 @@ def choose_threshold(known: np.ndarray, unknown: np.ndarray | None = None, keep:
     return Threshold(value, "youden", float(tpr[i]), float(fpr[i]))
 
 
-def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
-    """P(known score > unknown score) + P(tie) / 2 (the Mann-Whitney U statistic, normalized).
-
-    Raises:
-        InputError: either set is empty.
-    """
-    k = np.asarray(known, dtype=np.float64).ravel()
-    u = np.asarray(unknown, dtype=np.float64).ravel()
-    if k.size == 0 or u.size == 0:
-        raise InputError("AUROC needs at least one known and one unknown video")
-    u_sorted = np.sort(u)
-    below = np.searchsorted(u_sorted, k, side="left")  # unknown strictly below each known
-    ties = np.searchsorted(u_sorted, k, side="right") - below
-    return float((below.sum() + 0.5 * ties.sum()) / (k.size * u.size))
-
-
 def fpr_at_tpr(known: np.ndarray, unknown: np.ndarray, tpr: float = DEFAULT_KEEP) -> float:
     """Fraction of unknown videos kept at the threshold keeping ``tpr`` of the known ones."""
     t = choose_threshold(known, None, keep=tpr).value
     return float(np.mean(np.asarray(unknown) >= t))
-
-
-def model_temperature(encoder: Any) -> float | None:
-    """The contrastive temperature an encoder's model was trained with, if it has one."""
-    model = getattr(encoder, "model", None)
-    if model is None:
-        return None
-    try:
-        temp = getattr(model, "temp", None)  # ViCLIP: logits = sim / temp
-        if temp is not None:
-            value = float(temp.detach().float().cpu()) if hasattr(temp, "detach") else float(temp)
-            return value if value > 0 and math.isfinite(value) else None
-        scale = getattr(model, "logit_scale", None)  # open_clip: logits = exp(logit_scale) * sim
-        if scale is not None:
-            value = math.exp(float(scale.detach().float().cpu()))
-            return 1.0 / value if value > 0 and math.isfinite(value) else None
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    return None
 
 
 def calibrate(
@@ -296,7 +169,7 @@ def calibrate(
     Returns:
         ``(rule, report)``: the calibrated rule and a JSON-ready account of the calibration.
     """
-    _check_kind(kind)
+    check_score_kind(kind)
     method = "given"
     if temperature is not None:
         t = float(temperature)

@@ -2,12 +2,12 @@
 
 A *label set* (a shipped list such as ``kinetics400`` or a text file, one class a line) is applied
 to one embedding space. Its classes are embedded once with prompt ensembling
-(:func:`vidsearch.bench.prompts.label_embeddings`) and the embeddings are stored with the set, so
+(:func:`vidsearch.labels.label_embeddings`) and the embeddings are stored with the set, so
 labelling never decodes a video and, after the first run, never loads a model either: each
 segment's stored vector is compared with the class embeddings (cosine similarity), its top-k
 classes are stored (``segment_labels``) with their softmax probabilities, and its open-set
 decision (``segment_recognitions``: known score and "unknown", see
-:mod:`vidsearch.enrich.openset`) is stored too. A segment with a decision row is done, so a
+:mod:`vidsearch.labels`) is stored too. A segment with a decision row is done, so a
 re-run labels only segments that are new (indexed since, or re-encoded: a re-encoded video's old
 segments and their labels are deleted by the database's cascades).
 
@@ -18,29 +18,35 @@ again (still from stored vectors: a matrix product per chunk).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.prompts import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, load_label_set, normalize_label
-from vidsearch.enrich.openset import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, model_temperature, softmax
 from vidsearch.errors import InputError, LibraryError
+from vidsearch.labels import (
+    DEFAULT_TEMPLATES,
+    LABEL_SETS,
+    OpenSetRule,
+    default_rule,
+    label_embeddings,
+    label_set_name,
+    load_label_set,
+    normalize_label,
+    override_rule,
+)
+from vidsearch.metrics import softmax
 
 __all__ = [
     "LabelSetInfo",
     "RecognizeReport",
-    "label_set_name",
-    "read_templates",
-    "default_rule",
     "stored_rule",
     "recognize_library",
     "classify",
@@ -97,101 +103,34 @@ class RecognizeReport:
         return asdict(self)
 
 
-def label_set_name(name_or_path: str | Path) -> str:
-    """How a label set is identified: a shipped name as is, a file by its absolute path."""
-    key = str(name_or_path)
-    if key in LABEL_SETS:
-        return key
-    return str(Path(key).expanduser().resolve())
-
-
-def read_templates(path: str | Path | None) -> list[str]:
-    """Prompt templates from a file, one a line with exactly one ``{}``; None: the default ones.
-
-    Raises:
-        InputError: unreadable file, no templates, or a line without exactly one ``{}``.
-    """
-    if path is None:
-        return list(DEFAULT_TEMPLATES)
-    p = Path(path).expanduser()
-    try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read templates file {p}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not lines:
-        raise InputError(f"templates file {p} has no templates")
-    for i, line in enumerate(lines, 1):
-        if line.count("{}") != 1:
-            raise InputError(f"templates file {p}: template {i} ({line!r}) must contain '{{}}' exactly once, where the class name goes")
-    return lines
-
-
 def _labels_hash(labels: Sequence[str], templates: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([list(labels), list(templates)]).encode()).hexdigest()
 
 
-def default_rule(encoder: Any | None = None) -> OpenSetRule:
-    """The uncalibrated rule: MSP at the model's own temperature, threshold 0.5 (see openset)."""
-    t = model_temperature(encoder) if encoder is not None else None
-    return OpenSetRule("msp", t or DEFAULT_TEMPERATURE, DEFAULT_MSP_THRESHOLD)
-
-
 def stored_rule(library: Any, labels: str | Path, space_key: str | None = None) -> OpenSetRule | None:
     """The open-set rule a label set currently uses in a space (None: never applied there)."""
-    from sqlalchemy import select
-
-    from vidsearch.store.schema import LabelSet
+    from vidsearch.store import labels as stored_labels
 
     space = library.space(space_key)
     with library.session() as s:
-        row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == label_set_name(labels)))
-        return OpenSetRule(row.score_kind, row.temperature, row.threshold) if row else None
+        row = stored_labels.get_label_set(s, space.id, label_set_name(labels))
+    return OpenSetRule(row.score_kind, row.temperature, row.threshold) if row else None
 
 
-def _info(row: Any, space_key: str) -> LabelSetInfo:
+def _info(row: Any) -> LabelSetInfo:
     return LabelSetInfo(
         id=row.id,
         space_id=row.space_id,
-        space_key=space_key,
+        space_key=row.space_key,
         name=row.name,
-        labels=json.loads(row.labels),
-        templates=json.loads(row.templates),
+        labels=list(row.labels),
+        templates=list(row.templates),
         top=row.top,
         rule=OpenSetRule(row.score_kind, row.temperature, row.threshold),
-        calibration=json.loads(row.calibration) if row.calibration else None,
+        calibration=row.calibration,
     )
 
 
-def _override(rule: OpenSetRule, score: str | None, temperature: float | None, threshold: float | None) -> OpenSetRule:
-    """``rule`` with the user's explicit settings applied."""
-    kind = score or rule.kind
-    if threshold is None:
-        if kind == rule.kind:
-            threshold = rule.threshold
-        elif kind == "msp":
-            threshold = DEFAULT_MSP_THRESHOLD
-        else:
-            raise InputError(
-                f"--score {kind} needs --threshold (its scale depends on the model), or calibrate it: "
-                "vidsearch enrich calibrate --score " + kind + " ..."
-            )
-    return OpenSetRule(kind, temperature if temperature is not None else rule.temperature, threshold)
-
-
-@contextlib.contextmanager
-def _enrich_lock(library: Any) -> Iterator[None]:
-    """One labelling run at a time per library (indexing may go on meanwhile)."""
-    import fcntl
-
-    with open(Path(library.root) / ".enrich.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LibraryError(f"another `vidsearch enrich` run is labelling {library.root}; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def classify(xb: np.ndarray, class_emb: np.ndarray, rule: OpenSetRule, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -209,24 +148,6 @@ def classify(xb: np.ndarray, class_emb: np.ndarray, rule: OpenSetRule, top: int)
     known = rule.scores(S)
     rows = np.arange(len(S))[:, None]
     return idx, S[rows, idx], P[rows, idx], known, rule.unknown(known)
-
-
-def _pending(library: Any, space_id: int, set_id: int, after: int, limit: int) -> list[tuple[int, str, bytes]]:
-    from sqlalchemy import exists, select
-
-    from vidsearch.store.schema import Segment, SegmentRecognition
-
-    done = exists().where(SegmentRecognition.label_set_id == set_id, SegmentRecognition.segment_id == Segment.id)
-    with library.session() as s:
-        return [
-            (int(r[0]), r[1], r[2])
-            for r in s.execute(
-                select(Segment.id, Segment.kind, Segment.vector)
-                .where(Segment.space_id == space_id, Segment.id > after, ~done)
-                .order_by(Segment.id)
-                .limit(limit)
-            ).all()
-        ]
 
 
 def recognize_library(
@@ -267,9 +188,8 @@ def recognize_library(
         InputError: bad label set or ``top``.
         LibraryError: empty library, unknown space, or another labelling run in progress.
     """
-    from sqlalchemy import delete, func, select
-
-    from vidsearch.store.schema import LabelSet, Segment, SegmentLabel, SegmentRecognition
+    from vidsearch.store import labels as stored_labels
+    from vidsearch.store.segments import existing_segment_ids
 
     if top is not None and top < 1:
         raise InputError(f"--top must be at least 1 (got {top})")
@@ -278,18 +198,18 @@ def recognize_library(
     classes = load_label_set(labels)
     name = label_set_name(labels)
     report = RecognizeReport(label_set=name if name in LABEL_SETS else Path(name).name, space=space.key)
-    with _enrich_lock(library):
+    with library.enrich_lock():
         with library.session() as s:
-            row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == name))
-            stored = (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold)) if row else None
-            stored_cal = row.calibration if row else None
-            stored_templates = json.loads(row.templates) if row else None
+            row = stored_labels.get_label_set(s, space.id, name)
+        stored = (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold)) if row else None
+        stored_cal = row.calibration if row else None
+        stored_templates = row.templates if row else None
         # Unset options keep what the set has, so a plain re-run only labels what is new.
         templates = list(templates) if templates is not None else stored_templates or list(DEFAULT_TEMPLATES)
         top = top if top is not None else stored[2] if stored is not None else DEFAULT_TOP
         digest = _labels_hash(classes, templates)
         if stored is not None and stored[0] == digest:
-            class_emb = np.frombuffer(stored[1], dtype="<f4").reshape(len(classes), -1)
+            class_emb = stored[1]
         else:
             if encoder is None:
                 from vidsearch.search import load_space_encoder
@@ -300,42 +220,33 @@ def recognize_library(
         if class_emb.shape[1] != space.dim:
             raise LibraryError(f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}")
         if rule is None:
-            rule = stored[3] if stored is not None else default_rule(encoder)
-        rule = _override(rule, score, temperature, threshold)
+            rule = stored[3] if stored is not None else default_rule(encoder.temperature)
+        rule = override_rule(rule, score, temperature, threshold)
         if calibration is None and stored is not None and rule == stored[3] and stored_cal:
-            calibration = json.loads(stored_cal)  # the same rule keeps the account of how it was chosen
+            calibration = stored_cal  # the same rule keeps the account of how it was chosen
         changed = stored is None or stored[0] != digest or stored[2] != top or stored[3] != rule
         report.relabelled = stored is not None and (changed or relabel)
         with library.session() as s:
-            row = s.scalar(select(LabelSet).where(LabelSet.space_id == space.id, LabelSet.name == name))
-            if row is None:
-                row = LabelSet(space_id=space.id, name=name)
-                s.add(row)
-            row.labels_hash, row.labels, row.templates = digest, json.dumps(classes), json.dumps(list(templates))
-            row.embeddings = np.ascontiguousarray(class_emb, dtype="<f4").tobytes()
-            row.top, row.score_kind, row.temperature, row.threshold = top, rule.kind, rule.temperature, rule.threshold
-            row.calibration = json.dumps(calibration) if calibration is not None else None
-            s.flush()
-            set_id = row.id
-            if report.relabelled:
-                s.execute(delete(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id))
-                s.execute(delete(SegmentLabel).where(SegmentLabel.label_set_id == set_id))
-            report.already = int(
-                s.scalar(select(func.count()).select_from(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id)) or 0
+            set_id = stored_labels.save_label_set(
+                s, space.id, name, labels_hash=digest, labels=classes, templates=templates, embeddings=class_emb, top=top,
+                score_kind=rule.kind, temperature=rule.temperature, threshold=rule.threshold, calibration=calibration,
             )
+            if report.relabelled:
+                stored_labels.clear_labels(s, set_id)
+            report.already = stored_labels.count_recognitions(s, set_id)
         last = -1
         while True:
-            batch = _pending(library, space.id, set_id, last, _CHUNK)
-            if not batch:
+            with library.session() as s:
+                batch_ids, kinds, xb = stored_labels.unlabelled_segments(s, space.id, set_id, last, _CHUNK, space.dim)
+            if not batch_ids:
                 break
-            last = batch[-1][0]
-            xb = np.stack([np.frombuffer(v, dtype="<f4") for _, _, v in batch])
+            last = batch_ids[-1]
             idx, sims, probs, known, unknown = classify(xb, class_emb, rule, top)
             with library.session() as s:
                 # A segment deleted by a concurrent index run since it was read must not get labels.
-                alive = set(s.scalars(select(Segment.id).where(Segment.id.in_([b[0] for b in batch]))).all())
+                alive = existing_segment_ids(s, batch_ids)
                 recs, labs = [], []
-                for r, (sid, kind, _) in enumerate(batch):
+                for r, (sid, kind) in enumerate(zip(batch_ids, kinds)):
                     if sid not in alive:
                         continue
                     recs.append({"label_set_id": set_id, "segment_id": sid, "known_score": float(known[r]), "unknown": bool(unknown[r])})
@@ -353,9 +264,7 @@ def recognize_library(
                     if kind == "video":
                         report.videos += 1
                         report.unknown += int(bool(unknown[r]))
-                if recs:
-                    s.execute(SegmentRecognition.__table__.insert(), recs)
-                    s.execute(SegmentLabel.__table__.insert(), labs)
+                stored_labels.insert_labels(s, recs, labs)
                 report.labelled += len(recs)
     report.rule = rule.to_dict()
     report.calibrated = calibration is not None
@@ -366,15 +275,11 @@ def recognize_library(
 
 def list_label_sets(library: Any, space_key: str | None = None) -> list[LabelSetInfo]:
     """The label sets applied to the library (to one space when ``space_key`` is given)."""
-    from sqlalchemy import select
+    from vidsearch.store import labels as stored_labels
 
-    from vidsearch.store.schema import LabelSet, Space
-
-    q = select(LabelSet, Space.key).join(Space, Space.id == LabelSet.space_id).order_by(LabelSet.id)
-    if space_key is not None:
-        q = q.where(Space.id == library.space(space_key).id)
+    space_id = library.space(space_key).id if space_key is not None else None
     with library.session() as s:
-        return [_info(row, key) for row, key in s.execute(q).all()]
+        return [_info(row) for row in stored_labels.list_label_sets(s, space_id)]
 
 
 def _pick_sets(library: Any, label_set: str | None, space: Any | None) -> list[LabelSetInfo]:
@@ -417,9 +322,7 @@ def videos_with_label(
     Raises:
         InputError: no labels yet, or the label is in none of the label sets (with suggestions).
     """
-    from sqlalchemy import select
-
-    from vidsearch.store.schema import Segment, SegmentLabel, SegmentRecognition
+    from vidsearch.store import labels as stored_labels
 
     sets = _pick_sets(library, label_set, space)
     want = normalize_label(label)
@@ -434,19 +337,7 @@ def videos_with_label(
     out: set[int] = set()
     with library.session() as s:
         for set_id, spelled_label in matches.items():
-            q = (
-                select(Segment.video_id)
-                .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
-                .join(
-                    SegmentRecognition,
-                    (SegmentRecognition.segment_id == SegmentLabel.segment_id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id),
-                )
-                .where(SegmentLabel.label_set_id == set_id, SegmentLabel.label == spelled_label, SegmentLabel.rank <= max_rank)
-                .distinct()
-            )
-            if not include_unknown:
-                q = q.where(SegmentRecognition.unknown.is_(False))
-            out.update(int(v) for v in s.scalars(q).all())
+            out |= stored_labels.videos_with_label(s, set_id, spelled_label, max_rank, include_unknown)
     return out
 
 
@@ -487,43 +378,29 @@ def video_labels(library: Any, path: str | Path, label_set: str | None = None, s
     Raises:
         InputError: the video is not in the library or has no labels yet.
     """
-    from sqlalchemy import select
-
-    from vidsearch.store.schema import Segment, SegmentLabel, SegmentRecognition, Video
+    from vidsearch.store import labels as stored_labels
+    from vidsearch.store.videos import find_video
 
     abs_path = str(Path(path).expanduser().absolute())
     with library.session() as s:
-        video = s.execute(select(Video.id, Video.path, Video.duration).where(Video.path == abs_path)).first()
+        video = find_video(s, abs_path)
     if video is None:
         raise InputError(f"{abs_path} is not in the library; index it first (vidsearch index FOLDER)")
     sets = _pick_sets(library, label_set, space)
     result: dict[str, Any] = {"path": video.path, "video_id": int(video.id), "duration": video.duration, "label_sets": []}
     with library.session() as s:
         for ls in sets:
-            segs = s.execute(
-                select(Segment.id, Segment.kind, Segment.start, Segment.end, SegmentRecognition.known_score, SegmentRecognition.unknown)
-                .join(SegmentRecognition, SegmentRecognition.segment_id == Segment.id)
-                .where(Segment.video_id == video.id, SegmentRecognition.label_set_id == ls.id)
-                .order_by(Segment.start, Segment.id)
-            ).all()
+            segs = stored_labels.video_verdicts(s, video.id, ls.id)
             if not segs:
                 continue
-            labs = s.execute(
-                select(SegmentLabel.segment_id, SegmentLabel.rank, SegmentLabel.label, SegmentLabel.score, SegmentLabel.prob)
-                .where(SegmentLabel.label_set_id == ls.id, SegmentLabel.segment_id.in_([g.id for g in segs]))
-                .order_by(SegmentLabel.segment_id, SegmentLabel.rank)
-            ).all()
-            by_seg: dict[int, list[dict[str, Any]]] = {}
-            for sid, rank, label, score, prob in labs:
-                by_seg.setdefault(sid, []).append({"rank": rank, "label": label, "score": round(score, 4), "prob": round(prob, 4)})
             entries = [
                 {
                     "kind": g.kind,
                     "start": g.start,
                     "end": g.end,
                     "known_score": round(g.known_score, 4),
-                    "unknown": bool(g.unknown),
-                    "labels": by_seg.get(g.id, []),
+                    "unknown": g.unknown,
+                    "labels": [{"rank": rank, "label": label, "score": round(score, 4), "prob": round(prob, 4)} for rank, label, score, prob in g.labels],
                 }
                 for g in segs
             ]

@@ -1,5 +1,10 @@
 """Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`).
 
+Modules: ``base`` (the :class:`Encoder` interface), ``registry`` (names -> encoders:
+``list_models``, ``load_encoder``, ``model_key``), one file per encoder (``viclip_encoder`` over
+the ``viclip`` network port, ``openclip``), ``precision`` (devices and the autocast policy),
+``weights`` (finding and loading checkpoints), ``preprocess`` and ``tokenizer``.
+
 Everything here is imported lazily (module ``__getattr__``) so that ``import vidsearch.models``
 stays cheap: building an encoder pulls in torch, and ``openclip:`` models pull in open_clip,
 timm and torchvision, which the CLI must not pay for at start-up.
@@ -10,20 +15,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["tokenize", "load_encoder", "model_key", "list_models", "Encoder", "ViCLIP", "ViCLIPConfig"]
+__all__ = ["tokenize", "load_encoder", "model_key", "list_models", "resolve_device", "Encoder", "ViCLIP", "ViCLIPConfig"]
 
 _EXPORTS = {
     "tokenize": "vidsearch.models.tokenizer",
-    "load_encoder": "vidsearch.models.encoder",
-    "model_key": "vidsearch.models.encoder",
-    "list_models": "vidsearch.models.encoder",
-    "Encoder": "vidsearch.models.encoder",
+    "load_encoder": "vidsearch.models.registry",
+    "model_key": "vidsearch.models.registry",
+    "list_models": "vidsearch.models.registry",
+    "resolve_device": "vidsearch.models.precision",
+    "Encoder": "vidsearch.models.base",
     "ViCLIP": "vidsearch.models.viclip",
     "ViCLIPConfig": "vidsearch.models.viclip",
 }
 
 if TYPE_CHECKING:
-    from vidsearch.models.encoder import Encoder, list_models, load_encoder, model_key
+    from vidsearch.models.base import Encoder
+    from vidsearch.models.precision import resolve_device
+    from vidsearch.models.registry import list_models, load_encoder, model_key
     from vidsearch.models.tokenizer import tokenize
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 

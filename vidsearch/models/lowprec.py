@@ -1,6 +1,7 @@
 """Encoders at a chosen precision: fp32, int8 (CPU, ONNX Runtime), bf16 or fp16 (autocast).
 
-The policy (what ``auto`` means on which device, the key suffix) is :mod:`vidsearch.precision`;
+The policy (what ``auto`` means on which device, the key suffix) is :mod:`vidsearch.precision`
+(torch-free), resolved for a device by :func:`vidsearch.models.precision.resolve_precision`;
 this module applies it to a loaded encoder:
 
 * ``bf16``/``fp16``: the towers run under ``torch.autocast`` with that dtype (the towers then
@@ -19,7 +20,6 @@ library never mixes vectors of two precisions in one space.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -29,23 +29,16 @@ import numpy as np
 import torch
 
 from vidsearch.errors import ModelError
-from vidsearch.models.encoder import Encoder, load_encoder
-from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_clips
-from vidsearch.precision import choose_precision, space_key, split_key
+from vidsearch.media.resize import resize_clips
+from vidsearch.models.base import Encoder
+from vidsearch.models.precision import autocast_for, resolve_precision
+from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from vidsearch.models.registry import load_encoder
+from vidsearch.precision import space_key, split_key
 
-__all__ = ["apply_precision", "load_encoder_at", "resolve_precision", "autocast_for", "OnnxInt8Encoder", "normalize_frames_np"]
+__all__ = ["apply_precision", "load_encoder_at", "OnnxInt8Encoder", "normalize_frames_np"]
 
 LOG = logging.getLogger(__name__)
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast_for(device_type: str, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context of a resolved precision (nothing for fp32 and int8)."""
-    dtype = _DTYPES.get(precision)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=dtype)
 
 
 def normalize_frames_np(frames: np.ndarray) -> np.ndarray:
@@ -112,14 +105,6 @@ class OnnxInt8Encoder(Encoder):
         return self._text.encode_text(texts)
 
 
-def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
-    """The precision ``precision`` resolves to on ``device`` (for a space key before loading)."""
-    from vidsearch.models.encoder import resolve_device
-
-    dev = resolve_device(device)
-    return choose_precision(precision, dev.type, dev.type == "cuda" and torch.cuda.is_bf16_supported())
-
-
 def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | None = None) -> Encoder:
     """``encoder`` at ``precision`` (``auto`` resolved for its device), key suffixed.
 
@@ -145,7 +130,7 @@ def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | No
     encoder.spec = {**encoder.spec, "precision": prec}
     # The encoders enter `self.autocast()` around every forward; this instance's answer is the
     # chosen precision's context (the class default picks bf16 on CUDA by itself).
-    encoder.autocast = lambda: autocast_for(dev, prec)  # type: ignore[method-assign]
+    encoder.autocast = lambda: autocast_for(encoder.device, prec)  # type: ignore[method-assign]
     LOG.info("encoder %s at %s on %s", encoder.key, prec, dev)
     return encoder
 
@@ -157,7 +142,7 @@ def load_encoder_at(
     device: str | torch.device = "auto",
     precision: str = "auto",
 ) -> Encoder:
-    """:func:`~vidsearch.models.encoder.load_encoder` then :func:`apply_precision`.
+    """:func:`~vidsearch.models.registry.load_encoder` then :func:`apply_precision`.
 
     ``load_encoder_at(**encoder.spec)`` rebuilds an encoder at the precision it was made with.
     """

@@ -10,8 +10,10 @@ or any name together with ``config=`` pointing at an open_clip model config JSON
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,28 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
-from vidsearch.models.encoder import OPENCLIP_PREFIX, Encoder, _openclip_name
+from vidsearch.models.base import Encoder
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
 
-__all__ = ["OpenCLIPEncoder", "resolve_openclip", "read_openclip_config"]
+__all__ = [
+    "OPENCLIP_PREFIX",
+    "OpenCLIPEncoder",
+    "space_name",
+    "resolve_openclip",
+    "read_openclip_config",
+    "openclip_key",
+    "load_openclip",
+]
 
 LOG = logging.getLogger(__name__)
+
+OPENCLIP_PREFIX = "openclip:"  # model names of this family: openclip:<arch>
+
+
+def space_name(arch: str) -> str:
+    """The name part of an open_clip encoder's ``key``: ``openclip-<arch>`` with odd characters as ``_``."""
+    return "openclip-" + re.sub(r"[^A-Za-z0-9._-]+", "_", arch)
 
 
 def read_openclip_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -106,9 +123,18 @@ class OpenCLIPEncoder(Encoder):
         self.embed_dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
         self.num_frames = 8  # frames sampled per clip; any T is accepted (mean pooling)
         self.checkpoint, self.checkpoint_hash = checkpoint, sha256
-        self.key = f"{_openclip_name(arch)}@{sha256[:12]}"
+        self.key = f"{space_name(arch)}@{sha256[:12]}"
         self.spec = spec
         self._tokenizer = tokenizer
+
+    @property
+    def temperature(self) -> float | None:
+        """``1 / exp(logit_scale)``: open_clip's logits are ``exp(logit_scale) * similarity``."""
+        scale = getattr(self.model, "logit_scale", None)
+        if scale is None:
+            return None
+        value = math.exp(float(scale.detach().float().cpu()))
+        return 1.0 / value if value > 0 and math.isfinite(value) else None
 
     @classmethod
     def load(cls, arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None,
@@ -173,9 +199,20 @@ class OpenCLIPEncoder(Encoder):
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalized caption embeddings, float32 ``[B, D]``."""
-        if isinstance(texts, str):
-            raise ValueError("encode_text expects a sequence of strings, not one string; wrap it in a list")
-        tokens = self._tokenizer(list(texts)).to(self.device)
+        tokens = self._tokenizer(self.check_texts(texts)).to(self.device)
         with torch.inference_mode(), self.autocast():
             emb = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
         return emb.cpu().numpy().astype(np.float32, copy=False)
+
+
+def openclip_key(arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
+    """The ``key`` :func:`load_openclip` would give, from the checkpoint's (cached) hash alone."""
+    arch, path, _ = resolve_openclip(arch, checkpoint, config)
+    return f"{space_name(arch)}@{checkpoint_hash(path)[:12]}"
+
+
+def load_openclip(
+    arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None, device: torch.device
+) -> OpenCLIPEncoder:
+    """Build ``openclip:<arch>`` on ``device`` (see :meth:`OpenCLIPEncoder.load`)."""
+    return OpenCLIPEncoder.load(arch, checkpoint, config, device)

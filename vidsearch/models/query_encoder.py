@@ -32,7 +32,7 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
         key: the space key (``name@hash`` plus an optional ``+precision``).
         spec: the space's model spec (``model``, ``checkpoint``, ``config``).
         device: ``auto``, ``cpu``, ``cuda``...; ONNX Runtime serves ``auto`` and ``cpu``.
-        threads: compute threads for one query (one caption: 1 is best on a busy machine).
+        threads: ONNX Runtime threads for one query (one caption: 1 is best on a busy machine).
     """
     on_cpu = device in ("auto", "cpu")
     if on_cpu:
@@ -40,12 +40,9 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
         if encoder is not None and (device == "cpu" or not _cuda_visible()):
             LOG.info("text queries through ONNX Runtime (%s)", encoder.path)
             return encoder
-    import torch
+    from vidsearch.models.registry import load_encoder
 
-    from vidsearch.models.encoder import load_encoder
-
-    if threads:
-        torch.set_num_threads(threads)
+    # (The PyTorch tower's threads are the caller's: search_text encodes on one torch thread.)
     # Query vectors are not stored: the fp32 tower serves a space of any precision.
     encoder = load_encoder(**{k: v for k, v in spec.items() if k != "precision"}, device=device)
     from vidsearch.models.viclip import ViCLIP

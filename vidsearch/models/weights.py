@@ -1,22 +1,21 @@
-"""Checkpoints: find them, read them, fit them to a model, save them, hash them.
+"""Checkpoints for ViCLIP: fit their keys and shapes to a model, find the published ones.
 
 Resolution order for a named preset: an explicit path, then ``VIDSEARCH_CHECKPOINT``, then the
-Hugging Face cache, then the hub (unless ``HF_HUB_OFFLINE`` is set). Reading accepts the
-official ``{"model": state_dict}`` ``.pth`` layout, a flat ``.pth``/``.pt``/``.bin`` state dict
-and a flat ``.safetensors``, with ``module.``/``model.`` style prefixes stripped. Fitting adapts
-the temporal/text/spatial position embeddings the way the official loaders do, then loads
-with ``strict=True`` and explains any mismatch in one line.
+Hugging Face cache, then the hub (unless ``HF_HUB_OFFLINE`` is set), at the repository
+revisions that were checked (:data:`HF_SOURCES`; ``VIDSEARCH_HF_REVISION`` or ``revision=``
+picks another). Reading files is :mod:`vidsearch.models.checkpoint_io`'s job. Fitting strips
+``module.``/``model.`` style prefixes, drops what inference does not use (training-only
+parameters, buffers, EMA or optimizer entries) with one warning, adapts the
+temporal/text/spatial position embeddings the way the official loaders do, then loads with
+``strict=True`` and explains any other mismatch in one line.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,26 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
-from vidsearch.models.paths import cache_dir
+from vidsearch.models.checkpoint_io import (
+    CHECKPOINT_SUFFIXES,
+    cache_dir,
+    checkpoint_hash,
+    read_shapes,
+    read_state_dict,
+    save_checkpoint,
+)
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig, resize_temporal_embedding
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "HF_SOURCES",
     "CHECKPOINT_ENV",
+    "REVISION_ENV",
+    "TRAINING_ONLY_PARAMS",
     "read_state_dict",
     "normalize_keys",
     "infer_config",
+    "foreign_architecture",
     "fit_state_dict",
     "load_viclip_checkpoint",
     "save_checkpoint",
@@ -45,93 +54,40 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 CHECKPOINT_ENV = "VIDSEARCH_CHECKPOINT"
-# Where each preset's published weights live, in the order they are tried.
-HF_SOURCES: dict[str, list[tuple[str, str]]] = {
-    "viclip-b16": [("OpenGVLab/ViCLIP-B-16-hf", "model.safetensors")],
+REVISION_ENV = "VIDSEARCH_HF_REVISION"
+# Where each preset's published weights live, in the order tried: (repo, file, revision).
+# The -hf revisions are the commits whose file lists and code were checked (docs/weights.md).
+HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
+    "viclip-b16": [("OpenGVLab/ViCLIP-B-16-hf", "model.safetensors", "8484a9cb5b1b86e43c3ded53abe7485f52d8b789")],
     "viclip-l14": [
-        ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"),
-        ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth"),
+        ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors", "1652361522e1cb41c28cdfae870f690d00e7456b"),
+        ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth", "main"),
     ],
 }
+# Parameters of ViCLIP that only training reads, with their initial value (``ViCLIP.temp``,
+# as the official model initialises it): a checkpoint without them loads with these values.
+TRAINING_ONLY_PARAMS: dict[str, float] = {"temp": 1 / 100.0}
 # Wrappers that training frameworks put in front of parameter names (DDP, torch.compile, ...).
 _PREFIXES = ("module.", "model.", "_orig_mod.", "viclip.", "clip.")
 _TOP_LEVEL = ("vision_encoder.", "text_encoder.")
-_HASH_CACHE_FILE = "checkpoint_hashes.json"
+# Buffers some ports register inside the towers; this port computes them (causal mask) or has none.
+_BUFFERS = {"attn_mask", "attention_mask", "position_ids", "num_batches_tracked"}
+# Key names of other video-text models that share ViCLIP's top-level names.
+_FOREIGN_VISION = re.compile(r"^vision_encoder\.(patch_embed|blocks\.\d+|clip_projector|pos_embed|cls_token)")
+_FOREIGN_TEXT = {
+    "a LLaMA text tower": re.compile(r"^text_encoder\.(transformer\.(layers\.\d+|embed_tokens|norm)|llama)\b"),
+    "a MobileCLIP text tower": re.compile(r"^text_encoder\.(embedding_layer|projection_layer|final_layer_norm)\b"),
+    "a BERT text tower": re.compile(r"^text_encoder\.(bert|encoder\.layer|embeddings)\b"),
+}
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def read_state_dict(path: str | os.PathLike[str], mmap: bool = False) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file into a flat ``{name: tensor}`` dict (keys not yet normalized).
-
-    Args:
-        path: a ``.pth``/``.pt``/``.bin`` (``torch.save``) or ``.safetensors`` file.
-        mmap: map the file instead of reading it (cheap when only shapes are needed).
-
-    Raises:
-        CheckpointError: unreadable file, or a pickle that holds more than tensors.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a downloaded checkpoint")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path), device="cpu"))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {exc}; re-download it") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, EOFError)
-        if _trust_pickles():
-            LOG.warning("loading %s with full unpickling because VIDSEARCH_TRUST_CHECKPOINT=1", path)
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(
-                f"cannot read checkpoint {path} as tensors only ({first}); if the file is a "
-                f"truncated download fetch it again, or if you trust it set VIDSEARCH_TRUST_CHECKPOINT=1"
-            ) from None
-    return _unwrap(obj, path)
-
-
-def _trust_pickles() -> bool:
-    return os.environ.get("VIDSEARCH_TRUST_CHECKPOINT", "").lower() in {"1", "true", "yes"}
-
-
-def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """Find the state dict inside the usual training-checkpoint wrappers."""
-    for _ in range(3):
-        if isinstance(obj, Mapping) and not _is_state_dict(obj):
-            for wrapper in ("model", "state_dict", "module", "model_state"):
-                if isinstance(obj.get(wrapper), Mapping):
-                    obj = obj[wrapper]
-                    break
-            else:
-                break
-    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
-        raise CheckpointError(
-            f"checkpoint {path} holds no state dict (expected tensors, or a dict with a 'model' or "
-            f"'state_dict' entry); save it with vidsearch.models.weights.save_checkpoint"
-        )
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def _is_state_dict(obj: Mapping[str, Any]) -> bool:
-    return bool(obj) and sum(isinstance(v, torch.Tensor) for v in obj.values()) >= max(1, len(obj) // 2)
-
-
-def normalize_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def normalize_keys(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """Strip wrapper prefixes (``module.``, ``model.``, ...) so keys start like the official ones."""
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, Any] = {}
     for key, value in state_dict.items():
         new = key
-        while not new.startswith(_TOP_LEVEL) and new != "temp":
+        while not new.startswith(_TOP_LEVEL) and new not in TRAINING_ONLY_PARAMS:
             for prefix in _PREFIXES:
                 if new.startswith(prefix):
                     new = new[len(prefix) :]
@@ -142,53 +98,85 @@ def normalize_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
+def foreign_architecture(keys: Iterable[str]) -> str | None:
+    """Name the other architecture (InternVideo2-CLIP, ...) whose key names these are, if any."""
+    keys = list(keys)
+    if not any(_FOREIGN_VISION.match(k) for k in keys) and not any(k.startswith("vision_align.") for k in keys):
+        return None
+    towers = [name for name, pattern in _FOREIGN_TEXT.items() if any(pattern.match(k) for k in keys)]
+    if towers:
+        return f"InternVideo2-CLIP (an InternVideo2 vision tower with {' and '.join(towers)})"
+    return "InternVideo2 (its vision tower)"
+
+
 # --------------------------------------------------------------------------- shapes
 
 
-def _layers(state_dict: Mapping[str, torch.Tensor], tower: str) -> int:
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+
+
+def _layers(keys: Iterable[str], tower: str) -> int:
     pattern = re.compile(rf"^{tower}\.transformer\.resblocks\.(\d+)\.")
-    idx = [int(m.group(1)) for k in state_dict if (m := pattern.match(k))]
+    idx = [int(m.group(1)) for k in keys if (m := pattern.match(k))]
     return max(idx) + 1 if idx else 0
 
 
-def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """Every config field that the tensor shapes determine (head counts cannot be inferred)."""
-    sd = state_dict
+def infer_config(state_dict: Mapping[str, torch.Tensor | Sequence[int]]) -> dict[str, int]:
+    """Every config field that the shapes determine (head counts cannot be inferred).
+
+    Args:
+        state_dict: normalized keys to tensors or to shapes (as :func:`read_shapes` gives).
+    """
+    shape = {k: _shape(v) for k, v in state_dict.items()}
     found: dict[str, int] = {}
     try:
-        conv = sd["vision_encoder.conv1.weight"]  # [W, 3, 1, p, p]
-        found["vision_width"], found["patch_size"] = int(conv.shape[0]), int(conv.shape[-1])
-        grid = round((sd["vision_encoder.positional_embedding"].shape[0] - 1) ** 0.5)
+        conv = shape["vision_encoder.conv1.weight"]  # [W, 3, 1, p, p]
+        found["vision_width"], found["patch_size"] = int(conv[0]), int(conv[-1])
+        grid = round((shape["vision_encoder.positional_embedding"][0] - 1) ** 0.5)
         found["input_resolution"] = grid * found["patch_size"]
-        found["num_frames"] = int(sd["vision_encoder.temporal_positional_embedding"].shape[1])
-        found["embed_dim"] = int(sd["vision_encoder.proj"].shape[1])
-        found["text_width"] = int(sd["text_encoder.text_projection"].shape[0])
-        found["context_length"] = int(sd["text_encoder.positional_embedding"].shape[0])
-        found["vocab_size"] = int(sd["text_encoder.token_embedding.weight"].shape[0])
-    except KeyError:
+        found["num_frames"] = int(shape["vision_encoder.temporal_positional_embedding"][1])
+        found["embed_dim"] = int(shape["vision_encoder.proj"][1])
+        found["text_width"] = int(shape["text_encoder.text_projection"][0])
+        found["context_length"] = int(shape["text_encoder.positional_embedding"][0])
+        found["vocab_size"] = int(shape["text_encoder.token_embedding.weight"][0])
+    except (KeyError, IndexError):
         pass
-    found["vision_layers"] = _layers(sd, "vision_encoder")
-    found["text_layers"] = _layers(sd, "text_encoder")
+    found["vision_layers"] = _layers(shape, "vision_encoder")
+    found["text_layers"] = _layers(shape, "text_encoder")
     return found
 
 
-def _matching_preset(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+def _same_architecture(found: Mapping[str, int], config: ViCLIPConfig) -> bool:
+    """Whether inferred fields match ``config`` (frame count and context are adapted on load)."""
+    full = config.to_dict()
+    keys = [k for k in full if k in found and k not in ("num_frames", "context_length")]
+    return len(keys) >= 8 and all(found[k] == full[k] for k in keys)
+
+
+def _matching_preset(state_dict: Mapping[str, Any]) -> str | None:
     """The preset whose every shape-determined field matches the checkpoint, if any."""
     found = infer_config(state_dict)
     for name, fields in PRESETS.items():
-        full = ViCLIPConfig(**fields).to_dict()
-        # num_frames/context_length are adapted on load, so they do not decide the architecture.
-        keys = [k for k in full if k in found and k not in ("num_frames", "context_length")]
-        if len(keys) >= 8 and all(found[k] == full[k] for k in keys):
+        if _same_architecture(found, ViCLIPConfig(**fields)):
             return name
     return None
 
 
-def _describe(state_dict: Mapping[str, torch.Tensor]) -> str:
+def _describe(state_dict: Mapping[str, Any], requested: ViCLIPConfig | None = None) -> str:
+    """What the checkpoint holds, for the end of a one-line error."""
+    foreign = foreign_architecture(state_dict)
+    if foreign:
+        return f"it is {foreign}, a different architecture that vidsearch cannot load as ViCLIP (see docs/weights.md)"
+    f = infer_config(state_dict)
+    if requested is not None and _same_architecture(f, requested):
+        return (
+            "its shapes are those of the requested model, so the file is incomplete or holds other "
+            "weights under these names: re-download or re-export it"
+        )
     preset = _matching_preset(state_dict)
     if preset:
         return f"it looks like {preset}: load it as model {preset}"
-    f = infer_config(state_dict)
     if "vision_width" not in f:
         return "it does not look like a ViCLIP checkpoint (no vision_encoder.conv1.weight)"
     return (
@@ -198,22 +186,56 @@ def _describe(state_dict: Mapping[str, torch.Tensor]) -> str:
     )
 
 
+def _name_keys(keys: Sequence[str], limit: int = 6) -> str:
+    """A short list of key names: block indices folded (``resblocks.*``), big families by prefix."""
+    families: dict[str, dict[str, int]] = {}
+    for k in keys:
+        pattern = re.sub(r"\.\d+(?=\.|$)", ".*", k)
+        family = families.setdefault(k.split(".", 1)[0], {})
+        family[pattern] = family.get(pattern, 0) + 1
+    parts = []
+    for top, patterns in families.items():
+        if len(patterns) > 2:  # e.g. a whole EMA copy: name its prefix only
+            parts.append(f"{top}.* ({sum(patterns.values())})")
+        else:
+            parts += [p if n == 1 else f"{p} ({n})" for p, n in patterns.items()]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"and {len(parts) - limit} more"]
+    return ", ".join(parts)
+
+
 # --------------------------------------------------------------------------- fitting
+
+
+def _not_needed(key: str) -> bool:
+    """An unexpected key that inference has no use for (not a sign of another architecture)."""
+    if not key.startswith(_TOP_LEVEL):  # logit_scale, optimizer/EMA/teacher entries, ...
+        return True
+    return key.rsplit(".", 1)[-1] in _BUFFERS
 
 
 def fit_state_dict(
     state_dict: Mapping[str, torch.Tensor], model: ViCLIP, source: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
-    """Normalize keys and adapt position embeddings of another length, like the official loaders.
+    """Normalize keys, drop what inference does not use and adapt position embeddings.
 
+    * keys inference does not need are dropped and training-only parameters the file lacks
+      (``temp``) get their initial value, with one warning line naming them;
     * ``vision_encoder.temporal_positional_embedding`` and ``text_encoder.positional_embedding``:
       linear interpolation when the model is longer, truncation when shorter
-      (InternVideo ``interpolate_pos_embed_vit``).
+      (InternVideo ``interpolate_pos_embed_vit``);
     * ``vision_encoder.positional_embedding`` of another grid: bicubic resize of the patch part
-      (``viclip_vision.load_state_dict``).
+      (``viclip_vision.load_state_dict``);
     * a 2D ``conv1.weight`` ``[W, 3, p, p]``: inflated to the 3D ``[W, 3, 1, p, p]`` kernel.
+
+    Raises:
+        CheckpointError: another architecture (InternVideo2-CLIP, ...), weights inference needs
+            missing, or shapes that cannot be adapted; one line.
     """
     sd = normalize_keys(state_dict)
+    foreign = foreign_architecture(sd)
+    if foreign:
+        raise CheckpointError(f"checkpoint {source} cannot be loaded as ViCLIP: {_describe(sd)}")
     target = model.state_dict()
     key = "vision_encoder.temporal_positional_embedding"
     if key in sd and key in target and sd[key].shape[1:] != target[key].shape[1:]:
@@ -239,12 +261,26 @@ def fit_state_dict(
     key = "vision_encoder.conv1.weight"
     if key in sd and key in target and sd[key].ndim == 4 and target[key].ndim == 5 and target[key].shape[2] == 1:
         sd[key] = sd[key].unsqueeze(2)  # [W, 3, p, p] -> [W, 3, 1, p, p]
-    _check_fit(sd, target, source)
+    dropped = [k for k in sd if k not in target and _not_needed(k)]
+    filled = [k for k in TRAINING_ONLY_PARAMS if k in target and k not in sd]
+    skip = set(dropped)
+    _check_fit({k: v for k, v in sd.items() if k not in skip}, target, source, model.config, dropped)
+    for k in dropped:
+        del sd[k]
+    for k in filled:
+        sd[k] = torch.full(target[k].shape, TRAINING_ONLY_PARAMS[k], dtype=target[k].dtype)
+    if dropped or filled:
+        notes = [f"ignored {len(dropped)} key(s) inference does not use: {_name_keys(dropped)}"] if dropped else []
+        notes += [f"{k} is missing (training only), set to {TRAINING_ONLY_PARAMS[k]:g}" for k in filled]
+        LOG.warning("checkpoint %s: %s", source, "; ".join(notes))
     return sd
 
 
-def _check_fit(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], source: str) -> None:
-    missing = [k for k in target if k not in sd]
+def _check_fit(
+    sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], source: str,
+    requested: ViCLIPConfig | None = None, dropped: Sequence[str] = (),
+) -> None:
+    missing = [k for k in target if k not in sd and k not in TRAINING_ONLY_PARAMS]
     unexpected = [k for k in sd if k not in target]
     wrong = [k for k in target if k in sd and tuple(sd[k].shape) != tuple(target[k].shape)]
     if not (missing or unexpected or wrong):
@@ -259,8 +295,10 @@ def _check_fit(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor
         parts.append(
             f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})"
         )
+    also = f" (besides {len(dropped)} ignored: {_name_keys(dropped, limit=3)})" if dropped else ""
     raise CheckpointError(
-        f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys; {_describe(sd)}"
+        f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys{also}; "
+        f"{_describe(sd, requested)}"
     )
 
 
@@ -270,43 +308,6 @@ def load_viclip_checkpoint(model: ViCLIP, path: str | os.PathLike[str]) -> ViCLI
     model.load_state_dict(sd, strict=True)
     LOG.info("loaded %d tensors from %s", len(sd), path)
     return model
-
-
-# --------------------------------------------------------------------------- saving
-
-
-def save_checkpoint(
-    model: ViCLIP, path: str | os.PathLike[str], config: ViCLIPConfig | None = None
-) -> Path:
-    """Write ``model``'s weights and its config JSON, atomically.
-
-    ``.safetensors`` gets a flat state dict; any other suffix gets the official
-    ``{"model": state_dict}`` ``torch.save`` layout. ``<stem>.json`` (the
-    :class:`ViCLIPConfig`) is written beside it so ``load_encoder(path)`` finds it.
-
-    Returns:
-        The checkpoint path.
-    """
-    path = Path(path)
-    config = config or model.config
-    if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise CheckpointError(
-            f"checkpoint name {path} must end with one of {', '.join(CHECKPOINT_SUFFIXES)}"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Own every tensor (no views shared between keys) so both formats can serialize it.
-    sd = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(sd, str(tmp), metadata={"format": "pt", "config": json.dumps(config.to_dict())})
-    else:
-        torch.save({"model": sd}, tmp)
-    os.replace(tmp, path)
-    config.to_json(path.with_suffix(".json"))
-    LOG.info("saved checkpoint %s", path)
-    return path
 
 
 # --------------------------------------------------------------------------- resolution
@@ -349,33 +350,48 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_hub(preset: str, download: bool) -> Path | None:
+def _revision(pinned: str, revision: str | None) -> str:
+    """The revision to use: ``revision``, else ``VIDSEARCH_HF_REVISION``, else the pinned one."""
+    return revision or os.environ.get(REVISION_ENV) or pinned
+
+
+def _from_hub(preset: str, download: bool, revision: str | None = None) -> Path | None:
     """A cached (or, when allowed and online, downloaded) published checkpoint for ``preset``."""
     import huggingface_hub
 
-    sources = HF_SOURCES.get(preset, [])
+    sources = [(repo, filename, _revision(pinned, revision)) for repo, filename, pinned in HF_SOURCES.get(preset, [])]
     cache = _hf_cache_dir()
-    for repo, filename in sources:
-        found = huggingface_hub.try_to_load_from_cache(repo, filename, cache_dir=cache)
+    for repo, filename, rev in sources:
+        found = huggingface_hub.try_to_load_from_cache(repo, filename, cache_dir=cache, revision=rev)
         if isinstance(found, str) and os.path.isfile(found):
-            LOG.info("using cached %s/%s", repo, filename)
+            LOG.info("using cached %s/%s at revision %s", repo, filename, rev)
             return Path(found)
     if not download or _hf_offline():
         return None
     if not _hub_reachable():
         LOG.info("the Hugging Face hub is not reachable; not downloading")
         return None
-    for repo, filename in sources:
+    for repo, filename, rev in sources:
         try:
-            LOG.info("downloading %s from %s", filename, repo)
-            return Path(huggingface_hub.hf_hub_download(repo, filename, cache_dir=cache))
+            LOG.info("downloading %s from %s at revision %s", filename, repo, rev)
+            return Path(huggingface_hub.hf_hub_download(repo, filename, revision=rev, cache_dir=cache))
         except Exception as exc:  # network, auth and missing-file errors all mean "try the next"
-            LOG.warning("could not download %s from %s: %s", filename, repo, exc)
+            LOG.warning("could not download %s from %s at revision %s: %s", filename, repo, rev, exc)
     return None
 
 
-def resolve_checkpoint(preset: str, checkpoint: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
+def resolve_checkpoint(
+    preset: str, checkpoint: str | os.PathLike[str] | None = None, download: bool = True,
+    revision: str | None = None,
+) -> Path:
     """Find the weights for a preset: explicit path, ``VIDSEARCH_CHECKPOINT``, HF cache, HF hub.
+
+    Args:
+        preset: ``viclip-b16`` or ``viclip-l14`` (ignored when a path is given).
+        checkpoint: an explicit weights file.
+        download: whether the hub may be asked when the cache lacks the file.
+        revision: a Hugging Face branch, tag or commit instead of the checked one
+            (default ``VIDSEARCH_HF_REVISION``, else :data:`HF_SOURCES`' pinned commit).
 
     Raises:
         CheckpointError: an explicit or environment path that does not exist.
@@ -392,14 +408,16 @@ def resolve_checkpoint(preset: str, checkpoint: str | os.PathLike[str] | None = 
         if not path.is_file():
             raise CheckpointError(f"{CHECKPOINT_ENV}={env} does not exist; fix or unset the variable")
         return path.resolve()
-    found = _from_hub(preset, download)
+    found = _from_hub(preset, download, revision)
     if found is not None:
         return found.resolve()
-    repo, filename = HF_SOURCES[preset][0]
+    repo, filename, pinned = HF_SOURCES[preset][0]
+    rev = _revision(pinned, revision)
     why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and could not be downloaded"
     raise WeightsNotFoundError(
         f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
-        f"(huggingface-cli download {repo} {filename}) and pass --checkpoint PATH or set {CHECKPOINT_ENV}=PATH"
+        f"(huggingface-cli download {repo} {filename} --revision {rev}) and pass --checkpoint PATH "
+        f"or set {CHECKPOINT_ENV}=PATH"
     )
 
 
@@ -428,7 +446,7 @@ def resolve_config(
             return ViCLIPConfig.from_json(beside), beside.resolve()
         except ModelError as exc:  # e.g. a transformers config.json of the -hf repositories
             LOG.debug("ignoring %s: %s", beside, exc)
-    shapes = normalize_keys(read_state_dict(checkpoint, mmap=True))
+    shapes = normalize_keys(read_shapes(checkpoint))
     preset = _matching_preset(shapes)
     if preset is None:
         raise ModelError(
@@ -443,43 +461,3 @@ def resolve_config(
     return cfg, None
 
 
-# --------------------------------------------------------------------------- hashing
-
-
-def _read_hash_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def checkpoint_hash(path: str | os.PathLike[str]) -> str:
-    """Full sha256 hex digest of a file, cached by (absolute path, size, mtime_ns).
-
-    Hashing a 1.5 GB checkpoint takes seconds, so the digest is kept in a small JSON file
-    under :func:`cache_dir`, rewritten atomically. A cache that cannot be written is ignored.
-    """
-    path = Path(path).resolve()
-    st = path.stat()
-    cache_file = cache_dir() / _HASH_CACHE_FILE
-    entries = _read_hash_cache(cache_file)
-    hit = entries.get(str(path))
-    if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
-        return str(hit["sha256"])
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    sha = digest.hexdigest()
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        entries = _read_hash_cache(cache_file)  # re-read: another process may have added entries
-        entries[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=_HASH_CACHE_FILE, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(entries, fh, indent=1, sort_keys=True)
-        os.replace(tmp, cache_file)
-    except OSError as exc:
-        LOG.warning("cannot write the checkpoint hash cache %s: %s", cache_file, exc)
-    return sha

@@ -3,28 +3,36 @@
 A library directory holds ``library.sqlite`` (videos, segments and their embedding vectors: the
 source of truth) and, under ``indexes/``, one FAISS index per embedding space. A FAISS file is a
 derived artefact: it records the space's *generation* (bumped by every transaction that changes
-the space's vectors); when the file is missing, unreadable or stale it is brought up to date from
-SQLite on open, so a crash between a commit and an index save never loses or duplicates vectors.
+the space's vectors, :func:`vidsearch.store.spaces.bump_generation`); when the file is missing,
+unreadable or stale it is brought up to date from SQLite on open, so a crash between a commit and
+an index save never loses or duplicates vectors.
+
+The SQL itself lives in the table modules (``spaces``, ``videos``, ``segments``, ``embeddings``,
+``labels``); they take a session from :meth:`Library.session`, so a caller can put several of
+them in one transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidsearch.errors import LibraryError
-from vidsearch.store.schema import Segment, Space, Video, VideoStatus
+from vidsearch.fileio import clean_stale_temps
+from vidsearch.store import embeddings, segments, spaces, videos
+from vidsearch.store.locks import file_lock
+from vidsearch.store.schema import VideoStatus
+from vidsearch.store.segments import SegmentInfo
+from vidsearch.store.spaces import SpaceInfo
 
 if TYPE_CHECKING:
     from vidsearch.store.vectors import VectorIndex
@@ -35,6 +43,7 @@ LOG = logging.getLogger(__name__)
 
 DB_NAME = "library.sqlite"
 _READ_CHUNK = 65536
+STALE_TEMP_S = 600.0  # a live save writes its temporary file continuously
 
 
 def default_library_path() -> Path:
@@ -45,42 +54,6 @@ def default_library_path() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("vidsearch") / "library"
-
-
-@dataclass(frozen=True)
-class SpaceInfo:
-    """A detached view of a :class:`~vidsearch.store.schema.Space` row."""
-
-    id: int
-    key: str
-    dim: int
-    model_spec: dict[str, Any]
-    sampling: dict[str, Any]
-    generation: int
-
-
-@dataclass(frozen=True)
-class SegmentInfo:
-    """What search needs to know about a segment hit."""
-
-    segment_id: int
-    video_id: int
-    path: str
-    kind: str
-    start: float
-    end: float
-    duration: float | None
-
-
-def _space_info(row: Space) -> SpaceInfo:
-    return SpaceInfo(
-        id=row.id,
-        key=row.key,
-        dim=row.dim,
-        model_spec=json.loads(row.model_spec),
-        sampling=json.loads(row.sampling),
-        generation=row.generation,
-    )
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -165,7 +138,16 @@ class Library:
         except Exception as exc:  # sqlite3.DatabaseError for a file that is not a database, etc.
             engine.dispose()
             raise LibraryError(f"cannot open library database {db_path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
-        return cls(root, engine)
+        library = cls(root, engine)
+        library._clean_index_temps()
+        return library
+
+    def _clean_index_temps(self) -> None:
+        # A crash mid-save leaves a temporary index file; queries save synced indexes too, so only
+        # files nobody has written to for a while are stale.
+        folder = self.root / "indexes"
+        if folder.is_dir():
+            clean_stale_temps(folder, "*.faiss", min_age_s=STALE_TEMP_S)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -186,28 +168,29 @@ class Library:
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
-        """Exclusive lock for runs that write (index, remove, reindex) on this library."""
-        import fcntl
+        """Exclusive lock for runs that write (index, remove, reindex) on this library.
 
-        lock_path = self.root / ".write.lock"
-        with open(lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LibraryError(
-                    f"another vidsearch run is writing to {self.root}; wait for it to finish"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        Raises:
+            LibraryError: another run holds it.
+        """
+        with file_lock(self.root / ".write.lock", f"another vidsearch run is writing to {self.root}; wait for it to finish"):
+            yield
+
+    @contextlib.contextmanager
+    def enrich_lock(self) -> Iterator[None]:
+        """One labelling run at a time per library (indexing may go on meanwhile).
+
+        Raises:
+            LibraryError: another labelling run holds it.
+        """
+        with file_lock(self.root / ".enrich.lock", f"another `vidsearch enrich` run is labelling {self.root}; wait for it to finish"):
+            yield
 
     # -- spaces --------------------------------------------------------------------------
     def spaces(self) -> list[SpaceInfo]:
         """All embedding spaces, most recently updated first."""
         with self.session() as s:
-            rows = s.scalars(select(Space).order_by(Space.updated_at.desc(), Space.id.desc())).all()
-            return [_space_info(r) for r in rows]
+            return spaces.list_spaces(s)
 
     def space(self, key: str | None = None) -> SpaceInfo:
         """The space with ``key``, or the most recently indexed one when ``key`` is None.
@@ -215,83 +198,66 @@ class Library:
         Raises:
             LibraryError: no such space (the message lists the ones there are).
         """
-        spaces = self.spaces()
-        if not spaces:
+        found = self.spaces()
+        if not found:
             raise LibraryError(f"library {self.root} is empty; run `vidsearch index DIR` first")
         if key is None:
-            return spaces[0]
-        for sp in spaces:
+            return found[0]
+        for sp in found:
             if sp.key == key or sp.key.split("@")[0] == key:
                 return sp
-        raise LibraryError(f"library {self.root} has no embeddings for model {key!r}; it has: {', '.join(s.key for s in spaces)}")
+        raise LibraryError(f"library {self.root} has no embeddings for model {key!r}; it has: {', '.join(s.key for s in found)}")
 
     def find_space(self, key: str) -> SpaceInfo | None:
         """The space with exactly ``key``, if any."""
         with self.session() as s:
-            row = s.scalar(select(Space).where(Space.key == key))
-            return _space_info(row) if row else None
+            return spaces.find_space(s, key)
 
     def ensure_space(self, key: str, dim: int, model_spec: dict[str, Any], sampling: dict[str, Any]) -> SpaceInfo:
-        """Get the space ``key``, creating it on first use."""
+        """Get the space ``key``, creating it on first use.
+
+        Raises:
+            LibraryError: the space exists with another dimension.
+        """
         with self.session() as s:
-            row = s.scalar(select(Space).where(Space.key == key))
-            if row is None:
-                row = Space(key=key, dim=dim, model_spec=json.dumps(model_spec), sampling=json.dumps(sampling), generation=0)
-                s.add(row)
-                s.flush()
-            elif row.dim != dim:
-                raise LibraryError(f"space {key} in {self.root} has dim {row.dim}, the model gives {dim}")
-            return _space_info(row)
+            found = spaces.find_space(s, key)
+            if found is None:
+                return spaces.add_space(s, key, dim, model_spec, sampling)
+            if found.dim != dim:
+                raise LibraryError(f"space {key} in {self.root} has dim {found.dim}, the model gives {dim}")
+            return found
 
     def generation(self, space_id: int) -> int:
         """The space's current generation (see module docstring)."""
         with self.session() as s:
-            return int(s.scalar(select(Space.generation).where(Space.id == space_id)) or 0)
+            return spaces.generation(s, space_id)
 
     # -- vectors -------------------------------------------------------------------------
     def iter_vectors(self, space_id: int, chunk: int = _READ_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream ``(ids, xb)`` of every stored vector of a space, in chunks."""
+        """Stream ``(ids, xb)`` of every stored vector of a space, in chunks, by id."""
+        dim = self._space_dim(space_id)
         last = -1
         while True:
             with self.session() as s:
-                rows = s.execute(
-                    select(Segment.id, Segment.vector)
-                    .where(Segment.space_id == space_id, Segment.id > last)
-                    .order_by(Segment.id)
-                    .limit(chunk)
-                ).all()
-            if not rows:
+                ids, xb = embeddings.vectors_after(s, space_id, last, chunk, dim)
+            if not len(ids):
                 return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            xb = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32, copy=False)
             last = int(ids[-1])
             yield ids, xb
 
     def load_vectors(self, space_id: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """All vectors of a space (or those with ``ids``) as ``(ids, xb)``."""
-        if ids is None:
-            parts = list(self.iter_vectors(space_id))
-        else:
-            parts = []
-            id_list = [int(i) for i in ids]
-            for lo in range(0, len(id_list), 900):  # stay under SQLite's bound-parameter limit
-                with self.session() as s:
-                    rows = s.execute(select(Segment.id, Segment.vector).where(Segment.space_id == space_id, Segment.id.in_(id_list[lo : lo + 900]))).all()
-                if rows:
-                    parts.append(
-                        (
-                            np.array([r[0] for r in rows], dtype=np.int64),
-                            np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32, copy=False),
-                        )
-                    )
+        if ids is not None:
+            with self.session() as s:
+                return embeddings.vectors_by_id(s, space_id, [int(i) for i in ids], self._space_dim(space_id))
+        parts = list(self.iter_vectors(space_id))
         if not parts:
-            dim = self._space_dim(space_id)
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self._space_dim(space_id)), dtype=np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _space_dim(self, space_id: int) -> int:
         with self.session() as s:
-            return int(s.scalar(select(Space.dim).where(Space.id == space_id)))
+            return spaces.space_dim(s, space_id)
 
     def index_path(self, space_id: int) -> Path:
         """Where the FAISS index of a space lives."""
@@ -371,41 +337,18 @@ class Library:
     def segment_ids(self, space_id: int) -> np.ndarray:
         """Sorted ids of every segment of a space."""
         with self.session() as s:
-            ids = s.scalars(select(Segment.id).where(Segment.space_id == space_id).order_by(Segment.id)).all()
-        return np.asarray(ids, dtype=np.int64)
+            return segments.segment_ids(s, space_id)
 
     # -- lookups for search and benchmarks ----------------------------------------------
     def segment_infos(self, ids: Sequence[int]) -> dict[int, SegmentInfo]:
         """Segment id -> :class:`SegmentInfo` for the given ids (unknown ids are left out)."""
-        out: dict[int, SegmentInfo] = {}
-        id_list = [int(i) for i in ids]
-        for lo in range(0, len(id_list), 900):
-            with self.session() as s:
-                rows = s.execute(
-                    select(Segment.id, Segment.video_id, Video.path, Segment.kind, Segment.start, Segment.end, Video.duration)
-                    .join(Video, Video.id == Segment.video_id)
-                    .where(Segment.id.in_(id_list[lo : lo + 900]))
-                ).all()
-            for r in rows:
-                out[r[0]] = SegmentInfo(*r)
-        return out
+        with self.session() as s:
+            return segments.segment_infos(s, ids)
 
     def window_vectors(self, space_id: int, video_ids: Sequence[int]) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
         """Video id -> (``[(start, end), ...]`` in time order, ``xb``) of its stored windows in a space."""
-        out: dict[int, tuple[list[tuple[float, float]], list[np.ndarray]]] = {}
-        ids = [int(v) for v in video_ids]
-        for lo in range(0, len(ids), 900):
-            with self.session() as s:
-                rows = s.execute(
-                    select(Segment.video_id, Segment.start, Segment.end, Segment.vector)
-                    .where(Segment.space_id == space_id, Segment.kind == "window", Segment.video_id.in_(ids[lo : lo + 900]))
-                    .order_by(Segment.video_id, Segment.start)
-                ).all()
-            for vid, start, end, vec in rows:
-                spans, vecs = out.setdefault(vid, ([], []))
-                spans.append((start, end))
-                vecs.append(np.frombuffer(vec, dtype="<f4"))
-        return {vid: (spans, np.stack(vecs).astype(np.float32, copy=False)) for vid, (spans, vecs) in out.items()}
+        with self.session() as s:
+            return embeddings.window_vectors(s, space_id, video_ids)
 
     def video_embeddings(self, space_key: str, paths: Sequence[Path | str]) -> tuple[np.ndarray, list[int]]:
         """Whole-video embeddings of ``paths`` in one space.
@@ -416,16 +359,8 @@ class Library:
         """
         space = self.space(space_key)
         wanted = [str(Path(p).absolute()) for p in paths]
-        by_path: dict[str, np.ndarray] = {}
-        for lo in range(0, len(wanted), 900):
-            with self.session() as s:
-                rows = s.execute(
-                    select(Video.path, Segment.vector)
-                    .join(Segment, Segment.video_id == Video.id)
-                    .where(Segment.space_id == space.id, Segment.kind == "video", Video.path.in_(wanted[lo : lo + 900]))
-                ).all()
-            for path, vec in rows:
-                by_path[path] = np.frombuffer(vec, dtype="<f4")
+        with self.session() as s:
+            by_path = embeddings.video_vectors(s, space.id, wanted)
         found = [i for i, p in enumerate(wanted) if p in by_path]
         if not found:
             return np.zeros((0, space.dim), dtype=np.float32), []
@@ -434,9 +369,7 @@ class Library:
     def failures(self, paths: Sequence[Path | str] | None = None) -> dict[str, str]:
         """Path -> one-line reason for every failed video (or those among ``paths``)."""
         with self.session() as s:
-            q = select(Video.path, Video.error).where(Video.status == VideoStatus.FAILED)
-            rows = s.execute(q).all()
-        result = {p: (e or "failed") for p, e in rows}
+            result = dict(videos.failures(s))
         if paths is not None:
             wanted = {str(Path(p).absolute()) for p in paths}
             result = {p: e for p, e in result.items() if p in wanted}
@@ -445,25 +378,27 @@ class Library:
     # -- maintenance ---------------------------------------------------------------------
     def remove_videos(self, video_ids: Sequence[int]) -> int:
         """Delete videos (their segments go with them) and bump the affected spaces' generations."""
-        if not video_ids:
-            return 0
-        ids = [int(i) for i in video_ids]
         with self.session() as s:
-            space_ids = set(s.scalars(select(Segment.space_id).where(Segment.video_id.in_(ids)).distinct()).all())
-            s.execute(delete(Video).where(Video.id.in_(ids)))
-            if space_ids:
-                s.execute(update(Space).where(Space.id.in_(space_ids)).values(generation=Space.generation + 1))
-        return len(ids)
+            return videos.remove_videos(s, video_ids)
+
+    def remove_paths(self, targets: Sequence[Path | str]) -> int:
+        """Forget the videos at ``targets`` (files, or folders: every video under them).
+
+        Returns:
+            How many videos were removed (0: none of the targets is in the library).
+        """
+        absolute = [os.path.abspath(os.path.expanduser(str(t))) for t in targets]
+        with self.session() as s:
+            return videos.remove_videos(s, videos.video_ids_under(s, absolute))
 
     def stats(self) -> dict[str, Any]:
         """Counts for `vidsearch info`: videos by status, failures, spaces with segments and index state."""
         with self.session() as s:
-            by_status = dict(s.execute(select(Video.status, func.count()).group_by(Video.status)).all())
-            failed = s.execute(select(Video.path, Video.error).where(Video.status == VideoStatus.FAILED).order_by(Video.path)).all()
-            total_duration = s.scalar(select(func.coalesce(func.sum(Video.duration), 0.0)).where(Video.status == VideoStatus.INDEXED))
-            seg_counts = dict(s.execute(select(Segment.space_id, func.count()).group_by(Segment.space_id)).all())
-            vid_counts = dict(s.execute(select(Segment.space_id, func.count(func.distinct(Segment.video_id))).group_by(Segment.space_id)).all())
-        spaces = []
+            by_status = videos.status_counts(s)
+            failed = videos.failures(s)
+            hours = videos.hours_indexed(s)
+            seg_counts, vid_counts = segments.segment_counts(s)
+        entries = []
         for sp in self.spaces():
             path = self.index_path(sp.id)
             entry: dict[str, Any] = {
@@ -477,9 +412,9 @@ class Library:
                 "index_bytes": path.stat().st_size if path.exists() else 0,
             }
             try:
-                from vidsearch.store.vectors import VectorIndex
+                from vidsearch.store.vectors.fileformat import read_header
 
-                header = VectorIndex.read_header(path) if path.exists() else None
+                header = read_header(path) if path.exists() else None
             except LibraryError:
                 header = None
             if header is not None:
@@ -489,12 +424,12 @@ class Library:
                     index_recall_at_10=header.get("recall_at_10"),
                     index_up_to_date=header.get("meta", {}).get("generation") == sp.generation,
                 )
-            spaces.append(entry)
+            entries.append(entry)
         return {
             "library": str(self.root),
             "videos_indexed": int(by_status.get(VideoStatus.INDEXED, 0)),
             "videos_failed": int(by_status.get(VideoStatus.FAILED, 0)),
-            "hours_indexed": float(total_duration or 0.0) / 3600.0,
+            "hours_indexed": hours,
             "failed": [{"path": p, "reason": e} for p, e in failed],
-            "spaces": spaces,
+            "spaces": entries,
         }

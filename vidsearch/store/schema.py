@@ -1,9 +1,10 @@
 """SQLAlchemy models of the library database (the source of truth).
 
-Segments carry their embedding vector directly instead of a separate embeddings table: a
-segment's time span depends on the model's frame count, so a segment always belongs to exactly
-one embedding space and one vector; keeping both in one row makes "rows + vectors in one
-transaction" a single insert and keeps FAISS ids (segment ids) trivially consistent.
+A segment belongs to exactly one embedding space (its time span depends on the model's frame
+count) and has exactly one vector, kept in its own table keyed by the segment id (migration 0003):
+the segment rows that every search hit looks up stay small enough for the page cache at millions
+of segments, while the vectors (3 KB each at 768-d) are read only to rebuild or sync an index.
+The segment id is also the FAISS id.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "utcnow"]
+__all__ = ["Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "Embedding", "utcnow"]
 
 # Stable constraint names make Alembic's batch migrations on SQLite reproducible.
 NAMING_CONVENTION = {
@@ -110,9 +111,18 @@ class Segment(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "video" or "window"
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalized, little-endian
 
     video: Mapped[Video] = relationship(back_populates="segments")
+
+
+class Embedding(Base):
+    """The vector of one segment (migration 0003 moved it out of the segment row)."""
+
+    __tablename__ = "embeddings"
+
+    # CASCADE: deleting a segment (or its video) deletes its vector in the same statement.
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalized, little-endian (store.codec)
 
 
 # --------------------------------------------------------------------------------------------

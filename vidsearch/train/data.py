@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import InputError, MediaError
+from vidsearch.media.sampling import SamplingConfig
 
 __all__ = [
     "Clip",
@@ -60,8 +61,10 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-# decode(path, frame_count) -> uint8 [frame_count, res, res, 3]; the default uses vidsearch.media.
+# decode(path, frame_count, res) -> uint8 [frame_count, res, res, 3]; the default is the decode pool.
 Decoder = Callable[[Path, int, int], np.ndarray]
+# (cache row, its frames or None, the error naming the file or None)
+_Decoded = tuple[int, np.ndarray | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -77,33 +80,29 @@ def cache_bytes(n_videos: int, cache_frames: int, resolution: int) -> int:
     return n_videos * cache_frames * resolution * resolution * 3
 
 
-def _decode_with_media(path: Path, frame_count: int, resolution: int) -> np.ndarray:
-    """Decode the ``frame_count`` middle samples of a video, resized to ``resolution``."""
-    from vidsearch import media
-
-    info = media.probe(path)
-    indices = list(media.middle_indices(info.num_frames, frame_count))
-    frames, _ = media.read_frames(path, indices, resolution)
-    return _expand_unique(frames, indices)
-
-
-def _expand_unique(frames: np.ndarray, indices: Sequence[int]) -> np.ndarray:
-    """Map frames decoded once per distinct index back onto ``indices`` (short clips repeat some)."""
-    if len(frames) == len(indices):
-        return frames
-    uniq = sorted(set(indices))
-    if len(frames) != len(uniq):
-        raise MediaError(f"decoder returned {len(frames)} frames for {len(uniq)} distinct indices")
-    pos = {idx: k for k, idx in enumerate(uniq)}
-    return frames[[pos[i] for i in indices]]
+def _decode_in_process(decode: Decoder, videos: Sequence[Path], count: int, res: int) -> Iterator[_Decoded]:
+    """A caller's own decoder, run here (tests and synthetic data: nothing to contain)."""
+    for row, v in enumerate(videos):
+        try:
+            yield row, decode(Path(v), count, res), None
+        except Exception as exc:  # noqa: BLE001 -- reported with the file's name by _fill
+            yield row, None, f"{v}: {exc}"
 
 
-def _decode_job(args: tuple[Decoder, str, int, int]) -> tuple[np.ndarray | None, str | None]:
-    decode, path, count, res = args
-    try:
-        return decode(Path(path), count, res), None
-    except Exception as exc:  # a broken video must not kill the whole cache build
-        return None, f"{path}: {exc}"
+def _decode_in_pool(videos: Sequence[Path], count: int, res: int, workers: int) -> Iterator[_Decoded]:
+    """The ``count`` middle samples of each whole video (the index's sampling), resized to
+    ``res``, decoded in the crash-contained pool: a decoder that segfaults or hangs on one file
+    fails that file, not the training run."""
+    from vidsearch.media.jobs import DecodedVideo, DecodeJob
+    from vidsearch.media.pool import DecodePool
+
+    jobs = [DecodeJob(row, str(v), count, res, sampling=SamplingConfig.whole_video()) for row, v in enumerate(videos)]
+    with DecodePool(workers=workers) as pool:
+        for result in pool.run(jobs):  # in completion order: rows say where each one goes
+            if isinstance(result, DecodedVideo):
+                yield result.job_id, result.clips()[0], None  # the whole-video segment
+            else:
+                yield result.job_id, None, f"{result.path}: {result.reason}"
 
 
 class FrameCache:
@@ -150,9 +149,11 @@ def build_frame_cache(
         cache_frames: frames kept per video (middle sampling; repeats for shorter clips).
         resolution: square frame side (the model's input resolution).
         max_bytes: refuse caches larger than this.
-        workers: decoding processes (1: in this process).
-        decode: ``decode(path, cache_frames, resolution) -> uint8 [cache_frames, res, res, 3]``;
-            defaults to :mod:`vidsearch.media` with the index's middle sampling and resize.
+        workers: decoding processes of the crash-contained pool
+            (:class:`vidsearch.media.pool.DecodePool`).
+        decode: ``decode(path, cache_frames, resolution) -> uint8 [cache_frames, res, res, 3]``,
+            run in this process; default: the decode pool with the index's middle sampling of
+            the whole video and its resize.
         progress: called as ``progress(done, total)`` while decoding.
 
     Raises:
@@ -168,20 +169,15 @@ def build_frame_cache(
         )
     if path.exists():
         return FrameCache(path, videos)
-    decode = decode or _decode_with_media
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npy")
     shape = (len(videos), cache_frames, resolution, resolution, 3)
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-    jobs = [(decode, str(v), cache_frames, resolution) for v in videos]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results: Iterator = pool.imap(_decode_job, jobs, chunksize=16)
-            _fill(arr, results, len(jobs), progress)
+    if decode is not None:
+        results = _decode_in_process(decode, videos, cache_frames, resolution)
     else:
-        _fill(arr, map(_decode_job, jobs), len(jobs), progress)
+        results = _decode_in_pool(videos, cache_frames, resolution, max(1, min(workers, len(videos))))
+    _fill(arr, results, len(videos), progress)
     arr.flush()
     del arr
     os.replace(tmp, path)
@@ -189,15 +185,15 @@ def build_frame_cache(
     return FrameCache(path, videos)
 
 
-def _fill(arr: np.ndarray, results: Iterator, total: int, progress: Callable[[int, int], None] | None) -> None:
-    for i, (frames, error) in enumerate(results):
-        if error is not None:
+def _fill(arr: np.ndarray, results: Iterator[_Decoded], total: int, progress: Callable[[int, int], None] | None) -> None:
+    for done, (row, frames, error) in enumerate(results, start=1):
+        if error is not None or frames is None:
             raise MediaError(f"cannot decode {error}; fix or remove it from the annotations")
         if frames.shape != arr.shape[1:]:
             raise MediaError(f"decoder returned frames of shape {frames.shape}, expected {arr.shape[1:]}")
-        arr[i] = frames
+        arr[row] = frames
         if progress is not None:
-            progress(i + 1, total)
+            progress(done, total)
 
 
 def cache_key(videos: Sequence[Path], cache_frames: int, resolution: int) -> str:

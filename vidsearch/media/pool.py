@@ -1,4 +1,5 @@
-"""Decoding worker pool: probe, plan and decode videos in processes that may crash or hang.
+"""The crash-contained decoding pool: probe, plan and decode videos in processes that may
+crash or hang (the parent side; the worker is :mod:`vidsearch.media.worker`).
 
 decord is unmaintained and has known segfaults, native hangs (dmlc/decord#373: an infinite
 loop holding the GIL, so no Python timeout can stop it) and leaks. Every file is therefore
@@ -25,14 +26,9 @@ a shared queue), and a thread in the parent drains the pipes so that workers nev
 busy consumer. At most ``prefetch`` results are dispatched-but-not-consumed at any time, so
 memory stays bounded however slow the consumer (the encoder) is.
 
-Fault injection (for tests). ``VIDSEARCH_FAULT_INJECT`` is a comma-separated list of
-``<kind>:<substring>``; a file whose path contains the substring triggers the fault inside the
-worker that decodes it. Kinds: ``crash`` (SIGSEGV), ``abort`` (SIGABRT), ``hang`` (sleeps
-forever), ``raise`` (a Python exception), ``exit`` (``os._exit(3)``), and ``decordcrash``
-(SIGSEGV unless the attempt is the PyAV-only retry, as when decord itself crashes). Example:
-``VIDSEARCH_FAULT_INJECT="crash:bad_one,hang:stuck"``. The variable is read by :meth:`run`
-when it starts and sent along with each job (forkserver workers do not see later changes of
-the parent's environment), and the fault is raised in the worker.
+Fault injection (for tests): the ``faults`` parameter, a
+:class:`~vidsearch.media.jobs.FaultPlan` sent to every worker when it starts, makes the worker
+that decodes a matching file crash, hang or raise (:mod:`vidsearch.media.jobs`).
 """
 
 from __future__ import annotations
@@ -44,90 +40,19 @@ import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-import numpy as np
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
+from vidsearch.media.worker import worker_main
 
-from vidsearch.media import SamplingConfig, SegmentPlan, VideoInfo
-
-__all__ = [
-    "FAULT_ENV",
-    "DecodeJob",
-    "DecodedVideo",
-    "DecodeFailure",
-    "DecodePool",
-    "decode_job",
-    "default_workers",
-]
+__all__ = ["DecodePool", "default_workers"]
 
 LOG = logging.getLogger(__name__)
 
-FAULT_ENV = "VIDSEARCH_FAULT_INJECT"
 _PER_WORKER_QUEUE = 2  # jobs a worker holds: the one it decodes and the next one
-
-
-@dataclass
-class DecodeJob:
-    """One file to decode.
-
-    Attributes:
-        job_id: the caller's id, returned with the result.
-        path: the video file.
-        num_frames: frames per segment (the model's ``num_frames``).
-        resolution: output frame size (the model's input resolution).
-        sampling: which segments to plan (see :func:`vidsearch.media.plan_segments`).
-        fast: decode keyframes only (see :func:`vidsearch.media.read_frames`).
-    """
-
-    job_id: int
-    path: str
-    num_frames: int
-    resolution: int
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    fast: bool = False
-
-
-@dataclass
-class DecodedVideo:
-    """A decoded file: its segments and the distinct frames they use.
-
-    Attributes:
-        job_id: the job's id.
-        path: the video file.
-        info: what the probe found.
-        segments: the whole-video segment first, then the windows.
-        frames: uint8 ``[U, res, res, 3]``, the distinct sampled frames in frame order.
-        clip_index: int ``[S, num_frames]``; row ``s`` indexes ``frames`` for segment ``s``.
-        reader: ``"decord"`` or ``"pyav"``.
-        seconds: wall time spent in the worker.
-    """
-
-    job_id: int
-    path: str
-    info: VideoInfo
-    segments: list[SegmentPlan]
-    frames: np.ndarray
-    clip_index: np.ndarray
-    reader: str
-    seconds: float
-
-    def clips(self) -> np.ndarray:
-        """All segments' frames: uint8 ``[S, T, res, res, 3]`` (a copy; frames are shared)."""
-        return self.frames[self.clip_index]
-
-
-@dataclass
-class DecodeFailure:
-    """A file that could not be decoded, with a one-line reason for users."""
-
-    job_id: int
-    path: str
-    reason: str
 
 
 def default_workers() -> int:
@@ -137,140 +62,6 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, cores - 1)
-
-
-# --------------------------------------------------------------------------------------------
-# worker side
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _inject_fault(path: str, spec: str, reader: str) -> None:
-    """Misbehave as the ``VIDSEARCH_FAULT_INJECT`` spec says for this path (module docstring)."""
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        kind, _, needle = item.partition(":")
-        if not needle or needle not in path:
-            continue
-        LOG.debug("fault injection: %s on %s", kind, path)
-        if kind == "crash" or (kind == "decordcrash" and reader != "pyav"):
-            os.kill(os.getpid(), signal.SIGSEGV)
-        elif kind == "abort":
-            os.abort()
-        elif kind == "hang":
-            while True:
-                time.sleep(3600)
-        elif kind == "raise":
-            raise RuntimeError(f"injected fault for {needle!r}")
-        elif kind == "exit":
-            os._exit(3)
-
-
-def decode_job(
-    job: DecodeJob, reader: str = "auto", on_probed=None, faults: str = ""
-) -> DecodedVideo | DecodeFailure:
-    """Probe, plan and decode one file in this process (what a worker does for each job).
-
-    Args:
-        job: the file and sampling parameters.
-        reader: ``"auto"``, ``"decord"`` or ``"pyav"``.
-        on_probed: called with the probed :class:`VideoInfo` before decoding starts.
-        faults: a ``VIDSEARCH_FAULT_INJECT`` spec to obey (tests only).
-
-    Returns:
-        A :class:`DecodedVideo`, or a :class:`DecodeFailure` for a file that cannot be decoded
-        (or any other exception, reported in one line).
-    """
-    from vidsearch.errors import MediaError
-    from vidsearch.media import plan_segments, probe, read_frames
-
-    t0 = time.perf_counter()
-    try:
-        _inject_fault(job.path, faults, reader)
-        info = probe(job.path, reader=reader)
-        if on_probed is not None:
-            on_probed(info)
-        plans = plan_segments(info, job.num_frames, **dataclasses.asdict(job.sampling))
-        wanted = sorted({i for p in plans for i in p.frame_indices})
-        frames, used = read_frames(job.path, wanted, job.resolution, reader=reader, fast=job.fast)
-        row = {f: r for r, f in enumerate(wanted)}
-        clip_index = np.array([[row[i] for i in p.frame_indices] for p in plans], dtype=np.int64)
-        return DecodedVideo(job.job_id, job.path, info, plans, frames, clip_index, used, time.perf_counter() - t0)
-    except MediaError as exc:
-        return DecodeFailure(job.job_id, job.path, _one_line(getattr(exc, "reason", str(exc))))
-    except Exception as exc:  # noqa: BLE001 -- one file's bug must not stop the run
-        LOG.debug("decoding %s failed", job.path, exc_info=True)
-        return DecodeFailure(job.job_id, job.path, _one_line(f"decoder error: {type(exc).__name__}: {exc}"))
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (a SIGKILLed indexer leaves no
-    orphan decoding forever, even one stuck in native code); elsewhere the closed pipe ends the
-    worker at its next job.
-
-    Under "forkserver" the parent is the fork server, which exits when every holder of its
-    "alive" pipe is gone. Each forked child inherits a copy of that pipe (so that it could start
-    processes itself); a hung worker holding it would keep the server, and so itself, alive
-    forever after the indexer died. Workers start no processes, so they drop their copy.
-    """
-    try:
-        from multiprocessing import forkserver
-
-        fd = forkserver._forkserver._forkserver_alive_fd  # private, but the only handle to it
-        if fd is not None:
-            forkserver._forkserver._forkserver_alive_fd = None
-            os.close(fd)
-    except (AttributeError, OSError):
-        pass
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except Exception:  # noqa: BLE001 -- best effort
-        pass
-
-
-def _worker_main(conn, quiet: bool) -> None:
-    """Worker loop: receive ``(seq, job, reader, faults)``, send ``start``/``probed``/``done``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _die_with_parent()
-    if os.getppid() == 1:
-        os._exit(0)  # the parent died before we could ask to die with it
-    if quiet:
-        # decord's C++ logging and FFmpeg write to fd 2 directly; keep the progress bar clean
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    import torch
-
-    torch.set_num_threads(1)  # the resize runs here; the encoder owns the other cores
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        seq, job, reader, faults = msg
-        try:
-            conn.send(("start", seq))
-            result = decode_job(
-                job, reader, on_probed=lambda info: conn.send(("probed", seq, info.duration)), faults=faults
-            )
-            conn.send(("done", seq, result))
-        except (BrokenPipeError, EOFError, OSError):
-            return
-
-
-# --------------------------------------------------------------------------------------------
-# parent side
 
 
 @dataclass
@@ -316,6 +107,7 @@ class DecodePool:
         retry_with_pyav: after a crash or a timeout, try the file once more with PyAV only.
         quiet: silence the workers' stderr (decord and FFmpeg log there directly).
         start_method: ``"forkserver"`` (default where available) or ``"spawn"``.
+        faults: faults to inject in the workers (tests only; default none).
     """
 
     def __init__(
@@ -328,6 +120,7 @@ class DecodePool:
         retry_with_pyav: bool = True,
         quiet: bool = True,
         start_method: str | None = None,
+        faults: FaultPlan | None = None,
     ):
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
@@ -340,6 +133,7 @@ class DecodePool:
         self.prefetch = max(1, prefetch if prefetch is not None else 2 * self.workers)
         self.retry_with_pyav = retry_with_pyav
         self.quiet = quiet
+        self.faults = faults if faults is not None else FaultPlan()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         if start_method not in ("forkserver", "spawn"):
@@ -347,7 +141,7 @@ class DecodePool:
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # imported once by the server, inherited by every worker it forks
-            self._ctx.set_forkserver_preload(["vidsearch.indexer.decoding", "vidsearch.media", "torch", "decord", "av"])
+            self._ctx.set_forkserver_preload(["vidsearch.media.worker", "vidsearch.media.resize", "torch", "decord", "av"])
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._outstanding = 0
@@ -370,7 +164,7 @@ class DecodePool:
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_worker_main, args=(child_conn, self.quiet), daemon=True, name="vidsearch-decode")
+        proc = self._ctx.Process(target=worker_main, args=(child_conn, self.quiet, self.faults), daemon=True, name="vidsearch-decode")
         proc.start()
         child_conn.close()  # so the parent sees EOF when the worker dies
         self.started_workers += 1
@@ -467,7 +261,6 @@ class DecodePool:
 
     def _pump_loop(self, jobs: Iterator[DecodeJob], out: queue.Queue, wake_r) -> None:
         pending: collections.deque[_Task] = collections.deque()  # retries and requeued jobs first
-        faults = os.environ.get(FAULT_ENV, "")
         exhausted = False
         while not self._stop.is_set():
             if len(self._pool) < self.workers and not pending and not exhausted:
@@ -503,7 +296,7 @@ class DecodePool:
                     break
                 w = min(free, key=lambda w: len(w.tasks))
                 try:
-                    w.conn.send((task.seq, task.job, task.reader, faults))
+                    w.conn.send((task.seq, task.job, task.reader))
                 except OSError:  # it died just now: the job goes back, the death is handled
                     pending.appendleft(task)
                     self._lost(w, self._death_reason(w), out, pending, kill=True)
@@ -566,7 +359,7 @@ class DecodePool:
                     result = msg[2]
                     if task.first_failure is not None:
                         if isinstance(result, DecodeFailure):
-                            result.reason = _one_line(f"{task.first_failure}; PyAV retry: {result.reason}")
+                            result.reason = one_line(f"{task.first_failure}; PyAV retry: {result.reason}")
                         else:
                             LOG.info("%s: decoded by PyAV after: %s", task.job.path, task.first_failure)
                     out.put(result)
@@ -610,4 +403,4 @@ class DecodePool:
             reason = f"{current.first_failure}; PyAV retry: {reason}"
         with self._lock:
             self._outstanding += 1  # the failure is a result waiting for the consumer
-        out.put(DecodeFailure(current.job.job_id, current.job.path, _one_line(reason)))
+        out.put(DecodeFailure(current.job.job_id, current.job.path, one_line(reason)))

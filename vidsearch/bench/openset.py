@@ -1,9 +1,9 @@
-"""Benchmarks and calibration of the enrichment passes: open-set recognition and temporal localization.
+"""The open-set recognition benchmark and the calibration of a library's label set.
 
 **Open-set recognition** (:func:`run_open_set`), the protocol of the InternVideo open-set
 experiments: videos of a known label set (UCF-101) and videos of classes outside it (HMDB-51)
 are embedded whole; closed-set top-1/top-5 accuracy is measured on the known videos against the
-known classes; open-set AUROC measures how well the known score (:mod:`vidsearch.enrich.openset`)
+known classes; open-set AUROC measures how well the known score (:mod:`vidsearch.labels`)
 separates known from unknown videos. Every score kind is reported; the chosen one also with its
 operating point (known videos kept, unknown videos kept) at the rule's threshold.
 
@@ -17,13 +17,8 @@ Annotation formats:
 
 **Calibration** (:func:`calibrate_label_set`): the same known (and optionally unknown) video
 sets, embedded through the benchmark cache library (never the user's library), fit the
-temperature and threshold of a label set, which is then applied to the library.
-
-**Localization** (:func:`run_localization`), Charades-STA style. Annotation lines are
-``video start end##sentence`` (the official Charades-STA files) or ``video start end sentence``
-(whitespace separated); times in seconds; blank lines and ``#`` comments are skipped. Each video's
-fine windows are embedded once (cached) and every sentence of it is localized; R@1 and R@5 at
-IoU 0.3/0.5/0.7 and the mIoU of the top-1 span are reported.
+temperature and threshold of a label set (:func:`vidsearch.enrich.openset.calibrate`), which is
+then applied to the library.
 """
 
 from __future__ import annotations
@@ -42,55 +37,39 @@ from vidsearch.bench.common import (
     BenchOptions,
     bench_library_path,
     embed_named_videos,
-    encode_texts,
     load_bench_encoder,
     model_info,
     package_versions,
     utc_now,
 )
-from vidsearch.bench.datasets import name_list, read_text_file, resolve_videos
-from vidsearch.bench.prompts import DEFAULT_TEMPLATES, label_embeddings
+from vidsearch.bench.datasets import read_text_file
 from vidsearch.bench.recognition import RecognitionSet
-from vidsearch.enrich.localize import LocalizeConfig, WindowCache, embed_windows, localization_metrics, localize_windows
-from vidsearch.enrich.openset import (
-    DEFAULT_KEEP,
-    DEFAULT_MSP_THRESHOLD,
-    DEFAULT_TEMPERATURE,
+from vidsearch.enrich.openset import DEFAULT_KEEP, calibrate, fpr_at_tpr
+from vidsearch.enrich.recognize import list_label_sets, recognize_library
+from vidsearch.errors import InputError
+from vidsearch.labels import (
+    DEFAULT_TEMPLATES,
     SCORE_KINDS,
     OpenSetRule,
-    auroc,
-    calibrate,
-    fpr_at_tpr,
+    default_rule,
     known_scores,
-    model_temperature,
+    label_embeddings,
+    label_set_name,
+    load_label_set,
 )
-from vidsearch.errors import InputError, MediaError
-from vidsearch.metrics import topk_accuracy
+from vidsearch.metrics import auroc, topk_accuracy
+from vidsearch.search import load_space_encoder
 
 __all__ = [
-    "Moment",
     "EmbeddedSet",
     "OpenSetRun",
-    "LocalizationRun",
     "read_video_list",
-    "read_localization_annotations",
     "embed_annotated",
     "run_open_set",
     "calibrate_label_set",
-    "run_localization",
 ]
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Moment:
-    """One localization query: a sentence and where it happens in a video (seconds)."""
-
-    video: str
-    start: float
-    end: float
-    sentence: str
 
 
 @dataclass
@@ -113,18 +92,6 @@ class OpenSetRun:
     results: dict[str, Any]
     known: np.ndarray
     unknown: np.ndarray
-
-
-@dataclass
-class LocalizationRun:
-    """A finished localization benchmark: results and per-query top spans."""
-
-    results: dict[str, Any]
-    predictions: list[list[tuple[float, float, float]]]
-
-
-# --------------------------------------------------------------------------------------------
-# annotation readers
 
 
 def read_video_list(path: Path | str) -> list[str]:
@@ -154,43 +121,6 @@ def read_video_list(path: Path | str) -> list[str]:
             raise InputError(f"{path}, line {lineno}: expected a video name")
         videos.append(row[col].strip())
     return videos
-
-
-def read_localization_annotations(path: Path | str) -> list[Moment]:
-    """Read Charades-STA style lines ``video start end##sentence`` or ``video start end sentence``.
-
-    Raises:
-        InputError: unreadable file, a malformed line (named), ``end <= start``, or no lines.
-    """
-    path = Path(path)
-    moments: list[Moment] = []
-    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if "##" in text:
-            head, sentence = text.split("##", 1)
-            parts = head.split()
-        else:
-            parts = text.split(None, 3)
-            sentence = parts[3] if len(parts) == 4 else ""
-            parts = parts[:3]
-        if len(parts) != 3 or not sentence.strip():
-            raise InputError(f"{path}, line {lineno}: expected 'video start end##sentence' or 'video start end sentence'")
-        try:
-            start, end = float(parts[1]), float(parts[2])
-        except ValueError:
-            raise InputError(f"{path}, line {lineno}: start and end must be numbers (seconds), got {parts[1]!r} {parts[2]!r}") from None
-        if not (0 <= start < end):
-            raise InputError(f"{path}, line {lineno}: need 0 <= start < end, got {start:g} {end:g}")
-        moments.append(Moment(parts[0], start, end, sentence.strip()))
-    if not moments:
-        raise InputError(f"{path}: no annotations")
-    return moments
-
-
-# --------------------------------------------------------------------------------------------
-# open set
 
 
 def embed_annotated(
@@ -251,7 +181,7 @@ def run_open_set(
     if encoder is None:
         encoder = load_bench_encoder(options)
     if rule is None:
-        rule = OpenSetRule("msp", model_temperature(encoder) or DEFAULT_TEMPERATURE, DEFAULT_MSP_THRESHOLD)
+        rule = default_rule(encoder.temperature)
     k_set = embed_annotated(known.videos, known.labels, known_dir, encoder, options, progress)
     u_set = embed_annotated(list(unknown_videos), None, unknown_dir, encoder, options, progress)
     class_emb = label_embeddings(encoder, classes, templates, batch_size=options.text_batch_size)
@@ -334,9 +264,6 @@ def calibrate_label_set(
     Returns:
         ``(rule, calibration_report, recognize_report)``.
     """
-    from vidsearch.bench.prompts import load_label_set
-    from vidsearch.enrich.recognize import label_set_name, list_label_sets, recognize_library
-    from vidsearch.search import load_space_encoder
 
     space = library.space(space_key)
     classes = load_label_set(labels)
@@ -366,115 +293,8 @@ def calibrate_label_set(
         kind=kind,
         keep=keep,
         temperature=temperature,
-        fallback_temperature=model_temperature(encoder) or DEFAULT_TEMPERATURE,
+        fallback_temperature=default_rule(encoder.temperature).temperature,
     )
     cal["created"] = utc_now()
     rec = recognize_library(library, labels, space_key=space.key, top=top, rule=rule, calibration=cal, templates=templates, encoder=encoder)
     return rule, cal, rec
-
-
-# --------------------------------------------------------------------------------------------
-# localization
-
-
-def run_localization(
-    moments: Sequence[Moment],
-    videos_dir: Path | str,
-    options: BenchOptions | None = None,
-    config: LocalizeConfig | None = None,
-    *,
-    encoder: Any | None = None,
-    annotations: str | None = None,
-    on_video: Any | None = None,
-) -> LocalizationRun:
-    """Localize every sentence in its video and score the top spans against the ground truth.
-
-    Args:
-        moments: queries (:func:`read_localization_annotations`).
-        videos_dir: folder of the videos.
-        options: model, cache and tolerance settings (window embeddings are cached under the
-            benchmark cache library's ``windows/`` folder).
-        config: window geometry and span extraction (``top`` is raised to 5 for R@5).
-        encoder: an already loaded encoder.
-        annotations: the annotation file, recorded in the results.
-        on_video: called with each video name once it is done (progress display).
-
-    Raises:
-        InputError: missing or undecodable videos without ``allow_missing``, or nothing left.
-    """
-    options = options or BenchOptions()
-    config = config or LocalizeConfig()
-    t0 = time.perf_counter()
-    videos_dir = Path(videos_dir)
-    unique = list(dict.fromkeys(m.video for m in moments))
-    paths = resolve_videos(unique, videos_dir)
-    missing = [n for n, p in zip(unique, paths) if p is None]
-    if missing and not options.allow_missing:
-        raise InputError(
-            f"{len(missing)} of {len(unique)} videos are not in {videos_dir} ({name_list(missing, count=False)}); "
-            "pass --allow-missing to evaluate on the videos that exist"
-        )
-    if encoder is None:
-        encoder = load_bench_encoder(options)
-    cache = WindowCache(bench_library_path(options.library) / "windows")
-    xq = encode_texts(encoder, [m.sentence for m in moments], options.text_batch_size)
-    by_video: dict[str, list[int]] = {}
-    for q, m in enumerate(moments):
-        by_video.setdefault(m.video, []).append(q)
-    predictions: list[list[tuple[float, float, float]] | None] = [None] * len(moments)
-    failed: dict[int, str] = {}
-    cached = encoded = 0
-    top = max(config.top, 5)
-    for vi, (name, path) in enumerate(zip(unique, paths)):
-        if path is None:
-            continue
-        try:
-            emb = embed_windows(path, encoder, config.window, config.stride, cache)
-        except MediaError as exc:
-            failed[vi] = getattr(exc, "reason", str(exc))
-            continue
-        cached += int(emb.cached)
-        encoded += int(not emb.cached)
-        smooth = config.smooth if config.smooth is not None else emb.stride
-        for q in by_video[name]:
-            spans = localize_windows(emb.windows(xq[q]), smooth=smooth, nms_iou=config.nms_iou, top=top)
-            predictions[q] = [(s.start, s.end, s.score) for s in spans]
-        if on_video is not None:
-            on_video(name)
-    undecodable = [unique[i] for i in sorted(failed)]
-    if undecodable and not options.allow_missing:
-        bad = [f"{unique[i]} [{failed[i]}]" for i in sorted(failed)]
-        raise InputError(
-            f"{len(bad)} of {len(unique)} videos could not be decoded ({name_list(bad, first=3, count=False)}); "
-            "pass --allow-missing to evaluate on the videos that decode"
-        )
-    done = [q for q, p in enumerate(predictions) if p is not None]
-    if not done:
-        raise InputError("no videos left to evaluate: all are missing or undecodable")
-    metrics = localization_metrics(
-        [[(a, b) for a, b, _ in predictions[q] or []] for q in done], [(moments[q].start, moments[q].end) for q in done]
-    )
-    wall = time.perf_counter() - t0
-    results: dict[str, Any] = {
-        "task": "localization",
-        "annotations": annotations,
-        "videos_dir": str(videos_dir),
-        "model": model_info(encoder, options),
-        "config": {"window": config.window, "stride": config.stride, "smooth": config.smooth, "nms_iou": config.nms_iou},
-        "counts": {
-            "queries": len(done),
-            "queries_in_annotations": len(moments),
-            "videos": len(unique) - len(missing) - len(undecodable),
-            "missing": len(missing),
-            "undecodable": len(undecodable),
-        },
-        "complete": not missing and not undecodable,
-        "missing": missing,
-        "undecodable": undecodable,
-        "metrics": metrics,
-        "timing": {"wall_seconds": round(wall, 3), "videos_encoded": encoded, "videos_cached": cached},
-        "cache": str(cache.root),
-        "versions": package_versions(),
-        "created": utc_now(),
-    }
-    return LocalizationRun(results, [p or [] for p in predictions])

@@ -1,0 +1,93 @@
+"""What an index run is told (:class:`IndexOptions`) and what it reports (:class:`IndexReport`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vidsearch.media import SamplingConfig
+    from vidsearch.media.jobs import FaultPlan
+
+__all__ = ["STAGES", "IndexOptions", "IndexReport", "ProgressSink", "sampling_dict"]
+
+# The stages of the runner, in order (vidsearch.indexer.pipeline); IndexReport times each.
+STAGES = ("decode", "encode", "commit")
+
+
+def _default_sampling() -> SamplingConfig:
+    from vidsearch.media import SamplingConfig
+
+    return SamplingConfig()
+
+
+@dataclass
+class IndexOptions:
+    """How to index: which model, how to sample, how much parallelism (and test-only faults)."""
+
+    model: str = "viclip-b16"  # preset name, "openclip:<arch>", or a checkpoint path
+    checkpoint: str | None = None  # explicit weights for a preset
+    model_config: str | None = None  # ViCLIPConfig JSON for a custom size
+    device: str = "auto"
+    # auto, fp32, int8 (CPU), bf16, fp16 (GPU); part of the space key (vidsearch.precision).
+    precision: str = "auto"
+    sampling: SamplingConfig = field(default_factory=_default_sampling)
+    fast: bool = False  # snap sampled frames to keyframes (see vidsearch.media.read_frames)
+    workers: int | None = None  # decoding processes; None = the pool's default
+    batch_size: int = 8  # clips per encoder call
+    timeout: float | None = None  # per-file decoding timeout in seconds; None = the pool's default
+    retry_failed: bool = False
+    # Crash injection for the crash-safety tests (as faiss contrib's resumable jobs take one):
+    # the process SIGKILLs itself right after the N-th batch commit, before the FAISS file is saved.
+    crash_after_commits: int = 0
+    # Decoder faults for tests, handed to the decode pool as is; None: none.
+    decode_faults: FaultPlan | None = None
+
+
+@dataclass
+class IndexReport:
+    """What an index run did; ``stage_seconds`` is the wall time spent in each stage.
+
+    ``decode`` is the time the runner waited for decoded videos (decoding itself runs in worker
+    processes, overlapped with the other stages), ``encode`` the time in the encoder, ``commit``
+    the time writing SQLite and the FAISS index.
+    """
+
+    space_key: str
+    scanned: int = 0
+    unchanged: int = 0
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    touched: int = 0
+    removed: int = 0
+    segments: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_unchanged: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    model_loaded: bool = False
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (for ``--json``)."""
+        d = dataclasses.asdict(self)
+        d["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        d["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
+        return d
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI implements it with a rich progress bar."""
+
+    def start(self, total: int) -> None:
+        """``total`` files are going to be decoded and encoded."""
+
+    def advance(self, path: str, ok: bool) -> None:
+        """One file is done (committed or failed)."""
+
+
+def sampling_dict(sampling: SamplingConfig) -> dict[str, Any]:
+    """JSON form of a SamplingConfig."""
+    return dataclasses.asdict(sampling)

@@ -1,0 +1,36 @@
+"""search_text's fast path: one torch thread for the caption on the CPU, restored afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidsearch import search
+from vidsearch.errors import InputError
+
+
+class _Encoder:
+    def __init__(self, device: str) -> None:
+        self.device = torch.device(device)
+        self.threads: list[int] = []
+
+    def encode_text(self, texts):
+        self.threads.append(torch.get_num_threads())
+        return np.ones((len(texts), 4), np.float32) / 2.0
+
+
+def test_search_text_encodes_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[np.ndarray] = []
+    monkeypatch.setattr(search, "search_vectors", lambda library, space, xq, k, filters: seen.append(xq) or [])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        enc = _Encoder("cpu")
+        assert search.search_text(None, enc, " a dog ", None, 3) == []
+        assert enc.threads == [1] and torch.get_num_threads() == 2
+        assert seen[0].shape == (4,)
+        with pytest.raises(InputError, match="empty"):
+            search.search_text(None, enc, "  ", None, 3)
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,155 @@
+"""The registry of encoders: model names -> the family that builds them.
+
+``model`` names understood by :func:`load_encoder` / :func:`model_key`:
+
+* a registered preset: ``viclip-b16``, ``viclip-l14`` (weights: explicit path,
+  ``VIDSEARCH_CHECKPOINT``, Hugging Face cache/hub);
+* a registered prefix: ``openclip:<arch>``, any open_clip image-text architecture with a local
+  checkpoint;
+* a ViCLIP checkpoint path (``.pth``/``.pt``/``.bin``/``.safetensors``), its config from
+  ``config=``, ``<stem>.json`` or ``config.json`` beside it.
+
+A *family* is a module with ``load(name, checkpoint, config, device) -> Encoder`` and
+``key(name, checkpoint, config) -> str``; it is imported only when one of its models is used, so
+``list_models()`` and importing this module cost nothing (no torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vidsearch.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from vidsearch.models.base import Encoder
+
+__all__ = ["Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "load_encoder"]
+
+@dataclass(frozen=True)
+class Family:
+    """How the encoders of one kind are built.
+
+    Attributes:
+        name: the family's name (``viclip``, ``openclip``).
+        module: the module holding the two functions.
+        load: name of ``(name, checkpoint, config, device) -> Encoder`` in ``module``.
+        key: name of ``(name, checkpoint, config) -> str`` in ``module`` (no model built).
+    """
+
+    name: str
+    module: str
+    load: str
+    key: str
+
+    def function(self, attr: str) -> Any:
+        """The family's ``load`` or ``key`` function (imports its module)."""
+        return getattr(importlib.import_module(self.module), getattr(self, attr))
+
+
+_FAMILIES: dict[str, Family] = {}
+_PRESETS: dict[str, str] = {}  # preset name -> family
+_PREFIXES: dict[str, tuple[str, str]] = {}  # prefix -> (family, what follows it, for list_models)
+_PATH_FAMILY = "viclip"  # a checkpoint path is a ViCLIP checkpoint
+
+
+def register_family(family: Family) -> None:
+    """Make a family of encoders known (its module is imported on first use)."""
+    _FAMILIES[family.name] = family
+
+
+def register_preset(name: str, family: str) -> None:
+    """Register a named preset (e.g. ``viclip-b16``) built by ``family``."""
+    if family not in _FAMILIES:
+        raise ValueError(f"register family {family!r} before its presets")
+    _PRESETS[name] = family
+
+
+def register_prefix(prefix: str, family: str, placeholder: str) -> None:
+    """Register ``<prefix><placeholder>`` names (e.g. ``openclip:<arch>``) built by ``family``."""
+    if family not in _FAMILIES:
+        raise ValueError(f"register family {family!r} before its prefixes")
+    _PREFIXES[prefix] = (family, placeholder)
+
+
+def list_models() -> list[str]:
+    """The names ``load_encoder`` accepts besides checkpoint paths: presets, then prefixes."""
+    return sorted(_PRESETS) + [prefix + placeholder for prefix, (_, placeholder) in _PREFIXES.items()]
+
+
+def _is_checkpoint_path(model: str) -> bool:
+    from vidsearch.models.weights import CHECKPOINT_SUFFIXES
+
+    return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
+
+
+def _route(model: str) -> tuple[Family, str]:
+    """(family, the name that family gets) for a model name, or ModelError listing the choices."""
+    for prefix, (family, _) in _PREFIXES.items():
+        if model.startswith(prefix):
+            return _FAMILIES[family], model[len(prefix) :]
+    if model in _PRESETS:
+        return _FAMILIES[_PRESETS[model]], model
+    if _is_checkpoint_path(model):
+        return _FAMILIES[_PATH_FAMILY], model
+    raise ModelError(
+        f"unknown model {model!r}; choose one of {', '.join(list_models())} or a checkpoint path "
+        f"(.pth, .pt, .bin, .safetensors)"
+    )
+
+
+def model_key(
+    model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
+) -> str:
+    """The ``key`` :func:`load_encoder` would give, without building the model or reading weights.
+
+    Only the checkpoint's hash is needed (cached by path, size and mtime); a checkpoint path
+    without a config JSON has its tensor shapes read (memory-mapped) to find its preset.
+
+    Raises:
+        ModelError: unknown name (lists the valid choices), or an unusable config.
+        CheckpointError, WeightsNotFoundError: the weights cannot be found or read.
+    """
+    family, name = _route(model)
+    return family.function("key")(name, checkpoint, config)
+
+
+def load_encoder(
+    model: str,
+    checkpoint: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "auto",
+) -> Encoder:
+    """Build a ready encoder (eval mode, on ``device``) from a model name or checkpoint path.
+
+    ``encode_video``/``encode_text`` return L2-normalized float32 **numpy** arrays ``[B, D]``.
+
+    Args:
+        model: ``viclip-b16``, ``viclip-l14``, ``openclip:<arch>``, or a checkpoint path.
+        checkpoint: weights file (else ``VIDSEARCH_CHECKPOINT``, else the Hugging Face cache/hub).
+        config: a ViCLIPConfig JSON (or an open_clip model config JSON for ``openclip:``).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+
+    Raises:
+        ModelError: unknown name or unusable config (lists the valid choices), unknown device.
+        CheckpointError: unreadable checkpoint or one that does not fit.
+        WeightsNotFoundError: no weights locally and none downloadable.
+    """
+    family, name = _route(model)
+    from vidsearch.models.precision import resolve_device
+
+    return family.function("load")(name, checkpoint, config, resolve_device(device))
+
+
+# ------------------------------------------------------------------------------ registered models
+
+register_family(Family("viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key"))
+register_family(Family("openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key"))
+# The architectures of these presets are vidsearch.models.viclip.PRESETS (a test keeps the two equal).
+register_preset("viclip-b16", "viclip")
+register_preset("viclip-l14", "viclip")
+register_prefix("openclip:", "openclip", "<arch>")

@@ -1,0 +1,292 @@
+"""Spans from window scores: where along a video a query matches, as ``(start, end, score)``.
+
+The input is *windows*: ``(start, end, score)`` triples, the similarity of a query with a
+fixed-length window of a video. From windows to spans (:func:`localize_windows`):
+
+1. **Coverage curve.** Time is cut at every window boundary into elementary intervals; an
+   interval's value is the mean score of the windows covering it. A sliding window turns an
+   event's boundary into a ramp about two windows wide, centred on the boundary.
+2. **Smoothing.** A Gaussian over intervals (sigma in seconds; fine localization uses one
+   stride, stored windows none) removes window-to-window noise before peaks are found.
+3. **Peaks.** Every local maximum of the smoothed curve (a plateau counts once) seeds a span.
+4. **Edges.** At every interval boundary ``x`` the edge strength is
+   ``D(x) = mean(curve over [x - w, x)) - mean(curve over [x, x + w))`` with ``w`` the window
+   length: a step-edge detector whose extremum sits in the middle of a ramp, i.e. on the event's
+   boundary. From its peak a span extends right to the first falling edge whose drop ``D`` is at
+   least ``min_step`` (1/8) of the peak's height above the curve's minimum (the first maximum of
+   ``D`` there, with hysteresis: the climb ends once ``D`` falls tau/2 below its best), and left
+   to the first such rising edge; a gap or the video's end also ends it. Taking the *nearest*
+   significant edge keeps a span to its own event when a neighbouring event scores a little
+   lower (a staircase), and averaging over ``w`` ignores ripples. A seed whose curve rises
+   above it before any such edge is a ripple inside a higher region and is dropped (that
+   region's own peak gives the span). Within half a window of the video's ends the bands are
+   too short to call an edge, so spans near them reach the end.
+   A span's ``score`` is the mean raw curve over it: a cosine similarity, comparable to query
+   scores, and what spans are ranked by.
+5. **Non-maximum suppression.** Greedily keep the best-scoring span and drop the others
+   overlapping a kept one with temporal IoU (:func:`vidsearch.metrics.temporal_iou`) above
+   ``nms_iou`` (default 0.5).
+
+Pure numpy: nothing here knows about files, models or the library.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vidsearch.metrics import temporal_iou
+
+__all__ = [
+    "Window",
+    "Span",
+    "as_windows",
+    "score_windows",
+    "coverage_curve",
+    "smooth_curve",
+    "temporal_iou",
+    "nms",
+    "localize_windows",
+    "best_span_from_windows",
+]
+
+LOG = logging.getLogger(__name__)
+
+Window = tuple[float, float, float]  # (start s, end s, score)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A localized moment.
+
+    Attributes:
+        start: start in seconds.
+        end: end in seconds.
+        score: mean of the coverage curve over the span: a cosine similarity (ranks spans).
+    """
+
+    start: float
+    end: float
+    score: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-friendly form."""
+        return {k: round(v, 4) for k, v in asdict(self).items()}
+
+
+def score_windows(starts: Sequence[float] | np.ndarray, ends: Sequence[float] | np.ndarray, xb: np.ndarray, xq: np.ndarray) -> list[Window]:
+    """``(start, end, score)`` of each window: the dot product of its embedding with the query.
+
+    Args:
+        starts: ``[W]`` window starts (s).
+        ends: ``[W]`` window ends (s).
+        xb: ``[W, D]`` window embeddings (L2-normalized: scores are cosine similarities).
+        xq: ``[D]`` query embedding.
+    """
+    scores = np.asarray(xb, dtype=np.float32) @ np.asarray(xq, dtype=np.float32).reshape(-1)
+    return [(float(a), float(b), float(c)) for a, b, c in zip(starts, ends, scores)]
+
+
+def as_windows(windows: Sequence[Window] | np.ndarray) -> np.ndarray:
+    """``windows`` as a checked float64 ``[W, 3]`` array (ValueError when empty or malformed)."""
+    w = np.asarray(windows, dtype=np.float64).reshape(-1, 3)
+    if len(w) == 0:
+        raise ValueError("no windows to localize in")
+    if np.any(w[:, 1] <= w[:, 0]) or not np.all(np.isfinite(w)):
+        raise ValueError("every window needs finite start < end and a finite score")
+    return w
+
+
+def coverage_curve(windows: Sequence[Window] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut time at every window boundary; each interval gets the mean score of the windows covering it.
+
+    Args:
+        windows: ``(start, end, score)`` triples (any order, may overlap or leave gaps).
+
+    Returns:
+        ``(edges, values)``: interval ``i`` is ``[edges[i], edges[i + 1]]``; intervals in a gap
+        between windows get NaN.
+    """
+    w = as_windows(windows)
+    edges = np.unique(np.concatenate([w[:, 0], w[:, 1]]))
+    mids = (edges[:-1] + edges[1:]) / 2.0
+    cover = (w[None, :, 0] <= mids[:, None]) & (mids[:, None] < w[None, :, 1])  # [intervals, windows]
+    counts = cover.sum(axis=1)
+    sums = cover @ w[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return edges, values
+
+
+def smooth_curve(edges: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing in seconds over intervals, weighted by interval length; NaNs are gaps.
+
+    Gaps stay NaN and are not smoothed across. ``sigma <= 0`` returns a copy.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if sigma <= 0 or len(v) < 2:
+        return v.copy()
+    mids = (edges[:-1] + edges[1:]) / 2.0
+    lens = np.diff(edges)
+    ok = ~np.isnan(v)
+    out = np.full_like(v, np.nan)
+    vv = np.where(ok, v, 0.0)
+    ww = np.where(ok, lens, 0.0)
+    # Kernels truncated at 4 sigma, done interval by interval over the neighbours in reach, so a
+    # long video costs O(n * reach) instead of an n x n matrix.
+    lo = np.searchsorted(mids, mids - 4.0 * sigma, side="left")
+    hi = np.searchsorted(mids, mids + 4.0 * sigma, side="right")
+    # nor across a gap: each covered stretch is smoothed on its own
+    idx = np.arange(len(v))
+    run_lo = np.maximum.accumulate(np.where(~ok, idx + 1, 0))
+    run_hi = np.minimum.accumulate(np.where(~ok, idx, len(v))[::-1])[::-1]
+    lo, hi = np.maximum(lo, run_lo), np.minimum(hi, run_hi)
+    for i in np.flatnonzero(ok):
+        d = mids[lo[i] : hi[i]] - mids[i]
+        k = np.exp(-0.5 * (d / sigma) ** 2) * ww[lo[i] : hi[i]]
+        out[i] = float(k @ vv[lo[i] : hi[i]] / k.sum())
+    return out
+
+
+def nms(spans: Sequence[Span], iou: float = 0.5, top: int | None = None) -> list[Span]:
+    """Greedy temporal non-maximum suppression by ``score`` (ties: earlier, then shorter span)."""
+    order = sorted(spans, key=lambda s: (-s.score, s.start, s.end - s.start))
+    kept: list[Span] = []
+    for s in order:
+        if all(temporal_iou((s.start, s.end), (k.start, k.end)) <= iou for k in kept):
+            kept.append(s)
+            if top is not None and len(kept) >= top:
+                break
+    return kept
+
+
+def _peak_runs(v: np.ndarray) -> list[tuple[int, int]]:
+    """Local maxima of ``v`` as runs ``[i, j)`` of equal values higher than both neighbours (-inf = gap)."""
+    n = len(v)
+    peaks = []
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and v[j] == v[i]:
+            j += 1
+        if np.isfinite(v[i]) and (i == 0 or v[i - 1] < v[i]) and (j == n or v[j] < v[i]):
+            peaks.append((i, j))
+        i = j
+    return peaks
+
+
+def _boundary(edges: np.ndarray, d: np.ndarray, v: np.ndarray, start: int, step: int, tau: float, peak: float) -> float | None:
+    """Scan grid points from ``start`` in direction ``step`` for the edge ending a span.
+
+    ``d`` is the drop across each grid point seen from the peak (NaN where it cannot be
+    measured). The span ends at the strongest drop of the first stretch of drops ``>= tau``;
+    without one, at a gap or the video's end. Returns None when the curve rises above the peak
+    before any such drop: the seed is a ripple inside a higher region, whose own seed covers it.
+    """
+    n = len(v)
+    k = start
+    ks: list[int] = []
+    while True:
+        beyond = k if step > 0 else k - 1  # the interval past grid point k, seen from the peak
+        if beyond < 0 or beyond >= n or not np.isfinite(v[beyond]):
+            end_here: float | None = float(edges[k])  # video end or gap
+            break
+        if v[beyond] > peak:
+            end_here = None
+            break
+        ks.append(k)
+        k += step
+    if ks:
+        drops = d[ks]
+        above = np.flatnonzero(np.nan_to_num(drops, nan=-np.inf) >= tau)
+        if above.size:
+            # The first peak of the drop: follow the stretch while it rises; stop once it has
+            # fallen tau/2 below its best (hysteresis: noise wiggles do not end the climb).
+            best = int(above[0])
+            for m in range(best + 1, len(ks)):
+                if not drops[m] >= drops[best] - tau / 2.0:
+                    break
+                if drops[m] > drops[best]:
+                    best = m
+            return float(edges[ks[best]])
+    return end_here
+
+
+def localize_windows(
+    windows: Sequence[Window] | np.ndarray,
+    *,
+    smooth: float | None = None,
+    nms_iou: float = 0.5,
+    top: int = 3,
+    min_step: float = 0.125,
+) -> list[Span]:
+    """Spans where the windows' scores are high (steps 1-5 of the module docstring).
+
+    Args:
+        windows: ``(start, end, score)`` of each window.
+        smooth: Gaussian sigma in seconds for finding peaks; None or 0 = no smoothing.
+        nms_iou: IoU above which a lower-ranked span is suppressed.
+        top: spans returned at most.
+        min_step: an edge ends a span when its drop is at least this share of the peak's
+            height above the curve's minimum.
+
+    Returns:
+        Spans, best first.
+    """
+    w = as_windows(windows)
+    edges, raw = coverage_curve(w)
+    finite = ~np.isnan(raw)
+    v = np.where(finite, smooth_curve(edges, raw, smooth or 0.0), -np.inf)
+    lens = np.where(finite, np.diff(edges), 0.0)
+    # Running integrals of covered time and of the raw curve: the mean over any [x, y] in O(1).
+    cum_w = np.concatenate([[0.0], np.cumsum(lens)])
+    cum_r = np.concatenate([[0.0], np.cumsum(np.where(finite, raw, 0.0) * lens)])
+
+    def mean(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        cw = np.interp(y, edges, cum_w) - np.interp(x, edges, cum_w)
+        cr = np.interp(y, edges, cum_r) - np.interp(x, edges, cum_r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cw > 1e-12, cr / np.where(cw > 1e-12, cw, 1.0), np.nan)
+
+    # Edge strength at every grid point: mean over one window length before minus after it.
+    # Near the video's ends a band shorter than half a window is too noisy to call an edge.
+    reach = float(np.median(w[:, 1] - w[:, 0]))
+    t0, t1 = float(edges[0]), float(edges[-1])
+    before_lo, after_hi = np.maximum(t0, edges - reach), np.minimum(t1, edges + reach)
+    d = mean(before_lo, edges) - mean(edges, after_hi)
+    d[(edges - before_lo < reach / 2) | (after_hi - edges < reach / 2)] = np.nan
+    floor = float(np.min(v[np.isfinite(v)]))
+    spans: dict[tuple[float, float], Span] = {}
+    for i, j in _peak_runs(v):
+        peak = float(v[i])
+        tau = max(min_step * (peak - floor), 1e-12)
+        start = _boundary(edges, -d, v, i, -1, tau, peak)  # a rising edge: the drop seen leftwards is -D
+        end = _boundary(edges, d, v, j, 1, tau, peak)
+        if start is None or end is None:
+            continue
+        key = (round(start, 6), round(end, 6))
+        if key not in spans:
+            spans[key] = Span(start, end, float(mean(start, end)))
+    return nms(list(spans.values()), nms_iou, top)
+
+
+def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[float, float, float]:
+    """The best span ``(start, end, score)`` over a hit's stored windows (for query results).
+
+    Uses :func:`localize_windows` with its defaults. Stored windows are coarse (8 s every 4 s),
+    and on a nearly flat curve the coverage curve can peak beside the best window; a localized
+    span is only trusted when it overlaps the best-scoring window with IoU >= 0.5, otherwise that
+    window itself is the span. A single window is returned as it is.
+    """
+    w = as_windows(windows)
+    top = int(np.argmax(w[:, 2]))
+    best_window = (float(w[top, 0]), float(w[top, 1]), float(w[top, 2]))
+    if len(w) == 1:
+        return best_window
+    best = localize_windows(w, top=1)[0]
+    if temporal_iou((best.start, best.end), best_window[:2]) < 0.5:
+        return best_window
+    return best.start, best.end, best.score
