@@ -11,7 +11,18 @@ other processes shows up as spread rather than as a flattering ratio.
 ``Conv3d`` patch embedding, unfused QuickGELU, every token through every block) on the same
 weights, for a same-run comparison.
 
+Precisions side by side (``--precisions``, default ``int8,torchao-int8,bf16,onnx-fp32``): clips/s,
+captions/s, the ratio to fp32 and the lowest cosine to fp32 of the same inputs, all measured in
+this run, fp32 timed again at the end so that drift from other processes' load shows:
+
+* ``int8``: vidsearch's int8 path, ONNX Runtime dynamic quantization of the exported graphs;
+* ``torchao-int8``: torchao's int8 dynamic-activation/int8-weight on the ``nn.Linear`` layers,
+  eager (the attention ``in_proj`` is a raw parameter, so it stays fp32), for the comparison;
+* ``bf16``: CPU autocast, only where the CPU has native bf16 (else reported as skipped);
+* ``onnx-fp32``: the exported fp32 graphs in ONNX Runtime.
+
 Usage: python benchmarks/encoder_speed.py [--batch 2] [--repeats 3] [--threads N] [--official]
+       [--precisions int8,bf16] [--layers N (fewer layers per tower, for a quick run)]
 """
 
 from __future__ import annotations
@@ -107,11 +118,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--official", action="store_true", help="also time an official-layout forward")
+    parser.add_argument("--precisions", default="int8,torchao-int8,bf16,onnx-fp32",
+                        help="comma list of int8, torchao-int8, bf16, onnx-fp32 ('' for none)")
+    parser.add_argument("--layers", type=int, default=0, help="layers per tower (0: the preset's 12)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = ViCLIPConfig.preset("viclip-b16")
+    if args.layers:
+        cfg = ViCLIPConfig(**{**cfg.to_dict(), "vision_layers": args.layers, "text_layers": args.layers})
     model = ViCLIP(cfg).eval()
     video = torch.randn(args.batch, cfg.num_frames, 3, cfg.input_resolution, cfg.input_resolution)
     texts = [CAPTIONS[i % len(CAPTIONS)] for i in range(args.text_batch)]
@@ -158,6 +174,11 @@ def main() -> None:
         off_cpu = min(CPU_TIMES[id(off)]) / threads
         print(f"official-layout vision: {args.batch / min(off):.3f} clips/s, ratio to matmul peak "
               f"{full / min(off) / 1e9 / peak:.3f}, per CPU second {full / off_cpu / 1e9 / peak_cpu:.3f} ({spread(off)})")
+    precisions = [p for p in args.precisions.split(",") if p]
+    if precisions:
+        from precisions_bench import compare_precisions
+
+        compare_precisions(model, video, tokens, precisions, args.repeats, (min(vis), min(txt)), args.batch, args.text_batch, timeit)
 
 
 if __name__ == "__main__":

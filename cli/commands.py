@@ -15,3 +15,4 @@ from vidsearch.cli import ingest  # noqa: F401
 from vidsearch.cli import serve  # noqa: F401
 from vidsearch.cli import actors  # noqa: F401
 from vidsearch.cli import maintenance  # noqa: F401
+from vidsearch.cli import export  # noqa: F401

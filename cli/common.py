@@ -17,6 +17,7 @@ __all__ = [
     "ModelConfigOption",
     "CheckpointOption",
     "AntialiasOption",
+    "PrecisionOption",
     "OutOption",
     "BenchLibraryOption",
     "AllowMissingOption",
@@ -55,6 +56,11 @@ AntialiasOption = typer.Option(
     help="Antialias the frame resize (newer torchvision). Default: the library's recorded choice, else the model's own "
     "(ViCLIP: off, as the published models saw frames).",
     show_default=False,
+)
+# The encoder's precision; a library keeps each precision in its own embedding space.
+PrecisionOption = typer.Option(
+    "auto", "--precision",
+    help="fp32, int8 (CPU), bf16 or fp16 (GPU); auto: fp32 on CPUs, bf16 on GPUs that have it.",
 )
 
 

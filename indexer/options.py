@@ -31,6 +31,8 @@ class IndexOptions:
     checkpoint: str | None = None  # explicit weights for a preset
     model_config: str | None = None  # ViCLIPConfig JSON for a custom size
     device: str = "auto"
+    # auto, fp32, int8 (CPU), bf16, fp16 (GPU); part of the space key (vidsearch.precision).
+    precision: str = "auto"
     sampling: SamplingConfig = field(default_factory=_default_sampling)
     fast: bool = False  # snap sampled frames to keyframes (see vidsearch.media.read_frames)
     workers: int | None = None  # decoding processes; None = the pool's default

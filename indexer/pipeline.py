@@ -98,8 +98,12 @@ def _space_key(options: IndexOptions, encoder: Any | None) -> str:
     if encoder is not None:
         return str(encoder.key)
     from vidsearch.models import model_key
+    from vidsearch.models.precision import resolve_precision
+    from vidsearch.precision import space_key
 
-    return model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
+    # The key load_encoder_at(..., precision=) would give, without loading the model.
+    key = model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
+    return space_key(key, resolve_precision(options.precision, options.device))
 
 
 def _run(
@@ -136,14 +140,15 @@ def _run(
             report.failed.append((path, reason))
         if plan.encode:
             if encoder is None:
-                from vidsearch.models import load_encoder
+                from vidsearch.models.lowprec import load_encoder_at
 
                 if stages.decode is pool_decoder:  # decoding workers start while the model loads
                     from vidsearch.media.pool import prestart
 
                     prestart()
 
-                encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+                encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
+                                          device=options.device, precision=options.precision)
                 report.model_loaded = True
             if options.sampling.antialias is None:  # a new space: the model's own resize
                 options = _with_antialias(options, encoder.antialias)

@@ -34,6 +34,7 @@ __all__ = [
     "encode_video_file",
     "load_space_encoder",
     "model_space",
+    "load_text_query_encoder",
     "check_query",
     "query_library",
     "windows_scores",
@@ -292,13 +293,17 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     """
     from vidsearch.media.sampling import recorded_antialias
     from vidsearch.models import load_encoder, model_key
+    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.precision import split_key
 
     spec = dict(space.model_spec)
     key_args = {k: spec[k] for k in ("model", "checkpoint", "config") if k in spec}
     check_weights(space.key, model_key(**key_args), spec.get("checkpoint") or spec.get("model"))
     spec["device"] = device
+    # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
+    spec.setdefault("precision", split_key(space.key)[1])
     try:
-        encoder = load_encoder(**spec)
+        encoder = load_encoder_at(**spec)
     except CheckpointError as exc:
         # The loader's own advice names --checkpoint, which searching commands do not have.
         where = spec.get("checkpoint") or spec.get("model")
@@ -328,15 +333,23 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
         )
 
 
+def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
+    """An encoder for text queries into ``space``; without torch when its ONNX graph is cached."""
+    from vidsearch.models.query_encoder import load_query_encoder
+
+    return load_query_encoder(space.key, space.model_spec, device=device)
+
+
 @contextlib.contextmanager
 def _one_thread_on_cpu(encoder: Any) -> Iterator[None]:
     """Encode on one torch thread when the encoder runs on the CPU (restored afterwards).
 
     One caption is too little work to split across threads: a single thread is about as fast on
-    an idle machine and 20x faster when another process holds a core.
+    an idle machine and 20x faster when another process holds a core. An encoder without a
+    ``device`` (the ONNX Runtime text encoder) sets its own threads and must not import torch.
     """
     device = getattr(encoder, "device", None)
-    if getattr(device, "type", "cpu") != "cpu":
+    if device is None or getattr(device, "type", "cpu") != "cpu":
         yield
         return
     import torch
@@ -452,10 +465,11 @@ def query_library(
     """
     check_query(text, video, k=k, start=start, end=end)
     space = library.space(space_key)
-    encoder = load_space_encoder(space, device=device)
     if video is not None:
+        encoder = load_space_encoder(space, device=device)
         return search_video(library, encoder, video, space, k, filters, start=start, end=end)
-    return search_text(library, encoder, text or "", space, k, filters)
+    # A text query needs only the text tower: ONNX Runtime, without torch, when its graph is cached.
+    return search_text(library, load_text_query_encoder(space, device=device), text or "", space, k, filters)
 
 
 def model_space(library: Library, model: str | None) -> SpaceInfo:

@@ -63,6 +63,7 @@ class BenchOptions:
     checkpoint: str | None = None  # explicit weights for a preset
     model_config: str | None = None  # ViCLIPConfig JSON for a custom size
     device: str = "auto"
+    precision: str = "auto"  # encoder precision (vidsearch.precision); part of the embedding space key
     library: str | None = None  # bench library (embedding cache); None = <cache dir>/bench
     allow_missing: bool = False  # evaluate on the videos that exist instead of stopping
     batch_size: int = 8  # clips per encoder call
@@ -109,10 +110,11 @@ def bench_sampling(antialias: bool | None = None) -> Any:
 
 
 def load_bench_encoder(options: BenchOptions) -> Any:
-    """Load the encoder named by ``options`` (raises the models' one-line errors)."""
-    from vidsearch.models import load_encoder
+    """Load the encoder named by ``options`` at its precision (raises the models' one-line errors)."""
+    from vidsearch.models.lowprec import load_encoder_at
 
-    encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=options.device)
+    encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
+                              device=options.device, precision=options.precision)
     if options.antialias is not None:  # every decode of this run resizes as asked
         encoder.antialias = bool(options.antialias)
     return encoder
@@ -142,6 +144,7 @@ def embed_videos(
         checkpoint=options.checkpoint,
         model_config=options.model_config,
         device=options.device,
+        precision=options.precision,
         sampling=bench_sampling(bool(getattr(encoder, "antialias", False))),
         batch_size=options.batch_size,
         workers=options.workers,

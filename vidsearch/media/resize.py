@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from vidsearch.media.sampling import OFFICIAL_ANTIALIAS
 
-__all__ = ["OFFICIAL_ANTIALIAS", "resize_frames"]
+__all__ = ["OFFICIAL_ANTIALIAS", "resize_frames", "resize_clips"]
 
 
 def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> np.ndarray:
@@ -48,3 +48,17 @@ def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias:
     x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=bool(antialias))
     x = x.clamp_(0, 255).round_().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def resize_clips(clips: np.ndarray, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> np.ndarray:
+    """Resize uint8 clips ``[B, T, H, W, C]`` to ``[B, T, resolution, resolution, C]`` (unchanged if there).
+
+    Raises:
+        ValueError: ``clips`` is not ``[B, T, H, W, 3]``.
+    """
+    if clips.ndim != 5:
+        raise ValueError(f"expected uint8 clips [B, T, H, W, 3], got shape {tuple(clips.shape)}")
+    B, T, H, W, C = clips.shape
+    if H == resolution and W == resolution:
+        return clips
+    return resize_frames(clips.reshape(B * T, H, W, C), resolution, antialias).reshape(B, T, resolution, resolution, C)

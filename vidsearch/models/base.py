@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.models.precision import autocast
-from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_frames
+from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_clips
 
 __all__ = ["Encoder", "l2_normalized"]
 
@@ -73,12 +73,7 @@ class Encoder(abc.ABC):
 
     def frames_tensor(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, T, H, W, C]`` at any size -> uint8 ``[B, T, res, res, C]`` on the device."""
-        frames = self.check_frames(frames)
-        B, T, H, W, C = frames.shape
-        if H != self.resolution or W != self.resolution:
-            frames = resize_frames(frames.reshape(B * T, H, W, C), self.resolution, self.antialias).reshape(
-                B, T, self.resolution, self.resolution, C
-            )
+        frames = resize_clips(self.check_frames(frames), self.resolution, self.antialias)
         return torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
 
     @staticmethod

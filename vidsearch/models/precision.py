@@ -3,6 +3,11 @@
 ``auto`` picks CUDA when available, else CPU. On CUDA, models run under bf16 autocast where the
 GPU supports bf16, else fp16 (training then needs a gradient scaler: fp16 gradients underflow);
 on the CPU they run in fp32, since CPU autocast is slower than fp32 for these models.
+
+An encoder may also be asked for an explicit precision (``--precision``): the choices, what
+``auto`` resolves to and the space-key suffix are the torch-free :mod:`vidsearch.precision`
+(the ONNX query path needs them without torch); :func:`resolve_precision` feeds it this device's
+facts and :func:`autocast_for` is the autocast of a resolved precision.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from typing import Any
 import torch
 
 from vidsearch.errors import ModelError
+from vidsearch.precision import choose_precision
 
-__all__ = ["resolve_device", "autocast_dtype", "autocast", "training_precision"]
+__all__ = ["resolve_device", "autocast_dtype", "autocast", "training_precision", "resolve_precision", "autocast_for"]
+
+_PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -63,3 +71,22 @@ def training_precision(device: torch.device, enabled: bool = True) -> tuple[cont
     ctx = autocast(device, enabled)
     scaler = torch.amp.GradScaler("cuda") if enabled and autocast_dtype(device) == torch.float16 else None
     return ctx, scaler
+
+
+def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
+    """What ``precision`` (``auto``, ``fp32``, ``int8``, ``bf16``, ``fp16``) resolves to on ``device``.
+
+    Raises:
+        ModelError: an unknown device or precision, or one that does not fit the device
+            (see :func:`vidsearch.precision.choose_precision`).
+    """
+    dev = resolve_device(device)
+    return choose_precision(precision, dev.type, dev.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context of a resolved precision on ``device`` (a no-op context for fp32 and int8)."""
+    dtype = _PRECISION_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
