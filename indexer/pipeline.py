@@ -40,7 +40,7 @@ from vidsearch.store.library import Library, SpaceInfo
 if TYPE_CHECKING:
     from vidsearch.media.jobs import DecodedVideo
 
-__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "Stages", "index_folder", "index_files", "run_stages", "sampling_dict"]
+__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "Stages", "index_folder", "index_files", "run_stages", "sampling_dict", "space_key_for"]
 
 LOG = logging.getLogger(__name__)
 
@@ -94,15 +94,25 @@ def index_files(
     return _run(library, entries, problems, None, options or IndexOptions(), progress, encoder, stages or Stages())
 
 
-def _space_key(options: IndexOptions, encoder: Any | None) -> str:
+def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
+    """The embedding space an index run with ``options`` writes to, known before any model loads.
+
+    Raises:
+        ModelError: a precision that does not fit the device; WeightsNotFoundError: no weights.
+    """
     if encoder is not None:
         return str(encoder.key)
     from vidsearch.models import model_key
-    from vidsearch.models.precision import resolve_precision
-    from vidsearch.precision import space_key
+    from vidsearch.models.query_encoder import cuda_visible
+    from vidsearch.precision import choose_precision, space_key
 
-    # The key load_encoder_at(..., precision=) would give, without loading the model.
+    # The key load_encoder_at(..., precision=) would give, without loading the model. Missing
+    # weights fail here first, and a CPU-only run resolves the precision without importing torch.
     key = model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
+    if options.device == "cpu" or (options.device == "auto" and not cuda_visible()):
+        return space_key(key, choose_precision(options.precision, "cpu"))
+    from vidsearch.models.precision import resolve_precision
+
     return space_key(key, resolve_precision(options.precision, options.device))
 
 
@@ -119,7 +129,7 @@ def _run(
     t0 = time.perf_counter()
     with library.writer_lock():  # first: a read-only or busy library is refused before any model work
         # no files, nothing to encode: no model key, so no weights look-up (a removal needs none)
-        key = _space_key(options, encoder) if files else ""
+        key = space_key_for(options, encoder) if files else ""
         report = IndexReport(space_key=key, scanned=len(files))
         space = library.find_space(key)
         if space is not None:  # an explicit resize choice must match the space's, before any weights

@@ -167,17 +167,11 @@ def test_int8_needs_onnx_runtime(checkpoints: dict[str, Path], monkeypatch: pyte
 
 def test_index_space_key_carries_the_precision(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     """`vidsearch index --precision`: the space key is known (and checked) before any model loads."""
-    from vidsearch.indexer.pipeline import IndexOptions, index_folder
+    from vidsearch.indexer.pipeline import IndexOptions, space_key_for
     from vidsearch.models import model_key
-    from vidsearch.store.library import Library
 
     path = str(checkpoints["b16-2-layers"])
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    with Library.open(tmp_path / "lib") as lib:
-        plain = index_folder(lib, videos, IndexOptions(model=path, device="cpu"))
-        assert plain.space_key == model_key(path) and not plain.model_loaded
-        int8 = index_folder(lib, videos, IndexOptions(model=path, device="cpu", precision="int8"))
-        assert int8.space_key == model_key(path) + "+int8" and not int8.model_loaded
-        with pytest.raises(ModelError, match="needs a GPU"):
-            index_folder(lib, videos, IndexOptions(model=path, device="cpu", precision="fp16"))
+    assert space_key_for(IndexOptions(model=path, device="cpu")) == model_key(path)
+    assert space_key_for(IndexOptions(model=path, device="cpu", precision="int8")) == model_key(path) + "+int8"
+    with pytest.raises(ModelError, match="needs a GPU"):
+        space_key_for(IndexOptions(model=path, device="cpu", precision="fp16"))

@@ -37,7 +37,7 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
     on_cpu = device in ("auto", "cpu")
     if on_cpu:
         encoder = open_text_encoder(key, threads)
-        if encoder is not None and (device == "cpu" or not _cuda_visible()):
+        if encoder is not None and (device == "cpu" or not cuda_visible()):
             LOG.info("text queries through ONNX Runtime (%s)", encoder.path)
             return encoder
     from vidsearch.models.registry import load_encoder
@@ -57,7 +57,8 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
     return encoder
 
 
-def _cuda_visible() -> bool:
+def cuda_visible() -> bool:
+    """Whether a CUDA device is visible, told without importing torch."""
     # `auto` means CUDA when there is one; without importing torch, a visible NVIDIA device is
     # the tell. A GPU host answers queries with the PyTorch tower on the GPU, as before.
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
