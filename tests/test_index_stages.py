@@ -28,6 +28,7 @@ class FakeEncoder:
     spec = {"model": "fake"}
     num_frames = 2
     resolution = 8
+    antialias = False  # the resize choice a new space records
 
 
 def vector_of(path: str, segment: int) -> np.ndarray:
