@@ -298,19 +298,16 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
 
     spec = dict(space.model_spec)
     key_args = {k: spec[k] for k in ("model", "checkpoint", "config") if k in spec}
-    check_weights(space.key, model_key(**key_args), spec.get("checkpoint") or spec.get("model"))
     spec["device"] = device
     # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
     spec.setdefault("precision", split_key(space.key)[1])
+    where = spec.get("checkpoint") or spec.get("model")
     try:
+        found = model_key(**key_args)  # the hash first (cheap, cached by size and mtime)
+        check_weights(space.key, found, where)  # other weights never get loaded
         encoder = load_encoder_at(**spec)
     except CheckpointError as exc:
-        # The loader's own advice names --checkpoint, which searching commands do not have.
-        where = spec.get("checkpoint") or spec.get("model")
-        raise CheckpointError(
-            f"the model of embedding space {space.key} cannot be loaded from {where} ({str(exc).split(';')[0]}); "
-            f"put the file back there, or index again with --model NEW_PATH"
-        ) from None
+        raise _space_load_error(space, where, exc) from None
     check_weights(space.key, str(encoder.key), spec.get("checkpoint") or spec.get("model"))
     # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
     encoder.antialias = recorded_antialias(space.sampling)
@@ -327,17 +324,33 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
 
     want, have = space_key.partition("@")[2], found_key.partition("@")[2]
     if want and have and want != have:
-        raise CheckpointError(
+        error = CheckpointError(
             f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have}); "
             f"restore the old file, or index again with `--model {where}` to make a new space for the new weights"
         )
+        error.changed_weights = True  # load_space_encoder passes this one on as it is
+        raise error
+
+
+def _space_load_error(space: SpaceInfo, where: Any, exc: CheckpointError) -> CheckpointError:
+    """What to tell a searching user whose space's weights cannot be loaded."""
+    if getattr(exc, "changed_weights", False):
+        return exc
+    # The loader's own advice names --checkpoint, which searching commands do not have.
+    return CheckpointError(
+        f"the model of embedding space {space.key} cannot be loaded from {where} ({str(exc).split(';')[0]}); "
+        f"put the file back there, or index again with --model NEW_PATH"
+    )
 
 
 def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     """An encoder for text queries into ``space``; without torch when its ONNX graph is cached."""
     from vidsearch.models.query_encoder import load_query_encoder
 
-    return load_query_encoder(space.key, space.model_spec, device=device)
+    try:
+        return load_query_encoder(space.key, space.model_spec, device=device)
+    except CheckpointError as exc:
+        raise _space_load_error(space, space.model_spec.get("checkpoint") or space.model_spec.get("model"), exc) from None
 
 
 @contextlib.contextmanager
