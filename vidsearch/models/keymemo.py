@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from vidsearch.fileio import atomic_write_text
+from vidsearch.models.paths import cache_dir
 
 __all__ = ["cache_dir", "recall_key", "remember_key"]
 
@@ -26,16 +28,6 @@ LOG = logging.getLogger(__name__)
 _MEMO_FILE = "space-keys.json"
 # environment that changes how a model name resolves to weights (see vidsearch.models.weights)
 _ENV = ("VIDSEARCH_CHECKPOINT", "VIDSEARCH_HF_REVISION", "HF_HUB_CACHE", "HF_HOME")
-
-
-def cache_dir() -> Path:
-    """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
-    env = os.environ.get("VIDSEARCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidsearch"))
 
 
 def _ident(model: str, checkpoint: Any, config: Any) -> str:
@@ -78,9 +70,6 @@ def remember_key(model: str, checkpoint: Any, config: Any, key: str, files: Iter
         memo.parent.mkdir(parents=True, exist_ok=True)
         entries = _read(memo)
         entries[_ident(model, checkpoint, config)] = {"key": key, "files": deps}
-        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=_MEMO_FILE, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(entries, fh, indent=1, sort_keys=True)
-        os.replace(tmp, memo)
+        atomic_write_text(memo, json.dumps(entries, indent=1, sort_keys=True))
     except OSError as exc:  # a cache that cannot be written only costs time
         LOG.warning("cannot write the space key cache %s: %s", memo, exc)
