@@ -14,11 +14,42 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from vidsearch.errors import LibraryError
-from vidsearch.store.library import DB_NAME, Library, _alembic_config
+from vidsearch.store.library import DB_NAME, SCHEMA_HEAD, Library, _alembic_config, schema_revision
 
 
 def head() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def test_schema_head_constant_is_alembics_head() -> None:
+    # Library.open skips Alembic when the database is at SCHEMA_HEAD: a new migration must move it.
+    assert SCHEMA_HEAD == head()
+
+
+def test_up_to_date_library_opens_without_importing_alembic(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib"):
+        pass
+    probe = (
+        "import sys; from vidsearch.store.library import Library\n"
+        f"Library.open({str(tmp_path / 'lib')!r}).close()\n"
+        "print(any(m == 'alembic' or m.startswith('alembic.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_library_behind_head_is_still_migrated(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib"):
+        pass
+    engine = create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    assert schema_revision(engine) == "0004"
+    engine.dispose()
+    with Library.open(tmp_path / "lib") as lib:
+        assert schema_revision(lib.engine) == SCHEMA_HEAD
 
 
 def test_new_library_is_at_head(tmp_path: Path) -> None:
