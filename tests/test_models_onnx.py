@@ -73,6 +73,9 @@ def test_fixture_graphs_match_the_official_outputs(fixture_model: ViCLIP, expect
     assert optimized_path(text).is_file()
     again = make_session(text).run(None, {"tokens": expected["tokens"].long().numpy()})[0]
     assert cosine_rows(again, expected["text_embeds"].numpy()).min() >= 0.9999
+    # A one-query session (no weight prepacking, the CLI's) computes the same embeddings.
+    once = make_session(text, 1, prepack=False).run(None, {"tokens": expected["tokens"].long().numpy()})[0]
+    assert cosine_rows(once, expected["text_embeds"].numpy()).min() >= 0.9999
 
 
 @needs_fixtures
@@ -84,6 +87,8 @@ def test_fixture_text_encoder_matches_pytorch(fixture_model: ViCLIP, expected: d
     assert enc is not None and enc.precision == precision
     got = enc.encode_text(expected["captions"])
     ref = expected["text_embeds"].numpy()
+    one_shot = open_text_encoder(key, prepack=False)
+    assert one_shot is not None and cosine_rows(one_shot.encode_text(expected["captions"]), ref).min() >= tol
     assert got.shape == ref.shape and got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, rtol=1e-5)
     assert cosine_rows(got, ref).min() >= tol

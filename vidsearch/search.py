@@ -343,12 +343,15 @@ def _space_load_error(space: SpaceInfo, where: Any, exc: CheckpointError) -> Che
     )
 
 
-def load_text_query_encoder(space: SpaceInfo, device: str = "auto") -> Any:
-    """An encoder for text queries into ``space``; without torch when its ONNX graph is cached."""
+def load_text_query_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False) -> Any:
+    """An encoder for text queries into ``space``; without torch when its ONNX graph is cached.
+
+    ``one_shot``: it answers a single query (faster to load, slower per query).
+    """
     from vidsearch.models.query_encoder import load_query_encoder
 
     try:
-        return load_query_encoder(space.key, space.model_spec, device=device)
+        return load_query_encoder(space.key, space.model_spec, device=device, one_shot=one_shot)
     except CheckpointError as exc:
         raise _space_load_error(space, space.model_spec.get("checkpoint") or space.model_spec.get("model"), exc) from None
 
@@ -482,7 +485,8 @@ def query_library(
         encoder = load_space_encoder(space, device=device)
         return search_video(library, encoder, video, space, k, filters, start=start, end=end)
     # A text query needs only the text tower: ONNX Runtime, without torch, when its graph is cached.
-    return search_text(library, load_text_query_encoder(space, device=device), text or "", space, k, filters)
+    # The encoder is loaded for this one query, so it is loaded the way that is fastest for one.
+    return search_text(library, load_text_query_encoder(space, device=device, one_shot=True), text or "", space, k, filters)
 
 
 def model_space(library: Library, model: str | None) -> SpaceInfo:

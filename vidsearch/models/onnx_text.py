@@ -86,7 +86,7 @@ def optimized_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.stem + ".opt.onnx")
 
 
-def make_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
+def make_session(path: str | os.PathLike[str], threads: int | None = None, *, prepack: bool = True) -> Any:
     """An ONNX Runtime CPU session for a graph file.
 
     Optimizing a graph costs as much as loading it again, so the first session saves the
@@ -96,6 +96,9 @@ def make_session(path: str | os.PathLike[str], threads: int | None = None) -> An
     Args:
         path: the ``.onnx`` file.
         threads: intra-op threads (None: ONNX Runtime's default, all cores).
+        prepack: let ONNX Runtime repack the weights for its matmul kernels at load. That makes
+            each run ~3x faster but the load ~0.2 s slower (B/16 text tower), so it pays back
+            after a few runs: a session that answers one query (a CLI call) loads without it.
 
     Raises:
         ModelError: ONNX Runtime is missing or cannot load the graph.
@@ -106,6 +109,8 @@ def make_session(path: str | os.PathLike[str], threads: int | None = None) -> An
         raise ModelError("ONNX Runtime is not installed; pip install 'vidsearch[fast]'") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # warnings about unused initializers are noise for users
+    if not prepack:
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -188,13 +193,13 @@ class OnnxTextEncoder:
         precision: the graph's precision (``fp32`` or ``int8``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], meta: dict[str, Any], threads: int | None = 1) -> None:
+    def __init__(self, path: str | os.PathLike[str], meta: dict[str, Any], threads: int | None = 1, *, prepack: bool = True) -> None:
         self.path = Path(path)
         self.key = str(meta["key"])
         self.embed_dim = int(meta["embed_dim"])
         self.context_length = int(meta["context_length"])
         self.precision = str(meta.get("precision", "fp32"))
-        self.session = make_session(path, threads)
+        self.session = make_session(path, threads, prepack=prepack)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """Embed captions into L2-normalized float32 ``[B, D]``."""
@@ -223,8 +228,11 @@ def graph_precision(space_precision: str) -> str:
     return "int8" if space_precision == "int8" else "fp32"
 
 
-def open_text_encoder(key: str, threads: int | None = 1) -> OnnxTextEncoder | None:
-    """The ONNX text encoder cached for the space ``key``, or None (no ONNX Runtime, no graph)."""
+def open_text_encoder(key: str, threads: int | None = 1, *, prepack: bool = True) -> OnnxTextEncoder | None:
+    """The ONNX text encoder cached for the space ``key``, or None (no ONNX Runtime, no graph).
+
+    ``prepack=False`` for an encoder that answers one or two queries (see :func:`make_session`).
+    """
     if not ort_available():
         return None
     path = graph_path(key, "text", graph_precision(split_key(key)[1]))
@@ -232,7 +240,7 @@ def open_text_encoder(key: str, threads: int | None = 1) -> OnnxTextEncoder | No
     if meta is None or not path.is_file() or meta.get("key") != key:
         return None
     try:
-        return OnnxTextEncoder(path, meta, threads)
+        return OnnxTextEncoder(path, meta, threads, prepack=prepack)
     except ModelError as exc:
         LOG.warning("%s; using the PyTorch text tower", exc)
         return None

@@ -20,7 +20,7 @@ __all__ = ["load_query_encoder"]
 LOG = logging.getLogger(__name__)
 
 
-def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", threads: int | None = 1) -> Any:
+def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", threads: int | None = 1, *, one_shot: bool = False) -> Any:
     """An encoder for text queries into the space ``key``: ONNX Runtime when it can, else PyTorch.
 
     On a CPU with ONNX Runtime installed the cached text graph answers without importing
@@ -33,10 +33,12 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
         spec: the space's model spec (``model``, ``checkpoint``, ``config``).
         device: ``auto``, ``cpu``, ``cuda``...; ONNX Runtime serves ``auto`` and ``cpu``.
         threads: ONNX Runtime threads for one query (one caption: 1 is best on a busy machine).
+        one_shot: the encoder answers one query and is dropped (a CLI call): ONNX Runtime loads
+            faster without repacking weights for many runs.
     """
     on_cpu = device in ("auto", "cpu")
     if on_cpu:
-        encoder = open_text_encoder(key, threads)
+        encoder = open_text_encoder(key, threads, prepack=not one_shot)
         if encoder is not None and (device == "cpu" or not cuda_visible()):
             LOG.info("text queries through ONNX Runtime (%s)", encoder.path)
             return encoder
