@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -23,6 +23,9 @@ from vidsearch.cli.common import (
 )
 from vidsearch.cli.app import app
 from vidsearch.cli.format import shown
+
+if TYPE_CHECKING:
+    from vidsearch.indexer.options import IndexReport
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
@@ -58,11 +61,6 @@ def index_command(
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
     from vidsearch.errors import InputError
-    from vidsearch.media.jobs import FaultPlan
-    from vidsearch.indexer.pipeline import IndexOptions, index_folder
-    from vidsearch.indexer.scan import VIDEO_EXTENSIONS
-    from vidsearch.media import SamplingConfig
-
     from vidsearch.cli.checks import check_number
 
     check_number("--window", window, low=0, above=True, unit="seconds")
@@ -72,6 +70,14 @@ def index_command(
     check_number("--timeout", timeout, low=0, above=True, unit="seconds")
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory; pass the folder that holds your videos")
+    if ray is None and (stage is not None or path_map is not None):
+        raise InputError("--stage and --path-map only apply to a cluster run: add --ray auto (or local, or HOST:PORT)")
+    if ray is None and _nothing_to_do(directory, library, json_out):
+        return
+    from vidsearch.indexer.pipeline import IndexOptions, index_folder
+    from vidsearch.media import SamplingConfig
+    from vidsearch.media.jobs import FaultPlan
+
     options = IndexOptions(
         model=model,
         checkpoint=str(checkpoint) if checkpoint else None,
@@ -99,11 +105,41 @@ def index_command(
         ray_options = RayOptions(address=ray, decode_workers=decode_workers, encode_workers=encode_workers,
                                  gpus_per_encoder=gpus_per_encoder, path_map=parse_path_map(path_map), stage_dir=stage)
         run = lambda lib, folder, opts, progress: index_folder_ray(lib, folder, opts, ray_options, progress=progress)  # noqa: E731
-    elif stage is not None or path_map is not None:
-        raise InputError("--stage and --path-map only apply to a cluster run: add --ray auto (or local, or HOST:PORT)")
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
             report = run(lib, directory, options, progress=progress)
+    _print_report(report, directory, json_out)
+    if report.failed or report.failed_unchanged:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _nothing_to_do(directory: Path, library: Optional[Path], json_out: bool) -> bool:
+    """Report an empty run, and say so, when ``directory`` holds no videos and no library exists.
+
+    Nothing is created then (a library with nothing in it helps no one), and the answer comes
+    before the database layer, the decoders or a model are imported: a fraction of a second.
+    With a library, an empty folder can still mean removals, so the normal run decides.
+    """
+    import time
+
+    from vidsearch.indexer.options import IndexReport
+    from vidsearch.indexer.scan import find_videos
+    from vidsearch.store.location import library_exists
+
+    if library_exists(library):
+        return False
+    t0 = time.perf_counter()
+    found = find_videos(directory)
+    if found.files or found.problems:
+        return False
+    _print_report(IndexReport(space_key="", seconds=time.perf_counter() - t0), directory, json_out)
+    return True
+
+
+def _print_report(report: IndexReport, directory: Path, json_out: bool) -> None:
+    """The end-of-run summary (or its JSON form), one line per failure up to 20."""
+    from vidsearch.indexer.scan import VIDEO_EXTENSIONS
+
     if json_out:
         print_json(report.to_dict())
     elif not report.scanned and not report.failed:
@@ -125,5 +161,3 @@ def index_command(
             console.print(f"  ... and {len(report.failed) - 20} more (see `vidsearch info`)")
         if report.failed_unchanged:
             console.print(f"  {report.failed_unchanged} file(s) failed before and were not retried (--retry-failed)")
-    if report.failed or report.failed_unchanged:
-        raise typer.Exit(EXIT_SOME_FAILED)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidsearch.indexer.scan import Plan, fingerprint
+from vidsearch.indexer.scan import Plan
+from vidsearch.media.fingerprint import fingerprint
 from vidsearch.store import segments as stored_segments
 from vidsearch.store import spaces as stored_spaces
 from vidsearch.store import videos as stored_videos

@@ -14,12 +14,14 @@ from collections.abc import Callable
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vidsearch.media.fingerprint import fingerprint
 from vidsearch.paths import canonical_path
-from vidsearch.store.videos import KnownVideo, Snapshot
 
-__all__ = ["VIDEO_EXTENSIONS", "NOT_REGULAR", "FileEntry", "ScanResult", "Plan", "find_videos", "stat_entry", "fingerprint", "plan_changes"]
+if TYPE_CHECKING:  # only annotations: a scan alone (an empty folder) needs no database layer
+    from vidsearch.store.videos import KnownVideo, Snapshot
+
+__all__ = ["VIDEO_EXTENSIONS", "NOT_REGULAR", "FileEntry", "ScanResult", "Plan", "find_videos", "stat_entry", "plan_changes"]
 
 LOG = logging.getLogger(__name__)
 
@@ -145,6 +147,10 @@ def plan_changes(
         verify: re-fingerprint files whose size and mtime did not change too (a file replaced
             by another of the same size and mtime is otherwise taken as unchanged).
     """
+    # Here, not at the top: importing the media package (numpy, decord) is most of the cost of
+    # a bare folder scan, and planning only happens once a library is open anyway.
+    from vidsearch.media.fingerprint import fingerprint
+
     plan = Plan()
     rows = snapshot.videos
     in_space = snapshot.in_space

@@ -47,6 +47,24 @@ def test_empty_folder_says_so_before_any_weights(tmp_path: Path, env: dict[str, 
     assert "no video files under" in proc.stdout and "nothing to index" in proc.stdout and len(lines) <= 2
     assert "weights" not in proc.stdout + proc.stderr.replace("MODULES", "")
     assert "torch" not in mods
+    # Without a library there is nothing to remove either: nothing is created, and the answer
+    # comes before the database layer or the decoders are imported.
+    assert not (tmp_path / "lib").exists()
+    assert not mods & {"sqlalchemy", "alembic", "numpy", "decord", "av"}, mods
+    proc, _ = _cli(["index", str(tmp_path / "empty"), "--library", str(tmp_path / "lib"), "--json"], env)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["scanned"] == 0 and report["removed"] == 0 and report["space_key"] == ""
+
+
+def test_emptied_folder_of_a_library_still_removes_its_videos(tmp_path: Path, env: dict[str, str], tiny_checkpoint: Path) -> None:
+    folder = tmp_path / "v"
+    videogen.write_video(folder / "a.mp4", seconds=1, fps=10)
+    args = ["index", str(folder), "--library", str(tmp_path / "lib"), "--model", str(tiny_checkpoint), "--workers", "1", "--json"]
+    first, _ = _cli(args, env)
+    assert first.returncode == 0 and json.loads(first.stdout)["added"] == 1, first.stderr
+    (folder / "a.mp4").unlink()
+    again, _ = _cli(args, env)
+    assert again.returncode == 0 and json.loads(again.stdout)["removed"] == 1, again.stderr
 
 
 def test_missing_weights_fail_fast_without_torch(tmp_path: Path, env: dict[str, str]) -> None:
