@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import videogen  # noqa: E402
+from calibration import matmul_gflops  # noqa: E402
 
 from vidsearch.cluster.options import RayOptions  # noqa: E402
 from vidsearch.cluster.ray_runner import index_folder_ray  # noqa: E402
@@ -75,19 +76,6 @@ def measure(name: str, run, lib: Path) -> dict:
     return row
 
 
-def gflops() -> float:
-    import torch
-
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    a @ b
-    t0 = time.perf_counter()
-    reps = 10
-    for _ in range(reps):
-        a @ b
-    return 2 * 1024**3 * reps / (time.perf_counter() - t0) / 1e9
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=48)
@@ -99,7 +87,7 @@ def main() -> int:
     import torch
     from ray.cluster_utils import Cluster
 
-    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {gflops():.0f} GFLOP/s, ray {ray.__version__}", flush=True)
+    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "videos"

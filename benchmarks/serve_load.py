@@ -41,24 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # videogen: the generated test videos
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from calibration import matmul_gflops  # noqa: E402
 from query_latency import WORDS  # noqa: E402  (the query vocabulary of the latency benchmark)
 
 GOAL_P95_MS = 150.0
-
-
-def matmul_gflops() -> float:
-    """Best fp32 GFLOP/s of square ``torch.mm`` (1024 and 2048) with the default threads."""
-    import torch
-
-    best = 0.0
-    for n in (1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)
-        for _ in range(3):
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return best
 
 
 def make_library(work: Path, videos: int, seconds: float) -> Path:
