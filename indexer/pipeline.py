@@ -103,7 +103,7 @@ def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
     if encoder is not None:
         return str(encoder.key)
     from vidsearch.models import model_key
-    from vidsearch.models.query_encoder import cuda_visible
+    from vidsearch.precision import cuda_visible
     from vidsearch.precision import choose_precision, space_key
 
     # The key load_encoder_at(..., precision=) would give, without loading the model. Missing

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
 from vidsearch.errors import ModelError
 
-__all__ = ["PRECISIONS", "CHOICES", "choose_precision", "check_precision", "key_suffix", "space_key",
+__all__ = ["cuda_visible", "PRECISIONS", "CHOICES", "choose_precision", "check_precision", "key_suffix", "space_key",
            "split_key", "cpu_has_native_bf16"]
 
 LOG = logging.getLogger(__name__)
@@ -116,3 +117,12 @@ def split_key(key: str) -> tuple[str, str]:
     if sep and tail in PRECISIONS and "@" in base:
         return base, tail
     return key, "fp32"
+
+
+def cuda_visible() -> bool:
+    """Whether a CUDA device is visible, told without importing torch."""
+    # `auto` means CUDA when there is one; without importing torch, a visible NVIDIA device is
+    # the tell. A GPU host answers queries with the PyTorch tower on the GPU, as before.
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return Path("/dev/nvidia0").exists()

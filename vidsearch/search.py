@@ -308,7 +308,8 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
         encoder = load_encoder_at(**spec)
     except CheckpointError as exc:
         raise _space_load_error(space, where, exc) from None
-    check_weights(space.key, str(encoder.key), spec.get("checkpoint") or spec.get("model"))
+    # Again with the key of what was loaded: the file may have been replaced between the two.
+    check_weights(space.key, str(encoder.key), where)
     # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
     encoder.antialias = recorded_antialias(space.sampling)
     return encoder

@@ -7,13 +7,11 @@ needs the PyTorch side (loading the encoder, exporting its graph for the next qu
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from vidsearch.errors import ModelError
 from vidsearch.models.onnx_text import graph_precision, open_text_encoder, ort_available
-from vidsearch.precision import split_key
+from vidsearch.precision import cuda_visible, split_key
 
 __all__ = ["load_query_encoder"]
 
@@ -58,11 +56,3 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
             LOG.warning("could not cache an ONNX text graph for %s: %s", key, exc)
     return encoder
 
-
-def cuda_visible() -> bool:
-    """Whether a CUDA device is visible, told without importing torch."""
-    # `auto` means CUDA when there is one; without importing torch, a visible NVIDIA device is
-    # the tell. A GPU host answers queries with the PyTorch tower on the GPU, as before.
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    return Path("/dev/nvidia0").exists()
