@@ -262,6 +262,8 @@ def _store_tubes(library: Path) -> int:
                 stored.TubeRow(1, 6.0, 7.0, [("sit", 0.6)], [stored.BoxRow(t, *b, 0.9, "sit", 0.6) for t, b in LATER.items()]),
             ]
             stored.save_scan(s, seg, space.id, "moves.txt", "hand", 6, tubes)
+            one = stored.TubeRow(0, 2.0, 4.0, [("stand", 0.5)], [stored.BoxRow(t, *b, 0.9, "stand", 0.5) for t, b in TUBE.items()])
+            stored.save_scan(s, seg, space.id, "other.txt", "hand", 3, [one])  # a second label set
     return vid
 
 
@@ -307,7 +309,9 @@ def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, libra
     page.goto(f"{server}/#v={vid}&t=1.00,9.00")
     page.wait_for_selector("#toggle-actors:not([hidden])")
     page.wait_for_function("() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }")
-    assert page.locator("#actor-set").is_hidden()  # one label set: no choice to offer
+    # two label sets: a choice, the first one shown; each tube marked under the timeline
+    assert page.locator("#actor-set option").all_inner_texts() == ["moves.txt (2 people)", "other.txt (1 person)"]
+    assert page.locator("#timeline .tube").count() == 2
 
     assert _seek(page, 1.0) == []  # before the tube
     (box,) = _seek(page, 2.4)  # between keyframes 2 and 3, nearer 2
@@ -323,6 +327,10 @@ def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, libra
     (other,) = _seek(page, 6.5)
     assert other["label"] == "sit 0.60" and _near(other, _expected(page, LATER, 6.5))
     assert _seek(page, 8.0) == []  # after both
+    page.select_option("#actor-set", "1")
+    (box,) = _seek(page, 3.0)
+    assert box["label"] == "stand 0.50" and _near(box, _expected(page, TUBE, 3.0)) and page.locator("#timeline .tube").count() == 1
+    page.select_option("#actor-set", "0")
 
     _seek(page, 3.0)
     page.locator("#toggle-actors").click()

@@ -328,6 +328,7 @@ async function loadActors(r) {
   }));
   pick.hidden = scans.length < 2;
   $("toggle-actors").hidden = false;
+  markTubes();
   showActors(actors.show);
   watchFrames();
 }
@@ -338,6 +339,7 @@ function resetActors() {
   actors.frameCallback = null;
   actors.data = null;
   clearActorBoxes();
+  markTubes();
   $("toggle-actors").hidden = true;
   $("actor-set").hidden = true;
 }
@@ -345,6 +347,23 @@ function resetActors() {
 function clearActorBoxes() {
   $("actors").replaceChildren();
   actors.boxes.clear();
+}
+
+// Where people are, under the timeline: one thin mark per tube of the chosen label set.
+function markTubes() {
+  const timeline = $("timeline");
+  timeline.querySelectorAll(".tube").forEach((el) => el.remove());
+  const data = actors.data, r = state.current;
+  if (!data || !r) return;
+  const d = data.duration || r.video.duration || 1;
+  for (const tube of data.scans[actors.scan].tubes) {
+    const mark = document.createElement("div");
+    mark.className = "tube";
+    mark.style.left = `${(100 * tube.start) / d}%`;
+    mark.style.width = `${Math.max(0.4, (100 * (tube.end - tube.start)) / d)}%`;
+    mark.style.setProperty("--c", ACTOR_COLOURS[Math.abs(tube.track) % ACTOR_COLOURS.length]);
+    timeline.append(mark);
+  }
 }
 
 // Redraw at every frame the player presents (playing or seeking); timeupdate where the browser lacks it.
@@ -437,7 +456,7 @@ function drawActors() {
 for (const event of ["timeupdate", "seeked", "loadeddata", "resize"]) $("video").addEventListener(event, drawActors);
 new ResizeObserver(drawActors).observe($("video"));
 $("toggle-actors").addEventListener("click", toggleActors);
-$("actor-set").addEventListener("change", (e) => { actors.scan = Number(e.target.value) || 0; clearActorBoxes(); drawActors(); });
+$("actor-set").addEventListener("change", (e) => { actors.scan = Number(e.target.value) || 0; clearActorBoxes(); markTubes(); drawActors(); });
 
 // ---------------------------------------------------------------- start-up
 
