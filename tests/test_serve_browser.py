@@ -239,3 +239,128 @@ def test_empty_library_says_what_to_do(tmp_path: Path, browser) -> None:
             page.reload()
             page.wait_for_function("() => document.getElementById('status').textContent.includes('Indexing')")
         page.close()
+
+
+# A label as a user's label file could hold it: it must show as text, never run.
+HOSTILE_LABEL = '<img src=x onerror="window.__xss=1"> wave & "hi"'
+# The known tube: keyframe boxes (normalized x1, y1, x2, y2) moving right and down, then a second tube.
+TUBE = {2.0: (0.10, 0.20, 0.30, 0.50), 3.0: (0.30, 0.25, 0.50, 0.55), 4.0: (0.50, 0.30, 0.70, 0.60)}
+LATER = {6.0: (0.60, 0.10, 0.90, 0.40), 7.0: (0.60, 0.10, 0.90, 0.40)}
+
+
+def _store_tubes(library: Path) -> int:
+    """Store a scan with the two tubes above on square.mp4 through the store API; its video id."""
+    from vidsearch.store import actors as stored
+
+    with Library.open(library, create=False) as lib:
+        space = lib.space(None)
+        with lib.session() as s:
+            (vid, seg) = next((v, g) for v, g, p in stored.unscanned_videos(s, space.id, "moves.txt") if p.endswith("square.mp4"))
+            tubes = [
+                stored.TubeRow(0, 2.0, 4.0, [(HOSTILE_LABEL, 0.8), ("sit", 0.2)],
+                               [stored.BoxRow(t, *b, None if t == 3.0 else 0.9, HOSTILE_LABEL, 0.8) for t, b in TUBE.items()]),
+                stored.TubeRow(1, 6.0, 7.0, [("sit", 0.6)], [stored.BoxRow(t, *b, 0.9, "sit", 0.6) for t, b in LATER.items()]),
+            ]
+            stored.save_scan(s, seg, space.id, "moves.txt", "hand", 6, tubes)
+            one = stored.TubeRow(0, 2.0, 4.0, [("stand", 0.5)], [stored.BoxRow(t, *b, 0.9, "stand", 0.5) for t, b in TUBE.items()])
+            stored.save_scan(s, seg, space.id, "other.txt", "hand", 3, [one])  # a second label set
+    return vid
+
+
+def _expected(page, boxes: dict[float, tuple], t: float) -> dict[str, float]:
+    """Where a box must be on screen: interpolated in time, placed in the picture's letterboxed rectangle."""
+    times = sorted(boxes)
+    k = max(i for i, kt in enumerate(times[:-1]) if kt <= t) if t >= times[0] else 0
+    a, b = times[k], times[k + 1]
+    w = min(1.0, max(0.0, (t - a) / (b - a)))
+    x1, y1, x2, y2 = (p + w * (q - p) for p, q in zip(boxes[a], boxes[b]))
+    v = page.locator("#video").bounding_box()
+    scale = min(v["width"] / SIZE[0], v["height"] / SIZE[1])
+    pw, ph = SIZE[0] * scale, SIZE[1] * scale
+    ox, oy = v["x"] + (v["width"] - pw) / 2, v["y"] + (v["height"] - ph) / 2
+    return {"x": ox + x1 * pw, "y": oy + y1 * ph, "width": (x2 - x1) * pw, "height": (y2 - y1) * ph, "pillarbox": ox - v["x"]}
+
+
+SHOWN = """() => [...document.querySelectorAll('#actors .actor')].map(e => {
+  const r = e.getBoundingClientRect();
+  return {track: e.dataset.track, x: r.x, y: r.y, width: r.width, height: r.height, label: e.textContent,
+          bridged: e.classList.contains('bridged'), markup: e.querySelectorAll('img, script, b, i, a').length};
+})"""
+
+
+def _seek(page, t: float) -> list[dict]:
+    page.evaluate(f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {t}; }})")
+    return page.evaluate(SHOWN)
+
+
+def _near(shown: dict, want: dict, px: float = 2.0) -> bool:
+    return all(abs(shown[k] - want[k]) <= px for k in ("x", "y", "width", "height"))
+
+
+def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, library: Path) -> None:
+    vid = _store_tubes(library)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # the page's own play() is held (the test seeks to exact times); the real one is kept for later
+    page.add_init_script("HTMLMediaElement.prototype.realPlay = HTMLMediaElement.prototype.play;"
+                         "HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };")
+    page.goto(f"{server}/#v={vid}&t=1.00,9.00")
+    page.wait_for_selector("#toggle-actors:not([hidden])")
+    page.wait_for_function("() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }")
+    # two label sets: a choice, the first one shown; each tube marked under the timeline
+    assert page.locator("#actor-set option").all_inner_texts() == ["moves.txt (2 people)", "other.txt (1 person)"]
+    assert page.locator("#timeline .tube").count() == 2
+
+    assert _seek(page, 1.0) == []  # before the tube
+    (box,) = _seek(page, 2.4)  # between keyframes 2 and 3, nearer 2
+    want = _expected(page, TUBE, 2.4)
+    assert want["pillarbox"] > 50  # 1280x800: the 4:3 picture is pillarboxed inside the player
+    assert _near(box, want), (box, want)
+    assert box["label"] == f"{HOSTILE_LABEL} 0.80" and box["markup"] == 0  # the label is text: no <img> made of it
+    assert box["bridged"] is False
+    (later,) = _seek(page, 3.4)
+    assert _near(later, _expected(page, TUBE, 3.4)) and later["x"] > box["x"] + 50  # it moved with time
+    assert later["bridged"] is True  # nearest keyframe (3 s) was a bridged detector miss: dashed
+    assert _seek(page, 5.0) == []  # between the two tubes
+    (other,) = _seek(page, 6.5)
+    assert other["label"] == "sit 0.60" and _near(other, _expected(page, LATER, 6.5))
+    assert _seek(page, 8.0) == []  # after both
+    page.select_option("#actor-set", "1")
+    (box,) = _seek(page, 3.0)
+    assert box["label"] == "stand 0.50" and _near(box, _expected(page, TUBE, 3.0)) and page.locator("#timeline .tube").count() == 1
+    page.select_option("#actor-set", "0")
+
+    _seek(page, 3.0)
+    page.locator("#toggle-actors").click()
+    assert page.evaluate(SHOWN) == [] and page.get_attribute("#toggle-actors", "aria-pressed") == "false"
+    page.keyboard.press("b")  # and back on from the keyboard
+    (box,) = page.evaluate(SHOWN)
+    assert _near(box, _expected(page, TUBE, 3.0))
+
+    # playing: the box is redrawn frame by frame (requestVideoFrameCallback) as the tube moves
+    _seek(page, 2.0)
+    xs = page.evaluate("""() => new Promise(resolve => {
+      const v = document.getElementById('video'), xs = [];
+      v.muted = true;
+      const tick = () => {
+        const b = document.querySelector('#actors .actor');
+        if (b) xs.push(b.getBoundingClientRect().x);
+        if (v.currentTime >= 2.8 || xs.length > 600) { v.pause(); resolve(xs); } else requestAnimationFrame(tick);
+      };
+      v.realPlay().then(() => requestAnimationFrame(tick));
+    })""")
+    page.wait_for_function("() => document.getElementById('video').paused")
+    t = page.evaluate("document.getElementById('video').currentTime")
+    assert len(set(round(x) for x in xs)) >= 3 and xs == sorted(xs), xs  # several positions, always moving right
+    page.wait_for_timeout(100)
+    (box,) = page.evaluate(SHOWN)
+    assert _near(box, _expected(page, TUBE, t), px=3.0), (box, t)
+    page.screenshot(path=str(ARTIFACTS / "serve-actors.png"))
+
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#overlay", state="hidden")
+    assert page.evaluate("document.querySelectorAll('#actors .actor').length") == 0
+    assert page.evaluate("window.__xss") is None and not errors, errors
+    page.close()

@@ -1,4 +1,4 @@
-"""The JSON API under ``/api/v1``: search, similar moments, videos, health."""
+"""The JSON API under ``/api/v1``: search, similar moments, videos and their actor tubes, health."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from vidsearch.errors import InputError
-from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse
-from vidsearch.serve.service import ServeState, parse_moment_id, parse_video_id
+from vidsearch.errors import InputError, VidsearchError
+from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse, VideoActors
+from vidsearch.serve.service import NotFound, ServeState, parse_moment_id, parse_video_id
 
 __all__ = ["router", "validation_message"]
 
@@ -160,7 +160,52 @@ def video(request: Request, video_id: str) -> Any:
     except InputError:  # not enriched yet
         labels = []
     out["label_sets"] = labels
+    out["actors_url"] = f"/api/v1/videos/{record.id}/actors"
     return out
+
+
+@router.get("/videos/{video_id}/actors", response_model=VideoActors, responses=_ERRORS, summary="One video's person tubes with their action labels")
+def video_actors(
+    request: Request,
+    video_id: str,
+    label_set: Optional[str] = Query(None, max_length=200, description="Only this label set's scan (its name as listed in label_sets)."),
+) -> Any:
+    """The tubes ``vidsearch enrich actors`` stored for a video: span, classes, and a box per keyframe.
+
+    Boxes are normalized ``x1, y1, x2, y2`` (fractions of the source frame, as AVA's); a video that
+    was never scanned has no scans.
+    """
+    from vidsearch.enrich.actors_library import video_actors as stored_actors
+
+    state = _state(request)
+    record = state.video(parse_video_id(video_id))
+    scans = stored_actors(state.library, record.path)["scans"]
+    if label_set is not None:
+        # matched on the shown name: a client's string never becomes a path on the server
+        wanted = [sc for sc in scans if sc["label_set"] == label_set]
+        if not wanted:
+            have = ", ".join(sorted({sc["label_set"] for sc in scans})) or "none; run `vidsearch enrich actors`"
+            raise NotFound(f"video {record.id} has no actor scan under label set {label_set[:60]!r}; it has: {have}")
+        scans = wanted
+    try:
+        space = state.space()
+    except VidsearchError:  # a --model the library no longer has: the order does not matter then
+        space = None
+    served = space.key if space is not None else None
+    scans.sort(key=lambda sc: sc["space"] != served)  # stable: stored order otherwise
+    for sc in scans:
+        for tube in sc["tubes"]:
+            best = tube["labels"][0] if tube["labels"] else {"label": "", "score": 0.0}
+            tube["label"], tube["score"] = best["label"], best["score"]
+    return {
+        "video_id": record.id,
+        "width": record.width,
+        "height": record.height,
+        "duration": record.duration,
+        "coordinates": "normalized",
+        "label_sets": [sc["label_set"] for sc in scans],
+        "scans": scans,
+    }
 
 
 @router.get("/health", summary="Library, model and counts")

@@ -7,7 +7,10 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ClipRef", "SearchRequest", "VideoRef", "Moment", "SearchResponse", "ErrorBody"]
+__all__ = [
+    "ClipRef", "SearchRequest", "VideoRef", "Moment", "SearchResponse", "ErrorBody",
+    "ActorClass", "ActorBox", "ActorTube", "ActorScan", "VideoActors",
+]
 
 
 class ClipRef(BaseModel):
@@ -80,3 +83,58 @@ class ErrorBody(BaseModel):
     """Every error: one line, no traceback, no server path."""
 
     error: str
+
+
+class ActorClass(BaseModel):
+    """A class and its probability (softmax over the label set)."""
+
+    label: str
+    score: float
+
+
+class ActorBox(BaseModel):
+    """A tube's box at one keyframe."""
+
+    t: float = Field(description="Keyframe time (s).")
+    box: list[float] = Field(
+        min_length=4, max_length=4,
+        description="x1, y1, x2, y2 normalized to [0, 1] by the source frame's width and height (AVA's convention); "
+                    "multiply by VideoActors.width/height for source pixels.",
+    )
+    detected: bool = Field(description="False where the tracker bridged a detector miss (interpolated box).")
+    label: str = Field(description="The best class at this keyframe.")
+    score: float
+
+
+class ActorTube(BaseModel):
+    """One person followed over time: its span, classes (best first) and keyframe boxes (in time order)."""
+
+    track: int
+    start: float = Field(description="First keyframe (s).")
+    end: float = Field(description="Last keyframe (s).")
+    label: str = Field(description="The tube's best class (mean probability over its keyframes); empty when unscored.")
+    score: float
+    labels: list[ActorClass]
+    boxes: list[ActorBox]
+
+
+class ActorScan(BaseModel):
+    """One ``vidsearch enrich actors`` scan of the video under one label set."""
+
+    label_set: str = Field(description="A shipped label set's name, or a label file's name.")
+    space: str = Field(description="The embedding space whose model scored the tubes.")
+    detector: str
+    keyframes: int
+    tubes: list[ActorTube]
+
+
+class VideoActors(BaseModel):
+    """``GET /api/v1/videos/{id}/actors``: the person tubes stored for a video (none: never scanned)."""
+
+    video_id: int
+    width: Optional[int] = Field(description="Source frame width (px).")
+    height: Optional[int] = Field(description="Source frame height (px).")
+    duration: Optional[float]
+    coordinates: Literal["normalized"] = Field(description="How boxes are given: fractions of the source frame.")
+    label_sets: list[str] = Field(description="The label sets of the scans, in the order of scans.")
+    scans: list[ActorScan] = Field(description="The served model's scans first.")

@@ -113,12 +113,23 @@ def video_scans(s: Session, path: str, label_set: str | None = None) -> list[Sca
         q = q.where(ActorScan.label_set == label_set)
     out = []
     for scan in s.scalars(q.order_by(ActorScan.id)).all():
-        tubes = []
-        for tube in s.scalars(select(ActorTube).where(ActorTube.scan_id == scan.id).order_by(ActorTube.track)).all():
-            boxes = [
-                BoxRow(b.t, b.x1, b.y1, b.x2, b.y2, b.det_score, b.label, b.score)
-                for b in s.scalars(select(ActorBox).where(ActorBox.tube_id == tube.id).order_by(ActorBox.t)).all()
-            ]
-            tubes.append(TubeRow(tube.track, tube.start, tube.end, [(lab, float(p)) for lab, p in json.loads(tube.labels)], boxes))
+        # one query for every box of the scan, as plain rows: a film's thousand tubes stay fast to read
+        boxes: dict[int, list[BoxRow]] = {}
+        rows = s.execute(
+            select(ActorBox.tube_id, ActorBox.t, ActorBox.x1, ActorBox.y1, ActorBox.x2, ActorBox.y2, ActorBox.det_score, ActorBox.label, ActorBox.score)
+            .join(ActorTube, ActorTube.id == ActorBox.tube_id)
+            .where(ActorTube.scan_id == scan.id)
+            .order_by(ActorBox.tube_id, ActorBox.t)
+        )
+        for tube_id, *box in rows:
+            boxes.setdefault(tube_id, []).append(BoxRow(*box))
+        tubes = [
+            TubeRow(track, start, end, [(lab, float(p)) for lab, p in json.loads(labels)], boxes.get(tube_id, []))
+            for tube_id, track, start, end, labels in s.execute(
+                select(ActorTube.id, ActorTube.track, ActorTube.start, ActorTube.end, ActorTube.labels)
+                .where(ActorTube.scan_id == scan.id)
+                .order_by(ActorTube.track)
+            )
+        ]
         out.append(ScanInfo(scan.label_set, space_keys.get(scan.space_id, str(scan.space_id)), scan.detector, scan.keyframes, tubes))
     return out

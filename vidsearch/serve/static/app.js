@@ -204,7 +204,7 @@ function columns() {
 document.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
   if (e.key === "Escape") { if (!$("overlay").hidden) { closePlayer(); e.preventDefault(); } else if (typing) document.activeElement.blur(); return; }
-  if (!$("overlay").hidden) return;
+  if (!$("overlay").hidden) { if (e.key === "b" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && !$("toggle-actors").hidden) toggleActors(); return; }
   if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); return; }
   if (typing) { if (e.key === "ArrowDown" && document.activeElement === $("q") && state.results.length) { e.preventDefault(); select(Math.max(0, state.selected)); } return; }
   const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns() };
@@ -220,7 +220,7 @@ function openPlayer(r) {
   const video = $("video");
   $("overlay").hidden = false;
   $("player-title").textContent = r.video.name;
-  $("player-span").textContent = `match ${fmt(r.start)}–${fmt(r.end)} · score ${r.score.toFixed(3)}`;
+  $("player-span").textContent = `match ${fmt(r.start)}–${fmt(r.end)}${isFinite(r.score) ? ` · score ${r.score.toFixed(3)}` : ""}`;
   const d = r.video.duration || r.end;
   $("span").style.left = `${(100 * r.start) / d}%`;
   $("span").style.width = `${Math.max(0.5, (100 * (r.end - r.start)) / d)}%`;
@@ -243,6 +243,7 @@ function openPlayer(r) {
     $("replay").hidden = true;
     showStills(r);
   }
+  loadActors(r);
   $("close").focus();
 }
 
@@ -271,6 +272,7 @@ function closePlayer() {
   video.load();
   $("overlay").hidden = true;
   state.current = null;
+  resetActors();
   history.replaceState(null, "", `${location.pathname}${location.search}`);
   const cards = $("results").children;
   if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
@@ -294,6 +296,167 @@ $("replay").addEventListener("click", () => { const v = $("video"); v.currentTim
 $("player-similar").addEventListener("click", () => state.current && moreLike(state.current));
 $("close").addEventListener("click", closePlayer);
 $("overlay").addEventListener("click", (e) => { if (e.target === $("overlay")) closePlayer(); });
+
+// ---------------------------------------------------------------- people boxes (vidsearch enrich actors)
+// The tubes overlapping the time shown are drawn over the picture: each box placed in the
+// video's displayed content rectangle (letterboxed or pillarboxed by object-fit: contain),
+// interpolated linearly between the tube's keyframes, labelled with the tube's best class.
+
+const ACTOR_COLOURS = ["#f5c518", "#4ade80", "#38bdf8", "#f472b6", "#fb923c", "#a78bfa"];
+const TIME_SLACK = 0.05; // s: a seek lands on a frame, not on the keyframe's exact time
+const actors = { data: null, scan: 0, show: true, boxes: new Map(), frameCallback: null };
+
+async function loadActors(r) {
+  resetActors();
+  if (!r.video.playable) return;
+  let data;
+  try {
+    data = await api(`/api/v1/videos/${encodeURIComponent(r.video.id)}/actors`);
+  } catch (_) {
+    return; // no boxes: the video still plays
+  }
+  const scans = data.scans.filter((sc) => sc.tubes.length);
+  if (state.current !== r || !scans.length) return; // another moment opened meanwhile, or nobody in it
+  actors.data = { ...data, scans };
+  actors.scan = 0;
+  const pick = $("actor-set");
+  pick.replaceChildren(...scans.map((sc, i) => {
+    const option = document.createElement("option");
+    option.value = String(i);
+    option.textContent = `${sc.label_set} (${sc.tubes.length} ${sc.tubes.length === 1 ? "person" : "people"})`;
+    return option;
+  }));
+  pick.hidden = scans.length < 2;
+  $("toggle-actors").hidden = false;
+  markTubes();
+  showActors(actors.show);
+  watchFrames();
+}
+
+function resetActors() {
+  const video = $("video");
+  if (actors.frameCallback != null && video.cancelVideoFrameCallback) video.cancelVideoFrameCallback(actors.frameCallback);
+  actors.frameCallback = null;
+  actors.data = null;
+  clearActorBoxes();
+  markTubes();
+  $("toggle-actors").hidden = true;
+  $("actor-set").hidden = true;
+}
+
+function clearActorBoxes() {
+  $("actors").replaceChildren();
+  actors.boxes.clear();
+}
+
+// Where people are, under the timeline: one thin mark per tube of the chosen label set.
+function markTubes() {
+  const timeline = $("timeline");
+  timeline.querySelectorAll(".tube").forEach((el) => el.remove());
+  const data = actors.data, r = state.current;
+  if (!data || !r) return;
+  const d = data.duration || r.video.duration || 1;
+  for (const tube of data.scans[actors.scan].tubes) {
+    const mark = document.createElement("div");
+    mark.className = "tube";
+    mark.style.left = `${(100 * tube.start) / d}%`;
+    mark.style.width = `${Math.max(0.4, (100 * (tube.end - tube.start)) / d)}%`;
+    mark.style.setProperty("--c", ACTOR_COLOURS[Math.abs(tube.track) % ACTOR_COLOURS.length]);
+    timeline.append(mark);
+  }
+}
+
+// Redraw at every frame the player presents (playing or seeking); timeupdate where the browser lacks it.
+function watchFrames() {
+  const video = $("video");
+  if (!video.requestVideoFrameCallback) return;
+  const onFrame = () => {
+    if (!actors.data) return;
+    drawActors();
+    actors.frameCallback = video.requestVideoFrameCallback(onFrame);
+  };
+  actors.frameCallback = video.requestVideoFrameCallback(onFrame);
+}
+
+function showActors(show) {
+  actors.show = show;
+  const button = $("toggle-actors");
+  button.setAttribute("aria-pressed", String(show));
+  button.textContent = show ? "Hide people" : "Show people";
+  drawActors();
+}
+
+function toggleActors() { showActors(!actors.show); }
+
+// The rectangle the picture fills inside the <video> element (object-fit: contain), in the overlay's pixels.
+function contentBox(video) {
+  const cw = video.clientWidth, ch = video.clientHeight;
+  const scale = Math.min(cw / video.videoWidth, ch / video.videoHeight);
+  const w = video.videoWidth * scale, h = video.videoHeight * scale;
+  return { x: video.offsetLeft + (cw - w) / 2, y: video.offsetTop + (ch - h) / 2, w, h };
+}
+
+// A tube's box at time t (normalized x1, y1, x2, y2), or null outside its span.
+function tubeBoxAt(tube, t) {
+  const b = tube.boxes;
+  if (!b.length) return null;
+  if (b.length === 1) return Math.abs(t - b[0].t) <= 0.5 ? { box: b[0].box, detected: b[0].detected } : null;
+  if (t < b[0].t - TIME_SLACK || t > b[b.length - 1].t + TIME_SLACK) return null;
+  let k = 0;
+  while (k < b.length - 2 && t > b[k + 1].t) k++;
+  const a = b[k], c = b[k + 1];
+  const w = Math.min(1, Math.max(0, (t - a.t) / (c.t - a.t || 1)));
+  return { box: a.box.map((v, i) => v + w * (c.box[i] - v)), detected: (w < 0.5 ? a : c).detected };
+}
+
+function actorBox(track) {
+  let el = actors.boxes.get(track);
+  if (!el) {
+    el = document.createElement("div");
+    el.className = "actor";
+    el.dataset.track = String(track);
+    el.style.setProperty("--c", ACTOR_COLOURS[Math.abs(track) % ACTOR_COLOURS.length]);
+    const tag = document.createElement("span"), name = document.createElement("span"), score = document.createElement("span");
+    name.className = "actor-label";
+    score.className = "actor-score";
+    tag.append(name, " ", score);
+    el.append(tag);
+    $("actors").append(el);
+    actors.boxes.set(track, el);
+  }
+  return el;
+}
+
+function drawActors() {
+  const video = $("video"), data = actors.data;
+  const shown = new Set();
+  if (data && actors.show && !video.hidden && video.videoWidth && video.clientWidth) {
+    const frame = contentBox(video), t = video.currentTime;
+    for (const tube of data.scans[actors.scan].tubes) {
+      const at = tubeBoxAt(tube, t);
+      if (!at) continue;
+      shown.add(tube.track);
+      const el = actorBox(tube.track);
+      const [x1, y1, x2, y2] = at.box;
+      const top = frame.y + y1 * frame.h;
+      el.style.left = `${frame.x + x1 * frame.w}px`;
+      el.style.top = `${top}px`;
+      el.style.width = `${(x2 - x1) * frame.w}px`;
+      el.style.height = `${(y2 - y1) * frame.h}px`;
+      el.classList.toggle("top", top < 18); // no room above: the label goes inside
+      el.classList.toggle("bridged", !at.detected);
+      const name = el.querySelector(".actor-label"), label = tube.label || "person";
+      if (name.textContent !== label) name.textContent = label; // text, never markup: labels come from user files
+      el.querySelector(".actor-score").textContent = tube.score.toFixed(2);
+    }
+  }
+  for (const [track, el] of actors.boxes) if (!shown.has(track)) { el.remove(); actors.boxes.delete(track); }
+}
+
+for (const event of ["timeupdate", "seeked", "loadeddata", "resize"]) $("video").addEventListener(event, drawActors);
+new ResizeObserver(drawActors).observe($("video"));
+$("toggle-actors").addEventListener("click", toggleActors);
+$("actor-set").addEventListener("change", (e) => { actors.scan = Number(e.target.value) || 0; clearActorBoxes(); markTubes(); drawActors(); });
 
 // ---------------------------------------------------------------- start-up
 
