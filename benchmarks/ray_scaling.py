@@ -1,7 +1,11 @@
 """Ray scaling: the same corpus through a local run, Ray with 1 worker per stage, and Ray with 2.
 
 The Ray runs use ``ray.cluster_utils.Cluster`` with two 1-CPU raylets on this machine as
-stand-ins for two machines (a head with no CPUs, so nothing runs there). Each decode and encode
+stand-ins for two machines (a head with no CPUs, so nothing runs there). A stand-in machine is
+one core: each raylet and every worker it starts are pinned to a core of their own
+(``sched_setaffinity``, inherited by the workers) and run one thread, and the local run is pinned
+to one core the same way; otherwise both "machines" would share all the cores and Ray-1 alone
+would already use the whole computer (``--no-pin`` measures that). Each decode and encode
 actor reserves half a CPU, so "Ray-1" (1 decode + 1 encode actor) fits on one raylet and
 "Ray-2" (2 + 2) spreads over both. A random-weight ViCLIP of a middle size (112 px, 4 layers)
 keeps encoding a real share of the work. Per run it prints:
@@ -76,18 +80,52 @@ def measure(name: str, run, lib: Path) -> dict:
     return row
 
 
+def _children(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc; Ray's workers are the raylet's children)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def pin_tree(pid: int, core: int) -> None:
+    """Pin ``pid`` and its descendants to ``core``; processes it starts later inherit the pin."""
+    for p in (pid, *_children(pid)):
+        try:
+            os.sched_setaffinity(p, {core})
+        except OSError:  # exited meanwhile
+            pass
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=48)
     ap.add_argument("--seconds", type=float, default=20.0, help="per video (over 12 s: 8 s windows every 4 s)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--no-pin", dest="pin", action="store_false", help="let every process use every core")
     args = ap.parse_args()
+    pin = args.pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if pin:
+        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the raylets' workers: one thread per core
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     import torch
     from ray.cluster_utils import Cluster
 
-    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}", flush=True)
+    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}, "
+          f"{'each stand-in machine pinned to one core' if pin else 'not pinned: every process may use every core'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "videos"
@@ -97,11 +135,20 @@ def main() -> int:
         torch.manual_seed(0)
         ckpt = save_checkpoint(ViCLIP(ViCLIPConfig(**MODEL)), tmp / "model.pth", ViCLIPConfig(**MODEL))
         opts = IndexOptions(model=str(ckpt), device="cpu", workers=1, batch_size=args.batch_size)
+        if pin:  # one core, one thread, its decode worker too (it inherits the pin)
+            threads = torch.get_num_threads()
+            os.sched_setaffinity(0, {cores[0]})
+            torch.set_num_threads(1)
         rows = [measure("local", lambda lib, clock: index_folder(lib, folder, opts, progress=clock), tmp / "lib-local")]
+        if pin:
+            os.sched_setaffinity(0, set(cores))
+            torch.set_num_threads(threads)
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-        for _ in range(2):
-            cluster.add_node(num_cpus=1)
+        for i in range(2):
+            node = cluster.add_node(num_cpus=1)
+            if pin:
+                pin_tree(node.all_processes["raylet"][0].process.pid, cores[i])
         ray.init(address=cluster.address, log_to_driver=False)
         try:
             def ray_run(workers: int, gpus: float | None = None):

@@ -50,7 +50,7 @@ def index_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and did not change."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Decode and encode on a Ray cluster: auto (the cluster this machine is part of), local (a one-machine cluster) or HOST:PORT. Needs pip install 'vidsearch[ray]'."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Decode and encode on a Ray cluster: auto (the cluster this machine is part of; --ray alone means auto), local (a one-machine cluster) or HOST:PORT. Needs pip install 'vidsearch[ray]'."),
     decode_workers: int = typer.Option(1, "--decode-workers", help="With --ray: decode actors (one CPU each)."),
     encode_workers: int = typer.Option(1, "--encode-workers", help="With --ray: encode actors (each loads the model once)."),
     gpus_per_encoder: Optional[float] = typer.Option(None, "--gpus-per-encoder", help="With --ray: GPUs per encode actor, fractions share a GPU (default: 1 when the cluster has GPUs, else CPU)."),

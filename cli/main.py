@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 
@@ -43,6 +44,26 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+# What may follow `--ray` as its address: auto, local, ray://..., HOST:PORT.
+_RAY_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-\[\]:]+:\d+)$")
+
+
+def bare_ray_flag(argv: list[str]) -> list[str]:
+    """``--ray`` without an address means ``--ray auto`` (the cluster this machine is part of).
+
+    typer's options take a value or none, never an optional one, so a bare ``--ray`` (last, or
+    before another option or the folder) is spelled out here; what follows it is taken as its
+    address only when it looks like one.
+    """
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == "--ray" and (i + 1 == len(out) or not _RAY_ADDRESS.match(out[i + 1])):
+            out[i] = "--ray=auto"
+    return out
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -51,7 +72,7 @@ def main() -> None:
     try:
         # Outside standalone mode click hands back the code of a `typer.Exit` instead of exiting,
         # and typer turns Ctrl-C into a returned 130.
-        code = app(standalone_mode=False)
+        code = app(args=bare_ray_flag(sys.argv[1:]), standalone_mode=False)
         if code == 130:
             _interrupted()
         if isinstance(code, int) and code:

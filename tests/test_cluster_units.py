@@ -69,18 +69,35 @@ NO_RAY = """
 import sys
 sys.modules["ray"] = None  # as if Ray were not installed
 from vidsearch.cli.main import main
-sys.argv = ["vidsearch", "index", sys.argv[1], "--ray", "auto", "--library", sys.argv[2]]
+sys.argv = ["vidsearch", "index", *sys.argv[1:]]
 main()
 """
 
 
-def test_without_ray_the_flag_says_how_to_install(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["auto", "bare-last", "bare-first"])
+def test_without_ray_the_flag_says_how_to_install(tmp_path: Path, where: str) -> None:
     (tmp_path / "videos").mkdir()
-    proc = subprocess.run([sys.executable, "-c", NO_RAY, str(tmp_path / "videos"), str(tmp_path / "lib")],
-                          capture_output=True, text=True, timeout=120)
+    args = {
+        "auto": [str(tmp_path / "videos"), "--ray", "auto", "--library", str(tmp_path / "lib")],
+        # a bare --ray means auto, wherever it stands: the folder after it is not its address
+        "bare-last": [str(tmp_path / "videos"), "--library", str(tmp_path / "lib"), "--ray"],
+        "bare-first": ["--ray", str(tmp_path / "videos"), "--library", str(tmp_path / "lib")],
+    }[where]
+    proc = subprocess.run([sys.executable, "-c", NO_RAY, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'vidsearch[ray]'" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_bare_ray_flag_takes_only_addresses_as_its_value() -> None:
+    from vidsearch.cli.main import bare_ray_flag
+
+    assert bare_ray_flag(["index", "d", "--ray"]) == ["index", "d", "--ray=auto"]
+    assert bare_ray_flag(["index", "--ray", "d"]) == ["index", "--ray=auto", "d"]
+    assert bare_ray_flag(["index", "--ray", "--decode-workers", "2", "d"])[1] == "--ray=auto"
+    for address in ("auto", "local", "10.0.0.5:6379", "head.example.org:6379", "ray://head:10001"):
+        assert bare_ray_flag(["index", "d", "--ray", address]) == ["index", "d", "--ray", address]
+    assert bare_ray_flag(["index", "--", "--ray"]) == ["index", "--", "--ray"]  # after --: a file name
 
 
 def test_ingest_without_shards_names_the_folder(tmp_path: Path) -> None:
