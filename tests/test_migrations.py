@@ -38,14 +38,20 @@ def test_up_to_date_library_opens_without_importing_alembic(tmp_path: Path) -> N
     assert out.stdout.strip() == "False"
 
 
-def test_a_library_behind_head_is_still_migrated(tmp_path: Path) -> None:
-    with Library.open(tmp_path / "lib"):
+def _new_library_downgraded_to(lib: Path, revision: str):
+    """A new library at ``lib`` taken down to ``revision``; returns an engine on its database."""
+    with Library.open(lib):
         pass
-    engine = create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")
+    engine = create_engine(f"sqlite:///{lib / DB_NAME}")
     cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, revision)
+    return engine
+
+
+def test_a_library_behind_head_is_still_migrated(tmp_path: Path) -> None:
+    engine = _new_library_downgraded_to(tmp_path / "lib", "0004")
     assert schema_revision(engine) == "0004"
     engine.dispose()
     with Library.open(tmp_path / "lib") as lib:
@@ -62,13 +68,7 @@ def test_new_library_is_at_head(tmp_path: Path) -> None:
 
 
 def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
-    with Library.open(tmp_path / "lib"):
-        pass
-    engine = create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "base")
+    engine = _new_library_downgraded_to(tmp_path / "lib", "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
     with Library.open(tmp_path / "lib") as lib:  # opening migrates back to head
