@@ -18,21 +18,8 @@ from vidsearch.cli.actors_common import (
     print_actor_hits,
     print_actor_scans,
 )
-from vidsearch.cli.common import (
-    CheckpointOption,
-    JsonOption,
-    LibraryOption,
-    ModelConfigOption,
-    PrecisionOption,
-    RichProgress,
-    SpaceOption,
-    console,
-    encoder_precision,
-    err_console,
-    open_library,
-    print_json,
-    space_key,
-)
+from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, PrecisionOption, RichProgress
+from vidsearch.cli.common import SpaceOption, console, encoder_precision, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
 from vidsearch.cli.format import fmt_time, shown
 
