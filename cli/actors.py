@@ -17,10 +17,14 @@ from vidsearch.cli.common import (
     ModelConfigOption,
     ModelOption,
     OutOption,
+    PrecisionOption,
+    SpaceOption,
     console,
+    encoder_precision,
     err_console,
     open_library,
     print_json,
+    space_key,
 )
 from vidsearch.cli.actors_common import (
     ClipOption,
@@ -39,7 +43,7 @@ from vidsearch.cli.format import fmt_figure, write_report
 def actors_command(
     library: Optional[Path] = LibraryOption,
     labels: str = typer.Option("kinetics400", "--labels", help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding space whose model encodes the tubes (see `vidsearch info`)."),
+    model: Optional[str] = SpaceOption,
     detector: str = DetectorOption,
     detector_weights: Optional[Path] = DetectorWeightsOption,
     detector_threshold: Optional[float] = DetectorThresholdOption,
@@ -50,6 +54,7 @@ def actors_command(
     templates: Optional[Path] = TemplatesOption,
     rescan: bool = typer.Option(False, "--rescan", help="Scan every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Find the people in every indexed video, follow them (tubes) and label what each one does."""
@@ -59,7 +64,7 @@ def actors_command(
     config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size, top)
     prompts = read_templates(templates)
     with open_library(library) as lib:
-        report = enrich_actors(lib, labels, space_key=model, config=config, templates=prompts, device=device, rescan=rescan)
+        report = enrich_actors(lib, labels, space_key=space_key(lib, model, precision), config=config, templates=prompts, device=device, rescan=rescan)
     if json_out:
         print_json(report.to_dict())
         return
@@ -91,26 +96,29 @@ def ava_command(
     model_config: Optional[Path] = ModelConfigOption,
     checkpoint: Optional[Path] = CheckpointOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
     out: Optional[Path] = OutOption,
     allow_missing: bool = AllowMissingOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Spatio-temporal action detection, AVA protocol: frame-level AP at IoU 0.5 per class, and mAP."""
     from vidsearch.bench.ava import BOX_SOURCES, run_ava
+    from vidsearch.bench.common import BenchOptions, load_bench_encoder, model_info
     from vidsearch.errors import InputError
     from vidsearch.labels import read_templates
-    from vidsearch.models import load_encoder
     from vidsearch.models.detect import load_detector
 
     if boxes not in BOX_SOURCES:
         raise InputError(f"--boxes must be one of {', '.join(BOX_SOURCES)} (got {boxes!r})")
     config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size)
     prompts = read_templates(templates)
+    options = BenchOptions(model=model, checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None,
+                           device=device, precision=encoder_precision(precision, device))
     det = load_detector(detector, detector_weights, threshold=detector_threshold, device=device) if boxes == "detect" else None
-    encoder = load_encoder(model, checkpoint=str(checkpoint) if checkpoint else None, config=str(model_config) if model_config else None, device=device)
+    encoder = load_bench_encoder(options)
     run = run_ava(annotations, videos, labels, encoder, boxes=boxes, detector=det, config=config, templates=prompts,
                   excluded=excluded, time_offset=time_offset, allow_missing=allow_missing)
-    results = {"benchmark": "ava", "boxes": boxes, "model": encoder.key, "detector": detector if boxes == "detect" else None,
+    results = {"benchmark": "ava", "boxes": boxes, "model": model_info(encoder, options), "detector": detector if boxes == "detect" else None,
                "annotations": str(annotations), "metrics": run.to_dict()}
     write_report(results, out, json_out, _print_ava)
 
@@ -124,7 +132,7 @@ def _print_ava(results: dict[str, Any]) -> None:
     for name, ap in m["ap"].items():
         table.add_row(name, fmt_figure(100 * ap) if ap is not None else "-", str(m["positives"][name]))
     mAP = m["frame_mAP"]
-    table.caption = f"frame-mAP {fmt_figure(100 * mAP) if mAP is not None else '-'} over {m['classes_with_positives']} classes with positives  ·  model {results['model']}"
+    table.caption = f"frame-mAP {fmt_figure(100 * mAP) if mAP is not None else '-'} over {m['classes_with_positives']} classes with positives  ·  model {results['model']['key']}"
     console.print(table)
     if m["missing"]:
         err_console.print(f"[yellow]INCOMPLETE: {len(m['missing'])} videos missing or undecodable[/]", highlight=False)

@@ -17,6 +17,7 @@ from vidsearch.cli.common import (
     ModelConfigOption,
     ModelOption,
     OutOption,
+    PrecisionOption,
     RichProgress,
     bench_options,
     console,
@@ -110,6 +111,7 @@ def retrieval_command(
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
     antialias: Optional[bool] = AntialiasOption,
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Text->video and video->text retrieval: R@1/5/10, median and mean rank."""
@@ -119,7 +121,7 @@ def retrieval_command(
     check_output("--out", out)  # before the benchmark runs, not after
     check_output("--save-similarity", save_similarity)
     rs = read_annotations(dataset, annotations)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
     write_report(run.results, out, json_out, _print_retrieval)
@@ -137,6 +139,7 @@ def recognition_command(
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
     antialias: Optional[bool] = AntialiasOption,
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Zero-shot action recognition with prompt ensembling: top-1 and top-5 accuracy."""
@@ -146,7 +149,7 @@ def recognition_command(
     check_output("--out", out)
     classes = load_label_set(labels)
     rec = read_recognition_annotations(annotations, classes)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_recognition(rec, classes, videos, options, label_set=labels, progress=progress)
     write_report(run.results, out, json_out, _print_recognition)

@@ -18,6 +18,7 @@ from vidsearch.cli.common import (
     ModelConfigOption,
     ModelOption,
     OutOption,
+    PrecisionOption,
     RichProgress,
     bench_options,
     console,
@@ -49,6 +50,7 @@ def open_set_command(
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
     antialias: Optional[bool] = AntialiasOption,
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
@@ -67,7 +69,7 @@ def open_set_command(
     rec = read_recognition_annotations(known, classes)
     unknown_list = read_video_list(unknown)
     override_rule(default_rule(), score, temperature, threshold)  # bad settings fail before the model loads
-    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     encoder = load_bench_encoder(options)
     rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
@@ -109,6 +111,7 @@ def localization_command(
     library: Optional[Path] = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
     antialias: Optional[bool] = AntialiasOption,
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Temporal localization (Charades-STA style): R@1/R@5 at IoU 0.3/0.5/0.7 and mIoU."""
@@ -117,7 +120,7 @@ def localization_command(
 
     check_output("--out", out)
     moments = read_localization_annotations(annotations)
-    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias)
+    options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
     with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
         progress.start(len({m.video for m in moments}))

@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointOption",
     "AntialiasOption",
     "PrecisionOption",
+    "encoder_precision",
     "OutOption",
     "BenchLibraryOption",
     "AllowMissingOption",
@@ -57,11 +58,28 @@ AntialiasOption = typer.Option(
     "(ViCLIP: off, as the published models saw frames).",
     show_default=False,
 )
-# The encoder's precision; a library keeps each precision in its own embedding space.
-PrecisionOption = typer.Option(
-    "auto", "--precision",
-    help="fp32, int8 (CPU), bf16 or fp16 (GPU); auto: fp32 on CPUs, bf16 on GPUs that have it.",
+# The encoder's precision, on every command that encodes: a command that loads a model runs it
+# at this precision; one that works on a library's embedding space takes the space's (a library
+# keeps each precision in its own space), and another explicit one is an error.
+PRECISION_HELP = (
+    "Encoder precision: fp32, int8 (CPU), bf16 (GPU, or a CPU with native bf16) or fp16 (GPU); "
+    "auto: fp32 on a CPU, bf16 on a GPU that has it, else fp16. On a library's embedding space: the space's "
+    "precision (picks the space of that precision where the library has several)."
 )
+
+
+def _checked_precision(value: str) -> str:
+    """typer callback of --precision: an unknown value is a one-line error (exit 2) before anything runs."""
+    from vidsearch.precision import CHOICES
+
+    if value not in CHOICES:
+        from vidsearch.errors import InputError
+
+        raise InputError(f"--precision {value!r}: choose one of {', '.join(CHOICES)}")
+    return value
+
+
+PrecisionOption = typer.Option("auto", "--precision", help=PRECISION_HELP, callback=_checked_precision)
 
 
 # Options every benchmark command takes (module-level singletons, as typer wants them).
@@ -77,19 +95,43 @@ AllowMissingOption = typer.Option(
 
 def bench_options(
     model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool,
-    antialias: Optional[bool] = None,
+    antialias: Optional[bool] = None, precision: str = "auto",
 ) -> Any:
-    """The :class:`~vidsearch.bench.common.BenchOptions` of a benchmark command's options."""
+    """The :class:`~vidsearch.bench.common.BenchOptions` of a benchmark command's options.
+
+    Raises:
+        ModelError: ``precision`` does not fit this machine (before any model loads).
+    """
     from vidsearch.bench.common import BenchOptions
 
     return BenchOptions(
         model=model,
         checkpoint=str(checkpoint) if checkpoint else None,
         model_config=str(model_config) if model_config else None,
+        precision=encoder_precision(precision),
         library=str(library) if library else None,
         allow_missing=allow_missing,
         antialias=antialias,
     )
+
+
+def encoder_precision(precision: str, device: str = "auto") -> str:
+    """What ``--precision`` resolves to for a model loaded on ``device``, told before it loads.
+
+    A CPU run resolves it without importing torch (as ``vidsearch index`` does), so a precision
+    that does not fit (fp16 on a CPU, bf16 on a CPU without native bf16) fails at once.
+
+    Raises:
+        ModelError: the precision does not fit the device (one line naming --precision).
+    """
+    from vidsearch.models.query_encoder import cuda_visible
+    from vidsearch.precision import choose_precision
+
+    if device == "cpu" or (device == "auto" and not cuda_visible()):
+        return choose_precision(precision, "cpu")
+    from vidsearch.models.precision import resolve_precision
+
+    return resolve_precision(precision, device)
 
 
 def open_library(path: Optional[Path], *, create: bool = False, read_only: bool = False):
@@ -164,10 +206,56 @@ class RichProgress:
         )
 
 
-def space_key(lib: Any, model: Optional[str]) -> Optional[str]:
-    """The space key a ``--model`` value means in ``lib`` (None stays None: the service's default)."""
-    if model is None:
+def space_key(lib: Any, model: Optional[str], precision: str = "auto") -> Optional[str]:
+    """The space key a ``--model`` (and ``--precision``) value means in ``lib``.
+
+    ``auto`` takes the space's own precision (None, for no ``--model``, stays None: the service's
+    default, the latest space). An explicit precision picks, among the spaces of the model that
+    ``--model`` names (or of the latest space's model), the one at that precision.
+
+    Raises:
+        LibraryError: no such space.
+        InputError: the space is at another precision and the library has none of the model at
+            ``precision`` (or ``--model`` is an exact space key of another precision).
+    """
+    if precision == "auto" and model is None:
         return None
+    from vidsearch.errors import InputError, LibraryError
+    from vidsearch.precision import space_key as at_precision
+    from vidsearch.precision import split_key
     from vidsearch.search import model_space
 
-    return model_space(lib, model).key
+    try:
+        space = model_space(lib, model)
+    except LibraryError:
+        # `index --model M --precision P` made only M's space at P, which --model M alone misses.
+        found = None if precision == "auto" else _model_space_at(lib, model, precision)
+        if found is None:
+            raise
+        return found
+    base, have = split_key(space.key)
+    if precision in ("auto", have):
+        return space.key
+    sibling = lib.find_space(at_precision(base, precision)) if model != space.key else None
+    if sibling is not None:
+        return sibling.key
+    raise InputError(
+        f"--precision {precision}: embedding space {space.key} of {lib.root} is {have} (a library keeps each precision "
+        f"in its own space); leave --precision out or pass {have}, or index with --precision {precision} first"
+    )
+
+
+def _model_space_at(lib: Any, model: Optional[str], precision: str) -> Optional[str]:
+    """The key of ``model``'s space at ``precision`` in ``lib``, if the library has one."""
+    from vidsearch.errors import VidsearchError
+    from vidsearch.models import model_key
+    from vidsearch.precision import space_key as at_precision
+
+    if model is None:
+        return None
+    try:
+        key = at_precision(model_key(model), precision)
+    except VidsearchError:
+        return None
+    found = lib.find_space(key)
+    return found.key if found is not None else None

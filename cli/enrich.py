@@ -18,7 +18,8 @@ from vidsearch.cli.actors_common import (
     print_actor_hits,
     print_actor_scans,
 )
-from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, RichProgress, SpaceOption, console, err_console, open_library, print_json, space_key
+from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, PrecisionOption, RichProgress
+from vidsearch.cli.common import SpaceOption, console, encoder_precision, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
 from vidsearch.cli.format import fmt_time, shown
 
@@ -50,6 +51,7 @@ def recognize_command(
     templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
     relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Label every indexed video and window with a label set, from the stored embeddings (no decoding).
@@ -72,7 +74,7 @@ def recognize_command(
     prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
         report = recognize_library(
-            lib, labels, space_key=space_key(lib, model), top=top, score=score, temperature=temperature, threshold=threshold,
+            lib, labels, space_key=space_key(lib, model, precision), top=top, score=score, temperature=temperature, threshold=threshold,
             templates=prompts, device=device, relabel=relabel,
         )  # fmt: skip
     if json_out:
@@ -103,6 +105,7 @@ def calibrate_command(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
     templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Choose a label set's temperature and 'unknown' threshold on annotated videos, then relabel.
@@ -135,7 +138,7 @@ def calibrate_command(
             kind=score,
             keep=keep,
             temperature=temperature,
-            space_key=space_key(lib, model),
+            space_key=space_key(lib, model, precision),
             device=device,
             bench_library=str(bench_library) if bench_library else None,
             allow_missing=allow_missing,
@@ -210,6 +213,7 @@ def localize_command(
     nms_iou: float = typer.Option(0.5, "--nms-iou", help="Drop spans overlapping a better one above this IoU."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the window embedding cache."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
     boxes: bool = typer.Option(False, "--boxes", help="Find the people who do it: person tubes (start, end, box track, score)."),
     detector: str = DetectorOption,
     detector_weights: Optional[Path] = DetectorWeightsOption,
@@ -221,9 +225,9 @@ def localize_command(
 ) -> None:
     """Find where in VIDEO the TEXT happens: spans (start, end, score), best first; with --boxes, who does it and where.
 
-    With a library, its model (--model picks the space); where there is none (at --library or
-    the default place), --model is loaded as `index` loads it and windows are cached in the user
-    cache directory.
+    With a library, its model (--model, and --precision where it has several, pick the space);
+    where there is none (at --library or the default place), --model is loaded as `index` loads
+    it, at --precision, and windows are cached in the user cache directory.
     """
     from vidsearch.enrich.localize import LocalizeConfig, localize_file, localize_in_library
     from vidsearch.errors import InputError
@@ -236,7 +240,7 @@ def localize_command(
 
         config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size)
         with open_library(library) as lib:
-            encoder = load_space_encoder(lib.space(space_key(lib, model)), device=device)
+            encoder = load_space_encoder(lib.space(space_key(lib, model, precision)), device=device)
         det = load_detector(detector, detector_weights, threshold=detector_threshold, device=device)
         hits = localize_actors(video, text, encoder, det, config, top=top)
         if json_out:
@@ -248,20 +252,30 @@ def localize_command(
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
     if not ((library.expanduser() if library is not None else default_library_path()) / DB_NAME).exists():
+        from vidsearch.models import model_key
+        from vidsearch.precision import space_key as at_precision
+
+        resolved = encoder_precision(precision, device)  # a precision that does not fit fails before the model loads
+        weights = dict(checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None)
+        key = at_precision(model_key(model or "viclip-b16", checkpoint=weights["checkpoint"], config=weights["model_config"]), resolved)
         spans, emb = localize_file(
-            video, text, config, model=model or "viclip-b16", checkpoint=str(checkpoint) if checkpoint else None,
-            model_config=str(model_config) if model_config else None, use_cache=not no_cache, device=device,
+            video, text, config, model=model or "viclip-b16", **weights, use_cache=not no_cache, device=device, precision=resolved,
         )  # fmt: skip
     else:
         if checkpoint is not None or model_config is not None:
             raise InputError("--checkpoint/--model-config apply only without a library (the library's space says which weights)")
         with open_library(library) as lib:
-            spans, emb = localize_in_library(lib, video, text, config, space_key=space_key(lib, model), use_cache=not no_cache, device=device)
+            key = lib.space(space_key(lib, model, precision)).key
+            spans, emb = localize_in_library(lib, video, text, config, space_key=key, use_cache=not no_cache, device=device)
     if json_out:
+        from vidsearch.precision import split_key
+
         print_json(
             {
                 "video": str(video),
                 "text": text,
+                "model": key,
+                "precision": split_key(key)[1],
                 "window": emb.window,
                 "stride": emb.stride,
                 "windows": len(emb.starts),

@@ -164,7 +164,9 @@ def test_bench_ava_with_ground_truth_boxes(data: dict[str, Path], tiny_checkpoin
                               "--margin", "0.1", "--detect-size", "160", "--model", str(tiny_checkpoint), "--device", "cpu",
                               "--out", str(out), "--json"])
     assert res.exit_code == 0, res.stdout
-    m = json.loads(out.read_text())["metrics"]
+    results = json.loads(out.read_text())
+    assert results["model"]["precision"] == "fp32" and results["model"]["key"].startswith("viclip-custom")  # what ran, as every bench says
+    m = results["metrics"]
     assert m["videos"] == 2 and m["keyframes"] == 6 and m["detections"] == 15  # 2 + 3 shapes at 3 keyframes
     assert sum(m["positives"].values()) == 15 and set(m["ap"]) == {"left", "right", "up", "down"}
     assert 0.0 <= m["frame_mAP"] <= 1.0

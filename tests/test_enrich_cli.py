@@ -112,6 +112,7 @@ def test_bench_open_set_and_localization(setup: dict[str, Path]) -> None:
         "--known-videos", videos, "--unknown", str(root / "unknown.csv"), "--model", ckpt, "--library", str(root / "bench"),
     )  # fmt: skip
     m = res["metrics"]
+    assert res["model"]["precision"] == "fp32" and "+" not in res["model"]["key"]  # the default on a CPU
     assert res["counts"]["known_videos"] == 4 and res["counts"]["unknown_videos"] == 2 and res["complete"]
     assert set(m["by_score"]) == {"msp", "energy", "maxcos"} and m["auroc"] == m["by_score"]["msp"]["auroc"]
     assert 0.0 <= m["auroc"] <= 100.0 and m["closed_top1"] in (0.0, 25.0, 50.0, 75.0, 100.0)

@@ -175,9 +175,12 @@ def encode_texts(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> n
 
 
 def model_info(encoder: Any, options: BenchOptions) -> dict[str, Any]:
-    """The model part of a results JSON."""
+    """The model part of a results JSON (``precision``: what the encoder ran at, part of its key)."""
+    from vidsearch.precision import split_key
+
     return {
         "key": encoder.key,
+        "precision": getattr(encoder, "precision", None) or split_key(str(encoder.key))[1],
         "name": options.model,
         "checkpoint": str(getattr(encoder, "checkpoint", options.checkpoint) or "") or None,
         "checkpoint_hash": getattr(encoder, "checkpoint_hash", None),

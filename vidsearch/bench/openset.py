@@ -58,6 +58,7 @@ from vidsearch.labels import (
     load_label_set,
 )
 from vidsearch.metrics import auroc, topk_accuracy
+from vidsearch.precision import split_key
 from vidsearch.search import load_space_encoder
 
 __all__ = [
@@ -277,6 +278,7 @@ def calibrate_label_set(
         checkpoint=spec.get("checkpoint"),
         model_config=spec.get("config"),
         device=device,
+        precision=split_key(space.key)[1],  # the space's: its videos' vectors go into a bench space of the same key
         library=bench_library,
         allow_missing=allow_missing,
     )

@@ -143,20 +143,22 @@ def localize_file(
     model_config: str | None = None,
     use_cache: bool = True,
     device: str = "auto",
+    precision: str = "auto",
 ) -> tuple[list[Span], WindowEmbeddings]:
     """:func:`localize_video` of one file with no library: ``model`` as ``index --model`` takes it.
 
     The windows are cached in the user cache directory (:func:`user_window_cache`), keyed by the
-    video's content and the model, as a library's cache is.
+    video's content and the model's key, which carries the precision (``auto``, ``fp32``,
+    ``int8``, ``bf16``, ``fp16``; see :mod:`vidsearch.precision`), as a library's cache is.
 
     Raises:
         InputError: empty text or no such file.
         ModelError, CheckpointError, WeightsNotFoundError: the model cannot be loaded.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.models import load_encoder
+    from vidsearch.models.lowprec import load_encoder_at
 
     if not Path(path).expanduser().is_file():
         raise InputError(f"{path}: no such video file")
-    encoder = load_encoder(model, checkpoint=checkpoint, config=model_config, device=device)
+    encoder = load_encoder_at(model, checkpoint=checkpoint, config=model_config, device=device, precision=precision)
     return localize_video(path, text, encoder, config, user_window_cache() if use_cache else None)
