@@ -175,3 +175,13 @@ def test_index_space_key_carries_the_precision(checkpoints: dict[str, Path], tmp
     assert space_key_for(IndexOptions(model=path, device="cpu", precision="int8")) == model_key(path) + "+int8"
     with pytest.raises(ModelError, match="needs a GPU"):
         space_key_for(IndexOptions(model=path, device="cpu", precision="fp16"))
+
+
+def test_weights_check_ignores_the_precision_suffix() -> None:
+    from vidsearch.errors import CheckpointError
+    from vidsearch.search import check_weights
+
+    check_weights("viclip-b16@0123456789ab+int8", "viclip-b16@0123456789ab", "m.pth")  # same weights
+    check_weights("viclip-b16@0123456789ab+bf16", "viclip-b16@0123456789ab+bf16", "m.pth")
+    with pytest.raises(CheckpointError, match="changed since space"):
+        check_weights("viclip-b16@0123456789ab+int8", "viclip-b16@ba9876543210", "m.pth")

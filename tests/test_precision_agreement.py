@@ -137,16 +137,9 @@ def test_embeddings_within_tolerance_of_fp32(encoded, precision: str) -> None:
     assert _cos(v, v32).min() >= MIN_COSINE and _cos(t, t32).min() >= MIN_COSINE, (_cos(v, v32).min(), _cos(t, t32).min())
 
 
-# int8 falls short on this set with ONNX Runtime's dynamic quantization of every MatMul (text->video
-# 0.975 measured): most of its error is in the patch embedding and the output projection. Keeping
-# those two MatMuls fp32 (vidsearch.models.onnx_text.quantize_int8, which this branch may not
-# edit; the patch is in the branch report) cuts 1 - cosine ~11x and passes (0.99 / 0.999).
-# strict: this fails, as it should, once the quantizer keeps them fp32; then drop the mark.
-_INT8_SHORT = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                reason="int8 quantizes the patch embedding and output projection (see the comment above)")
-
-
-@pytest.mark.parametrize("precision", _precisions(_INT8_SHORT))
+# int8 passes here because the quantizer keeps the patch embedding and the output projection
+# fp32 (vidsearch.models.onnx_text.edge_matmuls); quantizing every MatMul gave text->video 0.975.
+@pytest.mark.parametrize("precision", _precisions())
 def test_top10_sets_agree_with_fp32(encoded, precision: str) -> None:
     (v32, t32), (v, t) = encoded("fp32"), encoded(precision)
     t2v, v2t = _overlap(_top_sets(t, v), _top_sets(t32, v32)), _overlap(_top_sets(v, t), _top_sets(v32, t32))

@@ -22,7 +22,7 @@ import videogen
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.common import PRECISION_HELP
 from vidsearch.cli.main import app
-from vidsearch.errors import CheckpointError, InputError, ModelError
+from vidsearch.errors import InputError, ModelError
 
 runner = CliRunner()
 MSRVTT_CSV = Path(__file__).parent / "data" / "msrvtt_1kA_test.csv"
@@ -163,10 +163,7 @@ def test_space_commands_refuse_another_precision(corpus: dict[str, Path], int8_l
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "is int8" in res.stderr, res.stderr
 
 
-# vidsearch.search.check_weights compares everything after '@' of the space key with the weights'
-# hash, '+int8' included, so an int8 space's encoder cannot be loaded yet (the fix, one line in
-# search.py, which this branch may not edit, is in the branch report). strict: passes once fixed.
-@pytest.mark.xfail(strict=True, raises=CheckpointError, reason="search.check_weights counts the space key's +int8 as part of the weights' hash")
+# An int8 space's key ends in +int8, which is no part of the weights' hash its encoder is checked by.
 def test_space_commands_run_at_the_space_precision(corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path) -> None:
     lib, labels, long = str(int8_library), str(corpus["root"] / "colours.txt"), str(corpus["videos"] / "long.mp4")
     rec = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--model", str(tiny_checkpoint), "--precision", "int8")

@@ -322,8 +322,10 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
         CheckpointError: the hashes after ``@`` in the two keys differ.
     """
     from vidsearch.errors import CheckpointError
+    from vidsearch.precision import split_key
 
-    want, have = space_key.partition("@")[2], found_key.partition("@")[2]
+    # The weights' hashes: a space key's +<precision> suffix is no part of them.
+    want, have = (split_key(k)[0].partition("@")[2] for k in (space_key, found_key))
     if want and have and want != have:
         error = CheckpointError(
             f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have}); "

@@ -32,6 +32,7 @@ from vidsearch.fileio import atomic_write
 from vidsearch.models.onnx_text import (
     INPUT_NAMES,
     cosine_rows,
+    INT8_RECIPE,
     graph_path,
     make_session,
     quantize_int8,
@@ -178,7 +179,8 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
     """
     name = graph_name(model, tower, num_frames)
     path = graph_path(key, name, precision)
-    if path.is_file() and read_meta(path) is not None:
+    meta = read_meta(path) if path.is_file() else None
+    if meta is not None and (precision != "int8" or meta.get("int8_recipe") == INT8_RECIPE):
         return path
     fp32 = graph_path(key, name, "fp32")
     if not (fp32.is_file() and read_meta(fp32) is not None):
@@ -195,7 +197,8 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
         raise ModelError(f"no ONNX graph for precision {precision!r}; ONNX graphs are fp32 or int8")
     remove_graph(path)
     quantize_int8(fp32, path)
-    write_meta(path, _meta(model, key, tower, precision, num_frames, graph_parity(model, tower, path, num_frames)))
+    write_meta(path, {**_meta(model, key, tower, precision, num_frames, graph_parity(model, tower, path, num_frames)),
+                      "int8_recipe": INT8_RECIPE})
     return path
 
 
