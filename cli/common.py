@@ -116,22 +116,11 @@ def bench_options(
 
 
 def encoder_precision(precision: str, device: str = "auto") -> str:
-    """What ``--precision`` resolves to for a model loaded on ``device``, told before it loads.
+    """What ``--precision`` resolves to for a model loaded on ``device``, told before it loads
+    (:func:`vidsearch.models.registry.precision_before_load`)."""
+    from vidsearch.models.registry import precision_before_load
 
-    A CPU run resolves it without importing torch (as ``vidsearch index`` does), so a precision
-    that does not fit (fp16 on a CPU, bf16 on a CPU without native bf16) fails at once.
-
-    Raises:
-        ModelError: the precision does not fit the device (one line naming --precision).
-    """
-    from vidsearch.models.query_encoder import cuda_visible
-    from vidsearch.precision import choose_precision
-
-    if device == "cpu" or (device == "auto" and not cuda_visible()):
-        return choose_precision(precision, "cpu")
-    from vidsearch.models.precision import resolve_precision
-
-    return resolve_precision(precision, device)
+    return precision_before_load(precision, device)
 
 
 def open_library(path: Optional[Path], *, create: bool = False, read_only: bool = False):

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, SpaceOption, console, open_library, print_json, space_key
+from vidsearch.cli.common import JsonOption, LibraryOption, PrecisionOption, SpaceOption, console, open_library, print_json, space_key
 from vidsearch.cli.format import fmt_time, shown
 from vidsearch.cli.app import app
 
@@ -27,6 +27,7 @@ def query_command(
     label: Optional[str] = typer.Option(None, "--label", help="Only videos recognized as this action (run `vidsearch enrich recognize` first)."),
     label_set: Optional[str] = typer.Option(None, "--label-set", help="With --label: the label set it belongs to (default: any)."),
     model: Optional[str] = SpaceOption,
+    precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -51,7 +52,7 @@ def query_command(
     if label_set is not None and label is None:
         raise InputError("--label-set only applies together with --label")
     with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
-        key = space_key(lib, model)
+        key = space_key(lib, model, precision)  # auto: the space's own precision
         if label is not None:
             import dataclasses
 

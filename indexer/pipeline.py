@@ -102,18 +102,13 @@ def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
     """
     if encoder is not None:
         return str(encoder.key)
-    from vidsearch.models import model_key
-    from vidsearch.precision import cuda_visible
-    from vidsearch.precision import choose_precision, space_key
+    from vidsearch.models.registry import model_key, precision_before_load
+    from vidsearch.precision import space_key
 
     # The key load_encoder_at(..., precision=) would give, without loading the model. Missing
     # weights fail here first, and a CPU-only run resolves the precision without importing torch.
     key = model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
-    if options.device == "cpu" or (options.device == "auto" and not cuda_visible()):
-        return space_key(key, choose_precision(options.precision, "cpu"))
-    from vidsearch.models.precision import resolve_precision
-
-    return space_key(key, resolve_precision(options.precision, options.device))
+    return space_key(key, precision_before_load(options.precision, options.device))
 
 
 def _run(

@@ -27,10 +27,9 @@ from vidsearch.errors import InputError, ModelError
 runner = CliRunner()
 MSRVTT_CSV = Path(__file__).parent / "data" / "msrvtt_1kA_test.csv"
 
-# Every command that encodes with a model. query and serve take the space's precision too; they
-# are listed once they have the option (see the integrator's note in the branch report).
+# Every command that encodes with a model (serve answers with the precision of the space it serves).
 ENCODING_COMMANDS = [
-    ("index",), ("export",), ("localize",),
+    ("index",), ("export",), ("localize",), ("query",),
     ("enrich", "recognize"), ("enrich", "calibrate"), ("enrich", "actors"),
     ("bench", "retrieval"), ("bench", "recognition"), ("bench", "open-set"), ("bench", "localization"), ("bench", "ava"),
 ]
@@ -170,6 +169,11 @@ def test_space_commands_run_at_the_space_precision(corpus: dict[str, Path], int8
     assert rec["space"].endswith("+int8") and rec["labelled"] >= 5
     loc = run_json("localize", long, "a yellow square", "--library", lib, "--model", rec["space"])
     assert loc["precision"] == "int8" and loc["model"] == rec["space"]
+    # A clip query loads the space's int8 encoder; the clip finds itself first.
+    hits = run_json("query", "--video", long, "--library", lib, "--precision", "int8")
+    assert hits[0]["path"].endswith("long.mp4") and hits[0]["score"] > 0.99
+    exc = error_of("query", "a yellow square", "--library", lib, "--precision", "fp32")
+    assert isinstance(exc, InputError) and "is int8" in str(exc)
 
 
 def test_precision_picks_the_space_where_the_library_has_several(corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path) -> None:

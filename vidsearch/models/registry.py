@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from vidsearch.models.base import Encoder
 
-__all__ = ["Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "load_encoder"]
+__all__ = ["Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "load_encoder", "precision_before_load"]
 
 @dataclass(frozen=True)
 class Family:
@@ -109,6 +109,24 @@ def _locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> No
 
     if model in _PRESETS and model in HF_SOURCES:
         resolve_checkpoint(model, checkpoint)
+
+
+def precision_before_load(precision: str, device: str = "auto") -> str:
+    """What a ``--precision`` value resolves to for a model loaded on ``device``, before it loads.
+
+    A CPU run resolves it without importing torch, so a precision that does not fit (fp16 on a
+    CPU, bf16 on a CPU without native bf16) fails at once, before weights are looked up.
+
+    Raises:
+        ModelError: the precision does not fit the device (one line naming --precision).
+    """
+    from vidsearch.precision import choose_precision, cuda_visible
+
+    if device == "cpu" or (device == "auto" and not cuda_visible()):
+        return choose_precision(precision, "cpu")
+    from vidsearch.models.precision import resolve_precision
+
+    return resolve_precision(precision, device)
 
 
 def model_key(
