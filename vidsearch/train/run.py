@@ -57,15 +57,16 @@ def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip
     """Read annotations with the ``bench`` readers and find each video file.
 
     Returns:
-        ``(clips, missing)``: one clip per (video, caption) whose file exists, and the names of
-        videos that were not found.
+        ``(clips, missing)``: one clip per (video, caption) whose file exists (with the entry's
+        ``group`` where the annotations give one), and the names of videos that were not found.
     """
     from vidsearch.bench.datasets import read_annotations, resolve_videos
 
     rs = read_annotations(dataset, annotations)
     paths = resolve_videos(rs.videos, videos)
     missing = [name for name, p in zip(rs.videos, paths) if p is None]
-    clips = [Clip(paths[v], cap) for cap, v in zip(rs.captions, rs.caption_video) if paths[v] is not None]
+    groups = rs.groups or [None] * len(rs.captions)
+    clips = [Clip(paths[v], cap, g) for cap, v, g in zip(rs.captions, rs.caption_video, groups) if paths[v] is not None]
     return clips, missing
 
 

@@ -2,8 +2,9 @@
 
 Each clip shows one shape of one colour moving in one direction over a random background; its
 caption names all three. The clips are written as real video files with PyAV and listed in a
-JSON annotation file (``[{"video": "x.mp4", "caption": "...", "colour", "shape", "direction"}]``)
-that ``vidsearch bench`` and ``vidsearch finetune`` read (they use ``video`` and ``caption``).
+JSON annotation file (``[{"video": "x.mp4", "caption": "...", "colour", "shape", "direction",
+"group"}]``) that ``vidsearch bench`` and ``vidsearch finetune`` read (they use ``video`` and
+``caption``; ``finetune`` also ``group``: the action's canonical caption, shared by its paraphrases).
 
 What varies from clip to clip is a *generator setting* (:mod:`vidsearch.train.domains`): the
 ``default`` one is the original fixed look (5 colours x 4 shapes x 4 directions = 80 captions
@@ -363,7 +364,10 @@ def make_split(
         file = f"{name}_{i:05d}{ext}"
         encode_video(video_dir / file, frames, fps=fps, codec=codec, crf=look.crf)
         records.append({"video": file, "caption": caption, "colour": action.colour, "shape": action.shape,
-                        "direction": action.direction, "setting": gen.name})
+                        "direction": action.direction, "setting": gen.name,
+                        # the action, worded canonically: paraphrases of one action are one group
+                        # (positives in training), and it swaps like a caption under --reverse-pairs
+                        "group": action.caption})
     ann = atomic_write_text(Path(out_dir) / f"{name}.json", json.dumps(records, indent=0))
     LOG.info("wrote %d clips (setting %s) to %s", count, gen.name, video_dir)
     return ann
