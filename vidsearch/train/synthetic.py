@@ -34,7 +34,7 @@ import av
 import numpy as np
 
 from vidsearch.fileio import atomic_write_text
-from vidsearch.train.domains import SHAPE_WORDS, GeneratorSetting, Look, get_setting
+from vidsearch.train.domains import DIRECTION_WORDS, SHAPE_WORDS, GeneratorSetting, Look, get_setting
 
 __all__ = [
     "COLOURS",
@@ -55,6 +55,7 @@ __all__ = [
     "make_sequence_video",
     "TINY_CONFIG",
     "TINY_RECIPE",
+    "REVERSE_PAIRS",
     "background",
     "signed_distance",
 ]
@@ -98,6 +99,22 @@ TINY_RECIPE: tuple[str, ...] = (
     "--epochs", "20", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
     "--temp", "0.07", "--patience", "8",
 )
+
+
+def _reverse_pairs() -> str:
+    """``--reverse-pairs`` for every direction synonym of the generator: the last word of each
+    phrase, paired with the same synonym of the opposite direction (``"to the left"`` swaps by
+    ``left=right``)."""
+    pairs: dict[str, str] = {}
+    for a, b in (("left", "right"), ("up", "down")):
+        for pa, pb in zip(DIRECTION_WORDS[a], DIRECTION_WORDS[b]):
+            pairs.setdefault(pa.split()[-1], pb.split()[-1])
+    return ",".join(f"{a}={b}" for a, b in pairs.items())
+
+
+# Time reversal for the synthetic captions of every setting and grammar:
+# "left=right,leftwards=rightwards,up=down,upwards=downwards,upward=downward".
+REVERSE_PAIRS: str = _reverse_pairs()
 
 
 @dataclass(frozen=True)
