@@ -215,6 +215,29 @@ def test_groups_make_paraphrases_positives_and_reversed_clips_take_the_swapped_g
     assert all(len({groups[i] or caps[i] for i in b}) == len(b) for b in batches)
 
 
+def test_reverse_margin_adds_the_hinge_of_each_clip_and_its_reversal(tmp_path):
+    from vidsearch.train.optim import reversal_hinge
+
+    v = torch.randn(3, 8)
+    assert reversal_hinge(v, v, 0.8).item() == pytest.approx(0.2)  # cosine 1: 1 - 0.8
+    assert reversal_hinge(v, -v, 0.8).item() == 0.0 and reversal_hinge(v[:0], v[:0], 0.8).item() == 0.0
+    idx = [0, 1, 2, 3, 5]  # "a dot standing still" (3) has no reversal
+    losses = {}
+    for margin in (None, 0.5):
+        tr = _direction_trainer(tmp_path / str(margin), reverse_margin=margin, crop_scale=1.0, crop_shift=0.0)
+        x, tok, _ = tr._batch(idx, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            vid, txt = tr.model.encode_video(x), tr.model.encode_text(tok)
+        has = torch.tensor([True, True, True, False, True])
+        want = contrastive_loss(vid, txt, tr.model.temp, tr.batch_keys(idx))
+        if margin is not None:
+            want = want + reversal_hinge(vid[:5][has], vid[5:], margin)
+        losses[margin], _ = tr.train_step(idx, np.random.default_rng(0), torch.Generator().manual_seed(0), 1e-3)
+        assert losses[margin] == pytest.approx(want.item(), rel=1e-5)
+    # a fresh model embeds a clip and its reversal alike, so the hinge is active
+    assert losses[0.5] > losses[None]
+
+
 def test_temporal_lr_scale_gives_the_temporal_embedding_its_own_rate(tmp_path):
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 

@@ -24,7 +24,9 @@ for each of its clips whose caption names a word of a pair, the same sampled and
 in reverse order with the words swapped (:func:`vidsearch.train.data.swap_words`): a step then
 encodes up to twice ``batch_size`` clips. A reversed clip's caption may equal the caption of
 another clip of the batch; both get the same caption id, so the loss counts them as positives
-of each other, never as negatives.
+of each other, never as negatives. With ``reverse_margin`` the loss also gets
+:func:`~vidsearch.train.optim.reversal_hinge` of every clip and its reversal: a direct push away
+from the frame-order-blind start.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import InputError
 from vidsearch.models.precision import training_precision
-from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at
+from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, reversal_hinge
 from vidsearch.train.data import (
     Clip,
     FrameCache,
@@ -103,6 +105,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (bf16 if supported, else fp16); ignored on CPU
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
+    reverse_margin: float | None = None  # with reverse_pairs: hinge cos(clip, reversed clip) below this (None: off)
     temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
     select_best: bool = True  # model.pth = the best validation epoch (when there is a validation split)
     select_metric: str = "t2v/R@1"  # one of SELECT_METRICS; ties broken by the sum of all recalls
@@ -292,6 +295,9 @@ class Trainer:
             else:
                 t = model.encode_text(tok)
         loss = contrastive_loss(v, t, model.temp, kids)
+        if cfg.reverse_margin is not None:  # the reversed samples follow their batch, in order
+            has_rev = torch.from_numpy(self.train_rev_cids[idx] >= 0).to(v.device)
+            loss = loss + reversal_hinge(v[: len(idx)][has_rev], v[len(idx):], cfg.reverse_margin)
         if not torch.isfinite(loss):
             return float(loss.item()), x.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
