@@ -231,7 +231,7 @@ def test_reverse_margin_adds_the_hinge_of_each_clip_and_its_reversal(tmp_path):
         has = torch.tensor([True, True, True, False, True])
         want = contrastive_loss(vid, txt, tr.model.temp, tr.batch_keys(idx))
         if margin is not None:
-            want = want + reversal_hinge(vid[:5][has], vid[5:], margin)
+            want = want + reversal_hinge(vid[:5][has], vid[5:], margin) + reversal_hinge(txt[:5][has], txt[5:], margin)
         losses[margin], _ = tr.train_step(idx, np.random.default_rng(0), torch.Generator().manual_seed(0), 1e-3)
         assert losses[margin] == pytest.approx(want.item(), rel=1e-5)
     # a fresh model embeds a clip and its reversal alike, so the hinge is active

@@ -25,8 +25,8 @@ in reverse order with the words swapped (:func:`vidsearch.train.data.swap_words`
 encodes up to twice ``batch_size`` clips. A reversed clip's caption may equal the caption of
 another clip of the batch; both get the same caption id, so the loss counts them as positives
 of each other, never as negatives. With ``reverse_margin`` the loss also gets
-:func:`~vidsearch.train.optim.reversal_hinge` of every clip and its reversal: a direct push away
-from the frame-order-blind start.
+:func:`~vidsearch.train.optim.reversal_hinge` of every clip and its reversal and of every caption
+and its swapped twin: a direct push away from the frame-order-blind start.
 """
 
 from __future__ import annotations
@@ -297,7 +297,12 @@ class Trainer:
         loss = contrastive_loss(v, t, model.temp, kids)
         if cfg.reverse_margin is not None:  # the reversed samples follow their batch, in order
             has_rev = torch.from_numpy(self.train_rev_cids[idx] >= 0).to(v.device)
-            loss = loss + reversal_hinge(v[: len(idx)][has_rev], v[len(idx):], cfg.reverse_margin)
+            n = len(idx)
+            # both towers: the caption and its swapped twin must stay apart too, or the text tower
+            # collapses them while the video tower is still blind to order, and then the
+            # contrastive gradient that would teach the video tower order vanishes with them
+            loss = (loss + reversal_hinge(v[:n][has_rev], v[n:], cfg.reverse_margin)
+                    + reversal_hinge(t[:n][has_rev], t[n:], cfg.reverse_margin))
         if not torch.isfinite(loss):
             return float(loss.item()), x.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
