@@ -40,6 +40,7 @@ def finetune_command(
     hard_negatives: int = typer.Option(0, "--hard-negatives", help="Build batches from groups of this many similar captions (hard negatives; 0: random distinct captions)."),
     reverse_pairs: str = typer.Option("", "--reverse-pairs", help="Word pairs like 'left=right,up=down': clips naming one also train played backwards with the words swapped (temporal order signal)."),
     reverse_margin: Optional[float] = typer.Option(None, "--reverse-margin", help="With --reverse-pairs: also push each clip and its time reversal apart until their embeddings' cosine is below this (e.g. 0.8; breaks the frame-order-blind start)."),
+    temporal_init_std: Optional[float] = typer.Option(None, "--temporal-init-std", help="With --model-config alone (random init): std of the temporal position embedding (default: width^-0.5, like the spatial one; larger makes frames more distinct at the start)."),
     temporal_lr_scale: float = typer.Option(1.0, "--temporal-lr-scale", help="Multiply the learning rate of the temporal position embedding by this."),
     val_videos: int = typer.Option(100, "--val-videos", help="Videos held out of training for validation each epoch (0: none)."),
     val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Validate on these annotations (videos under --videos) instead of a held-out split."),
@@ -67,7 +68,8 @@ def finetune_command(
 
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers), ("--frames", frames)):
         check_number(name, value, low=1)
-    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp)):
+    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp),
+                        ("--temporal-init-std", temporal_init_std)):
         check_number(name, value, low=0, above=True)
     for name, value in (("--weight-decay", weight_decay), ("--grad-clip", grad_clip), ("--hard-negatives", hard_negatives), ("--val-videos", val_videos)):
         check_number(name, value, low=0)
@@ -102,7 +104,7 @@ def finetune_command(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,
         model_config=model_config, checkpoint=checkpoint, val_videos=val_videos, val_annotations=val_annotations,
         cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, antialias=antialias, device=device, resume=resume,
-        lr_find_steps=lr_find_steps if lr_find else 0,
+        lr_find_steps=lr_find_steps if lr_find else 0, temporal_init_std=temporal_init_std,
     )
     show = not json_out and err_console.is_terminal
     with _Progress(enabled=show, json_lines=json_out) as progress:

@@ -269,3 +269,6 @@ def test_scratch_models_start_with_a_random_temporal_embedding(tmp_path):
     assert embed.shape == (1, 4, 32) and 0.1 < float(embed.detach().std()) < 0.3  # std width**-0.5 = 0.18
     assert torch.equal(embed, build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding)
     assert build_model(job, 2, seed=0).vision_encoder.temporal_positional_embedding.shape == (1, 2, 32)
+    job.temporal_init_std = 1.0  # --temporal-init-std: frames more distinct at the start
+    wide = build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding
+    assert 0.6 < float(wide.detach().std()) < 1.6

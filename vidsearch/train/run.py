@@ -51,6 +51,7 @@ class FinetuneJob:
     device: str = "auto"
     resume: bool = False
     lr_find_steps: int = 0  # >0: run a learning-rate range test of this many steps and train at its pick
+    temporal_init_std: float | None = None  # random init: std of the temporal embedding (None: width ** -0.5)
 
 
 def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip], list[str]]:
@@ -78,7 +79,7 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     ``index`` how many frames to sample.
 
     A random init draws ``temporal_positional_embedding`` like the spatial one (normal,
-    std ``width ** -0.5``) instead of the official zeros. Zeros suit the official recipe, which
+    std ``width ** -0.5``, or ``job.temporal_init_std``) instead of the official zeros. Zeros suit the official recipe, which
     inflates an image CLIP and must start from its image behaviour; from scratch they leave the
     model exactly blind to frame order (joint attention over tokens that differ only by spatial
     position is permutation-invariant over frames) until training breaks that symmetry.
@@ -98,7 +99,8 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
         model = ViCLIP(ViCLIPConfig.from_json(job.model_config))
         vis = model.vision_encoder
         with torch.no_grad():
-            vis.temporal_positional_embedding.normal_(std=vis.width**-0.5)
+            std = job.temporal_init_std if job.temporal_init_std is not None else vis.width**-0.5
+            vis.temporal_positional_embedding.normal_(std=std)
     if num_frames and num_frames != model.config.num_frames:
         cfg = dataclasses.replace(model.config, num_frames=num_frames)
         resized = ViCLIP(cfg)
