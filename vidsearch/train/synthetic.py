@@ -121,12 +121,14 @@ REVERSE_PAIRS: str = _reverse_pairs()
 # proof of benchmarks/finetune_synthetic.py; docs/finetune.md, "Why direction is not learnt"):
 # time-reversed clips with swapped captions, the reversal hinge on both towers (keeps opposite
 # captions apart and pushes the video tower out of its frame-order-blind start) and a larger
-# temporal init; reversal doubles an epoch's CPU, so 10 epochs of batch 32 (+ 32 reversed) fill
-# the 15 CPU-minute budget. The synthetic annotations' "group" makes paraphrases positives.
+# temporal init, and batches of groups of 8 similar actions (hard negatives by group name: the same
+# colour and shape moving another way meet in one batch); reversal doubles an epoch's CPU, so 10
+# epochs of batch 32 (+ 32 reversed) fill the 15 CPU-minute budget. The synthetic annotations'
+# "group" makes paraphrases positives.
 FAMILY_RECIPE: tuple[str, ...] = (
     "--epochs", "10", "--lr", "5e-4", "--batch-size", "32", "--warmup", "0.05", "--weight-decay", "0.05",
     "--temp", "0.07", "--patience", "8", "--reverse-pairs", REVERSE_PAIRS, "--reverse-margin", "0.5",
-    "--temporal-init-std", "1.0",
+    "--temporal-init-std", "1.0", "--hard-negatives", "8",
 )
 
 
