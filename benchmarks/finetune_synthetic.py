@@ -9,7 +9,7 @@ Steps (every one a normal command or library call a user could run):
    compression and caption wording drawn per clip), a validation split of it, and one test split
    of 80 clips with distinct captions per setting in ``--settings`` (each its own seed).
 2. ``vidsearch finetune --model-config tiny.json ...`` trains from random init with the recipe of
-   docs/finetune.md (``TINY_CONFIG``/``TINY_RECIPE``) on ``--threads`` threads (default 1), keeping
+   docs/finetune.md (``TINY_CONFIG``/``FAMILY_RECIPE``) on ``--threads`` threads (default 1), keeping
    the best validation epoch; its per-epoch JSON lines give the validation curve.
 3. For each setting: ``vidsearch index SPLIT --library LIB --model model.pth`` and
    ``vidsearch bench retrieval ... --save-similarity S.npy``: text->video R@1, and from the saved
@@ -38,10 +38,11 @@ import time
 from pathlib import Path
 
 from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
-from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE, action_pairs, heldout_seed, make_split
+from vidsearch.train.synthetic import FAMILY_RECIPE, TINY_CONFIG, action_pairs, heldout_seed, make_split
 
-# The recipe: the recommended tiny config and flags (vidsearch.train.synthetic, docs/finetune.md).
-RECIPE = [*TINY_RECIPE, "--cache-frames", "16"]
+# The recipe: the tiny config and the flags for the randomised family (vidsearch.train.synthetic,
+# docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
+RECIPE = [*FAMILY_RECIPE, "--cache-frames", "16"]
 GOAL_R1, GOAL_PAIRS = 0.6, 0.9
 
 

@@ -39,6 +39,8 @@ def finetune_command(
     crop_shift: float = typer.Option(0.0, "--crop-shift", help="Random crop: largest window-centre shift as a share of the frame."),
     hard_negatives: int = typer.Option(0, "--hard-negatives", help="Build batches from groups of this many similar captions (hard negatives; 0: random distinct captions)."),
     reverse_pairs: str = typer.Option("", "--reverse-pairs", help="Word pairs like 'left=right,up=down': clips naming one also train played backwards with the words swapped (temporal order signal)."),
+    reverse_margin: Optional[float] = typer.Option(None, "--reverse-margin", help="With --reverse-pairs: also push each clip and its time reversal apart until their embeddings' cosine is below this (e.g. 0.8; breaks the frame-order-blind start)."),
+    temporal_init_std: Optional[float] = typer.Option(None, "--temporal-init-std", help="With --model-config alone (random init): std of the temporal position embedding (default: width^-0.5, like the spatial one; larger makes frames more distinct at the start)."),
     temporal_lr_scale: float = typer.Option(1.0, "--temporal-lr-scale", help="Multiply the learning rate of the temporal position embedding by this."),
     val_videos: int = typer.Option(100, "--val-videos", help="Videos held out of training for validation each epoch (0: none)."),
     val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Validate on these annotations (videos under --videos) instead of a held-out split."),
@@ -66,7 +68,8 @@ def finetune_command(
 
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--cache-frames", cache_frames), ("--workers", workers), ("--frames", frames)):
         check_number(name, value, low=1)
-    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp)):
+    for name, value in (("--lr", lr), ("--temporal-lr-scale", temporal_lr_scale), ("--cache-gb", cache_gb), ("--temp", temp),
+                        ("--temporal-init-std", temporal_init_std)):
         check_number(name, value, low=0, above=True)
     for name, value in (("--weight-decay", weight_decay), ("--grad-clip", grad_clip), ("--hard-negatives", hard_negatives), ("--val-videos", val_videos)):
         check_number(name, value, low=0)
@@ -87,18 +90,21 @@ def finetune_command(
     from vidsearch.train.data import parse_reverse_pairs
 
     pairs = parse_reverse_pairs(reverse_pairs)
+    if reverse_margin is not None and (not pairs or not -1.0 <= reverse_margin < 1.0):
+        raise InputError(f"--reverse-margin needs --reverse-pairs and a cosine in [-1, 1), got {reverse_margin}"
+                         + ("" if pairs else " without --reverse-pairs"))
     config = TrainConfig(
         epochs=epochs, lr=lr, min_lr_ratio=min_lr_ratio, warmup=warmup, weight_decay=weight_decay,
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
         temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
-        grad_checkpointing=grad_checkpointing, reverse_pairs=pairs,
+        grad_checkpointing=grad_checkpointing, reverse_pairs=pairs, reverse_margin=reverse_margin,
         temporal_lr_scale=temporal_lr_scale, select_best=select_best, select_metric=select_metric, patience=patience,
     )
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,
         model_config=model_config, checkpoint=checkpoint, val_videos=val_videos, val_annotations=val_annotations,
         cache_frames=cache_frames, cache_bytes=int(cache_gb * 2**30), workers=workers, antialias=antialias, device=device, resume=resume,
-        lr_find_steps=lr_find_steps if lr_find else 0,
+        lr_find_steps=lr_find_steps if lr_find else 0, temporal_init_std=temporal_init_std,
     )
     show = not json_out and err_console.is_terminal
     with _Progress(enabled=show, json_lines=json_out) as progress:

@@ -139,6 +139,18 @@ def test_generic_json_keys_and_object(tmp_path):
     assert rs.caption_video.tolist() == [0, 1, 1]
 
 
+def test_json_group_field_is_read_per_caption_and_kept_by_subset(tmp_path):
+    entries = [{"video": "v1", "caption": "a red disc going left", "group": "red circle left"},
+               {"video": "v2", "caption": ["a ball in red heading leftwards", "red ball, left"], "group": "red circle left"},
+               {"video": "v3", "caption": "a blue box moving up"}]
+    rs = read_annotations("json", _write(tmp_path / "g.json", entries))
+    assert rs.groups == ["red circle left", "red circle left", "red circle left", None]
+    assert rs.subset([2, 1]).groups == ["red circle left", "red circle left", None]  # captions keep their order
+    assert read_annotations("json", _write(tmp_path / "n.json", entries[2:])).groups is None
+    with pytest.raises(InputError, match="'group'; it must be a string"):
+        read_annotations("json", _write(tmp_path / "bad.json", [{"video": "v", "caption": "c", "group": 3}]))
+
+
 @pytest.mark.parametrize(
     "content, match",
     [

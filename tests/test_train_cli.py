@@ -117,6 +117,11 @@ def test_user_errors(data, tmp_path):
     assert isinstance(res.exception, InputError) and "--batch-size" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left")
     assert isinstance(res.exception, InputError) and "--reverse-pairs" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-margin", "0.5")
+    assert isinstance(res.exception, InputError) and "without --reverse-pairs" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left=right",
+                    "--reverse-margin", "1.5")
+    assert isinstance(res.exception, InputError) and "--reverse-margin" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--patience", "2", "--val-videos", "0")
     assert isinstance(res.exception, InputError) and "--patience" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--select-metric", "loss")

@@ -184,3 +184,21 @@ def test_swap_words_swaps_whole_words_both_ways_at_once():
     assert swap_words("Left first, then right.", pairs) == "Right first, then left."
     assert swap_words("a leftover upside", pairs) is None  # whole words only
     assert swap_words("a red circle moving left", ()) is None
+
+
+def test_read_clips_carries_the_annotation_group(tmp_path):
+    import json
+
+    from vidsearch.train.run import read_clips
+
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps([{"video": "a.mp4", "caption": "a red disc going left", "group": "red circle left"},
+                               {"video": "b.mp4", "caption": ["a ball in red heading left", "a blue box"]},
+                               {"video": "gone.mp4", "caption": "x", "group": "g"}]))
+    clips, missing = read_clips("json", ann, tmp_path)
+    assert missing == ["gone.mp4"]
+    assert [(c.video.name, c.group) for c in clips] == [("a.mp4", "red circle left"), ("b.mp4", None), ("b.mp4", None)]
+    # the key the loss and the sampler compare: the group, else the caption
+    assert [c.key for c in clips] == ["group:red circle left", "a ball in red heading left", "a blue box"]

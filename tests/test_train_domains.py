@@ -90,6 +90,8 @@ def test_make_split_of_a_setting_is_seeded_and_labels_its_actions(tmp_path):
     assert records == json.loads(again.read_text())
     assert len({r["caption"] for r in records}) == 12 and {r["setting"] for r in records} == {"tiny-fast"}
     assert {r["shape"] for r in records} <= set(get_setting("tiny-fast").shapes)
+    # the group is the action worded canonically, whatever the caption's wording
+    assert all(r["group"] == S.Action(r["colour"], r["shape"], r["direction"]).caption for r in records)
     info = probe(tmp_path / "tf" / records[0]["video"])
     assert (info.width, info.height, info.num_frames) == (40, 40, 10)
     fam = json.loads(S.make_split(tmp_path, "fam", 8, seed=4, setting="family").read_text())

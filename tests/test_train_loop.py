@@ -141,12 +141,13 @@ def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
     assert np.allclose(v, ref, atol=1e-5)
 
 
-def _direction_trainer(tmp_path: Path, **kw) -> Trainer:
+def _direction_trainer(tmp_path: Path, groups: list[str | None] | None = None, captions: list[str] | None = None,
+                       **kw) -> Trainer:
     """Six clips whose frames encode (video, frame) so a reversal is visible; captions name directions."""
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 
-    caps = ["a dot moving left", "a dot moving right", "a dot moving up", "a dot standing still",
-            "a dot moving left", "a dot moving down"]
+    caps = captions or ["a dot moving left", "a dot moving right", "a dot moving up", "a dot standing still",
+                        "a dot moving left", "a dot moving down"]
     videos = [tmp_path / f"d{i}.mp4" for i in range(len(caps))]
 
     def decode(path: Path, count: int, res: int) -> np.ndarray:
@@ -160,7 +161,7 @@ def _direction_trainer(tmp_path: Path, **kw) -> Trainer:
     model = ViCLIP(ViCLIPConfig(**TINY))
     cfg = TrainConfig(**{**dict(epochs=1, lr=1e-3, batch_size=6, num_frames=4, crop_scale=0.7, crop_shift=0.1,
                                 reverse_pairs=(("left", "right"), ("up", "down"))), **kw})
-    clips = [Clip(v, c) for v, c in zip(videos, caps)]
+    clips = [Clip(v, c, g) for v, c, g in zip(videos, caps, groups or [None] * len(caps))]
     return Trainer(model, cfg, clips, cache, out_dir=None, tokenize=lambda c: _tokens(c))
 
 
@@ -188,6 +189,53 @@ def test_without_reverse_pairs_batches_are_unchanged(tmp_path):
     tr = _direction_trainer(tmp_path, reverse_pairs=())
     x, _, cids = tr._batch([0, 1, 3], np.random.default_rng(0), torch.Generator().manual_seed(0))
     assert x.shape[0] == 3 and len(set(tr.captions)) == 5
+
+
+def test_groups_make_paraphrases_positives_and_reversed_clips_take_the_swapped_group(tmp_path):
+    caps = ["a dot moving left", "one dot going to the left", "a dot moving right", "the dot heads up", "a dot moving down"]
+    groups = ["dot left", "dot left", "dot right", "dot up", None]
+    tr = _direction_trainer(tmp_path, groups=groups, captions=caps)
+    idx = [0, 1, 2, 3, 4]
+    x, tok, cids = tr._batch(idx, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    kids = tr.batch_keys(idx)
+    assert kids.shape[0] == x.shape[0] == 10
+    # paraphrases of one group share a key (positives), other groups do not; captions stay distinct
+    assert kids[0] == kids[1] and len(set(kids[:5].tolist())) == 4 and len(set(cids[:5].tolist())) == 5
+    # reversed "dot left" clips are the group "dot right"; reversed "dot up" has no clip of its own group
+    assert kids[5] == kids[6] == kids[2] and kids[7] == kids[0] and kids[8] not in kids[:5]
+    # without a group the reversed clip's key is its reversed caption, as before
+    assert kids[9].item() == tr.key_id["a dot moving up"]
+    # the loss counts the paraphrases as positives: it equals the loss with ids = keys
+    v, t = torch.randn(10, 8), torch.randn(10, 8)
+    temp = torch.tensor(0.1)
+    assert not torch.isclose(contrastive_loss(v, t, temp, kids), contrastive_loss(v, t, temp, cids))
+    # batches avoid repeating a group like they avoid repeating a caption
+    tr.cfg.batch_size = 2
+    batches, _, _ = tr.epoch_batches(1)
+    assert all(len({groups[i] or caps[i] for i in b}) == len(b) for b in batches)
+
+
+def test_reverse_margin_adds_the_hinge_of_each_clip_and_its_reversal(tmp_path):
+    from vidsearch.train.optim import reversal_hinge
+
+    v = torch.randn(3, 8)
+    assert reversal_hinge(v, v, 0.8).item() == pytest.approx(0.2)  # cosine 1: 1 - 0.8
+    assert reversal_hinge(v, -v, 0.8).item() == 0.0 and reversal_hinge(v[:0], v[:0], 0.8).item() == 0.0
+    idx = [0, 1, 2, 3, 5]  # "a dot standing still" (3) has no reversal
+    losses = {}
+    for margin in (None, 0.5):
+        tr = _direction_trainer(tmp_path / str(margin), reverse_margin=margin, crop_scale=1.0, crop_shift=0.0)
+        x, tok, _ = tr._batch(idx, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            vid, txt = tr.model.encode_video(x), tr.model.encode_text(tok)
+        has = torch.tensor([True, True, True, False, True])
+        want = contrastive_loss(vid, txt, tr.model.temp, tr.batch_keys(idx))
+        if margin is not None:
+            want = want + reversal_hinge(vid[:5][has], vid[5:], margin) + reversal_hinge(txt[:5][has], txt[5:], margin)
+        losses[margin], _ = tr.train_step(idx, np.random.default_rng(0), torch.Generator().manual_seed(0), 1e-3)
+        assert losses[margin] == pytest.approx(want.item(), rel=1e-5)
+    # a fresh model embeds a clip and its reversal alike, so the hinge is active
+    assert losses[0.5] > losses[None]
 
 
 def test_temporal_lr_scale_gives_the_temporal_embedding_its_own_rate(tmp_path):
@@ -221,3 +269,6 @@ def test_scratch_models_start_with_a_random_temporal_embedding(tmp_path):
     assert embed.shape == (1, 4, 32) and 0.1 < float(embed.detach().std()) < 0.3  # std width**-0.5 = 0.18
     assert torch.equal(embed, build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding)
     assert build_model(job, 2, seed=0).vision_encoder.temporal_positional_embedding.shape == (1, 2, 32)
+    job.temporal_init_std = 1.0  # --temporal-init-std: frames more distinct at the start
+    wide = build_model(job, None, seed=0).vision_encoder.temporal_positional_embedding
+    assert 0.6 < float(wide.detach().std()) < 1.6

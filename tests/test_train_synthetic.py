@@ -92,3 +92,25 @@ def test_sequence_video_spans(tmp_path):
     for f, a in zip(frames, acts):
         d = np.abs(f.astype(np.int32) - np.asarray(S.COLOURS[a.colour])).sum(-1)
         assert (d < 60).sum() >= 10
+
+
+def test_reverse_pairs_swap_every_direction_wording_of_both_grammars():
+    import re
+
+    from vidsearch.train.data import parse_reverse_pairs, swap_words
+    from vidsearch.train.domains import DIRECTION_WORDS, HELDOUT_GRAMMAR, TRAIN_GRAMMAR
+
+    pairs = parse_reverse_pairs(S.REVERSE_PAIRS)
+    opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+    def names(caption: str, direction: str) -> bool:
+        return any(re.search(rf"\b{p}\b", caption) for p in DIRECTION_WORDS[direction])
+
+    rng = np.random.default_rng(0)
+    for grammar in (TRAIN_GRAMMAR, HELDOUT_GRAMMAR):
+        for d in opposite:
+            for _ in range(40):  # every template and synonym gets drawn
+                cap = grammar.caption("red", "circle", d, rng)
+                swapped = swap_words(cap, pairs)
+                assert swapped is not None and names(swapped, opposite[d]) and not names(swapped, d), (cap, swapped)
+                assert swap_words(swapped, pairs) == cap

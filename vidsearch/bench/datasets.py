@@ -25,7 +25,9 @@ Formats (``--dataset`` name -> what ``--annotations`` may be):
   ``video_id``, ``videoID``, ``vid``) and a caption field (``caption``, ``captions``,
   ``sentence``, ``sentences``, ``text``, ``enCap``, ``description``) holding a string or a list
   of strings; several entries may name the same video. A JSON object mapping video -> caption(s)
-  works too.
+  works too. An optional ``group`` field (a string) names what an entry shows: ``finetune``
+  treats entries of one group as positives of each other (paraphrases of one event), not as
+  negatives; ``bench`` ignores it.
 
 Paragraphs are joined with single spaces, each sentence stripped first, as the ViCLIP/UMT
 evaluation does.
@@ -97,6 +99,7 @@ class RetrievalSet:
     name: str = "json"
     paragraph: bool = False
     source: str = field(default="", compare=False)
+    groups: list[str | None] | None = field(default=None, compare=False)  # per caption (json ``group``); None: none given
 
     def __post_init__(self) -> None:
         self.caption_video = np.asarray(self.caption_video, dtype=np.int64)
@@ -104,6 +107,8 @@ class RetrievalSet:
             raise ValueError(f"caption_video has shape {self.caption_video.shape}, expected ({len(self.captions)},)")
         if self.caption_video.size and (self.caption_video.min() < 0 or self.caption_video.max() >= len(self.videos)):
             raise ValueError("caption_video refers to videos that are not in the list")
+        if self.groups is not None and len(self.groups) != len(self.captions):
+            raise ValueError(f"groups has {len(self.groups)} entries, expected one per caption ({len(self.captions)})")
 
     def subset(self, keep: Sequence[int]) -> RetrievalSet:
         """The benchmark restricted to the videos at positions ``keep`` (in that order) and their captions.
@@ -122,6 +127,7 @@ class RetrievalSet:
             name=self.name,
             paragraph=self.paragraph,
             source=self.source,
+            groups=None if self.groups is None else [self.groups[i] for i in rows],
         )
 
 
@@ -288,6 +294,7 @@ def read_caption_list(path: Path | str, data: Any = None, name: str = "json") ->
     path = Path(path)
     data = _load_json(path) if data is None else data
     pairs: list[tuple[str, str]] = []
+    groups: list[str | None] = []  # per caption, from an entry's optional "group" field
     if isinstance(data, dict):
         for vid, value in data.items():
             if isinstance(value, dict):
@@ -306,10 +313,18 @@ def read_caption_list(path: Path | str, data: Any = None, name: str = "json") ->
                 missing = "video" if vkey is None else "caption"
                 keys = _VIDEO_KEYS if vkey is None else _CAPTION_KEYS
                 raise InputError(f"{path}: entry {i} has no {missing} field (one of {', '.join(keys)})")
-            pairs.extend((str(entry[vkey]), c) for c in _captions_of(entry[ckey], f"{path}, entry {i}"))
+            caps = _captions_of(entry[ckey], f"{path}, entry {i}")
+            pairs.extend((str(entry[vkey]), c) for c in caps)
+            group = entry.get("group")
+            if group is not None and not isinstance(group, str):
+                raise InputError(f"{path}: entry {i} has a {type(group).__name__} 'group'; it must be a string")
+            groups.extend([group] * len(caps))
     else:
         raise InputError(f"{path}: expected a JSON list of {{video, caption}} objects")
-    return _build(pairs, name, path)
+    rs = _build(pairs, name, path)
+    if any(g is not None for g in groups):
+        rs.groups = groups  # _build keeps the pairs' order, so groups stay aligned with captions
+    return rs
 
 
 def read_vatex_json(path: Path | str, data: Any = None) -> RetrievalSet:

@@ -18,7 +18,9 @@ cached frames (the official "rand" sampling); without it, the middle frame of ea
 captions often name directions and colours, which those would falsify.
 
 **Batches** never hold the same caption twice when it can be avoided: two clips with one caption
-in a batch are false negatives for each other under the contrastive loss.
+in a batch are false negatives for each other under the contrastive loss. Clips with a
+``group`` (the annotations' optional ``group`` field) count by group instead: paraphrases of one
+event are kept apart like identical captions, and are positives when they do meet.
 
 **Time reversal** (:func:`parse_reverse_pairs`, :func:`swap_words`): a clip whose caption names
 one word of a pair such as ``left=right`` also enters its batch played backwards, with the
@@ -69,10 +71,21 @@ _Decoded = tuple[int, np.ndarray | None, str | None]
 
 @dataclass(frozen=True)
 class Clip:
-    """One training example: a video file and one of its captions."""
+    """One training example: a video file, one of its captions and optionally its group.
+
+    Clips of one ``group`` (e.g. paraphrased captions of the same event) are positives of each
+    other in the loss and are kept out of each other's batches; without a group a clip's
+    caption is its group.
+    """
 
     video: Path
     caption: str
+    group: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What the loss and the batch sampler compare: the group, else the caption."""
+        return self.caption if self.group is None else f"group:{self.group}"
 
 
 def cache_bytes(n_videos: int, cache_frames: int, resolution: int) -> int:

@@ -4,7 +4,9 @@ The loss is ViCLIP's video-text contrastive loss: cosine similarities divided by
 temperature ``model.temp`` (the official parameter: logits are ``sim / temp``, and ``temp`` is
 clamped to at least ``temp_min`` after each step), cross-entropy in both directions. Clips of
 the batch that share a caption are all counted as positives of each other (the official loss
-does the same with its ``idx``), so duplicates are never pushed apart.
+does the same with its ``idx``), so duplicates are never pushed apart; clips with a ``group``
+(:class:`~vidsearch.train.data.Clip`) count by group instead, so paraphrased captions of one
+event are positives too, and batches avoid repeating a group as they avoid repeating a caption.
 
 Each epoch ends with a validation pass over held-out videos scored with
 :func:`vidsearch.metrics.retrieval_metrics` (the code ``bench`` uses), a checkpoint in the
@@ -22,7 +24,9 @@ for each of its clips whose caption names a word of a pair, the same sampled and
 in reverse order with the words swapped (:func:`vidsearch.train.data.swap_words`): a step then
 encodes up to twice ``batch_size`` clips. A reversed clip's caption may equal the caption of
 another clip of the batch; both get the same caption id, so the loss counts them as positives
-of each other, never as negatives.
+of each other, never as negatives. With ``reverse_margin`` the loss also gets
+:func:`~vidsearch.train.optim.reversal_hinge` of every clip and its reversal and of every caption
+and its swapped twin: a direct push away from the frame-order-blind start.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import InputError
 from vidsearch.models.precision import training_precision
-from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at
+from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, reversal_hinge
 from vidsearch.train.data import (
     Clip,
     FrameCache,
@@ -101,6 +105,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (bf16 if supported, else fp16); ignored on CPU
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
+    reverse_margin: float | None = None  # with reverse_pairs: hinge cos(clip, reversed clip) below this (None: off)
     temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
     select_best: bool = True  # model.pth = the best validation epoch (when there is a validation split)
     select_metric: str = "t2v/R@1"  # one of SELECT_METRICS; ties broken by the sum of all recalls
@@ -146,6 +151,12 @@ def selection_score(val: dict[str, dict[str, float]], metric: str = "t2v/R@1") -
     direction, name = metric.split("/")
     rsum = sum(val[d][f"R@{k}"] for d in ("t2v", "v2t") for k in (1, 5, 10))
     return float(val[direction][name]), float(rsum)
+
+
+def _reversed_group(group: str, pairs: Sequence[Sequence[str]]) -> str:
+    """The key of a time-reversed clip of ``group``: the group with the pair words swapped, when it names one."""
+    swapped = swap_words(group, pairs)
+    return f"group:{swapped}" if swapped is not None else f"group:{group} (reversed)"
 
 
 class Trainer:
@@ -201,6 +212,16 @@ class Trainer:
         self.train_rows = np.array([train_cache.index[c.video] for c in self.train])
         self.train_cids = np.array([self.caption_id[c.caption] for c in self.train])
         self.train_rev_cids = np.array([-1 if c is None else self.caption_id[c] for c in reversed_caps])
+        # What the loss and the sampler compare (Clip.key: the group, else the caption); a reversed
+        # clip's key is its group with the pair words swapped ("a red disc moving left" -> "... right",
+        # the group of the reversed event), else its reversed caption.
+        keys = [c.key for c in self.train]
+        rev_keys = [None if rc is None else (rc if c.group is None else _reversed_group(c.group, config.reverse_pairs))
+                    for c, rc in zip(self.train, reversed_caps)]
+        self.key_id = {k: i for i, k in enumerate(sorted(set(keys) | {k for k in rev_keys if k is not None}))}
+        self.train_keys = keys
+        self.train_kids = np.array([self.key_id[k] for k in keys])
+        self.train_rev_kids = np.array([-1 if k is None else self.key_id[k] for k in rev_keys])
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
 
@@ -246,6 +267,15 @@ class Trainer:
             cids = torch.cat([cids, torch.from_numpy(rev[rev >= 0])])
         return x.to(self.device), self.tokens[cids].to(self.device), cids.to(self.device)
 
+    def batch_keys(self, idx: Sequence[int]) -> torch.Tensor:
+        """Positive-group ids ``[B']`` of the samples :meth:`_batch` builds for ``idx``, in its order.
+
+        Samples with equal ids are positives of each other in the loss: the same group (or, for
+        clips without one, the same caption).
+        """
+        rev = self.train_rev_kids[idx]
+        return torch.from_numpy(np.concatenate([self.train_kids[idx], rev[rev >= 0]]))
+
     def train_step(self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator, lr: float) -> tuple[float, int]:
         """One optimizer step at learning rate ``lr`` on training clips ``idx``.
 
@@ -255,7 +285,8 @@ class Trainer:
         cfg, model = self.cfg, self.model
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)
-        x, tok, cids = self._batch(idx, rng, gen)
+        x, tok, _ = self._batch(idx, rng, gen)
+        kids = self.batch_keys(idx).to(self.device)
         with self.autocast:
             v = model.encode_video(x, masking_prob=cfg.masking_prob) if cfg.masking_prob else model.encode_video(x)
             if cfg.freeze_text:
@@ -263,7 +294,15 @@ class Trainer:
                     t = model.encode_text(tok)
             else:
                 t = model.encode_text(tok)
-        loss = contrastive_loss(v, t, model.temp, cids)
+        loss = contrastive_loss(v, t, model.temp, kids)
+        if cfg.reverse_margin is not None:  # the reversed samples follow their batch, in order
+            has_rev = torch.from_numpy(self.train_rev_cids[idx] >= 0).to(v.device)
+            n = len(idx)
+            # both towers: the caption and its swapped twin must stay apart too, or the text tower
+            # collapses them while the video tower is still blind to order, and then the
+            # contrastive gradient that would teach the video tower order vanishes with them
+            loss = (loss + reversal_hinge(v[:n][has_rev], v[n:], cfg.reverse_margin)
+                    + reversal_hinge(t[:n][has_rev], t[n:], cfg.reverse_margin))
         if not torch.isfinite(loss):
             return float(loss.item()), x.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
@@ -289,11 +328,13 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, epoch])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         torch.manual_seed(cfg.seed * 7919 + epoch)  # token masking draws from the global RNG
-        caps = [self.captions[i] for i in self.train_cids]
+        # by key (the group, else the caption): no key twice in a batch where avoidable, and hard
+        # negatives by the words of the keys (a group named by its words, e.g. the canonical caption
+        # of the synthetic clips, then meets its neighbours without the noise of paraphrases)
         if cfg.hard_negatives > 1:
-            batches = neighbour_batches(caps, cfg.batch_size, rng, group=cfg.hard_negatives)
+            batches = neighbour_batches(self.train_keys, cfg.batch_size, rng, group=cfg.hard_negatives)
         else:
-            batches = unique_caption_batches(caps, cfg.batch_size, rng)
+            batches = unique_caption_batches(self.train_keys, cfg.batch_size, rng)
         return batches, rng, gen
 
     # ------------------------------------------------------------------- epoch

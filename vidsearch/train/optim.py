@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["contrastive_loss", "lr_at", "build_optimizer"]
+__all__ = ["contrastive_loss", "reversal_hinge", "lr_at", "build_optimizer"]
 
 
 def contrastive_loss(
@@ -39,6 +39,21 @@ def contrastive_loss(
     pos = (caption_ids[:, None] == caption_ids[None, :]).float()
     target = pos / pos.sum(dim=1, keepdim=True)  # symmetric mask: the same for both directions
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def reversal_hinge(video: torch.Tensor, reversed_video: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean of ``relu(cos(v, v_reversed) - margin)`` over clip pairs ``[N, D]`` (0 when ``N == 0``).
+
+    A model that cannot tell frame order embeds a clip and its time reversal alike (cosine near
+    1), and then the contrastive loss has no gradient to offer either tower for words like
+    "left" and "right": the text tower learns to embed them alike too, and the pair sits at a
+    symmetric point the loss leaves only slowly. This hinge pushes the two embeddings of a
+    reversible clip apart until their cosine is below ``margin``, and is silent after that.
+    """
+    if video.shape[0] == 0:
+        return video.sum() * 0.0
+    cos = (F.normalize(video.float(), dim=-1) * F.normalize(reversed_video.float(), dim=-1)).sum(dim=-1)
+    return F.relu(cos - margin).mean()
 
 
 def lr_at(step: int, total: int, base: float, warmup: float, min_ratio: float) -> float:

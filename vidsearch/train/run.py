@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 
 # Settings a resumed run must share with the saved one: anything else would change its course.
 _RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text",
-                  "reverse_pairs", "temporal_lr_scale")
+                  "reverse_pairs", "temporal_lr_scale", "reverse_margin")
 
 
 @dataclass
@@ -51,21 +51,23 @@ class FinetuneJob:
     device: str = "auto"
     resume: bool = False
     lr_find_steps: int = 0  # >0: run a learning-rate range test of this many steps and train at its pick
+    temporal_init_std: float | None = None  # random init: std of the temporal embedding (None: width ** -0.5)
 
 
 def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip], list[str]]:
     """Read annotations with the ``bench`` readers and find each video file.
 
     Returns:
-        ``(clips, missing)``: one clip per (video, caption) whose file exists, and the names of
-        videos that were not found.
+        ``(clips, missing)``: one clip per (video, caption) whose file exists (with the entry's
+        ``group`` where the annotations give one), and the names of videos that were not found.
     """
     from vidsearch.bench.datasets import read_annotations, resolve_videos
 
     rs = read_annotations(dataset, annotations)
     paths = resolve_videos(rs.videos, videos)
     missing = [name for name, p in zip(rs.videos, paths) if p is None]
-    clips = [Clip(paths[v], cap) for cap, v in zip(rs.captions, rs.caption_video) if paths[v] is not None]
+    groups = rs.groups or [None] * len(rs.captions)
+    clips = [Clip(paths[v], cap, g) for cap, v, g in zip(rs.captions, rs.caption_video, groups) if paths[v] is not None]
     return clips, missing
 
 
@@ -77,7 +79,7 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     ``index`` how many frames to sample.
 
     A random init draws ``temporal_positional_embedding`` like the spatial one (normal,
-    std ``width ** -0.5``) instead of the official zeros. Zeros suit the official recipe, which
+    std ``width ** -0.5``, or ``job.temporal_init_std``) instead of the official zeros. Zeros suit the official recipe, which
     inflates an image CLIP and must start from its image behaviour; from scratch they leave the
     model exactly blind to frame order (joint attention over tokens that differ only by spatial
     position is permutation-invariant over frames) until training breaks that symmetry.
@@ -97,7 +99,8 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
         model = ViCLIP(ViCLIPConfig.from_json(job.model_config))
         vis = model.vision_encoder
         with torch.no_grad():
-            vis.temporal_positional_embedding.normal_(std=vis.width**-0.5)
+            std = job.temporal_init_std if job.temporal_init_std is not None else vis.width**-0.5
+            vis.temporal_positional_embedding.normal_(std=std)
     if num_frames and num_frames != model.config.num_frames:
         cfg = dataclasses.replace(model.config, num_frames=num_frames)
         resized = ViCLIP(cfg)

@@ -2,8 +2,9 @@
 
 Each clip shows one shape of one colour moving in one direction over a random background; its
 caption names all three. The clips are written as real video files with PyAV and listed in a
-JSON annotation file (``[{"video": "x.mp4", "caption": "...", "colour", "shape", "direction"}]``)
-that ``vidsearch bench`` and ``vidsearch finetune`` read (they use ``video`` and ``caption``).
+JSON annotation file (``[{"video": "x.mp4", "caption": "...", "colour", "shape", "direction",
+"group"}]``) that ``vidsearch bench`` and ``vidsearch finetune`` read (they use ``video`` and
+``caption``; ``finetune`` also ``group``: the action's canonical caption, shared by its paraphrases).
 
 What varies from clip to clip is a *generator setting* (:mod:`vidsearch.train.domains`): the
 ``default`` one is the original fixed look (5 colours x 4 shapes x 4 directions = 80 captions
@@ -33,7 +34,7 @@ import av
 import numpy as np
 
 from vidsearch.fileio import atomic_write_text
-from vidsearch.train.domains import SHAPE_WORDS, GeneratorSetting, Look, get_setting
+from vidsearch.train.domains import DIRECTION_WORDS, SHAPE_WORDS, GeneratorSetting, Look, get_setting
 
 __all__ = [
     "COLOURS",
@@ -54,6 +55,8 @@ __all__ = [
     "make_sequence_video",
     "TINY_CONFIG",
     "TINY_RECIPE",
+    "REVERSE_PAIRS",
+    "FAMILY_RECIPE",
     "background",
     "signed_distance",
 ]
@@ -96,6 +99,36 @@ TINY_CONFIG: dict[str, int] = dict(
 TINY_RECIPE: tuple[str, ...] = (
     "--epochs", "20", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
     "--temp", "0.07", "--patience", "8",
+)
+
+
+def _reverse_pairs() -> str:
+    """``--reverse-pairs`` for every direction synonym of the generator: the last word of each
+    phrase, paired with the same synonym of the opposite direction (``"to the left"`` swaps by
+    ``left=right``)."""
+    pairs: dict[str, str] = {}
+    for a, b in (("left", "right"), ("up", "down")):
+        for pa, pb in zip(DIRECTION_WORDS[a], DIRECTION_WORDS[b]):
+            pairs.setdefault(pa.split()[-1], pb.split()[-1])
+    return ",".join(f"{a}={b}" for a, b in pairs.items())
+
+
+# Time reversal for the synthetic captions of every setting and grammar:
+# "left=right,leftwards=rightwards,up=down,upwards=downwards,upward=downward".
+REVERSE_PAIRS: str = _reverse_pairs()
+
+# `vidsearch finetune` flags for TINY_CONFIG from scratch on the randomised `family` setting (the
+# proof of benchmarks/finetune_synthetic.py; docs/finetune.md, "Why direction is not learnt"):
+# time-reversed clips with swapped captions, the reversal hinge on both towers (keeps opposite
+# captions apart and pushes the video tower out of its frame-order-blind start) and a larger
+# temporal init, and batches of groups of 8 similar actions (hard negatives by group name: the same
+# colour and shape moving another way meet in one batch); reversal doubles an epoch's CPU, so 10
+# epochs of batch 32 (+ 32 reversed) fill the 15 CPU-minute budget. The synthetic annotations'
+# "group" makes paraphrases positives.
+FAMILY_RECIPE: tuple[str, ...] = (
+    "--epochs", "10", "--lr", "5e-4", "--batch-size", "32", "--warmup", "0.05", "--weight-decay", "0.05",
+    "--temp", "0.07", "--patience", "8", "--reverse-pairs", REVERSE_PAIRS, "--reverse-margin", "0.5",
+    "--temporal-init-std", "1.0", "--hard-negatives", "8",
 )
 
 
@@ -363,7 +396,10 @@ def make_split(
         file = f"{name}_{i:05d}{ext}"
         encode_video(video_dir / file, frames, fps=fps, codec=codec, crf=look.crf)
         records.append({"video": file, "caption": caption, "colour": action.colour, "shape": action.shape,
-                        "direction": action.direction, "setting": gen.name})
+                        "direction": action.direction, "setting": gen.name,
+                        # the action, worded canonically: paraphrases of one action are one group
+                        # (positives in training), and it swaps like a caption under --reverse-pairs
+                        "group": action.caption})
     ann = atomic_write_text(Path(out_dir) / f"{name}.json", json.dumps(records, indent=0))
     LOG.info("wrote %d clips (setting %s) to %s", count, gen.name, video_dir)
     return ann
