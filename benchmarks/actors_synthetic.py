@@ -6,9 +6,10 @@ Data: :func:`vidsearch.train.synthetic_actors.make_actor_dataset` writes videos 
 shapes moving in different directions at the same time, each with its ground-truth box track,
 as an AVA-format CSV (keyframes every second, class = direction) with a 4-class label map.
 
-Model: the recommended tiny ViCLIP trained from scratch by ``vidsearch finetune`` with the recipe
-of docs/finetune.md (``TINY_CONFIG``/``TINY_RECIPE`` of :mod:`vidsearch.train.synthetic`, the same
-training run as benchmarks/finetune_synthetic.py), unless ``--model`` gives a checkpoint.
+Model: a tiny ViCLIP trained from scratch by ``vidsearch finetune`` on the ``default`` synthetic
+generator with the recipe of that setting's proof (``DEFAULT_SETTING_CONFIG``/``DEFAULT_SETTING_RECIPE``
+of :mod:`vidsearch.train.synthetic`, the same run as benchmarks/enrich_synthetic.py), unless
+``--model`` gives a checkpoint.
 
 Figure: ``vidsearch bench ava --boxes gt`` frame-mAP at IoU 0.5 over the four direction classes,
 prompts ensembled over the 20 colour x shape combinations. Every keyframe holds several
@@ -38,7 +39,7 @@ def _vidsearch(args: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 def train_model(work: Path, args: argparse.Namespace, log: Path) -> Path:
     """The tiny ViCLIP trained with the recommended recipe (reused when already there)."""
-    from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE, make_dataset
+    from vidsearch.train.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE, make_dataset
 
     data = work / "data"
     if not (data / "heldout.json").exists():
@@ -47,13 +48,14 @@ def train_model(work: Path, args: argparse.Namespace, log: Path) -> Path:
     if (out / "model.pth").exists():
         return out / "model.pth"
     cfg = work / "tiny.json"
-    cfg.write_text(json.dumps(TINY_CONFIG, indent=2))
+    cfg.write_text(json.dumps(DEFAULT_SETTING_CONFIG, indent=2))
     cmd = ["finetune", "--annotations", str(data / "train.json"), "--videos", str(data / "train"), "--out", str(out),
-           "--model-config", str(cfg), "--seed", str(args.seed), *TINY_RECIPE, "--val-videos", "80", "--cache-frames", "16",
+           "--model-config", str(cfg), "--seed", str(args.seed), *DEFAULT_SETTING_RECIPE, "--val-videos", "80", "--cache-frames", "16",
            "--device", args.device, "--resume", "--json"]
     print(f"training: vidsearch {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
-    summary = json.loads(_vidsearch(cmd, log, {**os.environ, "OMP_NUM_THREADS": str(args.threads)}))
+    out = _vidsearch(cmd, log, {**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    summary = json.loads(out.strip().splitlines()[-1])  # JSON lines: the epochs, then the "done" summary
     print(f"trained {len(summary['epochs'])} epochs in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return Path(summary["model"])
 

@@ -7,8 +7,8 @@ texture; caption "a red circle moving left"): a training split, a held-out split
 calibration split (80 clips each, distinct captions, other seeds), and sequence videos of three
 different actions one after another.
 
-Model: the recommended tiny ViCLIP trained from scratch on the training split by ``vidsearch
-finetune`` with the recipe of docs/finetune.md (``TINY_CONFIG``/``TINY_RECIPE`` of
+Model: a tiny ViCLIP trained from scratch on the training split by ``vidsearch finetune`` with the
+recipe of the ``default`` generator's proof (``DEFAULT_SETTING_CONFIG``/``DEFAULT_SETTING_RECIPE`` of
 :mod:`vidsearch.train.synthetic`), unless ``--model`` gives a checkpoint.
 
 Figures (each through the code path users run, not a re-implementation):
@@ -82,7 +82,7 @@ def train_model(work: Path, data: dict[str, Path], args: argparse.Namespace) -> 
     import os
     import subprocess
 
-    from vidsearch.train.synthetic import TINY_CONFIG, TINY_RECIPE
+    from vidsearch.train.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE
 
     out = work / "model"
     final = out / "model.pth"
@@ -90,9 +90,9 @@ def train_model(work: Path, data: dict[str, Path], args: argparse.Namespace) -> 
         print(f"model: reusing {final}")
         return final
     cfg_path = work / "tiny.json"
-    cfg_path.write_text(json.dumps(TINY_CONFIG))
+    cfg_path.write_text(json.dumps(DEFAULT_SETTING_CONFIG))
     cmd = ["finetune", "--annotations", str(data["train"]), "--videos", str(data["root"]), "--out", str(out),
-           "--model-config", str(cfg_path), *TINY_RECIPE, "--val-annotations", str(data["heldout"]),
+           "--model-config", str(cfg_path), *DEFAULT_SETTING_RECIPE, "--val-annotations", str(data["heldout"]),
            "--seed", str(args.seed), "--device", args.device, "--resume"]
     print(f"training a tiny ViCLIP on {args.train} clips: vidsearch {' '.join(cmd)}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}

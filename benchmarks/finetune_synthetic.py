@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+from calibration import matmul_gflops
 from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
 from vidsearch.train.synthetic import FAMILY_RECIPE, TINY_CONFIG, action_pairs, heldout_seed, make_split
 
@@ -44,26 +45,6 @@ from vidsearch.train.synthetic import FAMILY_RECIPE, TINY_CONFIG, action_pairs, 
 # docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
 RECIPE = [*FAMILY_RECIPE, "--cache-frames", "16"]
 GOAL_R1, GOAL_PAIRS = 0.6, 0.9
-
-
-def matmul_gflops(threads: int, n: int = 1024, seconds: float = 2.0) -> float:
-    """fp32 matmul throughput of this machine on ``threads`` threads (best of short repeats)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)  # warm up
-        best, end = 0.0, time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t0 = time.perf_counter()
-            for _ in range(4):
-                torch.mm(a, b)
-            best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-        return best
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(args: list[str], log: Path, threads: int) -> tuple[float, float, str]:
@@ -160,7 +141,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.fresh:
         shutil.rmtree(run, ignore_errors=True)
-    gflops = matmul_gflops(args.threads)
+    gflops = matmul_gflops(args.threads, seconds=2.0)
     print(f"calibration: fp32 matmul {gflops:.1f} GFLOP/s on {args.threads} thread(s) "
           f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})", flush=True)
     t0 = time.perf_counter()
@@ -176,7 +157,7 @@ def main() -> None:
           *RECIPE, *args.extra, "--resume", "--json"]
     train_wall, train_cpu, out = _run(ft, log, args.threads)
     load1 = os.getloadavg()
-    gflops_after = matmul_gflops(args.threads)
+    gflops_after = matmul_gflops(args.threads, seconds=2.0)
     lines = [json.loads(x) for x in out.splitlines() if x.strip()]
     summary = lines[-1]
     epochs = summary["epochs"]
