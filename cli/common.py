@@ -19,6 +19,7 @@ __all__ = [
     "AntialiasOption",
     "PrecisionOption",
     "encoder_precision",
+    "TrainPrecisionOption",
     "OutOption",
     "BenchLibraryOption",
     "AllowMissingOption",
@@ -80,6 +81,12 @@ def _checked_precision(value: str) -> str:
 
 
 PrecisionOption = typer.Option("auto", "--precision", help=PRECISION_HELP, callback=_checked_precision)
+# Training's: the same values, but int8 is refused (it is an encoding precision only).
+TrainPrecisionOption = typer.Option(
+    "auto", "--precision", callback=_checked_precision,
+    help="Training precision: auto (bf16 mixed precision on a GPU that has it, else fp16; fp32 on a CPU), fp32, "
+    "bf16 (GPU, or a CPU with native bf16) or fp16 (GPU). Index the result with any --precision, int8 included.",
+)
 
 
 # Options every benchmark command takes (module-level singletons, as typer wants them).

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, console, err_console
+from vidsearch.cli.common import JsonOption, TrainPrecisionOption, console, err_console
 from vidsearch.cli.app import app
 from vidsearch.cli.format import shown
 
@@ -55,6 +55,7 @@ def finetune_command(
     antialias: bool = typer.Option(False, "--antialias", help="Antialias the frame resize (newer torchvision; off: as the published ViCLIP models saw frames)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in backward: less memory, slower."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (mixed precision on CUDA)."),
+    precision: str = TrainPrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Train ViCLIP on captioned videos with a contrastive loss; write a checkpoint `index`, `query` and `bench` load."""
@@ -87,6 +88,11 @@ def finetune_command(
         raise InputError(f"--patience must be >= 0 and --lr-find-steps >= 2, got {patience} and {lr_find_steps}")
     if patience and val_videos == 0 and val_annotations is None:
         raise InputError("--patience needs a validation split: pass --val-videos N or --val-annotations FILE")
+    if precision == "int8":
+        raise InputError("--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8")
+    from vidsearch.cli.common import encoder_precision
+
+    encoder_precision(precision, device)  # one the device lacks fails here, before the frame cache is built
     from vidsearch.train.data import parse_reverse_pairs
 
     pairs = parse_reverse_pairs(reverse_pairs)
@@ -99,6 +105,7 @@ def finetune_command(
         temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
         grad_checkpointing=grad_checkpointing, reverse_pairs=pairs, reverse_margin=reverse_margin,
         temporal_lr_scale=temporal_lr_scale, select_best=select_best, select_metric=select_metric, patience=patience,
+        precision=precision,
     )
     job = FinetuneJob(
         annotations=annotations, videos=videos, out=out, dataset=dataset, model=model,

@@ -131,3 +131,36 @@ def test_user_errors(data, tmp_path):
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--val-annotations", str(other))
     assert isinstance(res.exception, InputError) and "--val-annotations" in str(res.exception)
     assert str(data["videos"]) in str(res.exception)
+
+
+def test_precision_is_checked_before_any_work(data, tmp_path):
+    from vidsearch.errors import ModelError
+
+    res = _finetune(data, tmp_path / "p", "--model-config", str(data["cfg"]), "--precision", "int8", "--device", "cpu")
+    assert isinstance(res.exception, InputError) and "not training" in str(res.exception)
+    res = _finetune(data, tmp_path / "p", "--model-config", str(data["cfg"]), "--precision", "fp16", "--device", "cpu")
+    assert isinstance(res.exception, ModelError) and "fp16 needs a GPU" in str(res.exception)
+    res = _finetune(data, tmp_path / "p", "--model-config", str(data["cfg"]), "--precision", "fp8")
+    assert res.exit_code != 0 and "--precision" in str(res.exception or res.stdout)
+    assert not (tmp_path / "p" / "cache").exists()  # nothing was decoded
+
+
+def test_training_precision_contexts():
+    import torch
+
+    from vidsearch.errors import ModelError
+    from vidsearch.models.precision import training_precision
+    from vidsearch.precision import cpu_has_native_bf16
+
+    cpu = torch.device("cpu")
+    ctx, scaler = training_precision(cpu, True, "fp32")
+    with ctx:
+        assert not torch.is_autocast_enabled("cpu")
+    assert scaler is None
+    with pytest.raises(ModelError, match="not training"):
+        training_precision(cpu, True, "int8")
+    if cpu_has_native_bf16():
+        ctx, scaler = training_precision(cpu, True, "bf16")
+        with ctx:
+            y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+        assert y.dtype == torch.bfloat16 and scaler is None

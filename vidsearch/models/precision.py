@@ -62,14 +62,26 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=dtype)
 
 
-def training_precision(device: torch.device, enabled: bool = True) -> tuple[contextlib.AbstractContextManager[Any], Any]:
+def training_precision(device: torch.device, enabled: bool = True, precision: str = "auto") -> tuple[contextlib.AbstractContextManager[Any], Any]:
     """``(autocast context, gradient scaler or None)`` for a training loop on ``device``.
 
-    fp16 autocast needs a ``torch.amp.GradScaler`` (small gradients underflow in fp16); bf16 and
-    fp32 need none.
+    ``precision`` ``auto`` is mixed precision on CUDA (bf16, or fp16 without it) when ``enabled``
+    and fp32 on a CPU; ``fp32``, ``bf16`` or ``fp16`` ask for one (checked against the device as
+    for encoding). fp16 autocast needs a ``torch.amp.GradScaler`` (small gradients underflow in
+    fp16); bf16 and fp32 need none.
+
+    Raises:
+        ModelError: int8 (an inference precision), or one the device lacks.
     """
-    ctx = autocast(device, enabled)
-    scaler = torch.amp.GradScaler("cuda") if enabled and autocast_dtype(device) == torch.float16 else None
+    if precision == "int8":
+        raise ModelError("--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8")
+    if precision == "auto":
+        dtype = autocast_dtype(device) if enabled else None
+    else:
+        resolved = choose_precision(precision, device.type, device.type == "cuda" and torch.cuda.is_bf16_supported())
+        dtype = _PRECISION_DTYPES.get(resolved)
+    ctx = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
     return ctx, scaler
 
 

@@ -103,6 +103,7 @@ class TrainConfig:
     crop_shift: float = 0.0  # largest crop-centre shift, fraction of the side
     grad_checkpointing: bool = False  # recompute activations in backward (less memory)
     amp: bool = True  # mixed precision on CUDA (bf16 if supported, else fp16); ignored on CPU
+    precision: str = "auto"  # --precision: auto (as amp says), fp32, bf16 or fp16
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
     reverse_margin: float | None = None  # with reverse_pairs: hinge cos(clip, reversed clip) below this (None: off)
@@ -235,7 +236,7 @@ class Trainer:
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
         self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.temporal_lr_scale)
-        self.autocast, self.scaler = training_precision(self.device, config.amp)
+        self.autocast, self.scaler = training_precision(self.device, config.amp, config.precision)
         self.epoch = 0  # completed epochs
         self.history: list[EpochResult] = []
         self.best_epoch = 0  # epoch of the best validation score (0: none yet)
