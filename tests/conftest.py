@@ -58,3 +58,15 @@ def make_tiny_checkpoint(path: Path, seed: int = 0, **overrides: int) -> Path:
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random-weight ViCLIP checkpoint shared by the session."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny-viclip.pth")
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child that a test stops with SIGINT: Ctrl-C as in a terminal.
+
+    A test run started in the background of a non-interactive shell (``cmd &``) inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler in its children; restoring
+    the default disposition before exec makes the child behave as it does for a user.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

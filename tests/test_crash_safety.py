@@ -15,6 +15,7 @@ import pytest
 
 import videogen
 from vidsearch.store.library import Library
+from conftest import default_sigint
 
 N_VIDEOS = 6
 
@@ -115,7 +116,8 @@ def signal_index_run(folder: Path, lib: Path, ckpt: Path, sig: int) -> tuple[int
     """Start `vidsearch index`, send ``sig`` once 2 videos are committed; ``(exit code, stderr)``."""
     # The last video's decoder hangs, so the run is surely still going when the signal arrives.
     env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
-    proc = subprocess.Popen(index_cmd(folder, lib, ckpt), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(index_cmd(folder, lib, ckpt), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and _indexed_count(lib) < 2:
         time.sleep(0.2)

@@ -17,6 +17,7 @@ from videogen import frame_numbers, make_bad_corpus, write_video
 from vidsearch.media import SamplingConfig, middle_indices
 from vidsearch.media.jobs import FAULT_ENV, DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, decode_job
 from vidsearch.media.pool import DecodePool
+from conftest import default_sigint
 
 RES = 32
 BITS = 12
@@ -224,7 +225,8 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
                     print("PIDS", *pids, flush=True)
     """))
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parents[1])
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parents[1]),
+        preexec_fn=default_sigint,
     )
     line = proc.stdout.readline()
     assert line.startswith("PIDS"), line
