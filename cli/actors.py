@@ -20,7 +20,6 @@ from vidsearch.cli.common import (
     PrecisionOption,
     SpaceOption,
     console,
-    encoder_precision,
     err_console,
     open_library,
     print_json,
@@ -107,13 +106,14 @@ def ava_command(
     from vidsearch.errors import InputError
     from vidsearch.labels import read_templates
     from vidsearch.models.detect import load_detector
+    from vidsearch.models.registry import precision_before_load
 
     if boxes not in BOX_SOURCES:
         raise InputError(f"--boxes must be one of {', '.join(BOX_SOURCES)} (got {boxes!r})")
     config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size)
     prompts = read_templates(templates)
     options = BenchOptions(model=model, checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None,
-                           device=device, precision=encoder_precision(precision, device))
+                           device=device, precision=precision_before_load(precision, device))
     det = load_detector(detector, detector_weights, threshold=detector_threshold, device=device) if boxes == "detect" else None
     encoder = load_bench_encoder(options)
     run = run_ava(annotations, videos, labels, encoder, boxes=boxes, detector=det, config=config, templates=prompts,

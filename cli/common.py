@@ -18,7 +18,6 @@ __all__ = [
     "CheckpointOption",
     "AntialiasOption",
     "PrecisionOption",
-    "encoder_precision",
     "TrainPrecisionOption",
     "OutOption",
     "BenchLibraryOption",
@@ -110,24 +109,17 @@ def bench_options(
         ModelError: ``precision`` does not fit this machine (before any model loads).
     """
     from vidsearch.bench.common import BenchOptions
+    from vidsearch.models.registry import precision_before_load
 
     return BenchOptions(
         model=model,
         checkpoint=str(checkpoint) if checkpoint else None,
         model_config=str(model_config) if model_config else None,
-        precision=encoder_precision(precision),
+        precision=precision_before_load(precision),
         library=str(library) if library else None,
         allow_missing=allow_missing,
         antialias=antialias,
     )
-
-
-def encoder_precision(precision: str, device: str = "auto") -> str:
-    """What ``--precision`` resolves to for a model loaded on ``device``, told before it loads
-    (:func:`vidsearch.models.registry.precision_before_load`)."""
-    from vidsearch.models.registry import precision_before_load
-
-    return precision_before_load(precision, device)
 
 
 def open_library(path: Optional[Path], *, create: bool = False, read_only: bool = False):

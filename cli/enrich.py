@@ -19,7 +19,7 @@ from vidsearch.cli.actors_common import (
     print_actor_scans,
 )
 from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, PrecisionOption, RichProgress
-from vidsearch.cli.common import SpaceOption, console, encoder_precision, err_console, open_library, print_json, space_key
+from vidsearch.cli.common import SpaceOption, console, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
 from vidsearch.cli.format import fmt_time, shown
 
@@ -231,7 +231,8 @@ def localize_command(
     """
     from vidsearch.enrich.localize import LocalizeConfig, localize_file, localize_in_library
     from vidsearch.errors import InputError
-    from vidsearch.store.library import DB_NAME, default_library_path
+    from vidsearch.models.registry import precision_before_load
+    from vidsearch.store.location import library_exists
 
     if boxes:
         from vidsearch.enrich.actors import localize_actors
@@ -251,11 +252,11 @@ def localize_command(
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
-    if not ((library.expanduser() if library is not None else default_library_path()) / DB_NAME).exists():
+    if not library_exists(library):
         from vidsearch.models import model_key
         from vidsearch.precision import space_key as at_precision
 
-        resolved = encoder_precision(precision, device)  # a precision that does not fit fails before the model loads
+        resolved = precision_before_load(precision, device)  # a precision that does not fit fails before the model loads
         weights = dict(checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None)
         key = at_precision(model_key(model or "viclip-b16", checkpoint=weights["checkpoint"], config=weights["model_config"]), resolved)
         spans, emb = localize_file(

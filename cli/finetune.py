@@ -90,9 +90,9 @@ def finetune_command(
         raise InputError("--patience needs a validation split: pass --val-videos N or --val-annotations FILE")
     if precision == "int8":
         raise InputError("--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8")
-    from vidsearch.cli.common import encoder_precision
+    from vidsearch.models.registry import precision_before_load
 
-    encoder_precision(precision, device)  # one the device lacks fails here, before the frame cache is built
+    precision_before_load(precision, device)  # one the device lacks fails here, before the frame cache is built
     from vidsearch.train.data import parse_reverse_pairs
 
     pairs = parse_reverse_pairs(reverse_pairs)
