@@ -40,6 +40,7 @@ def finetune_command(
     hard_negatives: int = typer.Option(0, "--hard-negatives", help="Build batches from groups of this many similar captions (hard negatives; 0: random distinct captions)."),
     reverse_pairs: str = typer.Option("", "--reverse-pairs", help="Word pairs like 'left=right,up=down': clips naming one also train played backwards with the words swapped (temporal order signal)."),
     reverse_margin: Optional[float] = typer.Option(None, "--reverse-margin", help="With --reverse-pairs: also push each clip and its time reversal apart until their embeddings' cosine is below this (e.g. 0.8; breaks the frame-order-blind start)."),
+    text_margin: Optional[float] = typer.Option(None, "--text-margin", help="Keep each caption's most similar caption of another group in the batch below this cosine (e.g. 0.7), so captions of different events cannot merge while the video tower cannot yet tell them apart. Use with groups or distinct events; paraphrases without a group would be pushed apart."),
     temporal_init_std: Optional[float] = typer.Option(None, "--temporal-init-std", help="With --model-config alone (random init): std of the temporal position embedding (default: width^-0.5, like the spatial one; larger makes frames more distinct at the start)."),
     temporal_lr_scale: float = typer.Option(1.0, "--temporal-lr-scale", help="Multiply the learning rate of the temporal position embedding by this."),
     val_videos: int = typer.Option(100, "--val-videos", help="Videos held out of training for validation each epoch (0: none)."),
@@ -99,11 +100,13 @@ def finetune_command(
     if reverse_margin is not None and (not pairs or not -1.0 <= reverse_margin < 1.0):
         raise InputError(f"--reverse-margin needs --reverse-pairs and a cosine in [-1, 1), got {reverse_margin}"
                          + ("" if pairs else " without --reverse-pairs"))
+    if text_margin is not None and not -1.0 <= text_margin < 1.0:
+        raise InputError(f"--text-margin must be a cosine in [-1, 1), got {text_margin}")
     config = TrainConfig(
         epochs=epochs, lr=lr, min_lr_ratio=min_lr_ratio, warmup=warmup, weight_decay=weight_decay,
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
         temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
-        grad_checkpointing=grad_checkpointing, reverse_pairs=pairs, reverse_margin=reverse_margin,
+        grad_checkpointing=grad_checkpointing, reverse_pairs=pairs, reverse_margin=reverse_margin, text_margin=text_margin,
         temporal_lr_scale=temporal_lr_scale, select_best=select_best, select_metric=select_metric, patience=patience,
         precision=precision,
     )

@@ -238,6 +238,43 @@ def test_reverse_margin_adds_the_hinge_of_each_clip_and_its_reversal(tmp_path):
     assert losses[0.5] > losses[None]
 
 
+def test_neighbour_hinge_keeps_captions_of_different_groups_apart():
+    from vidsearch.train.optim import neighbour_hinge
+
+    a, a2, b = torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.1]), torch.tensor([0.0, 1.0])
+    keys = torch.tensor([0, 1, 2])
+    # rows 0 and 1 nearly merged, row 2 far from both: each row's nearest other-key row counts once
+    emb = torch.stack([a, a2, b])
+    cos = float(torch.nn.functional.cosine_similarity(a, a2, dim=0))
+    assert cos > 0.99 and float(torch.nn.functional.cosine_similarity(a2, b, dim=0)) < 0.7
+    assert neighbour_hinge(emb, keys, 0.7).item() == pytest.approx(2 * (cos - 0.7) / 3)
+    # the same merged rows as paraphrases (one key) are left alone
+    assert neighbour_hinge(emb, torch.tensor([0, 0, 2]), 0.7).item() == 0.0
+    assert neighbour_hinge(emb, torch.tensor([5, 5, 5]), 0.7).item() == 0.0  # no other key at all
+    emb.requires_grad_(True)
+    neighbour_hinge(emb, keys, 0.7).backward()
+    assert emb.grad[:2].abs().sum() > 0 and emb.grad[2].abs().sum() == 0
+
+
+def test_text_margin_adds_the_neighbour_hinge_of_the_captions(tmp_path):
+    from vidsearch.train.optim import neighbour_hinge
+
+    idx = [0, 1, 2, 3, 5]
+    for margin in (None, -0.5):
+        tr = _direction_trainer(tmp_path / str(margin), text_margin=margin, crop_scale=1.0, crop_shift=0.0)
+        x, tok, _ = tr._batch(idx, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            vid, txt = tr.model.encode_video(x), tr.model.encode_text(tok)
+        kids = tr.batch_keys(idx)
+        want = contrastive_loss(vid, txt, tr.model.temp, kids)
+        if margin is not None:
+            hinge = neighbour_hinge(txt, kids, margin)
+            assert hinge.item() > 0  # a margin of -0.5 is always active on random embeddings
+            want = want + hinge
+        loss, _ = tr.train_step(idx, np.random.default_rng(0), torch.Generator().manual_seed(0), 1e-3)
+        assert loss == pytest.approx(want.item(), rel=1e-5)
+
+
 def test_temporal_lr_scale_gives_the_temporal_embedding_its_own_rate(tmp_path):
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 

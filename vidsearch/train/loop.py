@@ -26,7 +26,10 @@ encodes up to twice ``batch_size`` clips. A reversed clip's caption may equal th
 another clip of the batch; both get the same caption id, so the loss counts them as positives
 of each other, never as negatives. With ``reverse_margin`` the loss also gets
 :func:`~vidsearch.train.optim.reversal_hinge` of every clip and its reversal and of every caption
-and its swapped twin: a direct push away from the frame-order-blind start.
+and its swapped twin: a direct push away from the frame-order-blind start. With ``text_margin``
+each caption's nearest caption of another group in the batch is hinged below that cosine
+(:func:`~vidsearch.train.optim.neighbour_hinge`), so captions of different events cannot merge
+while the video tower is still blind to what tells them apart.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import InputError
 from vidsearch.models.precision import training_precision
-from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, reversal_hinge
+from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, neighbour_hinge, reversal_hinge
 from vidsearch.train.data import (
     Clip,
     FrameCache,
@@ -107,6 +110,7 @@ class TrainConfig:
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
     reverse_margin: float | None = None  # with reverse_pairs: hinge cos(clip, reversed clip) below this (None: off)
+    text_margin: float | None = None  # hinge each caption's cosine to its nearest other-group caption in the batch below this
     temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
     select_best: bool = True  # model.pth = the best validation epoch (when there is a validation split)
     select_metric: str = "t2v/R@1"  # one of SELECT_METRICS; ties broken by the sum of all recalls
@@ -304,6 +308,8 @@ class Trainer:
             # contrastive gradient that would teach the video tower order vanishes with them
             loss = (loss + reversal_hinge(v[:n][has_rev], v[n:], cfg.reverse_margin)
                     + reversal_hinge(t[:n][has_rev], t[n:], cfg.reverse_margin))
+        if cfg.text_margin is not None:  # captions of different events must not merge (optim.neighbour_hinge)
+            loss = loss + neighbour_hinge(t, kids, cfg.text_margin)
         if not torch.isfinite(loss):
             return float(loss.item()), x.shape[0]
         self.optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["contrastive_loss", "reversal_hinge", "lr_at", "build_optimizer"]
+__all__ = ["contrastive_loss", "reversal_hinge", "neighbour_hinge", "lr_at", "build_optimizer"]
 
 
 def contrastive_loss(
@@ -54,6 +54,26 @@ def reversal_hinge(video: torch.Tensor, reversed_video: torch.Tensor, margin: fl
         return video.sum() * 0.0
     cos = (F.normalize(video.float(), dim=-1) * F.normalize(reversed_video.float(), dim=-1)).sum(dim=-1)
     return F.relu(cos - margin).mean()
+
+
+def neighbour_hinge(embeddings: torch.Tensor, keys: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over rows of ``relu(max cos(e_i, e_j) - margin)``, ``j`` ranging over rows of another key.
+
+    The contrastive loss can merge two captions the video tower cannot tell apart yet (early in
+    training a small model sees a circle and a square of one colour alike, so "a red circle" and
+    "a red square" are pulled to the same clips); once their text embeddings coincide, the
+    gradient that would teach either tower the difference vanishes, the symmetric point
+    :func:`reversal_hinge` breaks for opposite directions. This hinge keeps each caption's nearest
+    caption of another group (another event) in the batch below ``margin``; rows of one key
+    (paraphrases) are left alone, and a row with no other key adds nothing.
+    """
+    e = F.normalize(embeddings.float(), dim=-1)
+    other = keys[:, None] != keys[None, :]
+    nearest = (e @ e.t()).masked_fill(~other, -2.0).max(dim=1).values  # -2: no row of another key
+    has_other = other.any(dim=1)
+    if not bool(has_other.any()):
+        return e.sum() * 0.0
+    return F.relu(nearest[has_other] - margin).mean()
 
 
 def lr_at(step: int, total: int, base: float, warmup: float, min_ratio: float) -> float:

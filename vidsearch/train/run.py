@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 
 # Settings a resumed run must share with the saved one: anything else would change its course.
 _RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text",
-                  "reverse_pairs", "temporal_lr_scale", "reverse_margin", "precision")
+                  "reverse_pairs", "temporal_lr_scale", "reverse_margin", "text_margin", "precision")
 
 
 @dataclass
