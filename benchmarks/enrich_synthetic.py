@@ -66,14 +66,18 @@ def parse_args() -> argparse.Namespace:
 
 
 def make_data(work: Path, n_train: int, seed: int) -> dict[str, Path]:
-    from vidsearch.train.synthetic import make_dataset, make_split
+    import shutil
+
+    from vidsearch.train.synthetic import GENERATOR_VERSION, make_dataset, make_split
 
     data = work / "data"
     done = data / "DONE"
-    if not done.exists():
+    stamp = f"generator {GENERATOR_VERSION} train {n_train} seed {seed}\n"
+    if not done.exists() or done.read_text() != stamp:  # other settings, or an older generator's clips
+        shutil.rmtree(data, ignore_errors=True)
         make_dataset(data, train=n_train, heldout=80, seed=seed)
         make_split(data, "calib", 80, seed=seed + 2_000_003, distinct=True)
-        done.write_text("ok\n")
+        done.write_text(stamp)
     return {"root": data, "train": data / "train.json", "heldout": data / "heldout.json", "calib": data / "calib.json"}
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from calibration import matmul_gflops
 from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
-from vidsearch.train.synthetic import FAMILY_RECIPE, TINY_CONFIG, action_pairs, heldout_seed, make_split
+from vidsearch.train.synthetic import FAMILY_RECIPE, GENERATOR_VERSION, TINY_CONFIG, action_pairs, heldout_seed, make_split
 
 # The recipe: the tiny config and the flags for the randomised family (vidsearch.train.synthetic,
 # docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
@@ -84,7 +84,7 @@ def make_data(data: Path, train: int, seed: int, setting: str, tests: list[str])
     splits = {"train": data / "train.json", "val": data / "val.json"}
     splits.update({t: data / f"test-{t}.json" for t in tests})
     stamp = data / "DONE.json"
-    want = {"train": train, "seed": seed, "setting": setting}
+    want = {"train": train, "seed": seed, "setting": setting, "generator": GENERATOR_VERSION}
     done = json.loads(stamp.read_text()) if stamp.exists() else {}
     if {k: done.get(k) for k in want} != want:
         shutil.rmtree(data, ignore_errors=True)

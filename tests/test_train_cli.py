@@ -167,3 +167,16 @@ def test_training_precision_contexts():
         with ctx:
             y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
         assert y.dtype == torch.bfloat16 and scaler is None
+
+
+def test_the_family_recipe_runs_as_given(data, tmp_path):
+    """FAMILY_RECIPE is passed to `vidsearch finetune` verbatim by the proof; every flag must parse and train."""
+    from vidsearch.train.synthetic import FAMILY_RECIPE
+
+    out = tmp_path / "family"
+    res = _finetune(data, out, "--model-config", str(data["cfg"]), *FAMILY_RECIPE, "--epochs", "1", "--batch-size", "4")
+    assert res.exit_code == 0, res.output
+    config = _summary(res)["config"]
+    assert config["text_margin"] == 0.7 and config["masking_prob"] == 0.5 and config["reverse_margin"] == 0.5
+    assert config["hard_negatives"] == 8 and config["reverse_pairs"]
+    assert json.loads((out / "model.json").read_text())["num_frames"] == SCRATCH["num_frames"]
