@@ -1,13 +1,14 @@
 """Ray scaling: the same corpus through a local run, Ray with 1 worker per stage, and Ray with 2.
 
 The Ray runs use ``ray.cluster_utils.Cluster`` with two 1-CPU raylets on this machine as
-stand-ins for two machines (a head with no CPUs, so nothing runs there). A stand-in machine is
+stand-ins for two machines (a head with no CPUs, so nothing runs there); the second joins after the
+Ray-1 run, so Ray-1 has one machine (with both present Ray spreads its two actors over both). A stand-in machine is
 one core: each raylet and every worker it starts are pinned to a core of their own
 (``sched_setaffinity``, inherited by the workers) and run one thread, and the local run is pinned
 to one core the same way; otherwise both "machines" would share all the cores and Ray-1 alone
 would already use the whole computer (``--no-pin`` measures that). Each decode and encode
-actor reserves half a CPU, so "Ray-1" (1 decode + 1 encode actor) fits on one raylet and
-"Ray-2" (2 + 2) spreads over both. A random-weight ViCLIP of a middle size (112 px, 4 layers)
+actor reserves half a CPU, so "Ray-1" (1 decode + 1 encode actor) fills its one raylet and
+"Ray-2" (2 + 2) fills both. A random-weight ViCLIP of a middle size (112 px, 4 layers)
 keeps encoding a real share of the work. Per run it prints:
 
     wall      clips / wall time of the whole index call (start-up included)
@@ -15,8 +16,13 @@ keeps encoding a real share of the work. Per run it prints:
               loading and the preflight excluded (results reach the driver in bursts, so a
               rate between first and last result would overstate Ray)
 
-then the speedups Ray-2 / Ray-1 (goal >= 1.6x) and Ray-1 / local (goal >= 0.9) on both rates,
-and the machine's fp32 matmul GFLOP/s (to read the numbers against). On a GPU machine it adds
+and, for the Ray runs, the CPU seconds the driver and the Ray head used meanwhile (on a real
+cluster they run on the head machine; here they take time from the two stand-in cores). Then the
+speedups Ray-2 / Ray-1 (goal >= 1.6x) and Ray-1 / local (goal >= 0.9) on both rates, and the
+machine's fp32 matmul GFLOP/s (to read the numbers against). Before the runs it measures this
+host's parallel ceiling: the throughput of two pinned 1-thread matmul processes at once over one
+alone (below 2 when the two "cores" are hyper-threads of one, or share memory bandwidth with
+other guests); Ray-2 / Ray-1 cannot beat it here. On a GPU machine it adds
 Ray-1 with 1 GPU per encoder against Ray-2 with 0.5 GPU each.
 
 Usage: python benchmarks/ray_scaling.py [--videos 48] [--seconds 20]
@@ -64,20 +70,78 @@ class Clock:
         self.times.append(time.perf_counter())
 
 
-def measure(name: str, run, lib: Path) -> dict:
+def measure(name: str, run, lib: Path, off_node=None, stand_ins=None) -> dict:
+    """Index ``lib`` with ``run`` and print one row. ``off_node()`` lists the pids (the driver, the Ray
+    head's processes) whose CPU time during the run is reported: work done off the stand-in machines,
+    which on this host takes time from their cores (a real cluster runs it on the head machine)."""
     clock = Clock()
+    before = {p: _tree_cpu([p]) for p in off_node()} if off_node else {}
+    nodes = stand_ins() if stand_ins else []  # [(raylet pid, its workers' pids)] per stand-in machine
+    node0 = [({p: _tree_cpu([p]) for p in [r, *kids]}) for r, kids in nodes]
     t0 = time.perf_counter()
     with Library.open(lib, create=True) as library:
         report = run(library, clock)
     wall = time.perf_counter() - t0
+    head_cpu = sum(_tree_cpu([p]) - before.get(p, 0.0) for p in off_node()) if off_node else None
+    # CPU each stand-in spent (raylet + workers alive at the end; workers that exited are missed)
+    node_cpu = [(_tree_cpu([r]) - b.get(r, 0.0), sum(_tree_cpu([p]) - b.get(p, 0.0) for p in kids))
+                for (r, _), b in zip(stand_ins() if stand_ins else [], node0)
+                for kids in [[c for c in _children(r)]]]
     clips = report.segments
     first = clock.times[0] - t0 if clock.times else float("nan")
     warm = clips / (wall - first)
-    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "warm": warm, "stages": report.stage_seconds}
+    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "warm": warm, "stages": report.stage_seconds,
+           "head_cpu": head_cpu}
     busy = {k: round(v, 1) for k, v in report.stage_seconds.items()}
+    head = f"  driver+head {head_cpu:.1f} CPU-s ({100 * head_cpu / wall:.0f}% of a core)" if head_cpu is not None else ""
+    head += "".join(f"; stand-in {i}: raylet {r:.1f} + workers {w:.1f} CPU-s" for i, (r, w) in enumerate(node_cpu))
     print(f"{name:8s} {clips} clips in {wall:6.1f}s (first after {first:5.1f}s): wall {row['wall_rate']:6.2f} clips/s, "
-          f"warm {warm:6.2f} clips/s  stages {busy}", flush=True)
+          f"warm {warm:6.2f} clips/s  stages {busy}{head}", flush=True)
     return row
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (the driver's own threads included, its children not)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _spin(core: int, seconds: float, out) -> None:
+    """Child of :func:`parallel_ceiling`: one thread of fp32 matmul pinned to ``core``."""
+    import torch
+
+    os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    out.put(matmul_gflops(1, n=512, seconds=seconds))
+
+
+def parallel_ceiling(cores: list[int], seconds: float = 3.0) -> float:
+    """Aggregate 1-thread matmul throughput of one process per core in ``cores`` (all at once), over
+    one such process alone: the most two pinned stand-in machines can gain over one on this host
+    (below 2 when the "cores" are hyper-threads or share a host's memory bandwidth with other guests)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+
+    def run(use: list[int]) -> float:
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_spin, args=(c, seconds, q)) for c in use]
+        for p in procs:
+            p.start()
+        rates = [q.get() for _ in procs]
+        for p in procs:
+            p.join()
+        return sum(rates)
+
+    return run(cores) / run(cores[:1])
 
 
 def _children(pid: int) -> list[int]:
@@ -113,6 +177,7 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=48)
     ap.add_argument("--seconds", type=float, default=20.0, help="per video (over 12 s: 8 s windows every 4 s)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--videos-per-batch", type=int, default=2, help="decoded videos an encode actor takes per call (RayOptions.videos_per_batch)")
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="let every process use every core")
     args = ap.parse_args()
     pin = args.pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
@@ -126,6 +191,10 @@ def main() -> int:
 
     print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}, "
           f"{'each stand-in machine pinned to one core' if pin else 'not pinned: every process may use every core'}", flush=True)
+    ceiling = parallel_ceiling(cores[:2]) if pin else None
+    if ceiling is not None:
+        print(f"# two pinned 1-thread matmul processes run at {ceiling:.2f}x the throughput of one: the ceiling of "
+              f"ray-2 / ray-1 on this host before any Ray overhead", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "videos"
@@ -145,19 +214,36 @@ def main() -> int:
             torch.set_num_threads(threads)
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-        for i in range(2):
+        raylets: list[int] = []
+
+        def add_stand_in() -> None:
+            """One more 1-CPU raylet, pinned to the next core."""
             node = cluster.add_node(num_cpus=1)
+            raylets.append(node.all_processes["raylet"][0].process.pid)
             if pin:
-                pin_tree(node.all_processes["raylet"][0].process.pid, cores[i])
+                pin_tree(raylets[-1], cores[len(raylets) - 1])
+            cluster.wait_for_nodes()
+
+        # Ray-1 runs while the cluster has one stand-in machine: with two, Ray's scheduler spreads the
+        # decode and the encode actor (half a CPU each) over both, and "Ray-1" would use two machines.
+        add_stand_in()
         ray.init(address=cluster.address, log_to_driver=False)
         try:
             def ray_run(workers: int, gpus: float | None = None):
                 ro = RayOptions(address=cluster.address, decode_workers=workers, encode_workers=workers,
-                                decode_cpus=0.5, encode_cpus=0.5, gpus_per_encoder=gpus, videos_per_batch=2)
+                                decode_cpus=0.5, encode_cpus=0.5, gpus_per_encoder=gpus, videos_per_batch=args.videos_per_batch)
                 return lambda lib, clock: index_folder_ray(lib, folder, opts, ro, progress=clock)
 
-            rows.append(measure("ray-1", ray_run(1, 0.0), tmp / "lib-ray1"))
-            rows.append(measure("ray-2", ray_run(2, 0.0), tmp / "lib-ray2"))
+            def off_node() -> list[int]:
+                head = [i.process.pid for procs in cluster.head_node.all_processes.values() for i in procs]
+                return [os.getpid(), *head, *(c for h in head for c in _children(h))]
+
+            def stand_ins() -> list[tuple[int, list[int]]]:
+                return [(r, _children(r)) for r in raylets]
+
+            rows.append(measure("ray-1", ray_run(1, 0.0), tmp / "lib-ray1", off_node, stand_ins))
+            add_stand_in()
+            rows.append(measure("ray-2", ray_run(2, 0.0), tmp / "lib-ray2", off_node, stand_ins))
             if torch.cuda.is_available():
                 rows.append(measure("ray-1gpu", ray_run(1, 1.0), tmp / "lib-gpu1"))
                 rows.append(measure("ray-2x.5", ray_run(2, 0.5), tmp / "lib-gpu2"))
