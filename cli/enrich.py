@@ -253,14 +253,10 @@ def localize_command(
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
     if not library_exists(library):
-        from vidsearch.models import model_key
-        from vidsearch.precision import space_key as at_precision
-
         resolved = precision_before_load(precision, device)  # a precision that does not fit fails before the model loads
-        weights = dict(checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None)
-        key = at_precision(model_key(model or "viclip-b16", checkpoint=weights["checkpoint"], config=weights["model_config"]), resolved)
-        spans, emb = localize_file(
-            video, text, config, model=model or "viclip-b16", **weights, use_cache=not no_cache, device=device, precision=resolved,
+        spans, emb, key = localize_file(
+            video, text, config, model=model or "viclip-b16", checkpoint=str(checkpoint) if checkpoint else None,
+            model_config=str(model_config) if model_config else None, use_cache=not no_cache, device=device, precision=resolved,
         )  # fmt: skip
     else:
         if checkpoint is not None or model_config is not None:

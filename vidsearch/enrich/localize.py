@@ -144,8 +144,12 @@ def localize_file(
     use_cache: bool = True,
     device: str = "auto",
     precision: str = "auto",
-) -> tuple[list[Span], WindowEmbeddings]:
+) -> tuple[list[Span], WindowEmbeddings, str]:
     """:func:`localize_video` of one file with no library: ``model`` as ``index --model`` takes it.
+
+    Returns:
+        ``(spans, window embeddings, key)``: ``key`` names the encoder that ran (its weights and
+        precision), as a library's space key would.
 
     The windows are cached in the user cache directory (:func:`user_window_cache`), keyed by the
     video's content and the model's key, which carries the precision (``auto``, ``fp32``,
@@ -161,4 +165,5 @@ def localize_file(
     if not Path(path).expanduser().is_file():
         raise InputError(f"{path}: no such video file")
     encoder = load_encoder_at(model, checkpoint=checkpoint, config=model_config, device=device, precision=precision)
-    return localize_video(path, text, encoder, config, user_window_cache() if use_cache else None)
+    spans, emb = localize_video(path, text, encoder, config, user_window_cache() if use_cache else None)
+    return spans, emb, str(encoder.key)
