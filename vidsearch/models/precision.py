@@ -56,7 +56,11 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
 
     The returned object can be entered again and again (one per step of a loop).
     """
-    dtype = autocast_dtype(device) if enabled else None
+    return _autocast_of(device, autocast_dtype(device) if enabled else None)
+
+
+def _autocast_of(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to ``dtype`` on ``device``; a no-op context for ``None`` (fp32)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -78,11 +82,9 @@ def training_precision(device: torch.device, enabled: bool = True, precision: st
     if precision == "auto":
         dtype = autocast_dtype(device) if enabled else None
     else:
-        resolved = choose_precision(precision, device.type, device.type == "cuda" and torch.cuda.is_bf16_supported())
-        dtype = _PRECISION_DTYPES.get(resolved)
-    ctx = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+        dtype = _PRECISION_DTYPES.get(resolve_precision(precision, device))
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
-    return ctx, scaler
+    return _autocast_of(device, dtype), scaler
 
 
 def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
@@ -98,7 +100,4 @@ def resolve_precision(precision: str, device: str | torch.device = "auto") -> st
 
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """The autocast context of a resolved precision on ``device`` (a no-op context for fp32 and int8)."""
-    dtype = _PRECISION_DTYPES.get(precision)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    return _autocast_of(device, _PRECISION_DTYPES.get(precision))
