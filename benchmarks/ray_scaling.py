@@ -17,7 +17,8 @@ keeps encoding a real share of the work. Per run it prints:
               rate between first and last result would overstate Ray)
 
 and, for the Ray runs, the CPU seconds the driver and the Ray head used meanwhile (on a real
-cluster they run on the head machine; here they take time from the two stand-in cores). Then the
+cluster they run on the head machine; here they take time from the two stand-in cores) and those
+of each stand-in's raylet and workers (a stand-in far below 100 % of its core is waiting). Then the
 speedups Ray-2 / Ray-1 (goal >= 1.6x) and Ray-1 / local (goal >= 0.9) on both rates, and the
 machine's fp32 matmul GFLOP/s (to read the numbers against). Before the runs it measures this
 host's parallel ceiling: the throughput of two pinned 1-thread matmul processes at once over one
@@ -70,48 +71,39 @@ class Clock:
         self.times.append(time.perf_counter())
 
 
-def measure(name: str, run, lib: Path, off_node=None, stand_ins=None) -> dict:
-    """Index ``lib`` with ``run`` and print one row. ``off_node()`` lists the pids (the driver, the Ray
-    head's processes) whose CPU time during the run is reported: work done off the stand-in machines,
-    which on this host takes time from their cores (a real cluster runs it on the head machine)."""
+def measure(name: str, run, lib: Path, watch=None) -> dict:
+    """Index ``lib`` with ``run`` and print one row.
+
+    ``watch()`` names groups of pids (the driver and the Ray head; each stand-in's raylet and its
+    workers) whose CPU seconds during the run are printed too. It is asked again at the end, so
+    processes started meanwhile count from zero; ones that exited before the end are missed.
+    """
     clock = Clock()
-    before = {p: _tree_cpu([p]) for p in off_node()} if off_node else {}
-    nodes = stand_ins() if stand_ins else []  # [(raylet pid, its workers' pids)] per stand-in machine
-    node0 = [({p: _tree_cpu([p]) for p in [r, *kids]}) for r, kids in nodes]
+    before = {pid: _cpu_seconds(pid) for pids in (watch() if watch else {}).values() for pid in pids}
     t0 = time.perf_counter()
     with Library.open(lib, create=True) as library:
         report = run(library, clock)
     wall = time.perf_counter() - t0
-    head_cpu = sum(_tree_cpu([p]) - before.get(p, 0.0) for p in off_node()) if off_node else None
-    # CPU each stand-in spent (raylet + workers alive at the end; workers that exited are missed)
-    node_cpu = [(_tree_cpu([r]) - b.get(r, 0.0), sum(_tree_cpu([p]) - b.get(p, 0.0) for p in kids))
-                for (r, _), b in zip(stand_ins() if stand_ins else [], node0)
-                for kids in [[c for c in _children(r)]]]
+    cpu = {group: sum(_cpu_seconds(pid) - before.get(pid, 0.0) for pid in pids) for group, pids in (watch() if watch else {}).items()}
     clips = report.segments
     first = clock.times[0] - t0 if clock.times else float("nan")
     warm = clips / (wall - first)
-    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "warm": warm, "stages": report.stage_seconds,
-           "head_cpu": head_cpu}
+    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "warm": warm, "stages": report.stage_seconds, "cpu": cpu}
     busy = {k: round(v, 1) for k, v in report.stage_seconds.items()}
-    head = f"  driver+head {head_cpu:.1f} CPU-s ({100 * head_cpu / wall:.0f}% of a core)" if head_cpu is not None else ""
-    head += "".join(f"; stand-in {i}: raylet {r:.1f} + workers {w:.1f} CPU-s" for i, (r, w) in enumerate(node_cpu))
+    used = "".join(f"; {group} {sec:.1f} CPU-s ({100 * sec / wall:.0f}% of a core)" for group, sec in cpu.items())
     print(f"{name:8s} {clips} clips in {wall:6.1f}s (first after {first:5.1f}s): wall {row['wall_rate']:6.2f} clips/s, "
-          f"warm {warm:6.2f} clips/s  stages {busy}{head}", flush=True)
+          f"warm {warm:6.2f} clips/s  stages {busy}{used}", flush=True)
     return row
 
 
-def _tree_cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` (the driver's own threads included, its children not)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (its own threads, not its children); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _spin(core: int, seconds: float, out) -> None:
@@ -234,16 +226,17 @@ def main() -> int:
                                 decode_cpus=0.5, encode_cpus=0.5, gpus_per_encoder=gpus, videos_per_batch=args.videos_per_batch)
                 return lambda lib, clock: index_folder_ray(lib, folder, opts, ro, progress=clock)
 
-            def off_node() -> list[int]:
+            def watch() -> dict[str, list[int]]:
                 head = [i.process.pid for procs in cluster.head_node.all_processes.values() for i in procs]
-                return [os.getpid(), *head, *(c for h in head for c in _children(h))]
+                groups = {"driver+head": [os.getpid(), *head, *(c for h in head for c in _children(h))]}
+                for i, raylet in enumerate(raylets):
+                    groups[f"stand-in {i} raylet"] = [raylet]
+                    groups[f"stand-in {i} workers"] = _children(raylet)
+                return groups
 
-            def stand_ins() -> list[tuple[int, list[int]]]:
-                return [(r, _children(r)) for r in raylets]
-
-            rows.append(measure("ray-1", ray_run(1, 0.0), tmp / "lib-ray1", off_node, stand_ins))
+            rows.append(measure("ray-1", ray_run(1, 0.0), tmp / "lib-ray1", watch))
             add_stand_in()
-            rows.append(measure("ray-2", ray_run(2, 0.0), tmp / "lib-ray2", off_node, stand_ins))
+            rows.append(measure("ray-2", ray_run(2, 0.0), tmp / "lib-ray2", watch))
             if torch.cuda.is_available():
                 rows.append(measure("ray-1gpu", ray_run(1, 1.0), tmp / "lib-gpu1"))
                 rows.append(measure("ray-2x.5", ray_run(2, 0.5), tmp / "lib-gpu2"))
