@@ -305,6 +305,7 @@ $("overlay").addEventListener("click", (e) => { if (e.target === $("overlay")) c
 const ACTOR_COLOURS = ["#f5c518", "#4ade80", "#38bdf8", "#f472b6", "#fb923c", "#a78bfa"];
 const TIME_SLACK = 0.05; // s: a seek lands on a frame, not on the keyframe's exact time
 const actors = { data: null, scan: 0, show: true, boxes: new Map(), frameCallback: null };
+const trackColour = (track) => ACTOR_COLOURS[Math.abs(track) % ACTOR_COLOURS.length]; // a tube's box and timeline mark match
 
 async function loadActors(r) {
   resetActors();
@@ -361,7 +362,7 @@ function markTubes() {
     mark.className = "tube";
     mark.style.left = `${(100 * tube.start) / d}%`;
     mark.style.width = `${Math.max(0.4, (100 * (tube.end - tube.start)) / d)}%`;
-    mark.style.setProperty("--c", ACTOR_COLOURS[Math.abs(tube.track) % ACTOR_COLOURS.length]);
+    mark.style.setProperty("--c", trackColour(tube.track));
     timeline.append(mark);
   }
 }
@@ -415,7 +416,7 @@ function actorBox(track) {
     el = document.createElement("div");
     el.className = "actor";
     el.dataset.track = String(track);
-    el.style.setProperty("--c", ACTOR_COLOURS[Math.abs(track) % ACTOR_COLOURS.length]);
+    el.style.setProperty("--c", trackColour(track));
     const tag = document.createElement("span"), name = document.createElement("span"), score = document.createElement("span");
     name.className = "actor-label";
     score.className = "actor-score";
