@@ -34,6 +34,7 @@ def finetune_command(
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Clip the global gradient norm to this (0: off)."),
     temp: Optional[float] = typer.Option(None, "--temp", help="Reset the learnable temperature to this (default: keep the model's; 0.07 suits training from scratch)."),
     masking: float = typer.Option(0.0, "--masking", help="Share of video patch tokens dropped per clip while training (ViCLIP's speed-up)."),
+    masking_motion: float = typer.Option(0.0, "--masking-motion", help="With --masking: share of the kept tokens chosen by motion (the patches that change most over the clip) instead of at random, so small moving objects are not masked away (e.g. 0.5)."),
     jitter: bool = typer.Option(True, "--jitter/--no-jitter", help="Random frame within each temporal segment."),
     crop_scale: float = typer.Option(1.0, "--crop-scale", help="Random crop: smallest window side as a share of the frame (1: off)."),
     crop_shift: float = typer.Option(0.0, "--crop-shift", help="Random crop: largest window-centre shift as a share of the frame."),
@@ -81,6 +82,9 @@ def finetune_command(
     check_number("--masking", masking, low=0, high=1)
     if masking == 1:
         raise InputError(f"--masking must be in [0, 1), got {masking}")
+    check_number("--masking-motion", masking_motion, low=0, high=1)
+    if masking_motion and not masking:
+        raise InputError("--masking-motion chooses which tokens --masking keeps: add --masking P (e.g. 0.5)")
     from vidsearch.train.loop import SELECT_METRICS
 
     if select_metric not in SELECT_METRICS:
@@ -105,7 +109,7 @@ def finetune_command(
     config = TrainConfig(
         epochs=epochs, lr=lr, min_lr_ratio=min_lr_ratio, warmup=warmup, weight_decay=weight_decay,
         batch_size=batch_size, num_frames=frames or 0, grad_clip=grad_clip, freeze_text=freeze_text, seed=seed,
-        temp_init=temp, masking_prob=masking, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
+        temp_init=temp, masking_prob=masking, masking_motion=masking_motion, jitter=jitter, hard_negatives=hard_negatives, crop_scale=crop_scale, crop_shift=crop_shift,
         grad_checkpointing=grad_checkpointing, reverse_pairs=pairs, reverse_margin=reverse_margin, text_margin=text_margin,
         temporal_lr_scale=temporal_lr_scale, select_best=select_best, select_metric=select_metric, patience=patience,
         precision=precision,

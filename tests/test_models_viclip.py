@@ -79,6 +79,34 @@ def test_resize_temporal_embedding_follows_official_loader() -> None:
     assert longer[0, 0, 0] == 0 and longer[0, -1, 0] == 6  # endpoints are held
 
 
+def test_motion_masking_keeps_the_moving_patches() -> None:
+    """Tokens of highest motion are kept first; the rest of the kept share is random; order holds."""
+    from vidsearch.models.viclip import VisionTransformer, patch_motion
+
+    B, T, L, P = 3, 4, 16, 12
+    patches = torch.zeros(B, T, L, P)
+    where = {(b, t): t * L + (b * 5 + 2 * t) % L for b in range(B) for t in range(T)}  # an object passing through
+    for (b, t), token in where.items():
+        patches[b, t, token - t * L] = 1.0
+    motion = patch_motion(patches)
+    assert motion.shape == (B, T * L)
+    # the object's own tokens move most (0.75); the same places in its other frames less (0.25); the rest 0
+    hot = motion == motion.max(dim=1, keepdim=True).values
+    assert hot.sum(1).tolist() == [T] * B and all(hot[b, token] for (b, _), token in where.items())
+    assert int((motion > 0).sum()) == B * T * T
+    x = torch.arange(T * L, dtype=torch.float32).expand(B, -1).unsqueeze(-1).repeat(1, 1, 2)  # feature = position
+    for seed in range(5):
+        torch.manual_seed(seed)
+        kept = VisionTransformer._mask_tokens(x, 0.75, motion, 0.5)[..., 0]  # keep 16 of 64, 8 by motion
+        assert kept.shape == (B, 16) and bool((kept[:, 1:] > kept[:, :-1]).all())  # original order
+        for b in range(B):
+            assert set(torch.nonzero(hot[b]).flatten().tolist()) <= set(kept[b].long().tolist())
+    torch.manual_seed(0)
+    plain = VisionTransformer._mask_tokens(x, 0.75)[..., 0]
+    torch.manual_seed(1)
+    assert not torch.equal(plain, VisionTransformer._mask_tokens(x, 0.75)[..., 0])  # random without motion
+
+
 def test_training_path_masking_and_grad_checkpointing() -> None:
     torch.manual_seed(0)
     model = ViCLIP(ViCLIPConfig(**TINY)).train()
@@ -87,6 +115,10 @@ def test_training_path_masking_and_grad_checkpointing() -> None:
     tokens[:, -1] = 49407
     out = model.encode_video(video, masking_prob=0.5)
     assert out.shape == (2, 16) and torch.isfinite(out).all()
+    guided = model.encode_video(video, masking_prob=0.5, masking_motion=0.5)
+    assert guided.shape == (2, 16) and torch.isfinite(guided).all()
+    image = model.encode_video(video[:, 0], masking_prob=0.5, masking_motion=1.0)  # one frame: no motion, random
+    assert image.shape == (2, 16) and torch.isfinite(image).all()
 
     def grads(ckpt: bool) -> list[torch.Tensor]:
         model.zero_grad()

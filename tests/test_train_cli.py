@@ -122,6 +122,10 @@ def test_user_errors(data, tmp_path):
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left=right",
                     "--reverse-margin", "1.5")
     assert isinstance(res.exception, InputError) and "--reverse-margin" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--masking-motion", "0.5")
+    assert isinstance(res.exception, InputError) and "add --masking" in str(res.exception)
+    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--masking", "0.5", "--masking-motion", "1.5")
+    assert isinstance(res.exception, InputError) and "--masking-motion" in str(res.exception)
     for bad in ("1.0", "-1.5", "nan"):
         res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--text-margin", bad)
         assert isinstance(res.exception, InputError) and "--text-margin" in str(res.exception)

@@ -100,6 +100,7 @@ class TrainConfig:
     temp_init: float | None = None  # reset model.temp to this (None: keep the checkpoint's)
     temp_min: float = 0.01  # official lower clamp of temp (logit scale at most 100)
     masking_prob: float = 0.0  # share of video tokens dropped per clip (official training trick)
+    masking_motion: float = 0.0  # share of the kept tokens chosen by motion (the patches that change most), not at random
     jitter: bool = True  # random frame inside each temporal segment
     hard_negatives: int = 0  # >1: batches of groups of this many similar captions (0: random distinct captions)
     crop_scale: float = 1.0  # smallest random crop side (1: no spatial augmentation)
@@ -293,7 +294,10 @@ class Trainer:
         x, tok, _ = self._batch(idx, rng, gen)
         kids = self.batch_keys(idx).to(self.device)
         with self.autocast:
-            v = model.encode_video(x, masking_prob=cfg.masking_prob) if cfg.masking_prob else model.encode_video(x)
+            if cfg.masking_prob:
+                v = model.encode_video(x, masking_prob=cfg.masking_prob, masking_motion=cfg.masking_motion)
+            else:
+                v = model.encode_video(x)
             if cfg.freeze_text:
                 with torch.no_grad():
                     t = model.encode_text(tok)
