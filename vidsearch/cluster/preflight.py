@@ -1,7 +1,8 @@
 """Before a cluster run: every node runs the same vidsearch, has the same weights, sees the files.
 
 One small task is pinned to each alive node (``NodeAffinitySchedulingStrategy``, zero CPUs so
-it never waits behind actors). It reports the vidsearch version, the model key the node
+it never waits behind actors); the run starts its pipeline while the checks run and collects them
+before it trusts a result. Each reports the vidsearch version, the model key the node
 computes for the run's model (name + checkpoint hash, so the same weights everywhere), and which
 of a sample of the run's paths it cannot read. The driver turns the first problem into a
 one-line :class:`~vidsearch.cluster.options.ClusterError` that says what to do.
@@ -13,11 +14,12 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from vidsearch.cluster.options import ClusterError
 
-__all__ = ["check_node", "preflight", "sample_paths", "vidsearch_version"]
+__all__ = ["PendingPreflight", "check_node", "check_preflight", "sample_paths", "start_preflight", "vidsearch_version"]
 
 LOG = logging.getLogger(__name__)
 
@@ -68,20 +70,24 @@ def sample_paths(paths: Sequence[str], n: int) -> list[str]:
     return list(paths[::step][:n])
 
 
-def preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None, expected_key: str, hint: str = "") -> list[dict[str, Any]]:
-    """Run :func:`check_node` on every alive node of the connected cluster.
+@dataclass(frozen=True)
+class PendingPreflight:
+    """The checks submitted to every alive node, not yet collected (see :func:`start_preflight`)."""
+
+    nodes: list[dict[str, Any]]
+    refs: list[Any]
+
+
+def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None) -> PendingPreflight:
+    """Submit :func:`check_node` to every alive node of the connected cluster and return at once.
+
+    The caller starts the pipeline meanwhile (the checks take a worker start and a model hash per
+    node, seconds a run should not wait for) and calls :func:`check_preflight` before it trusts
+    any result.
 
     Args:
         paths: sample paths as the workers see them (after ``--path-map``).
         model, checkpoint, config: the model as the workers see it.
-        expected_key: the driver's model key.
-        hint: added to an unreadable-path error (e.g. which ``--path-map`` was applied).
-
-    Returns:
-        One report per node.
-
-    Raises:
-        ClusterError: a node runs another version, computes another model key, or cannot read a path.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -92,11 +98,29 @@ def preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: 
         task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(list(paths), model, checkpoint, config)
         for n in nodes
     ]
+    return PendingPreflight(nodes, refs)
+
+
+def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = "") -> list[dict[str, Any]]:
+    """Wait for the checks of :func:`start_preflight` and turn the first problem into an error.
+
+    Args:
+        expected_key: the driver's model key.
+        hint: added to an unreadable-path error (e.g. which ``--path-map`` was applied).
+
+    Returns:
+        One report per node.
+
+    Raises:
+        ClusterError: a node runs another version, computes another model key, or cannot read a path.
+    """
+    import ray
+
     try:
-        reports = ray.get(refs, timeout=300)
+        reports = ray.get(pending.refs, timeout=300)
     except ray.exceptions.GetTimeoutError:
         raise ClusterError("the preflight check did not finish on every node within 300 s; check `ray status`") from None
-    for node, rep in zip(nodes, reports):
+    for node, rep in zip(pending.nodes, reports):
         where = f"node {rep['host']} ({node.get('NodeManagerAddress', '?')})"
         if rep["version"] != vidsearch_version():
             raise ClusterError(f"{where} runs vidsearch {rep['version']}, the driver {vidsearch_version()}: install the same version on every node")
@@ -111,3 +135,4 @@ def preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: 
             )
     LOG.info("preflight passed on %d node(s)", len(reports))
     return reports
+

@@ -23,6 +23,7 @@ driver loses nothing committed; the re-run plans only what is left.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +36,7 @@ from vidsearch.cluster.actors import DecodeActor, EncodeActor, pack, unpack
 from vidsearch.cluster.connect import cluster_gpus, connected
 from vidsearch.cluster.options import ClusterError, RayOptions
 from vidsearch.cluster.pathmap import to_remote
-from vidsearch.cluster.preflight import preflight, sample_paths
+from vidsearch.cluster.preflight import check_preflight, sample_paths, start_preflight
 from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink
 from vidsearch.indexer.pipeline import Stages, index_folder
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
@@ -180,13 +181,21 @@ class _Pipeline:
         by_id = {j.job_id: j for j in jobs}
         remote = remote_options(self.options, ro.path_map)
         hint = f" (mapped by --path-map {ro.path_map[0]}={ro.path_map[1]})" if ro.path_map else ""
-        preflight(
+        # The nodes check themselves while the pipeline starts its actors: both take seconds, and
+        # nothing is yielded (so nothing committed) before the checks have passed.
+        checks = start_preflight(
             sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
-            remote.model, remote.checkpoint, remote.model_config, str(owner._key), hint=hint,
+            remote.model, remote.checkpoint, remote.model_config,
         )
         self._iter = iter(self._dataset(jobs).iter_rows())
+        try:
+            first = next(self._iter, None)
+        except Exception:
+            check_preflight(checks, str(owner._key), hint)  # a failed node check explains the failure best
+            raise
+        check_preflight(checks, str(owner._key), hint)
         seen: set[int] = set()
-        for row in self._iter:
+        for row in itertools.chain([] if first is None else [first], self._iter):
             owner.busy["decode_busy"] += float(row["decode_s"])
             owner.busy["encode_busy"] += float(row["encode_s"])
             for result, _ in unpack(row["payload"]):
