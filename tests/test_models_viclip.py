@@ -81,7 +81,7 @@ def test_resize_temporal_embedding_follows_official_loader() -> None:
 
 def test_motion_masking_keeps_the_moving_patches() -> None:
     """Tokens of highest motion are kept first; the rest of the kept share is random; order holds."""
-    from vidsearch.models.viclip import VisionTransformer, patch_motion
+    from vidsearch.models.masking import keep_tokens, patch_motion
 
     B, T, L, P = 3, 4, 16, 12
     patches = torch.zeros(B, T, L, P)
@@ -97,14 +97,14 @@ def test_motion_masking_keeps_the_moving_patches() -> None:
     x = torch.arange(T * L, dtype=torch.float32).expand(B, -1).unsqueeze(-1).repeat(1, 1, 2)  # feature = position
     for seed in range(5):
         torch.manual_seed(seed)
-        kept = VisionTransformer._mask_tokens(x, 0.75, motion, 0.5)[..., 0]  # keep 16 of 64, 8 by motion
+        kept = keep_tokens(x, 0.75, motion, 0.5)[..., 0]  # keep 16 of 64, 8 by motion
         assert kept.shape == (B, 16) and bool((kept[:, 1:] > kept[:, :-1]).all())  # original order
         for b in range(B):
             assert set(torch.nonzero(hot[b]).flatten().tolist()) <= set(kept[b].long().tolist())
     torch.manual_seed(0)
-    plain = VisionTransformer._mask_tokens(x, 0.75)[..., 0]
+    plain = keep_tokens(x, 0.75)[..., 0]
     torch.manual_seed(1)
-    assert not torch.equal(plain, VisionTransformer._mask_tokens(x, 0.75)[..., 0])  # random without motion
+    assert not torch.equal(plain, keep_tokens(x, 0.75)[..., 0])  # random without motion
 
 
 def test_training_path_masking_and_grad_checkpointing() -> None:

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from vidsearch.models.masking import keep_tokens, patch_motion
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -404,7 +406,7 @@ class VisionTransformer(nn.Module):
             masking_prob: fraction of patch tokens to drop at random (the official training
                 trick); ``0`` at inference.
             masking_motion: share of the kept tokens chosen by motion instead of at random
-                (see :meth:`_mask_tokens`); only with ``masking_prob > 0`` and ``T > 1``.
+                (see :func:`vidsearch.models.masking.keep_tokens`); only with ``masking_prob > 0`` and ``T > 1``.
         """
         B, T, C, H, W = x.shape
         if C != 3 or H != self.input_resolution or W != self.input_resolution:
@@ -424,45 +426,13 @@ class VisionTransformer(nn.Module):
         x = x.reshape(B, T * g * g, self.width)  # [B, T*L, D]
         if masking_prob > 0.0:
             motion = patch_motion(patches.view(B, T, g * g, -1)) if masking_motion > 0.0 and T > 1 else None
-            x = self._mask_tokens(x, masking_prob, motion, masking_motion)
+            x = keep_tokens(x, masking_prob, motion, masking_motion)
         cls = (self.class_embedding + self.positional_embedding[0]).to(dtype)
         x = torch.cat([cls.expand(B, 1, -1), x], dim=1)  # [B, 1 + T*L, D]
         x = self.ln_pre(x)
         x = self.transformer(x, last_n_query=1)  # [B, 1, D]: only [CLS] is needed after the last block
         x = self.ln_post(x[:, 0])  # [B, D]
         return x @ self.proj.to(x.dtype)  # [B, output_dim]
-
-    @staticmethod
-    def _mask_tokens(x: torch.Tensor, masking_prob: float, motion: torch.Tensor | None = None, motion_share: float = 0.0) -> torch.Tensor:
-        """Keep a ``1 - masking_prob`` share of the tokens of each sample (training only).
-
-        Without ``motion`` the kept tokens are drawn at random (ViCLIP's masking). With it, a
-        ``motion_share`` of them are the tokens of highest motion (``[B, L]``, see
-        :func:`patch_motion`) and the rest are drawn at random from the others: a small moving
-        object covers a few patches of mostly static frames, and random masking drops it from
-        about as many frames as it keeps (token selection by temporal change, as EVEREST does
-        for masked video pre-training). Kept tokens stay in their order.
-        """
-        B, L, D = x.shape
-        keep = L - int(masking_prob * L)
-        score = torch.rand(B, L, device=x.device)  # ascending: the first ``keep`` are kept
-        n_motion = int(motion_share * keep) if motion is not None else 0
-        if n_motion > 0:
-            top = motion.float().argsort(dim=1, descending=True)[:, :n_motion]
-            score.scatter_(1, top, -1.0)  # before every random score
-        idx = score.argsort(dim=1)[:, :keep].sort(dim=1).values
-        return x.gather(1, idx.unsqueeze(-1).expand(B, keep, D))
-
-
-def patch_motion(patches: torch.Tensor) -> torch.Tensor:
-    """How much each patch changes over the clip: ``[B, T, L, P]`` pixels -> ``[B, T * L]``.
-
-    The mean absolute difference of a patch from the same patch averaged over the clip's
-    frames: high where something moves through it, ~0 on static background (and on noise, in
-    proportion to its strength). Token order is frame-major, as the vision tower's.
-    """
-    B, T, L, _ = patches.shape
-    return (patches - patches.mean(dim=1, keepdim=True)).abs().mean(dim=-1).reshape(B, T * L)
 
 
 class TextTransformer(nn.Module):
@@ -534,7 +504,7 @@ class ViCLIP(nn.Module):
             x: ``[B, T, C, H, W]`` videos or ``[B, C, H, W]`` images (run as ``T = 1``).
             masking_prob: share of patch tokens dropped at random (training only).
             masking_motion: share of the kept tokens chosen by motion (training only; see
-                :meth:`VisionTransformer._mask_tokens`).
+                :func:`vidsearch.models.masking.keep_tokens`).
         """
         if x.ndim == 4:
             x = x.unsqueeze(1)  # [B, C, H, W] -> [B, 1, C, H, W]
