@@ -135,4 +135,3 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
             )
     LOG.info("preflight passed on %d node(s)", len(reports))
     return reports
-

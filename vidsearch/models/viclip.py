@@ -31,12 +31,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from vidsearch.models.masking import keep_tokens, patch_motion
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidsearch.errors import ModelError
+from vidsearch.models.masking import keep_tokens, patch_motion
 
 __all__ = [
     "ViCLIPConfig",
