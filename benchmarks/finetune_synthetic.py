@@ -9,7 +9,7 @@ Steps (every one a normal command or library call a user could run):
    compression and caption wording drawn per clip), a validation split of it, and one test split
    of 80 clips with distinct captions per setting in ``--settings`` (each its own seed).
 2. ``vidsearch finetune --model-config tiny.json ...`` trains from random init with the recipe of
-   docs/finetune.md (``TINY_CONFIG``/``FAMILY_RECIPE``) on ``--threads`` threads (default 1), keeping
+   docs/finetune.md (``FAMILY_CONFIG``/``FAMILY_RECIPE``) on ``--threads`` threads (default 1), keeping
    the best validation epoch; its per-epoch JSON lines give the validation curve.
 3. For each setting: ``vidsearch index SPLIT --library LIB --model model.pth`` and
    ``vidsearch bench retrieval ... --save-similarity S.npy``: text->video R@1, and from the saved
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from calibration import matmul_gflops
 from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
-from vidsearch.train.synthetic import FAMILY_RECIPE, GENERATOR_VERSION, TINY_CONFIG, action_pairs, heldout_seed, make_split
+from vidsearch.train.synthetic import FAMILY_CONFIG, FAMILY_RECIPE, GENERATOR_VERSION, action_pairs, heldout_seed, make_split
 
 # The recipe: the tiny config and the flags for the randomised family (vidsearch.train.synthetic,
 # docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
@@ -149,7 +149,7 @@ def main() -> None:
     print(f"data: {args.train} {args.setting} training clips, 80 validation clips, 80 test clips per setting "
           f"({time.perf_counter() - t0:.0f} s to generate)", flush=True)
     cfg = work / "tiny.json"
-    cfg.write_text(json.dumps(TINY_CONFIG, indent=2))
+    cfg.write_text(json.dumps(FAMILY_CONFIG, indent=2))
 
     load0 = os.getloadavg()
     ft = ["finetune", "--annotations", str(splits["train"]), "--videos", str(data), "--out", str(run),
@@ -166,7 +166,7 @@ def main() -> None:
     earlier_cpu = sum(e["cpu_seconds"] for e in epochs if e["epoch"] not in ran_now)
     train_cpu += earlier_cpu
 
-    print(f"model: {json.dumps(TINY_CONFIG)}")
+    print(f"model: {json.dumps(FAMILY_CONFIG)}")
     print(f"recipe: vidsearch finetune {' '.join(RECIPE + args.extra)}")
     print(f"training: {len(summary['epochs'])} epochs, {train_wall / 60:.1f} min wall, {train_cpu / 60:.1f} CPU-min on "
           f"{args.threads} thread(s) (load average {load0[0]:.1f} before, {load1[0]:.1f} after)"
