@@ -93,8 +93,16 @@ def local(videos: Path, tmp_path_factory: pytest.TempPathFactory, tiny_checkpoin
     return content(lib)
 
 
-def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
-    """An encode actor that dies once (restarted, its task retried) still leaves every video once."""
+def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(cluster: str, local: dict, videos: Path, tmp_path: Path,
+                                                                    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An encode actor that dies once (restarted, its task retried) still leaves every video once;
+    the driver never loads the model (only the encode actors do)."""
+    import vidsearch.models.lowprec as lowprec
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the driver loaded the model")
+
+    monkeypatch.setattr(lowprec, "load_encoder_at", no_load)
     marker = tmp_path / "encoder-died"
     with Library.open(tmp_path / "ray", create=True) as lib:
         remote = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(encoder_dies_once=str(marker)))

@@ -65,6 +65,38 @@ def test_check_node_reports_unreadable_paths_and_model_key(tmp_path: Path, tiny_
     assert bad["key"] is None and bad["key_error"]
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_check_node_asks_its_own_cpu_for_bf16(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """CPU encoders at bf16: each node says whether its CPU has native bf16 (the driver's may differ)."""
+    import vidsearch.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    rep = check_node([], str(tiny_checkpoint), None, None, "bf16")
+    assert (rep["key"] is not None) == native
+    assert native or "no native bf16" in rep["key_error"]
+    assert check_node([], str(tiny_checkpoint), None, None, "fp32")["key"] is not None
+
+
+def test_encode_target_resolves_the_precision_for_the_encoders_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto is fp32 on CPU encoders and bf16/fp16 on GPU ones (asked of a GPU), as a local run there."""
+    import vidsearch.cluster.ray_runner as rr
+    from vidsearch.errors import ModelError
+
+    cpu = RayOptions(gpus_per_encoder=0)
+    assert rr.encode_target(IndexOptions(precision="auto"), cpu) == (0, "fp32")
+    assert rr.encode_target(IndexOptions(precision="int8"), cpu) == (0, "int8")
+    assert rr.encode_target(IndexOptions(precision="bf16"), cpu) == (0, "bf16")  # each node checks its CPU
+    with pytest.raises(ModelError, match="fp16 needs a GPU"):
+        rr.encode_target(IndexOptions(precision="fp16"), cpu)
+    gpu = RayOptions(gpus_per_encoder=0.5)
+    for has_bf16, want in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(rr, "gpu_has_bf16", lambda gpus, has=has_bf16: gpus == 0.5 and has)
+        assert rr.encode_target(IndexOptions(precision="auto"), gpu) == (0.5, want)
+    assert rr.encode_target(IndexOptions(precision="fp32"), gpu) == (0.5, "fp32")
+    with pytest.raises(ModelError, match="int8 is the CPU path"):
+        rr.encode_target(IndexOptions(precision="int8"), gpu)
+
+
 NO_RAY = """
 import sys
 sys.modules["ray"] = None  # as if Ray were not installed

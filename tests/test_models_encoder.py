@@ -141,19 +141,23 @@ def test_registry_routes_a_registered_family(ckpt: Path) -> None:
     import types
 
     from vidsearch.models import registry
+    from vidsearch.models.info import EncoderInfo
 
     calls: list[tuple] = []
     fake = types.ModuleType("fake_family")
     fake.load = lambda name, checkpoint, config, device: calls.append(("load", name, device)) or "encoder"
     fake.key = lambda name, checkpoint, config: f"fake-{name}@0"
+    fake.describe = lambda name, checkpoint, config: EncoderInfo(f"fake-{name}@0", 8, 32, 16, {"model": f"fake:{name}"})
     sys.modules["fake_family"] = fake
     try:
-        registry.register_family(registry.Family("fake", "fake_family", load="load", key="key"))
+        registry.register_family(registry.Family("fake", "fake_family", load="load", key="key", describe="describe"))
         registry.register_prefix("fake:", "fake", "<name>")
         assert "fake:<name>" in registry.list_models()
         assert registry.model_key("fake:x") == "fake-x@0"
         assert registry.load_encoder("fake:x", device="cpu") == "encoder"
         assert calls == [("load", "x", torch.device("cpu"))]
+        info = registry.describe_encoder("fake:x", precision="int8")
+        assert (info.key, info.spec) == ("fake-x@0+int8", {"model": "fake:x", "precision": "int8"})
         with pytest.raises(ValueError, match="register family"):
             registry.register_preset("nope", "no-such-family")
     finally:
@@ -161,6 +165,22 @@ def test_registry_routes_a_registered_family(ckpt: Path) -> None:
         registry._FAMILIES.pop("fake", None)
         del sys.modules["fake_family"]
     assert "fake:<name>" not in registry.list_models()
+
+
+def test_described_without_loading_as_loaded(ckpt: Path) -> None:
+    """describe_encoder gives the loaded encoder's key, shape, spec and resize choice at each precision."""
+    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.registry import describe_encoder
+
+    enc = load_encoder_at(str(ckpt), device="cpu", precision="fp32")
+    info = describe_encoder(str(ckpt))
+    assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
+        enc.key, enc.num_frames, enc.resolution, enc.embed_dim, enc.spec, enc.antialias)
+    assert vm.load_encoder(**{k: v for k, v in info.spec.items() if k != "precision"}, device="cpu").key == enc.key
+    int8 = describe_encoder(str(ckpt), precision="int8")
+    assert int8.key == enc.key + "+int8" and int8.spec["precision"] == "int8"
+    with pytest.raises(ModelError, match="unknown model"):
+        describe_encoder("viclip-b99")
 
 
 def test_temperature_is_the_models_own(ckpt: Path) -> None:

@@ -70,3 +70,19 @@ def test_errors(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"embed_dim": 4}))
     with pytest.raises(ModelError, match="needs embed_dim, vision_cfg and text_cfg"):
         vm.load_encoder("openclip:x", checkpoint=str(ckpt), config=str(tmp_path / "bad.json"), device="cpu")
+
+
+def test_described_without_loading_as_loaded(tiny: tuple[Path, Path]) -> None:
+    """describe_encoder says what the loaded encoder says of itself; a named arch needs no weights read."""
+    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.registry import describe_encoder
+
+    ckpt, cfg = tiny
+    enc = load_encoder_at("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu", precision="fp32")
+    info = describe_encoder("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg))
+    assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
+        enc.key, enc.num_frames, enc.resolution, enc.embed_dim, enc.spec, enc.antialias)
+    big = describe_encoder("openclip:ViT-B-32", checkpoint=str(ckpt))  # the tiny file is only hashed
+    assert (big.resolution, big.embed_dim) == (224, 512)
+    with pytest.raises(ModelError, match="unknown open_clip architecture"):
+        describe_encoder("openclip:no-such-arch", checkpoint=str(ckpt))

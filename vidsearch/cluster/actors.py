@@ -89,8 +89,8 @@ class EncodeActor:
     """Encodes decoded videos with a model it loads once; frames stop here.
 
     Args:
-        options: the run's ``IndexOptions`` with paths as this node sees them.
-        expected_key: the model key of the driver's space (the same weights everywhere).
+        options: the run's ``IndexOptions`` with paths as this node sees them and the resolved precision.
+        expected_key: the key of the driver's space (the same weights and precision everywhere).
         device: ``"cpu"``, ``"cuda"`` (Ray has set ``CUDA_VISIBLE_DEVICES`` for the actor).
         stage_dir: write each row as a Parquet shard there (as this node sees it) instead of
             returning the vectors.
@@ -99,9 +99,11 @@ class EncodeActor:
 
     def __init__(self, options: Any, expected_key: str, device: str, stage_dir: str | None = None, dies_once: str | None = None) -> None:
         from vidsearch.indexer.stages import clip_encoder
-        from vidsearch.models import load_encoder
+        from vidsearch.models.lowprec import load_encoder_at
 
-        self.encoder = load_encoder(options.model, checkpoint=options.checkpoint, config=options.model_config, device=device)
+        # options.precision is the driver's resolved one: every actor writes the same space
+        self.encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
+                                       device=device, precision=options.precision)
         if self.encoder.key != expected_key:
             raise ClusterError(
                 f"this node's model is {self.encoder.key}, the library's space is {expected_key}: "

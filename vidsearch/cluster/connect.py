@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from vidsearch.cluster.options import ClusterError, RayOptions, require_ray
 
-__all__ = ["connected", "cluster_gpus"]
+__all__ = ["connected", "cluster_gpus", "gpu_has_bf16"]
 
 LOG = logging.getLogger(__name__)
 
@@ -74,3 +74,28 @@ def cluster_gpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def gpu_has_bf16(gpus: float) -> bool:
+    """Whether the cluster's GPUs run bf16, asked of one (a task holding ``gpus`` of a GPU).
+
+    ``--precision auto`` on GPU encoders means bf16 where the GPU has it, else fp16, as on a
+    local GPU; the driver may have no GPU to ask, so one of the encoders' GPUs answers.
+
+    Raises:
+        ClusterError: no GPU became free for the question within 300 s.
+    """
+    import ray
+
+    ref = ray.remote(num_gpus=gpus, num_cpus=0, max_retries=1)(_cuda_bf16).remote()
+    try:
+        return bool(ray.get(ref, timeout=300))
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise ClusterError("no GPU of the cluster answered within 300 s; check `ray status` or pass --precision") from None

@@ -3,8 +3,9 @@
 One small task is pinned to each alive node (``NodeAffinitySchedulingStrategy``, zero CPUs so
 it never waits behind actors); the run starts its pipeline while the checks run and collects them
 before it trusts a result. Each reports the vidsearch version, the model key the node
-computes for the run's model (name + checkpoint hash, so the same weights everywhere), and which
-of a sample of the run's paths it cannot read. The driver turns the first problem into a
+computes for the run's model (name + checkpoint hash, so the same weights everywhere), whether
+its CPU runs the precision of CPU encoders (bf16 needs native support), and which of a sample
+of the run's paths it cannot read. The driver turns the first problem into a
 one-line :class:`~vidsearch.cluster.options.ClusterError` that says what to do.
 """
 
@@ -43,13 +44,17 @@ def _readable(path: str) -> bool:
         return False
 
 
-def check_node(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None) -> dict[str, Any]:
-    """What one node sees: its vidsearch version, its model key and the paths it cannot read."""
+def check_node(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None, precision: str | None = None) -> dict[str, Any]:
+    """What one node sees: its vidsearch version, its model key, whether its CPU runs
+    ``precision`` (None: not asked) and the paths it cannot read."""
     from vidsearch.errors import VidsearchError
     from vidsearch.models import model_key
+    from vidsearch.precision import choose_precision
 
     try:
         key, key_error = model_key(model, checkpoint=checkpoint, config=config), None
+        if precision is not None:
+            choose_precision(precision, "cpu")
     except VidsearchError as exc:
         key, key_error = None, str(exc)
     return {
@@ -78,7 +83,8 @@ class PendingPreflight:
     refs: list[Any]
 
 
-def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None) -> PendingPreflight:
+def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None,
+                    precision: str | None = None) -> PendingPreflight:
     """Submit :func:`check_node` to every alive node of the connected cluster and return at once.
 
     The caller starts the pipeline meanwhile (the checks take a worker start and a model hash per
@@ -88,6 +94,7 @@ def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, co
     Args:
         paths: sample paths as the workers see them (after ``--path-map``).
         model, checkpoint, config: the model as the workers see it.
+        precision: the precision of CPU encoders, for each node to check (None: GPU encoders).
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -95,7 +102,7 @@ def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, co
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     task = ray.remote(num_cpus=0, max_retries=1)(check_node)
     refs = [
-        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(list(paths), model, checkpoint, config)
+        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(list(paths), model, checkpoint, config, precision)
         for n in nodes
     ]
     return PendingPreflight(nodes, refs)
@@ -105,7 +112,7 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
     """Wait for the checks of :func:`start_preflight` and turn the first problem into an error.
 
     Args:
-        expected_key: the driver's model key.
+        expected_key: the driver's embedding space key (its precision suffix is the actors' to match).
         hint: added to an unreadable-path error (e.g. which ``--path-map`` was applied).
 
     Returns:
@@ -116,6 +123,9 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
     """
     import ray
 
+    from vidsearch.precision import split_key
+
+    weights = split_key(expected_key)[0]  # the nodes compute the weights' key, without a precision
     try:
         reports = ray.get(pending.refs, timeout=300)
     except ray.exceptions.GetTimeoutError:
@@ -125,9 +135,9 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
         if rep["version"] != vidsearch_version():
             raise ClusterError(f"{where} runs vidsearch {rep['version']}, the driver {vidsearch_version()}: install the same version on every node")
         if rep["key"] is None:
-            raise ClusterError(f"{where} cannot load the model: {rep['key_error']}")
-        if rep["key"] != expected_key:
-            raise ClusterError(f"{where} has model {rep['key']}, the driver {expected_key}: install the same weights on every node")
+            raise ClusterError(f"{where} cannot run the model: {rep['key_error']}")
+        if rep["key"] != weights:
+            raise ClusterError(f"{where} has model {rep['key']}, the driver {weights}: install the same weights on every node")
         if rep["unreadable"]:
             raise ClusterError(
                 f"{where} cannot read {rep['unreadable'][0]}{hint}: mount the videos on every node, "

@@ -12,6 +12,11 @@ module only swaps two of the runner's stages (:class:`vidsearch.indexer.pipeline
   yields one result per video;
 - the encode stage hands the runner the vectors computed on the cluster for that video.
 
+The driver does not load the model: the runner gets its description (key, frames, resolution,
+dimension; :class:`~vidsearch.models.info.EncoderInfo`) and only the encode actors load it, at
+the precision of their device (``auto``: fp32 on CPU encoders, bf16 or fp16 on GPU encoders, as
+a local run on that device), so the driver starts sooner and needs no GPU.
+
 The commit stage is the library's own (one SQLite transaction per batch, FAISS after the
 commit), so progress, report, exit codes and crash safety are the local run's. Exactly once:
 a video's rows are keyed by (space, path, fingerprint); the plan sends only what the library
@@ -33,15 +38,16 @@ from typing import Any
 import numpy as np
 
 from vidsearch.cluster.actors import DecodeActor, EncodeActor, pack, unpack
-from vidsearch.cluster.connect import cluster_gpus, connected
+from vidsearch.cluster.connect import cluster_gpus, connected, gpu_has_bf16
 from vidsearch.cluster.options import ClusterError, RayOptions
 from vidsearch.cluster.pathmap import to_remote
 from vidsearch.cluster.preflight import check_preflight, sample_paths, start_preflight
 from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink
 from vidsearch.indexer.pipeline import Stages, index_folder
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
+from vidsearch.models.info import EncoderInfo
 
-__all__ = ["RayStages", "index_folder_ray", "remote_options"]
+__all__ = ["RayStages", "encode_target", "index_folder_ray", "remote_options"]
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +67,27 @@ def remote_options(options: IndexOptions, path_map: tuple[str, str] | None) -> I
     return dataclasses.replace(options, model=model, checkpoint=mapped(options.checkpoint), model_config=mapped(options.model_config))
 
 
+def encode_target(options: IndexOptions, ray_options: RayOptions) -> tuple[float, str]:
+    """``(GPUs per encode actor, resolved precision)`` of a run on the connected cluster.
+
+    GPUs: ``--gpus-per-encoder``, else one when the cluster has GPUs (and ``--device`` is not
+    cpu), else none. The precision resolves for that device as a local run's would; bf16 on CPU
+    encoders is checked by each node's preflight (the driver's CPU is not theirs).
+
+    Raises:
+        ModelError: a precision that does not fit the encoders' device.
+    """
+    from vidsearch.precision import choose_precision
+
+    gpus = ray_options.gpus_per_encoder
+    if gpus is None:
+        gpus = 1.0 if options.device != "cpu" and cluster_gpus() > 0 else 0.0
+    if gpus > 0:
+        bf16 = options.precision in ("auto", "bf16") and gpu_has_bf16(gpus)
+        return gpus, choose_precision(options.precision, "cuda", bf16)
+    return gpus, options.precision if options.precision == "bf16" else choose_precision(options.precision, "cpu")
+
+
 class RayStages:
     """The runner's decode and encode stages backed by one Ray Data pipeline.
 
@@ -71,12 +98,16 @@ class RayStages:
         busy: seconds the actors spent decoding (``decode_busy``) and encoding (``encode_busy``),
             summed over actors.
         duplicates: results Ray delivered more than once (dropped).
+        gpus, precision: GPUs per encode actor and the precision they run at (:func:`encode_target`).
+        started: whether the pipeline ran (its encode actors loaded the model).
     """
 
     def __init__(self, ray_options: RayOptions) -> None:
         self.ray_options = ray_options
         self.busy = {"decode_busy": 0.0, "encode_busy": 0.0}
         self.duplicates = 0
+        self.gpus, self.precision = 0.0, "fp32"
+        self.started = False
         self._vectors: dict[int, np.ndarray] = {}
         self._key: str | None = None
 
@@ -87,6 +118,13 @@ class RayStages:
         if stage_dir is None:
             return Stages(decode=self.decode, encode=self.encode)
         return Stages(decode=self.decode, encode=self.encode, commit=lambda *_: _StagedCommit(Path(stage_dir)))
+
+    def model(self, options: IndexOptions) -> EncoderInfo:
+        """What the encode actors will load, described without loading it here (sets ``gpus``, ``precision``)."""
+        from vidsearch.models.registry import describe_encoder
+
+        self.gpus, self.precision = encode_target(options, self.ray_options)
+        return describe_encoder(options.model, options.checkpoint, options.model_config, self.precision)
 
     def encode(self, encoder: Any, options: IndexOptions) -> Callable[[DecodedVideo], np.ndarray]:
         """Encode stage: the vectors the cluster computed for a video (the runner calls it per video)."""
@@ -142,10 +180,8 @@ class _Pipeline:
         import ray.data
 
         ro, owner = self.owner.ray_options, self.owner
-        remote = remote_options(self.options, ro.path_map)
-        gpus = ro.gpus_per_encoder
-        if gpus is None:
-            gpus = 1.0 if self.options.device != "cpu" and cluster_gpus() > 0 else 0.0
+        remote = dataclasses.replace(remote_options(self.options, ro.path_map), precision=owner.precision)
+        gpus = owner.gpus
         stage = to_remote(os.path.abspath(ro.stage_dir), ro.path_map) if ro.stage_dir is not None else None
         rows = self._rows(jobs)
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), MAX_INPUT_BLOCKS)))
@@ -178,6 +214,7 @@ class _Pipeline:
         if not jobs:
             return
         ro, owner = self.owner.ray_options, self.owner
+        owner.started = True
         by_id = {j.job_id: j for j in jobs}
         remote = remote_options(self.options, ro.path_map)
         hint = f" (mapped by --path-map {ro.path_map[0]}={ro.path_map[1]})" if ro.path_map else ""
@@ -185,7 +222,7 @@ class _Pipeline:
         # nothing is yielded (so nothing committed) before the checks have passed.
         checks = start_preflight(
             sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
-            remote.model, remote.checkpoint, remote.model_config,
+            remote.model, remote.checkpoint, remote.model_config, owner.precision if owner.gpus == 0 else None,
         )
         self._iter = iter(self._dataset(jobs).iter_rows())
         try:
@@ -242,11 +279,11 @@ def index_folder_ray(
     options: IndexOptions,
     ray_options: RayOptions,
     progress: ProgressSink | None = None,
-    encoder: Any | None = None,
 ) -> IndexReport:
     """Index ``folder`` like :func:`vidsearch.indexer.pipeline.index_folder`, decoding and encoding on Ray.
 
-    The report is a local run's, with the actors' busy time added to ``stage_seconds``.
+    The report is a local run's, with the actors' busy time added to ``stage_seconds``; the
+    model is loaded by the encode actors only.
 
     Raises:
         ClusterError: Ray is missing, the cluster is unreachable, or a node fails the preflight.
@@ -254,6 +291,8 @@ def index_folder_ray(
     """
     stages = RayStages(ray_options)
     with connected(ray_options):
-        report = index_folder(library, folder, options, progress=progress, encoder=encoder, stages=stages.stages())
+        # the description gives the space's key up front, at the actors' precision, not the driver's
+        report = index_folder(library, folder, options, progress=progress, encoder=stages.model(options), stages=stages.stages())
     report.stage_seconds.update(stages.busy)
+    report.model_loaded = stages.started
     return report

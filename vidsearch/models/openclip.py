@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
 from vidsearch.models.base import Encoder
+from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
@@ -35,6 +36,7 @@ __all__ = [
     "resolve_openclip",
     "read_openclip_config",
     "openclip_key",
+    "describe_openclip",
     "load_openclip",
 ]
 
@@ -86,15 +88,19 @@ def resolve_openclip(
     return arch, path.resolve(), cfg_path
 
 
+def _unknown_arch(arch: str) -> ModelError:
+    return ModelError(
+        f"unknown open_clip architecture {arch!r}; choose one of open_clip.list_models() "
+        f"(e.g. ViT-B-32, ViT-B-16, ViT-L-14) or pass config=<model config JSON>"
+    )
+
+
 def _build(arch: str, cfg_path: Path | None) -> torch.nn.Module:
     import open_clip
 
     if cfg_path is None:
         if arch not in open_clip.list_models():
-            raise ModelError(
-                f"unknown open_clip architecture {arch!r}; choose one of open_clip.list_models() "
-                f"(e.g. ViT-B-32, ViT-B-16, ViT-L-14) or pass config=<model config JSON>"
-            )
+            raise _unknown_arch(arch)
         return open_clip.create_model(arch, pretrained=None, device="cpu")
     cfg = read_openclip_config(cfg_path)
     cfg = dict(cfg)
@@ -110,6 +116,7 @@ class OpenCLIPEncoder(Encoder):
     """An open_clip model used per frame, its frame embeddings mean-pooled per clip."""
 
     antialias = True  # open_clip's transform resizes with PIL, which always antialiases
+    num_frames = 8  # frames sampled per clip; any T is accepted (mean pooling)
 
     def __init__(self, model: torch.nn.Module, *, arch: str, checkpoint: Path, sha256: str,
                  spec: dict[str, Any], device: torch.device, tokenizer: Any) -> None:
@@ -124,7 +131,6 @@ class OpenCLIPEncoder(Encoder):
         self.mean = tuple(pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(pre.get("std", open_clip.OPENAI_DATASET_STD))
         self.embed_dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
-        self.num_frames = 8  # frames sampled per clip; any T is accepted (mean pooling)
         self.checkpoint, self.checkpoint_hash = checkpoint, sha256
         self.key = f"{space_name(arch)}@{sha256[:12]}"
         self.spec = spec
@@ -164,8 +170,7 @@ class OpenCLIPEncoder(Encoder):
         else:
             text_cfg = read_openclip_config(cfg_path)["text_cfg"]
             tokenizer = open_clip.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
-        spec = {"model": OPENCLIP_PREFIX + arch, "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
-        return cls(model, arch=arch, checkpoint=path, sha256=checkpoint_hash(path), spec=spec,
+        return cls(model, arch=arch, checkpoint=path, sha256=checkpoint_hash(path), spec=_spec(arch, path, cfg_path),
                    device=device, tokenizer=tokenizer)
 
     def _preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -214,6 +219,29 @@ def openclip_key(arch: str, checkpoint: str | os.PathLike[str] | None = None, co
     key = f"{space_name(name)}@{checkpoint_hash(path)[:12]}"
     remember_key(OPENCLIP_PREFIX + arch, checkpoint, config, key, [path, cfg_path])  # the registry's name
     return key
+
+
+def _spec(arch: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
+    """The ``load_encoder`` kwargs that rebuild a resolved ``openclip:<arch>``."""
+    return {"model": OPENCLIP_PREFIX + arch, "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
+
+
+def describe_openclip(arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> EncoderInfo:
+    """What :func:`load_openclip` would build, from the model config and the checkpoint's (cached) hash.
+
+    Raises:
+        ModelError: an architecture open_clip does not know (without a config JSON).
+    """
+    import open_clip
+
+    arch, path, cfg_path = resolve_openclip(arch, checkpoint, config)
+    cfg = read_openclip_config(cfg_path) if cfg_path is not None else open_clip.get_model_config(arch)
+    if cfg is None:
+        raise _unknown_arch(arch)
+    size = cfg["vision_cfg"].get("image_size", 224)
+    return EncoderInfo(key=openclip_key(arch, checkpoint, config), num_frames=OpenCLIPEncoder.num_frames,
+                       resolution=int(size[0] if isinstance(size, (tuple, list)) else size), embed_dim=int(cfg["embed_dim"]),
+                       spec=_spec(arch, path, cfg_path), antialias=OpenCLIPEncoder.antialias)
 
 
 def load_openclip(

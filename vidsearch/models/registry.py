@@ -9,8 +9,9 @@
 * a ViCLIP checkpoint path (``.pth``/``.pt``/``.bin``/``.safetensors``), its config from
   ``config=``, ``<stem>.json`` or ``config.json`` beside it.
 
-A *family* is a module with ``load(name, checkpoint, config, device) -> Encoder`` and
-``key(name, checkpoint, config) -> str``; it is imported only when one of its models is used, so
+A *family* is a module with ``load(name, checkpoint, config, device) -> Encoder``,
+``key(name, checkpoint, config) -> str`` and ``describe(name, checkpoint, config) -> EncoderInfo``
+(what the loaded fp32 encoder would say of itself, without its weights); it is imported only when one of its models is used, so
 ``list_models()`` and importing this module cost nothing (no torch).
 """
 
@@ -27,8 +28,12 @@ if TYPE_CHECKING:
     import torch
 
     from vidsearch.models.base import Encoder
+    from vidsearch.models.info import EncoderInfo
 
-__all__ = ["Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "load_encoder", "precision_before_load"]
+__all__ = [
+    "Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "describe_encoder",
+    "load_encoder", "precision_before_load",
+]
 
 @dataclass(frozen=True)
 class Family:
@@ -39,15 +44,17 @@ class Family:
         module: the module holding the two functions.
         load: name of ``(name, checkpoint, config, device) -> Encoder`` in ``module``.
         key: name of ``(name, checkpoint, config) -> str`` in ``module`` (no model built).
+        describe: name of ``(name, checkpoint, config) -> EncoderInfo`` in ``module`` (no model built).
     """
 
     name: str
     module: str
     load: str
     key: str
+    describe: str
 
     def function(self, attr: str) -> Any:
-        """The family's ``load`` or ``key`` function (imports its module)."""
+        """The family's ``load``, ``key`` or ``describe`` function (imports its module)."""
         return getattr(importlib.import_module(self.module), getattr(self, attr))
 
 
@@ -152,6 +159,31 @@ def model_key(
     return family.function("key")(name, checkpoint, config)
 
 
+def describe_encoder(
+    model: str,
+    checkpoint: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
+) -> EncoderInfo:
+    """What ``load_encoder_at(model, checkpoint, config, precision=precision)`` would give, unloaded.
+
+    Args:
+        precision: a resolved precision (``fp32``, ``int8``, ``bf16``, ``fp16``; see
+            :func:`precision_before_load`): it sets the key's suffix and the spec's precision.
+
+    Raises:
+        ModelError, CheckpointError, WeightsNotFoundError: as :func:`model_key`.
+    """
+    import dataclasses
+
+    from vidsearch.precision import space_key
+
+    family, name = _route(model)
+    _locate_weights(model, checkpoint)
+    info = family.function("describe")(name, checkpoint, config)
+    return dataclasses.replace(info, key=space_key(info.key, precision), spec={**info.spec, "precision": precision})
+
+
 def load_encoder(
     model: str,
     checkpoint: str | os.PathLike[str] | None = None,
@@ -182,8 +214,8 @@ def load_encoder(
 
 # ------------------------------------------------------------------------------ registered models
 
-register_family(Family("viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key"))
-register_family(Family("openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key"))
+register_family(Family("viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key", describe="describe_viclip"))
+register_family(Family("openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key", describe="describe_openclip"))
 # The architectures of these presets are vidsearch.models.viclip.PRESETS (a test keeps the two equal).
 register_preset("viclip-b16", "viclip")
 register_preset("viclip-l14", "viclip")

@@ -25,13 +25,14 @@ import torch
 
 from vidsearch.errors import ModelError
 from vidsearch.models.base import Encoder, l2_normalized
+from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.preprocess import normalize_frames
 from vidsearch.models.tokenizer import tokenize
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig
 from vidsearch.models.weights import checkpoint_hash, load_viclip_checkpoint, resolve_checkpoint, resolve_config
 
-__all__ = ["ViCLIPEncoder", "resolve_viclip", "viclip_key", "load_viclip"]
+__all__ = ["ViCLIPEncoder", "resolve_viclip", "viclip_key", "describe_viclip", "load_viclip"]
 
 LOG = logging.getLogger(__name__)
 
@@ -130,6 +131,18 @@ def viclip_key(model: str, checkpoint: str | os.PathLike[str] | None = None, con
     return key
 
 
+def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
+    """The ``load_encoder`` kwargs that rebuild a resolved ViCLIP (a preset by name, else by path)."""
+    return {"model": model if model in PRESETS else str(path), "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
+
+
+def describe_viclip(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> EncoderInfo:
+    """What :func:`load_viclip` would build, from the config and the checkpoint's (cached) hash alone."""
+    _, path, cfg, cfg_path = resolve_viclip(model, checkpoint, config)
+    return EncoderInfo(key=viclip_key(model, checkpoint, config), num_frames=cfg.num_frames, resolution=cfg.input_resolution,
+                       embed_dim=cfg.embed_dim, spec=_spec(model, path, cfg_path), antialias=ViCLIPEncoder.antialias)
+
+
 def load_viclip(
     model: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None, device: torch.device
 ) -> ViCLIPEncoder:
@@ -140,8 +153,7 @@ def load_viclip(
         net = ViCLIP(cfg)  # no memory for the random init: the checkpoint overwrites every tensor
     net = net.to_empty(device="cpu")
     load_viclip_checkpoint(net, path)
-    spec = {"model": model if model in PRESETS else str(path), "checkpoint": str(path),
-            "config": str(cfg_path) if cfg_path else None}
+    spec = _spec(model, path, cfg_path)
     LOG.info("loaded %s from %s on %s", name, path, device)
     return ViCLIPEncoder(net, name=name, checkpoint=path, sha256=sha, spec=spec, device=device)
 
