@@ -88,5 +88,6 @@ def _export_onnx(net, tower: str, out: Path, precision: str) -> float:
         from vidsearch.models.onnx_text import quantize_int8
 
         with tempfile.TemporaryDirectory() as tmp:
-            quantize_int8(export_tower(net, tower, Path(tmp) / "fp32.onnx"), out)
+            # 7-bit weights: the file may run on another CPU, and without VNNI 8-bit ones saturate
+            quantize_int8(export_tower(net, tower, Path(tmp) / "fp32.onnx"), out, reduce_range=True)
     return graph_parity(net, tower, out)

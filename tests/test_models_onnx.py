@@ -122,6 +122,8 @@ def test_int8_graphs_of_an_older_recipe_are_made_again(fixture_model: ViCLIP) ->
     path = ensure_graph(fixture_model, key, "text", "int8")
     assert read_meta(path)["int8_recipe"] == INT8_RECIPE and open_text_encoder(key) is not None
     meta = read_meta(path)
+    write_meta(path, {**meta, "reduce_range": not meta["reduce_range"]})  # made on a CPU of the other kind
+    assert open_text_encoder(key) is None
     del meta["int8_recipe"]  # as written before the recipe was recorded
     write_meta(path, meta)
     assert open_text_encoder(key) is None  # not served: the PyTorch path answers and re-quantizes

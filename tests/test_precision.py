@@ -46,6 +46,22 @@ def test_cpu_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(cpu_has_native_bf16(), bool)
 
 
+@pytest.mark.parametrize("machine, flags, want", [
+    ("x86_64", {"avx2", "fma"}, True),  # VPMADDUBSW saturates: 7-bit weights
+    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, False),
+    ("x86_64", {"avx2", "avx_vnni"}, False),
+    ("aarch64", {"asimd", "asimddp"}, False),
+])
+def test_int8_reduce_range_only_on_x86_without_vnni(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set, want: bool) -> None:
+    import platform
+
+    import vidsearch.precision as precision
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    assert precision.int8_needs_reduce_range() is want
+
+
 def test_space_key_suffix_round_trip() -> None:
     base = "viclip-b16@0123456789ab"
     assert key_suffix("fp32") == "" and space_key(base, "fp32") == base  # old libraries keep their keys

@@ -181,6 +181,7 @@ def test_the_family_recipe_runs_as_given(data, tmp_path):
     res = _finetune(data, out, "--model-config", str(data["cfg"]), *FAMILY_RECIPE, "--epochs", "1", "--batch-size", "4")
     assert res.exit_code == 0, res.output
     config = _summary(res)["config"]
-    assert config["text_margin"] == 0.7 and config["masking_prob"] == 0.5 and config["reverse_margin"] == 0.5
+    assert config["text_margin"] == 0.6 and config["masking_prob"] == 0.7 and config["masking_motion"] == 0.5
+    assert config["reverse_margin"] == 0.5
     assert config["hard_negatives"] == 8 and config["reverse_pairs"]
     assert json.loads((out / "model.json").read_text())["num_frames"] == SCRATCH["num_frames"]

@@ -24,13 +24,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 
 from vidsearch.errors import ModelError
 
 __all__ = ["cuda_visible", "PRECISIONS", "CHOICES", "choose_precision", "check_precision", "key_suffix", "space_key",
-           "split_key", "cpu_has_native_bf16"]
+           "split_key", "cpu_flags", "cpu_has_native_bf16", "int8_needs_reduce_range"]
 
 LOG = logging.getLogger(__name__)
 
@@ -49,6 +50,20 @@ def check_precision(precision: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``: x86 ``flags``, ARM ``Features``; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return frozenset(flags)
+
+
+@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16/AMX on x86, BF16 on ARM)."""
     torch = sys.modules.get("torch")  # only ask torch when it is loaded anyway
@@ -58,15 +73,20 @@ def cpu_has_native_bf16() -> bool:
                 return True
         except (AttributeError, RuntimeError):
             pass
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
+    return any(f in cpu_flags() for f in _BF16_FLAGS)
+
+
+def int8_needs_reduce_range() -> bool:
+    """Whether int8 weights must keep to 7 bits on this CPU: an x86 CPU without VNNI.
+
+    There ONNX Runtime multiplies uint8 activations by int8 weights with VPMADDUBSW, which adds
+    pairs of products into int16 and saturates: cosines to fp32 fell to 0.98-0.99 on an AVX2-only
+    CPU. 7-bit weights cannot saturate; VNNI (AVX512-VNNI, AVX-VNNI) adds into int32 and needs
+    no such care. ONNX Runtime's ``reduce_range`` is the documented remedy.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[1].split())
-    return any(f in flags for f in _BF16_FLAGS)
+    return not ({"avx512_vnni", "avx_vnni"} & cpu_flags())
 
 
 def choose_precision(precision: str, device_type: str, cuda_bf16: bool = False) -> str:

@@ -1,7 +1,8 @@
 """Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`).
 
 Modules: ``base`` (the :class:`Encoder` interface), ``registry`` (names -> encoders:
-``list_models``, ``load_encoder``, ``model_key``), one file per encoder (``viclip_encoder`` over
+``list_models``, ``load_encoder``, ``model_key``, ``describe_encoder``), ``info``
+(:class:`EncoderInfo`: an encoder described without its weights), one file per encoder (``viclip_encoder`` over
 the ``viclip`` network port, ``openclip``), ``precision`` (devices and the autocast policy),
 ``weights`` (finding and loading checkpoints), ``preprocess`` and ``tokenizer``.
 
@@ -15,23 +16,29 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["tokenize", "load_encoder", "model_key", "list_models", "resolve_device", "Encoder", "ViCLIP", "ViCLIPConfig"]
+__all__ = [
+    "tokenize", "load_encoder", "model_key", "describe_encoder", "list_models", "resolve_device", "Encoder", "EncoderInfo",
+    "ViCLIP", "ViCLIPConfig",
+]
 
 _EXPORTS = {
     "tokenize": "vidsearch.models.tokenizer",
     "load_encoder": "vidsearch.models.registry",
     "model_key": "vidsearch.models.registry",
+    "describe_encoder": "vidsearch.models.registry",
     "list_models": "vidsearch.models.registry",
     "resolve_device": "vidsearch.models.precision",
     "Encoder": "vidsearch.models.base",
+    "EncoderInfo": "vidsearch.models.info",
     "ViCLIP": "vidsearch.models.viclip",
     "ViCLIPConfig": "vidsearch.models.viclip",
 }
 
 if TYPE_CHECKING:
     from vidsearch.models.base import Encoder
+    from vidsearch.models.info import EncoderInfo
     from vidsearch.models.precision import resolve_device
-    from vidsearch.models.registry import list_models, load_encoder, model_key
+    from vidsearch.models.registry import describe_encoder, list_models, load_encoder, model_key
     from vidsearch.models.tokenizer import tokenize
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 

@@ -31,15 +31,17 @@ from vidsearch.errors import ModelError
 from vidsearch.fileio import atomic_write
 from vidsearch.models.onnx_text import (
     INPUT_NAMES,
-    cosine_rows,
     INT8_RECIPE,
+    cosine_rows,
     graph_path,
+    int8_graph_current,
     make_session,
     quantize_int8,
     read_meta,
     remove_graph,
     write_meta,
 )
+from vidsearch.precision import int8_needs_reduce_range
 
 __all__ = ["TextGraph", "VisionGraph", "export_tower", "example_input", "parity_inputs", "graph_parity", "graph_name", "ensure_graph", "OPSET"]
 
@@ -180,7 +182,7 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
     name = graph_name(model, tower, num_frames)
     path = graph_path(key, name, precision)
     meta = read_meta(path) if path.is_file() else None
-    if meta is not None and (precision != "int8" or meta.get("int8_recipe") == INT8_RECIPE):
+    if meta is not None and (precision != "int8" or int8_graph_current(meta)):
         return path
     fp32 = graph_path(key, name, "fp32")
     if not (fp32.is_file() and read_meta(fp32) is not None):
@@ -196,9 +198,10 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
     if precision != "int8":
         raise ModelError(f"no ONNX graph for precision {precision!r}; ONNX graphs are fp32 or int8")
     remove_graph(path)
-    quantize_int8(fp32, path)
+    reduce_range = int8_needs_reduce_range()
+    quantize_int8(fp32, path, reduce_range)
     write_meta(path, {**_meta(model, key, tower, precision, num_frames, graph_parity(model, tower, path, num_frames)),
-                      "int8_recipe": INT8_RECIPE})
+                      "int8_recipe": INT8_RECIPE, "reduce_range": reduce_range})
     return path
 
 

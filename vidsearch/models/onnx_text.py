@@ -38,6 +38,7 @@ __all__ = [
     "optimized_path",
     "remove_graph",
     "quantize_int8",
+    "int8_graph_current",
     "read_meta",
     "write_meta",
     "cosine_rows",
@@ -152,7 +153,15 @@ def remove_graph(path: str | os.PathLike[str]) -> None:
 
 # How int8 graphs are made; cached graphs of another recipe are made again (onnx_export).
 # 2: the first and last weight MatMul of a tower stay fp32 (see edge_matmuls).
-INT8_RECIPE = 2
+# 3: and 7-bit weights where the CPU needs them (int8_needs_reduce_range), recorded per graph.
+INT8_RECIPE = 3
+
+
+def int8_graph_current(meta: dict[str, Any]) -> bool:
+    """Whether a cached int8 graph's metadata says it was made by this recipe, for this CPU."""
+    from vidsearch.precision import int8_needs_reduce_range
+
+    return meta.get("int8_recipe") == INT8_RECIPE and meta.get("reduce_range") == int8_needs_reduce_range()
 
 
 def edge_matmuls(path: str | os.PathLike[str]) -> list[str]:
@@ -171,13 +180,20 @@ def edge_matmuls(path: str | os.PathLike[str]) -> list[str]:
     return [names[0], names[-1]] if len(names) > 2 else []
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], reduce_range: bool | None = None) -> Path:
     """ONNX Runtime dynamic quantization: int8 weights (per channel), int8 activations per call.
 
     Every weight MatMul is quantized except the first and last (:func:`edge_matmuls`).
+    ``reduce_range``: 7-bit weights (None: where this CPU needs them, see
+    :func:`vidsearch.precision.int8_needs_reduce_range`; True for a graph any CPU runs accurately).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vidsearch.precision import int8_needs_reduce_range
+
+    if reduce_range is None:
+        reduce_range = int8_needs_reduce_range()
 
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:
@@ -188,7 +204,8 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> P
         logging.disable(logging.WARNING)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=edge_matmuls(pre))
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
+                             nodes_to_exclude=edge_matmuls(pre))
         finally:
             logging.disable(logging.NOTSET)
         blob = out.read_bytes()
@@ -263,8 +280,8 @@ def open_text_encoder(key: str, threads: int | None = 1, *, prepack: bool = True
     meta = read_meta(path)
     if meta is None or not path.is_file() or meta.get("key") != key:
         return None
-    if meta.get("precision") == "int8" and meta.get("int8_recipe") != INT8_RECIPE:
-        return None  # made the old way: the PyTorch path answers and quantizes it again
+    if meta.get("precision") == "int8" and not int8_graph_current(meta):
+        return None  # made the old way or for another CPU: the PyTorch path answers and quantizes it again
     try:
         return OnnxTextEncoder(path, meta, threads, prepack=prepack)
     except ModelError as exc:
