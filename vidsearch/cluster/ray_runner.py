@@ -180,7 +180,7 @@ class _Pipeline:
         import ray.data
 
         ro, owner = self.owner.ray_options, self.owner
-        remote = dataclasses.replace(remote_options(self.options, ro.path_map), precision=owner.precision)
+        remote = remote_options(self.options, ro.path_map)
         gpus = owner.gpus
         stage = to_remote(os.path.abspath(ro.stage_dir), ro.path_map) if ro.stage_dir is not None else None
         rows = self._rows(jobs)
@@ -222,7 +222,7 @@ class _Pipeline:
         # nothing is yielded (so nothing committed) before the checks have passed.
         checks = start_preflight(
             sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
-            remote.model, remote.checkpoint, remote.model_config, owner.precision if owner.gpus == 0 else None,
+            remote.model, remote.checkpoint, remote.model_config, remote.precision if owner.gpus == 0 else None,
         )
         self._iter = iter(self._dataset(jobs).iter_rows())
         try:
@@ -291,8 +291,11 @@ def index_folder_ray(
     """
     stages = RayStages(ray_options)
     with connected(ray_options):
-        # the description gives the space's key up front, at the actors' precision, not the driver's
-        report = index_folder(library, folder, options, progress=progress, encoder=stages.model(options), stages=stages.stages())
+        # the description gives the space's key up front, at the actors' precision, not the driver's;
+        # the actors get that resolved precision with the options
+        info = stages.model(options)
+        options = dataclasses.replace(options, precision=stages.precision)
+        report = index_folder(library, folder, options, progress=progress, encoder=info, stages=stages.stages())
     report.stage_seconds.update(stages.busy)
     report.model_loaded = stages.started
     return report

@@ -180,20 +180,15 @@ def edge_matmuls(path: str | os.PathLike[str]) -> list[str]:
     return [names[0], names[-1]] if len(names) > 2 else []
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], reduce_range: bool | None = None) -> Path:
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], reduce_range: bool) -> Path:
     """ONNX Runtime dynamic quantization: int8 weights (per channel), int8 activations per call.
 
     Every weight MatMul is quantized except the first and last (:func:`edge_matmuls`).
-    ``reduce_range``: 7-bit weights (None: where this CPU needs them, see
-    :func:`vidsearch.precision.int8_needs_reduce_range`; True for a graph any CPU runs accurately).
+    ``reduce_range``: 7-bit weights (what :func:`vidsearch.precision.int8_needs_reduce_range`
+    says this CPU needs; True for a graph any CPU runs accurately).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from vidsearch.precision import int8_needs_reduce_range
-
-    if reduce_range is None:
-        reduce_range = int8_needs_reduce_range()
 
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:

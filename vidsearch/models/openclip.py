@@ -95,6 +95,11 @@ def _unknown_arch(arch: str) -> ModelError:
     )
 
 
+def _square_side(size: int | Sequence[int]) -> int:
+    """The frame side of open_clip's ``image_size`` (an int, or ``(H, W)`` of a square input)."""
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
 def _build(arch: str, cfg_path: Path | None) -> torch.nn.Module:
     import open_clip
 
@@ -125,8 +130,7 @@ class OpenCLIPEncoder(Encoder):
         self.model = model.eval().to(device)
         self.device = device
         visual = model.visual
-        size = getattr(visual, "image_size", 224)
-        self.resolution = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.resolution = _square_side(getattr(visual, "image_size", 224))
         pre = open_clip.get_model_preprocess_cfg(model) if hasattr(open_clip, "get_model_preprocess_cfg") else {}
         self.mean = tuple(pre.get("mean", open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(pre.get("std", open_clip.OPENAI_DATASET_STD))
@@ -238,9 +242,8 @@ def describe_openclip(arch: str, checkpoint: str | os.PathLike[str] | None = Non
     cfg = read_openclip_config(cfg_path) if cfg_path is not None else open_clip.get_model_config(arch)
     if cfg is None:
         raise _unknown_arch(arch)
-    size = cfg["vision_cfg"].get("image_size", 224)
     return EncoderInfo(key=openclip_key(arch, checkpoint, config), num_frames=OpenCLIPEncoder.num_frames,
-                       resolution=int(size[0] if isinstance(size, (tuple, list)) else size), embed_dim=int(cfg["embed_dim"]),
+                       resolution=_square_side(cfg["vision_cfg"].get("image_size", 224)), embed_dim=int(cfg["embed_dim"]),
                        spec=_spec(arch, path, cfg_path), antialias=OpenCLIPEncoder.antialias)
 
 

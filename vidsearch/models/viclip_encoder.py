@@ -125,6 +125,12 @@ def _config_name(cfg: ViCLIPConfig) -> str:
 def viclip_key(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
     """The ``key`` :func:`load_viclip` would give, from the checkpoint's (cached) hash alone."""
     name, path, _, cfg_path = resolve_viclip(model, checkpoint, config)
+    return _remembered_key(model, checkpoint, config, name, path, cfg_path)
+
+
+def _remembered_key(model: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None,
+                    name: str, path: Path, cfg_path: Path | None) -> str:
+    """The key of a resolved model, remembered for its (model, checkpoint, config) arguments."""
     key = f"{name}@{checkpoint_hash(path)[:12]}"
     # the files the key depends on, including the config files resolution would prefer
     remember_key(model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"])
@@ -138,8 +144,8 @@ def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
 
 def describe_viclip(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> EncoderInfo:
     """What :func:`load_viclip` would build, from the config and the checkpoint's (cached) hash alone."""
-    _, path, cfg, cfg_path = resolve_viclip(model, checkpoint, config)
-    return EncoderInfo(key=viclip_key(model, checkpoint, config), num_frames=cfg.num_frames, resolution=cfg.input_resolution,
+    name, path, cfg, cfg_path = resolve_viclip(model, checkpoint, config)  # once: a bare checkpoint's shapes are read here
+    return EncoderInfo(key=_remembered_key(model, checkpoint, config, name, path, cfg_path), num_frames=cfg.num_frames, resolution=cfg.input_resolution,
                        embed_dim=cfg.embed_dim, spec=_spec(model, path, cfg_path), antialias=ViCLIPEncoder.antialias)
 
 
