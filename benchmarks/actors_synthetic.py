@@ -31,7 +31,9 @@ TARGET = 0.8
 
 def _vidsearch(args: list[str], log: Path, env: dict[str, str] | None = None) -> str:
     with open(log, "a") as err:
-        proc = subprocess.run([sys.executable, "-m", "vidsearch.cli", *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "vidsearch.cli", *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
+        )
     if proc.returncode != 0:
         sys.exit(f"`vidsearch {' '.join(args[:2])}` failed with exit code {proc.returncode}; see {log}")
     return proc.stdout
@@ -49,9 +51,28 @@ def train_model(work: Path, args: argparse.Namespace, log: Path) -> Path:
         return out / "model.pth"
     cfg = work / "tiny.json"
     cfg.write_text(json.dumps(DEFAULT_SETTING_CONFIG, indent=2))
-    cmd = ["finetune", "--annotations", str(data / "train.json"), "--videos", str(data / "train"), "--out", str(out),
-           "--model-config", str(cfg), "--seed", str(args.seed), *DEFAULT_SETTING_RECIPE, "--val-videos", "80", "--cache-frames", "16",
-           "--device", args.device, "--resume", "--json"]
+    cmd = [
+        "finetune",
+        "--annotations",
+        str(data / "train.json"),
+        "--videos",
+        str(data / "train"),
+        "--out",
+        str(out),
+        "--model-config",
+        str(cfg),
+        "--seed",
+        str(args.seed),
+        *DEFAULT_SETTING_RECIPE,
+        "--val-videos",
+        "80",
+        "--cache-frames",
+        "16",
+        "--device",
+        args.device,
+        "--resume",
+        "--json",
+    ]
     print(f"training: vidsearch {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     out = _vidsearch(cmd, log, {**os.environ, "OMP_NUM_THREADS": str(args.threads)})
@@ -62,7 +83,9 @@ def train_model(work: Path, args: argparse.Namespace, log: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/vidsearch-actors-synthetic"), help="data, model and results")
+    ap.add_argument(
+        "--work", type=Path, default=Path("/tmp/vidsearch-actors-synthetic"), help="data, model and results"
+    )
     ap.add_argument("--model", type=Path, default=None, help="use this checkpoint instead of training one")
     ap.add_argument("--videos", type=int, default=40, help="actor videos to evaluate on")
     ap.add_argument("--train", type=int, default=3000, help="training clips")
@@ -81,17 +104,45 @@ def main() -> None:
     if not (ava / "annotations.csv").exists():
         make_actor_dataset(ava, videos=args.videos, seed=args.seed + 7)
     t0 = time.perf_counter()
-    out = _vidsearch(["bench", "ava", "--annotations", str(ava / "annotations.csv"), "--videos", str(ava / "videos"),
-                      "--labels", str(ava / "directions.pbtxt"), "--templates", str(ava / "templates.txt"), "--boxes", "gt",
-                      # the crops frame a shape as the training clips do: ~10 % context, decoded at the video's own size
-                      "--margin", "0.1", "--detect-size", "160", "--model", str(model), "--device", args.device,
-                      "--out", str(work / "ava-results.json"), "--json"], log)
+    out = _vidsearch(
+        [
+            "bench",
+            "ava",
+            "--annotations",
+            str(ava / "annotations.csv"),
+            "--videos",
+            str(ava / "videos"),
+            "--labels",
+            str(ava / "directions.pbtxt"),
+            "--templates",
+            str(ava / "templates.txt"),
+            "--boxes",
+            "gt",
+            # the crops frame a shape as the training clips do: ~10 % context, decoded at the video's own size
+            "--margin",
+            "0.1",
+            "--detect-size",
+            "160",
+            "--model",
+            str(model),
+            "--device",
+            args.device,
+            "--out",
+            str(work / "ava-results.json"),
+            "--json",
+        ],
+        log,
+    )
     m = json.loads(out)["metrics"]
-    print(f"data: {m['videos']} videos with 2-3 shapes moving in different directions, {m['keyframes']} keyframes, {m['detections']} ground-truth boxes")
+    print(
+        f"data: {m['videos']} videos with 2-3 shapes moving in different directions, {m['keyframes']} keyframes, {m['detections']} ground-truth boxes"
+    )
     print(f"model: {model}")
     print("per class AP@0.5: " + ", ".join(f"{k} {v:.3f}" for k, v in m["ap"].items() if v is not None))
-    print(f"bench ava --boxes gt: frame-mAP {m['frame_mAP']:.3f} over {m['classes_with_positives']} direction classes "
-          f"({time.perf_counter() - t0:.0f} s; a box-blind model is at chance)")
+    print(
+        f"bench ava --boxes gt: frame-mAP {m['frame_mAP']:.3f} over {m['classes_with_positives']} direction classes "
+        f"({time.perf_counter() - t0:.0f} s; a box-blind model is at chance)"
+    )
     ok = m["frame_mAP"] is not None and m["frame_mAP"] >= TARGET
     print(f"result: {'PASS' if ok else 'FAIL'} (target frame-mAP >= {TARGET})")
     sys.exit(0 if ok else 1)

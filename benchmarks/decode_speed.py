@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.videogen
 
@@ -84,12 +83,25 @@ def codec_speed(repeat: int) -> None:
     for codec, ext in (("libx264", "mp4"), ("libx264", "mkv"), ("mpeg4", "avi"), ("mjpeg", "avi"), ("libvpx", "webm")):
         path = folder / f"{codec}.{ext}"
         if not path.exists():
-            write_video(path, seconds=10, fps=25, size=(640, 360), codec=codec, gop=None if codec == "mjpeg" else 250, pattern="noise")
+            write_video(
+                path,
+                seconds=10,
+                fps=25,
+                size=(640, 360),
+                codec=codec,
+                gop=None if codec == "mjpeg" else 250,
+                pattern="noise",
+            )
         idx = middle_indices(probe(str(path), reader="pyav").num_frames, NUM_FRAMES)
         for threads in (1, 0):
             set_decode_threads(threads)
-            t = {r: _best_of(lambda: read_frames(str(path), idx, RESOLUTION, reader=r), repeat) for r in ("decord", "pyav")}
-            print(f"{codec:<9} {ext:<9} {threads or 'auto':<7} {t['decord']:9.3f} {t['pyav']:8.3f} {t['decord'] / t['pyav']:12.2f}")
+            t = {
+                r: _best_of(lambda: read_frames(str(path), idx, RESOLUTION, reader=r), repeat)
+                for r in ("decord", "pyav")
+            }
+            print(
+                f"{codec:<9} {ext:<9} {threads or 'auto':<7} {t['decord']:9.3f} {t['pyav']:8.3f} {t['decord'] / t['pyav']:12.2f}"
+            )
     set_decode_threads(0)
 
 
@@ -99,10 +111,16 @@ _OLD = "8de189a"
 def _old_code(where: Path) -> None:
     """The old frame cache code (data.py + the media.py it used) as importable modules."""
     where.mkdir(parents=True, exist_ok=True)
-    media = subprocess.run(["git", "show", f"{_OLD}:vidsearch/media.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    data = subprocess.run(["git", "show", f"{_OLD}:vidsearch/train/data.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    media = subprocess.run(
+        ["git", "show", f"{_OLD}:vidsearch/media.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    data = subprocess.run(
+        ["git", "show", f"{_OLD}:vidsearch/train/data.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     (where / "old_media.py").write_text(media)
-    (where / "old_train_data.py").write_text(data.replace("    from vidsearch import media\n", "    import old_media as media\n"))
+    (where / "old_train_data.py").write_text(
+        data.replace("    from vidsearch import media\n", "    import old_media as media\n")
+    )
     sys.path.insert(0, str(where))
     os.environ["PYTHONPATH"] = os.pathsep.join([str(where), str(ROOT), os.environ.get("PYTHONPATH", "")])
 
@@ -134,8 +152,11 @@ def frame_cache_speed(n: int) -> None:
         for v in sample:
             fn(v)
         per_clip[name] = (time.perf_counter() - t) / len(sample)
-    print(f"per-clip decoding, one thread, no start-up: old {1000 * per_clip['old']:.1f} ms, new {1000 * per_clip['new']:.1f} ms "
-          f"({per_clip['old'] / per_clip['new']:.1f}x)", flush=True)
+    print(
+        f"per-clip decoding, one thread, no start-up: old {1000 * per_clip['old']:.1f} ms, new {1000 * per_clip['new']:.1f} ms "
+        f"({per_clip['old'] / per_clip['new']:.1f}x)",
+        flush=True,
+    )
     # The decode pool's fork server (it imports torch, decord and PyAV) starts once per process;
     # time it on its own so that whichever run comes first does not carry it.
     from vidsearch.media.pool import DecodePool
@@ -154,11 +175,16 @@ def frame_cache_speed(n: int) -> None:
             build(videos, out, cache_frames=16, resolution=64, max_bytes=1 << 34, workers=workers)
             times[name, workers] = time.perf_counter() - t
             out.unlink()
-            print(f"{name} code, {workers} worker(s): {times[name, workers]:7.2f} s  ({1000 * times[name, workers] / n:.1f} ms/clip)", flush=True)
+            print(
+                f"{name} code, {workers} worker(s): {times[name, workers]:7.2f} s  ({1000 * times[name, workers] / n:.1f} ms/clip)",
+                flush=True,
+            )
     for workers in (1, 2):
         old, new = times["old", workers] / n * 3000, times["new", workers] / n * 3000 + server
-        print(f"{workers} worker(s): {times['old', workers] / times['new', workers]:.1f}x on {n} clips; 3,000 clips at these "
-              f"rates (new with its fork server start-up once): old {old:.0f} s, new {new:.0f} s, {old / new:.1f}x")
+        print(
+            f"{workers} worker(s): {times['old', workers] / times['new', workers]:.1f}x on {n} clips; 3,000 clips at these "
+            f"rates (new with its fork server start-up once): old {old:.0f} s, new {new:.0f} s, {old / new:.1f}x"
+        )
     best = min(times["old", 1], times["old", 2]) / (min(times["new", 1], times["new", 2]) + server * n / 3000)
     print(f"best old vs best new, 3,000 clips: {best:.1f}x (goal >= 3x: {'met' if best >= 3 else 'NOT met'})")
 
@@ -168,7 +194,9 @@ def main() -> None:
     ap.add_argument("--video", help="use this video instead of the generated one")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs")
     ap.add_argument("--codecs", action="store_true", help="decord vs PyAV per codec/container")
-    ap.add_argument("--cache", type=int, default=0, metavar="N", help="fine-tuning frame cache of N clips, old vs new code")
+    ap.add_argument(
+        "--cache", type=int, default=0, metavar="N", help="fine-tuning frame cache of N clips, old vs new code"
+    )
     args = ap.parse_args()
 
     import torch
@@ -219,10 +247,7 @@ def main() -> None:
     print(f"{'decode every frame (RGB)':<32} {'decord':<7} {'-':<6} {t_dec:8.2f}")
     print(f"{'decode every frame (RGB)':<32} {'pyav':<7} {'-':<6} {t_pyav:8.2f}")
     exact8 = {r: t for w, r, m, t in rows if w.startswith("middle") and m == "exact"}
-    print(
-        f"middle 8 exact / decode-all: decord {exact8['decord'] / t_dec:.0%}, "
-        f"pyav {exact8['pyav'] / t_pyav:.0%}"
-    )
+    print(f"middle 8 exact / decode-all: decord {exact8['decord'] / t_dec:.0%}, pyav {exact8['pyav'] / t_pyav:.0%}")
 
 
 if __name__ == "__main__":

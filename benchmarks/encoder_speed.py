@@ -118,8 +118,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--official", action="store_true", help="also time an official-layout forward")
-    parser.add_argument("--precisions", default="int8,torchao-int8,bf16,onnx-fp32",
-                        help="comma list of int8, torchao-int8, bf16, onnx-fp32 ('' for none)")
+    parser.add_argument(
+        "--precisions",
+        default="int8,torchao-int8,bf16,onnx-fp32",
+        help="comma list of int8, torchao-int8, bf16, onnx-fp32 ('' for none)",
+    )
     parser.add_argument("--layers", type=int, default=0, help="layers per tower (0: the preset's 12)")
     args = parser.parse_args()
     if args.threads:
@@ -161,24 +164,34 @@ def main() -> None:
 
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (measurements: {', '.join(f'{p:.1f}' for p, _ in peaks)})")
     print(f"vision: {args.batch / t:.3f} clips/s ({spread(vis)} per batch of {args.batch})")
-    print(f"vision: {executed / 1e9 / args.batch:.1f} GFLOP executed per clip "
-          f"({full / 1e9 / args.batch:.1f} in the official full forward)")
+    print(
+        f"vision: {executed / 1e9 / args.batch:.1f} GFLOP executed per clip "
+        f"({full / 1e9 / args.batch:.1f} in the official full forward)"
+    )
     print(f"vision: {executed / t / 1e9:.1f} GFLOP/s achieved -> ratio to matmul peak {executed / t / 1e9 / peak:.3f}")
     t_cpu = min(CPU_TIMES[id(vis)]) / threads
-    print(f"vision, per CPU second (robust to other processes' load): {executed / t_cpu / 1e9:.1f} GFLOP/s vs "
-          f"matmul {peak_cpu:.1f} -> ratio {executed / t_cpu / 1e9 / peak_cpu:.3f}")
+    print(
+        f"vision, per CPU second (robust to other processes' load): {executed / t_cpu / 1e9:.1f} GFLOP/s vs "
+        f"matmul {peak_cpu:.1f} -> ratio {executed / t_cpu / 1e9 / peak_cpu:.3f}"
+    )
     print(f"vision: official-equivalent {full / t / 1e9:.1f} GFLOP/s (ratio {full / t / 1e9 / peak:.3f})")
-    print(f"text: {args.text_batch / min(txt):.0f} captions/s tower only, "
-          f"{args.text_batch / min(txt_tok):.0f} captions/s with tokenizing ({spread(txt)})")
+    print(
+        f"text: {args.text_batch / min(txt):.0f} captions/s tower only, "
+        f"{args.text_batch / min(txt_tok):.0f} captions/s with tokenizing ({spread(txt)})"
+    )
     if off is not None:
         off_cpu = min(CPU_TIMES[id(off)]) / threads
-        print(f"official-layout vision: {args.batch / min(off):.3f} clips/s, ratio to matmul peak "
-              f"{full / min(off) / 1e9 / peak:.3f}, per CPU second {full / off_cpu / 1e9 / peak_cpu:.3f} ({spread(off)})")
+        print(
+            f"official-layout vision: {args.batch / min(off):.3f} clips/s, ratio to matmul peak "
+            f"{full / min(off) / 1e9 / peak:.3f}, per CPU second {full / off_cpu / 1e9 / peak_cpu:.3f} ({spread(off)})"
+        )
     precisions = [p for p in args.precisions.split(",") if p]
     if precisions:
         from precisions_bench import compare_precisions
 
-        compare_precisions(model, video, tokens, precisions, args.repeats, (min(vis), min(txt)), args.batch, args.text_batch, timeit)
+        compare_precisions(
+            model, video, tokens, precisions, args.repeats, (min(vis), min(txt)), args.batch, args.text_batch, timeit
+        )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def passes(name: str, value: float) -> bool | None:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", type=Path, default=Path("/tmp/vidsearch-enrich-synthetic"), help="data, model, library and caches")
+    p.add_argument(
+        "--work", type=Path, default=Path("/tmp/vidsearch-enrich-synthetic"), help="data, model, library and caches"
+    )
     p.add_argument("--model", type=Path, default=None, help="use this checkpoint instead of training one")
     p.add_argument("--train", type=int, default=3000, help="training clips")
     p.add_argument("--sequences", type=int, default=50, help="sequence videos for localization")
@@ -95,9 +97,25 @@ def train_model(work: Path, data: dict[str, Path], args: argparse.Namespace) -> 
         return final
     cfg_path = work / "tiny.json"
     cfg_path.write_text(json.dumps(DEFAULT_SETTING_CONFIG))
-    cmd = ["finetune", "--annotations", str(data["train"]), "--videos", str(data["root"]), "--out", str(out),
-           "--model-config", str(cfg_path), *DEFAULT_SETTING_RECIPE, "--val-annotations", str(data["heldout"]),
-           "--seed", str(args.seed), "--device", args.device, "--resume"]
+    cmd = [
+        "finetune",
+        "--annotations",
+        str(data["train"]),
+        "--videos",
+        str(data["root"]),
+        "--out",
+        str(out),
+        "--model-config",
+        str(cfg_path),
+        *DEFAULT_SETTING_RECIPE,
+        "--val-annotations",
+        str(data["heldout"]),
+        "--seed",
+        str(args.seed),
+        "--device",
+        args.device,
+        "--resume",
+    ]
     print(f"training a tiny ViCLIP on {args.train} clips: vidsearch {' '.join(cmd)}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
@@ -114,17 +132,19 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 
 
 def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: argparse.Namespace) -> dict[str, float]:
-    from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.bench.openset import calibrate_label_set
-    from vidsearch.metrics import auroc
+    from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
-    from vidsearch.store.library import Library
+    from vidsearch.metrics import auroc
     from vidsearch.store.labels import top_video_labels
+    from vidsearch.store.library import Library
     from vidsearch.train.synthetic import COLOURS, DIRECTIONS, SHAPES
 
     held = json.loads(data["heldout"].read_text())
-    truth = {str((data["root"] / "heldout" / r["video"]).absolute()): r["caption"].split() for r in held}  # a colour shape moving dir
+    truth = {
+        str((data["root"] / "heldout" / r["video"]).absolute()): r["caption"].split() for r in held
+    }  # a colour shape moving dir
     known_colours = [c for c in COLOURS if c != args.unknown_colour]
     motions = write_lines(work / "motions.txt", list(DIRECTIONS))
     colours = write_lines(work / "colours.txt", known_colours)
@@ -147,7 +167,15 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
 
         # 2. open set: calibrate on the calibration split, evaluate on the held-out one
         calib = json.loads(data["calib"].read_text())
-        known_csv = write_lines(work / "calib_known.csv", ["video,label"] + [f"{r['video']},{r['caption'].split()[1]}" for r in calib if r["caption"].split()[1] != args.unknown_colour])
+        known_csv = write_lines(
+            work / "calib_known.csv",
+            ["video,label"]
+            + [
+                f"{r['video']},{r['caption'].split()[1]}"
+                for r in calib
+                if r["caption"].split()[1] != args.unknown_colour
+            ],
+        )
         unknown = [r["video"] for r in calib if r["caption"].split()[1] == args.unknown_colour]
         rec = read_recognition_annotations(known_csv, known_colours)
         rule, cal, _ = calibrate_label_set(

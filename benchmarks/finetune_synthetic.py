@@ -38,8 +38,16 @@ import time
 from pathlib import Path
 
 from calibration import matmul_gflops
+
 from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
-from vidsearch.train.synthetic import FAMILY_CONFIG, FAMILY_RECIPE, GENERATOR_VERSION, action_pairs, heldout_seed, make_split
+from vidsearch.train.synthetic import (
+    FAMILY_CONFIG,
+    FAMILY_RECIPE,
+    GENERATOR_VERSION,
+    action_pairs,
+    heldout_seed,
+    make_split,
+)
 
 # The recipe: the tiny config and the flags for the randomised family (vidsearch.train.synthetic,
 # docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
@@ -53,8 +61,9 @@ def _run(args: list[str], log: Path, threads: int) -> tuple[float, float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(log, "a") as err:
-        proc = subprocess.run([sys.executable, "-m", "vidsearch.cli", *args], stdout=subprocess.PIPE, stderr=err,
-                              text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "vidsearch.cli", *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
+        )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -109,22 +118,57 @@ def evaluate(model: str, split: Path, work: Path, log: Path, threads: int) -> di
     shutil.rmtree(lib, ignore_errors=True)
     videos = split.with_suffix("")
     _run(["index", str(videos), "--library", str(lib), "--model", model, "--json"], log, threads)
-    _, _, out = _run(["bench", "retrieval", "--dataset", "json", "--annotations", str(split), "--videos", str(videos),
-                      "--model", model, "--library", str(lib), "--save-similarity", str(sims), "--json"], log, threads)
+    _, _, out = _run(
+        [
+            "bench",
+            "retrieval",
+            "--dataset",
+            "json",
+            "--annotations",
+            str(split),
+            "--videos",
+            str(videos),
+            "--model",
+            model,
+            "--library",
+            str(lib),
+            "--save-similarity",
+            str(sims),
+            "--json",
+        ],
+        log,
+        threads,
+    )
     m = json.loads(out)["metrics"]
     pacc, npairs = pair_accuracy(sims, split)
-    return {"r1": m["t2v"]["R@1"] / 100, "r5": m["t2v"]["R@5"] / 100, "v2t_r1": m["v2t"]["R@1"] / 100,
-            "pairs": pacc, "npairs": npairs, "count": m["t2v"]["count"]}
+    return {
+        "r1": m["t2v"]["R@1"] / 100,
+        "r5": m["t2v"]["R@5"] / 100,
+        "v2t_r1": m["v2t"]["R@1"] / 100,
+        "pairs": pacc,
+        "npairs": npairs,
+        "count": m["t2v"]["count"],
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/vidsearch-finetune-proof"), help="Working folder (data, run, libraries).")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/vidsearch-finetune-proof"),
+        help="Working folder (data, run, libraries).",
+    )
     ap.add_argument("--train", type=int, default=3000, help="Training clips.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--setting", default="family", choices=list(SETTINGS), help="Generator setting of the training data.")
-    ap.add_argument("--settings", default=",".join(HELDOUT_SETTINGS),
-                    help=f"Held-out generator settings to test on (comma-separated; of {', '.join(SETTINGS)}).")
+    ap.add_argument(
+        "--setting", default="family", choices=list(SETTINGS), help="Generator setting of the training data."
+    )
+    ap.add_argument(
+        "--settings",
+        default=",".join(HELDOUT_SETTINGS),
+        help=f"Held-out generator settings to test on (comma-separated; of {', '.join(SETTINGS)}).",
+    )
     ap.add_argument("--threads", type=int, default=1, help="Torch threads for training and evaluation.")
     ap.add_argument("--budget", type=float, default=15.0, help="Training budget in CPU-minutes.")
     ap.add_argument("--fresh", action="store_true", help="Delete the previous run first (keeps the data).")
@@ -142,19 +186,41 @@ def main() -> None:
     if args.fresh:
         shutil.rmtree(run, ignore_errors=True)
     gflops = matmul_gflops(args.threads, seconds=2.0)
-    print(f"calibration: fp32 matmul {gflops:.1f} GFLOP/s on {args.threads} thread(s) "
-          f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"calibration: fp32 matmul {gflops:.1f} GFLOP/s on {args.threads} thread(s) "
+        f"({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
     t0 = time.perf_counter()
     splits = make_data(data, args.train, args.seed, args.setting, tests)
-    print(f"data: {args.train} {args.setting} training clips, 80 validation clips, 80 test clips per setting "
-          f"({time.perf_counter() - t0:.0f} s to generate)", flush=True)
+    print(
+        f"data: {args.train} {args.setting} training clips, 80 validation clips, 80 test clips per setting "
+        f"({time.perf_counter() - t0:.0f} s to generate)",
+        flush=True,
+    )
     cfg = work / "tiny.json"
     cfg.write_text(json.dumps(FAMILY_CONFIG, indent=2))
 
     load0 = os.getloadavg()
-    ft = ["finetune", "--annotations", str(splits["train"]), "--videos", str(data), "--out", str(run),
-          "--model-config", str(cfg), "--seed", str(args.seed), "--val-annotations", str(splits["val"]),
-          *RECIPE, *args.extra, "--resume", "--json"]
+    ft = [
+        "finetune",
+        "--annotations",
+        str(splits["train"]),
+        "--videos",
+        str(data),
+        "--out",
+        str(run),
+        "--model-config",
+        str(cfg),
+        "--seed",
+        str(args.seed),
+        "--val-annotations",
+        str(splits["val"]),
+        *RECIPE,
+        *args.extra,
+        "--resume",
+        "--json",
+    ]
     train_wall, train_cpu, out = _run(ft, log, args.threads)
     load1 = os.getloadavg()
     gflops_after = matmul_gflops(args.threads, seconds=2.0)
@@ -168,16 +234,28 @@ def main() -> None:
 
     print(f"model: {json.dumps(FAMILY_CONFIG)}")
     print(f"recipe: vidsearch finetune {' '.join(RECIPE + args.extra)}")
-    print(f"training: {len(summary['epochs'])} epochs, {train_wall / 60:.1f} min wall, {train_cpu / 60:.1f} CPU-min on "
-          f"{args.threads} thread(s) (load average {load0[0]:.1f} before, {load1[0]:.1f} after)"
-          + (f"; includes {earlier_cpu / 60:.1f} CPU-min of {len(epochs) - len(ran_now)} epochs trained by an earlier "
-             f"invocation (resumed)" if earlier_cpu else ""))
-    print(f"calibration after training: {gflops_after:.1f} GFLOP/s; the training CPU time is "
-          f"{train_cpu * gflops / 1e3:.0f}-{train_cpu * gflops_after / 1e3:.0f} TFLOP of matmul at the calibrated rates")
-    print("validation curve (epoch: t2v R@1 on the validation split):",
-          " ".join(f"{e['epoch']}:{e['val']['t2v']['R@1']:.0f}" for e in epochs if e.get("val")))
-    print(f"selected: the {summary['selected']} epoch {summary['best_epoch'] or len(summary['epochs'])}"
-          + (f", stopped early after epoch {summary['stopped_early']}" if summary["stopped_early"] else ""))
+    print(
+        f"training: {len(summary['epochs'])} epochs, {train_wall / 60:.1f} min wall, {train_cpu / 60:.1f} CPU-min on "
+        f"{args.threads} thread(s) (load average {load0[0]:.1f} before, {load1[0]:.1f} after)"
+        + (
+            f"; includes {earlier_cpu / 60:.1f} CPU-min of {len(epochs) - len(ran_now)} epochs trained by an earlier "
+            f"invocation (resumed)"
+            if earlier_cpu
+            else ""
+        )
+    )
+    print(
+        f"calibration after training: {gflops_after:.1f} GFLOP/s; the training CPU time is "
+        f"{train_cpu * gflops / 1e3:.0f}-{train_cpu * gflops_after / 1e3:.0f} TFLOP of matmul at the calibrated rates"
+    )
+    print(
+        "validation curve (epoch: t2v R@1 on the validation split):",
+        " ".join(f"{e['epoch']}:{e['val']['t2v']['R@1']:.0f}" for e in epochs if e.get("val")),
+    )
+    print(
+        f"selected: the {summary['selected']} epoch {summary['best_epoch'] or len(summary['epochs'])}"
+        + (f", stopped early after epoch {summary['stopped_early']}" if summary["stopped_early"] else "")
+    )
 
     rows = {t: evaluate(summary["model"], splits[t], work, log, args.threads) for t in tests}
     print()
@@ -189,13 +267,17 @@ def main() -> None:
         ok = r["r1"] >= GOAL_R1 and r["pairs"] >= GOAL_PAIRS
         if heldout:
             met.append(ok)
-        print(f"| `{t}` | {'yes' if heldout else 'no (unseen clips)'} | {r['r1']:.3f} | {r['r5']:.3f} | {r['v2t_r1']:.3f} "
-              f"| {r['pairs']:.3f} ({r['npairs']} pairs) | {('met' if ok else 'not met') if heldout else '-'} |")
+        print(
+            f"| `{t}` | {'yes' if heldout else 'no (unseen clips)'} | {r['r1']:.3f} | {r['r5']:.3f} | {r['v2t_r1']:.3f} "
+            f"| {r['pairs']:.3f} ({r['npairs']} pairs) | {('met' if ok else 'not met') if heldout else '-'} |"
+        )
     in_budget = train_cpu <= args.budget * 60
     print()
-    print(f"result: {'PASS' if all(met) and met and in_budget else 'FAIL'}: goal (R@1 >= {GOAL_R1}, pairs >= {GOAL_PAIRS}) met "
-          f"on {sum(met)} of {len(met)} held-out settings; training {train_cpu / 60:.1f} CPU-min "
-          f"{'within' if in_budget else 'OVER'} the {args.budget:.0f} CPU-min budget")
+    print(
+        f"result: {'PASS' if all(met) and met and in_budget else 'FAIL'}: goal (R@1 >= {GOAL_R1}, pairs >= {GOAL_PAIRS}) met "
+        f"on {sum(met)} of {len(met)} held-out settings; training {train_cpu / 60:.1f} CPU-min "
+        f"{'within' if in_budget else 'OVER'} the {args.budget:.0f} CPU-min budget"
+    )
     sys.exit(0 if all(met) and met and in_budget else 1)
 
 

@@ -40,8 +40,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from search_scale import K, clustered, draw, fmt_bytes, qps_batch1, rss  # noqa: E402
 
-from vidsearch.store.vectors.ondisk import build_ondisk  # noqa: E402
 from vidsearch.store.vectors import VectorIndex, choose_spec, recall_at_k  # noqa: E402
+from vidsearch.store.vectors.ondisk import build_ondisk  # noqa: E402
 
 CHUNK = 250_000  # vectors per generated (and on-disk: added) shard
 
@@ -64,10 +64,18 @@ def sqlite_bytes_per_segment(videos: int, d: int, windows: int) -> dict:
             with lib.session() as s:
                 for v in range(start, min(videos, start + per_tx)):
                     path = f"/archive/collection-{v // 1000:04d}/video-{v:07d}.mp4"
-                    vid, _ = stored_videos.mark_indexed(s, path, size=50_000_000 + v, mtime_ns=1_700_000_000_000_000_000 + v,
-                                                        fingerprint=f"{v:016x}{v:016x}", reader="decord", info=info)
+                    vid, _ = stored_videos.mark_indexed(
+                        s,
+                        path,
+                        size=50_000_000 + v,
+                        mtime_ns=1_700_000_000_000_000_000 + v,
+                        fingerprint=f"{v:016x}{v:016x}",
+                        reader="decord",
+                        info=info,
+                    )
                     spans = [stored_segments.SpanRow("video", 0.0, 40.0)] + [
-                        stored_segments.SpanRow("window", 4.0 * w, 4.0 * w + 8.0) for w in range(windows)]
+                        stored_segments.SpanRow("window", 4.0 * w, 4.0 * w + 8.0) for w in range(windows)
+                    ]
                     xb = rng.standard_normal((len(spans), d), dtype=np.float32)
                     xb /= np.linalg.norm(xb, axis=1, keepdims=True)
                     stored_segments.add_segments(s, vid, space.id, spans, xb)
@@ -91,8 +99,16 @@ def sqlite_bytes_per_segment(videos: int, d: int, windows: int) -> dict:
         con.close()
         size_big = big.stat().st_size
     segs = videos * (1 + windows)
-    return {"videos": videos, "segments": segs, "bytes": size, "per_segment": size / segs, "page_size": page,
-            "per_segment_64k": size_big / segs, "vector_bytes": 4 * d, "insert_s": t_insert}
+    return {
+        "videos": videos,
+        "segments": segs,
+        "bytes": size,
+        "per_segment": size / segs,
+        "page_size": page,
+        "per_segment_64k": size_big / segs,
+        "vector_bytes": 4 * d,
+        "insert_s": t_insert,
+    }
 
 
 def ram_index(n: int, d: int, nq: int) -> dict:
@@ -110,8 +126,16 @@ def ram_index(n: int, d: int, nq: int) -> dict:
     grew = rss() - m0
     q1 = qps_batch1(idx, xq, min(200, nq), 1)
     _, I = idx.search(xq, K)
-    row = {"n": n, "spec": spec, "build_s": t_build, "bytes": idx.nbytes(), "rss_delta": grew, "qps1": q1,
-           "recall": recall_at_k(I, ids[gt], K), "vectors_bytes": xb.nbytes}
+    row = {
+        "n": n,
+        "spec": spec,
+        "build_s": t_build,
+        "bytes": idx.nbytes(),
+        "rss_delta": grew,
+        "qps1": q1,
+        "recall": recall_at_k(I, ids[gt], K),
+        "vectors_bytes": xb.nbytes,
+    }
     del idx, xb
     gc.collect()
     return row
@@ -150,8 +174,17 @@ def ondisk_index(n: int, d: int, spec: str, nq: int, nprobe: int, folder: Path) 
     for i in range(min(100, nq)):
         idx.search(xq[i : i + 1], K)
     ms1 = 1000 * (time.perf_counter() - t0) / min(100, nq)
-    row = {"n": n, "spec": spec, "nprobe": nprobe, "build_s": t_build, "resident": idx.resident_bytes(),
-           "disk": idx.disk_bytes(), "ms1": ms1, "ms_batch": ms_batch, "recall": recall_at_k(I, heap.I, K)}
+    row = {
+        "n": n,
+        "spec": spec,
+        "nprobe": nprobe,
+        "build_s": t_build,
+        "resident": idx.resident_bytes(),
+        "disk": idx.disk_bytes(),
+        "ms1": ms1,
+        "ms_batch": ms_batch,
+        "recall": recall_at_k(I, heap.I, K),
+    }
     del idx
     path.unlink()
     path.with_name(path.name + ".ivfdata").unlink()
@@ -172,40 +205,60 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=None, help="where the on-disk index is written (default: a temp dir)")
     args = p.parse_args(argv)
     d = args.dim
-    print(f"# faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, load avg {os.getloadavg()[0]:.1f}, d={d}", flush=True)
+    print(
+        f"# faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, load avg {os.getloadavg()[0]:.1f}, d={d}",
+        flush=True,
+    )
 
     if not args.skip_sqlite:
         sq = sqlite_bytes_per_segment(args.sqlite_videos, d, windows=9)
-        print(f"sqlite: {sq['segments']:,} segments in {fmt_bytes(sq['bytes'])}: {sq['per_segment']:.0f} B/segment "
-              f"({sq['vector_bytes']} B of it the float32 vector) with {sq['page_size']} B pages, {sq['per_segment_64k']:.0f} B/segment "
-              f"with 64 KB pages; insert {sq['segments'] / sq['insert_s']:.0f} segments/s", flush=True)
+        print(
+            f"sqlite: {sq['segments']:,} segments in {fmt_bytes(sq['bytes'])}: {sq['per_segment']:.0f} B/segment "
+            f"({sq['vector_bytes']} B of it the float32 vector) with {sq['page_size']} B pages, {sq['per_segment_64k']:.0f} B/segment "
+            f"with 64 KB pages; insert {sq['segments'] / sq['insert_s']:.0f} segments/s",
+            flush=True,
+        )
     if not args.skip_ram:
         r = ram_index(args.n, d, args.queries)
-        print(f"ram {r['n']:,}: {r['spec']} build {r['build_s']:.1f}s, index {fmt_bytes(r['bytes'])} "
-              f"({r['bytes'] / r['n']:.0f} B/vector; rss +{fmt_bytes(r['rss_delta'])}), qps@1 {r['qps1']:.0f}, "
-              f"recall@10 {r['recall']:.3f}", flush=True)
+        print(
+            f"ram {r['n']:,}: {r['spec']} build {r['build_s']:.1f}s, index {fmt_bytes(r['bytes'])} "
+            f"({r['bytes'] / r['n']:.0f} B/vector; rss +{fmt_bytes(r['rss_delta'])}), qps@1 {r['qps1']:.0f}, "
+            f"recall@10 {r['recall']:.3f}",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         rows = []
         for n in (args.n, args.check_n):
             o = ondisk_index(n, d, args.ondisk_spec, args.queries, args.nprobe, Path(tmp))
             rows.append(o)
-            print(f"ondisk {o['n']:,}: {o['spec']} nprobe {o['nprobe']} build {o['build_s']:.1f}s, resident "
-                  f"{fmt_bytes(o['resident'])}, disk {fmt_bytes(o['disk'])} ({o['disk'] / o['n']:.1f} B/vector), "
-                  f"{o['ms1']:.2f} ms/query (batch {o['ms_batch']:.2f}), recall@10 {o['recall']:.3f}", flush=True)
+            print(
+                f"ondisk {o['n']:,}: {o['spec']} nprobe {o['nprobe']} build {o['build_s']:.1f}s, resident "
+                f"{fmt_bytes(o['resident'])}, disk {fmt_bytes(o['disk'])} ({o['disk'] / o['n']:.1f} B/vector), "
+                f"{o['ms1']:.2f} ms/query (batch {o['ms_batch']:.2f}), recall@10 {o['recall']:.3f}",
+                flush=True,
+            )
     a, b = rows
     f = b["n"] / a["n"]
     print(f"\n# linear model from {a['n']:,} checked at {b['n']:,} (x{f:.0f}): predicted / measured")
     for key in ("disk", "build_s"):
         print(f"  {key:8s} {a[key] * f:14.1f} / {b[key]:14.1f}  ratio {a[key] * f / b[key]:.2f}")
-    print(f"  resident {fmt_bytes(a['resident'])} -> {fmt_bytes(b['resident'])} (the quantizer is fixed; list offsets grow with nlist only)")
+    print(
+        f"  resident {fmt_bytes(a['resident'])} -> {fmt_bytes(b['resident'])} (the quantizer is fixed; list offsets grow with nlist only)"
+    )
     f100 = 100_000_000 / b["n"]
-    print(f"\n# 100M vectors predicted from {b['n']:,}: on disk {fmt_bytes(b['disk'] * f100)}, build "
-          f"{b['build_s'] * f100 / 60:.0f} min on this machine")
+    print(
+        f"\n# 100M vectors predicted from {b['n']:,}: on disk {fmt_bytes(b['disk'] * f100)}, build "
+        f"{b['build_s'] * f100 / 60:.0f} min on this machine"
+    )
     if not args.skip_sqlite:
-        print(f"  sqlite at 100M segments: {fmt_bytes(sq['per_segment'] * 1e8)} ({fmt_bytes(sq['per_segment_64k'] * 1e8)} with 64 KB pages), "
-              f"inserting them {sq['insert_s'] / sq['segments'] * 1e8 / 3600:.0f} h at this rate")
+        print(
+            f"  sqlite at 100M segments: {fmt_bytes(sq['per_segment'] * 1e8)} ({fmt_bytes(sq['per_segment_64k'] * 1e8)} with 64 KB pages), "
+            f"inserting them {sq['insert_s'] / sq['segments'] * 1e8 / 3600:.0f} h at this rate"
+        )
     if not args.skip_ram:
-        print(f"  in-RAM {r['spec']} at 100M: {fmt_bytes(r['bytes'] / r['n'] * 1e8)} (policy at 100M: {choose_spec(100_000_000, d)})")
+        print(
+            f"  in-RAM {r['spec']} at 100M: {fmt_bytes(r['bytes'] / r['n'] * 1e8)} (policy at 100M: {choose_spec(100_000_000, d)})"
+        )
     return 0
 
 

@@ -40,19 +40,23 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, bool, i
     """(wall s, CPU s, torch imported, exit code, last stderr/stdout line) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "vidsearch.cli", *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vidsearch.cli", *args], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     torch = any(re.search(r"\|\s+torch$", line.rstrip()) for line in proc.stderr.splitlines())
-    said = [ln for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip() and not ln.startswith("import time:")]
+    said = [
+        ln for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip() and not ln.startswith("import time:")
+    ]
     return wall, cpu, torch, proc.returncode, " ".join(said[-2:])[:160]
 
 
 class _StandInDecoder:
     """Decode stage that reads nothing: one 1-frame 'video' per job (fills a library fast)."""
 
-    def __enter__(self) -> "_StandInDecoder":
+    def __enter__(self) -> _StandInDecoder:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -66,7 +70,9 @@ class _StandInDecoder:
             info = VideoInfo(job.path, 8, 8.0, 1.0, 64, 64)
             seg = SegmentPlan("video", 0.0, 1.0, tuple(range(job.num_frames)))
             frames = np.zeros((1, job.resolution, job.resolution, 3), np.uint8)
-            yield DecodedVideo(job.job_id, job.path, info, [seg], frames, np.zeros((1, job.num_frames), np.int64), "pyav", 0.0)
+            yield DecodedVideo(
+                job.job_id, job.path, info, [seg], frames, np.zeros((1, job.num_frames), np.int64), "pyav", 0.0
+            )
 
 
 class _StandInEncoder:
@@ -98,8 +104,13 @@ def fill_library(lib: Path, folder: Path, ckpt: Path, n: int) -> float:
     enc = _StandInEncoder(model_key(str(ckpt)), 32, {"model": str(ckpt), "checkpoint": str(ckpt), "config": None})
     t0 = time.perf_counter()
     with Library.open(lib, create=True) as library:
-        report = index_folder(library, folder, IndexOptions(model=str(ckpt), batch_size=256), encoder=enc,
-                              stages=Stages(decode=lambda options: _StandInDecoder()))
+        report = index_folder(
+            library,
+            folder,
+            IndexOptions(model=str(ckpt), batch_size=256),
+            encoder=enc,
+            stages=Stages(decode=lambda options: _StandInDecoder()),
+        )
     assert report.added == n, report
     return time.perf_counter() - t0
 
@@ -110,8 +121,10 @@ def _goal(name: str, limit: float):
     yield out
     wall, cpu, torch, code, said = out["r"]
     met = "met" if wall < limit else "NOT met"
-    print(f"{name:<34} {wall:6.2f} s wall  {cpu:6.2f} s CPU  torch {'imported' if torch else 'not imported'}  "
-          f"exit {code}  goal < {limit:g} s: {met}")
+    print(
+        f"{name:<34} {wall:6.2f} s wall  {cpu:6.2f} s CPU  torch {'imported' if torch else 'not imported'}  "
+        f"exit {code}  goal < {limit:g} s: {met}"
+    )
     print(f"{'':<34} says: {said}")
 
 
@@ -120,12 +133,18 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10_000, help="files of the no-op re-run")
     args = ap.parse_args()
     from conftest import make_tiny_checkpoint
+
     from vidsearch.train.synthetic import make_split
 
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="vidsearch-startup-") as tmp:
         tmp = Path(tmp)
-        env = {**os.environ, "VIDSEARCH_CACHE_DIR": str(tmp / "cache"), "HF_HOME": str(tmp / "hf"), "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "VIDSEARCH_CACHE_DIR": str(tmp / "cache"),
+            "HF_HOME": str(tmp / "hf"),
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("VIDSEARCH_CHECKPOINT", None)
         os.environ.update({k: env[k] for k in ("VIDSEARCH_CACHE_DIR", "HF_HOME")})
         ckpt = make_tiny_checkpoint(tmp / "tiny.pth")
@@ -143,7 +162,9 @@ def main() -> None:
             g["r"] = run_cli(["index", str(tmp / "big"), "--library", str(tmp / "lib-big"), "--model", str(ckpt)], env)
 
         with _goal("4 short clips, tiny model (all 4)", 10.0) as g:
-            g["r"] = run_cli(["index", str(tmp / "four" / "train"), "--library", str(tmp / "lib-four"), "--model", str(ckpt)], env)
+            g["r"] = run_cli(
+                ["index", str(tmp / "four" / "train"), "--library", str(tmp / "lib-four"), "--model", str(ckpt)], env
+            )
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import videogen  # noqa: E402
 
-from vidsearch.media.jobs import DecodeJob, decode_job  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.media import SamplingConfig  # noqa: E402
+from vidsearch.media.jobs import DecodeJob, decode_job  # noqa: E402
 from vidsearch.models import load_encoder  # noqa: E402
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig  # noqa: E402
 from vidsearch.models.weights import save_checkpoint  # noqa: E402
@@ -43,9 +43,29 @@ def make_videos(folder: Path, n_long: int, n_short: int, long_seconds: float) ->
     """Long 720p H.264 videos with 250-frame GOPs, and short 480p clips."""
     paths = []
     for i in range(n_long):
-        paths.append(videogen.write_video(folder / f"long_{i}.mp4", seconds=long_seconds, fps=30, size=(1280, 720), gop=250, pattern="moving_square", color=(200, 60 + 40 * i, 40)))
+        paths.append(
+            videogen.write_video(
+                folder / f"long_{i}.mp4",
+                seconds=long_seconds,
+                fps=30,
+                size=(1280, 720),
+                gop=250,
+                pattern="moving_square",
+                color=(200, 60 + 40 * i, 40),
+            )
+        )
     for i in range(n_short):
-        paths.append(videogen.write_video(folder / f"short_{i}.mp4", seconds=10, fps=30, size=(854, 480), gop=250, pattern="moving_square", color=(40, 60 + 20 * i, 200)))
+        paths.append(
+            videogen.write_video(
+                folder / f"short_{i}.mp4",
+                seconds=10,
+                fps=30,
+                size=(854, 480),
+                gop=250,
+                pattern="moving_square",
+                color=(40, 60 + 20 * i, 200),
+            )
+        )
     return paths
 
 
@@ -69,12 +89,23 @@ def main() -> None:
         ckpt = save_checkpoint(ViCLIP(config), tmp_path / "b16-random.pth", config)
         encoder = load_encoder(str(ckpt), device="cpu")
         sampling = SamplingConfig()
-        options = IndexOptions(model=str(ckpt), sampling=sampling, fast=args.fast, workers=args.workers, batch_size=args.batch_size)
+        options = IndexOptions(
+            model=str(ckpt), sampling=sampling, fast=args.fast, workers=args.workers, batch_size=args.batch_size
+        )
 
         # Encoder only: decode every clip first (untimed), then time the encoder on them.
         clips = []
         for i, path in enumerate(videos):
-            result = decode_job(DecodeJob(job_id=i, path=str(path), num_frames=encoder.num_frames, resolution=encoder.resolution, sampling=sampling, fast=args.fast))
+            result = decode_job(
+                DecodeJob(
+                    job_id=i,
+                    path=str(path),
+                    num_frames=encoder.num_frames,
+                    resolution=encoder.resolution,
+                    sampling=sampling,
+                    fast=args.fast,
+                )
+            )
             clips.append(result.clips())
         all_clips = np.concatenate(clips)
         encoder.encode_video(all_clips[:1])  # warm-up
@@ -92,7 +123,9 @@ def main() -> None:
         assert report.segments == len(all_clips) and not report.failed, report
         e2e_cps = report.segments / e2e_seconds
 
-        print(f"videos: {len(videos)} ({args.long} x {args.long_seconds:.0f} s 720p GOP 250, {args.short} x 10 s 480p); clips: {len(all_clips)}; fast={args.fast}")
+        print(
+            f"videos: {len(videos)} ({args.long} x {args.long_seconds:.0f} s 720p GOP 250, {args.short} x 10 s 480p); clips: {len(all_clips)}; fast={args.fast}"
+        )
         print(f"encoder only : {enc_cps:6.2f} clips/s ({enc_seconds:.1f} s)")
         print(f"end to end   : {e2e_cps:6.2f} clips/s, {len(videos) / e2e_seconds:.3f} videos/s ({e2e_seconds:.1f} s)")
         print(f"ratio end-to-end / encoder-only: {e2e_cps / enc_cps:.3f} (goal >= 0.9)")

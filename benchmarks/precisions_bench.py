@@ -71,9 +71,17 @@ def _bf16(model, video, tokens):
     return vision, text
 
 
-def compare_precisions(model, video, tokens, precisions: list[str], repeats: int,
-                       fp32_times: tuple[float, float], batch: int, text_batch: int,
-                       timeit: Callable[[Callable[[], object], int], list[float]]) -> None:
+def compare_precisions(
+    model,
+    video,
+    tokens,
+    precisions: list[str],
+    repeats: int,
+    fp32_times: tuple[float, float],
+    batch: int,
+    text_batch: int,
+    timeit: Callable[[Callable[[], object], int], list[float]],
+) -> None:
     """Print clips/s, captions/s, ratio and cosine to fp32 for each precision, then fp32 again.
 
     ``timeit(fn, repeats)`` is encoder_speed's timer (wall times after a warm-up call).
@@ -109,11 +117,17 @@ def compare_precisions(model, video, tokens, precisions: list[str], repeats: int
     rows.append(("fp32 again (drift check)", again[0], again[1], 1.0, 1.0))
     fp32_v = min(fp32_times[0], again[0])
     fp32_t = min(fp32_times[1], again[1])
-    print(f"\n{'precision':26s} {'clips/s':>8s} {'x fp32':>7s} {'cos min':>9s} {'captions/s':>11s} {'x fp32':>7s} {'cos min':>9s}")
+    print(
+        f"\n{'precision':26s} {'clips/s':>8s} {'x fp32':>7s} {'cos min':>9s} {'captions/s':>11s} {'x fp32':>7s} {'cos min':>9s}"
+    )
     for name, tv, tt, cv, ct in rows:
-        print(f"{name:26s} {batch / tv:8.3f} {fp32_v / tv:7.2f} {cv:9.6f} {text_batch / tt:11.0f} {fp32_t / tt:7.2f} {ct:9.6f}")
+        print(
+            f"{name:26s} {batch / tv:8.3f} {fp32_v / tv:7.2f} {cv:9.6f} {text_batch / tt:11.0f} {fp32_t / tt:7.2f} {ct:9.6f}"
+        )
     int8 = next((r for r in rows if r[0] == "int8"), None)
     if int8 is not None:
         ratio = fp32_v / int8[1]
-        print(f"goal CPU int8 clips/s >= 1.6x fp32 (same run, best fp32 of both timings): {ratio:.2f}x -> "
-              f"{'MET' if ratio >= 1.6 else 'not met'}{' (moonshot 2x met)' if ratio >= 2 else ''}")
+        print(
+            f"goal CPU int8 clips/s >= 1.6x fp32 (same run, best fp32 of both timings): {ratio:.2f}x -> "
+            f"{'MET' if ratio >= 1.6 else 'not met'}{' (moonshot 2x met)' if ratio >= 2 else ''}"
+        )

@@ -50,7 +50,17 @@ def synthetic_clip(seed: int) -> np.ndarray:
     base = np.stack([pink_noise(rng, H, W) for _ in range(3)], -1)
     base = 0.6 * base + 0.4 * base.mean(-1, keepdims=True)  # correlated channels, as in photos
     yy, xx = np.mgrid[:H, :W]
-    shapes = [(rng.uniform(80, 200), rng.uniform(0, W), rng.uniform(0, H), rng.uniform(-30, 30), rng.uniform(-15, 15), rng.random(3)) for _ in range(5)]
+    shapes = [
+        (
+            rng.uniform(80, 200),
+            rng.uniform(0, W),
+            rng.uniform(0, H),
+            rng.uniform(-30, 30),
+            rng.uniform(-15, 15),
+            rng.random(3),
+        )
+        for _ in range(5)
+    ]
     stripes = 0.5 + 0.5 * np.sign(np.sin(xx * 2 * np.pi / rng.uniform(3, 7)))  # 3-7 px period fabric
     clip = np.empty((T, H, W, 3), np.uint8)
     for t in range(T):
@@ -59,7 +69,7 @@ def synthetic_clip(seed: int) -> np.ndarray:
             cx, cy = x0 + vx * t, y0 + vy * t
             if k % 2:
                 m = (np.abs(xx - cx) < r) & (np.abs(yy - cy) < r * 0.6)  # rectangle
-                img[m] = (stripes[m, None] * col)
+                img[m] = stripes[m, None] * col
             else:
                 m = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2  # disc
                 img[m] = col

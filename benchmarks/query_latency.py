@@ -40,15 +40,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from calibration import matmul_gflops
 
 WORDS = (
-    "a dog catches a frisbee on the beach; a man cooks pasta in a small kitchen; children play "
-    "football in the rain; a red car drives along a mountain road at sunset; a woman plays the "
-    "violin on stage; two cats fight over a toy; fireworks explode above a city river; a skier "
-    "jumps off a snowy ramp; someone slices tomatoes on a wooden board; a crowd dances at a concert"
-).replace(";", "").split()
+    (
+        "a dog catches a frisbee on the beach; a man cooks pasta in a small kitchen; children play "
+        "football in the rain; a red car drives along a mountain road at sunset; a woman plays the "
+        "violin on stage; two cats fight over a toy; fireworks explode above a city river; a skier "
+        "jumps off a snowy ramp; someone slices tomatoes on a wooden board; a crowd dances at a concert"
+    )
+    .replace(";", "")
+    .split()
+)
 
 
 def queries(n: int, seed: int = 0) -> list[str]:
@@ -63,8 +66,9 @@ def pct(xs: list[float], q: float) -> float:
 # ------------------------------------------------------------------------------ library
 
 
-def make_library(root: Path, n: int, dim: int, per_video: int, seed: int = 0, key: str | None = None,
-                 spec: dict | None = None):
+def make_library(
+    root: Path, n: int, dim: int, per_video: int, seed: int = 0, key: str | None = None, spec: dict | None = None
+):
     """A library with n synthetic segments in one space and its saved index; reused if present."""
     from vidsearch.store.library import Library
     from vidsearch.store.schema import VideoStatus
@@ -97,11 +101,19 @@ def make_library(root: Path, n: int, dim: int, per_video: int, seed: int = 0, ke
         for v in range(v0, v1):
             m = min(per_video, n - v * per_video)
             duration = window * max(1, m - 1)
-            videos.append({
-                "id": v + 1, "path": f"/synthetic/clips/video_{v:07d}.mp4", "size": 10_000_000,
-                "mtime_ns": 0, "fingerprint": f"{v:064x}", "status": VideoStatus.INDEXED,
-                "duration": duration, "fps": 25.0, "num_frames": int(duration * 25),
-            })
+            videos.append(
+                {
+                    "id": v + 1,
+                    "path": f"/synthetic/clips/video_{v:07d}.mp4",
+                    "size": 10_000_000,
+                    "mtime_ns": 0,
+                    "fingerprint": f"{v:064x}",
+                    "status": VideoStatus.INDEXED,
+                    "duration": duration,
+                    "fps": 25.0,
+                    "num_frames": int(duration * 25),
+                }
+            )
             # a video's segments share its topic: its center plus per-segment variation
             c = centers[rng.integers(0, len(centers))] + 0.8 / np.sqrt(dim) * rng.standard_normal(dim, dtype=np.float32)
             x = c + 0.6 / np.sqrt(dim) * rng.standard_normal((m, dim), dtype=np.float32)
@@ -121,8 +133,11 @@ def make_library(root: Path, n: int, dim: int, per_video: int, seed: int = 0, ke
     index = VectorIndex.build(ids, xb)
     t_build = time.perf_counter() - t0
     lib.save_index(space, index, space.generation)
-    print(f"# built library {root}: {n:,} segments in {n_videos:,} videos, rows {t_rows:.0f}s, "
-          f"index {index.spec} in {t_build:.0f}s (recall@10 {index.recall_at_10}, {index.params})", flush=True)
+    print(
+        f"# built library {root}: {n:,} segments in {n_videos:,} videos, rows {t_rows:.0f}s, "
+        f"index {index.spec} in {t_build:.0f}s (recall@10 {index.recall_at_10}, {index.params})",
+        flush=True,
+    )
     return lib, space
 
 
@@ -136,7 +151,7 @@ def onnx_encode(key: str, texts: list[str], precision: str = "fp32", warmup: int
     ``int8`` space's queries use the int8 graph, so ``precision="int8"`` times that one.
     """
     from vidsearch.models.onnx_export import ensure_graph
-    from vidsearch.models.onnx_text import ort_available, open_text_encoder
+    from vidsearch.models.onnx_text import open_text_encoder, ort_available
 
     if not ort_available():
         return None
@@ -227,10 +242,16 @@ def cold_start(runs: int) -> list[tuple[str, str]]:
     out.append(("python -c pass (interpreter baseline)", f"{base * 1000:.0f} ms"))
     if exe.exists():
         out.append(("vidsearch --help", f"{_wall([str(exe), '--help'], runs) * 1000:.0f} ms"))
-    out.append(("python -c 'import vidsearch.cli.main'",
-                f"{_wall([py, '-c', 'import vidsearch.cli.main'], runs) * 1000:.0f} ms"))
-    probe = ("import sys, vidsearch.cli.main as m; "
-             "print(','.join(x for x in ('torch','faiss','numpy','sqlalchemy','open_clip','decord','av','alembic','rich','typer') if x in sys.modules))")
+    out.append(
+        (
+            "python -c 'import vidsearch.cli.main'",
+            f"{_wall([py, '-c', 'import vidsearch.cli.main'], runs) * 1000:.0f} ms",
+        )
+    )
+    probe = (
+        "import sys, vidsearch.cli.main as m; "
+        "print(','.join(x for x in ('torch','faiss','numpy','sqlalchemy','open_clip','decord','av','alembic','rich','typer') if x in sys.modules))"
+    )
     loaded = subprocess.run([py, "-c", probe], capture_output=True, text=True).stdout.strip()
     out.append(("heavy modules imported by cli.main", loaded or "none"))
     r = subprocess.run([py, "-X", "importtime", "-c", "import vidsearch.cli.main"], capture_output=True, text=True)
@@ -275,11 +296,24 @@ def cold_cli(runs: int, torch_runs: int, segments: int = 2000) -> tuple[list[tup
     if not ckpt.is_file():
         save_checkpoint(_model(), ckpt, _model().config)
     key = model_key(str(ckpt))
-    lib, _ = make_library(work / f"lib-{segments}", segments, _model().config.embed_dim, 20, key=key,
-                          spec={"model": str(ckpt), "checkpoint": str(ckpt), "config": None})
+    lib, _ = make_library(
+        work / f"lib-{segments}",
+        segments,
+        _model().config.embed_dim,
+        20,
+        key=key,
+        spec={"model": str(ckpt), "checkpoint": str(ckpt), "config": None},
+    )
     lib.close()
     exe = Path(sys.executable).parent / "vidsearch"
-    cmd = [str(exe), "query", "a dog catches a frisbee on the beach", "--library", str(work / f"lib-{segments}"), "--json"]
+    cmd = [
+        str(exe),
+        "query",
+        "a dog catches a frisbee on the beach",
+        "--library",
+        str(work / f"lib-{segments}"),
+        "--json",
+    ]
     env = {**os.environ, "VIDSEARCH_CACHE_DIR": os.environ["VIDSEARCH_CACHE_DIR"]}
 
     def timed(c: list[str]) -> float:
@@ -291,13 +325,17 @@ def cold_cli(runs: int, torch_runs: int, segments: int = 2000) -> tuple[list[tup
     ts = [timed(cmd) for _ in range(runs)]
     rows.append((f"cold CLI query, ONNX Runtime (p50 / p95 of {runs})", f"{pct(ts, 50):.2f} s / {pct(ts, 95):.2f} s"))
     rows.append(("goal cold CLI p50 < 1.5 s", "MET" if pct(ts, 50) < 1.5 else "not met"))
-    hide = ("import sys; sys.modules['onnxruntime'] = None; sys.argv = ['vidsearch', *sys.argv[1:]]; "
-            "from vidsearch.cli.main import main; main()")
+    hide = (
+        "import sys; sys.modules['onnxruntime'] = None; sys.argv = ['vidsearch', *sys.argv[1:]]; "
+        "from vidsearch.cli.main import main; main()"
+    )
     if torch_runs:
         tt = [timed([sys.executable, "-c", hide, *cmd[1:]]) for _ in range(torch_runs)]
         rows.append((f"cold CLI query, PyTorch path (p50 of {torch_runs})", f"{pct(tt, 50):.2f} s"))
-    probe = ("import sys; sys.argv = ['vidsearch', *sys.argv[1:]]; from vidsearch.cli.main import main\n"
-             "try:\n    main()\nfinally:\n    print('torch imported' if 'torch' in sys.modules else 'torch not imported', file=sys.stderr)")
+    probe = (
+        "import sys; sys.argv = ['vidsearch', *sys.argv[1:]]; from vidsearch.cli.main import main\n"
+        "try:\n    main()\nfinally:\n    print('torch imported' if 'torch' in sys.modules else 'torch not imported', file=sys.stderr)"
+    )
     r = subprocess.run([sys.executable, "-c", probe, *cmd[1:]], capture_output=True, text=True, env=env)
     rows.append(("torch in a cached text query", r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "?"))
     return rows, key
@@ -321,8 +359,11 @@ def main(argv: list[str] | None = None) -> int:
 
     dim = ViCLIPConfig.preset("viclip-b16").embed_dim
     root = args.library or Path(tempfile.gettempdir()) / f"vidsearch-query-latency-{args.segments}-{dim}"
-    print(f"# query latency: {args.segments:,} segments, dim {dim}, {args.queries} queries, "
-          f"{os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"# query latency: {args.segments:,} segments, dim {dim}, {args.queries} queries, "
+        f"{os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     lib, space = make_library(root, args.segments, dim, args.per_video)
     index = lib.vector_index(space)
     print(f"# index: {index.spec}, {index.ntotal:,} vectors, recall@10 {index.recall_at_10}, {index.params}")
@@ -335,21 +376,30 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for threads in (None, 1):
         t = query_path(lib, space, texts, threads)
-        label = f"{torch.get_num_threads()}t torch / {faiss.omp_get_max_threads()}t faiss" if threads is None else "1 thread"
+        label = (
+            f"{torch.get_num_threads()}t torch / {faiss.omp_get_max_threads()}t faiss"
+            if threads is None
+            else "1 thread"
+        )
         for stage in ("encode", "search", "total", "faiss"):
             xs = t[stage]
             rows.append((label, stage, pct(xs, 50) * 1000, pct(xs, 95) * 1000, statistics.mean(xs) * 1000))
         short = sum(h < 10 for h in t["hits"])
-        print(f"# {label}: {short} of {len(t['hits'])} queries got fewer than 10 videos "
-              f"(min {min(t['hits'])}): the index returned fewer segments than asked", flush=True)
+        print(
+            f"# {label}: {short} of {len(t['hits'])} queries got fewer than 10 videos "
+            f"(min {min(t['hits'])}): the index returned fewer segments than asked",
+            flush=True,
+        )
     for precision in ("fp32", "int8"):
         onnx = onnx_encode(key or "query-latency-b16@000000000000", texts, precision)
         if not onnx:
             break
         label = f"1 thread, ONNX RT {precision}"
-        enc_onnx = [e + s for e, s in zip(onnx, t["search"])]  # the 1-thread search of the last pass
+        enc_onnx = [e + s for e, s in zip(onnx, t["search"], strict=False)]  # the 1-thread search of the last pass
         rows.append((label, "encode", pct(onnx, 50) * 1000, pct(onnx, 95) * 1000, statistics.mean(onnx) * 1000))
-        rows.append((label, "total", pct(enc_onnx, 50) * 1000, pct(enc_onnx, 95) * 1000, statistics.mean(enc_onnx) * 1000))
+        rows.append(
+            (label, "total", pct(enc_onnx, 50) * 1000, pct(enc_onnx, 95) * 1000, statistics.mean(enc_onnx) * 1000)
+        )
     lib.close()
     print(f"\n{'threads':24s} {'stage':7s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
     for label, stage, p50, p95, mean in rows:
@@ -364,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, val in cli_rows:
             print(f"{name:55s} {val}")
     if not args.skip_cold:
-        print("\n# cold start (fresh interpreters, median of %d)" % args.runs)
+        print(f"\n# cold start (fresh interpreters, median of {args.runs})")
         for name, val in cold_start(args.runs):
             print(f"{name:55s} {val}")
     return 0

@@ -42,7 +42,6 @@ import threading
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -57,8 +56,18 @@ from vidsearch.models.viclip import ViCLIP, ViCLIPConfig  # noqa: E402
 from vidsearch.models.weights import save_checkpoint  # noqa: E402
 from vidsearch.store.library import Library  # noqa: E402
 
-MODEL = dict(input_resolution=112, patch_size=16, vision_width=192, vision_layers=4, vision_heads=3,
-             embed_dim=128, num_frames=8, text_width=128, text_layers=2, text_heads=2)
+MODEL = dict(
+    input_resolution=112,
+    patch_size=16,
+    vision_width=192,
+    vision_layers=4,
+    vision_heads=3,
+    embed_dim=128,
+    num_frames=8,
+    text_width=128,
+    text_layers=2,
+    text_heads=2,
+)
 
 
 class Clock:
@@ -122,7 +131,9 @@ class CpuWatch:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds per group during the run."""
-        return {g: sum(self.last.get(p, 0.0) - self.start.get(p, 0.0) for p in pids) for g, pids in self.members.items()}
+        return {
+            g: sum(self.last.get(p, 0.0) - self.start.get(p, 0.0) for p in pids) for g, pids in self.members.items()
+        }
 
     def core_busy(self) -> dict[int, float]:
         """Busy share (0-1) of each core during the run."""
@@ -160,12 +171,23 @@ def measure(name: str, run, lib: Path, groups=None, cores: list[int] | None = No
     clips = report.segments
     first = clock.times[0] - t0 if clock.times else float("nan")
     steady = _steady_rate(clock.times, clips)
-    row = {"name": name, "clips": clips, "wall": wall, "wall_rate": clips / wall, "steady": steady, "stages": report.stage_seconds, "cpu": cpu}
+    row = {
+        "name": name,
+        "clips": clips,
+        "wall": wall,
+        "wall_rate": clips / wall,
+        "steady": steady,
+        "stages": report.stage_seconds,
+        "cpu": cpu,
+    }
     busy = {k: round(v, 1) for k, v in report.stage_seconds.items()}
     used = "".join(f"; {group} {sec:.1f} CPU-s ({100 * sec / wall:.0f}% of a core)" for group, sec in cpu.items())
     used += "".join(f"; core {c} {100 * busy_cores.get(c, 0.0):.0f}% busy" for c in cores or [])
-    print(f"{name:8s} {clips} clips in {wall:6.1f}s (first after {first:5.1f}s): wall {row['wall_rate']:6.2f} clips/s, "
-          f"steady {steady:6.2f} clips/s  stages {busy}{used}", flush=True)
+    print(
+        f"{name:8s} {clips} clips in {wall:6.1f}s (first after {first:5.1f}s): wall {row['wall_rate']:6.2f} clips/s, "
+        f"steady {steady:6.2f} clips/s  stages {busy}{used}",
+        flush=True,
+    )
     return row
 
 
@@ -265,7 +287,12 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=384, help="videos in the corpus (5 clips each at 20 s)")
     ap.add_argument("--seconds", type=float, default=20.0, help="per video (over 12 s: 8 s windows every 4 s)")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--videos-per-batch", type=int, default=2, help="decoded videos an encode actor takes per call (RayOptions.videos_per_batch)")
+    ap.add_argument(
+        "--videos-per-batch",
+        type=int,
+        default=2,
+        help="decoded videos an encode actor takes per call (RayOptions.videos_per_batch)",
+    )
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="let every process use every core")
     args = ap.parse_args()
     pin = args.pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
@@ -277,18 +304,31 @@ def main() -> int:
     import torch
     from ray.cluster_utils import Cluster
 
-    print(f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}, "
-          f"{'each stand-in machine pinned to one core' if pin else 'not pinned: every process may use every core'}", flush=True)
+    print(
+        f"# {os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}, fp32 matmul {matmul_gflops():.0f} GFLOP/s, ray {ray.__version__}, "
+        f"{'each stand-in machine pinned to one core' if pin else 'not pinned: every process may use every core'}",
+        flush=True,
+    )
     ceiling = parallel_ceiling(cores[:2]) if pin else None
     if ceiling is not None:
-        print(f"# two pinned 1-thread matmul processes run at {ceiling:.2f}x the throughput of one: the ceiling of "
-              f"ray-2 / ray-1 on this host before any Ray overhead", flush=True)
+        print(
+            f"# two pinned 1-thread matmul processes run at {ceiling:.2f}x the throughput of one: the ceiling of "
+            f"ray-2 / ray-1 on this host before any Ray overhead",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "videos"
         for i in range(args.videos):
-            videogen.write_video(folder / f"v{i:03d}.mp4", seconds=args.seconds, fps=15, size=(320, 240), gop=30,
-                                 pattern="moving_square" if i % 2 else "noise", color=(40 + 10 * i, 120, 200))
+            videogen.write_video(
+                folder / f"v{i:03d}.mp4",
+                seconds=args.seconds,
+                fps=15,
+                size=(320, 240),
+                gop=30,
+                pattern="moving_square" if i % 2 else "noise",
+                color=(40 + 10 * i, 120, 200),
+            )
         torch.manual_seed(0)
         ckpt = save_checkpoint(ViCLIP(ViCLIPConfig(**MODEL)), tmp / "model.pth", ViCLIPConfig(**MODEL))
         opts = IndexOptions(model=str(ckpt), device="cpu", workers=1, batch_size=args.batch_size)
@@ -296,7 +336,14 @@ def main() -> int:
             threads = torch.get_num_threads()
             os.sched_setaffinity(0, {cores[0]})
             torch.set_num_threads(1)
-        rows = [measure("local", lambda lib, clock: index_folder(lib, folder, opts, progress=clock), tmp / "lib-local", cores=cores[:2])]
+        rows = [
+            measure(
+                "local",
+                lambda lib, clock: index_folder(lib, folder, opts, progress=clock),
+                tmp / "lib-local",
+                cores=cores[:2],
+            )
+        ]
         if pin:
             os.sched_setaffinity(0, set(cores))
             torch.set_num_threads(threads)
@@ -317,9 +364,17 @@ def main() -> int:
         add_stand_in()
         ray.init(address=cluster.address, log_to_driver=False)
         try:
+
             def ray_run(workers: int, gpus: float | None = None):
-                ro = RayOptions(address=cluster.address, decode_workers=workers, encode_workers=workers,
-                                decode_cpus=0.5, encode_cpus=0.5, gpus_per_encoder=gpus, videos_per_batch=args.videos_per_batch)
+                ro = RayOptions(
+                    address=cluster.address,
+                    decode_workers=workers,
+                    encode_workers=workers,
+                    decode_cpus=0.5,
+                    encode_cpus=0.5,
+                    gpus_per_encoder=gpus,
+                    videos_per_batch=args.videos_per_batch,
+                )
                 return lambda lib, clock: index_folder_ray(lib, folder, opts, ro, progress=clock)
 
             def watch() -> dict[str, list[int]]:
@@ -345,7 +400,9 @@ def main() -> int:
     q21, q1l = r2["steady"] / r1["steady"], r1["steady"] / local["steady"]
 
     def verdict(wall: float, steady: float, goal: float) -> str:
-        return " and ".join(f"{'MET' if v >= goal else 'not met'} on the {k} rate" for k, v in (("wall", wall), ("steady", steady)))
+        return " and ".join(
+            f"{'MET' if v >= goal else 'not met'} on the {k} rate" for k, v in (("wall", wall), ("steady", steady))
+        )
 
     print(f"\nspeedup ray-2 / ray-1: {s21:.2f}x wall, {q21:.2f}x steady  goal >= 1.6: {verdict(s21, q21, 1.6)}")
     print(f"ray-1 / local:         {s1l:.2f} wall, {q1l:.2f} steady   goal >= 0.9: {verdict(s1l, q1l, 0.9)}")

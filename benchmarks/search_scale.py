@@ -39,8 +39,8 @@ import faiss
 import numpy as np
 
 from vidsearch.store import vectors as V
-from vidsearch.store.vectors import policy as P
 from vidsearch.store.vectors import VectorIndex, choose_spec, recall_at_k
+from vidsearch.store.vectors import policy as P
 
 TYPES = ("exact", "ivf", "ivf-flat", "ivf-sq8", "opq-pq", "hnsw")
 SLOW = ("ivf-flat", "ivf-sq8", "opq-pq", "hnsw")  # one more k-means / OPQ / graph build each: costly at 1M
@@ -134,8 +134,11 @@ def rss() -> int:
 def run(args: argparse.Namespace) -> list[dict]:
     rows: list[dict] = []
     threads = faiss.omp_get_max_threads()
-    print(f"# faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, "
-          f"{os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"# faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, "
+        f"{os.cpu_count()} cpus, load avg {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     for n in args.sizes:
         for d in args.dims:
             t0 = time.perf_counter()
@@ -148,9 +151,12 @@ def run(args: argparse.Namespace) -> list[dict]:
             _, gt_pos = faiss.knn(xq, xb, K, metric=faiss.METRIC_INNER_PRODUCT)
             gt = ids[gt_pos]
             t_gt = time.perf_counter() - t0
-            print(f"\n## n={n:,} d={d}: data {t_gen:.1f}s, exact ground truth for {len(xq)} queries "
-                  f"{t_gt:.1f}s; policy (default budget {fmt_bytes(V.default_memory_budget())}): "
-                  f"{choose_spec(n, d)}", flush=True)
+            print(
+                f"\n## n={n:,} d={d}: data {t_gen:.1f}s, exact ground truth for {len(xq)} queries "
+                f"{t_gt:.1f}s; policy (default budget {fmt_bytes(V.default_memory_budget())}): "
+                f"{choose_spec(n, d)}",
+                flush=True,
+            )
             exact_qps1 = None
             for kind in args.types:
                 if kind in SLOW and n > args.slow_max:
@@ -173,17 +179,30 @@ def run(args: argparse.Namespace) -> list[dict]:
                 if kind == "exact":
                     exact_qps1 = q1
                 row = {
-                    "n": n, "d": d, "type": kind, "spec": spec,
+                    "n": n,
+                    "d": d,
+                    "type": kind,
+                    "spec": spec,
                     "policy": spec == choose_spec(n, d),
-                    "build_s": t_build, "bytes": idx.nbytes(), "rss_delta": rss_delta,
-                    "qps1": q1, "qps1_1t": q1_1, "qps1_nt": q1_n, "qps256": q256, "recall": r,
-                    "tuned_recall": idx.recall_at_10, "params": idx.params,
+                    "build_s": t_build,
+                    "bytes": idx.nbytes(),
+                    "rss_delta": rss_delta,
+                    "qps1": q1,
+                    "qps1_1t": q1_1,
+                    "qps1_nt": q1_n,
+                    "qps256": q256,
+                    "recall": r,
+                    "tuned_recall": idx.recall_at_10,
+                    "params": idx.params,
                     "speedup1": q1 / exact_qps1 if exact_qps1 else float("nan"),
                 }
                 rows.append(row)
-                print(f"   {kind:8s} {spec:28s} build {t_build:7.1f}s  mem {fmt_bytes(row['bytes']):>9s}  "
-                      f"qps@1 {q1:8.1f} (1t {q1_1:.1f}, {threads}t {q1_n:.1f})  qps@256 {q256:8.1f}  recall@10 {r:.3f}  "
-                      f"x{row['speedup1']:.0f} vs exact@1  {_params(idx.params)}", flush=True)
+                print(
+                    f"   {kind:8s} {spec:28s} build {t_build:7.1f}s  mem {fmt_bytes(row['bytes']):>9s}  "
+                    f"qps@1 {q1:8.1f} (1t {q1_1:.1f}, {threads}t {q1_n:.1f})  qps@256 {q256:8.1f}  recall@10 {r:.3f}  "
+                    f"x{row['speedup1']:.0f} vs exact@1  {_params(idx.params)}",
+                    flush=True,
+                )
                 del idx
                 gc.collect()
             del xb, xq
@@ -196,19 +215,45 @@ def _params(p: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("n", "d", "type", "spec", "build s", "memory", "qps@1 (1t/all)", "qps@256", "recall@10", "x exact@1", "params")
+    head = (
+        "n",
+        "d",
+        "type",
+        "spec",
+        "build s",
+        "memory",
+        "qps@1 (1t/all)",
+        "qps@256",
+        "recall@10",
+        "x exact@1",
+        "params",
+    )
     lines = [head]
     for r in rows:
-        lines.append((
-            f"{r['n']:,}", str(r["d"]), r["type"] + ("*" if r["policy"] else ""), r["spec"],
-            f"{r['build_s']:.1f}", fmt_bytes(r["bytes"]), f"{r['qps1_1t']:.1f}/{r['qps1_nt']:.1f}", f"{r['qps256']:.0f}",
-            f"{r['recall']:.3f}", "-" if r["type"] == "exact" else f"{r['speedup1']:.0f}x", _params(r["params"]),
-        ))
+        lines.append(
+            (
+                f"{r['n']:,}",
+                str(r["d"]),
+                r["type"] + ("*" if r["policy"] else ""),
+                r["spec"],
+                f"{r['build_s']:.1f}",
+                fmt_bytes(r["bytes"]),
+                f"{r['qps1_1t']:.1f}/{r['qps1_nt']:.1f}",
+                f"{r['qps256']:.0f}",
+                f"{r['recall']:.3f}",
+                "-" if r["type"] == "exact" else f"{r['speedup1']:.0f}x",
+                _params(r["params"]),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for j, line in enumerate(lines):
-        out.append("  ".join(c.rjust(w) if i in (0, 4, 6, 7, 8, 9) else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(line, widths))))
+        out.append(
+            "  ".join(
+                c.rjust(w) if i in (0, 4, 6, 7, 8, 9) else c.ljust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=False))
+            )
+        )
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -223,26 +268,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch1", type=int, default=300, help="queries timed one at a time")
     p.add_argument("--exact-batch1", type=int, default=20, help="one-at-a-time queries for exact")
     p.add_argument("--clusters", type=int, default=1000, help="mixture components")
-    p.add_argument("--slow-max", type=int, default=100_000,
-                   help=f"largest n to build the extra types for ({', '.join(SLOW)})")
+    p.add_argument(
+        "--slow-max", type=int, default=100_000, help=f"largest n to build the extra types for ({', '.join(SLOW)})"
+    )
     p.add_argument("--threads", type=int, default=0, help="faiss OpenMP threads (0: all cores)")
     p.add_argument("--gpu", action="store_true", default=None, help="use GPUs when faiss has them")
     p.add_argument("-v", "--verbose", action="store_true", help="log build/tuning details")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
     t0 = time.perf_counter()
     rows = run(args)
-    print(f"\n# search scale, k={K}, {len(rows)} indexes in {time.perf_counter() - t0:.0f}s "
-          f"(* = policy choice with the default budget; x exact@1 = qps@1 / exact qps@1)\n")
+    print(
+        f"\n# search scale, k={K}, {len(rows)} indexes in {time.perf_counter() - t0:.0f}s "
+        f"(* = policy choice with the default budget; x exact@1 = qps@1 / exact qps@1)\n"
+    )
     print(table(rows))
     goal = [r for r in rows if r["n"] >= 1_000_000 and r["type"] != "exact"]
     for r in goal:
         ok = r["speedup1"] >= 50 and r["recall"] >= 0.95
-        print(f"goal n={r['n']:,} d={r['d']} {r['type']}: x{r['speedup1']:.0f} at recall {r['recall']:.3f} "
-              f"-> {'MET' if ok else 'not met'}")
+        print(
+            f"goal n={r['n']:,} d={r['d']} {r['type']}: x{r['speedup1']:.0f} at recall {r['recall']:.3f} "
+            f"-> {'MET' if ok else 'not met'}"
+        )
     return 0
 
 

@@ -63,18 +63,30 @@ def make_library(work: Path, videos: int, seconds: float) -> Path:
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    ckpt = save_checkpoint(ViCLIP(ViCLIPConfig.preset("viclip-b16")), work / "viclip-b16-random.pth", ViCLIPConfig.preset("viclip-b16"))
+    ckpt = save_checkpoint(
+        ViCLIP(ViCLIPConfig.preset("viclip-b16")), work / "viclip-b16-random.pth", ViCLIPConfig.preset("viclip-b16")
+    )
     folder = work / "videos"
     patterns = ("gradient", "moving_square", "noise")
     for i in range(videos):
         color = tuple(int(c) for c in np.random.default_rng(i).integers(40, 240, 3))
-        videogen.write_video(folder / f"clip_{i:03d}.mp4", seconds=seconds, fps=10, size=(320, 240), gop=10,
-                             pattern=patterns[i % 3], color=color)
+        videogen.write_video(
+            folder / f"clip_{i:03d}.mp4",
+            seconds=seconds,
+            fps=10,
+            size=(320, 240),
+            gop=10,
+            pattern=patterns[i % 3],
+            color=color,
+        )
     t1 = time.perf_counter()
     with Library.open(lib) as library:
         report = index_folder(library, folder, IndexOptions(model="viclip-b16", checkpoint=str(ckpt), workers=1))
-    print(f"# built {lib}: {report.added} videos, {report.segments} segments (checkpoint + videos {t1 - t0:.0f} s, "
-          f"indexing with the B/16 video tower {time.perf_counter() - t1:.0f} s)", flush=True)
+    print(
+        f"# built {lib}: {report.added} videos, {report.segments} segments (checkpoint + videos {t1 - t0:.0f} s, "
+        f"indexing with the B/16 video tower {time.perf_counter() - t1:.0f} s)",
+        flush=True,
+    )
     return lib
 
 
@@ -85,7 +97,18 @@ def free_port() -> int:
 
 
 def start_server(lib: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(lib), "--port", str(port), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidsearch.cli",
+        "serve",
+        "--library",
+        str(lib),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     import httpx
 
@@ -138,10 +161,19 @@ def run_clients(base: str, clients: int, seconds: float, make_request) -> tuple[
 
 def report(name: str, lat: list[float], errors: int, wall: float) -> dict[str, float]:
     ms = np.asarray(lat) * 1000
-    row = {"rps": len(lat) / wall, "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-           "p99": float(np.percentile(ms, 99)), "n": len(lat), "errors": errors}
-    print(f"{name:8s} {row['rps']:8.1f} req/s   p50 {row['p50']:7.1f} ms   p95 {row['p95']:7.1f} ms   "
-          f"p99 {row['p99']:7.1f} ms   ({row['n']} requests, {errors} errors)", flush=True)
+    row = {
+        "rps": len(lat) / wall,
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "p99": float(np.percentile(ms, 99)),
+        "n": len(lat),
+        "errors": errors,
+    }
+    print(
+        f"{name:8s} {row['rps']:8.1f} req/s   p50 {row['p50']:7.1f} ms   p95 {row['p95']:7.1f} ms   "
+        f"p99 {row['p99']:7.1f} ms   ({row['n']} requests, {errors} errors)",
+        flush=True,
+    )
     return row
 
 
@@ -171,12 +203,21 @@ def main() -> None:
             t0 = time.perf_counter()
             cold = [c.get(u).status_code for u in thumbs]
             cold_ms = (time.perf_counter() - t0) / max(1, len(thumbs)) * 1000
-            media = [(r["play_url"].split("#")[0], int(c.head(r["play_url"].split("#")[0]).headers["content-length"])) for r in first]
+            media = [
+                (r["play_url"].split("#")[0], int(c.head(r["play_url"].split("#")[0]).headers["content-length"]))
+                for r in first
+            ]
         assert all(s == 200 for s in cold), cold
-        print(f"# server: {base}, library {len(first)} videos; first search (model load) {load_s:.1f} s; "
-              f"cold thumbnail {cold_ms:.0f} ms each (decode + JPEG, then cached)", flush=True)
-        print(f"# machine: {os.cpu_count()} cores, fp32 matmul {gflops:.1f} GFLOP/s, load average "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machines vary run to run)", flush=True)
+        print(
+            f"# server: {base}, library {len(first)} videos; first search (model load) {load_s:.1f} s; "
+            f"cold thumbnail {cold_ms:.0f} ms each (decode + JPEG, then cached)",
+            flush=True,
+        )
+        print(
+            f"# machine: {os.cpu_count()} cores, fp32 matmul {gflops:.1f} GFLOP/s, load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machines vary run to run)",
+            flush=True,
+        )
         print(f"# {args.clients} concurrent clients, {args.seconds:g} s per scenario", flush=True)
         counter = iter(range(10**9))
         lock = threading.Lock()
@@ -203,8 +244,11 @@ def main() -> None:
             rows[name] = report(name, *run_clients(base, args.clients, args.seconds, fn))
         s = rows["search"]
         met = s["p95"] < GOAL_P95_MS and all(r["errors"] == 0 for r in rows.values())
-        print(f"goal: search p95 < {GOAL_P95_MS:.0f} ms at {args.clients} clients with no errors: "
-              f"{'met' if met else 'NOT met'} (p95 {s['p95']:.1f} ms)", flush=True)
+        print(
+            f"goal: search p95 < {GOAL_P95_MS:.0f} ms at {args.clients} clients with no errors: "
+            f"{'met' if met else 'NOT met'} (p95 {s['p95']:.1f} ms)",
+            flush=True,
+        )
     finally:
         server.terminate()
         try:

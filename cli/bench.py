@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
 
+from vidsearch.cli.app import app
 from vidsearch.cli.common import (
     AllowMissingOption,
     AntialiasOption,
@@ -24,7 +25,6 @@ from vidsearch.cli.common import (
     err_console,
 )
 from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
-from vidsearch.cli.app import app
 
 __all__ = ["bench_app"]
 
@@ -34,7 +34,9 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-_VIDEOS = typer.Option(..., "--videos", help="Folder with the dataset's videos (searched recursively).", show_default=False)
+_VIDEOS = typer.Option(
+    ..., "--videos", help="Folder with the dataset's videos (searched recursively).", show_default=False
+)
 
 
 def _coverage_note(results: dict[str, Any]) -> str | None:
@@ -48,7 +50,9 @@ def _coverage_note(results: dict[str, Any]) -> str | None:
         parts.append(f"{name_list(results['missing'], first=3)} missing")
     if counts["undecodable"]:
         parts.append(f"{name_list([u['video'] for u in results['undecodable']], first=3)} undecodable")
-    return shown(f"INCOMPLETE: evaluated on {counts['videos']} of {counts['videos_in_annotations']} videos; " + "; ".join(parts))
+    return shown(
+        f"INCOMPLETE: evaluated on {counts['videos']} of {counts['videos_in_annotations']} videos; " + "; ".join(parts)
+    )
 
 
 def _footer(results: dict[str, Any]) -> str:
@@ -88,29 +92,39 @@ def _print_retrieval(results: dict[str, Any]) -> None:
 def _print_recognition(results: dict[str, Any]) -> None:
     counts = results["counts"]
     m = results["metrics"]
-    table = Table(title=f"{shown(results['label_set'])} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes")
+    table = Table(
+        title=f"{shown(results['label_set'])} zero-shot recognition: {counts['videos']} videos, {results['classes']} classes"
+    )
     for col in ("top-1", "top-5", "avg", "mean class top-1"):
         table.add_column(col, justify="right")
-    table.add_row(fmt_figure(m["top1"]), fmt_figure(m["top5"]), fmt_figure(m["avg_top1_top5"]), fmt_figure(m["mean_class_top1"]))
+    table.add_row(
+        fmt_figure(m["top1"]), fmt_figure(m["top5"]), fmt_figure(m["avg_top1_top5"]), fmt_figure(m["mean_class_top1"])
+    )
     _show(table, results)
 
 
 @bench_app.command("retrieval")
 def retrieval_command(
-    dataset: str = typer.Option(..., "--dataset", help="msrvtt, vatex, msvd, didemo, activitynet or json.", show_default=False),
-    annotations: Path = typer.Option(..., "--annotations", help="Annotation file (formats: see docs/benchmarks.md).", show_default=False),
+    dataset: str = typer.Option(
+        ..., "--dataset", help="msrvtt, vatex, msvd, didemo, activitynet or json.", show_default=False
+    ),
+    annotations: Path = typer.Option(
+        ..., "--annotations", help="Annotation file (formats: see docs/benchmarks.md).", show_default=False
+    ),
     videos: Path = _VIDEOS,
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = OutOption,
-    save_similarity: Optional[Path] = typer.Option(
-        None, "--save-similarity", help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json)."
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    out: Path | None = OutOption,
+    save_similarity: Path | None = typer.Option(
+        None,
+        "--save-similarity",
+        help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json).",
     ),
     dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
-    library: Optional[Path] = BenchLibraryOption,
+    library: Path | None = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
-    antialias: Optional[bool] = AntialiasOption,
+    antialias: bool | None = AntialiasOption,
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -123,22 +137,34 @@ def retrieval_command(
     rs = read_annotations(dataset, annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
-        run = run_retrieval(rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress)
+        run = run_retrieval(
+            rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress
+        )
     write_report(run.results, out, json_out, _print_retrieval)
 
 
 @bench_app.command("recognition")
 def recognition_command(
-    labels: str = typer.Option(..., "--labels", help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line).", show_default=False),
-    annotations: Path = typer.Option(..., "--annotations", help="CSV video,label (name or 0-based index); see docs/benchmarks.md.", show_default=False),
+    labels: str = typer.Option(
+        ...,
+        "--labels",
+        help="kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line).",
+        show_default=False,
+    ),
+    annotations: Path = typer.Option(
+        ...,
+        "--annotations",
+        help="CSV video,label (name or 0-based index); see docs/benchmarks.md.",
+        show_default=False,
+    ),
     videos: Path = _VIDEOS,
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = OutOption,
-    library: Optional[Path] = BenchLibraryOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    out: Path | None = OutOption,
+    library: Path | None = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
-    antialias: Optional[bool] = AntialiasOption,
+    antialias: bool | None = AntialiasOption,
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:

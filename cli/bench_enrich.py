@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -29,27 +29,51 @@ from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
 
 def _incomplete_note(results: dict[str, Any]) -> None:
     if not results["complete"]:
-        err_console.print("[yellow]INCOMPLETE: some videos were missing or undecodable (see --json)[/]", highlight=False)
+        err_console.print(
+            "[yellow]INCOMPLETE: some videos were missing or undecodable (see --json)[/]", highlight=False
+        )
 
 
 @bench_app.command("open-set")
 def open_set_command(
-    known: Path = typer.Option(..., "--known", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False),
+    known: Path = typer.Option(
+        ..., "--known", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False
+    ),
     known_videos: Path = typer.Option(..., "--known-videos", help="Folder of the known videos.", show_default=False),
-    unknown: Path = typer.Option(..., "--unknown", help="Unknown videos: CSV video[,label] or one video a line.", show_default=False),
-    unknown_videos: Optional[Path] = typer.Option(None, "--unknown-videos", help="Folder of the unknown videos (default: --known-videos).", show_default=False),
-    known_labels: str = typer.Option("ucf101", "--known-labels", help="The known label set: ucf101, hmdb51, kinetics400/600/700 or a label file."),
-    score: str = typer.Option("msp", "--score", help="Score of the operating point: msp, energy or maxcos (AUROC is reported for all)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).", show_default=False),
-    templates: Optional[Path] = typer.Option(None, "--templates", help="Prompt templates file, one a line with {} for the class name (default: the recognition benchmark's).", show_default=False),
+    unknown: Path = typer.Option(
+        ..., "--unknown", help="Unknown videos: CSV video[,label] or one video a line.", show_default=False
+    ),
+    unknown_videos: Path | None = typer.Option(
+        None, "--unknown-videos", help="Folder of the unknown videos (default: --known-videos).", show_default=False
+    ),
+    known_labels: str = typer.Option(
+        "ucf101", "--known-labels", help="The known label set: ucf101, hmdb51, kinetics400/600/700 or a label file."
+    ),
+    score: str = typer.Option(
+        "msp", "--score", help="Score of the operating point: msp, energy or maxcos (AUROC is reported for all)."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Softmax temperature (default: the model's own).", show_default=False
+    ),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="Operating-point threshold (default 0.5 for msp; required for energy/maxcos).",
+        show_default=False,
+    ),
+    templates: Path | None = typer.Option(
+        None,
+        "--templates",
+        help="Prompt templates file, one a line with {} for the class name (default: the recognition benchmark's).",
+        show_default=False,
+    ),
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = OutOption,
-    library: Optional[Path] = BenchLibraryOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    out: Path | None = OutOption,
+    library: Path | None = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
-    antialias: Optional[bool] = AntialiasOption,
+    antialias: bool | None = AntialiasOption,
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -57,9 +81,8 @@ def open_set_command(
     from vidsearch.bench.common import load_bench_encoder
     from vidsearch.bench.openset import read_video_list, run_open_set
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
-
     from vidsearch.cli.checks import check_number
+    from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
     check_number("--temperature", temperature, low=0, above=True)
     check_number("--threshold", threshold)
@@ -82,11 +105,17 @@ def open_set_command(
 
 def _print_open_set(results: dict[str, Any]) -> None:
     m, c = results["metrics"], results["counts"]
-    table = Table(title=f"open set: {shown(results['label_set'])} known ({c['known_videos']} videos), {c['unknown_videos']} unknown videos")
+    table = Table(
+        title=f"open set: {shown(results['label_set'])} known ({c['known_videos']} videos), {c['unknown_videos']} unknown videos"
+    )
     for col in ("score", "AUROC", "FPR@95TPR"):
         table.add_column(col, justify="right" if col != "score" else "left")
     for kind, v in m["by_score"].items():
-        table.add_row(kind + (" *" if kind == results["rule"]["kind"] else ""), fmt_figure(v["auroc"]), fmt_figure(v["fpr_at_95tpr"]))
+        table.add_row(
+            kind + (" *" if kind == results["rule"]["kind"] else ""),
+            fmt_figure(v["auroc"]),
+            fmt_figure(v["fpr_at_95tpr"]),
+        )
     op = m["operating_point"]
     table.caption = (
         f"closed-set top-1 {fmt_figure(m['closed_top1'])}, top-5 {fmt_figure(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
@@ -99,18 +128,29 @@ def _print_open_set(results: dict[str, Any]) -> None:
 
 @bench_app.command("localization")
 def localization_command(
-    annotations: Path = typer.Option(..., "--annotations", help="Lines 'video start end##sentence' (Charades-STA) or 'video start end sentence'.", show_default=False),
+    annotations: Path = typer.Option(
+        ...,
+        "--annotations",
+        help="Lines 'video start end##sentence' (Charades-STA) or 'video start end sentence'.",
+        show_default=False,
+    ),
     videos: Path = typer.Option(..., "--videos", help="Folder with the videos.", show_default=False),
-    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
-    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
-    smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride).", show_default=False),
+    window: float | None = typer.Option(
+        None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False
+    ),
+    stride: float | None = typer.Option(
+        None, "--stride", help="Seconds between windows (default: window/4).", show_default=False
+    ),
+    smooth: float | None = typer.Option(
+        None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride).", show_default=False
+    ),
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
-    out: Optional[Path] = OutOption,
-    library: Optional[Path] = BenchLibraryOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    out: Path | None = OutOption,
+    library: Path | None = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
-    antialias: Optional[bool] = AntialiasOption,
+    antialias: bool | None = AntialiasOption,
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -124,7 +164,14 @@ def localization_command(
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth)
     with RichProgress("localizing", enabled=not json_out and err_console.is_terminal) as progress:
         progress.start(len({m.video for m in moments}))
-        run = run_localization(moments, videos, options, config, annotations=str(annotations), on_video=lambda name: progress.advance(name, True))
+        run = run_localization(
+            moments,
+            videos,
+            options,
+            config,
+            annotations=str(annotations),
+            on_video=lambda name: progress.advance(name, True),
+        )
     write_report(run.results, out, json_out, _print_localization)
 
 

@@ -51,7 +51,9 @@ def check_number(
     raise InputError(f"{option} must be {want}, got {value}")
 
 
-def check_order(low_option: str, low: float | None, high_option: str, high: float | None, *, strict: bool = False) -> None:
+def check_order(
+    low_option: str, low: float | None, high_option: str, high: float | None, *, strict: bool = False
+) -> None:
     """Reject ``low > high`` (``low >= high`` with ``strict``) when both options are given.
 
     Raises:

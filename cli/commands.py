@@ -6,13 +6,17 @@ Each module keeps heavy imports (torch, faiss, decord) inside its command functi
 
 from __future__ import annotations
 
-from vidsearch.cli import index, library, query  # noqa: F401,E402
-from vidsearch.cli import bench  # noqa: F401
-from vidsearch.cli import enrich  # noqa: F401
-from vidsearch.cli import bench_enrich  # noqa: F401
-from vidsearch.cli import finetune  # noqa: F401
-from vidsearch.cli import ingest  # noqa: F401
-from vidsearch.cli import serve  # noqa: F401
-from vidsearch.cli import actors  # noqa: F401
-from vidsearch.cli import maintenance  # noqa: F401
-from vidsearch.cli import export  # noqa: F401
+from vidsearch.cli import (  # noqa: F401,E402
+    actors,  # noqa: F401
+    bench,  # noqa: F401
+    bench_enrich,  # noqa: F401
+    enrich,  # noqa: F401
+    export,  # noqa: F401
+    finetune,  # noqa: F401
+    index,
+    ingest,  # noqa: F401
+    library,
+    maintenance,  # noqa: F401
+    query,
+    serve,  # noqa: F401
+)

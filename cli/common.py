@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -45,15 +45,20 @@ LibraryOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 # Choosing a model: the same three options on every command that encodes.
-ModelOption = typer.Option("viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path.")
+ModelOption = typer.Option(
+    "viclip-b16", "--model", "-m", help="Preset (viclip-b16, viclip-l14), openclip:<arch>, or a checkpoint path."
+)
 ModelConfigOption = typer.Option(None, "--model-config", help="ViCLIPConfig JSON for a custom-size checkpoint.")
 # Commands that read a library pick an embedding space with --model: what `index --model` took, or a space key.
 SPACE_HELP = "Embedding space: what `index --model` was given (preset, checkpoint path, openclip:<arch>) or a space key from `vidsearch info` (default: the latest)."
 SpaceOption = typer.Option(None, "--model", "-m", help=SPACE_HELP, show_default=False)
-CheckpointOption = typer.Option(None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache).")
+CheckpointOption = typer.Option(
+    None, "--checkpoint", help="Weights for a preset (else VIDSEARCH_CHECKPOINT or the Hugging Face cache)."
+)
 # The frame resize, on every command that decodes video for a new embedding space (see README).
 AntialiasOption = typer.Option(
-    None, "--antialias/--no-antialias",
+    None,
+    "--antialias/--no-antialias",
     help="Antialias the frame resize (newer torchvision). Default: the library's recorded choice, else the model's own "
     "(ViCLIP: off, as the published models saw frames).",
     show_default=False,
@@ -82,7 +87,9 @@ def _checked_precision(value: str) -> str:
 PrecisionOption = typer.Option("auto", "--precision", help=PRECISION_HELP, callback=_checked_precision)
 # Training's: the same values, but int8 is refused (it is an encoding precision only).
 TrainPrecisionOption = typer.Option(
-    "auto", "--precision", callback=_checked_precision,
+    "auto",
+    "--precision",
+    callback=_checked_precision,
     help="Training precision: auto (bf16 mixed precision on a GPU that has it, else fp16; fp32 on a CPU), fp32, "
     "bf16 (GPU, or a CPU with native bf16) or fp16 (GPU). Index the result with any --precision, int8 included.",
 )
@@ -91,17 +98,26 @@ TrainPrecisionOption = typer.Option(
 # Options every benchmark command takes (module-level singletons, as typer wants them).
 OutOption = typer.Option(None, "--out", help="Write the results JSON here.")
 BenchLibraryOption = typer.Option(
-    None, "--library", help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
+    None,
+    "--library",
+    help="Library used as the embedding cache (default: <vidsearch cache dir>/bench; VIDSEARCH_CACHE_DIR moves it).",
     show_default=False,
 )
 AllowMissingOption = typer.Option(
-    False, "--allow-missing", help="Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out."
+    False,
+    "--allow-missing",
+    help="Evaluate on the videos that exist and decode instead of stopping; the output says how many were left out.",
 )
 
 
 def bench_options(
-    model: str, model_config: Optional[Path], checkpoint: Optional[Path], library: Optional[Path], allow_missing: bool,
-    antialias: Optional[bool] = None, precision: str = "auto",
+    model: str,
+    model_config: Path | None,
+    checkpoint: Path | None,
+    library: Path | None,
+    allow_missing: bool,
+    antialias: bool | None = None,
+    precision: str = "auto",
 ) -> Any:
     """The :class:`~vidsearch.bench.common.BenchOptions` of a benchmark command's options.
 
@@ -122,7 +138,7 @@ def bench_options(
     )
 
 
-def open_library(path: Optional[Path], *, create: bool = False, read_only: bool = False):
+def open_library(path: Path | None, *, create: bool = False, read_only: bool = False):
     """Open the library the user pointed at (or the default one); ``read_only`` for commands that
     only read (they then work on read-only mounts and never write the FAISS files)."""
     from vidsearch.store.library import Library
@@ -194,7 +210,7 @@ class RichProgress:
         )
 
 
-def space_key(lib: Any, model: Optional[str], precision: str = "auto") -> Optional[str]:
+def space_key(lib: Any, model: str | None, precision: str = "auto") -> str | None:
     """The space key a ``--model`` (and ``--precision``) value means in ``lib``.
 
     ``auto`` takes the space's own precision (None, for no ``--model``, stays None: the service's
@@ -233,7 +249,7 @@ def space_key(lib: Any, model: Optional[str], precision: str = "auto") -> Option
     )
 
 
-def _model_space_at(lib: Any, model: Optional[str], precision: str) -> Optional[str]:
+def _model_space_at(lib: Any, model: str | None, precision: str) -> str | None:
     """The key of ``model``'s space at ``precision`` in ``lib``, if the library has one."""
     from vidsearch.errors import VidsearchError
     from vidsearch.models import model_key

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -18,9 +18,21 @@ from vidsearch.cli.actors_common import (
     print_actor_hits,
     print_actor_scans,
 )
-from vidsearch.cli.common import CheckpointOption, JsonOption, LibraryOption, ModelConfigOption, PrecisionOption, RichProgress
-from vidsearch.cli.common import SpaceOption, console, err_console, open_library, print_json, space_key
 from vidsearch.cli.app import app
+from vidsearch.cli.common import (
+    CheckpointOption,
+    JsonOption,
+    LibraryOption,
+    ModelConfigOption,
+    PrecisionOption,
+    RichProgress,
+    SpaceOption,
+    console,
+    err_console,
+    open_library,
+    print_json,
+    space_key,
+)
 from vidsearch.cli.format import fmt_time, shown
 
 enrich_app = typer.Typer(
@@ -31,7 +43,9 @@ app.add_typer(enrich_app, name="enrich")
 
 _LABELS_HELP = "kinetics400, kinetics600, kinetics700, ucf101, hmdb51, or a label file (one class a line)."
 _SCORE_HELP = "Open-set score: msp (max softmax probability, default), energy or maxcos; see docs/enrich.md."
-_TEMPLATES_HELP = "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
+_TEMPLATES_HELP = (
+    "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
+)
 
 
 def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
@@ -41,14 +55,31 @@ def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
 
 @enrich_app.command("recognize")
 def recognize_command(
-    library: Optional[Path] = LibraryOption,
+    library: Path | None = LibraryOption,
     labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
-    top: Optional[int] = typer.Option(None, "--top", help="Classes stored per video and window (default: 5, or the label set's current).", show_default=False),
-    model: Optional[str] = SpaceOption,
-    score: Optional[str] = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature (default: the model's own, or the calibrated one).", show_default=False),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).", show_default=False),
-    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
+    top: int | None = typer.Option(
+        None,
+        "--top",
+        help="Classes stored per video and window (default: 5, or the label set's current).",
+        show_default=False,
+    ),
+    model: str | None = SpaceOption,
+    score: str | None = typer.Option(None, "--score", help=_SCORE_HELP, show_default=False),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        help="Softmax temperature (default: the model's own, or the calibrated one).",
+        show_default=False,
+    ),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="Known score below which a video is 'unknown' (default: 0.5 for msp, or the calibrated one).",
+        show_default=False,
+    ),
+    templates: Path | None = typer.Option(
+        None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False
+    ),
     relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
     precision: str = PrecisionOption,
@@ -91,19 +122,42 @@ def recognize_command(
 
 @enrich_app.command("calibrate")
 def calibrate_command(
-    annotations: Path = typer.Option(..., "--annotations", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False),
+    annotations: Path = typer.Option(
+        ..., "--annotations", help="Known videos: CSV video,label (as `bench recognition`).", show_default=False
+    ),
     videos: Path = typer.Option(..., "--videos", help="Folder of the known videos.", show_default=False),
-    library: Optional[Path] = LibraryOption,
+    library: Path | None = LibraryOption,
     labels: str = typer.Option("kinetics400", "--labels", help=_LABELS_HELP),
-    unknown: Optional[Path] = typer.Option(None, "--unknown", help="Videos of classes outside the label set: CSV video[,label] or one a line.", show_default=False),
-    unknown_videos: Optional[Path] = typer.Option(None, "--unknown-videos", help="Folder of the unknown videos (default: --videos).", show_default=False),
+    unknown: Path | None = typer.Option(
+        None,
+        "--unknown",
+        help="Videos of classes outside the label set: CSV video[,label] or one a line.",
+        show_default=False,
+    ),
+    unknown_videos: Path | None = typer.Option(
+        None, "--unknown-videos", help="Folder of the unknown videos (default: --videos).", show_default=False
+    ),
     score: str = typer.Option("msp", "--score", help=_SCORE_HELP),
-    keep: float = typer.Option(0.95, "--keep", help="Without --unknown: share of known videos to keep (threshold at that quantile)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Use this temperature instead of fitting one (NLL on the known videos).", show_default=False),
-    model: Optional[str] = SpaceOption,
-    bench_library: Optional[Path] = typer.Option(None, "--bench-library", help="Embedding cache for the calibration videos (default: <cache dir>/bench).", show_default=False),
+    keep: float = typer.Option(
+        0.95, "--keep", help="Without --unknown: share of known videos to keep (threshold at that quantile)."
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        help="Use this temperature instead of fitting one (NLL on the known videos).",
+        show_default=False,
+    ),
+    model: str | None = SpaceOption,
+    bench_library: Path | None = typer.Option(
+        None,
+        "--bench-library",
+        help="Embedding cache for the calibration videos (default: <cache dir>/bench).",
+        show_default=False,
+    ),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
-    templates: Optional[Path] = typer.Option(None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False),
+    templates: Path | None = typer.Option(
+        None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
@@ -127,7 +181,10 @@ def calibrate_command(
     prompts = read_templates(templates) if templates is not None else None
     rec = read_recognition_annotations(annotations, load_label_set(labels))
     unknown_list = read_video_list(unknown) if unknown is not None else None
-    with open_library(library) as lib, RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
+    with (
+        open_library(library) as lib,
+        RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress,
+    ):
         rule, cal, report = calibrate_label_set(
             lib,
             labels,
@@ -155,15 +212,19 @@ def calibrate_command(
         f"known kept {100 * cal['tpr']:.1f}%{fpr}",
         highlight=False,
     )
-    console.print(f"relabelled {report.labelled} segments ({report.unknown} of {report.videos} videos unknown)", highlight=False)
+    console.print(
+        f"relabelled {report.labelled} segments ({report.unknown} of {report.videos} videos unknown)", highlight=False
+    )
 
 
 @app.command("labels")
 def labels_command(
     path: Path = typer.Argument(..., help="A video of the library.", show_default=False),
-    library: Optional[Path] = LibraryOption,
-    labels: Optional[str] = typer.Option(None, "--labels", help="Only this label set (default: all applied ones).", show_default=False),
-    model: Optional[str] = SpaceOption,
+    library: Path | None = LibraryOption,
+    labels: str | None = typer.Option(
+        None, "--labels", help="Only this label set (default: all applied ones).", show_default=False
+    ),
+    model: str | None = SpaceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Show a video's action labels, their timeline over its windows, and its labelled person tubes."""
@@ -179,7 +240,9 @@ def labels_command(
             info = video_labels(lib, path, label_set=labels, space=space)
         except InputError:
             if not actors["scans"]:
-                raise InputError(f"{actors['path']} has no labels yet; run `vidsearch enrich recognize` or `vidsearch enrich actors`") from None
+                raise InputError(
+                    f"{actors['path']} has no labels yet; run `vidsearch enrich recognize` or `vidsearch enrich actors`"
+                ) from None
             info = {"path": actors["path"], "label_sets": []}
     if json_out:
         print_json({**info, "actors": actors["scans"]})
@@ -187,37 +250,53 @@ def labels_command(
     console.print(f"[bold]{shown(info['path'])}[/]", highlight=False)
     for ls in info["label_sets"]:
         verdict = "[yellow]unknown[/]" if ls["unknown"] else shown(ls["labels"][0]["label"]) if ls["labels"] else "-"
-        console.print(f"{shown(ls['label_set'])} ({shown(ls['space'])}): {verdict}  (known score {ls['known_score']:.3f})", highlight=False)
+        console.print(
+            f"{shown(ls['label_set'])} ({shown(ls['space'])}): {verdict}  (known score {ls['known_score']:.3f})",
+            highlight=False,
+        )
         for lab in ls["labels"]:
-            console.print(f"  {lab['rank']}. {shown(lab['label'])}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False)
+            console.print(
+                f"  {lab['rank']}. {shown(lab['label'])}  {lab['score']:.3f}  p={lab['prob']:.3f}", highlight=False
+            )
         if ls["windows"]:
             console.print("  timeline:", highlight=False)
             for t in ls["timeline"]:
                 name = "unknown" if t["unknown"] else shown(t["label"])
-                console.print(f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})", highlight=False)
+                console.print(
+                    f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})",
+                    highlight=False,
+                )
     print_actor_scans(actors)
 
 
 @app.command("localize")
 def localize_command(
     video: Path = typer.Argument(..., help="The video to search in (need not be in the library).", show_default=False),
-    text: str = typer.Argument(..., help="What to find, e.g. \"a dog jumps into the water\".", show_default=False),
+    text: str = typer.Argument(..., help='What to find, e.g. "a dog jumps into the water".', show_default=False),
     top: int = typer.Option(3, "--top", help="How many spans to return."),
-    library: Optional[Path] = LibraryOption,
-    model: Optional[str] = SpaceOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
-    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False),
-    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between windows (default: window/4).", show_default=False),
-    smooth: Optional[float] = typer.Option(None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride; 0: off).", show_default=False),
+    library: Path | None = LibraryOption,
+    model: str | None = SpaceOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    window: float | None = typer.Option(
+        None, "--window", help="Window length in seconds (default: duration/8 within 1-8 s).", show_default=False
+    ),
+    stride: float | None = typer.Option(
+        None, "--stride", help="Seconds between windows (default: window/4).", show_default=False
+    ),
+    smooth: float | None = typer.Option(
+        None, "--smooth", help="Gaussian smoothing sigma in seconds (default: one stride; 0: off).", show_default=False
+    ),
     nms_iou: float = typer.Option(0.5, "--nms-iou", help="Drop spans overlapping a better one above this IoU."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the window embedding cache."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = PrecisionOption,
-    boxes: bool = typer.Option(False, "--boxes", help="Find the people who do it: person tubes (start, end, box track, score)."),
+    boxes: bool = typer.Option(
+        False, "--boxes", help="Find the people who do it: person tubes (start, end, box track, score)."
+    ),
     detector: str = DetectorOption,
-    detector_weights: Optional[Path] = DetectorWeightsOption,
-    detector_threshold: Optional[float] = DetectorThresholdOption,
+    detector_weights: Path | None = DetectorWeightsOption,
+    detector_threshold: float | None = DetectorThresholdOption,
     margin: float = MarginOption,
     clip: float = ClipOption,
     detect_size: int = DetectSizeOption,
@@ -253,17 +332,23 @@ def localize_command(
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
     if not library_exists(library):
-        resolved = precision_before_load(precision, device)  # a precision that does not fit fails before the model loads
+        resolved = precision_before_load(
+            precision, device
+        )  # a precision that does not fit fails before the model loads
         spans, emb, key = localize_file(
             video, text, config, model=model or "viclip-b16", checkpoint=str(checkpoint) if checkpoint else None,
             model_config=str(model_config) if model_config else None, use_cache=not no_cache, device=device, precision=resolved,
         )  # fmt: skip
     else:
         if checkpoint is not None or model_config is not None:
-            raise InputError("--checkpoint/--model-config apply only without a library (the library's space says which weights)")
+            raise InputError(
+                "--checkpoint/--model-config apply only without a library (the library's space says which weights)"
+            )
         with open_library(library) as lib:
             key = lib.space(space_key(lib, model, precision)).key
-            spans, emb = localize_in_library(lib, video, text, config, space_key=key, use_cache=not no_cache, device=device)
+            spans, emb = localize_in_library(
+                lib, video, text, config, space_key=key, use_cache=not no_cache, device=device
+            )
     if json_out:
         from vidsearch.precision import split_key
 
@@ -283,7 +368,9 @@ def localize_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{shown(repr(text))} in {shown(video.name)}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)")
+    table = Table(
+        title=f"{shown(repr(text))} in {shown(video.name)}  ({len(emb.starts)} windows of {emb.window:.2f} s every {emb.stride:.2f} s)"
+    )
     for col in ("#", "span", "score"):
         table.add_column(col, justify="right" if col != "span" else "left")
     for i, s in enumerate(spans, 1):

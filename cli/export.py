@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from vidsearch.cli.app import app
-from vidsearch.cli.common import CheckpointOption, JsonOption, ModelConfigOption, ModelOption, PrecisionOption, console, print_json
+from vidsearch.cli.common import (
+    CheckpointOption,
+    JsonOption,
+    ModelConfigOption,
+    ModelOption,
+    PrecisionOption,
+    console,
+    print_json,
+)
 
 FORMATS = ("onnx", "tensorrt")
 TOWERS = ("vision", "text")
@@ -19,10 +26,12 @@ MIN_COSINE = {"fp32": 0.9999, "int8": 0.999, "fp16": 0.999, "bf16": 0.999}
 @app.command("export")
 def export_command(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="onnx or tensorrt.", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="File to write (.onnx, or a TensorRT .engine).", show_default=False),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="File to write (.onnx, or a TensorRT .engine).", show_default=False
+    ),
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
     tower: str = typer.Option("vision", "--tower", help="vision or text."),
     precision: str = PrecisionOption,
     json_out: bool = JsonOption,
@@ -46,8 +55,12 @@ def export_command(
 
     device = "cuda" if fmt == "tensorrt" else "cpu"
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
-    encoder = load_encoder(model, checkpoint=str(checkpoint) if checkpoint else None,
-                           config=str(model_config) if model_config else None, device=device)
+    encoder = load_encoder(
+        model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        config=str(model_config) if model_config else None,
+        device=device,
+    )
     from vidsearch.models.viclip import ViCLIP
 
     if not isinstance(encoder.model, ViCLIP):
@@ -62,13 +75,22 @@ def export_command(
         build_engine(net, tower, out, precision=resolved)
         cosine = engine_parity(net, tower, out, parity_inputs(net, tower))
     ok = cosine >= MIN_COSINE[resolved]
-    report = {"format": fmt, "tower": tower, "precision": resolved, "out": str(out), "key": encoder.key,
-              "parity_cosine": round(cosine, 6), "parity_ok": ok}
+    report = {
+        "format": fmt,
+        "tower": tower,
+        "precision": resolved,
+        "out": str(out),
+        "key": encoder.key,
+        "parity_cosine": round(cosine, 6),
+        "parity_ok": ok,
+    }
     if json_out:
         print_json(report)
     else:
-        console.print(f"wrote {out} ({fmt}, {tower} tower, {resolved}): parity cosine {cosine:.6f} "
-                      f"{'ok' if ok else 'BELOW ' + str(MIN_COSINE[resolved])}")
+        console.print(
+            f"wrote {out} ({fmt}, {tower} tower, {resolved}): parity cosine {cosine:.6f} "
+            f"{'ok' if ok else 'BELOW ' + str(MIN_COSINE[resolved])}"
+        )
     if not ok:
         raise typer.Exit(1)
 
@@ -81,7 +103,9 @@ def _export_onnx(net, tower: str, out: Path, precision: str) -> float:
     from vidsearch.models.onnx_export import export_tower, graph_parity
 
     if precision not in ("fp32", "int8"):
-        raise InputError(f"--precision {precision}: ONNX graphs are exported as fp32 or int8 (bf16/fp16 are GPU runtime settings)")
+        raise InputError(
+            f"--precision {precision}: ONNX graphs are exported as fp32 or int8 (bf16/fp16 are GPU runtime settings)"
+        )
     if precision == "fp32":
         export_tower(net, tower, out)
     else:

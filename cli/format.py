@@ -21,7 +21,13 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 def _visible(match: re.Match[str]) -> str:
     ch = match.group(0)
     code = ord(ch)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return (
+        f"\\x{code - 0xDC00:02x}"
+        if 0xDC80 <= code <= 0xDCFF
+        else f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+    )
 
 
 def plain(text: object) -> str:
@@ -74,7 +80,9 @@ def check_output(option: str, path: Path | None) -> None:
         raise InputError(f"{option} {path}: {parent} is not writable; pick a writable path")
 
 
-def write_report(results: dict[str, Any], out: Path | None, json_out: bool, show: Callable[[dict[str, Any]], None]) -> None:
+def write_report(
+    results: dict[str, Any], out: Path | None, json_out: bool, show: Callable[[dict[str, Any]], None]
+) -> None:
     """Write ``results`` to ``out`` (atomically, when given), then print them as JSON or with ``show``.
 
     Raises:

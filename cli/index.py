@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
+from vidsearch.cli.app import app
 from vidsearch.cli.common import (
     AntialiasOption,
     CheckpointOption,
@@ -21,7 +22,6 @@ from vidsearch.cli.common import (
     open_library,
     print_json,
 )
-from vidsearch.cli.app import app
 from vidsearch.cli.format import shown
 
 if TYPE_CHECKING:
@@ -36,32 +36,56 @@ MAX_WORKERS = 256  # decoding processes; more is a typo, not a machine
 @app.command("index")
 def index_command(
     directory: Path = typer.Argument(..., help="Folder to scan recursively for videos.", show_default=False),
-    library: Optional[Path] = LibraryOption,
+    library: Path | None = LibraryOption,
     model: str = ModelOption,
-    model_config: Optional[Path] = ModelConfigOption,
-    checkpoint: Optional[Path] = CheckpointOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = PrecisionOption,
-    fast: bool = typer.Option(False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."),
+    fast: bool = typer.Option(
+        False, "--fast", help="Sample the nearest keyframes: much faster decoding, approximate frame positions."
+    ),
     window: float = typer.Option(8.0, "--window", help="Window length in seconds for long videos."),
     stride: float = typer.Option(4.0, "--stride", help="Seconds between window starts."),
-    antialias: Optional[bool] = AntialiasOption,
-    workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default: cores - 1)."),
+    antialias: bool | None = AntialiasOption,
+    workers: int | None = typer.Option(None, "--workers", help="Decoding processes (default: cores - 1)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per encoder call."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before and did not change."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Decode and encode on a Ray cluster: auto (the cluster this machine is part of; --ray alone means auto), local (a one-machine cluster) or HOST:PORT. Needs pip install 'vidsearch[ray]'."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Per-file decoding timeout in seconds."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Try again files that failed before and did not change."
+    ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Decode and encode on a Ray cluster: auto (the cluster this machine is part of; --ray alone means auto), local (a one-machine cluster) or HOST:PORT. Needs pip install 'vidsearch[ray]'.",
+    ),
     decode_workers: int = typer.Option(1, "--decode-workers", help="With --ray: decode actors (one CPU each)."),
-    encode_workers: int = typer.Option(1, "--encode-workers", help="With --ray: encode actors (each loads the model once)."),
-    gpus_per_encoder: Optional[float] = typer.Option(None, "--gpus-per-encoder", help="With --ray: GPUs per encode actor, fractions share a GPU (default: 1 when the cluster has GPUs, else CPU)."),
-    path_map: Optional[str] = typer.Option(None, "--path-map", metavar="LOCAL=REMOTE", help="With --ray: workers see files under LOCAL at REMOTE."),
-    stage: Optional[Path] = typer.Option(None, "--stage", metavar="DIR", help="With --ray: write Parquet shards to DIR (shared by every node) for `vidsearch ingest DIR`."),
-    verify: bool = typer.Option(False, "--verify", help="Re-fingerprint every file, also those whose size and mtime did not change."),
+    encode_workers: int = typer.Option(
+        1, "--encode-workers", help="With --ray: encode actors (each loads the model once)."
+    ),
+    gpus_per_encoder: float | None = typer.Option(
+        None,
+        "--gpus-per-encoder",
+        help="With --ray: GPUs per encode actor, fractions share a GPU (default: 1 when the cluster has GPUs, else CPU).",
+    ),
+    path_map: str | None = typer.Option(
+        None, "--path-map", metavar="LOCAL=REMOTE", help="With --ray: workers see files under LOCAL at REMOTE."
+    ),
+    stage: Path | None = typer.Option(
+        None,
+        "--stage",
+        metavar="DIR",
+        help="With --ray: write Parquet shards to DIR (shared by every node) for `vidsearch ingest DIR`.",
+    ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Re-fingerprint every file, also those whose size and mtime did not change."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
-    from vidsearch.errors import InputError
     from vidsearch.cli.checks import check_number
+    from vidsearch.errors import InputError
 
     check_number("--window", window, low=0, above=True, unit="seconds")
     check_number("--stride", stride, low=0, above=True, unit="seconds")
@@ -102,8 +126,14 @@ def index_command(
         from vidsearch.cluster.ray_runner import index_folder_ray
 
         require_ray()
-        ray_options = RayOptions(address=ray, decode_workers=decode_workers, encode_workers=encode_workers,
-                                 gpus_per_encoder=gpus_per_encoder, path_map=parse_path_map(path_map), stage_dir=stage)
+        ray_options = RayOptions(
+            address=ray,
+            decode_workers=decode_workers,
+            encode_workers=encode_workers,
+            gpus_per_encoder=gpus_per_encoder,
+            path_map=parse_path_map(path_map),
+            stage_dir=stage,
+        )
         run = lambda lib, folder, opts, progress: index_folder_ray(lib, folder, opts, ray_options, progress=progress)  # noqa: E731
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
@@ -113,7 +143,7 @@ def index_command(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _nothing_to_do(directory: Path, library: Optional[Path], json_out: bool) -> bool:
+def _nothing_to_do(directory: Path, library: Path | None, json_out: bool) -> bool:
     """Report an empty run, and say so, when ``directory`` holds no videos and no library exists.
 
     Nothing is created then (a library with nothing in it helps no one), and the answer comes

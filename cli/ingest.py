@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.app import app
+from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 
 
 @app.command("ingest")
 def ingest_command(
     directory: Path = typer.Argument(..., help="The --stage folder of an index run.", show_default=False),
-    library: Optional[Path] = LibraryOption,
+    library: Path | None = LibraryOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Commit staged shards into the library; running it again adds nothing twice."""
@@ -27,7 +26,8 @@ def ingest_command(
         return
     console.print(
         f"{len(list_shards(directory))} shard(s), {report.scanned} videos: {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.failed)} failed ({report.segments} segments, {report.seconds:.1f} s)", highlight=False
+        f"{report.unchanged} unchanged, {len(report.failed)} failed ({report.segments} segments, {report.seconds:.1f} s)",
+        highlight=False,
     )
     for path, reason in report.failed[:20]:
         console.print(f"  [red]failed[/] {path}: {reason}", highlight=False)

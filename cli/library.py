@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.app import app
+from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.format import shown
 
 # `remove` forgets at most this many videos without --yes (a folder can hold a whole library).
@@ -18,8 +17,10 @@ CONFIRM_OVER = 5
 
 @app.command("info")
 def info_command(
-    library: Optional[Path] = LibraryOption,
-    check: bool = typer.Option(False, "--check", help="Also verify the database (PRAGMA quick_check) and every index file's checksum."),
+    library: Path | None = LibraryOption,
+    check: bool = typer.Option(
+        False, "--check", help="Also verify the database (PRAGMA quick_check) and every index file's checksum."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Show what the library holds: videos, failures with reasons, embedding spaces, indexes."""
@@ -35,12 +36,16 @@ def info_command(
             raise typer.Exit(1)
         return
     console.print(f"[bold]library[/] {shown(stats['library'])}", highlight=False)
-    console.print(f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}")
+    console.print(
+        f"videos indexed: {stats['videos_indexed']} ({stats['hours_indexed']:.2f} h), failed: {stats['videos_failed']}"
+    )
     for sp in stats["spaces"]:
         line = f"  space [bold]{shown(sp['key'])}[/] dim {sp['dim']}: {sp['videos']} videos, {sp['segments']} segments"
         if "index_spec" in sp:
             recall = sp.get("index_recall_at_10")
-            line += f"; index {shown(sp['index_spec'])} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
+            line += (
+                f"; index {shown(sp['index_spec'])} ({sp['index_vectors']} vectors, {sp['index_bytes'] / 1e6:.1f} MB"
+            )
             line += f", recall@10 {recall:.3f})" if recall is not None else ", exact)"
             if not sp.get("index_up_to_date"):
                 line += " [yellow](stale: synced on next query)[/]"
@@ -59,9 +64,13 @@ def info_command(
 
 @app.command("remove")
 def remove_command(
-    paths: List[str] = typer.Argument(..., help="Video files or folders to forget (the files are not touched).", show_default=False),
-    library: Optional[Path] = LibraryOption,
-    yes: bool = typer.Option(False, "--yes", "-y", help=f"Remove even when that forgets more than {CONFIRM_OVER} videos."),
+    paths: list[str] = typer.Argument(
+        ..., help="Video files or folders to forget (the files are not touched).", show_default=False
+    ),
+    library: Path | None = LibraryOption,
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help=f"Remove even when that forgets more than {CONFIRM_OVER} videos."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; change nothing."),
     json_out: bool = JsonOption,
 ) -> None:
@@ -71,7 +80,9 @@ def remove_command(
     for p in paths:
         # `vidsearch remove "$UNSET"` must not mean the current folder (abspath("") is the cwd).
         if not p.strip():
-            raise InputError(f"remove: the path {p!r} is empty; name the video or folder to forget (`.` for the current folder)")
+            raise InputError(
+                f"remove: the path {p!r} is empty; name the video or folder to forget (`.` for the current folder)"
+            )
     targets = [os.path.abspath(os.path.expanduser(p)) for p in paths]
     with open_library(library) as lib, lib.writer_lock():
         found = lib.paths_under(targets)
@@ -93,7 +104,7 @@ def remove_command(
         console.print(f"removed {removed} video(s)")
 
 
-def _show_removal(found: List[str], json_out: bool, what: str) -> None:
+def _show_removal(found: list[str], json_out: bool, what: str) -> None:
     if json_out:
         print_json({"would_remove": found})
         return
@@ -104,9 +115,15 @@ def _show_removal(found: List[str], json_out: bool, what: str) -> None:
 
 @app.command("reindex")
 def reindex_command(
-    library: Optional[Path] = LibraryOption,
-    index_spec: Optional[str] = typer.Option(None, "--index-spec", help="FAISS index_factory string to use instead of the automatic choice."),
-    on_disk: bool = typer.Option(False, "--on-disk", help="Keep the IVF lists of --index-spec in a memory-mapped file: libraries larger than RAM (see docs/scale.md)."),
+    library: Path | None = LibraryOption,
+    index_spec: str | None = typer.Option(
+        None, "--index-spec", help="FAISS index_factory string to use instead of the automatic choice."
+    ),
+    on_disk: bool = typer.Option(
+        False,
+        "--on-disk",
+        help="Keep the IVF lists of --index-spec in a memory-mapped file: libraries larger than RAM (see docs/scale.md).",
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Rebuild the FAISS indexes from the embeddings stored in SQLite (no re-encoding)."""
@@ -114,7 +131,14 @@ def reindex_command(
     with open_library(library) as lib, lib.writer_lock():
         for space in lib.spaces():
             index = lib.rebuild_index(space, spec=index_spec, on_disk=on_disk)
-            results.append({"key": space.key, "vectors": index.ntotal, "index_spec": index.spec, "recall_at_10": index.recall_at_10})
+            results.append(
+                {
+                    "key": space.key,
+                    "vectors": index.ntotal,
+                    "index_spec": index.spec,
+                    "recall_at_10": index.recall_at_10,
+                }
+            )
     if json_out:
         print_json(results)
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,8 +12,10 @@ from vidsearch.cli.common import JsonOption, LibraryOption, console, open_librar
 
 @app.command("backup")
 def backup_command(
-    dest: Path = typer.Argument(..., help="File (or existing folder) to write the copy of library.sqlite to.", show_default=False),
-    library: Optional[Path] = LibraryOption,
+    dest: Path = typer.Argument(
+        ..., help="File (or existing folder) to write the copy of library.sqlite to.", show_default=False
+    ),
+    library: Path | None = LibraryOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Copy the library database with SQLite's online backup API (safe while an index run writes).

@@ -3,39 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from vidsearch.cli.common import JsonOption, LibraryOption, PrecisionOption, SpaceOption, console, open_library, print_json, space_key
-from vidsearch.cli.format import fmt_time, shown
 from vidsearch.cli.app import app
+from vidsearch.cli.common import (
+    JsonOption,
+    LibraryOption,
+    PrecisionOption,
+    SpaceOption,
+    console,
+    open_library,
+    print_json,
+    space_key,
+)
+from vidsearch.cli.format import fmt_time, shown
 
 
 @app.command("query")
 def query_command(
-    text: Optional[str] = typer.Argument(None, help="What you want to see, e.g. \"person playing basketball\".", show_default=False),
-    library: Optional[Path] = LibraryOption,
+    text: str | None = typer.Argument(
+        None, help='What you want to see, e.g. "person playing basketball".', show_default=False
+    ),
+    library: Path | None = LibraryOption,
     k: int = typer.Option(10, "-k", "--top", help="How many videos to return."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Query with a video clip instead of text."),
-    start: Optional[float] = typer.Option(None, "--start", help="With --video: start of the query span (s)."),
-    end: Optional[float] = typer.Option(None, "--end", help="With --video: end of the query span (s)."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Drop results scoring below this (cosine similarity)."),
-    path_glob: Optional[str] = typer.Option(None, "--path", help="Only paths matching this glob (no '/' in it: matches the file name)."),
-    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Only videos at least this long (s)."),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Only videos at most this long (s)."),
-    label: Optional[str] = typer.Option(None, "--label", help="Only videos recognized as this action (run `vidsearch enrich recognize` first)."),
-    label_set: Optional[str] = typer.Option(None, "--label-set", help="With --label: the label set it belongs to (default: any)."),
-    model: Optional[str] = SpaceOption,
+    video: Path | None = typer.Option(None, "--video", help="Query with a video clip instead of text."),
+    start: float | None = typer.Option(None, "--start", help="With --video: start of the query span (s)."),
+    end: float | None = typer.Option(None, "--end", help="With --video: end of the query span (s)."),
+    min_score: float | None = typer.Option(
+        None, "--min-score", help="Drop results scoring below this (cosine similarity)."
+    ),
+    path_glob: str | None = typer.Option(
+        None, "--path", help="Only paths matching this glob (no '/' in it: matches the file name)."
+    ),
+    min_duration: float | None = typer.Option(None, "--min-duration", help="Only videos at least this long (s)."),
+    max_duration: float | None = typer.Option(None, "--max-duration", help="Only videos at most this long (s)."),
+    label: str | None = typer.Option(
+        None, "--label", help="Only videos recognized as this action (run `vidsearch enrich recognize` first)."
+    ),
+    label_set: str | None = typer.Option(
+        None, "--label-set", help="With --label: the label set it belongs to (default: any)."
+    ),
+    model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     json_out: bool = JsonOption,
 ) -> None:
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
+    from vidsearch.cli.checks import check_number, check_order
     from vidsearch.errors import InputError
     from vidsearch.search import Filters, check_query, query_library
-
-    from vidsearch.cli.checks import check_number, check_order
 
     check_number("-k", k, low=1)
     check_number("--start", start, low=0, unit="seconds")
@@ -69,9 +86,13 @@ def query_command(
         return
     from rich.table import Table
 
-
     table = Table(show_header=True, header_style="bold")
-    for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("span", {}), ("video", {"overflow": "fold"})):
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        ("score", {"justify": "right"}),
+        ("span", {}),
+        ("video", {"overflow": "fold"}),
+    ):
         table.add_column(col, **kw)
     for h in hits:
         table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", shown(h.path))

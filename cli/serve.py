@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from vidsearch.cli.common import LibraryOption, console
 from vidsearch.cli.app import app
+from vidsearch.cli.common import LibraryOption, console
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -25,13 +24,23 @@ def _port_free(host: str, port: int) -> bool:
 
 @app.command("serve")
 def serve_command(
-    library: Optional[Path] = LibraryOption,
+    library: Path | None = LibraryOption,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs --token."),
     port: int = typer.Option(8700, "--port", help="TCP port."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="VIDSEARCH_TOKEN", help="Require this token (\"auto\": generate one and print the link).", show_default=False),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="VIDSEARCH_TOKEN",
+        help='Require this token ("auto": generate one and print the link).',
+        show_default=False,
+    ),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in your browser."),
-    allow_host: List[str] = typer.Option([], "--allow-host", help="Also accept this Host name (e.g. a DNS name of this machine); repeatable."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="Also accept this Host name (e.g. a DNS name of this machine); repeatable."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest query clip a client may upload (MB)."),
 ) -> None:
@@ -61,7 +70,13 @@ def serve_command(
     # Requests run in parallel threads; one torch thread each keeps them from fighting over cores.
     torch.set_num_threads(1)
     config = ServeConfig(
-        library=library, host=host, port=port, token=token, allowed_hosts=tuple(allow_host), model=model, device=device,
+        library=library,
+        host=host,
+        port=port,
+        token=token,
+        allowed_hosts=tuple(allow_host),
+        model=model,
+        device=device,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
     )
     web = create_app(config)
@@ -72,7 +87,11 @@ def serve_command(
     console.print(f"[bold]vidsearch serve[/] {link}  ({stats['videos']} videos; Ctrl-C stops)", highlight=False)
     if not is_loopback(host):
         console.print("reachable from other machines: only clients with the token get in", style="yellow")
-    server = uvicorn.Server(uvicorn.Config(web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, access_log=False
+        )
+    )
     if open_browser:
 
         def _open_when_up() -> None:

@@ -120,12 +120,17 @@ class LibraryCommitter:
         stale: list[int] = []
         new_ids: list[int] = []
         with self.library.session() as s:
-            for video, xb in zip(batch, vectors):
+            for video, xb in zip(batch, vectors, strict=False):
                 entry = self.entries[video.path]
                 vid, dropped = stored_videos.mark_indexed(
-                    s, video.path, size=entry.size, mtime_ns=entry.mtime_ns, fingerprint=self.plan.fingerprints.get(video.path),
+                    s,
+                    video.path,
+                    size=entry.size,
+                    mtime_ns=entry.mtime_ns,
+                    fingerprint=self.plan.fingerprints.get(video.path),
                     compute_fingerprint=lambda path=video.path, size=entry.size: _fingerprint_or_empty(path, size),
-                    reader=video.reader, info=video.info,
+                    reader=video.reader,
+                    info=video.info,
                 )
                 stale.extend(sid for sp, sid in dropped if sp == space.id)
                 spans = [stored_segments.SpanRow(sp.kind, float(sp.start), float(sp.end)) for sp in video.segments]
@@ -145,7 +150,9 @@ class LibraryCommitter:
 
     def fail(self, failure: DecodeFailure) -> None:
         """Record a file that could not be decoded (its stale vectors leave the index)."""
-        dropped = record_failure(self.library, failure.path, failure.reason, fp=self.plan.fingerprints.get(failure.path))
+        dropped = record_failure(
+            self.library, failure.path, failure.reason, fp=self.plan.fingerprints.get(failure.path)
+        )
         stale = [sid for sp, sid in dropped if sp == self.space.id]
         if stale:
             self.index.remove(np.asarray(stale, dtype=np.int64))

@@ -11,7 +11,16 @@ if TYPE_CHECKING:
     from vidsearch.media import SamplingConfig
     from vidsearch.media.jobs import FaultPlan
 
-__all__ = ["STAGES", "IndexOptions", "IndexReport", "ProgressSink", "sampling_dict", "decode_options", "with_options", "failed_with_other_options"]
+__all__ = [
+    "STAGES",
+    "IndexOptions",
+    "IndexReport",
+    "ProgressSink",
+    "sampling_dict",
+    "decode_options",
+    "with_options",
+    "failed_with_other_options",
+]
 
 # The stages of the runner, in order (vidsearch.indexer.pipeline); IndexReport times each.
 STAGES = ("decode", "encode", "commit")

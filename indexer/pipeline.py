@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from vidsearch.errors import InputError, VidsearchError
 from vidsearch.indexer.commit import record_failure
-from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink, failed_with_other_options, sampling_dict, with_options
+from vidsearch.indexer.options import (
+    IndexOptions,
+    IndexReport,
+    ProgressSink,
+    failed_with_other_options,
+    sampling_dict,
+    with_options,
+)
 from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes, stat_entry
 from vidsearch.indexer.stages import (
     CommitFactory,
@@ -39,7 +46,17 @@ from vidsearch.store.library import Library, SpaceInfo
 if TYPE_CHECKING:
     from vidsearch.media.jobs import DecodedVideo
 
-__all__ = ["IndexOptions", "IndexReport", "ProgressSink", "Stages", "index_folder", "index_files", "run_stages", "sampling_dict", "space_key_for"]
+__all__ = [
+    "IndexOptions",
+    "IndexReport",
+    "ProgressSink",
+    "Stages",
+    "index_folder",
+    "index_files",
+    "run_stages",
+    "sampling_dict",
+    "space_key_for",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +87,16 @@ def index_folder(
     if not folder.is_dir():
         raise InputError(f"{folder} is not a directory; pass the folder that holds your videos")
     scan = find_videos(folder)
-    return _run(library, scan.files, scan.problems, Path(canonical_path(folder)), options or IndexOptions(), progress, encoder, stages or Stages())
+    return _run(
+        library,
+        scan.files,
+        scan.problems,
+        Path(canonical_path(folder)),
+        options or IndexOptions(),
+        progress,
+        encoder,
+        stages or Stages(),
+    )
 
 
 def index_files(
@@ -129,7 +155,9 @@ def _run(
         if space is not None:  # an explicit resize choice must match the space's, before any weights
             from vidsearch.media.sampling import resolve_antialias
 
-            options = _with_antialias(options, resolve_antialias(options.sampling, space.sampling, f"space {key} in {library.root}").antialias)
+            options = _with_antialias(
+                options, resolve_antialias(options.sampling, space.sampling, f"space {key} in {library.root}").antialias
+            )
         with library.session() as s:
             snapshot = stored_videos.snapshot(s, space.id if space else None)
         plan = plan_changes(
@@ -151,8 +179,13 @@ def _run(
 
                     prestart()
 
-                encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
-                                          device=options.device, precision=options.precision)
+                encoder = load_encoder_at(
+                    options.model,
+                    checkpoint=options.checkpoint,
+                    config=options.model_config,
+                    device=options.device,
+                    precision=options.precision,
+                )
                 report.model_loaded = True
             if options.sampling.antialias is None:  # a new space: the model's own resize
                 options = _with_antialias(options, encoder.antialias)
@@ -173,7 +206,9 @@ def _apply_bookkeeping(library: Library, plan: Plan, report: IndexReport) -> Non
     """Moves, touches and removals: cheap metadata changes."""
     if plan.moved or plan.touched:
         with library.session() as s:
-            stored_videos.relocate_videos(s, [(vid, e.path, e.size, e.mtime_ns) for vid, e in plan.moved + plan.touched])
+            stored_videos.relocate_videos(
+                s, [(vid, e.path, e.size, e.mtime_ns) for vid, e in plan.moved + plan.touched]
+            )
     report.moved = len(plan.moved)
     report.touched = len(plan.touched)
     report.removed = library.remove_videos(plan.removed)
@@ -198,7 +233,14 @@ def run_stages(
 
     timing = report.stage_seconds
     jobs = [
-        DecodeJob(job_id=i, path=e.path, num_frames=encoder.num_frames, resolution=encoder.resolution, sampling=options.sampling, fast=options.fast)
+        DecodeJob(
+            job_id=i,
+            path=e.path,
+            num_frames=encoder.num_frames,
+            resolution=encoder.resolution,
+            sampling=options.sampling,
+            fast=options.fast,
+        )
         for i, e in enumerate(plan.encode)
     ]
     if progress is not None:

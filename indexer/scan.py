@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +21,16 @@ from vidsearch.paths import canonical_path
 if TYPE_CHECKING:  # only annotations: a scan alone (an empty folder) needs no database layer
     from vidsearch.store.videos import KnownVideo, Snapshot
 
-__all__ = ["VIDEO_EXTENSIONS", "NOT_REGULAR", "FileEntry", "ScanResult", "Plan", "find_videos", "stat_entry", "plan_changes"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "NOT_REGULAR",
+    "FileEntry",
+    "ScanResult",
+    "Plan",
+    "find_videos",
+    "stat_entry",
+    "plan_changes",
+]
 
 LOG = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
-from vidsearch.errors import InputError
 from vidsearch.enrich.actors import ActorConfig, clip_times, keyframe_times, localize_actors, track_video
+from vidsearch.errors import InputError
 from vidsearch.media.pool import DecodePool
 from vidsearch.models import load_encoder
 from vidsearch.train.synthetic import COLOURS
@@ -92,7 +92,9 @@ def test_ground_truth_tubes_are_cropped_around_their_shape(data: dict[str, Path]
     rec = Recorder(encoder)
     config = ActorConfig(margin=0.1, detect_size=160)
     with DecodePool(workers=1) as pool:
-        info, out = track_video(data["videos"] / "actors_0000.mp4", rec, None, config, pool, tubes=tubes, normalized=True)
+        info, out = track_video(
+            data["videos"] / "actors_0000.mp4", rec, None, config, pool, tubes=tubes, normalized=True
+        )
     assert (info.width, info.height) == (SPEC.size, SPEC.size)
     assert len(out) == 2  # two shapes in an even-numbered video
     assert len(rec.clips) == sum(len(t.times) for t in out) == 6
@@ -116,25 +118,46 @@ def test_detected_tubes_follow_the_shapes(data: dict[str, Path], encoder) -> Non
     truth = {(float(r[1]), tuple(round(float(v), 2) for v in r[2:6])) for r in rows}
     for tr in out:
         assert tr.times == [1.0, 2.0, 3.0]
-        for t, b in zip(tr.times, tr.boxes):
+        for t, b in zip(tr.times, tr.boxes, strict=False):
             near = [g for tt, g in truth if tt == t and max(abs(np.asarray(g) - b)) < 0.03]
             assert near, (t, b)
 
 
 def test_localize_actors_returns_box_tracks(data: dict[str, Path], encoder) -> None:
-    hits = localize_actors(data["videos"] / "actors_0001.mp4", "a red circle moving left", encoder, ColourDetector(),
-                           ActorConfig(margin=0.1, detect_size=160), top=2)
+    hits = localize_actors(
+        data["videos"] / "actors_0001.mp4",
+        "a red circle moving left",
+        encoder,
+        ColourDetector(),
+        ActorConfig(margin=0.1, detect_size=160),
+        top=2,
+    )
     assert len(hits) == 2 and hits[0].score >= hits[1].score
     d = hits[0].to_dict()
     assert d["start"] == 1.0 and d["end"] == 3.0 and len(d["boxes"]) == 3 and len(d["boxes"][0]["box"]) == 4
 
 
-def test_enrich_actors_stores_tubes_and_labels_shows_them(data: dict[str, Path], encoder, tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_enrich_actors_stores_tubes_and_labels_shows_them(
+    data: dict[str, Path], encoder, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     from vidsearch.enrich.actors_library import enrich_actors, video_actors
     from vidsearch.store.library import Library
 
     lib_dir = tmp_path / "lib"
-    res = runner.invoke(app, ["index", str(data["videos"]), "--library", str(lib_dir), "--model", str(tiny_checkpoint), "--workers", "1", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "index",
+            str(data["videos"]),
+            "--library",
+            str(lib_dir),
+            "--model",
+            str(tiny_checkpoint),
+            "--workers",
+            "1",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.stdout
     labels = tmp_path / "dirs.txt"
     labels.write_text("left\nright\nup\ndown\n")
@@ -159,17 +182,59 @@ def test_enrich_actors_stores_tubes_and_labels_shows_them(data: dict[str, Path],
 
 def test_bench_ava_with_ground_truth_boxes(data: dict[str, Path], tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "ava.json"
-    res = runner.invoke(app, ["bench", "ava", "--annotations", str(data["annotations"]), "--videos", str(data["videos"]),
-                              "--labels", str(data["labels"]), "--boxes", "gt", "--templates", str(data["templates"]),
-                              "--margin", "0.1", "--detect-size", "160", "--model", str(tiny_checkpoint), "--device", "cpu",
-                              "--out", str(out), "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            "ava",
+            "--annotations",
+            str(data["annotations"]),
+            "--videos",
+            str(data["videos"]),
+            "--labels",
+            str(data["labels"]),
+            "--boxes",
+            "gt",
+            "--templates",
+            str(data["templates"]),
+            "--margin",
+            "0.1",
+            "--detect-size",
+            "160",
+            "--model",
+            str(tiny_checkpoint),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.stdout
     results = json.loads(out.read_text())
-    assert results["model"]["precision"] == "fp32" and results["model"]["key"].startswith("viclip-custom")  # what ran, as every bench says
+    assert results["model"]["precision"] == "fp32" and results["model"]["key"].startswith(
+        "viclip-custom"
+    )  # what ran, as every bench says
     m = results["metrics"]
     assert m["videos"] == 2 and m["keyframes"] == 6 and m["detections"] == 15  # 2 + 3 shapes at 3 keyframes
     assert sum(m["positives"].values()) == 15 and set(m["ap"]) == {"left", "right", "up", "down"}
     assert 0.0 <= m["frame_mAP"] <= 1.0
     with pytest.raises(InputError, match="--boxes must be one of gt, detect"):
-        runner.invoke(app, ["bench", "ava", "--annotations", str(data["annotations"]), "--videos", str(data["videos"]),
-                            "--labels", str(data["labels"]), "--boxes", "maybe", "--model", str(tiny_checkpoint)], catch_exceptions=False)
+        runner.invoke(
+            app,
+            [
+                "bench",
+                "ava",
+                "--annotations",
+                str(data["annotations"]),
+                "--videos",
+                str(data["videos"]),
+                "--labels",
+                str(data["labels"]),
+                "--boxes",
+                "maybe",
+                "--model",
+                str(tiny_checkpoint),
+            ],
+            catch_exceptions=False,
+        )

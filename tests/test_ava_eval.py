@@ -107,7 +107,11 @@ def direct_ap(dets: list[Detection], gts: list[BoxAnnotation], iou: float = 0.5)
                 x1, y1 = max(d.box[0], g.box[0]), max(d.box[1], g.box[1])
                 x2, y2 = min(d.box[2], g.box[2]), min(d.box[3], g.box[3])
                 inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-                union = (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) + (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) - inter
+                union = (
+                    (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])
+                    + (g.box[2] - g.box[0]) * (g.box[3] - g.box[1])
+                    - inter
+                )
                 v = inter / union if union > 0 else 0.0
                 if v > best_iou:
                     best, best_iou = gi, v
@@ -134,7 +138,9 @@ def test_frame_ap_matches_a_direct_implementation(seed: int) -> None:
         for _ in range(rng.integers(0, 6)):
             c = centres[rng.integers(6)] + rng.normal(0, 0.04, 2)
             # coarse scores: many ties
-            dets.append(det("v", float(f), (c[0] - 0.1, c[1] - 0.1, c[0] + 0.1, c[1] + 0.1), float(rng.integers(0, 4)) / 4))
+            dets.append(
+                det("v", float(f), (c[0] - 0.1, c[1] - 0.1, c[0] + 0.1, c[1] + 0.1), float(rng.integers(0, 4)) / 4)
+            )
     ap, pos = class_ap(dets, gts)
     expected = direct_ap(dets, gts)
     if math.isnan(expected):
@@ -145,7 +151,12 @@ def test_frame_ap_matches_a_direct_implementation(seed: int) -> None:
 
 def test_read_label_map_and_the_60_evaluated_classes(tmp_path) -> None:
     pb = tmp_path / "ava.pbtxt"
-    pb.write_text("".join(f'label {{\n  name: "action {i}"\n  label_id: {i}\n  label_type: PERSON_MOVEMENT\n}}\n' for i in range(1, 81)))
+    pb.write_text(
+        "".join(
+            f'label {{\n  name: "action {i}"\n  label_id: {i}\n  label_type: PERSON_MOVEMENT\n}}\n'
+            for i in range(1, 81)
+        )
+    )
     labels = read_label_map(pb)
     assert len(labels) == 80 and labels[3] == "action 3"
     ev = evaluated_classes(labels)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import videogen
 from typer.testing import CliRunner
 
-import videogen
 from vidsearch.cli import bench, commands  # noqa: F401  (register the commands)
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
@@ -37,7 +37,12 @@ def _csv_rows(n: int) -> list[tuple[str, str]]:
 def _make_videos(folder: Path, names: list[str]) -> None:
     for i, name in enumerate(names):
         videogen.write_video(
-            folder / f"{name}.mp4", num_frames=8 + 2 * i, fps=8, size=(32, 32), pattern=_PATTERNS[i % 3], color=_COLORS[i % 6]
+            folder / f"{name}.mp4",
+            num_frames=8 + 2 * i,
+            fps=8,
+            size=(32, 32),
+            pattern=_PATTERNS[i % 3],
+            color=_COLORS[i % 6],
         )
 
 
@@ -75,8 +80,20 @@ def test_retrieval_end_to_end(corpus: dict[str, Path], tmp_path: Path, tiny_chec
     lib = tmp_path / "cache-lib"
     sims_path = tmp_path / "out" / "sims.npy"
     results_path = tmp_path / "out" / "results.json"
-    common = ["bench", "retrieval", "--dataset", "msrvtt", "--annotations", str(corpus["subset"]), "--videos", str(corpus["videos"]),
-              "--model", str(tiny_checkpoint), "--library", str(lib)]
+    common = [
+        "bench",
+        "retrieval",
+        "--dataset",
+        "msrvtt",
+        "--annotations",
+        str(corpus["subset"]),
+        "--videos",
+        str(corpus["videos"]),
+        "--model",
+        str(tiny_checkpoint),
+        "--library",
+        str(lib),
+    ]
     code, out, exc = invoke(*common, "--save-similarity", str(sims_path), "--out", str(results_path), "--dsl")
     assert code == 0, (out, exc)
 
@@ -89,15 +106,25 @@ def test_retrieval_end_to_end(corpus: dict[str, Path], tmp_path: Path, tiny_chec
 
     # the printed table
     rows = _table_rows(out)
-    for name, direction, m in [("text->video", "t2v", expected), ("video->text", "v2t", expected),
-                               ("text->video DSL", "t2v", expected_dsl), ("video->text DSL", "v2t", expected_dsl)]:
+    for name, direction, m in [
+        ("text->video", "t2v", expected),
+        ("video->text", "v2t", expected),
+        ("text->video DSL", "t2v", expected_dsl),
+        ("video->text DSL", "v2t", expected_dsl),
+    ]:
         assert rows[name] == [f"{m[direction][c]:.1f}" for c in ("R@1", "R@5", "R@10", "MdR", "MnR")], (name, out)
 
     # the results JSON
     results = json.loads(results_path.read_text())
     assert results["metrics"] == expected and results["metrics_dsl"] == expected_dsl
-    assert results["counts"] == {"videos": N_VIDEOS, "captions": N_VIDEOS, "videos_in_annotations": N_VIDEOS,
-                                 "captions_in_annotations": N_VIDEOS, "missing": 0, "undecodable": 0}
+    assert results["counts"] == {
+        "videos": N_VIDEOS,
+        "captions": N_VIDEOS,
+        "videos_in_annotations": N_VIDEOS,
+        "captions_in_annotations": N_VIDEOS,
+        "missing": 0,
+        "undecodable": 0,
+    }
     assert results["complete"] is True and results["dataset"] == "msrvtt"
     model = results["model"]
     assert model["key"].startswith("viclip-custom-") and len(model["checkpoint_hash"]) == 64
@@ -132,15 +159,29 @@ def test_retrieval_missing_and_undecodable(corpus: dict[str, Path], tmp_path: Pa
     names = [vid for vid, _ in _csv_rows(N_VIDEOS + 1)]
     _make_videos(videos, names[:N_VIDEOS])
     (videos / f"{names[N_VIDEOS]}.mp4").write_text("not a video\n" * 10)  # the 7th: undecodable
-    common = ["bench", "retrieval", "--dataset", "msrvtt", "--annotations", str(MSRVTT_CSV), "--videos", str(videos),
-              "--model", str(tiny_checkpoint), "--library", str(lib)]
+    common = [
+        "bench",
+        "retrieval",
+        "--dataset",
+        "msrvtt",
+        "--annotations",
+        str(MSRVTT_CSV),
+        "--videos",
+        str(videos),
+        "--model",
+        str(tiny_checkpoint),
+        "--library",
+        str(lib),
+    ]
 
     # the full 1k-A CSV: 993 videos are not there -> one line naming the count and the first few
     code, _, exc = invoke(*common)
     assert code != 0 and isinstance(exc, InputError)
     msg = str(exc)
     first_missing = [vid for vid, _ in _csv_rows(N_VIDEOS + 6)][N_VIDEOS + 1 :]
-    assert msg.startswith(f"993 of 1000 videos are not in {videos} ({', '.join(first_missing)}, ...); pass --allow-missing")
+    assert msg.startswith(
+        f"993 of 1000 videos are not in {videos} ({', '.join(first_missing)}, ...); pass --allow-missing"
+    )
     assert "\n" not in msg
 
     sims_path = tmp_path / "s.npy"
@@ -185,8 +226,22 @@ def test_recognition_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     truth = [0, 1, 2, classes.index("ride_horse"), 50]
     lib = tmp_path / "lib"
     out_json = tmp_path / "rec.json"
-    code, out, exc = invoke("bench", "recognition", "--labels", "hmdb51", "--annotations", str(ann), "--videos", str(videos),
-                            "--model", str(tiny_checkpoint), "--library", str(lib), "--out", str(out_json))
+    code, out, exc = invoke(
+        "bench",
+        "recognition",
+        "--labels",
+        "hmdb51",
+        "--annotations",
+        str(ann),
+        "--videos",
+        str(videos),
+        "--model",
+        str(tiny_checkpoint),
+        "--library",
+        str(lib),
+        "--out",
+        str(out_json),
+    )
     assert code == 0, exc
     results = json.loads(out_json.read_text())
     assert results["classes"] == 51 and results["counts"]["videos"] == 5 and results["complete"]
@@ -205,6 +260,18 @@ def test_recognition_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
 
     bad = tmp_path / "bad.csv"
     bad.write_text("video,label\nclip0,flying carpet\n")
-    code, _, exc = invoke("bench", "recognition", "--labels", "hmdb51", "--annotations", str(bad), "--videos", str(videos),
-                          "--model", str(tiny_checkpoint), "--library", str(lib))
+    code, _, exc = invoke(
+        "bench",
+        "recognition",
+        "--labels",
+        "hmdb51",
+        "--annotations",
+        str(bad),
+        "--videos",
+        str(videos),
+        "--model",
+        str(tiny_checkpoint),
+        "--library",
+        str(lib),
+    )
     assert isinstance(exc, InputError) and "'flying carpet' is not in the label set" in str(exc)

@@ -95,7 +95,9 @@ def test_vatex(tmp_path):
 
 def test_msvd_txt_and_json(tmp_path):
     p = tmp_path / "AllVideoDescriptions.txt"
-    p.write_text("# header line\n-4wsuPCjDBc_5_15 a squirrel is eating\n-4wsuPCjDBc_5_15 a chipmunk eats\nvid2_1_3 a man sings\n")
+    p.write_text(
+        "# header line\n-4wsuPCjDBc_5_15 a squirrel is eating\n-4wsuPCjDBc_5_15 a chipmunk eats\nvid2_1_3 a man sings\n"
+    )
     rs = read_annotations("msvd", p)
     assert rs.videos == ["-4wsuPCjDBc_5_15", "vid2_1_3"]
     assert rs.captions == ["a squirrel is eating", "a chipmunk eats", "a man sings"]
@@ -133,16 +135,20 @@ def test_activitynet_original_and_list(tmp_path):
 
 
 def test_generic_json_keys_and_object(tmp_path):
-    rs = read_annotations("json", _write(tmp_path / "a.json", [{"video_id": "v1", "text": "t1"}, {"vid": "v2", "sentences": ["s", "t"]}]))
+    rs = read_annotations(
+        "json", _write(tmp_path / "a.json", [{"video_id": "v1", "text": "t1"}, {"vid": "v2", "sentences": ["s", "t"]}])
+    )
     assert rs.videos == ["v1", "v2"] and rs.captions == ["t1", "s", "t"]
     rs = read_annotations("json", _write(tmp_path / "b.json", {"v1": "c1", "v2": ["c2", "c3"]}))
     assert rs.caption_video.tolist() == [0, 1, 1]
 
 
 def test_json_group_field_is_read_per_caption_and_kept_by_subset(tmp_path):
-    entries = [{"video": "v1", "caption": "a red disc going left", "group": "red circle left"},
-               {"video": "v2", "caption": ["a ball in red heading leftwards", "red ball, left"], "group": "red circle left"},
-               {"video": "v3", "caption": "a blue box moving up"}]
+    entries = [
+        {"video": "v1", "caption": "a red disc going left", "group": "red circle left"},
+        {"video": "v2", "caption": ["a ball in red heading leftwards", "red ball, left"], "group": "red circle left"},
+        {"video": "v3", "caption": "a blue box moving up"},
+    ]
     rs = read_annotations("json", _write(tmp_path / "g.json", entries))
     assert rs.groups == ["red circle left", "red circle left", "red circle left", None]
     assert rs.subset([2, 1]).groups == ["red circle left", "red circle left", None]  # captions keep their order
@@ -187,7 +193,15 @@ def test_subset_keeps_caption_order():
 
 def test_resolve_videos(tmp_path):
     (tmp_path / "all").mkdir()
-    for name in ["all/video1.mp4", "video2.avi", "video2.mp4", "sub/deep/clip3.webm", "v_xyz.mkv", "abc.mp4", "notes.txt"]:
+    for name in [
+        "all/video1.mp4",
+        "video2.avi",
+        "video2.mp4",
+        "sub/deep/clip3.webm",
+        "v_xyz.mkv",
+        "abc.mp4",
+        "notes.txt",
+    ]:
         p = tmp_path / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")

@@ -7,15 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsearch.labels import LABEL_SETS, label_embeddings, label_text, load_label_set
 from vidsearch.bench.recognition import read_recognition_annotations
 from vidsearch.errors import InputError
+from vidsearch.labels import LABEL_SETS, label_embeddings, label_text, load_label_set
 
 
-@pytest.mark.parametrize("name, count, first", [
-    ("kinetics400", 400, "abseiling"), ("kinetics600", 600, "abseiling"), ("kinetics700", 700, "abseiling"),
-    ("ucf101", 101, "ApplyEyeMakeup"), ("hmdb51", 51, "brush_hair"),
-])
+@pytest.mark.parametrize(
+    "name, count, first",
+    [
+        ("kinetics400", 400, "abseiling"),
+        ("kinetics600", 600, "abseiling"),
+        ("kinetics700", 700, "abseiling"),
+        ("ucf101", 101, "ApplyEyeMakeup"),
+        ("hmdb51", 51, "brush_hair"),
+    ],
+)
 def test_shipped_label_sets(name, count, first):
     labels = load_label_set(name)
     assert len(labels) == count and labels[0] == first
@@ -61,7 +67,9 @@ class _FakeEncoder:
 
 def test_label_embeddings_average_and_renormalize():
     enc = _FakeEncoder()
-    emb = label_embeddings(enc, ["Jumping", "swimming"], ["a video of {}.", "a video of a person {}.", "{} now"], batch_size=4)
+    emb = label_embeddings(
+        enc, ["Jumping", "swimming"], ["a video of {}.", "a video of a person {}.", "{} now"], batch_size=4
+    )
     # jumping: two prompts -> [1, 0], one -> [0, 1]: mean [2/3, 1/3], renormalized
     np.testing.assert_allclose(emb[0], np.array([2, 1]) / np.sqrt(5), rtol=1e-6)
     np.testing.assert_allclose(emb[1], np.array([1, 2]) / np.sqrt(5), rtol=1e-6)
@@ -86,7 +94,7 @@ def test_csv_names_indices_and_header(tmp_path: Path):
 
 def test_kinetics_csv(tmp_path: Path):
     p = tmp_path / "test.csv"
-    p.write_text("label,youtube_id,time_start,time_end,split\ncatch,abc123,5,15,test\n\"ride horse\",xyz,0,10,test\n")
+    p.write_text('label,youtube_id,time_start,time_end,split\ncatch,abc123,5,15,test\n"ride horse",xyz,0,10,test\n')
     rec = read_recognition_annotations(p, CLASSES)
     assert rec.videos == ["abc123_000005_000015", "xyz_000000_000010"]
     assert rec.labels.tolist() == [2, 3]
@@ -102,12 +110,15 @@ def test_list_files(tmp_path: Path):
     assert rec.videos[0] == "Ride_Horse/v_RideHorse_g01_c01.avi" and rec.labels.tolist() == [3, 2]
 
 
-@pytest.mark.parametrize("content, match", [
-    ("video,label\nv1,flying\n", "not in the label set"),
-    ("video,label\nv1,7\n", "out of range"),
-    ("video,label\nv1\n", "expected video,label"),
-    ("\n\n", "no annotations"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("video,label\nv1,flying\n", "not in the label set"),
+        ("video,label\nv1,7\n", "out of range"),
+        ("video,label\nv1\n", "expected video,label"),
+        ("\n\n", "no annotations"),
+    ],
+)
 def test_bad_annotations(tmp_path: Path, content: str, match: str):
     p = tmp_path / "bad.csv"
     p.write_text(content)

@@ -59,7 +59,9 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vidsearch.cli ARGS`` as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "vidsearch.cli", *args], capture_output=True, text=True, cwd=cwd,
@@ -153,6 +155,7 @@ def test_shown_escapes_markup_and_control_characters() -> None:
 
 # ----------------------------------------------------------------- numeric options (item 5)
 
+
 @pytest.mark.parametrize(
     "args, says",
     [
@@ -169,7 +172,10 @@ def test_shown_escapes_markup_and_control_characters() -> None:
         (["query", "x", "--min-score", "2"], "--min-score must be in [-1, 1]"),
         (["query", "x", "--min-duration", "-1"], "--min-duration must be >= 0"),
         (["query", "x", "--max-duration", "inf"], "--max-duration must be >= 0"),
-        (["query", "x", "--min-duration", "9", "--max-duration", "3"], "--min-duration 9 must be at most --max-duration 3"),
+        (
+            ["query", "x", "--min-duration", "9", "--max-duration", "3"],
+            "--min-duration 9 must be at most --max-duration 3",
+        ),
         (["query", "--video", "v.mp4", "--start", "nan"], "--start must be >= 0"),
         (["query", "--video", "v.mp4", "--end", "-inf"], "--end must be > 0"),
         (["query", "--video", "v.mp4", "--start", "5", "--end", "2"], "--start 5 must be below --end 2"),
@@ -178,8 +184,14 @@ def test_shown_escapes_markup_and_control_characters() -> None:
         (["enrich", "recognize", "--top", "0"], "--top must be >= 1"),
         (["localize", "v.mp4", "x", "--window", "nan"], "--window must be a positive number"),
         (["localize", "v.mp4", "x", "--nms-iou", "nan"], "--nms-iou must be in [0, 1]"),
-        (["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--lr", "nan"], "--lr must be > 0"),
-        (["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--warmup", "inf"], "--warmup must be in [0, 1]"),
+        (
+            ["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--lr", "nan"],
+            "--lr must be > 0",
+        ),
+        (
+            ["finetune", "--annotations", "a", "--videos", "v", "--out", "o", "-m", "m.pth", "--warmup", "inf"],
+            "--warmup must be in [0, 1]",
+        ),
     ],
 )
 def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: str, tmp_path: Path) -> None:
@@ -193,6 +205,7 @@ def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: 
 
 
 # ------------------------------------------------------------------------------- remove (item 1)
+
 
 def _library_with_rows(tmp_path: Path, n: int) -> tuple[Path, Path]:
     """A library whose rows are ``n`` (failed) videos under ``tmp_path/vids``: no model needed."""
@@ -237,6 +250,7 @@ def test_remove_refuses_empty_paths_and_large_removals(tmp_path: Path) -> None:
 
 # ---------------------------------------------- --model everywhere (17), checks up front (16)
 
+
 @pytest.fixture(scope="module")
 def small_library(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import videogen
@@ -268,7 +282,9 @@ def test_model_option_takes_what_index_took(small_library: dict, tmp_path: Path)
     labels.write_text("red\ngreen\n")
     code, out = invoke("enrich", "recognize", "--library", lib, "--labels", str(labels), "--model", str(ckpt), "--json")
     assert code == 0 and json.loads(out)["space"] == key, out
-    code, out = invoke("labels", str(small_library["videos"] / "red.mp4"), "--library", lib, "--model", str(ckpt), "--json")
+    code, out = invoke(
+        "labels", str(small_library["videos"] / "red.mp4"), "--library", lib, "--model", str(ckpt), "--json"
+    )
     assert code == 0 and json.loads(out)["label_sets"][0]["space"] == key, out
     video = str(small_library["videos"] / "square.mp4")
     code, out = invoke("localize", video, "a square", "--library", lib, "--model", str(ckpt), "--json")
@@ -298,8 +314,21 @@ def test_checks_before_the_work(small_library: dict, tmp_path: Path) -> None:
     assert code == 2 and "missing.txt" in err
     ann = tmp_path / "ann.json"
     ann.write_text('[{"video": "red.mp4", "caption": "a red gradient"}]')
-    for cmd in (["bench", "retrieval", "--dataset", "json", "--annotations", str(ann), "--videos", str(small_library["videos"])],):
-        code, _, err = run_main(*cmd, "--model", str(small_library["ckpt"]), "--out", str(tmp_path), "--library", str(tmp_path / "benchlib"))
+    for cmd in (
+        [
+            "bench",
+            "retrieval",
+            "--dataset",
+            "json",
+            "--annotations",
+            str(ann),
+            "--videos",
+            str(small_library["videos"]),
+        ],
+    ):
+        code, _, err = run_main(
+            *cmd, "--model", str(small_library["ckpt"]), "--out", str(tmp_path), "--library", str(tmp_path / "benchlib")
+        )
         one_line_error(code, err, "is a directory; give a file name")
         assert not (tmp_path / "benchlib").exists()  # nothing was encoded
 
@@ -341,6 +370,7 @@ def test_localize_without_a_library(small_library: dict, tmp_path: Path, monkeyp
 
 # ------------------------------------------- failures caused by the run's options (item 5)
 
+
 def test_a_file_that_failed_under_some_options_is_retried_when_they_change(tmp_path: Path) -> None:
     import json
 
@@ -374,18 +404,23 @@ def test_failures_before_decoding_are_not_retried_for_new_options() -> None:
     ]
     files = [FileEntry("/v/slow.mp4", 10, 1), FileEntry("/v/gone.mp4", 10, 1)]
     for options, retried in ((old, []), (new, ["/v/slow.mp4"])):
-        plan = plan_changes(Snapshot(rows), files, None, retry_reason=lambda r, o=options: failed_with_other_options(r, o))
+        plan = plan_changes(
+            Snapshot(rows), files, None, retry_reason=lambda r, o=options: failed_with_other_options(r, o)
+        )
         assert [e.path for e in plan.encode] == retried
         assert plan.failed_unchanged == 2 - len(retried)
 
 
 # -------------------------------------------------------------------- MSR-VTT CSV (Also)
 
+
 def test_msrvtt_csv_duplicate_video_id_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from vidsearch.bench.datasets import read_msrvtt_csv
 
     csv = tmp_path / "msrvtt.csv"
-    csv.write_text("key;vid_key;video_id;sentence\nret0;msr7;video7;a dog runs\nret1;msr8;video8;a cat\nret2;msr7;video7;a man sings\n")
+    csv.write_text(
+        "key;vid_key;video_id;sentence\nret0;msr7;video7;a dog runs\nret1;msr8;video8;a cat\nret2;msr7;video7;a man sings\n"
+    )
     with caplog.at_level("WARNING"):
         rs = read_msrvtt_csv(csv)
     assert "video_id video7 is on lines 2, 4" in caplog.text

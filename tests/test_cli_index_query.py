@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import videogen
 from typer.testing import CliRunner
 
-import videogen
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
 
@@ -87,7 +87,17 @@ def test_index_then_query(videos: Path, tmp_path: Path, tiny_checkpoint: Path) -
         assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
     # A span of the long video matches the window covering it best.
-    hits = run_json("query", "--video", str(videos / "sub dir" / "long noise.mkv"), "--start", "8", "--end", "16", "--library", str(lib))
+    hits = run_json(
+        "query",
+        "--video",
+        str(videos / "sub dir" / "long noise.mkv"),
+        "--start",
+        "8",
+        "--end",
+        "16",
+        "--library",
+        str(lib),
+    )
     assert hits[0]["path"].endswith("long noise.mkv")
     assert (hits[0]["start"], hits[0]["end"]) == (8.0, 16.0)
     assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -187,7 +197,10 @@ def test_bad_corpus_never_stops_a_run(tmp_path: Path, tiny_checkpoint: Path) -> 
     # The library still answers, and a second run retries nothing and keeps the exit code.
     assert run_json("query", "anything", "--library", str(lib), "-k", "50")
     again = run_json(*index_args(corpus, lib, tiny_checkpoint), expect=1)
-    assert again["failed_unchanged"] == len(failed) - sum(1 for n in failed if "dangling" in n) and again["model_loaded"] is False
+    assert (
+        again["failed_unchanged"] == len(failed) - sum(1 for n in failed if "dangling" in n)
+        and again["model_loaded"] is False
+    )
 
 
 @pytest.mark.parametrize(
@@ -207,7 +220,9 @@ def test_bad_arguments_one_line_error(args: list[str], message: str, videos: Pat
     (tmp_path / "empty").mkdir()
     args = [a.format(videos=videos, empty=tmp_path / "empty") for a in args]
     env = {**os.environ, "VIDSEARCH_LIBRARY": str(tmp_path / "lib")}
-    proc = subprocess.run([sys.executable, "-m", "vidsearch.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidsearch.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'vids
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'vidsearch[ray]' runs these tests")
 
 import videogen  # noqa: E402
+
 from vidsearch.cli import commands  # noqa: E402,F401  (registers the commands)
 from vidsearch.cli.main import app  # noqa: E402
 from vidsearch.cluster.options import RayOptions  # noqa: E402
@@ -36,7 +37,9 @@ pytestmark = pytest.mark.slow
 def cluster() -> str:
     """A one-machine cluster for the module; its address (for a second driver process)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024**2, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024**2, log_to_driver=False
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -47,7 +50,9 @@ def cluster() -> str:
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ray-videos")
     for i in range(4):
-        videogen.write_video(folder / f"clip{i}.mp4", seconds=2, fps=8, pattern="moving_square", color=(60 * i, 200, 40))
+        videogen.write_video(
+            folder / f"clip{i}.mp4", seconds=2, fps=8, pattern="moving_square", color=(60 * i, 200, 40)
+        )
     # Long enough for windows (0-8, 4-12, 8-16).
     videogen.write_video(folder / "sub dir" / "long.mkv", seconds=16, fps=4, pattern="noise", gop=16)
     return folder
@@ -70,7 +75,7 @@ def content(lib: Path) -> dict[str, list[tuple[str, float, float, np.ndarray]]]:
         assert np.array_equal(np.sort(library.vector_index(space).ids()), np.sort(ids))
         infos = library.segment_infos(ids)
         out: dict[str, list] = {}
-        for i, x in zip(ids, xb):
+        for i, x in zip(ids, xb, strict=False):
             info = infos[int(i)]
             out.setdefault(info.path, []).append((info.kind, info.start, info.end, x))
         return {p: sorted(v, key=lambda t: (t[0], t[1])) for p, v in out.items()}
@@ -93,8 +98,9 @@ def local(videos: Path, tmp_path_factory: pytest.TempPathFactory, tiny_checkpoin
     return content(lib)
 
 
-def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(cluster: str, local: dict, videos: Path, tmp_path: Path,
-                                                                    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(
+    cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An encode actor that dies once (restarted, its task retried) still leaves every video once;
     the driver never loads the model (only the encode actors do)."""
     import vidsearch.models.lowprec as lowprec
@@ -116,20 +122,28 @@ def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(cluster: st
     assert_same(local, content(tmp_path / "ray"))
 
 
-def test_staged_shards_survive_an_actor_death_and_ingest_once(cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_staged_shards_survive_an_actor_death_and_ingest_once(
+    cluster: str, local: dict, videos: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     from vidsearch.cluster.staging import ingest
 
     stage, marker = tmp_path / "stage", tmp_path / "encoder-died"
     with Library.open(tmp_path / "lib", create=True) as lib:
-        staged = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(stage_dir=stage, encoder_dies_once=str(marker)))
+        staged = index_folder_ray(
+            lib, videos, options(tiny_checkpoint), ray_options(stage_dir=stage, encoder_dies_once=str(marker))
+        )
         assert staged.added == 5 and lib.stats()["videos_indexed"] == 0  # nothing committed yet
     assert marker.exists(), "the fault was not injected"
     shards = sorted(p.name for p in stage.iterdir())
-    assert len(shards) == 3 and all(p.startswith("shard-") and p.endswith(".parquet") for p in shards)  # 5 videos, 2 a shard
+    assert len(shards) == 3 and all(
+        p.startswith("shard-") and p.endswith(".parquet") for p in shards
+    )  # 5 videos, 2 a shard
     with Library.open(tmp_path / "lib", create=False) as lib:
         first = ingest(lib, stage)
         assert first.scanned == 5 and first.added == 5 and first.segments == 5 + 3
-    again = CliRunner().invoke(app, ["ingest", str(stage), "--library", str(tmp_path / "lib"), "--json"], catch_exceptions=False)
+    again = CliRunner().invoke(
+        app, ["ingest", str(stage), "--library", str(tmp_path / "lib"), "--json"], catch_exceptions=False
+    )
     assert again.exit_code == 0, again.stdout
     second = json.loads(again.stdout)
     assert second["added"] == second["updated"] == 0 and second["unchanged"] == 5
@@ -151,10 +165,16 @@ with Library.open(sys.argv[3], create=True) as lib:
 """
 
 
-def test_killed_driver_resumes_without_duplicates(cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_killed_driver_resumes_without_duplicates(
+    cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     lib = tmp_path / "lib"
-    proc = subprocess.run([sys.executable, "-c", DRIVER, cluster, str(videos), str(lib), str(tiny_checkpoint)],
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, cluster, str(videos), str(lib), str(tiny_checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed itself after its 2nd commit
     with Library.open(lib, create=False) as library:
         done = library.stats()["videos_indexed"]
@@ -176,14 +196,21 @@ def test_bad_corpus_same_failures_and_exit_code(cluster: str, tmp_path: Path, ti
     remote = runner.invoke(app, [*base, "--library", str(tmp_path / "ray"), "--ray", "local"], catch_exceptions=False)
     assert remote.exit_code == local.exit_code == 1, remote.stdout
     lrep, rrep = json.loads(local.stdout), json.loads(remote.stdout)
-    assert sorted(map(tuple, (f.values() for f in rrep["failed"]))) == sorted(map(tuple, (f.values() for f in lrep["failed"])))
+    assert sorted(map(tuple, (f.values() for f in rrep["failed"]))) == sorted(
+        map(tuple, (f.values() for f in lrep["failed"]))
+    )
     assert rrep["added"] == lrep["added"] > 0
     assert_same(content(tmp_path / "local"), content(tmp_path / "ray"))
 
 
-def test_preflight_names_the_node_and_the_unreadable_path(cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_preflight_names_the_node_and_the_unreadable_path(
+    cluster: str, videos: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     from vidsearch.cluster.options import ClusterError
 
     wrong = (str(videos), str(tmp_path / "not-mounted"))
-    with Library.open(tmp_path / "lib", create=True) as lib, pytest.raises(ClusterError, match="cannot read .*not-mounted.*--path-map"):
+    with (
+        Library.open(tmp_path / "lib", create=True) as lib,
+        pytest.raises(ClusterError, match="cannot read .*not-mounted.*--path-map"),
+    ):
         index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(path_map=wrong))

@@ -41,7 +41,9 @@ def test_ray_options_validate() -> None:
 def test_remote_options_map_model_files(tmp_path: Path) -> None:
     ckpt = tmp_path / "w.pth"
     ckpt.write_bytes(b"x")
-    opts = remote_options(IndexOptions(model=str(ckpt), model_config=str(tmp_path / "c.json")), (str(tmp_path), "/mnt/w"))
+    opts = remote_options(
+        IndexOptions(model=str(ckpt), model_config=str(tmp_path / "c.json")), (str(tmp_path), "/mnt/w")
+    )
     assert opts.model == "/mnt/w/w.pth" and opts.model_config == "/mnt/w/c.json"
     assert remote_options(IndexOptions(model="viclip-b16"), (str(tmp_path), "/mnt/w")).model == "viclip-b16"
 
@@ -66,7 +68,9 @@ def test_check_node_reports_unreadable_paths_and_model_key(tmp_path: Path, tiny_
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_check_node_asks_its_own_cpu_for_bf16(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+def test_check_node_asks_its_own_cpu_for_bf16(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
     """CPU encoders at bf16: each node says whether its CPU has native bf16 (the driver's may differ)."""
     import vidsearch.precision as precision
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import videogen
-from vidsearch.store.library import Library
 from conftest import default_sigint
+
+from vidsearch.store.library import Library
 
 N_VIDEOS = 6
 
@@ -29,7 +29,22 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def index_cmd(folder: Path, lib: Path, ckpt: Path) -> list[str]:
-    return [sys.executable, "-m", "vidsearch.cli", "index", str(folder), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--batch-size", "1", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "vidsearch.cli",
+        "index",
+        str(folder),
+        "--library",
+        str(lib),
+        "--model",
+        str(ckpt),
+        "--workers",
+        "1",
+        "--batch-size",
+        "1",
+        "--json",
+    ]
 
 
 def crashing_index_cmd(folder: Path, lib: Path, ckpt: Path, crash_after: int) -> list[str]:
@@ -73,12 +88,20 @@ def test_kill_after_commits_then_resume(folder: Path, tmp_path: Path, tiny_check
     lib = tmp_path / "lib"
     committed = 0
     for crash_after in (1, 3):  # the second run resumes, commits 3 more videos, and dies again
-        proc = subprocess.run(crashing_index_cmd(folder, lib, tiny_checkpoint, crash_after), env=env_with(), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            crashing_index_cmd(folder, lib, tiny_checkpoint, crash_after),
+            env=env_with(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         committed += crash_after
         # Killed before the FAISS file was saved: the committed vectors are recovered from SQLite.
         assert assert_consistent(lib) == committed
-    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (report["added"], report["unchanged"]) == (N_VIDEOS - committed, committed)
@@ -88,13 +111,17 @@ def test_kill_after_commits_then_resume(folder: Path, tmp_path: Path, tiny_check
 def test_kill_at_random_moments(folder: Path, tmp_path: Path, tiny_checkpoint: Path) -> None:
     lib = tmp_path / "lib"
     for delay in (1.0, 3.0, 5.0):
-        proc = subprocess.Popen(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            index_cmd(folder, lib, tiny_checkpoint), env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         if lib.joinpath("library.sqlite").exists():
             assert_consistent(lib)
-    proc = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert assert_consistent(lib) == N_VIDEOS
 
@@ -116,8 +143,14 @@ def signal_index_run(folder: Path, lib: Path, ckpt: Path, sig: int) -> tuple[int
     """Start `vidsearch index`, send ``sig`` once 2 videos are committed; ``(exit code, stderr)``."""
     # The last video's decoder hangs, so the run is surely still going when the signal arrives.
     env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
-    proc = subprocess.Popen(index_cmd(folder, lib, ckpt), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        index_cmd(folder, lib, ckpt),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and _indexed_count(lib) < 2:
         time.sleep(0.2)
@@ -133,7 +166,9 @@ def test_ctrl_c_keeps_what_was_committed(folder: Path, tmp_path: Path, tiny_chec
     assert "interrupted" in err and "Traceback" not in err
     done = assert_consistent(lib)
     assert 2 <= done < N_VIDEOS
-    proc2 = subprocess.run(index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300)
+    proc2 = subprocess.run(
+        index_cmd(folder, lib, tiny_checkpoint), env=env_with(), capture_output=True, text=True, timeout=300
+    )
     assert proc2.returncode == 0, proc2.stderr
     assert json.loads(proc2.stdout)["added"] == N_VIDEOS - done
     assert assert_consistent(lib) == N_VIDEOS

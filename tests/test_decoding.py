@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import default_sigint
 from videogen import frame_numbers, make_bad_corpus, write_video
+
 from vidsearch.media import SamplingConfig, middle_indices
 from vidsearch.media.jobs import FAULT_ENV, DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, decode_job
 from vidsearch.media.pool import DecodePool
-from conftest import default_sigint
 
 RES = 32
 BITS = 12
@@ -48,7 +48,7 @@ def _check_decoded(r: DecodedVideo) -> None:
     numbers = frame_numbers(r.frames, BITS)
     clips = r.clips()
     assert clips.shape == (len(r.segments), 8, RES, RES, 3)
-    for seg, rows in zip(r.segments, r.clip_index):
+    for seg, rows in zip(r.segments, r.clip_index, strict=False):
         assert [numbers[i] for i in rows] == list(seg.frame_indices)
 
 
@@ -110,7 +110,9 @@ def test_decord_crash_is_retried_with_pyav(videos):
 def test_hang_is_killed_after_the_timeout(videos):
     paths = [videos[f"n{i}"] for i in range(5)]
     t0 = time.monotonic()
-    with DecodePool(workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False, faults=FaultPlan({"n2.mp4": "hang"})) as pool:
+    with DecodePool(
+        workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False, faults=FaultPlan({"n2.mp4": "hang"})
+    ) as pool:
         results = {r.job_id: r for r in pool.run(_jobs(paths))}
     elapsed = time.monotonic() - t0
     assert results[2] == DecodeFailure(2, paths[2], "timed out after 2 s")
@@ -213,19 +215,24 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
     # one worker hangs in "native" code for good; Ctrl-C must stop the pool promptly, and a
     # SIGKILLed parent (the crash-safety scenario) must not leave the hung worker running
     script = tmp_path / "run_pool.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys
         from vidsearch.media.jobs import DecodeJob, FaultPlan
         from vidsearch.media.pool import DecodePool
         if __name__ == "__main__":
             with DecodePool(workers=2, timeout=600, faults=FaultPlan({{"n4.mp4": "hang"}})) as pool:
-                jobs = [DecodeJob(0, {videos['n0']!r}, 8, 32), DecodeJob(1, {videos['n4']!r}, 8, 32)]
+                jobs = [DecodeJob(0, {videos["n0"]!r}, 8, 32), DecodeJob(1, {videos["n4"]!r}, 8, 32)]
                 for r in pool.run(jobs):
                     pids = [w.proc.pid for w in pool._pool]
                     print("PIDS", *pids, flush=True)
-    """))
+    """)
+    )
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parents[1]),
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).parents[1]),
         preexec_fn=default_sigint,
     )
     line = proc.stdout.readline()
@@ -246,7 +253,9 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
 
 
 def test_fault_plans_parse_and_reject_bad_specs():
-    assert FaultPlan.parse("crash:bad_one, hang:/videos/a:b.mp4,") == FaultPlan({"bad_one": "crash", "/videos/a:b.mp4": "hang"})
+    assert FaultPlan.parse("crash:bad_one, hang:/videos/a:b.mp4,") == FaultPlan(
+        {"bad_one": "crash", "/videos/a:b.mp4": "hang"}
+    )
     assert not FaultPlan.parse("") and not FaultPlan()
     assert FaultPlan.from_env({FAULT_ENV: "exit:x"}) == FaultPlan({"x": "exit"})
     assert FaultPlan.from_env({}) == FaultPlan()
@@ -259,4 +268,6 @@ def test_fault_plans_parse_and_reject_bad_specs():
 def test_decode_job_in_process_obeys_its_fault_plan(videos):
     r = decode_job(DecodeJob(3, videos["n0"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"}))
     assert isinstance(r, DecodeFailure) and r.reason.startswith("decoder error: RuntimeError: injected fault")
-    assert isinstance(decode_job(DecodeJob(4, videos["n1"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"})), DecodedVideo)
+    assert isinstance(
+        decode_job(DecodeJob(4, videos["n1"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"})), DecodedVideo
+    )

@@ -45,7 +45,9 @@ def test_hog_output_contract_on_generated_frames() -> None:
     rng = np.random.default_rng(0)
     det = load_detector("hog", threshold=0.0)
     assert isinstance(det, HOGDetector)
-    frames = np.stack([person_frame(rng), np.zeros((240, 160, 3), np.uint8), rng.integers(0, 255, (240, 160, 3), dtype=np.uint8)])
+    frames = np.stack(
+        [person_frame(rng), np.zeros((240, 160, 3), np.uint8), rng.integers(0, 255, (240, 160, 3), dtype=np.uint8)]
+    )
     out = det.detect(frames)
     check_contract(out, 3, 0.0)
     assert out[1][0].shape == (0, 4)  # an empty (black) frame has nobody

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import videogen
 from typer.testing import CliRunner
 
-import videogen
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
@@ -42,7 +42,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> di
     (root / "unknown.csv").write_text("video\nblue0\nblue1\n")
     (root / "moments.txt").write_text("long 2.0 6.0##a yellow square\nlong 0 3.5 a yellow square moving\n")
     lib = root / "lib"
-    code, out = run("index", str(videos), "--library", str(lib), "--model", str(tiny_checkpoint), "--workers", "1", "--json")
+    code, out = run(
+        "index", str(videos), "--library", str(lib), "--model", str(tiny_checkpoint), "--workers", "1", "--json"
+    )
     assert code == 0, out
     return {"root": root, "videos": videos, "labels": labels, "lib": lib, "ckpt": tiny_checkpoint}
 
@@ -117,11 +119,33 @@ def test_bench_open_set_and_localization(setup: dict[str, Path]) -> None:
     assert set(m["by_score"]) == {"msp", "energy", "maxcos"} and m["auroc"] == m["by_score"]["msp"]["auroc"]
     assert 0.0 <= m["auroc"] <= 100.0 and m["closed_top1"] in (0.0, 25.0, 50.0, 75.0, 100.0)
 
-    loc = run_json("bench", "localization", "--annotations", str(root / "moments.txt"), "--videos", videos, "--model", ckpt, "--library", str(root / "bench"))
+    loc = run_json(
+        "bench",
+        "localization",
+        "--annotations",
+        str(root / "moments.txt"),
+        "--videos",
+        videos,
+        "--model",
+        ckpt,
+        "--library",
+        str(root / "bench"),
+    )
     assert loc["counts"]["queries"] == 2 and loc["counts"]["videos"] == 1
     assert set(loc["metrics"]) >= {"R@1,IoU=0.3", "R@1,IoU=0.5", "R@1,IoU=0.7", "R@5,IoU=0.5", "mIoU"}
     assert all(0.0 <= v <= 100.0 for k, v in loc["metrics"].items() if k != "count")
-    code, out = run("bench", "localization", "--annotations", str(root / "moments.txt"), "--videos", videos, "--model", ckpt, "--library", str(root / "bench"))
+    code, out = run(
+        "bench",
+        "localization",
+        "--annotations",
+        str(root / "moments.txt"),
+        "--videos",
+        videos,
+        "--model",
+        ckpt,
+        "--library",
+        str(root / "bench"),
+    )
     assert code == 0 and "mIoU" in out
 
 
@@ -129,7 +153,13 @@ def test_read_video_list_formats(tmp_path: Path) -> None:
     from vidsearch.bench.openset import read_video_list
 
     f = tmp_path / "u.csv"
-    for text in ("video,label\nv1,brush_hair\nv2,cartwheel\n", "video\nv1\nv2\n", "v1 brush_hair\nv2 cartwheel\n", "v1\nv2\n", "v1,x\nv2,y\n"):
+    for text in (
+        "video,label\nv1,brush_hair\nv2,cartwheel\n",
+        "video\nv1\nv2\n",
+        "v1 brush_hair\nv2 cartwheel\n",
+        "v1\nv2\n",
+        "v1,x\nv2,y\n",
+    ):
         f.write_text(text)
         assert read_video_list(f) == ["v1", "v2"], text
     f.write_text("# nothing\n")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import videogen
+
 from vidsearch.enrich.window_cache import WindowCache
 from vidsearch.enrich.windows import auto_window, embed_windows
 
@@ -16,7 +16,9 @@ def test_auto_window() -> None:
     assert auto_window(4.0) == 1.0 and auto_window(24.0) == 3.0 and auto_window(600.0) == 8.0
 
 
-def test_embed_windows_caches_by_content(tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embed_windows_caches_by_content(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vidsearch.models import load_encoder
 
     encoder = load_encoder(str(tiny_checkpoint), device="cpu")

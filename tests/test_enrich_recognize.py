@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import videogen
 from sqlalchemy import select
 
-import videogen
 from vidsearch.errors import InputError
 from vidsearch.store.labels import top_video_labels
 from vidsearch.store.library import Library
@@ -64,15 +64,22 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
         conn.execute(text("INSERT INTO spaces VALUES (1, 'm@1', 2, '{}', '{}', 3, '2026-01-01', '2026-01-01')"))
-        conn.execute(text("INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, updated_at) VALUES (7, '/v.mp4', 10, 1, 'fp', 'indexed', '2026-01-01')"))
-        conn.execute(text("INSERT INTO segments VALUES (5, 7, 1, 'video', 0.0, 2.0, :v)"), {"v": np.array([0.6, 0.8], "<f4").tobytes()})
+        conn.execute(
+            text(
+                "INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, updated_at) VALUES (7, '/v.mp4', 10, 1, 'fp', 'indexed', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO segments VALUES (5, 7, 1, 'video', 0.0, 2.0, :v)"),
+            {"v": np.array([0.6, 0.8], "<f4").tobytes()},
+        )
     engine.dispose()
 
     with Library.open(tmp_path / "lib", create=False) as library:
         with library.engine.connect() as conn:
             head = ScriptDirectory.from_config(cfg).get_current_head()
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
-            assert conn.execute(text("SELECT id, video_id, kind, \"end\" FROM segments")).all() == [(5, 7, "video", 2.0)]
+            assert conn.execute(text('SELECT id, video_id, kind, "end" FROM segments')).all() == [(5, 7, "video", 2.0)]
             assert conn.execute(text("SELECT generation FROM spaces")).scalar() == 3
             tables = set(inspect(conn).get_table_names())
             assert {"label_sets", "segment_labels", "segment_recognitions"} <= tables
@@ -85,17 +92,23 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
 def _stored(library: Library) -> dict[int, dict]:
     with library.session() as s:
         recs = {r.segment_id: r for r in s.scalars(select(SegmentRecognition)).all()}
-        labs = s.execute(select(SegmentLabel.segment_id, SegmentLabel.rank, SegmentLabel.label, SegmentLabel.score, SegmentLabel.prob)).all()
+        labs = s.execute(
+            select(
+                SegmentLabel.segment_id, SegmentLabel.rank, SegmentLabel.label, SegmentLabel.score, SegmentLabel.prob
+            )
+        ).all()
         out = {sid: {"known": r.known_score, "unknown": r.unknown, "labels": {}} for sid, r in recs.items()}
         for sid, rank, label, score, prob in labs:
             out[sid]["labels"][rank] = (label, score, prob)
         return out
 
 
-def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_stored_labels_equal_recomputation(
+    indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import DEFAULT_TEMPLATES, known_scores, label_embeddings
     from vidsearch.metrics import softmax
-    from vidsearch.enrich.recognize import recognize_library
     from vidsearch.models import load_encoder
 
     lib_path, _, labels = indexed
@@ -131,7 +144,9 @@ def test_stored_labels_equal_recomputation(indexed: tuple[Path, Path, Path], tmp
     assert len(top_by_path) == 3
 
 
-def test_incremental_runs_label_only_new_videos(indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_incremental_runs_label_only_new_videos(
+    indexed: tuple[Path, Path, Path], tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
 
@@ -201,7 +216,7 @@ def test_videos_with_label_and_timeline(indexed: tuple[Path, Path, Path], tmp_pa
     tl = ls["timeline"]
     # the timeline covers the windows without overlap, one entry per run of equal top labels
     assert tl[0]["start"] == 0.0 and tl[-1]["end"] == pytest.approx(16.0)
-    assert all(a["end"] == pytest.approx(b["start"]) for a, b in zip(tl, tl[1:]))
+    assert all(a["end"] == pytest.approx(b["start"]) for a, b in zip(tl, tl[1:], strict=False))
     assert sum(t["windows"] for t in tl) == 3
     tops = [w["labels"][0]["label"] for w in ls["windows"]]
     assert [t["label"] for t in tl] == [lab for i, lab in enumerate(tops) if i == 0 or tops[i - 1] != lab]

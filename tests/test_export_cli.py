@@ -25,8 +25,19 @@ def test_export_onnx_with_parity(tiny_checkpoint: Path, tmp_path: Path, tower: s
     pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed (pip install -e '.[fast]')")
     pytest.importorskip("onnxscript", reason="the ONNX exporter needs onnxscript (pip install -e '.[fast]')")
     out = tmp_path / f"{tower}.onnx"
-    result = _run("export", "onnx", "--model", str(tiny_checkpoint), "--out", str(out), "--tower", tower,
-                  "--precision", precision, "--json")
+    result = _run(
+        "export",
+        "onnx",
+        "--model",
+        str(tiny_checkpoint),
+        "--out",
+        str(out),
+        "--tower",
+        tower,
+        "--precision",
+        precision,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["parity_ok"] and report["precision"] == precision and out.is_file()
@@ -69,5 +80,8 @@ def test_tensorrt_without_gpu_is_refused(tiny_checkpoint: Path, tmp_path: Path) 
     from vidsearch.errors import VidsearchError
 
     with pytest.raises(VidsearchError, match="needs an NVIDIA GPU"):
-        runner.invoke(app, ["export", "tensorrt", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e.engine")],
-                      catch_exceptions=False)
+        runner.invoke(
+            app,
+            ["export", "tensorrt", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e.engine")],
+            catch_exceptions=False,
+        )

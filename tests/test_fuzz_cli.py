@@ -14,18 +14,31 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from test_cli_hardening import _library_with_rows, run_main
+
 from vidsearch.errors import VidsearchError
 
 NUMBERS = st.one_of(
-    st.sampled_from(["nan", "inf", "-inf", "0", "-1", "1e308", "-0", "2.5", "abc", "", " ", "1e-320", "99999999999999999999"]),
+    st.sampled_from(
+        ["nan", "inf", "-inf", "0", "-1", "1e308", "-0", "2.5", "abc", "", " ", "1e-320", "99999999999999999999"]
+    ),
     st.integers(-10, 10**6).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 OPTIONS = {
-    "query": ["-k", "--start", "--end", "--min-score", "--min-duration", "--max-duration", "--path", "--model", "--label", "--video"],
+    "query": [
+        "-k",
+        "--start",
+        "--end",
+        "--min-score",
+        "--min-duration",
+        "--max-duration",
+        "--path",
+        "--model",
+        "--label",
+        "--video",
+    ],
     "index": ["--window", "--stride", "--workers", "--batch-size", "--timeout"],
     "remove": ["--dry-run"],
     "localize": ["--top", "--window", "--stride", "--smooth", "--nms-iou"],
@@ -33,7 +46,9 @@ OPTIONS = {
     "info": [],
 }
 FLAGS = {"--dry-run"}
-SLOW = settings(max_examples=40, deadline=20_000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SLOW = settings(
+    max_examples=40, deadline=20_000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -110,6 +125,7 @@ def test_cli_options_never_traceback(args: list[str], lib_and_dirs: tuple[Path, 
 
 # ----------------------------------------------------------------------------- file readers
 
+
 def _readers(path: Path):
     from vidsearch.bench.datasets import read_annotations
     from vidsearch.bench.localization import read_localization_annotations
@@ -129,12 +145,20 @@ def _readers(path: Path):
 CONTENT = st.one_of(
     st.binary(max_size=200),
     TEXT.map(str.encode),
-    st.lists(st.sampled_from(["video,label", "red0.mp4,red", "x,7", "a;b;c;d", "v 1 2##s", "v 2 1 s", "{}", "", "\t"]), max_size=6).map(
-        lambda lines: "\n".join(lines).encode()
-    ),
+    st.lists(
+        st.sampled_from(["video,label", "red0.mp4,red", "x,7", "a;b;c;d", "v 1 2##s", "v 2 1 s", "{}", "", "\t"]),
+        max_size=6,
+    ).map(lambda lines: "\n".join(lines).encode()),
     st.recursive(
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), TEXT),
-        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["video", "video_id", "caption", "sentences", "videos", "split", "timestamps"]), inner, max_size=3)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.dictionaries(
+                st.sampled_from(["video", "video_id", "caption", "sentences", "videos", "split", "timestamps"]),
+                inner,
+                max_size=3,
+            ),
+        ),
         max_leaves=8,
     ).map(lambda v: json.dumps(v).encode()),
 )

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsearch.media.jobs import DecodedVideo, DecodeFailure
 from vidsearch.indexer.options import IndexOptions
 from vidsearch.indexer.pipeline import Stages, index_folder
 from vidsearch.media import SegmentPlan, VideoInfo
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure
 from vidsearch.store.library import Library
 from vidsearch.store.vectors import VectorIndex
 
@@ -88,12 +88,14 @@ def test_swapped_stages_commit_through_the_store(folder: Path, tmp_path: Path) -
         space = library.space()
         ids, xb = library.load_vectors(space.id)
         infos = library.segment_infos(ids)
-        for sid, x in zip(ids, xb):
+        for sid, x in zip(ids, xb, strict=False):
             info = infos[int(sid)]
             assert np.array_equal(x, vector_of(info.path, 0 if info.kind == "video" else 1))
         index = library.vector_index(space)
         assert np.array_equal(np.sort(index.ids()), ids)
-        assert library.failures() == {str(folder / "bad.mp4"): "cannot decode: synthetic failure (with --window 8 --stride 4)"}  # the options it failed under
+        assert library.failures() == {
+            str(folder / "bad.mp4"): "cannot decode: synthetic failure (with --window 8 --stride 4)"
+        }  # the options it failed under
         again = index_folder(library, folder, IndexOptions(batch_size=3), encoder=FakeEncoder(), stages=stages)
         assert (again.added, again.unchanged, again.failed_unchanged) == (0, 3, 1)
 
@@ -113,7 +115,13 @@ def test_commit_stage_is_closed_after_an_error(folder: Path, tmp_path: Path) -> 
 
     with Library.open(tmp_path / "lib") as library:
         with pytest.raises(RuntimeError, match="encoder broke"):
-            index_folder(library, folder, IndexOptions(batch_size=1), encoder=FakeEncoder(), stages=Stages(decode=FakeDecoder, encode=failing_encode))
+            index_folder(
+                library,
+                folder,
+                IndexOptions(batch_size=1),
+                encoder=FakeEncoder(),
+                stages=Stages(decode=FakeDecoder, encode=failing_encode),
+            )
         space = library.space()
         assert len(library.segment_ids(space.id)) == 2
         header = VectorIndex.read_header(library.index_path(space.id))

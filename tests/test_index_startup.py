@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 import videogen
+
 from vidsearch.models.keymemo import recall_key, remember_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +25,21 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProc
         "try:\n    runpy.run_module('vidsearch.cli', run_name='__main__')\n"
         "finally:\n    sys.stderr.write('MODULES ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules})) + '\\n')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     mods = next((ln.split()[1:] for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")), [])
     return proc, set(mods)
 
 
 @pytest.fixture()
 def env(tmp_path: Path) -> dict[str, str]:
-    e = {**os.environ, "VIDSEARCH_CACHE_DIR": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    e = {
+        **os.environ,
+        "VIDSEARCH_CACHE_DIR": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
     e.pop("VIDSEARCH_CHECKPOINT", None)
     return e
 
@@ -56,10 +63,22 @@ def test_empty_folder_says_so_before_any_weights(tmp_path: Path, env: dict[str, 
     assert proc.returncode == 0 and report["scanned"] == 0 and report["removed"] == 0 and report["space_key"] == ""
 
 
-def test_emptied_folder_of_a_library_still_removes_its_videos(tmp_path: Path, env: dict[str, str], tiny_checkpoint: Path) -> None:
+def test_emptied_folder_of_a_library_still_removes_its_videos(
+    tmp_path: Path, env: dict[str, str], tiny_checkpoint: Path
+) -> None:
     folder = tmp_path / "v"
     videogen.write_video(folder / "a.mp4", seconds=1, fps=10)
-    args = ["index", str(folder), "--library", str(tmp_path / "lib"), "--model", str(tiny_checkpoint), "--workers", "1", "--json"]
+    args = [
+        "index",
+        str(folder),
+        "--library",
+        str(tmp_path / "lib"),
+        "--model",
+        str(tiny_checkpoint),
+        "--workers",
+        "1",
+        "--json",
+    ]
     first, _ = _cli(args, env)
     assert first.returncode == 0 and json.loads(first.stdout)["added"] == 1, first.stderr
     (folder / "a.mp4").unlink()
@@ -76,10 +95,22 @@ def test_missing_weights_fail_fast_without_torch(tmp_path: Path, env: dict[str, 
     assert time.perf_counter() - t0 < 120  # generous: a shared test machine; benchmarks/index_startup.py times it
 
 
-def test_unchanged_folder_needs_no_torch_and_no_workers(tmp_path: Path, env: dict[str, str], tiny_checkpoint: Path) -> None:
+def test_unchanged_folder_needs_no_torch_and_no_workers(
+    tmp_path: Path, env: dict[str, str], tiny_checkpoint: Path
+) -> None:
     folder = tmp_path / "v"
     videogen.write_video(folder / "a.mp4", seconds=1, fps=10)
-    args = ["index", str(folder), "--library", str(tmp_path / "lib"), "--model", str(tiny_checkpoint), "--workers", "1", "--json"]
+    args = [
+        "index",
+        str(folder),
+        "--library",
+        str(tmp_path / "lib"),
+        "--model",
+        str(tiny_checkpoint),
+        "--workers",
+        "1",
+        "--json",
+    ]
     first, _ = _cli(args, env)
     assert first.returncode == 0, first.stderr
     again, mods = _cli(args, env)
@@ -105,9 +136,10 @@ def test_remembered_key_is_dropped_when_a_file_changes(tmp_path: Path, monkeypat
     assert recall_key(str(ckpt)) is None
 
 
-def test_model_key_uses_the_memo_and_matches_the_loaded_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path) -> None:
-    from vidsearch.models import load_encoder, model_key
-    from vidsearch.models import registry
+def test_model_key_uses_the_memo_and_matches_the_loaded_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path
+) -> None:
+    from vidsearch.models import load_encoder, model_key, registry
 
     monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     key = model_key(str(tiny_checkpoint))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from vidsearch.errors import InputError
-from vidsearch.labels import DEFAULT_MSP_THRESHOLD, DEFAULT_TEMPERATURE, OpenSetRule, default_rule, label_set_name, override_rule, read_templates
+from vidsearch.labels import (
+    DEFAULT_MSP_THRESHOLD,
+    DEFAULT_TEMPERATURE,
+    OpenSetRule,
+    default_rule,
+    label_set_name,
+    override_rule,
+    read_templates,
+)
 
 
 def test_default_rule() -> None:

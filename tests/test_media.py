@@ -6,8 +6,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from videogen import frame_numbers, make_bad_corpus, write_video
+
 from vidsearch.errors import MediaError
 from vidsearch.media import (
     SamplingConfig,
@@ -53,7 +53,7 @@ def test_middle_indices_each_index_is_in_its_interval():
             assert idx == sorted(idx) and 0 <= idx[0] and idx[-1] < vlen
             m = min(n, vlen)
             edges = np.linspace(0, vlen, m + 1).astype(int)
-            for i, lo, hi in zip(idx, edges[:-1], edges[1:]):
+            for i, lo, hi in zip(idx, edges[:-1], edges[1:], strict=False):
                 assert lo <= i < hi
 
 
@@ -93,8 +93,9 @@ def test_windows_cover_the_tail_and_every_short_moment():
 
 def test_windows_follow_the_config_and_exact_fit_has_no_duplicate():
     cfg = SamplingConfig(window=5.0, stride=5.0, min_video_for_windows=0.0)
-    plans = plan_segments(_info(20.0), 4, window=cfg.window, stride=cfg.stride,
-                          min_video_for_windows=cfg.min_video_for_windows)
+    plans = plan_segments(
+        _info(20.0), 4, window=cfg.window, stride=cfg.stride, min_video_for_windows=cfg.min_video_for_windows
+    )
     assert [(p.start, p.end) for p in plans[1:]] == [(0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0)]
 
 
@@ -180,7 +181,7 @@ def test_all_windows_of_a_long_video_in_one_read(tmp_path):
         frames, _ = read_frames(path, every, RES, reader=reader)
         assert frame_numbers(frames, BITS) == every
         clips = frames.reshape(len(plans), 8, RES, RES, 3)
-        for p, clip in zip(plans, clips):
+        for p, clip in zip(plans, clips, strict=False):
             assert frame_numbers(clip, BITS) == list(p.frame_indices)
 
 
@@ -231,8 +232,19 @@ def test_rotation_metadata_is_applied_like_decord(tmp_path, degrees):
     src = write_video(tmp_path / "src.mp4", num_frames=10, size=(128, 64))
     dst = tmp_path / f"rot{degrees}.mp4"
     done = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", str(degrees),
-         "-i", str(src), "-c", "copy", str(dst)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-display_rotation",
+            str(degrees),
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            str(dst),
+        ],
         capture_output=True,
     )
     if done.returncode != 0:
@@ -256,10 +268,26 @@ def corpus(tmp_path_factory):
 
 
 CORPUS_NAMES = [
-    "empty.mp4", "text.mp4", "truncated.mp4", "truncated_tail.mkv", "locked.mp4", "dir.mp4",
-    "dangling.mp4", "one_frame.mp4", "three_frames.mp4", "odd_17x33.avi", "odd_17x33_mjpeg.avi",
-    "portrait.mp4", "uhd_4k.mp4", "vfr.mp4", "vp8.webm", "with_audio.mp4",
-    "unicode dir/vidéo 名前 with spaces.mp4", "audio_only.m4a", "audio_only.mp4", "loop/self",
+    "empty.mp4",
+    "text.mp4",
+    "truncated.mp4",
+    "truncated_tail.mkv",
+    "locked.mp4",
+    "dir.mp4",
+    "dangling.mp4",
+    "one_frame.mp4",
+    "three_frames.mp4",
+    "odd_17x33.avi",
+    "odd_17x33_mjpeg.avi",
+    "portrait.mp4",
+    "uhd_4k.mp4",
+    "vfr.mp4",
+    "vp8.webm",
+    "with_audio.mp4",
+    "unicode dir/vidéo 名前 with spaces.mp4",
+    "audio_only.m4a",
+    "audio_only.mp4",
+    "loop/self",
     "loop/inside.mp4",
 ]
 
@@ -329,7 +357,6 @@ def test_decord_garbage_frames_fall_back_to_pyav(corpus):
     assert used == "pyav" and frame_numbers(frames, BITS) == [0, 19]
 
 
-
 def test_auto_falls_back_to_decord_where_pyav_leads(gop_video, monkeypatch):
     """H.264: PyAV leads, and a file PyAV cannot read is read by decord, frames unchanged."""
     from vidsearch.media import readers
@@ -360,7 +387,7 @@ def test_decode_threads_setting_keeps_frames(gop_video):
             set_decode_threads(n)
             out[n] = [read_frames(gop_video, idx, RES, reader=r)[0] for r in ("decord", "pyav")]
         for n in (0, 2):  # threaded decoding returns the very same frames
-            assert all(np.array_equal(a, b) for a, b in zip(out[1], out[n]))
+            assert all(np.array_equal(a, b) for a, b in zip(out[1], out[n], strict=False))
         with pytest.raises(ValueError):
             set_decode_threads(-1)
     finally:

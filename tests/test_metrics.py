@@ -11,10 +11,10 @@ from vidsearch.metrics import (
     dual_softmax,
     localization_metrics,
     logsumexp,
-    softmax,
-    temporal_iou,
     rank_metrics,
     retrieval_metrics,
+    softmax,
+    temporal_iou,
     text_to_video_ranks,
     topk_accuracy,
     video_to_text_ranks,
@@ -173,7 +173,7 @@ def test_agrees_with_sort_based_ranks_when_there_are_no_ties():
     n_videos = 40
     gt = np.concatenate([np.arange(n_videos), rng.integers(0, n_videos, 25)])  # multi-caption
     sims = rng.normal(size=(gt.size, n_videos + 5))  # 5 distractor videos; continuous: no ties
-    t2v_sorted = np.array([1 + np.flatnonzero(np.argsort(-row) == g)[0] for row, g in zip(sims, gt)])
+    t2v_sorted = np.array([1 + np.flatnonzero(np.argsort(-row) == g)[0] for row, g in zip(sims, gt, strict=False)])
     v2t_sorted = []
     for v in range(n_videos):
         order = np.argsort(-sims[:, v])

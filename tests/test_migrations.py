@@ -73,7 +73,9 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
     engine.dispose()
     with Library.open(tmp_path / "lib") as lib:  # opening migrates back to head
         assert lib.stats()["videos_indexed"] == 0
-    assert {"videos", "segments", "spaces"} <= set(inspect(create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")).get_table_names())
+    assert {"videos", "segments", "spaces"} <= set(
+        inspect(create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")).get_table_names()
+    )
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -85,7 +87,12 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(LibraryError, match="newer vidsearch"):
         Library.open(tmp_path / "lib")
-    proc = subprocess.run([sys.executable, "-m", "vidsearch.cli", "info", "--library", str(tmp_path / "lib")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidsearch.cli", "info", "--library", str(tmp_path / "lib")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "newer vidsearch" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -116,11 +123,20 @@ def _library_at(db: Path, revision: str):
 
 def _seed_0002(conn, vectors: dict[int, np.ndarray]) -> None:
     conn.execute(text("INSERT INTO spaces VALUES (1, 'm@1', 2, '{}', '{}', 3, '2026-01-01', '2026-01-01')"))
-    conn.execute(text("INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, updated_at) VALUES (7, '/v.mp4', 10, 1, 'fp', 'indexed', '2026-01-01')"))
-    for sid, vec in vectors.items():
-        conn.execute(text("INSERT INTO segments VALUES (:id, 7, 1, 'window', :s, :e, :v)"), {"id": sid, "s": float(sid), "e": sid + 1.0, "v": vec.astype("<f4").tobytes()})
     conn.execute(
-        text("INSERT INTO label_sets VALUES (1, 1, 'set', 'h', '[\"a\"]', '[\"{}\"]', :e, 1, 'msp', 1.0, 0.5, NULL, '2026-01-01', '2026-01-01')"),
+        text(
+            "INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, updated_at) VALUES (7, '/v.mp4', 10, 1, 'fp', 'indexed', '2026-01-01')"
+        )
+    )
+    for sid, vec in vectors.items():
+        conn.execute(
+            text("INSERT INTO segments VALUES (:id, 7, 1, 'window', :s, :e, :v)"),
+            {"id": sid, "s": float(sid), "e": sid + 1.0, "v": vec.astype("<f4").tobytes()},
+        )
+    conn.execute(
+        text(
+            "INSERT INTO label_sets VALUES (1, 1, 'set', 'h', '[\"a\"]', '[\"{}\"]', :e, 1, 'msp', 1.0, 0.5, NULL, '2026-01-01', '2026-01-01')"
+        ),
         {"e": np.ones(2, "<f4").tobytes()},
     )
     conn.execute(text("INSERT INTO segment_recognitions VALUES (1, :sid, 0.9, 0)"), {"sid": min(vectors)})

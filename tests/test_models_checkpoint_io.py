@@ -37,7 +37,8 @@ def training_checkpoint(model: ViCLIP, tmp_path: Path, legacy: bool = False, **e
     pkg = tmp_path / "trainingcode"
     (pkg / "utils").mkdir(parents=True)
     (pkg / "utils" / "__init__.py").write_text("")
-    (pkg / "utils" / "easydict.py").write_text(textwrap.dedent('''
+    (pkg / "utils" / "easydict.py").write_text(
+        textwrap.dedent("""
         class EasyDict(dict):
             def __init__(self, d=None, **kwargs):
                 for k, v in dict(d or {}, **kwargs).items():
@@ -49,19 +50,33 @@ def training_checkpoint(model: ViCLIP, tmp_path: Path, legacy: bool = False, **e
                     value = EasyDict(value)
                 super().__setattr__(name, value)
                 super().__setitem__(name, value)
-    '''))
+    """)
+    )
     sys.path.insert(0, str(pkg))
     try:
         from utils.easydict import EasyDict  # type: ignore[import-not-found]
 
-        config = EasyDict({"model": {"vision_encoder": {"name": "vit_l14", "d_model": 1024}, "temp": 0.01},
-                           "optimizer": {"opt": "adamW", "lr": 4e-4}, "inputs": [{"res": 224}]})
+        config = EasyDict(
+            {
+                "model": {"vision_encoder": {"name": "vit_l14", "d_model": 1024}, "temp": 0.01},
+                "optimizer": {"opt": "adamW", "lr": 4e-4},
+                "inputs": [{"res": 224}],
+            }
+        )
         work, c = copy.deepcopy(model), model.config  # real optimizer state, for another copy of the weights
         opt = torch.optim.AdamW(work.parameters(), lr=1e-3)
         work.encode_video(torch.randn(1, c.num_frames, 3, c.input_resolution, c.input_resolution)).sum().backward()
         opt.step()
-        obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": {"last_epoch": 3},
-               "scaler": {"scale": 65536.0}, "config": config, "epoch": 3, "global_step": 1234, **extra}
+        obj = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": {"last_epoch": 3},
+            "scaler": {"scale": 65536.0},
+            "config": config,
+            "epoch": 3,
+            "global_step": 1234,
+            **extra,
+        }
         path = tmp_path / ("legacy-train.pth" if legacy else "ViCLIP-L_InternVid-FLT-10M.pth")
         torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     finally:
@@ -102,21 +117,28 @@ class _RunsCode:
 @pytest.mark.parametrize("call", ["system", "eval"])
 def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path: Path, where: str, call: str) -> None:
     marker = tmp_path / "ran"
-    payload = _RunsCode(os.system, f"touch {marker}") if call == "system" else _RunsCode(
-        eval, f"open({str(marker)!r}, 'w').close()")
+    payload = (
+        _RunsCode(os.system, f"touch {marker}")
+        if call == "system"
+        else _RunsCode(eval, f"open({str(marker)!r}, 'w').close()")
+    )
     sd = tiny_model().state_dict()
     obj = {"model": sd, "x": payload} if where == "top" else {"model": sd, "config": {"a": [1, payload]}}
     path = tmp_path / "evil.pth"
     torch.save(obj, path)
-    with pytest.raises(CheckpointError, match=r"refusing to load checkpoint .*evil\.pth: the pickle calls .*"
-                       + ("system" if call == "system" else "eval")) as err:
+    with pytest.raises(
+        CheckpointError,
+        match=r"refusing to load checkpoint .*evil\.pth: the pickle calls .*"
+        + ("system" if call == "system" else "eval"),
+    ) as err:
         read_state_dict(path)
     assert "\n" not in str(err.value) and "VIDSEARCH_TRUST_CHECKPOINT" in str(err.value)
     assert not marker.exists()
 
 
-def test_zip_files_are_memory_mapped_and_legacy_files_read_whole(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_files_are_memory_mapped_and_legacy_files_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tiny_model()
     torch.save({"model": src.state_dict()}, tmp_path / "zip.pth")
     torch.save({"model": src.state_dict()}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
@@ -141,9 +163,15 @@ def test_safetensors_shapes_come_from_the_header_only(tmp_path: Path) -> None:
     with torch.device("meta"):
         shapes = ViCLIP(ViCLIPConfig.preset("viclip-b16")).state_dict()
     # Real tensors only where shapes decide the preset; the data is then cut off the file.
-    keep = ("vision_encoder.conv1.weight", "vision_encoder.positional_embedding",
-            "vision_encoder.temporal_positional_embedding", "vision_encoder.proj", "text_encoder.text_projection",
-            "text_encoder.positional_embedding", "text_encoder.token_embedding.weight")
+    keep = (
+        "vision_encoder.conv1.weight",
+        "vision_encoder.positional_embedding",
+        "vision_encoder.temporal_positional_embedding",
+        "vision_encoder.proj",
+        "text_encoder.text_projection",
+        "text_encoder.positional_embedding",
+        "text_encoder.token_embedding.weight",
+    )
     sd = {k: torch.zeros(v.shape) if k in keep or v.ndim < 2 else torch.zeros(1) for k, v in shapes.items()}
     path = tmp_path / "model.safetensors"
     save_file(sd, str(path))
@@ -171,7 +199,9 @@ def test_terminal_colour_codes_are_stripped_from_errors(tmp_path: Path, monkeypa
     path.write_bytes(b"x")
 
     def coloured(*_: object, **__: object) -> None:
-        raise RuntimeError("\x1b[1m\x1b[31mWeights only load failed\x1b[0m. Re-running may help.\n\x1b[1mdetails\x1b[0m")
+        raise RuntimeError(
+            "\x1b[1m\x1b[31mWeights only load failed\x1b[0m. Re-running may help.\n\x1b[1mdetails\x1b[0m"
+        )
 
     monkeypatch.setattr(torch, "load", coloured)
     with pytest.raises(CheckpointError) as err:
@@ -202,9 +232,22 @@ def test_a_pickle_cannot_rewrite_the_allowed_functions() -> None:
 
     before = _utils._rebuild_tensor_v2.__defaults__
     # GLOBAL torch._utils._rebuild_tensor_v2; BUILD (None, {"__defaults__": None}): setattr on the function.
-    data = (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"torch._utils\n_rebuild_tensor_v2\n" + pickle.NONE
-            + pickle.EMPTY_DICT + pickle.SHORT_BINUNICODE + bytes([12]) + b"__defaults__" + pickle.NONE
-            + pickle.SETITEM + pickle.TUPLE2 + pickle.BUILD + pickle.STOP)
+    data = (
+        pickle.PROTO
+        + b"\x02"
+        + pickle.GLOBAL
+        + b"torch._utils\n_rebuild_tensor_v2\n"
+        + pickle.NONE
+        + pickle.EMPTY_DICT
+        + pickle.SHORT_BINUNICODE
+        + bytes([12])
+        + b"__defaults__"
+        + pickle.NONE
+        + pickle.SETITEM
+        + pickle.TUPLE2
+        + pickle.BUILD
+        + pickle.STOP
+    )
     with pytest.raises(RefusedGlobal, match="sets the state of _rebuild_tensor_v2"):
         PICKLE_MODULE.loads(data)
     assert _utils._rebuild_tensor_v2.__defaults__ == before

@@ -19,8 +19,16 @@ from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.weights import save_checkpoint
 
 TINY = dict(
-    input_resolution=32, patch_size=16, vision_width=32, vision_layers=2, vision_heads=2, embed_dim=16,
-    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+    input_resolution=32,
+    patch_size=16,
+    vision_width=32,
+    vision_layers=2,
+    vision_heads=2,
+    embed_dim=16,
+    num_frames=4,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
 )
 
 
@@ -51,8 +59,11 @@ def test_encoder_interface(ckpt: Path) -> None:
     assert enc.key.startswith("viclip-custom-") and len(enc.key.split("@")[1]) == 12
     assert enc.checkpoint_hash.startswith(enc.key.split("@")[1])
     json.dumps(enc.spec)
-    assert enc.spec == {"model": str(ckpt.resolve()), "checkpoint": str(ckpt.resolve()),
-                        "config": str(ckpt.with_suffix(".json").resolve())}
+    assert enc.spec == {
+        "model": str(ckpt.resolve()),
+        "checkpoint": str(ckpt.resolve()),
+        "config": str(ckpt.with_suffix(".json").resolve()),
+    }
     rng = np.random.default_rng(0)
     for shape in [(3, 4, 32, 32, 3), (2, 4, 45, 60, 3), (1, 1, 20, 20, 3), (2, 7, 32, 32, 3)]:
         frames = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -103,8 +114,10 @@ def test_preset_key_and_config_override(ckpt: Path, monkeypatch: pytest.MonkeyPa
     # model_key of a preset resolves weights the same way (here from VIDSEARCH_CHECKPOINT).
     monkeypatch.setenv("VIDSEARCH_CHECKPOINT", str(ckpt))
     assert vm.model_key("viclip-b16").startswith("viclip-b16@")
-    assert vm.model_key("viclip-b16", config=ckpt.with_suffix(".json")) == vm.load_encoder(
-        "viclip-b16", config=str(ckpt.with_suffix(".json")), device="cpu").key
+    assert (
+        vm.model_key("viclip-b16", config=ckpt.with_suffix(".json"))
+        == vm.load_encoder("viclip-b16", config=str(ckpt.with_suffix(".json")), device="cpu").key
+    )
 
 
 def test_unknown_model_lists_choices() -> None:
@@ -175,7 +188,13 @@ def test_described_without_loading_as_loaded(ckpt: Path) -> None:
     enc = load_encoder_at(str(ckpt), device="cpu", precision="fp32")
     info = describe_encoder(str(ckpt))
     assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
-        enc.key, enc.num_frames, enc.resolution, enc.embed_dim, enc.spec, enc.antialias)
+        enc.key,
+        enc.num_frames,
+        enc.resolution,
+        enc.embed_dim,
+        enc.spec,
+        enc.antialias,
+    )
     assert vm.load_encoder(**{k: v for k, v in info.spec.items() if k != "precision"}, device="cpu").key == enc.key
     int8 = describe_encoder(str(ckpt), precision="int8")
     assert int8.key == enc.key + "+int8" and int8.spec["precision"] == "int8"
@@ -208,4 +227,3 @@ def test_precision_policy() -> None:
             assert torch.ones(2, 2, device=cuda).matmul(torch.ones(2, 2, device=cuda)).dtype == want
         assert (training_precision(cuda)[1] is not None) == (want == torch.float16)
         assert autocast_dtype(cuda) is not None and training_precision(cuda, enabled=False)[1] is None
-

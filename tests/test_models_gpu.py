@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from vidsearch.errors import ModelError
-from vidsearch.models.gpu import COMPILE_MODES, FixedBatchEncoder, PinnedPrefetcher, compile_towers, pad_batch, pick_compile_mode
+from vidsearch.models.gpu import (
+    COMPILE_MODES,
+    FixedBatchEncoder,
+    PinnedPrefetcher,
+    compile_towers,
+    pad_batch,
+    pick_compile_mode,
+)
 
 
 def test_pad_batch() -> None:
@@ -81,5 +88,5 @@ def test_prefetcher_cpu_fallback_yields_the_arrays() -> None:
 def test_prefetcher_on_cuda_keeps_order_and_values() -> None:
     arrays = [np.random.default_rng(i).integers(0, 255, (4, 8), dtype=np.uint8) for i in range(4)]
     got = [t.cpu().numpy() for t in PinnedPrefetcher(arrays, torch.device("cuda"))]
-    for a, b in zip(arrays, got):
+    for a, b in zip(arrays, got, strict=False):
         np.testing.assert_array_equal(a, b)

@@ -24,20 +24,22 @@ from vidsearch.models import bpe  # noqa: E402
 from vidsearch.models.onnx_export import ensure_graph, export_tower, graph_parity  # noqa: E402
 from vidsearch.models.onnx_text import (  # noqa: E402
     INT8_RECIPE,
-    write_meta,
     cosine_rows,
     graph_path,
     make_session,
     open_text_encoder,
     optimized_path,
     read_meta,
+    write_meta,
 )
 from vidsearch.models.query_encoder import load_query_encoder  # noqa: E402
-from vidsearch.models.viclip import PRESETS, ViCLIPConfig, ViCLIP  # noqa: E402
+from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig  # noqa: E402
 from vidsearch.models.weights import fit_state_dict, read_state_dict  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "viclip"
-needs_fixtures = pytest.mark.skipif(not (FIXTURES / "tiny_expected.pth").is_file(), reason=f"fixtures not at {FIXTURES}")
+needs_fixtures = pytest.mark.skipif(
+    not (FIXTURES / "tiny_expected.pth").is_file(), reason=f"fixtures not at {FIXTURES}"
+)
 B16_2_LAYERS = {**PRESETS["viclip-b16"], "vision_layers": 2, "text_layers": 2}
 
 
@@ -49,9 +51,18 @@ def expected() -> dict:
 @pytest.fixture(scope="module")
 def fixture_model(expected: dict) -> ViCLIP:
     c = expected["config"]
-    cfg = ViCLIPConfig(input_resolution=c["res"], patch_size=c["patch"], vision_width=c["vw"], vision_layers=c["vl"],
-                       vision_heads=c["vh"], embed_dim=c["dim"], num_frames=c["frames"], text_width=c["tw"],
-                       text_layers=c["tl"], text_heads=c["th"])
+    cfg = ViCLIPConfig(
+        input_resolution=c["res"],
+        patch_size=c["patch"],
+        vision_width=c["vw"],
+        vision_layers=c["vl"],
+        vision_heads=c["vh"],
+        embed_dim=c["dim"],
+        num_frames=c["frames"],
+        text_width=c["tw"],
+        text_layers=c["tl"],
+        text_heads=c["th"],
+    )
     model = ViCLIP(cfg).eval()
     model.load_state_dict(fit_state_dict(read_state_dict(FIXTURES / "tiny_checkpoint.pth"), model), strict=True)
     return model
@@ -82,7 +93,9 @@ def test_fixture_graphs_match_the_official_outputs(fixture_model: ViCLIP, expect
 
 @needs_fixtures
 @pytest.mark.parametrize("precision,tol", [("fp32", 0.9999), ("int8", 0.999)])
-def test_fixture_text_encoder_matches_pytorch(fixture_model: ViCLIP, expected: dict, precision: str, tol: float) -> None:
+def test_fixture_text_encoder_matches_pytorch(
+    fixture_model: ViCLIP, expected: dict, precision: str, tol: float
+) -> None:
     key = "fixture@000000000000" + ("" if precision == "fp32" else "+int8")
     ensure_graph(fixture_model, key, "text", precision)
     enc = open_text_encoder(key)
@@ -111,7 +124,10 @@ def test_b16_graphs_fp32_and_int8(b16_model: ViCLIP, tower: str) -> None:
     consts = {i.name for i in graph.initializer}
     float_weights = [n for n in graph.node if n.op_type == "MatMul" and any(i in consts for i in n.input)]
     int8_weights = [n for n in graph.node if n.op_type in ("DynamicQuantizeMatMul", "MatMulInteger")]
-    assert len(float_weights) == 2 and len(int8_weights) >= 4 * B16_2_LAYERS["vision_layers" if tower == "vision" else "text_layers"] - 1
+    assert (
+        len(float_weights) == 2
+        and len(int8_weights) >= 4 * B16_2_LAYERS["vision_layers" if tower == "vision" else "text_layers"] - 1
+    )
     assert int8.stat().st_size < fp32.stat().st_size / 2.5
     assert graph_parity(b16_model, tower, int8, seed=1) >= 0.999
 
@@ -146,8 +162,9 @@ def test_graph_cache_is_keyed_and_reused(fixture_model: ViCLIP) -> None:
     assert open_text_encoder(key) is not None
 
 
-def test_query_encoder_falls_back_to_pytorch_and_caches(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Path) -> None:
+def test_query_encoder_falls_back_to_pytorch_and_caches(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from vidsearch.models import load_encoder
 
     monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))  # other tests cache this model's graph
@@ -182,8 +199,10 @@ def test_cached_text_query_imports_no_torch(fixture_model: ViCLIP) -> None:
         "print(type(enc).__name__, enc.encode_text(['a dog']).shape)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    assert out.stdout.split() == ["OnnxTextEncoder", f"(1,", f"{fixture_model.config.embed_dim})"]
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
+    assert out.stdout.split() == ["OnnxTextEncoder", "(1,", f"{fixture_model.config.embed_dim})"]
 
 
 def test_tokens_cut_after_the_last_eot_change_nothing(fixture_model: ViCLIP) -> None:

@@ -81,7 +81,13 @@ def test_described_without_loading_as_loaded(tiny: tuple[Path, Path]) -> None:
     enc = load_encoder_at("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu", precision="fp32")
     info = describe_encoder("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg))
     assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
-        enc.key, enc.num_frames, enc.resolution, enc.embed_dim, enc.spec, enc.antialias)
+        enc.key,
+        enc.num_frames,
+        enc.resolution,
+        enc.embed_dim,
+        enc.spec,
+        enc.antialias,
+    )
     big = describe_encoder("openclip:ViT-B-32", checkpoint=str(ckpt))  # the tiny file is only hashed
     assert (big.resolution, big.embed_dim) == (224, 512)
     with pytest.raises(ModelError, match="unknown open_clip architecture"):

@@ -74,8 +74,20 @@ def write(layout: str, sd: dict[str, torch.Tensor], cfg: ViCLIPConfig, tmp_path:
     return path
 
 
-@pytest.mark.parametrize("layout", ["hf-safetensors", "model-pth", "training", "legacy", "module.", "model.",
-                                    "module.model.", "no-temp", "extra-logit_scale"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "hf-safetensors",
+        "model-pth",
+        "training",
+        "legacy",
+        "module.",
+        "model.",
+        "module.model.",
+        "no-temp",
+        "extra-logit_scale",
+    ],
+)
 def test_published_layout_loads_to_the_official_outputs(
     tmp_path: Path, expected: dict, official: dict[str, torch.Tensor], layout: str
 ) -> None:

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
-from vidsearch.models import hub as hub_module, weights
+from vidsearch.models import hub as hub_module
+from vidsearch.models import weights
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.weights import (
     checkpoint_hash,
@@ -23,8 +24,16 @@ from vidsearch.models.weights import (
 )
 
 TINY = dict(
-    input_resolution=32, patch_size=16, vision_width=32, vision_layers=2, vision_heads=2, embed_dim=16,
-    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+    input_resolution=32,
+    patch_size=16,
+    vision_width=32,
+    vision_layers=2,
+    vision_heads=2,
+    embed_dim=16,
+    num_frames=4,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
 )
 
 
@@ -64,7 +73,9 @@ def test_layouts_and_prefixes_load(tmp_path: Path, prefix: str, layout: str) -> 
     if layout == "safetensors":
         save_file(sd, str(path))
     else:
-        torch.save({"flat-pth": sd, "model-key": {"model": sd}, "state_dict-key": {"state_dict": sd, "epoch": 3}}[layout], path)
+        torch.save(
+            {"flat-pth": sd, "model-key": {"model": sd}, "state_dict-key": {"state_dict": sd, "epoch": 3}}[layout], path
+        )
     assert_same_weights(load_viclip_checkpoint(tiny_model(seed=1), path), model)
 
 
@@ -82,7 +93,10 @@ def test_wrong_preset_names_the_preset_it_looks_like() -> None:
     with torch.device("meta"):
         b16 = ViCLIP(ViCLIPConfig.preset("viclip-b16")).state_dict()
         l14 = ViCLIP(ViCLIPConfig.preset("viclip-l14"))
-    with pytest.raises(CheckpointError, match=r"144 missing.*302 of the wrong shape.*looks like viclip-b16: load it as model viclip-b16") as err:
+    with pytest.raises(
+        CheckpointError,
+        match=r"144 missing.*302 of the wrong shape.*looks like viclip-b16: load it as model viclip-b16",
+    ) as err:
         fit_state_dict(b16, l14, source="b16.safetensors")
     assert "\n" not in str(err.value)
 
@@ -141,11 +155,18 @@ def test_config_resolution_order(tmp_path: Path) -> None:
 def test_preset_shaped_checkpoint_without_config_uses_the_preset(tmp_path: Path) -> None:
     with torch.device("meta"):
         shapes = ViCLIP(ViCLIPConfig.preset("viclip-b16")).state_dict()
-    sd = {k: torch.zeros(v.shape) if v.ndim < 2 or "token_embedding" in k else torch.zeros(1) for k, v in shapes.items()}
+    sd = {
+        k: torch.zeros(v.shape) if v.ndim < 2 or "token_embedding" in k else torch.zeros(1) for k, v in shapes.items()
+    }
     # Keep only what shape inference reads at full size; the rest need not be real.
-    for k in ("vision_encoder.conv1.weight", "vision_encoder.positional_embedding",
-              "vision_encoder.temporal_positional_embedding", "vision_encoder.proj", "text_encoder.text_projection",
-              "text_encoder.positional_embedding"):
+    for k in (
+        "vision_encoder.conv1.weight",
+        "vision_encoder.positional_embedding",
+        "vision_encoder.temporal_positional_embedding",
+        "vision_encoder.proj",
+        "text_encoder.text_projection",
+        "text_encoder.positional_embedding",
+    ):
         sd[k] = torch.zeros(shapes[k].shape)
     save_file({"module." + k: v for k, v in sd.items()}, str(tmp_path / "model.safetensors"))
     cfg, cfg_path = resolve_config(tmp_path / "model.safetensors")
@@ -182,13 +203,16 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
     assert resolve_checkpoint("viclip-l14", explicit) == explicit.resolve()
     assert resolve_checkpoint("viclip-l14") == env.resolve()
     monkeypatch.delenv("VIDSEARCH_CHECKPOINT")
-    assert resolve_checkpoint("viclip-l14").read_bytes() == b"3" and resolve_checkpoint("viclip-l14") == cached.resolve()
+    assert (
+        resolve_checkpoint("viclip-l14").read_bytes() == b"3" and resolve_checkpoint("viclip-l14") == cached.resolve()
+    )
 
     # Not cached, online: the hub client is asked, in order (patched: no network).
     calls, revisions = [], []
 
-    def fake_download(repo: str, filename: str, cache_dir: str | None = None, revision: str | None = None,
-                      **_: object) -> str:
+    def fake_download(
+        repo: str, filename: str, cache_dir: str | None = None, revision: str | None = None, **_: object
+    ) -> str:
         calls.append((repo, filename))
         revisions.append(revision)
         if repo.endswith("-hf"):
@@ -197,14 +221,15 @@ def test_resolution_order_explicit_env_cache_hub(tmp_path: Path, monkeypatch: py
 
     import huggingface_hub
 
-    from vidsearch.models import weights
-
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.setattr(hub_module, "_hub_reachable", lambda timeout=1.5: True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert resolve_checkpoint("viclip-l14").name == "ViClip-InternVid-10M-FLT.pth"
-    assert calls == [("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"), ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth")]
+    assert calls == [
+        ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors"),
+        ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth"),
+    ]
     assert revisions == ["1652361522e1cb41c28cdfae870f690d00e7456b", "main"]  # the checked -hf commit
     with pytest.raises(WeightsNotFoundError, match="could not be downloaded"):
         resolve_checkpoint("viclip-b16", download=True)
@@ -225,8 +250,13 @@ def test_offline_with_nothing_cached_says_what_to_download(monkeypatch: pytest.M
         resolve_checkpoint("viclip-b16")
     msg = str(err.value)
     assert "\n" not in msg
-    for part in ("offline", "model.safetensors", "https://huggingface.co/OpenGVLab/ViCLIP-B-16-hf",
-                 "--checkpoint", "VIDSEARCH_CHECKPOINT"):
+    for part in (
+        "offline",
+        "model.safetensors",
+        "https://huggingface.co/OpenGVLab/ViCLIP-B-16-hf",
+        "--checkpoint",
+        "VIDSEARCH_CHECKPOINT",
+    ):
         assert part in msg
     monkeypatch.setenv("VIDSEARCH_CHECKPOINT", "/nonexistent/w.pth")
     with pytest.raises(CheckpointError, match="VIDSEARCH_CHECKPOINT=/nonexistent/w.pth does not exist"):
@@ -253,7 +283,11 @@ def test_checkpoint_hash_is_cached_by_path_size_mtime(tmp_path: Path) -> None:
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name in (weights.__name__, hub_module.__name__)]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and r.name in (weights.__name__, hub_module.__name__)
+    ]
 
 
 def test_keys_inference_does_not_need_are_dropped_with_one_warning(
@@ -329,22 +363,33 @@ def _internvideo2_clip_keys(text: str) -> dict[str, torch.Tensor]:
         "temp": torch.tensor(0.01),
     }
     if text == "llama":
-        sd.update({"text_encoder.transformer.embed_tokens.weight": torch.zeros(10, 32),
-                   "text_encoder.transformer.layers.0.self_attn.q_proj.weight": torch.zeros(32, 32),
-                   "text_encoder.text_projection": torch.zeros(32, 16)})
+        sd.update(
+            {
+                "text_encoder.transformer.embed_tokens.weight": torch.zeros(10, 32),
+                "text_encoder.transformer.layers.0.self_attn.q_proj.weight": torch.zeros(32, 32),
+                "text_encoder.text_projection": torch.zeros(32, 16),
+            }
+        )
     else:
-        sd.update({"text_encoder.embedding_layer.weight": torch.zeros(10, 32),
-                   "text_encoder.transformer.0.pre_norm_mha.0.weight": torch.zeros(32),
-                   "text_encoder.projection_layer": torch.zeros(32, 16),
-                   "vision_align.0.weight": torch.zeros(32)})
+        sd.update(
+            {
+                "text_encoder.embedding_layer.weight": torch.zeros(10, 32),
+                "text_encoder.transformer.0.pre_norm_mha.0.weight": torch.zeros(32),
+                "text_encoder.projection_layer": torch.zeros(32, 16),
+                "vision_align.0.weight": torch.zeros(32),
+            }
+        )
     return sd
 
 
 @pytest.mark.parametrize("text,tower", [("llama", "LLaMA"), ("mobileclip", "MobileCLIP")])
 def test_internvideo2_clip_is_named_as_another_architecture(tmp_path: Path, text: str, tower: str) -> None:
     sd = {"module." + k: v for k, v in _internvideo2_clip_keys(text).items()}
-    with pytest.raises(CheckpointError, match=rf"InternVideo2-CLIP \(an InternVideo2 vision tower with a {tower} "
-                       rf"text tower\), a different architecture that vidsearch cannot load as ViCLIP") as err:
+    with pytest.raises(
+        CheckpointError,
+        match=rf"InternVideo2-CLIP \(an InternVideo2 vision tower with a {tower} "
+        rf"text tower\), a different architecture that vidsearch cannot load as ViCLIP",
+    ) as err:
         fit_state_dict(sd, tiny_model(), source="clip.pth")
     assert "\n" not in str(err.value)
     save_file(sd, str(tmp_path / "model.safetensors"))

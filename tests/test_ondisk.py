@@ -52,7 +52,7 @@ def test_compressed_codes_keep_recall(data, tmp_path: Path) -> None:
     idx = build_ondisk(tmp_path / "v.index", D_, "IVF32,SQ8", xb[:2000], chunks(ids, xb), nprobe=8)
     _, I = idx.search(xq, K)
     _, I0 = exact(ids, xb, xq)
-    recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(I, I0)])
+    recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(I, I0, strict=False)])
     assert recall >= 0.9, recall
     assert idx.describe()["disk_bytes"] < xb.nbytes  # 1 byte per dimension plus ids
 
@@ -69,8 +69,8 @@ def test_delta_and_removals_match_exact_over_the_live_set(data, tmp_path: Path) 
     replaced = ids[10:20]
     new_xb = unit(rng.standard_normal((10, D_)))
     idx.add(replaced, new_xb)  # re-encoded videos: same ids, new vectors
-    ref = {int(i): x for i, x in zip(ids, xb) if i not in set(gone.tolist())}
-    ref.update({int(i): x for i, x in zip(replaced, new_xb)})
+    ref = {int(i): x for i, x in zip(ids, xb, strict=False) if i not in set(gone.tolist())}
+    ref.update({int(i): x for i, x in zip(replaced, new_xb, strict=False)})
     ref_ids, ref_xb = np.array(list(ref), dtype=np.int64), np.stack(list(ref.values()))
     assert idx.ntotal == len(ref_ids) and np.array_equal(idx.ids(), np.sort(ref_ids))
     D, I = idx.search(xq, K)
@@ -97,7 +97,9 @@ def test_errors_name_the_fix(data, tmp_path: Path) -> None:
 def assert_same_hits(got: list, want: list) -> None:
     """Same videos, spans and order; scores to float32 rounding (numpy and faiss sum differently)."""
     for g, w in zip(got, want, strict=True):
-        assert [(h["path"], h["segment_id"], h["start"], h["end"]) for h in g] == [(h["path"], h["segment_id"], h["start"], h["end"]) for h in w]
+        assert [(h["path"], h["segment_id"], h["start"], h["end"]) for h in g] == [
+            (h["path"], h["segment_id"], h["start"], h["end"]) for h in w
+        ]
         np.testing.assert_allclose([h["score"] for h in g], [h["score"] for h in w], atol=1e-5)
 
 
@@ -105,9 +107,9 @@ def test_reindex_on_disk_answers_like_exact(tmp_path: Path, tiny_checkpoint: Pat
     """Through the CLI: index, `reindex --on-disk`, index more (the delta), query == exact."""
     import json
 
+    import videogen
     from typer.testing import CliRunner
 
-    import videogen
     from vidsearch.cli import commands  # noqa: F401
     from vidsearch.cli.main import app
 
@@ -130,7 +132,12 @@ def test_reindex_on_disk_answers_like_exact(tmp_path: Path, tiny_checkpoint: Pat
     assert rebuilt["index_spec"] == "IVF2,Flat" and rebuilt["vectors"] == 8
     assert not (tmp_path / "lib" / "indexes" / "space-1.faiss").exists()
     (info,) = run("info", "--library", lib)["spaces"]
-    assert info["index_on_disk"] and info["index_spec"] == "IVF2,Flat" and info["index_vectors"] == 8 and info["index_up_to_date"]
+    assert (
+        info["index_on_disk"]
+        and info["index_spec"] == "IVF2,Flat"
+        and info["index_vectors"] == 8
+        and info["index_up_to_date"]
+    )
     assert_same_hits([run("query", q, "--library", lib, "-k", "10") for q in queries], before)
     # Videos indexed after the build land in the delta and are found as an exact index finds them.
     videogen.write_video(folder / "later.mp4", seconds=2, fps=8, pattern="gradient", color=(10, 200, 10))
@@ -139,4 +146,6 @@ def test_reindex_on_disk_answers_like_exact(tmp_path: Path, tiny_checkpoint: Pat
     after = [run("query", q, "--library", lib, "-k", "10") for q in queries]
     run("reindex", "--library", lib)  # back to the exact in-RAM index
     assert_same_hits([run("query", q, "--library", lib, "-k", "10") for q in queries], after)
-    assert any(h["path"].endswith("later.mp4") for h in after[0]) and not any(h["path"].endswith("v0.mp4") for h in after[0])
+    assert any(h["path"].endswith("later.mp4") for h in after[0]) and not any(
+        h["path"].endswith("v0.mp4") for h in after[0]
+    )

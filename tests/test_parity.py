@@ -41,9 +41,16 @@ needs_fixtures = pytest.mark.skipif(
 def fixture_config(expected: dict) -> ViCLIPConfig:
     c = expected["config"]
     return ViCLIPConfig(
-        input_resolution=c["res"], patch_size=c["patch"], vision_width=c["vw"], vision_layers=c["vl"],
-        vision_heads=c["vh"], embed_dim=c["dim"], num_frames=c["frames"], text_width=c["tw"],
-        text_layers=c["tl"], text_heads=c["th"],
+        input_resolution=c["res"],
+        patch_size=c["patch"],
+        vision_width=c["vw"],
+        vision_layers=c["vl"],
+        vision_heads=c["vh"],
+        embed_dim=c["dim"],
+        num_frames=c["frames"],
+        text_width=c["tw"],
+        text_layers=c["tl"],
+        text_heads=c["th"],
     )
 
 
@@ -215,8 +222,16 @@ SIZES = [
 def test_other_sizes_and_frame_counts_match_reference(size: tuple) -> None:
     res, patch, vw, vl, vh, dim, frames, tw, tl, th = size
     cfg = ViCLIPConfig(
-        input_resolution=res, patch_size=patch, vision_width=vw, vision_layers=vl, vision_heads=vh,
-        embed_dim=dim, num_frames=frames, text_width=tw, text_layers=tl, text_heads=th,
+        input_resolution=res,
+        patch_size=patch,
+        vision_width=vw,
+        vision_layers=vl,
+        vision_heads=vh,
+        embed_dim=dim,
+        num_frames=frames,
+        text_width=tw,
+        text_layers=tl,
+        text_heads=th,
     )
     model = random_model(cfg, seed=sum(size))
     sd = {k: v.detach() for k, v in model.state_dict().items()}
@@ -236,9 +251,26 @@ def test_other_sizes_and_frame_counts_match_reference(size: tuple) -> None:
 
 
 def test_image_equals_single_frame_video() -> None:
-    cfg = ViCLIPConfig(**dict(zip(
-        ["input_resolution", "patch_size", "vision_width", "vision_layers", "vision_heads", "embed_dim",
-         "num_frames", "text_width", "text_layers", "text_heads"], SIZES[0])))
+    cfg = ViCLIPConfig(
+        **dict(
+            zip(
+                [
+                    "input_resolution",
+                    "patch_size",
+                    "vision_width",
+                    "vision_layers",
+                    "vision_heads",
+                    "embed_dim",
+                    "num_frames",
+                    "text_width",
+                    "text_layers",
+                    "text_heads",
+                ],
+                SIZES[0],
+                strict=False,
+            )
+        )
+    )
     model = random_model(cfg, seed=3)
     image = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():

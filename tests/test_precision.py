@@ -14,7 +14,15 @@ import pytest
 import torch
 
 from vidsearch.errors import ModelError
-from vidsearch.precision import CHOICES, check_precision, choose_precision, cpu_has_native_bf16, key_suffix, space_key, split_key
+from vidsearch.precision import (
+    CHOICES,
+    check_precision,
+    choose_precision,
+    cpu_has_native_bf16,
+    key_suffix,
+    space_key,
+    split_key,
+)
 
 CAPTIONS = ["a person playing basketball", "", "A MAN Is COOKING!!! in the   kitchen...", "dog", "word " * 40]
 
@@ -25,7 +33,11 @@ def test_auto_policy() -> None:
     assert choose_precision("auto", "cuda", cuda_bf16=False) == "fp16"
     assert choose_precision("int8", "cpu") == "int8"
     assert choose_precision("fp32", "cuda", cuda_bf16=True) == "fp32"
-    for bad, device, match in (("int8", "cuda", "CPU path"), ("fp16", "cpu", "needs a GPU"), ("fp8", "cpu", "choose one of")):
+    for bad, device, match in (
+        ("int8", "cuda", "CPU path"),
+        ("fp16", "cpu", "needs a GPU"),
+        ("fp8", "cpu", "choose one of"),
+    ):
         with pytest.raises(ModelError, match=match):
             choose_precision(bad, device)
     with pytest.raises(ModelError, match="no bf16"):
@@ -46,13 +58,18 @@ def test_cpu_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(cpu_has_native_bf16(), bool)
 
 
-@pytest.mark.parametrize("machine, flags, want", [
-    ("x86_64", {"avx2", "fma"}, True),  # VPMADDUBSW saturates: 7-bit weights
-    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, False),
-    ("x86_64", {"avx2", "avx_vnni"}, False),
-    ("aarch64", {"asimd", "asimddp"}, False),
-])
-def test_int8_reduce_range_only_on_x86_without_vnni(monkeypatch: pytest.MonkeyPatch, machine: str, flags: set, want: bool) -> None:
+@pytest.mark.parametrize(
+    "machine, flags, want",
+    [
+        ("x86_64", {"avx2", "fma"}, True),  # VPMADDUBSW saturates: 7-bit weights
+        ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, False),
+        ("x86_64", {"avx2", "avx_vnni"}, False),
+        ("aarch64", {"asimd", "asimddp"}, False),
+    ],
+)
+def test_int8_reduce_range_only_on_x86_without_vnni(
+    monkeypatch: pytest.MonkeyPatch, machine: str, flags: set, want: bool
+) -> None:
     import platform
 
     import vidsearch.precision as precision
@@ -90,14 +107,21 @@ def _clips(resolution: int, n: int = 3, t: int = 8, seed: int = 0) -> np.ndarray
 
 
 def _precision_paths() -> list:
-    params = [pytest.param("bf16", marks=pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16"))]
+    params = [
+        pytest.param("bf16", marks=pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16"))
+    ]
     try:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
 
         params.append(pytest.param("int8"))
     except ImportError:
-        params.append(pytest.param("int8", marks=pytest.mark.skip(reason="ONNX Runtime/onnxscript not installed (pip install -e '.[fast]')")))
+        params.append(
+            pytest.param(
+                "int8",
+                marks=pytest.mark.skip(reason="ONNX Runtime/onnxscript not installed (pip install -e '.[fast]')"),
+            )
+        )
     return params
 
 
@@ -125,9 +149,18 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         dst = tmp / "fixture.pth"
         shutil.copy(fixture, dst)
         expected = torch.load(fixture.with_name("tiny_expected.pth"), map_location="cpu", weights_only=False)["config"]
-        cfg = dict(input_resolution=expected["res"], patch_size=expected["patch"], vision_width=expected["vw"],
-                   vision_layers=expected["vl"], vision_heads=expected["vh"], embed_dim=expected["dim"],
-                   num_frames=expected["frames"], text_width=expected["tw"], text_layers=expected["tl"], text_heads=expected["th"])
+        cfg = dict(
+            input_resolution=expected["res"],
+            patch_size=expected["patch"],
+            vision_width=expected["vw"],
+            vision_layers=expected["vl"],
+            vision_heads=expected["vh"],
+            embed_dim=expected["dim"],
+            num_frames=expected["frames"],
+            text_width=expected["tw"],
+            text_layers=expected["tl"],
+            text_heads=expected["th"],
+        )
         dst.with_suffix(".json").write_text(json.dumps(cfg))
         out["fixture"] = dst
     return out

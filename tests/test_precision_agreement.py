@@ -44,14 +44,24 @@ def _precisions(*int8_marks: pytest.MarkDecorator) -> list:
 
         int8 = pytest.param("int8", marks=list(int8_marks))
     except ImportError:
-        int8 = pytest.param("int8", marks=pytest.mark.skip(reason="ONNX Runtime/onnxscript not installed (pip install -e '.[fast]')"))
-    bf16 = pytest.param("bf16", marks=pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)"))
+        int8 = pytest.param(
+            "int8", marks=pytest.mark.skip(reason="ONNX Runtime/onnxscript not installed (pip install -e '.[fast]')")
+        )
+    bf16 = pytest.param(
+        "bf16",
+        marks=pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)"),
+    )
     return [int8, bf16]
 
 
 def _render(actions: list[S.Action], seed: int) -> np.ndarray:
     """uint8 ``[N, FRAMES, SIZE, SIZE, 3]`` clips of ``actions``, each from its own seeded generator."""
-    return np.stack([S.render_clip(a, np.random.default_rng([seed, i]), size=SIZE, num_frames=FRAMES) for i, a in enumerate(actions)])
+    return np.stack(
+        [
+            S.render_clip(a, np.random.default_rng([seed, i]), size=SIZE, num_frames=FRAMES)
+            for i, a in enumerate(actions)
+        ]
+    )
 
 
 def _actions() -> list[S.Action]:
@@ -74,19 +84,31 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     frames = _render(train_actions, seed=1)
     videos = [tmp / f"train{i:03d}.mp4" for i in range(len(train_actions))]  # names only: frames come from `decode`
     row = {v: i for i, v in enumerate(videos)}
-    cache = build_frame_cache(videos, tmp / "cache.npy", cache_frames=FRAMES, resolution=SIZE, max_bytes=10**9,
-                              decode=lambda path, count, res: frames[row[Path(path)]])
-    clips = [Clip(v, a.caption) for v, a in zip(videos, train_actions)]
+    cache = build_frame_cache(
+        videos,
+        tmp / "cache.npy",
+        cache_frames=FRAMES,
+        resolution=SIZE,
+        max_bytes=10**9,
+        decode=lambda path, count, res: frames[row[Path(path)]],
+    )
+    clips = [Clip(v, a.caption) for v, a in zip(videos, train_actions, strict=False)]
     torch.manual_seed(0)
     model = ViCLIP(ViCLIPConfig(**S.TINY_CONFIG))
-    cfg = TrainConfig(epochs=EPOCHS, lr=LR, batch_size=16, num_frames=S.TINY_CONFIG["num_frames"], temp_init=0.07, warmup=0.1)
+    cfg = TrainConfig(
+        epochs=EPOCHS, lr=LR, batch_size=16, num_frames=S.TINY_CONFIG["num_frames"], temp_init=0.07, warmup=0.1
+    )
     history = Trainer(model, cfg, clips, cache).fit()
     assert history[-1].loss < history[0].loss  # it did learn something
     ckpt = save_checkpoint(model.eval(), tmp / "trained.pth", model.config)
     # The same actions, other renders, at the model's 4 frames spread over the clip (as the index samples).
     held_out = _render(train_actions, seed=2)[:, :: FRAMES // S.TINY_CONFIG["num_frames"]]
-    return {"checkpoint": str(ckpt), "clips": held_out, "owner": np.repeat(np.arange(len(actions)), RENDERS),
-            "captions": [a.caption for a in actions]}
+    return {
+        "checkpoint": str(ckpt),
+        "clips": held_out,
+        "owner": np.repeat(np.arange(len(actions)), RENDERS),
+        "captions": [a.caption for a in actions],
+    }
 
 
 def _encode(checkpoint: str, precision: str, clips: np.ndarray, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +125,7 @@ def _top_sets(q: np.ndarray, x: np.ndarray) -> list[set[int]]:
 
 
 def _overlap(a: list[set[int]], b: list[set[int]]) -> float:
-    return float(np.mean([len(x & y) / TOP for x, y in zip(a, b)]))
+    return float(np.mean([len(x & y) / TOP for x, y in zip(a, b, strict=False)]))
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -126,7 +148,12 @@ def encoded(trained: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def test_the_trained_model_retrieves(trained: dict, encoded) -> None:
     v32, t32 = encoded("fp32")
     # Far above chance (TOP of 80 clips hold 4 relevant ones 12.5% of the time): the sets compared carry structure.
-    hits = np.mean([len(s & set(np.flatnonzero(trained["owner"] == i).tolist())) / RENDERS for i, s in enumerate(_top_sets(t32, v32))])
+    hits = np.mean(
+        [
+            len(s & set(np.flatnonzero(trained["owner"] == i).tolist())) / RENDERS
+            for i, s in enumerate(_top_sets(t32, v32))
+        ]
+    )
     assert hits >= 2 * TOP / len(v32), hits
 
 
@@ -134,7 +161,10 @@ def test_the_trained_model_retrieves(trained: dict, encoded) -> None:
 def test_embeddings_within_tolerance_of_fp32(encoded, precision: str) -> None:
     (v32, t32), (v, t) = encoded("fp32"), encoded(precision)
     assert v.dtype == np.float32 and v.shape == v32.shape and t.shape == t32.shape
-    assert _cos(v, v32).min() >= MIN_COSINE and _cos(t, t32).min() >= MIN_COSINE, (_cos(v, v32).min(), _cos(t, t32).min())
+    assert _cos(v, v32).min() >= MIN_COSINE and _cos(t, t32).min() >= MIN_COSINE, (
+        _cos(v, v32).min(),
+        _cos(t, t32).min(),
+    )
 
 
 # int8 passes here because the quantizer keeps the patch embedding and the output projection

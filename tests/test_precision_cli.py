@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import videogen
 from typer.testing import CliRunner
 
-import videogen
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.common import PRECISION_HELP
 from vidsearch.cli.main import app
@@ -29,9 +29,18 @@ MSRVTT_CSV = Path(__file__).parent / "data" / "msrvtt_1kA_test.csv"
 
 # Every command that encodes with a model (serve answers with the precision of the space it serves).
 ENCODING_COMMANDS = [
-    ("index",), ("export",), ("localize",), ("query",),
-    ("enrich", "recognize"), ("enrich", "calibrate"), ("enrich", "actors"),
-    ("bench", "retrieval"), ("bench", "recognition"), ("bench", "open-set"), ("bench", "localization"), ("bench", "ava"),
+    ("index",),
+    ("export",),
+    ("localize",),
+    ("query",),
+    ("enrich", "recognize"),
+    ("enrich", "calibrate"),
+    ("enrich", "actors"),
+    ("bench", "retrieval"),
+    ("bench", "recognition"),
+    ("bench", "open-set"),
+    ("bench", "localization"),
+    ("bench", "ava"),
 ]
 
 
@@ -55,7 +64,13 @@ def error_of(*args: str) -> BaseException:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m vidsearch.cli ARGS`` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "vidsearch.cli", *args], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vidsearch.cli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
 
 
 def test_every_encoding_command_has_the_one_option() -> None:
@@ -85,12 +100,34 @@ def test_unknown_precision_is_one_line_and_exit_2(args: list[str], tmp_path: Pat
 
 
 def test_a_precision_the_cpu_lacks_fails_before_the_model_loads(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    exc = error_of("bench", "retrieval", "--dataset", "msrvtt", "--annotations", str(MSRVTT_CSV), "--videos", str(tmp_path),
-                   "--model", str(tmp_path / "no-such-weights.pth"), "--precision", "fp16")
+    exc = error_of(
+        "bench",
+        "retrieval",
+        "--dataset",
+        "msrvtt",
+        "--annotations",
+        str(MSRVTT_CSV),
+        "--videos",
+        str(tmp_path),
+        "--model",
+        str(tmp_path / "no-such-weights.pth"),
+        "--precision",
+        "fp16",
+    )
     assert isinstance(exc, ModelError) and "--precision fp16 needs a GPU" in str(exc)
     video = tmp_path / "v.mp4"
     videogen.write_video(video, num_frames=8, fps=8, size=(32, 32))
-    exc = error_of("localize", str(video), "a dog", "--library", str(tmp_path / "none"), "--model", str(tiny_checkpoint), "--precision", "fp16")
+    exc = error_of(
+        "localize",
+        str(video),
+        "a dog",
+        "--library",
+        str(tmp_path / "none"),
+        "--model",
+        str(tiny_checkpoint),
+        "--precision",
+        "fp16",
+    )
     assert isinstance(exc, ModelError) and "needs a GPU" in str(exc)
 
 
@@ -105,8 +142,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     videos = root / "videos"
     for i, ln in enumerate(lines[1:5]):
         name = ln.decode().split(";")[2]
-        videogen.write_video(videos / f"{name}.mp4", num_frames=8 + 2 * i, fps=8, size=(32, 32), pattern=("gradient", "noise")[i % 2],
-                             color=((220, 40, 40), (40, 220, 40), (40, 40, 220), (220, 220, 40))[i])
+        videogen.write_video(
+            videos / f"{name}.mp4",
+            num_frames=8 + 2 * i,
+            fps=8,
+            size=(32, 32),
+            pattern=("gradient", "noise")[i % 2],
+            color=((220, 40, 40), (40, 220, 40), (40, 40, 220), (220, 220, 40))[i],
+        )
     videogen.write_video(videos / "long.mp4", seconds=8, fps=4, pattern="moving_square", color=(200, 200, 40))
     (root / "moments.txt").write_text("long 2.0 6.0##a yellow square\n")
     (root / "colours.txt").write_text("red\ngreen\n")
@@ -138,7 +181,18 @@ def test_bench_runs_and_records_the_precision(corpus: dict[str, Path], tiny_chec
 def int8_library(corpus: dict[str, Path], tiny_checkpoint: Path) -> Path:
     _needs_int8()
     lib = corpus["root"] / "lib"
-    out = run_json("index", str(corpus["videos"]), "--library", str(lib), "--model", str(tiny_checkpoint), "--workers", "1", "--precision", "int8")
+    out = run_json(
+        "index",
+        str(corpus["videos"]),
+        "--library",
+        str(lib),
+        "--model",
+        str(tiny_checkpoint),
+        "--workers",
+        "1",
+        "--precision",
+        "int8",
+    )
     assert out["space_key"].endswith("+int8") and out["added"] == 5
     return lib
 
@@ -150,22 +204,49 @@ def test_space_commands_refuse_another_precision(corpus: dict[str, Path], int8_l
     for args in (
         ["enrich", "recognize", "--library", lib, "--labels", labels],
         ["enrich", "actors", "--library", lib, "--labels", labels, "--detector", "hog"],
-        ["enrich", "calibrate", "--library", lib, "--labels", labels, "--annotations", str(corpus["root"] / "known.csv"),
-         "--videos", str(corpus["videos"])],
+        [
+            "enrich",
+            "calibrate",
+            "--library",
+            lib,
+            "--labels",
+            labels,
+            "--annotations",
+            str(corpus["root"] / "known.csv"),
+            "--videos",
+            str(corpus["videos"]),
+        ],
         ["localize", long, "a yellow square", "--library", lib],
         ["localize", long, "a yellow square", "--library", lib, "--boxes", "--detector", "hog"],
     ):
         exc = error_of(*args, "--precision", "fp32")
         assert isinstance(exc, InputError), (args, exc)
-        assert str(exc).startswith("--precision fp32: embedding space ") and "+int8 of " in str(exc) and "is int8" in str(exc), str(exc)
+        assert (
+            str(exc).startswith("--precision fp32: embedding space ")
+            and "+int8 of " in str(exc)
+            and "is int8" in str(exc)
+        ), str(exc)
     res = cli("enrich", "recognize", "--library", lib, "--labels", labels, "--precision", "fp32")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "is int8" in res.stderr, res.stderr
 
 
 # An int8 space's key ends in +int8, which is no part of the weights' hash its encoder is checked by.
-def test_space_commands_run_at_the_space_precision(corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path) -> None:
+def test_space_commands_run_at_the_space_precision(
+    corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path
+) -> None:
     lib, labels, long = str(int8_library), str(corpus["root"] / "colours.txt"), str(corpus["videos"] / "long.mp4")
-    rec = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--model", str(tiny_checkpoint), "--precision", "int8")
+    rec = run_json(
+        "enrich",
+        "recognize",
+        "--library",
+        lib,
+        "--labels",
+        labels,
+        "--model",
+        str(tiny_checkpoint),
+        "--precision",
+        "int8",
+    )
     assert rec["space"].endswith("+int8") and rec["labelled"] >= 5
     loc = run_json("localize", long, "a yellow square", "--library", lib, "--model", rec["space"])
     assert loc["precision"] == "int8" and loc["model"] == rec["space"]
@@ -176,9 +257,13 @@ def test_space_commands_run_at_the_space_precision(corpus: dict[str, Path], int8
     assert isinstance(exc, InputError) and "is int8" in str(exc)
 
 
-def test_precision_picks_the_space_where_the_library_has_several(corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path) -> None:
+def test_precision_picks_the_space_where_the_library_has_several(
+    corpus: dict[str, Path], int8_library: Path, tiny_checkpoint: Path
+) -> None:
     lib, ckpt, labels = str(int8_library), str(tiny_checkpoint), str(corpus["root"] / "colours.txt")
-    run_json("index", str(corpus["videos"]), "--library", lib, "--model", ckpt, "--workers", "1")  # now an fp32 space too
+    run_json(
+        "index", str(corpus["videos"]), "--library", lib, "--model", ckpt, "--workers", "1"
+    )  # now an fp32 space too
     from vidsearch.cli.common import space_key
     from vidsearch.store.library import Library
 
@@ -192,14 +277,26 @@ def test_precision_picks_the_space_where_the_library_has_several(corpus: dict[st
     fp32 = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--model", ckpt, "--precision", "fp32")
     assert fp32["space"] == fp32_key
     # --model as an exact space key is that space: an explicit other precision is refused.
-    exc = error_of("enrich", "recognize", "--library", lib, "--labels", labels, "--model", fp32_key, "--precision", "int8")
+    exc = error_of(
+        "enrich", "recognize", "--library", lib, "--labels", labels, "--model", fp32_key, "--precision", "int8"
+    )
     assert isinstance(exc, InputError) and "is fp32" in str(exc)
 
 
-def test_localize_without_a_library_runs_at_the_precision(corpus: dict[str, Path], tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_localize_without_a_library_runs_at_the_precision(
+    corpus: dict[str, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     _needs_int8()
     long = str(corpus["videos"] / "long.mp4")
-    base = ["localize", long, "a yellow square", "--library", str(tmp_path / "no-library"), "--model", str(tiny_checkpoint)]
+    base = [
+        "localize",
+        long,
+        "a yellow square",
+        "--library",
+        str(tmp_path / "no-library"),
+        "--model",
+        str(tiny_checkpoint),
+    ]
     fp32 = run_json(*base)
     int8 = run_json(*base, "--precision", "int8")
     assert fp32["precision"] == "fp32" and int8["precision"] == "int8" and int8["model"] == fp32["model"] + "+int8"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import videogen
 from typer.testing import CliRunner
 
-import videogen
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
@@ -67,7 +67,11 @@ def test_resolve_antialias_follows_or_guards_the_space() -> None:
 
 
 def _index(folder: Path, lib: Path, ckpt: Path, *extra: str) -> dict:
-    result = runner.invoke(app, ["index", str(folder), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--json", *extra], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        ["index", str(folder), "--library", str(lib), "--model", str(ckpt), "--workers", "1", "--json", *extra],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.stdout
     return json.loads(result.stdout)
 
@@ -98,7 +102,11 @@ def test_the_choice_is_recorded_and_never_mixed(tmp_path: Path, tiny_checkpoint:
     videogen.write_video(folder / "second.mp4", seconds=2, fps=10, pattern="gradient", size=(320, 240))
     with Library.open(tmp_path / "on", create=False) as library:
         with pytest.raises(InputError, match="with the antialiased resize; pass --antialias"):
-            index_folder(library, folder, IndexOptions(model=str(tiny_checkpoint), workers=1, sampling=SamplingConfig(antialias=False)))
+            index_folder(
+                library,
+                folder,
+                IndexOptions(model=str(tiny_checkpoint), workers=1, sampling=SamplingConfig(antialias=False)),
+            )
     # unset follows the library's record
     report = _index(folder, tmp_path / "on", tiny_checkpoint)
     assert report["added"] == 1
@@ -106,7 +114,9 @@ def test_the_choice_is_recorded_and_never_mixed(tmp_path: Path, tiny_checkpoint:
 
     # a query by video is resized as the space was: the file finds itself with score ~1
     for lib in ("on", "off"):
-        result = runner.invoke(app, ["query", "--video", str(video), "--library", str(tmp_path / lib), "--json"], catch_exceptions=False)
+        result = runner.invoke(
+            app, ["query", "--video", str(video), "--library", str(tmp_path / lib), "--json"], catch_exceptions=False
+        )
         hits = json.loads(result.stdout)
         assert Path(hits[0]["path"]).name == "noise.mp4"
         assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)

@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e .[serve,dev]")
 pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
+import videogen  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from test_actors import ColourDetector  # noqa: E402
 
-import videogen  # noqa: E402
 from vidsearch.enrich.actors import ActorConfig  # noqa: E402
 from vidsearch.enrich.actors_library import enrich_actors  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
@@ -47,15 +47,34 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     with Library.open(lib_dir) as lib:
         report = index_folder(lib, data["videos"], IndexOptions(model=str(tiny_checkpoint), workers=1))
         assert not report.failed, report.failed
-        rep = enrich_actors(lib, labels, config=ActorConfig(margin=0.1, detect_size=160, top=2), detector=ColourDetector())
+        rep = enrich_actors(
+            lib, labels, config=ActorConfig(margin=0.1, detect_size=160, top=2), detector=ColourDetector()
+        )
         assert (rep.scanned, rep.tubes, rep.failed) == (3, 5, {})  # 2 + 3 shapes; nobody.mp4 has none
         ids = {Path(v.path).name: v.id for v in list_videos(lib)}
         space = lib.space(None)
         with lib.session() as s:  # a second label set, stored through the store API
-            (seg,) = [g for v, g, p in stored.unscanned_videos(s, space.id, "hostile.txt") if v == ids["actors_0000.mp4"]]
+            (seg,) = [
+                g for v, g, p in stored.unscanned_videos(s, space.id, "hostile.txt") if v == ids["actors_0000.mp4"]
+            ]
             box = stored.BoxRow(1.0, 0.1, 0.2, 0.3, 0.4, 0.8, HOSTILE, 0.7)
-            stored.save_scan(s, seg, space.id, "hostile.txt", "hand", 2,
-                             [stored.TubeRow(0, 1.0, 2.0, [(HOSTILE, 0.7), ("sit", 0.3)], [box, stored.BoxRow(2.0, 0.2, 0.2, 0.4, 0.4, None, "sit", 0.6)])])
+            stored.save_scan(
+                s,
+                seg,
+                space.id,
+                "hostile.txt",
+                "hand",
+                2,
+                [
+                    stored.TubeRow(
+                        0,
+                        1.0,
+                        2.0,
+                        [(HOSTILE, 0.7), ("sit", 0.3)],
+                        [box, stored.BoxRow(2.0, 0.2, 0.2, 0.4, 0.4, None, "sit", 0.6)],
+                    )
+                ],
+            )
     return {"lib": lib_dir, "ids": ids, "annotations": data["annotations"]}
 
 
@@ -87,7 +106,9 @@ def test_tubes_of_a_scanned_video(client: TestClient, library: dict) -> None:
     for tube in scan["tubes"]:
         assert (tube["start"], tube["end"]) == (1.0, 3.0)
         assert tube["label"] == tube["labels"][0]["label"] and tube["score"] == tube["labels"][0]["score"]
-        assert tube["label"] in {"left", "right", "up", "down"} and 0.0 < tube["score"] <= 1.0 and len(tube["labels"]) == 2
+        assert (
+            tube["label"] in {"left", "right", "up", "down"} and 0.0 < tube["score"] <= 1.0 and len(tube["labels"]) == 2
+        )
         assert [b["t"] for b in tube["boxes"]] == [1.0, 2.0, 3.0]
         for b in tube["boxes"]:
             assert b["detected"] and b["label"] in {"left", "right", "up", "down"}

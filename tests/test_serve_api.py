@@ -24,9 +24,9 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
 import av  # noqa: E402
+import videogen  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-import videogen  # noqa: E402
 from vidsearch.errors import InputError  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.serve import frames  # noqa: E402
@@ -52,7 +52,11 @@ def _write_fade_in(path: Path, black: int = 8, total: int = 30) -> Path:
         stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "18"})
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         for i in range(total):
-            img = np.zeros((120, 160, 3), np.uint8) if i < black else videogen.make_frame(i, (160, 120), color=(220, 160, 60))
+            img = (
+                np.zeros((120, 160, 3), np.uint8)
+                if i < black
+                else videogen.make_frame(i, (160, 120), color=(220, 160, 60))
+            )
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             out.mux(stream.encode(frame))
@@ -66,7 +70,9 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     videos = root / "videos"
     videogen.write_video(videos / "long.mp4", seconds=20, fps=FPS, size=(160, 120), gop=10, pattern="moving_square")
     videogen.write_video(videos / "sub" / "red.mp4", seconds=4, fps=FPS, size=(160, 120), color=(220, 40, 40))
-    videogen.write_video(videos / "sub" / "green.mp4", seconds=6, fps=FPS, size=(160, 120), color=(40, 220, 40), pattern="moving_square")
+    videogen.write_video(
+        videos / "sub" / "green.mp4", seconds=6, fps=FPS, size=(160, 120), color=(40, 220, 40), pattern="moving_square"
+    )
     videogen.write_video(videos / "old codec.avi", seconds=4, fps=FPS, size=(160, 120), codec="mpeg4")
     _write_fade_in(videos / "fade.mp4")
     _index(videos, root / "lib", tiny_checkpoint)
@@ -114,7 +120,13 @@ def test_health_page_and_openapi(client: TestClient) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and 'id="q"' in page.text
     assert client.get("/static/app.js").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert {"/api/v1/search", "/api/v1/videos", "/api/v1/videos/{video_id}", "/api/v1/health", "/media/{video_id}"} <= set(spec["paths"])
+    assert {
+        "/api/v1/search",
+        "/api/v1/videos",
+        "/api/v1/videos/{video_id}",
+        "/api/v1/health",
+        "/media/{video_id}",
+    } <= set(spec["paths"])
     assert "multipart/form-data" in spec["paths"]["/api/v1/search"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
 
@@ -126,10 +138,14 @@ def test_search_is_the_ranking_of_vidsearch_query(client: TestClient, library: P
     from vidsearch.cli.main import app
 
     page = _search(client, query="a red square moving", k=5)
-    out = CliRunner().invoke(app, ["query", "a red square moving", "--library", str(library), "-k", "5", "--json"], catch_exceptions=False)
+    out = CliRunner().invoke(
+        app, ["query", "a red square moving", "--library", str(library), "-k", "5", "--json"], catch_exceptions=False
+    )
     cli_hits = json.loads(out.stdout)
-    assert [os.path.basename(h["path"]) for h in cli_hits] == [os.path.basename(r["video"]["name"]) for r in page["results"]]
-    for h, r in zip(cli_hits, page["results"]):
+    assert [os.path.basename(h["path"]) for h in cli_hits] == [
+        os.path.basename(r["video"]["name"]) for r in page["results"]
+    ]
+    for h, r in zip(cli_hits, page["results"], strict=False):
         assert r["score"] == pytest.approx(h["score"], abs=1e-5)
         assert (r["start"], r["end"]) == (pytest.approx(h["start"], abs=1e-3), pytest.approx(h["end"], abs=1e-3))
         assert r["rank"] == h["rank"] and r["video"]["id"] == h["video_id"]
@@ -144,7 +160,7 @@ def test_model_loads_once_and_concurrent_searches_agree(client: TestClient) -> N
     with ThreadPoolExecutor(8) as pool:
         pages = list(pool.map(lambda q: _search(client, query=q, k=5), queries))
     by_query: dict[str, list] = {}
-    for q, p in zip(queries, pages):
+    for q, p in zip(queries, pages, strict=False):
         by_query.setdefault(q, []).append([(r["moment_id"], r["score"]) for r in p["results"]])
     assert all(all(x == v[0] for x in v) for v in by_query.values())
     assert client.get("/api/v1/health").json()["model"]["loaded"] is True
@@ -166,18 +182,22 @@ def test_paging_is_stable_and_complete(client: TestClient) -> None:
         assert [r["moment_id"] for r in seen] == [r["moment_id"] for r in full]
         assert [r["rank"] for r in seen] == list(range(1, len(full) + 1))
     first = _search(client, query="something", k=2)
-    msg = _error(client.post("/api/v1/search", json={"query": "other words", "k": 2, "cursor": first["next_cursor"]}), 400)
+    msg = _error(
+        client.post("/api/v1/search", json={"query": "other words", "k": 2, "cursor": first["next_cursor"]}), 400
+    )
     assert "another search" in msg
     assert "cursor" in _error(client.post("/api/v1/search", json={"query": "something", "cursor": "%%%"}), 400)
 
 
 def test_moments_mode_gives_several_non_overlapping_moments_per_video(client: TestClient, library: Path) -> None:
     long_id = _video_id(library, "long.mp4")
-    moments = [r for r in _search(client, query="a square", k=100, group_by="moment")["results"] if r["video"]["id"] == long_id]
+    moments = [
+        r for r in _search(client, query="a square", k=100, group_by="moment")["results"] if r["video"]["id"] == long_id
+    ]
     assert len(moments) >= 3  # 20 s: windows 0-8, 4-12, 8-16, 12-20, no whole-video moment
     assert all(r["end"] - r["start"] == pytest.approx(8.0) for r in moments)
     spans = sorted((r["start"], r["end"]) for r in moments)
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (s1, e1), (s2, e2) in zip(spans, spans[1:], strict=False):
         assert (min(e1, e2) - max(s1, s2)) / (max(e1, e2) - min(s1, s2)) <= 0.5
 
 
@@ -190,7 +210,9 @@ def test_filters(client: TestClient, library: Path) -> None:
     assert all(r["video"]["duration"] >= 6 for r in _search(client, query="x", k=100, min_duration=6)["results"])
     scores = [r["score"] for r in _search(client, query="x", k=100)["results"]]
     cut = sorted(scores)[2] - 1e-6  # scores are rounded to 6 digits in the response
-    assert [r["score"] for r in _search(client, query="x", k=100, min_score=cut)["results"]] == [s for s in scores if s >= cut]
+    assert [r["score"] for r in _search(client, query="x", k=100, min_score=cut)["results"]] == [
+        s for s in scores if s >= cut
+    ]
     assert _search(client, query="x", indexed_after="2999-01-01T00:00:00Z")["results"] == []
     assert set(_ids(_search(client, query="x", k=100, indexed_after="2000-01-01T00:00:00Z"))) == all_ids
     assert "enrich recognize" in _error(client.post("/api/v1/search", json={"query": "x", "label": "dancing"}), 400)
@@ -203,7 +225,9 @@ def test_more_like_this_and_uploaded_clip(client: TestClient, library: Path) -> 
     similar = client.get(f"/api/v1/moments/{red}-0-4000/similar?k=3").json()
     assert [r["moment_id"] for r in similar["results"]] == [r["moment_id"] for r in page["results"]]
     assert "no moment" in _error(client.get("/api/v1/moments/nonsense/similar"), 404)
-    assert "no video" in _error(client.post("/api/v1/search", json={"clip": {"video_id": 999, "start": 0, "end": 1}}), 404)
+    assert "no video" in _error(
+        client.post("/api/v1/search", json={"clip": {"video_id": 999, "start": 0, "end": 1}}), 404
+    )
 
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "vidsearch-upload-*")))
     with open(library.parent / "videos" / "sub" / "green.mp4", "rb") as fh:
@@ -348,9 +372,14 @@ def test_host_header_check_and_no_cors(client: TestClient) -> None:
         assert client.get("/api/v1/health", headers={"Host": host}).status_code == 200
     r = client.get("/api/v1/health", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in r.headers
-    pre = client.options("/api/v1/search", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    pre = client.options(
+        "/api/v1/search", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in pre.headers
-    assert r.headers["x-content-type-options"] == "nosniff" and "default-src 'self'" in r.headers["content-security-policy"]
+    assert (
+        r.headers["x-content-type-options"] == "nosniff"
+        and "default-src 'self'" in r.headers["content-security-policy"]
+    )
 
 
 def test_token_bearer_and_one_time_link_cookie(library: Path) -> None:
@@ -380,7 +409,10 @@ def test_non_loopback_bind_needs_a_token(library: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run(
         [sys.executable, "-m", "vidsearch.cli", "serve", "--host", "0.0.0.0", "--library", str(library)],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -398,7 +430,9 @@ def test_body_size_caps(library: Path) -> None:
             for _ in range(10):
                 yield b" " * 1000
 
-        assert "too large" in _error(c.post("/api/v1/search", content=chunks(), headers={"content-type": "application/json"}), 413)
+        assert "too large" in _error(
+            c.post("/api/v1/search", content=chunks(), headers={"content-type": "application/json"}), 413
+        )
 
 
 def test_removed_replaced_and_symlinked_files_get_404(tmp_path: Path, tiny_checkpoint: Path) -> None:
@@ -413,7 +447,12 @@ def test_removed_replaced_and_symlinked_files_get_404(tmp_path: Path, tiny_check
         assert all(c.get(f"/media/{i}").status_code == 200 for i in ids.values())
         with Library.open(tmp_path / "lib", create=False) as lib:
             lib.remove_videos([ids["a.mp4"]])
-        for url in (f"/media/{ids['a.mp4']}", f"/thumbs/{ids['a.mp4']}/0.jpg", f"/api/v1/videos/{ids['a.mp4']}", f"/strips/{ids['a.mp4']}-0-1000.jpg"):
+        for url in (
+            f"/media/{ids['a.mp4']}",
+            f"/thumbs/{ids['a.mp4']}/0.jpg",
+            f"/api/v1/videos/{ids['a.mp4']}",
+            f"/strips/{ids['a.mp4']}-0-1000.jpg",
+        ):
             assert "no video" in _error(c.get(url), 404)
         (videos / "b.mp4").unlink()
         (videos / "b.mp4").symlink_to(secret)  # a symlink put in place of an indexed file
@@ -432,7 +471,11 @@ def test_empty_library(tmp_path: Path) -> None:
     with TestClient(create_app(ServeConfig(library=tmp_path / "empty")), base_url=BASE) as c:
         h = c.get("/api/v1/health").json()
         assert h["counts"]["videos"] == 0 and h["model"]["key"] is None
-        assert c.post("/api/v1/search", json={"query": "x"}).json() == {"results": [], "next_cursor": None, "model": None}
+        assert c.post("/api/v1/search", json={"query": "x"}).json() == {
+            "results": [],
+            "next_cursor": None,
+            "model": None,
+        }
         assert c.get("/api/v1/videos").json() == {"videos": [], "next_cursor": None}
 
 
@@ -446,7 +489,12 @@ def test_writer_lock_shows_as_indexing(library: Path) -> None:
 def test_error_messages_carry_no_server_paths() -> None:
     msg = public_message(InputError("/srv/videos/private/clip.mp4: cannot be decoded: bad data at /usr/lib/x.so"))
     assert msg == "clip.mp4: cannot be decoded: bad data at x.so"
-    assert public_message(InputError("no library at /home/me/lib; run `vidsearch index DIR --library /home/me/lib` first")).count("/home") == 0
+    assert (
+        public_message(
+            InputError("no library at /home/me/lib; run `vidsearch index DIR --library /home/me/lib` first")
+        ).count("/home")
+        == 0
+    )
 
 
 def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(library: Path) -> None:
@@ -461,8 +509,22 @@ def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(library: Path) -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(library), "--port", str(port), "--token", "auto"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "vidsearch.cli",
+            "serve",
+            "--library",
+            str(library),
+            "--port",
+            str(port),
+            "--token",
+            "auto",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 120

@@ -27,9 +27,9 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
+import videogen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-import videogen  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.serve.app import create_app  # noqa: E402
 from vidsearch.serve.service import ServeConfig  # noqa: E402
@@ -38,13 +38,28 @@ from vidsearch.store.library import Library  # noqa: E402
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(os.environ.get("VIDSEARCH_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 FPS = 10
 SIZE = (320, 240)
 BITS = 12
-QUERIES = ["a dog catching a frisbee", "people dancing at a party", "a red car on a road", "waves on a beach",
-           "someone playing guitar", "a cat sleeping", "children playing football", "cooking in a kitchen"]
+QUERIES = [
+    "a dog catching a frisbee",
+    "people dancing at a party",
+    "a red car on a road",
+    "waves on a beach",
+    "someone playing guitar",
+    "a cat sleeping",
+    "children playing football",
+    "cooking in a kitchen",
+]
 
 # Reads the frame the <video> shows (drawn into a canvas) as RGBA bytes, with the time it is at.
 READ_FRAME = """async () => {
@@ -91,8 +106,18 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     videos = root / "videos"
     # H.264 (what Debian's Chromium plays), long enough for windows, keyframes every second
     videogen.write_video(videos / "beach walk.mp4", seconds=24, fps=FPS, size=SIZE, gop=FPS, color=(60, 140, 230))
-    videogen.write_video(videos / "garden" / "square.mp4", seconds=20, fps=FPS, size=SIZE, gop=FPS, pattern="moving_square", color=(80, 200, 90))
-    videogen.write_video(videos / "garden" / "sunset.mp4", seconds=16, fps=FPS, size=SIZE, gop=FPS, color=(240, 140, 60))
+    videogen.write_video(
+        videos / "garden" / "square.mp4",
+        seconds=20,
+        fps=FPS,
+        size=SIZE,
+        gop=FPS,
+        pattern="moving_square",
+        color=(80, 200, 90),
+    )
+    videogen.write_video(
+        videos / "garden" / "sunset.mp4", seconds=16, fps=FPS, size=SIZE, gop=FPS, color=(240, 140, 60)
+    )
     videogen.write_video(videos / "old camera.avi", seconds=6, fps=FPS, size=SIZE, codec="mpeg4", color=(200, 200, 200))
     with Library.open(root / "lib") as lib:
         report = index_folder(lib, videos, IndexOptions(model=str(tiny_checkpoint), workers=1))
@@ -134,9 +159,11 @@ def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> N
     page.on("pageerror", lambda e: errors.append(str(e)))
     # Record where the player lands, and hold playback there (the page's play() call is noted, not
     # run), so the frame on screen can be compared with the span's start exactly.
-    page.add_init_script("window.__at = []; document.addEventListener('seeked', e => window.__at.push(e.target.currentTime), true);"
-                         "document.addEventListener('loadeddata', e => window.__at.push(e.target.currentTime), true);"
-                         "HTMLMediaElement.prototype.play = function () { window.__played = true; return Promise.resolve(); };")
+    page.add_init_script(
+        "window.__at = []; document.addEventListener('seeked', e => window.__at.push(e.target.currentTime), true);"
+        "document.addEventListener('loadeddata', e => window.__at.push(e.target.currentTime), true);"
+        "HTMLMediaElement.prototype.play = function () { window.__played = true; return Promise.resolve(); };"
+    )
     page.goto(server + "/")
     assert page.evaluate("document.activeElement.id") == "q"  # focused on load
     page.keyboard.type(query)
@@ -152,7 +179,9 @@ def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> N
 
     first.click()
     page.wait_for_selector("#overlay:not([hidden])")
-    page.wait_for_function("() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking && window.__at.length > 0; }")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking && window.__at.length > 0; }"
+    )
     start = top["start"]
     # the player went to the span's start (by the media fragment, or the page's own seek)
     assert any(abs(t - start) < 0.05 for t in page.evaluate("window.__at")), (page.evaluate("window.__at"), start)
@@ -166,8 +195,12 @@ def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> N
     assert span_box and span_box["width"] > 0  # the span is marked on the timeline
     page.screenshot(path=str(ARTIFACTS / "serve-player.png"))
 
-    target = min(top["video"]["duration"] - 1.0, start + 3.0) if start + 3.0 < top["video"]["duration"] - 1 else start - 1.5
-    page.evaluate(f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {target}; }})")
+    target = (
+        min(top["video"]["duration"] - 1.0, start + 3.0) if start + 3.0 < top["video"]["duration"] - 1 else start - 1.5
+    )
+    page.evaluate(
+        f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {target}; }})"
+    )
     shot = page.evaluate(READ_FRAME)
     assert abs(_frame_number(shot) - round(target * FPS)) <= 1, (_frame_number(shot), target)
     assert 206 in media_statuses, media_statuses  # the seek was served as a byte range
@@ -202,7 +235,9 @@ def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, li
     page.keyboard.press("Enter")
     page.wait_for_selector("#overlay:not([hidden])")
     assert page.locator("#stills").is_visible() and not page.locator("#video").is_visible()  # MPEG-4 Part 2: stills
-    page.wait_for_function("() => [...document.querySelectorAll('#stills img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#stills img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.keyboard.press("Escape")
 
     page.locator(".card .similar").first.click()  # more like this
@@ -210,12 +245,19 @@ def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, li
     page.wait_for_selector(".card")
     assert "like the chosen moment" in page.inner_text("#status")
 
-    shared = page.url.split("?")[0] + "?q=a%20sunset#v=" + page.locator(".card").first.get_attribute("data-video") + "&t=4.00,8.00"
+    shared = (
+        page.url.split("?")[0]
+        + "?q=a%20sunset#v="
+        + page.locator(".card").first.get_attribute("data-video")
+        + "&t=4.00,8.00"
+    )
     other = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
     other.set_default_timeout(120_000)
     other.goto(shared)
     other.wait_for_selector("#overlay:not([hidden])")
-    other.wait_for_function("() => { const v = document.getElementById('video'); return v.hidden || (v.readyState >= 2 && !v.seeking); }")
+    other.wait_for_function(
+        "() => { const v = document.getElementById('video'); return v.hidden || (v.readyState >= 2 && !v.seeking); }"
+    )
     if other.locator("#video").is_visible():
         assert abs(other.evaluate("document.getElementById('video').currentTime") - 4.0) < 2.1
     other.keyboard.press("Escape")
@@ -255,14 +297,25 @@ def _store_tubes(library: Path) -> int:
     with Library.open(library, create=False) as lib:
         space = lib.space(None)
         with lib.session() as s:
-            (vid, seg) = next((v, g) for v, g, p in stored.unscanned_videos(s, space.id, "moves.txt") if p.endswith("square.mp4"))
+            (vid, seg) = next(
+                (v, g) for v, g, p in stored.unscanned_videos(s, space.id, "moves.txt") if p.endswith("square.mp4")
+            )
             tubes = [
-                stored.TubeRow(0, 2.0, 4.0, [(HOSTILE_LABEL, 0.8), ("sit", 0.2)],
-                               [stored.BoxRow(t, *b, None if t == 3.0 else 0.9, HOSTILE_LABEL, 0.8) for t, b in TUBE.items()]),
-                stored.TubeRow(1, 6.0, 7.0, [("sit", 0.6)], [stored.BoxRow(t, *b, 0.9, "sit", 0.6) for t, b in LATER.items()]),
+                stored.TubeRow(
+                    0,
+                    2.0,
+                    4.0,
+                    [(HOSTILE_LABEL, 0.8), ("sit", 0.2)],
+                    [stored.BoxRow(t, *b, None if t == 3.0 else 0.9, HOSTILE_LABEL, 0.8) for t, b in TUBE.items()],
+                ),
+                stored.TubeRow(
+                    1, 6.0, 7.0, [("sit", 0.6)], [stored.BoxRow(t, *b, 0.9, "sit", 0.6) for t, b in LATER.items()]
+                ),
             ]
             stored.save_scan(s, seg, space.id, "moves.txt", "hand", 6, tubes)
-            one = stored.TubeRow(0, 2.0, 4.0, [("stand", 0.5)], [stored.BoxRow(t, *b, 0.9, "stand", 0.5) for t, b in TUBE.items()])
+            one = stored.TubeRow(
+                0, 2.0, 4.0, [("stand", 0.5)], [stored.BoxRow(t, *b, 0.9, "stand", 0.5) for t, b in TUBE.items()]
+            )
             stored.save_scan(s, seg, space.id, "other.txt", "hand", 3, [one])  # a second label set
     return vid
 
@@ -273,12 +326,18 @@ def _expected(page, boxes: dict[float, tuple], t: float) -> dict[str, float]:
     k = max(i for i, kt in enumerate(times[:-1]) if kt <= t) if t >= times[0] else 0
     a, b = times[k], times[k + 1]
     w = min(1.0, max(0.0, (t - a) / (b - a)))
-    x1, y1, x2, y2 = (p + w * (q - p) for p, q in zip(boxes[a], boxes[b]))
+    x1, y1, x2, y2 = (p + w * (q - p) for p, q in zip(boxes[a], boxes[b], strict=False))
     v = page.locator("#video").bounding_box()
     scale = min(v["width"] / SIZE[0], v["height"] / SIZE[1])
     pw, ph = SIZE[0] * scale, SIZE[1] * scale
     ox, oy = v["x"] + (v["width"] - pw) / 2, v["y"] + (v["height"] - ph) / 2
-    return {"x": ox + x1 * pw, "y": oy + y1 * ph, "width": (x2 - x1) * pw, "height": (y2 - y1) * ph, "pillarbox": ox - v["x"]}
+    return {
+        "x": ox + x1 * pw,
+        "y": oy + y1 * ph,
+        "width": (x2 - x1) * pw,
+        "height": (y2 - y1) * ph,
+        "pillarbox": ox - v["x"],
+    }
 
 
 SHOWN = """() => [...document.querySelectorAll('#actors .actor')].map(e => {
@@ -289,7 +348,9 @@ SHOWN = """() => [...document.querySelectorAll('#actors .actor')].map(e => {
 
 
 def _seek(page, t: float) -> list[dict]:
-    page.evaluate(f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {t}; }})")
+    page.evaluate(
+        f"() => new Promise(r => {{ const v = document.getElementById('video'); v.addEventListener('seeked', r, {{once: true}}); v.currentTime = {t}; }})"
+    )
     return page.evaluate(SHOWN)
 
 
@@ -304,11 +365,15 @@ def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, libra
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     # the page's own play() is held (the test seeks to exact times); the real one is kept for later
-    page.add_init_script("HTMLMediaElement.prototype.realPlay = HTMLMediaElement.prototype.play;"
-                         "HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };")
+    page.add_init_script(
+        "HTMLMediaElement.prototype.realPlay = HTMLMediaElement.prototype.play;"
+        "HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };"
+    )
     page.goto(f"{server}/#v={vid}&t=1.00,9.00")
     page.wait_for_selector("#toggle-actors:not([hidden])")
-    page.wait_for_function("() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }"
+    )
     # two label sets: a choice, the first one shown; each tube marked under the timeline
     assert page.locator("#actor-set option").all_inner_texts() == ["moves.txt (2 people)", "other.txt (1 person)"]
     assert page.locator("#timeline .tube").count() == 2
@@ -329,7 +394,11 @@ def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, libra
     assert _seek(page, 8.0) == []  # after both
     page.select_option("#actor-set", "1")
     (box,) = _seek(page, 3.0)
-    assert box["label"] == "stand 0.50" and _near(box, _expected(page, TUBE, 3.0)) and page.locator("#timeline .tube").count() == 1
+    assert (
+        box["label"] == "stand 0.50"
+        and _near(box, _expected(page, TUBE, 3.0))
+        and page.locator("#timeline .tube").count() == 1
+    )
     page.select_option("#actor-set", "0")
 
     _seek(page, 3.0)

@@ -9,7 +9,15 @@ from vidsearch.metrics import temporal_iou
 from vidsearch.spans import Span, best_span_from_windows, coverage_curve, localize_windows, nms, smooth_curve
 
 
-def sliding(duration: float, window: float, stride: float, events: list[tuple[float, float, float]], base: float = 0.2, noise: float = 0.0, seed: int = 0):
+def sliding(
+    duration: float,
+    window: float,
+    stride: float,
+    events: list[tuple[float, float, float]],
+    base: float = 0.2,
+    noise: float = 0.0,
+    seed: int = 0,
+):
     """Window scores = base + sum(height * share of the window covered by each event) (+ noise)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -72,8 +80,12 @@ def test_noisy_events_localized_with_nms() -> None:
 
 def test_best_span_from_stored_windows() -> None:
     # 8 s windows every 4 s: the best window narrows to the half its better neighbour shares
-    assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.1), (8, 16, 0.5), (12, 20, 0.1)]) == pytest.approx((8.0, 16.0, 0.3))
-    assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.5), (8, 16, 0.5), (12, 20, 0.1)])[:2] == pytest.approx((4.0, 16.0))
+    assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.1), (8, 16, 0.5), (12, 20, 0.1)]) == pytest.approx(
+        (8.0, 16.0, 0.3)
+    )
+    assert best_span_from_windows([(0, 8, 0.1), (4, 12, 0.5), (8, 16, 0.5), (12, 20, 0.1)])[:2] == pytest.approx(
+        (4.0, 16.0)
+    )
     assert best_span_from_windows([(3, 11, 0.4)]) == (3.0, 11.0, 0.4)
     # Nearly flat: the coverage curve peaks beside the best window; the best window wins.
     flat = [(0, 8, 0.99), (4, 12, 0.98), (8, 16, 1.0), (12, 20, 0.999)]

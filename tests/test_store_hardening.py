@@ -19,18 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_index_stages import DIM, FakeDecoder, FakeEncoder
 from typer.testing import CliRunner
 
-from test_index_stages import DIM, FakeDecoder, FakeEncoder
+from vidsearch import errors
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
-from vidsearch import errors
 from vidsearch.errors import CheckpointError, LibraryError
 from vidsearch.indexer.options import IndexOptions
 from vidsearch.indexer.pipeline import Stages, index_files, index_folder
 from vidsearch.store.library import DB_NAME, Library
 from vidsearch.store.vectors import VectorIndex
-
 
 
 def bytes_safe_encode(encoder: object, options: IndexOptions):
@@ -140,6 +139,7 @@ def test_changed_checkpoint_is_refused(tmp_path: Path, tiny_checkpoint: Path) ->
     import shutil
 
     from conftest import make_tiny_checkpoint
+
     from vidsearch.search import load_space_encoder
     from vidsearch.store.spaces import SpaceInfo
 
@@ -266,7 +266,12 @@ def _tmpfs(where: Path, size: str) -> bool:
     where.mkdir()
     if os.geteuid() != 0:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_disk_full_on_a_real_full_disk(tmp_path: Path) -> None:
@@ -353,7 +358,6 @@ def test_info_check_reports_a_damaged_index_file(tmp_path: Path) -> None:
     assert len(problems) == 1 and "checksum" in problems[0]
 
 
-
 # ------------------------------------------------------------------ 12: remove during enrich
 class TextEncoder(FakeEncoder):
     temperature = 0.01
@@ -361,7 +365,9 @@ class TextEncoder(FakeEncoder):
     def encode_text(self, texts):
         import zlib
 
-        x = np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(DIM) for t in texts]).astype(np.float32)
+        x = np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(DIM) for t in texts]).astype(
+            np.float32
+        )
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -383,7 +389,14 @@ def test_remove_while_enrich_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def alive_then_remove(s, ids):
         alive = real(s, ids)
         if not procs:
-            procs.append(subprocess.Popen([*CLI, "remove", str(folder / "v1.mp4"), "--library", str(lib)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [*CLI, "remove", str(folder / "v1.mp4"), "--library", str(lib)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
             deadline = time.monotonic() + 15  # old code: the remove commits here; new: it waits for us
             while time.monotonic() < deadline and procs[0].poll() is None:
                 time.sleep(0.2)
@@ -427,7 +440,10 @@ def test_concurrent_saves_never_fail_or_tear(tmp_path: Path) -> None:
     path = tmp_path / "indexes" / "space-1.faiss"
     path.parent.mkdir()
     VectorIndex.empty(8).save(path)
-    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(path), str(seed), "20"], stdout=subprocess.PIPE, text=True) for seed in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SAVER, str(path), str(seed), "20"], stdout=subprocess.PIPE, text=True)
+        for seed in range(3)
+    ]
     results = [p.communicate(timeout=300)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert results == [["0", "0"]] * 3

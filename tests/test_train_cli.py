@@ -16,8 +16,16 @@ from vidsearch.train.synthetic import make_split
 runner = CliRunner()
 
 SCRATCH = dict(
-    input_resolution=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, embed_dim=16,
-    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+    input_resolution=16,
+    patch_size=8,
+    vision_width=32,
+    vision_layers=1,
+    vision_heads=2,
+    embed_dim=16,
+    num_frames=4,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
 )
 
 
@@ -31,8 +39,25 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _finetune(data: dict[str, Path], out: Path, *extra: str):
-    args = ["finetune", "--annotations", str(data["ann"]), "--videos", str(data["videos"]), "--out", str(out),
-            "--epochs", "2", "--batch-size", "4", "--val-videos", "4", "--lr", "1e-3", "--json", *extra]
+    args = [
+        "finetune",
+        "--annotations",
+        str(data["ann"]),
+        "--videos",
+        str(data["videos"]),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--val-videos",
+        "4",
+        "--lr",
+        "1e-3",
+        "--json",
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
@@ -49,7 +74,9 @@ def _summary(res) -> dict:
 
 def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
     out = tmp_path / "run"
-    res = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1")
+    res = _finetune(
+        data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1"
+    )
     assert res.exit_code == 0, res.output
     lines = _lines(res.stdout)
     summary = _summary(res)
@@ -60,37 +87,95 @@ def test_finetune_from_scratch_then_bench_with_its_checkpoint(data, tmp_path):
     assert summary["selected"] == "best" and summary["best_epoch"] in (1, 2) and Path(summary["last"]).exists()
     assert summary["epochs"][-1]["val"]["t2v"]["count"] == 4
     model = Path(summary["model"])
-    assert model.exists() and json.loads(model.with_suffix(".json").read_text()) == {**SCRATCH, "context_length": 32, "vocab_size": 49408}
+    assert model.exists() and json.loads(model.with_suffix(".json").read_text()) == {
+        **SCRATCH,
+        "context_length": 32,
+        "vocab_size": 49408,
+    }
 
-    bench = runner.invoke(app, ["bench", "retrieval", "--dataset", "json", "--annotations", str(data["ann"]),
-                                "--videos", str(data["videos"]), "--model", str(model), "--library", str(tmp_path / "lib"), "--json"])
+    bench = runner.invoke(
+        app,
+        [
+            "bench",
+            "retrieval",
+            "--dataset",
+            "json",
+            "--annotations",
+            str(data["ann"]),
+            "--videos",
+            str(data["videos"]),
+            "--model",
+            str(model),
+            "--library",
+            str(tmp_path / "lib"),
+            "--json",
+        ],
+    )
     assert bench.exit_code == 0, bench.output
     assert json.loads(bench.stdout)["metrics"]["t2v"]["count"] == 16
 
     # an existing run is not overwritten; --resume with the same settings has nothing left to do
-    again = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1")
+    again = _finetune(
+        data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--crop-scale", "0.8", "--crop-shift", "0.1"
+    )
     assert isinstance(again.exception, InputError) and "--resume" in str(again.exception)
-    resumed = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
-                        "--crop-scale", "0.8", "--crop-shift", "0.1")
+    resumed = _finetune(
+        data,
+        out,
+        "--model-config",
+        str(data["cfg"]),
+        "--temp",
+        "0.07",
+        "--resume",
+        "--crop-scale",
+        "0.8",
+        "--crop-shift",
+        "0.1",
+    )
     assert resumed.exit_code == 0, resumed.output
     assert _summary(resumed)["epochs"] == summary["epochs"]
     changed = _finetune(data, out, "--model-config", str(data["cfg"]), "--resume", "--lr", "5e-4")
     assert isinstance(changed.exception, InputError) and "lr" in str(changed.exception)
-    flipped = _finetune(data, out, "--model-config", str(data["cfg"]), "--temp", "0.07", "--resume",
-                        "--crop-scale", "0.8", "--crop-shift", "0.1", "--reverse-pairs", "left=right")
+    flipped = _finetune(
+        data,
+        out,
+        "--model-config",
+        str(data["cfg"]),
+        "--temp",
+        "0.07",
+        "--resume",
+        "--crop-scale",
+        "0.8",
+        "--crop-shift",
+        "0.1",
+        "--reverse-pairs",
+        "left=right",
+    )
     assert isinstance(flipped.exception, InputError) and "reverse_pairs" in str(flipped.exception)
 
 
 def test_finetune_a_checkpoint_with_fewer_frames(data, tmp_path, tiny_checkpoint):
-    res = _finetune(data, tmp_path / "ft", "--model", str(tiny_checkpoint), "--frames", "4", "--freeze-text", "--epochs", "1")
+    res = _finetune(
+        data, tmp_path / "ft", "--model", str(tiny_checkpoint), "--frames", "4", "--freeze-text", "--epochs", "1"
+    )
     assert res.exit_code == 0, res.output
     cfg = json.loads(Path(_summary(res)["model"]).with_suffix(".json").read_text())
     assert cfg["num_frames"] == 4 and cfg["vision_width"] == 64
 
 
 def test_lr_find_picks_the_rate_the_run_trains_at(data, tmp_path):
-    res = _finetune(data, tmp_path / "lr", "--model-config", str(data["cfg"]), "--epochs", "1", "--lr-find",
-                    "--lr-find-steps", "6", "--no-select-best")
+    res = _finetune(
+        data,
+        tmp_path / "lr",
+        "--model-config",
+        str(data["cfg"]),
+        "--epochs",
+        "1",
+        "--lr-find",
+        "--lr-find-steps",
+        "6",
+        "--no-select-best",
+    )
     assert res.exit_code == 0, res.output
     lines = _lines(res.stdout)
     assert [x["event"] for x in lines] == ["lr_find", "epoch", "done"]
@@ -99,14 +184,44 @@ def test_lr_find_picks_the_rate_the_run_trains_at(data, tmp_path):
     assert summary["config"]["lr"] == found["picked"] == summary["lr_find"]["picked"]
     assert summary["selected"] == "last" and summary["best"] is None
     # without --json the range test is a table with the pick
-    plain = runner.invoke(app, ["finetune", "--annotations", str(data["ann"]), "--videos", str(data["videos"]),
-                                "--out", str(tmp_path / "lr2"), "--epochs", "1", "--batch-size", "4", "--val-videos", "4",
-                                "--model-config", str(data["cfg"]), "--lr-find", "--lr-find-steps", "6"])
+    plain = runner.invoke(
+        app,
+        [
+            "finetune",
+            "--annotations",
+            str(data["ann"]),
+            "--videos",
+            str(data["videos"]),
+            "--out",
+            str(tmp_path / "lr2"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--val-videos",
+            "4",
+            "--model-config",
+            str(data["cfg"]),
+            "--lr-find",
+            "--lr-find-steps",
+            "6",
+        ],
+    )
     assert plain.exit_code == 0, plain.output
     assert "lr range test:" in plain.stdout and "training at lr" in plain.stdout and "*best*" in plain.stdout
     # a started run keeps its rate
-    again = _finetune(data, tmp_path / "lr", "--model-config", str(data["cfg"]), "--epochs", "1", "--lr-find",
-                      "--lr-find-steps", "6", "--resume")
+    again = _finetune(
+        data,
+        tmp_path / "lr",
+        "--model-config",
+        str(data["cfg"]),
+        "--epochs",
+        "1",
+        "--lr-find",
+        "--lr-find-steps",
+        "6",
+        "--resume",
+    )
     assert isinstance(again.exception, InputError) and "--lr-find" in str(again.exception)
 
 
@@ -119,12 +234,22 @@ def test_user_errors(data, tmp_path):
     assert isinstance(res.exception, InputError) and "--reverse-pairs" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-margin", "0.5")
     assert isinstance(res.exception, InputError) and "without --reverse-pairs" in str(res.exception)
-    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--reverse-pairs", "left=right",
-                    "--reverse-margin", "1.5")
+    res = _finetune(
+        data,
+        tmp_path / "x",
+        "--model-config",
+        str(data["cfg"]),
+        "--reverse-pairs",
+        "left=right",
+        "--reverse-margin",
+        "1.5",
+    )
     assert isinstance(res.exception, InputError) and "--reverse-margin" in str(res.exception)
     res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--masking-motion", "0.5")
     assert isinstance(res.exception, InputError) and "add --masking" in str(res.exception)
-    res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--masking", "0.5", "--masking-motion", "1.5")
+    res = _finetune(
+        data, tmp_path / "x", "--model-config", str(data["cfg"]), "--masking", "0.5", "--masking-motion", "1.5"
+    )
     assert isinstance(res.exception, InputError) and "--masking-motion" in str(res.exception)
     for bad in ("1.0", "-1.5", "nan"):
         res = _finetune(data, tmp_path / "x", "--model-config", str(data["cfg"]), "--text-margin", bad)

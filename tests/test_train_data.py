@@ -65,7 +65,7 @@ def test_neighbour_batches_group_similar_captions():
     # each shares 4 of its 5 words with the seed (one attribute changed)
     first = [captions[i].split() for i in batches[0][:8]]
     assert len({" ".join(c) for c in first}) == 8
-    assert all(sum(a != b for a, b in zip(first[0], c)) == 1 for c in first[1:])
+    assert all(sum(a != b for a, b in zip(first[0], c, strict=False)) == 1 for c in first[1:])
     assert neighbour_batches(captions, 16, np.random.default_rng(0), group=8) == batches
 
 
@@ -125,9 +125,23 @@ def test_frame_cache_builds_once_and_enforces_its_bound(tmp_path):
     again = build_frame_cache(videos, path, cache_frames=4, resolution=8, max_bytes=10**6, decode=_never)
     assert np.array_equal(np.asarray(again.frames), np.asarray(cache.frames))
     with pytest.raises(InputError, match="--cache-frames"):
-        build_frame_cache(videos, tmp_path / "big.npy", cache_frames=4, resolution=8, max_bytes=cache_bytes(5, 4, 8) - 1, decode=_fake_decoder)
+        build_frame_cache(
+            videos,
+            tmp_path / "big.npy",
+            cache_frames=4,
+            resolution=8,
+            max_bytes=cache_bytes(5, 4, 8) - 1,
+            decode=_fake_decoder,
+        )
     with pytest.raises(MediaError, match="v99"):
-        build_frame_cache([tmp_path / "v99.mp4"], tmp_path / "bad.npy", cache_frames=2, resolution=8, max_bytes=10**6, decode=_fake_decoder)
+        build_frame_cache(
+            [tmp_path / "v99.mp4"],
+            tmp_path / "bad.npy",
+            cache_frames=2,
+            resolution=8,
+            max_bytes=10**6,
+            decode=_fake_decoder,
+        )
     assert not (tmp_path / "bad.npy").exists()
 
 
@@ -194,9 +208,15 @@ def test_read_clips_carries_the_annotation_group(tmp_path):
     for name in ("a.mp4", "b.mp4"):
         (tmp_path / name).write_bytes(b"")
     ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps([{"video": "a.mp4", "caption": "a red disc going left", "group": "red circle left"},
-                               {"video": "b.mp4", "caption": ["a ball in red heading left", "a blue box"]},
-                               {"video": "gone.mp4", "caption": "x", "group": "g"}]))
+    ann.write_text(
+        json.dumps(
+            [
+                {"video": "a.mp4", "caption": "a red disc going left", "group": "red circle left"},
+                {"video": "b.mp4", "caption": ["a ball in red heading left", "a blue box"]},
+                {"video": "gone.mp4", "caption": "x", "group": "g"},
+            ]
+        )
+    )
     clips, missing = read_clips("json", ann, tmp_path)
     assert missing == ["gone.mp4"]
     assert [(c.video.name, c.group) for c in clips] == [("a.mp4", "red circle left"), ("b.mp4", None), ("b.mp4", None)]

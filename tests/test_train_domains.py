@@ -60,14 +60,17 @@ def test_grammars_reword_the_same_action():
     # held-out captions only add function words to the training vocabulary
     vocab = set().union(*map(_words, train))
     assert set().union(*map(_words, held)) - vocab <= {"one", "which", "coloured"}
-    assert S.Action("red", "circle", "left").caption == get_setting("default").grammar.caption("red", "circle", "left", rng)
+    assert S.Action("red", "circle", "left").caption == get_setting("default").grammar.caption(
+        "red", "circle", "left", rng
+    )
     with pytest.raises(ValueError, match="family"):
         get_setting("nope")
 
 
 def test_new_shapes_render_and_opposite_moves_stay_reversed():
-    look = dataclasses.replace(get_setting("family").draw(np.random.default_rng(1)), width=48, height=64,
-                               num_frames=6, noise=0.0)
+    look = dataclasses.replace(
+        get_setting("family").draw(np.random.default_rng(1)), width=48, height=64, num_frames=6, noise=0.0
+    )
     for shape in ("diamond", "star"):
         left = S.render_look(S.Action("green", shape, "left"), np.random.default_rng(7), look)
         right = S.render_look(S.Action("green", shape, "right"), np.random.default_rng(7), look)
@@ -75,8 +78,10 @@ def test_new_shapes_render_and_opposite_moves_stay_reversed():
         d = np.abs(left[0].astype(np.int32) - np.asarray(S.COLOURS["green"])).sum(-1)
         assert (d < 60).sum() >= 10
     noisy = dataclasses.replace(look, noise=8.0)
-    assert not np.array_equal(S.render_look(S.Action("red", "star", "up"), np.random.default_rng(2), noisy),
-                              S.render_look(S.Action("red", "star", "up"), np.random.default_rng(2), look))
+    assert not np.array_equal(
+        S.render_look(S.Action("red", "star", "up"), np.random.default_rng(2), noisy),
+        S.render_look(S.Action("red", "star", "up"), np.random.default_rng(2), look),
+    )
     with pytest.raises(ValueError):
         S.render_look(S.Action("red", "hexagon", "up"), np.random.default_rng(0), look)
 
@@ -98,7 +103,9 @@ def test_make_split_of_a_setting_is_seeded_and_labels_its_actions(tmp_path):
     sizes = {probe(tmp_path / "fam" / r["video"]).width for r in fam}
     assert len(sizes) > 1  # drawn per clip
     with pytest.raises(ValueError):
-        S.make_split(tmp_path, "x", len(S.setting_actions(get_setting("wide"))) + 1, seed=0, setting="wide", distinct=True)
+        S.make_split(
+            tmp_path, "x", len(S.setting_actions(get_setting("wide"))) + 1, seed=0, setting="wide", distinct=True
+        )
 
 
 def test_action_pairs_work_for_any_wording():

@@ -14,8 +14,16 @@ from vidsearch.train.data import Clip, build_frame_cache
 from vidsearch.train.loop import TrainConfig, Trainer, build_optimizer, contrastive_loss, lr_at
 
 TINY = dict(
-    input_resolution=16, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, embed_dim=16,
-    num_frames=4, text_width=32, text_layers=1, text_heads=2,
+    input_resolution=16,
+    patch_size=8,
+    vision_width=32,
+    vision_layers=1,
+    vision_heads=2,
+    embed_dim=16,
+    num_frames=4,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
 )
 
 
@@ -47,7 +55,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     lrs = [lr_at(s, total, base, warmup=0.1, min_ratio=0.01) for s in range(total)]
     assert lrs[0] == pytest.approx(base / 10)
     assert lrs[9] == pytest.approx(base)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
     assert lrs[-1] == pytest.approx(base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 89 / 90))))
     assert lr_at(10**6, total, base, 0.1, 0.01) == pytest.approx(base * 0.01)
 
@@ -80,7 +88,9 @@ def _data(tmp_path: Path, n: int = 24):
         frames += np.asarray(colours[names[i % 3]]) // 2
         return np.clip(frames, 0, 255).astype(np.uint8)
 
-    cache = build_frame_cache(videos, tmp_path / "cache.npy", cache_frames=6, resolution=16, max_bytes=10**8, decode=decode)
+    cache = build_frame_cache(
+        videos, tmp_path / "cache.npy", cache_frames=6, resolution=16, max_bytes=10**8, decode=decode
+    )
     return clips, cache
 
 
@@ -90,10 +100,23 @@ def _trainer(tmp_path: Path, out: Path | None, **kw) -> Trainer:
     clips, cache = _data(tmp_path)
     torch.manual_seed(0)
     model = ViCLIP(ViCLIPConfig(**TINY))
-    cfg = TrainConfig(**{**dict(epochs=2, lr=3e-3, batch_size=6, num_frames=4, temp_init=0.1, warmup=0.1,
-                                crop_scale=0.8, crop_shift=0.1, masking_prob=0.25), **kw})
-    return Trainer(model, cfg, clips[:18], cache, clips[18:], cache, out_dir=out,
-                   tokenize=lambda caps: _tokens(caps))
+    cfg = TrainConfig(
+        **{
+            **dict(
+                epochs=2,
+                lr=3e-3,
+                batch_size=6,
+                num_frames=4,
+                temp_init=0.1,
+                warmup=0.1,
+                crop_scale=0.8,
+                crop_shift=0.1,
+                masking_prob=0.25,
+            ),
+            **kw,
+        }
+    )
+    return Trainer(model, cfg, clips[:18], cache, clips[18:], cache, out_dir=out, tokenize=lambda caps: _tokens(caps))
 
 
 def _tokens(captions) -> torch.Tensor:
@@ -127,7 +150,7 @@ def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
     resumed = _trainer(tmp_path, out, epochs=2)
     assert resumed.resume() == 1
     resumed.fit()
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=False):
         assert torch.allclose(a, b, atol=1e-6), name
 
     enc = load_encoder(str(out / "model.pth"), device="cpu")
@@ -135,19 +158,31 @@ def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
     frames = np.zeros((1, 4, 16, 16, 3), np.uint8)
     v = enc.encode_video(frames)
     with torch.no_grad():
-        ref = F.normalize(resumed.model.eval().encode_video(
-            torch.from_numpy(np.zeros((1, 4, 3, 16, 16), np.float32)).sub(torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
-            .div(torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))), dim=-1).numpy()
+        ref = F.normalize(
+            resumed.model.eval().encode_video(
+                torch.from_numpy(np.zeros((1, 4, 3, 16, 16), np.float32))
+                .sub(torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
+                .div(torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))
+            ),
+            dim=-1,
+        ).numpy()
     assert np.allclose(v, ref, atol=1e-5)
 
 
-def _direction_trainer(tmp_path: Path, groups: list[str | None] | None = None, captions: list[str] | None = None,
-                       **kw) -> Trainer:
+def _direction_trainer(
+    tmp_path: Path, groups: list[str | None] | None = None, captions: list[str] | None = None, **kw
+) -> Trainer:
     """Six clips whose frames encode (video, frame) so a reversal is visible; captions name directions."""
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 
-    caps = captions or ["a dot moving left", "a dot moving right", "a dot moving up", "a dot standing still",
-                        "a dot moving left", "a dot moving down"]
+    caps = captions or [
+        "a dot moving left",
+        "a dot moving right",
+        "a dot moving up",
+        "a dot standing still",
+        "a dot moving left",
+        "a dot moving down",
+    ]
     videos = [tmp_path / f"d{i}.mp4" for i in range(len(caps))]
 
     def decode(path: Path, count: int, res: int) -> np.ndarray:
@@ -156,12 +191,26 @@ def _direction_trainer(tmp_path: Path, groups: list[str | None] | None = None, c
         frames += (np.arange(count) * 20 + i * 3).astype(np.uint8)[:, None, None, None]
         return frames
 
-    cache = build_frame_cache(videos, tmp_path / "dcache.npy", cache_frames=8, resolution=16, max_bytes=10**8, decode=decode)
+    cache = build_frame_cache(
+        videos, tmp_path / "dcache.npy", cache_frames=8, resolution=16, max_bytes=10**8, decode=decode
+    )
     torch.manual_seed(0)
     model = ViCLIP(ViCLIPConfig(**TINY))
-    cfg = TrainConfig(**{**dict(epochs=1, lr=1e-3, batch_size=6, num_frames=4, crop_scale=0.7, crop_shift=0.1,
-                                reverse_pairs=(("left", "right"), ("up", "down"))), **kw})
-    clips = [Clip(v, c, g) for v, c, g in zip(videos, caps, groups or [None] * len(caps))]
+    cfg = TrainConfig(
+        **{
+            **dict(
+                epochs=1,
+                lr=1e-3,
+                batch_size=6,
+                num_frames=4,
+                crop_scale=0.7,
+                crop_shift=0.1,
+                reverse_pairs=(("left", "right"), ("up", "down")),
+            ),
+            **kw,
+        }
+    )
+    clips = [Clip(v, c, g) for v, c, g in zip(videos, caps, groups or [None] * len(caps), strict=False)]
     return Trainer(model, cfg, clips, cache, out_dir=None, tokenize=lambda c: _tokens(c))
 
 
@@ -174,7 +223,7 @@ def test_reversed_clips_join_their_batch_with_swapped_captions(tmp_path):
     caps = [tr.captions[i] for i in cids.tolist()]
     assert caps[5:] == ["a dot moving right", "a dot moving left", "a dot moving down", "a dot moving up"]
     # the same sampled (jittered, cropped) frames, in reverse order: frame order is the only difference
-    for rev, orig in zip(range(5, 9), (0, 1, 2, 4)):
+    for rev, orig in zip(range(5, 9), (0, 1, 2, 4), strict=False):
         assert torch.equal(x[rev], x[orig].flip(0))
         assert not torch.equal(x[rev], x[orig])
     # a reversed clip whose caption another clip of the batch carries shares its caption id, so
@@ -192,7 +241,13 @@ def test_without_reverse_pairs_batches_are_unchanged(tmp_path):
 
 
 def test_groups_make_paraphrases_positives_and_reversed_clips_take_the_swapped_group(tmp_path):
-    caps = ["a dot moving left", "one dot going to the left", "a dot moving right", "the dot heads up", "a dot moving down"]
+    caps = [
+        "a dot moving left",
+        "one dot going to the left",
+        "a dot moving right",
+        "the dot heads up",
+        "a dot moving down",
+    ]
     groups = ["dot left", "dot left", "dot right", "dot up", None]
     tr = _direction_trainer(tmp_path, groups=groups, captions=caps)
     idx = [0, 1, 2, 3, 4]

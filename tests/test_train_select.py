@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from test_train_loop import TINY, _data, _tokens, _trainer  # tests/ is on sys.path (conftest.py)
+
 from vidsearch.train.loop import selection_score
 from vidsearch.train.lrfind import lr_range_test
 
@@ -98,8 +98,14 @@ def test_without_validation_there_is_nothing_to_select(tmp_path):
     from vidsearch.train.loop import TrainConfig, Trainer
 
     clips, cache = _data(tmp_path)
-    tr = Trainer(ViCLIP(ViCLIPConfig(**TINY)), TrainConfig(epochs=1, batch_size=6, num_frames=4, patience=1), clips, cache,
-                 out_dir=tmp_path / "o", tokenize=_tokens)
+    tr = Trainer(
+        ViCLIP(ViCLIPConfig(**TINY)),
+        TrainConfig(epochs=1, batch_size=6, num_frames=4, patience=1),
+        clips,
+        cache,
+        out_dir=tmp_path / "o",
+        tokenize=_tokens,
+    )
     tr.fit()
     assert tr.selected == "last" and tr.best_epoch == 0 and not (tmp_path / "o" / "best.pth").exists()
 

@@ -56,7 +56,12 @@ def test_opposite_directions_cover_the_same_positions_reversed():
 
 
 def test_direction_pairs():
-    captions = ["a red circle moving left", "a red circle moving up", "a red circle moving right", "a blue cross moving down"]
+    captions = [
+        "a red circle moving left",
+        "a red circle moving up",
+        "a red circle moving right",
+        "a blue cross moving down",
+    ]
     assert S.direction_pairs(captions) == [(0, 2)]
 
 
@@ -80,7 +85,11 @@ def test_make_split_writes_videos_and_annotations_bench_reads(tmp_path):
 def test_sequence_video_spans(tmp_path):
     from vidsearch.media import probe, read_frames
 
-    acts = [S.Action("red", "circle", "left"), S.Action("blue", "square", "down"), S.Action("yellow", "triangle", "right")]
+    acts = [
+        S.Action("red", "circle", "left"),
+        S.Action("blue", "square", "down"),
+        S.Action("yellow", "triangle", "right"),
+    ]
     spans = S.make_sequence_video(tmp_path / "seq.mp4", acts, seed=2, size=64, frames_per_action=8, fps=8)
     assert [s.caption for s in spans] == [a.caption for a in acts]
     assert [(s.start_frame, s.end_frame) for s in spans] == [(0, 8), (8, 16), (16, 24)]
@@ -89,7 +98,7 @@ def test_sequence_video_spans(tmp_path):
     assert info.num_frames == 24
     # the middle frame of each span shows that span's colour
     frames, _ = read_frames(tmp_path / "seq.mp4", [4, 12, 20], 64)
-    for f, a in zip(frames, acts):
+    for f, a in zip(frames, acts, strict=False):
         d = np.abs(f.astype(np.int32) - np.asarray(S.COLOURS[a.colour])).sum(-1)
         assert (d < 60).sum() >= 10
 

@@ -139,7 +139,13 @@ def test_crop_of_a_squashed_frame_keeps_the_picture_square() -> None:
     import torch
     import torch.nn.functional as F
 
-    squashed = F.interpolate(torch.from_numpy(native).permute(0, 3, 1, 2).float(), size=(64, 64), mode="bilinear").round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    squashed = (
+        F.interpolate(torch.from_numpy(native).permute(0, 3, 1, 2).float(), size=(64, 64), mode="bilinear")
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .numpy()
+    )
     out = crop_clip(squashed, (100, 20, 140, 60), (200, 100), 16)[0, :, :, 0]
     assert out.shape == (16, 16)
     assert out[2:-2, 2:-2].min() > 150  # the square fills the crop in both directions

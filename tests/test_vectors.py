@@ -16,10 +16,10 @@ import pytest
 
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.store import vectors as V
+from vidsearch.store.vectors import VectorIndex, choose_spec
 from vidsearch.store.vectors import gpu as G
 from vidsearch.store.vectors import policy as P
 from vidsearch.store.vectors import tune as T
-from vidsearch.store.vectors import VectorIndex, choose_spec
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -467,7 +467,7 @@ def test_deep_search_widens_probes_instead_of_returning_fewer(data, spec):
     assert idx.params["nprobe"] == 1  # the widening is per call; the tuned setting stays
     # real neighbours with their true scores, mostly the exact deep top-k (probes grew 4x, not to all)
     pos = {int(i): p for p, i in enumerate(ids)}
-    true = np.array([[xb[pos[int(i)]] @ q for i in row] for row, q in zip(I, xq[:5])])
+    true = np.array([[xb[pos[int(i)]] @ q for i in row] for row, q in zip(I, xq[:5], strict=False)])
     assert np.allclose(D, true, atol=2e-3)
     _, gt = faiss.knn(xq[:5], xb, k, metric=faiss.METRIC_INNER_PRODUCT)
-    assert np.mean([len(set(a) & set(ids[b])) / k for a, b in zip(I, gt)]) > 0.8
+    assert np.mean([len(set(a) & set(ids[b])) / k for a, b in zip(I, gt, strict=False)]) > 0.8

@@ -131,7 +131,11 @@ def _open_video_stream(
     if codec == "libx264":
         # fixed keyframe interval (no scene-cut keyframes) so tests know where keyframes are
         keyint = gop if gop else 250
-        options = {"preset": "ultrafast", "crf": str(crf), "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
+        options = {
+            "preset": "ultrafast",
+            "crf": str(crf),
+            "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
+        }
     elif codec == "libvpx":
         options = {"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"}
     stream = container.add_stream(codec, rate=fps, options=options)

@@ -195,14 +195,20 @@ def read_templates(path: str | Path | None) -> list[str]:
         return list(DEFAULT_TEMPLATES)
     p = Path(path).expanduser()
     try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        lines = [
+            ln.strip()
+            for ln in p.read_text(encoding="utf-8-sig").splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")
+        ]
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read templates file {p}: {getattr(exc, 'strerror', None) or exc}") from None
     if not lines:
         raise InputError(f"templates file {p} has no templates")
     for i, line in enumerate(lines, 1):
         if line.count("{}") != 1:
-            raise InputError(f"templates file {p}: template {i} ({line!r}) must contain '{{}}' exactly once, where the class name goes")
+            raise InputError(
+                f"templates file {p}: template {i} ({line!r}) must contain '{{}}' exactly once, where the class name goes"
+            )
     return lines
 
 
@@ -277,7 +283,9 @@ def default_rule(temperature: float | None = None) -> OpenSetRule:
     return OpenSetRule("msp", temperature or DEFAULT_TEMPERATURE, DEFAULT_MSP_THRESHOLD)
 
 
-def override_rule(rule: OpenSetRule, score: str | None = None, temperature: float | None = None, threshold: float | None = None) -> OpenSetRule:
+def override_rule(
+    rule: OpenSetRule, score: str | None = None, temperature: float | None = None, threshold: float | None = None
+) -> OpenSetRule:
     """``rule`` with the user's explicit settings (None: keep ``rule``'s) applied.
 
     A new score kind keeps the threshold only when it is ``msp`` (the default threshold); the

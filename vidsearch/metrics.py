@@ -113,9 +113,7 @@ def text_to_video_ranks(sims: np.ndarray, text_to_video: Sequence[int] | np.ndar
     return (sims >= correct[:, None]).sum(axis=1).astype(np.int64)
 
 
-def video_to_text_ranks(
-    sims: np.ndarray, text_to_video: Sequence[int] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def video_to_text_ranks(sims: np.ndarray, text_to_video: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1-based rank of each video's best-ranked own caption among all captions (ties pessimistic).
 
     Args:
@@ -297,7 +295,7 @@ def localization_metrics(
     n = len(truths)
     if n == 0:
         raise InputError("no queries to evaluate")
-    ious = [[temporal_iou(tuple(p), tuple(t)) for p in preds] for preds, t in zip(predictions, truths)]
+    ious = [[temporal_iou(tuple(p), tuple(t)) for p in preds] for preds, t in zip(predictions, truths, strict=False)]
     out: dict[str, float] = {}
     for k in ks:
         for m in thresholds:

@@ -30,8 +30,19 @@ from pathlib import Path
 
 from vidsearch.errors import ModelError
 
-__all__ = ["cuda_visible", "PRECISIONS", "CHOICES", "choose_precision", "check_precision", "key_suffix", "space_key",
-           "split_key", "cpu_flags", "cpu_has_native_bf16", "int8_needs_reduce_range"]
+__all__ = [
+    "cuda_visible",
+    "PRECISIONS",
+    "CHOICES",
+    "choose_precision",
+    "check_precision",
+    "key_suffix",
+    "space_key",
+    "split_key",
+    "cpu_flags",
+    "cpu_has_native_bf16",
+    "int8_needs_reduce_range",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -115,7 +126,9 @@ def choose_precision(precision: str, device_type: str, cuda_bf16: bool = False) 
     if precision == "fp16":
         raise ModelError("--precision fp16 needs a GPU; on a CPU use fp32, int8 or bf16")
     if precision == "bf16" and not cpu_has_native_bf16():
-        raise ModelError("this CPU has no native bf16 (it would run ~5x slower than fp32); use --precision fp32 or int8")
+        raise ModelError(
+            "this CPU has no native bf16 (it would run ~5x slower than fp32); use --precision fp32 or int8"
+        )
     return precision
 
 

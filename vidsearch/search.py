@@ -92,7 +92,7 @@ class VideoHit:
 
 def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters: Filters) -> list[VideoHit]:
     best: dict[int, VideoHit] = {}
-    for score, sid in zip(D.tolist(), I.tolist()):
+    for score, sid in zip(D.tolist(), I.tolist(), strict=False):
         if sid < 0:
             continue
         if filters.min_score is not None and score < filters.min_score:
@@ -101,7 +101,9 @@ def _group(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo], filters:
         if info is None or not filters.accepts(info):
             continue
         if info.video_id not in best:  # the video's best segment; its span is refined later
-            best[info.video_id] = VideoHit(0, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
+            best[info.video_id] = VideoHit(
+                0, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind
+            )
     hits = sorted(best.values(), key=lambda h: (-h.score, h.path))
     for rank, hit in enumerate(hits, 1):
         hit.rank = rank
@@ -115,7 +117,9 @@ def _check_k(k: int) -> None:
 
 def _check_text(text: str | None) -> None:
     if not text or not text.strip():
-        raise InputError('the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"')
+        raise InputError(
+            'the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"'
+        )
 
 
 # Normalised vectors score in [-1, 1]; approximate indexes (PQ codes) may overshoot a little.
@@ -126,14 +130,18 @@ def _sane(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop hits whose score no normalised vector can have (a damaged index), clip the rest."""
     bad = ~np.isfinite(D) | (np.abs(D) > 1.0 + _SCORE_SLACK)
     if bad.any():
-        LOG.warning("ignored %d hit(s) with impossible scores; run `vidsearch reindex` to rebuild the index", int(bad.sum()))
+        LOG.warning(
+            "ignored %d hit(s) with impossible scores; run `vidsearch reindex` to rebuild the index", int(bad.sum())
+        )
         I = np.where(bad, -1, I)
         order = np.argsort(bad, axis=1, kind="stable")  # good hits first, in their order
         D, I = np.take_along_axis(np.where(bad, -np.inf, D), order, 1), np.take_along_axis(I, order, 1)
     return np.clip(D, -1.0, 1.0), I
 
 
-def search_vectors(library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
+def search_vectors(
+    library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None
+) -> list[VideoHit]:
     """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
     filters = filters or Filters()
     hits, xq = _widening_search(library, space, xq, k, filters, lambda D, I, infos: _group(D, I, infos, filters))
@@ -181,7 +189,12 @@ def _moment_overlap(a: VideoHit, b: VideoHit) -> float:
 
 
 def search_moments(
-    library: Library, space: SpaceInfo, xq: np.ndarray, k: int = 10, filters: Filters | None = None, overlap: float = 0.5
+    library: Library,
+    space: SpaceInfo,
+    xq: np.ndarray,
+    k: int = 10,
+    filters: Filters | None = None,
+    overlap: float = 0.5,
 ) -> list[VideoHit]:
     """The ``k`` best moments (stored segments, several per video allowed) for a query vector.
 
@@ -199,7 +212,7 @@ def search_moments(
 
     def collect(D: np.ndarray, I: np.ndarray, infos: dict[int, SegmentInfo]) -> list[VideoHit]:
         kept: list[VideoHit] = []
-        for score, sid in zip(D.tolist(), I.tolist()):
+        for score, sid in zip(D.tolist(), I.tolist(), strict=False):
             info = infos.get(sid)
             if sid < 0 or info is None or not filters.accepts(info):
                 continue
@@ -207,7 +220,17 @@ def search_moments(
                 break  # scores arrive in decreasing order
             if info.kind == "video" and (info.duration or 0.0) > min_windowed:
                 continue
-            hit = VideoHit(len(kept) + 1, info.path, float(score), info.start, info.end, info.duration, info.video_id, sid, info.kind)
+            hit = VideoHit(
+                len(kept) + 1,
+                info.path,
+                float(score),
+                info.start,
+                info.end,
+                info.duration,
+                info.video_id,
+                sid,
+                info.kind,
+            )
             if not any(h.video_id == hit.video_id and _moment_overlap(h, hit) > overlap for h in kept):
                 kept.append(hit)
         return kept
@@ -242,7 +265,9 @@ def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: floa
     return xb[0]
 
 
-def windows_scores(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, list[Window]]:
+def windows_scores(
+    library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
+) -> dict[int, list[Window]]:
     """Video id -> ``(start, end, score)`` of each stored window for query vector ``xq``.
 
     One SQLite query serves all the videos; videos without windows are left out.
@@ -258,12 +283,16 @@ def window_scores(library: Library, space: SpaceInfo, video_id: int, xq: np.ndar
     return windows_scores(library, space, [video_id], xq).get(int(video_id), [])
 
 
-def best_spans_for_hits(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, tuple[float, float, float]]:
+def best_spans_for_hits(
+    library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
+) -> dict[int, tuple[float, float, float]]:
     """Video id -> best span of each query hit from its stored windows (videos without windows left out)."""
     return {vid: best_span_from_windows(w) for vid, w in windows_scores(library, space, video_ids, xq).items()}
 
 
-def best_span_for_hit(library: Library, space: SpaceInfo, video_id: int, xq: np.ndarray) -> tuple[float, float, float] | None:
+def best_span_for_hit(
+    library: Library, space: SpaceInfo, video_id: int, xq: np.ndarray
+) -> tuple[float, float, float] | None:
     """Best span of a query hit from its stored windows; None when the video has no windows."""
     return best_spans_for_hits(library, space, [video_id], xq).get(int(video_id))
 
@@ -292,7 +321,7 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
         CheckpointError: the checkpoint file now holds other weights.
     """
     from vidsearch.media.sampling import recorded_antialias
-    from vidsearch.models import load_encoder, model_key
+    from vidsearch.models import model_key
     from vidsearch.models.lowprec import load_encoder_at
     from vidsearch.precision import split_key
 
@@ -356,7 +385,9 @@ def load_text_query_encoder(space: SpaceInfo, device: str = "auto", *, one_shot:
     try:
         return load_query_encoder(space.key, space.model_spec, device=device, one_shot=one_shot)
     except CheckpointError as exc:
-        raise _space_load_error(space, space.model_spec.get("checkpoint") or space.model_spec.get("model"), exc) from None
+        raise _space_load_error(
+            space, space.model_spec.get("checkpoint") or space.model_spec.get("model"), exc
+        ) from None
 
 
 @contextlib.contextmanager
@@ -381,7 +412,9 @@ def _one_thread_on_cpu(encoder: Any) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def search_text(library: Library, encoder: Any, text: str, space: SpaceInfo, k: int = 10, filters: Filters | None = None) -> list[VideoHit]:
+def search_text(
+    library: Library, encoder: Any, text: str, space: SpaceInfo, k: int = 10, filters: Filters | None = None
+) -> list[VideoHit]:
     """Rank videos for a text query (the caption is encoded on one thread when on the CPU).
 
     Raises:
@@ -393,7 +426,9 @@ def search_text(library: Library, encoder: Any, text: str, space: SpaceInfo, k: 
     return search_vectors(library, space, xq, k, filters)
 
 
-def encode_video_file(encoder: Any, path: Path | str, start: float | None = None, end: float | None = None, reader: str = "auto") -> np.ndarray:
+def encode_video_file(
+    encoder: Any, path: Path | str, start: float | None = None, end: float | None = None, reader: str = "auto"
+) -> np.ndarray:
     """Embed one video file (or its ``[start, end]`` span, seconds) the way the indexer does.
 
     The whole file is sampled exactly as the indexer samples a whole-video segment, so a file
@@ -414,11 +449,15 @@ def encode_video_file(encoder: Any, path: Path | str, start: float | None = None
         s = 0.0 if start is None else float(start)
         e = info.duration if end is None else float(end)
         if s < 0 or e <= s or s >= info.duration:
-            raise InputError(f"--start/--end: span {s:g}-{e:g} s is empty or outside {path} (duration {info.duration:.2f} s)")
+            raise InputError(
+                f"--start/--end: span {s:g}-{e:g} s is empty or outside {path} (duration {info.duration:.2f} s)"
+            )
         first = min(info.num_frames - 1, int(round(s * info.fps)))
         last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
     indices = middle_indices(last - first, encoder.num_frames, start=first)
-    frames, _ = read_frames(path, indices, encoder.resolution, reader=reader, antialias=bool(getattr(encoder, "antialias", False)))  # in clip order
+    frames, _ = read_frames(
+        path, indices, encoder.resolution, reader=reader, antialias=bool(getattr(encoder, "antialias", False))
+    )  # in clip order
     return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]
 
 
@@ -436,7 +475,9 @@ def search_video(
     return search_vectors(library, space, encode_video_file(encoder, path, start, end), k, filters)
 
 
-def check_query(text: str | None, video: Path | str | None, *, k: int = 10, start: float | None = None, end: float | None = None) -> None:
+def check_query(
+    text: str | None, video: Path | str | None, *, k: int = 10, start: float | None = None, end: float | None = None
+) -> None:
     """Check a query's arguments without touching the library or a model (see :func:`query_library`).
 
     Raises:
@@ -489,7 +530,9 @@ def query_library(
         return search_video(library, encoder, video, space, k, filters, start=start, end=end)
     # A text query needs only the text tower: ONNX Runtime, without torch, when its graph is cached.
     # The encoder is loaded for this one query, so it is loaded the way that is fastest for one.
-    return search_text(library, load_text_query_encoder(space, device=device, one_shot=True), text or "", space, k, filters)
+    return search_text(
+        library, load_text_query_encoder(space, device=device, one_shot=True), text or "", space, k, filters
+    )
 
 
 def model_space(library: Library, model: str | None) -> SpaceInfo:
@@ -518,5 +561,7 @@ def model_space(library: Library, model: str | None) -> SpaceInfo:
         have = ", ".join(s.key for s in found) or "none"
         # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
         why = str(exc).split(";")[0]
-        raise LibraryError(f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}") from None
+        raise LibraryError(
+            f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}"
+        ) from None
     return library.space(key)

@@ -32,9 +32,8 @@ Pure numpy: nothing here knows about files, models or the library.
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -79,7 +78,9 @@ class Span:
         return {k: round(v, 4) for k, v in asdict(self).items()}
 
 
-def score_windows(starts: Sequence[float] | np.ndarray, ends: Sequence[float] | np.ndarray, xb: np.ndarray, xq: np.ndarray) -> list[Window]:
+def score_windows(
+    starts: Sequence[float] | np.ndarray, ends: Sequence[float] | np.ndarray, xb: np.ndarray, xq: np.ndarray
+) -> list[Window]:
     """``(start, end, score)`` of each window: the dot product of its embedding with the query.
 
     Args:
@@ -89,7 +90,7 @@ def score_windows(starts: Sequence[float] | np.ndarray, ends: Sequence[float] | 
         xq: ``[D]`` query embedding.
     """
     scores = np.asarray(xb, dtype=np.float32) @ np.asarray(xq, dtype=np.float32).reshape(-1)
-    return [(float(a), float(b), float(c)) for a, b, c in zip(starts, ends, scores)]
+    return [(float(a), float(b), float(c)) for a, b, c in zip(starts, ends, scores, strict=False)]
 
 
 def as_windows(windows: Sequence[Window] | np.ndarray) -> np.ndarray:
@@ -184,7 +185,9 @@ def _peak_runs(v: list[float]) -> list[tuple[int, int]]:
     return peaks
 
 
-def _boundary(edges: list[float], d: list[float], v: list[float], start: int, step: int, tau: float, peak: float) -> float | None:
+def _boundary(
+    edges: list[float], d: list[float], v: list[float], start: int, step: int, tau: float, peak: float
+) -> float | None:
     """Scan grid points from ``start`` in direction ``step`` for the edge ending a span.
 
     ``d`` is the drop across each grid point seen from the peak (NaN where it cannot be
@@ -278,7 +281,7 @@ def localize_windows(
         return nms([], nms_iou, top)
     bounds = np.array(list(found.values()), dtype=np.float64)
     scores = mean(bounds[:, 0], bounds[:, 1]).tolist()  # every span's mean score in one pass
-    return nms([Span(s, e, sc) for (s, e), sc in zip(found.values(), scores)], nms_iou, top)
+    return nms([Span(s, e, sc) for (s, e), sc in zip(found.values(), scores, strict=False)], nms_iou, top)
 
 
 def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[float, float, float]:

@@ -65,7 +65,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> np.ndarray:
         keep.append(i)
         if order:
             ious = box_iou(boxes[i : i + 1], boxes[order])[0]
-            order = [j for j, v in zip(order, ious) if v <= iou]
+            order = [j for j, v in zip(order, ious, strict=False) if v <= iou]
     return np.asarray(keep, np.int64)
 
 
@@ -212,7 +212,7 @@ def link_tubes(
     config = config or LinkConfig()
     if len(times) != len(detections):
         raise ValueError(f"{len(times)} keyframe times but {len(detections)} detection lists")
-    if any(b <= a for a, b in zip(times, times[1:])):
+    if any(b <= a for a, b in zip(times, times[1:], strict=False)):
         raise ValueError("keyframe times must increase")
     live: list[_Live] = []
     done: list[_Live] = []
@@ -229,10 +229,20 @@ def link_tubes(
             preds = np.stack([lv.predict(k) for lv in live])
             taken_tube: set[int] = set()
             iou = box_iou(preds, boxes)
-            pairs = [(-iou[i, j], i, j) for i in range(len(live)) for j in range(len(boxes)) if iou[i, j] >= config.iou and iou[i, j] > 0]
+            pairs = [
+                (-iou[i, j], i, j)
+                for i in range(len(live))
+                for j in range(len(boxes))
+                if iou[i, j] >= config.iou and iou[i, j] > 0
+            ]
             if config.max_shift > 0:
                 dist = _shift(preds, boxes)
-                pairs += [(1.0 + dist[i, j], i, j) for i in range(len(live)) for j in range(len(boxes)) if dist[i, j] <= config.max_shift]
+                pairs += [
+                    (1.0 + dist[i, j], i, j)
+                    for i in range(len(live))
+                    for j in range(len(boxes))
+                    if dist[i, j] <= config.max_shift
+                ]
             for _, i, j in sorted(pairs):  # IoU pairs first (negative keys), then by centre distance
                 if i in taken_tube or j in taken_det:
                     continue
@@ -263,7 +273,9 @@ def tubes_from_tracks(tracks: dict[object, list[tuple[float, np.ndarray]]]) -> l
 
     The boxes of a track are put in time order; tubes are numbered in order of first appearance.
     """
-    items = sorted(((sorted(v, key=lambda p: p[0]), key) for key, v in tracks.items() if v), key=lambda p: (p[0][0][0], str(p[1])))
+    items = sorted(
+        ((sorted(v, key=lambda p: p[0]), key) for key, v in tracks.items() if v), key=lambda p: (p[0][0][0], str(p[1]))
+    )
     tubes = []
     for n, (pts, _) in enumerate(items):
         tubes.append(

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.bench.ava_eval import BoxAnnotation, Detection, evaluated_classes, frame_ap, read_boxes, read_excluded, read_label_map
+from vidsearch.bench.ava_eval import (
+    BoxAnnotation,
+    Detection,
+    evaluated_classes,
+    frame_ap,
+    read_boxes,
+    read_excluded,
+    read_label_map,
+)
 from vidsearch.bench.datasets import resolve_videos
 from vidsearch.enrich.actors import ActorConfig, class_probs, track_video
 from vidsearch.errors import InputError, MediaError
@@ -73,7 +81,7 @@ class AvaRun:
 def _gt_tracks(rows: Sequence[BoxAnnotation]) -> dict[object, list[tuple[float, np.ndarray]]]:
     """Person id -> its boxes over keyframes (one box per keyframe; rows repeat per action)."""
     tracks: dict[object, dict[float, np.ndarray]] = defaultdict(dict)
-    for n, r in enumerate(rows):
+    for _n, r in enumerate(rows):
         key: object = r.person if r.person else ("box", r.t, r.box)  # no person ids: every box its own tube
         tracks[key][r.t] = np.asarray(r.box, np.float32)
     return {k: sorted(v.items()) for k, v in tracks.items()}
@@ -129,22 +137,26 @@ def run_ava(
         by_video[r.video].append(r)
     vids = sorted(by_video)
     paths = resolve_videos(vids, videos)
-    missing = [v for v, p in zip(vids, paths) if p is None]
+    missing = [v for v, p in zip(vids, paths, strict=False) if p is None]
     if missing and not allow_missing:
-        raise InputError(f"{len(missing)} annotated videos are not in {videos} (e.g. {missing[0]}); pass --allow-missing to evaluate the others")
+        raise InputError(
+            f"{len(missing)} annotated videos are not in {videos} (e.g. {missing[0]}); pass --allow-missing to evaluate the others"
+        )
     class_emb = label_embeddings(encoder, names, list(templates) if templates is not None else list(DEFAULT_TEMPLATES))
     dets: list[Detection] = []
     done_videos = 0
     evaluated: list[BoxAnnotation] = []
     with DecodePool(workers=config.workers) as pool:
-        for n, (vid, path) in enumerate(zip(vids, paths), 1):
+        for n, (vid, path) in enumerate(zip(vids, paths, strict=False), 1):
             if path is None:
                 continue
             rows = by_video[vid]
             times = sorted({r.t - time_offset for r in rows})
             try:
                 if boxes == "gt":
-                    tubes = tubes_from_tracks({k: [(t - time_offset, b) for t, b in v] for k, v in _gt_tracks(rows).items()})
+                    tubes = tubes_from_tracks(
+                        {k: [(t - time_offset, b) for t, b in v] for k, v in _gt_tracks(rows).items()}
+                    )
                     _, tracks = track_video(path, encoder, None, config, pool, tubes=tubes, normalized=True)
                 else:
                     _, tracks = track_video(path, encoder, detector, config, pool, times=times)
@@ -158,7 +170,7 @@ def run_ava(
             evaluated.extend(rows)
             for tr in tracks:
                 _, P = class_probs(tr.xb, class_emb, encoder.temperature)
-                for k, (t, box) in enumerate(zip(tr.times, tr.boxes)):
+                for k, (t, box) in enumerate(zip(tr.times, tr.boxes, strict=False)):
                     b = tuple(float(v) for v in box)
                     dets.extend(Detection(vid, t + time_offset, b, c, float(P[k, j])) for j, c in enumerate(ids))
             if progress is not None:

@@ -56,8 +56,66 @@ __all__ = [
 
 # The 60 classes AVA's official evaluation scores (label ids of ava_action_list_v2.2.pbtxt).
 AVA60: tuple[int, ...] = (
-    1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 20, 22, 24, 26, 27, 28, 29, 30, 34, 36, 37, 38, 41, 43, 45,
-    46, 47, 48, 49, 51, 52, 54, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 72, 73, 74, 76, 77, 78, 79, 80,
+    1,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    17,
+    20,
+    22,
+    24,
+    26,
+    27,
+    28,
+    29,
+    30,
+    34,
+    36,
+    37,
+    38,
+    41,
+    43,
+    45,
+    46,
+    47,
+    48,
+    49,
+    51,
+    52,
+    54,
+    56,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+    65,
+    66,
+    67,
+    68,
+    69,
+    70,
+    72,
+    73,
+    74,
+    76,
+    77,
+    78,
+    79,
+    80,
 )
 IOU = 0.5
 
@@ -108,7 +166,7 @@ def read_label_map(path: str | Path) -> dict[int, str]:
             if m:
                 labels[int(m.group(1))] = m.group(2)
     if not labels:
-        raise InputError(f"label map {p} has no labels; expected AVA's pbtxt (label {{ name: \"...\" label_id: N }})")
+        raise InputError(f'label map {p} has no labels; expected AVA\'s pbtxt (label {{ name: "..." label_id: N }})')
     return dict(sorted(labels.items()))
 
 
@@ -144,10 +202,19 @@ def read_boxes(path: str | Path) -> list[BoxAnnotation]:
             if not rec or not "".join(rec).strip():
                 continue
             if len(rec) < 7:
-                raise InputError(f"{p}:{n}: expected video_id,timestamp,x1,y1,x2,y2,action_id[,person_id], got {len(rec)} columns")
+                raise InputError(
+                    f"{p}:{n}: expected video_id,timestamp,x1,y1,x2,y2,action_id[,person_id], got {len(rec)} columns"
+                )
             box = tuple(_float(v, p, n, "box coordinate") for v in rec[2:6])
-            rows.append(BoxAnnotation(rec[0].strip(), _float(rec[1], p, n, "timestamp"), box, int(_float(rec[6], p, n, "action id")),
-                                      rec[7].strip() if len(rec) > 7 else ""))
+            rows.append(
+                BoxAnnotation(
+                    rec[0].strip(),
+                    _float(rec[1], p, n, "timestamp"),
+                    box,
+                    int(_float(rec[6], p, n, "action id")),
+                    rec[7].strip() if len(rec) > 7 else "",
+                )
+            )
     if not rows:
         raise InputError(f"annotation file {p} has no rows")
     return rows

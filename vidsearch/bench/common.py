@@ -113,8 +113,13 @@ def load_bench_encoder(options: BenchOptions) -> Any:
     """Load the encoder named by ``options`` at its precision (raises the models' one-line errors)."""
     from vidsearch.models.lowprec import load_encoder_at
 
-    encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
-                              device=options.device, precision=options.precision)
+    encoder = load_encoder_at(
+        options.model,
+        checkpoint=options.checkpoint,
+        config=options.model_config,
+        device=options.device,
+        precision=options.precision,
+    )
     if options.antialias is not None:  # every decode of this run resizes as asked
         encoder.antialias = bool(options.antialias)
     return encoder
@@ -162,7 +167,9 @@ def embed_videos(
     failed = {i: reasons.get(p, "no embedding was produced") for i, p in enumerate(abs_paths) if i not in found_set}
     encoded = int(report.added + report.updated)
     seconds = time.perf_counter() - t0
-    LOG.info("video embeddings: %d found, %d failed, %d newly encoded in %.1f s", len(found), len(failed), encoded, seconds)
+    LOG.info(
+        "video embeddings: %d found, %d failed, %d newly encoded in %.1f s", len(found), len(failed), encoded, seconds
+    )
     return VideoEmbeddings(np.asarray(emb, np.float32), list(found), failed, encoded, seconds, str(lib_path))
 
 
@@ -197,7 +204,12 @@ def sampling_info(encoder: Any) -> dict[str, Any]:
     sampling = bench_sampling(bool(getattr(encoder, "antialias", False)))
     d = asdict(sampling)
     d = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in d.items()}
-    return {"mode": "whole video", "frames_per_video": int(encoder.num_frames), "resolution": int(encoder.resolution), "config": d}
+    return {
+        "mode": "whole video",
+        "frames_per_video": int(encoder.num_frames),
+        "resolution": int(encoder.resolution),
+        "config": d,
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -211,8 +223,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _check_missing(names: Sequence[str], paths: Sequence[Path | None], videos_dir: Path, allow_missing: bool) -> list[str]:
-    missing = [n for n, p in zip(names, paths) if p is None]
+def _check_missing(
+    names: Sequence[str], paths: Sequence[Path | None], videos_dir: Path, allow_missing: bool
+) -> list[str]:
+    missing = [n for n, p in zip(names, paths, strict=False) if p is None]
     if missing and not allow_missing:
         raise InputError(
             f"{len(missing)} of {len(names)} videos are not in {videos_dir} ({name_list(missing, count=False)}); "

@@ -74,7 +74,19 @@ PARAGRAPH_DATASETS: frozenset[str] = frozenset({"didemo", "activitynet"})
 
 # tried in this order when an annotation names a video without (or with another) extension
 VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts",
+    ".mp4",
+    ".webm",
+    ".mkv",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".ts",
 )
 
 _VIDEO_KEYS = ("video", "video_id", "videoID", "vid")
@@ -99,7 +111,9 @@ class RetrievalSet:
     name: str = "json"
     paragraph: bool = False
     source: str = field(default="", compare=False)
-    groups: list[str | None] | None = field(default=None, compare=False)  # per caption (json ``group``); None: none given
+    groups: list[str | None] | None = field(
+        default=None, compare=False
+    )  # per caption (json ``group``); None: none given
 
     def __post_init__(self) -> None:
         self.caption_video = np.asarray(self.caption_video, dtype=np.int64)
@@ -154,7 +168,7 @@ def _build(pairs: Iterable[tuple[str, str]], name: str, source: Path | str) -> R
 def to_paragraphs(rs: RetrievalSet, sep: str = " ") -> RetrievalSet:
     """Join each video's captions (in annotation order, each stripped) into one paragraph."""
     parts: list[list[str]] = [[] for _ in rs.videos]
-    for caption, v in zip(rs.captions, rs.caption_video.tolist()):
+    for caption, v in zip(rs.captions, rs.caption_video.tolist(), strict=False):
         text = caption.strip()
         if text:
             parts[v].append(text)
@@ -225,7 +239,9 @@ def read_msrvtt_csv(path: Path | str) -> RetrievalSet:
     rows = list(csv.reader(lines, delimiter=delim))
     cols = [c.strip() for c in rows[0]]
     if "video_id" not in cols or "sentence" not in cols:
-        raise InputError(f"{path}: expected a header with video_id and sentence (key;vid_key;video_id;sentence), got {header[:80]!r}")
+        raise InputError(
+            f"{path}: expected a header with video_id and sentence (key;vid_key;video_id;sentence), got {header[:80]!r}"
+        )
     iv, isent = cols.index("video_id"), cols.index("sentence")
     pairs = []
     first_line: dict[str, list[int]] = {}
@@ -233,7 +249,9 @@ def read_msrvtt_csv(path: Path | str) -> RetrievalSet:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(iv, isent):
-            raise InputError(f"{path}, line {lineno}: expected {len(cols)} fields separated by {delim!r}, got {len(row)}")
+            raise InputError(
+                f"{path}, line {lineno}: expected {len(cols)} fields separated by {delim!r}, got {len(row)}"
+            )
         # a sentence containing the separator was split: glue the tail back on
         sentence = delim.join(row[isent:]) if isent == len(cols) - 1 else row[isent]
         pairs.append((row[iv].strip(), sentence.strip()))
@@ -249,7 +267,11 @@ def _warn_duplicate_ids(path: Path, lines_of: dict[str, list[int]]) -> None:
         vid, lines = next(iter(repeated.items()))
         more = f" (and {len(repeated) - 1} more video_ids)" if len(repeated) > 1 else ""
         LOG.warning(
-            "%s: video_id %s is on lines %s%s; their captions are merged into one video", path, vid, ", ".join(map(str, lines[:5])), more
+            "%s: video_id %s is on lines %s%s; their captions are merged into one video",
+            path,
+            vid,
+            ", ".join(map(str, lines[:5])),
+            more,
         )
 
 
@@ -306,7 +328,9 @@ def read_caption_list(path: Path | str, data: Any = None, name: str = "json") ->
     elif isinstance(data, list):
         for i, entry in enumerate(data):
             if not isinstance(entry, dict):
-                raise InputError(f"{path}: entry {i} is a {type(entry).__name__}, expected an object with video and caption fields")
+                raise InputError(
+                    f"{path}: entry {i} is a {type(entry).__name__}, expected an object with video and caption fields"
+                )
             vkey = _first_key(entry, _VIDEO_KEYS)
             ckey = _first_key(entry, _CAPTION_KEYS)
             if vkey is None or ckey is None:
@@ -360,7 +384,13 @@ def read_didemo_json(path: Path | str, data: Any = None) -> RetrievalSet:
     """Read DiDeMo as paragraphs: the original ``{"video", "description"}`` list or a caption list."""
     path = Path(path)
     data = _load_json(path) if data is None else data
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "description" in data[0] and "caption" not in data[0]:
+    if (
+        isinstance(data, list)
+        and data
+        and isinstance(data[0], dict)
+        and "description" in data[0]
+        and "caption" not in data[0]
+    ):
         pairs = []
         for i, entry in enumerate(data):
             if not isinstance(entry, dict) or "video" not in entry or "description" not in entry:
@@ -408,7 +438,9 @@ def read_annotations(dataset: str, path: Path | str) -> RetrievalSet:
         data = _load_json(path)
         if dataset == "msrvtt" and isinstance(data, dict) and "sentences" in data:
             rs = read_msrvtt_json(path, data)
-        elif dataset == "vatex" and isinstance(data, list) and data and isinstance(data[0], dict) and "enCap" in data[0]:
+        elif (
+            dataset == "vatex" and isinstance(data, list) and data and isinstance(data[0], dict) and "enCap" in data[0]
+        ):
             rs = read_vatex_json(path, data)
         elif dataset == "didemo":
             rs = read_didemo_json(path, data)

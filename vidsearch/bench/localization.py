@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidsearch.bench.common import BenchOptions, bench_library_path, encode_texts, load_bench_encoder, model_info, package_versions, utc_now
+from vidsearch.bench.common import (
+    BenchOptions,
+    bench_library_path,
+    encode_texts,
+    load_bench_encoder,
+    model_info,
+    package_versions,
+    utc_now,
+)
 from vidsearch.bench.datasets import name_list, read_text_file, resolve_videos
 from vidsearch.enrich.localize import LocalizeConfig, spans_for_query
 from vidsearch.enrich.window_cache import WindowCache
@@ -67,11 +75,15 @@ def read_localization_annotations(path: Path | str) -> list[Moment]:
             sentence = parts[3] if len(parts) == 4 else ""
             parts = parts[:3]
         if len(parts) != 3 or not sentence.strip():
-            raise InputError(f"{path}, line {lineno}: expected 'video start end##sentence' or 'video start end sentence'")
+            raise InputError(
+                f"{path}, line {lineno}: expected 'video start end##sentence' or 'video start end sentence'"
+            )
         try:
             start, end = float(parts[1]), float(parts[2])
         except ValueError:
-            raise InputError(f"{path}, line {lineno}: start and end must be numbers (seconds), got {parts[1]!r} {parts[2]!r}") from None
+            raise InputError(
+                f"{path}, line {lineno}: start and end must be numbers (seconds), got {parts[1]!r} {parts[2]!r}"
+            ) from None
         if not (0 <= start < end):
             raise InputError(f"{path}, line {lineno}: need 0 <= start < end, got {start:g} {end:g}")
         moments.append(Moment(parts[0], start, end, sentence.strip()))
@@ -111,7 +123,7 @@ def run_localization(
     videos_dir = Path(videos_dir)
     unique = list(dict.fromkeys(m.video for m in moments))
     paths = resolve_videos(unique, videos_dir)
-    missing = [n for n, p in zip(unique, paths) if p is None]
+    missing = [n for n, p in zip(unique, paths, strict=False) if p is None]
     if missing and not options.allow_missing:
         raise InputError(
             f"{len(missing)} of {len(unique)} videos are not in {videos_dir} ({name_list(missing, count=False)}); "
@@ -128,7 +140,7 @@ def run_localization(
     failed: dict[int, str] = {}
     cached = encoded = 0
     top = max(config.top, 5)
-    for vi, (name, path) in enumerate(zip(unique, paths)):
+    for vi, (name, path) in enumerate(zip(unique, paths, strict=False)):
         if path is None:
             continue
         try:
@@ -162,7 +174,12 @@ def run_localization(
         "annotations": annotations,
         "videos_dir": str(videos_dir),
         "model": model_info(encoder, options),
-        "config": {"window": config.window, "stride": config.stride, "smooth": config.smooth, "nms_iou": config.nms_iou},
+        "config": {
+            "window": config.window,
+            "stride": config.stride,
+            "smooth": config.smooth,
+            "nms_iou": config.nms_iou,
+        },
         "counts": {
             "queries": len(done),
             "queries_in_annotations": len(moments),

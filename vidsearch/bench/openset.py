@@ -144,7 +144,9 @@ def embed_annotated(
     lab = np.asarray(labels, np.int64)[keep] if labels is not None else np.full(len(keep), -1, np.int64)
     emb = ne.embeddings[[row_of[videos[i]] for i in keep]]
     undecodable = [u["video"] for u in ne.undecodable]
-    return EmbeddedSet(emb, lab, [videos[i] for i in keep], ne.missing, undecodable, ne.videos.encoded, ne.videos.seconds)
+    return EmbeddedSet(
+        emb, lab, [videos[i] for i in keep], ne.missing, undecodable, ne.videos.encoded, ne.videos.seconds
+    )
 
 
 def run_open_set(
@@ -298,5 +300,7 @@ def calibrate_label_set(
         fallback_temperature=default_rule(encoder.temperature).temperature,
     )
     cal["created"] = utc_now()
-    rec = recognize_library(library, labels, space_key=space.key, top=top, rule=rule, calibration=cal, templates=templates, encoder=encoder)
+    rec = recognize_library(
+        library, labels, space_key=space.key, top=top, rule=rule, calibration=cal, templates=templates, encoder=encoder
+    )
     return rule, cal, rec

@@ -34,8 +34,8 @@ import numpy as np
 
 from vidsearch.bench.common import BenchOptions, embed_named_videos, run_info, timing_info, utc_now
 from vidsearch.bench.datasets import read_text_file
-from vidsearch.labels import DEFAULT_TEMPLATES, label_embeddings, normalize_label
 from vidsearch.errors import InputError
+from vidsearch.labels import DEFAULT_TEMPLATES, label_embeddings, normalize_label
 from vidsearch.metrics import topk_accuracy
 
 __all__ = [
@@ -83,7 +83,9 @@ def _label_index(value: str, lookup: dict[str, int], n_classes: int, where: str)
         if idx >= n_classes:
             raise InputError(f"{where}: class index {idx} is out of range for {n_classes} classes (0-{n_classes - 1})")
         return idx
-    raise InputError(f"{where}: label {value!r} is not in the label set; use a class name from the label list or a 0-based index")
+    raise InputError(
+        f"{where}: label {value!r} is not in the label set; use a class name from the label list or a 0-based index"
+    )
 
 
 def read_recognition_annotations(path: Path | str, classes: Sequence[str]) -> RecognitionSet:

@@ -61,7 +61,9 @@ def orders_path(sims_path: Path | str) -> Path:
     return p.with_name(stem + ".orders.json")
 
 
-def save_similarity(path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def save_similarity(
+    path: Path | str, sims: np.ndarray, rs: RetrievalSet, extra: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Write ``sims`` (``.npy``, exactly at ``path``) and its orders (``<stem>.orders.json``).
 
     The orders file holds ``videos`` (column order), ``captions`` (row order, annotation order)
@@ -112,7 +114,9 @@ def load_similarity(path: Path | str) -> tuple[np.ndarray, RetrievalSet]:
         paragraph=bool(orders.get("paragraph", False)),
     )
     if sims.shape != (len(rs.captions), len(rs.videos)):
-        raise InputError(f"{path} has shape {sims.shape} but {opath} lists {len(rs.captions)} captions and {len(rs.videos)} videos")
+        raise InputError(
+            f"{path} has shape {sims.shape} but {opath} lists {len(rs.captions)} captions and {len(rs.videos)} videos"
+        )
     return sims, rs
 
 
@@ -187,11 +191,19 @@ def run_retrieval(
     results["timing"] = timing_info(ne, time.perf_counter() - t0, text_seconds, len(evaluated.captions), "captions")
     results["created"] = utc_now()
     if not results["complete"]:
-        LOG.warning("evaluated %d of %d videos (%d missing, %d undecodable)", len(evaluated.videos), len(rs.videos), len(ne.missing), len(ne.undecodable))
+        LOG.warning(
+            "evaluated %d of %d videos (%d missing, %d undecodable)",
+            len(evaluated.videos),
+            len(rs.videos),
+            len(ne.missing),
+            len(ne.undecodable),
+        )
     return RetrievalRun(results, sims, evaluated)
 
 
-def recompute_metrics(sims_path: Path | str, dsl: bool = False, dsl_temperature: float = DSL_TEMPERATURE) -> dict[str, Any]:
+def recompute_metrics(
+    sims_path: Path | str, dsl: bool = False, dsl_temperature: float = DSL_TEMPERATURE
+) -> dict[str, Any]:
     """Metrics of a saved similarity matrix (what :func:`run_retrieval` reported, from the file alone)."""
     sims, rs = load_similarity(sims_path)
     return retrieval_metrics(sims, rs.caption_video, dsl=dsl, temperature=dsl_temperature)

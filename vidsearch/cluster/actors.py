@@ -39,7 +39,9 @@ def unpack(blob: bytes) -> list[tuple[Any, tuple[str, int, int]]]:
     return pickle.loads(blob)
 
 
-def make_row(groups: list[int], payloads: list[bytes], decode_s: list[float], encode_s: list[float]) -> dict[str, np.ndarray]:
+def make_row(
+    groups: list[int], payloads: list[bytes], decode_s: list[float], encode_s: list[float]
+) -> dict[str, np.ndarray]:
     """A batch in the pipeline's row layout (``payload`` an object column of bytes)."""
     blobs = np.empty(len(payloads), dtype=object)
     blobs[:] = payloads
@@ -97,13 +99,20 @@ class EncodeActor:
         dies_once: tests only: a marker file (see ``RayOptions.encoder_dies_once``).
     """
 
-    def __init__(self, options: Any, expected_key: str, device: str, stage_dir: str | None = None, dies_once: str | None = None) -> None:
+    def __init__(
+        self, options: Any, expected_key: str, device: str, stage_dir: str | None = None, dies_once: str | None = None
+    ) -> None:
         from vidsearch.indexer.stages import clip_encoder
         from vidsearch.models.lowprec import load_encoder_at
 
         # options.precision is the driver's resolved one: every actor writes the same space
-        self.encoder = load_encoder_at(options.model, checkpoint=options.checkpoint, config=options.model_config,
-                                       device=device, precision=options.precision)
+        self.encoder = load_encoder_at(
+            options.model,
+            checkpoint=options.checkpoint,
+            config=options.model_config,
+            device=device,
+            precision=options.precision,
+        )
         if self.encoder.key != expected_key:
             raise ClusterError(
                 f"this node's model is {self.encoder.key}, the library's space is {expected_key}: "
@@ -134,7 +143,10 @@ class EncodeActor:
                 if isinstance(result, DecodedVideo):
                     xb = self.encode(result)
                     # Spans, info and reader go on; the frames are done with.
-                    result = (dataclasses.replace(result, frames=result.frames[:0], clip_index=result.clip_index[:0]), xb)
+                    result = (
+                        dataclasses.replace(result, frames=result.frames[:0], clip_index=result.clip_index[:0]),
+                        xb,
+                    )
                 encoded.append((result, meta))
             if self.stage_dir is not None:
                 from vidsearch.cluster.staging import write_shard

@@ -98,4 +98,6 @@ def gpu_has_bf16(gpus: float) -> bool:
         return bool(ray.get(ref, timeout=300))
     except ray.exceptions.GetTimeoutError:
         ray.cancel(ref, force=True)
-        raise ClusterError("no GPU of the cluster answered within 300 s; check `ray status` or pass --precision") from None
+        raise ClusterError(
+            "no GPU of the cluster answered within 300 s; check `ray status` or pass --precision"
+        ) from None

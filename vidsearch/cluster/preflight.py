@@ -44,7 +44,9 @@ def _readable(path: str) -> bool:
         return False
 
 
-def check_node(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None, precision: str | None = None) -> dict[str, Any]:
+def check_node(
+    paths: Sequence[str], model: str, checkpoint: str | None, config: str | None, precision: str | None = None
+) -> dict[str, Any]:
     """What one node sees: its vidsearch version, its model key, whether its CPU runs
     ``precision`` (None: not asked) and the paths it cannot read."""
     from vidsearch.errors import VidsearchError
@@ -83,8 +85,9 @@ class PendingPreflight:
     refs: list[Any]
 
 
-def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, config: str | None,
-                    precision: str | None = None) -> PendingPreflight:
+def start_preflight(
+    paths: Sequence[str], model: str, checkpoint: str | None, config: str | None, precision: str | None = None
+) -> PendingPreflight:
     """Submit :func:`check_node` to every alive node of the connected cluster and return at once.
 
     The caller starts the pipeline meanwhile (the checks take a worker start and a model hash per
@@ -102,7 +105,9 @@ def start_preflight(paths: Sequence[str], model: str, checkpoint: str | None, co
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     task = ray.remote(num_cpus=0, max_retries=1)(check_node)
     refs = [
-        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(list(paths), model, checkpoint, config, precision)
+        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+            list(paths), model, checkpoint, config, precision
+        )
         for n in nodes
     ]
     return PendingPreflight(nodes, refs)
@@ -129,15 +134,21 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
     try:
         reports = ray.get(pending.refs, timeout=300)
     except ray.exceptions.GetTimeoutError:
-        raise ClusterError("the preflight check did not finish on every node within 300 s; check `ray status`") from None
-    for node, rep in zip(pending.nodes, reports):
+        raise ClusterError(
+            "the preflight check did not finish on every node within 300 s; check `ray status`"
+        ) from None
+    for node, rep in zip(pending.nodes, reports, strict=False):
         where = f"node {rep['host']} ({node.get('NodeManagerAddress', '?')})"
         if rep["version"] != vidsearch_version():
-            raise ClusterError(f"{where} runs vidsearch {rep['version']}, the driver {vidsearch_version()}: install the same version on every node")
+            raise ClusterError(
+                f"{where} runs vidsearch {rep['version']}, the driver {vidsearch_version()}: install the same version on every node"
+            )
         if rep["key"] is None:
             raise ClusterError(f"{where} cannot run the model: {rep['key_error']}")
         if rep["key"] != weights:
-            raise ClusterError(f"{where} has model {rep['key']}, the driver {weights}: install the same weights on every node")
+            raise ClusterError(
+                f"{where} has model {rep['key']}, the driver {weights}: install the same weights on every node"
+            )
         if rep["unreadable"]:
             raise ClusterError(
                 f"{where} cannot read {rep['unreadable'][0]}{hint}: mount the videos on every node, "

@@ -58,13 +58,16 @@ MAX_INPUT_BLOCKS = 2000
 
 def remote_options(options: IndexOptions, path_map: tuple[str, str] | None) -> IndexOptions:
     """``options`` with the model files as the workers see them."""
+
     def mapped(p: str | None) -> str | None:
         return to_remote(os.path.abspath(p), path_map) if p else p
 
     model = options.model
     if os.path.sep in model or os.path.exists(model):  # a checkpoint path, not a preset name
         model = mapped(model) or model
-    return dataclasses.replace(options, model=model, checkpoint=mapped(options.checkpoint), model_config=mapped(options.model_config))
+    return dataclasses.replace(
+        options, model=model, checkpoint=mapped(options.checkpoint), model_config=mapped(options.model_config)
+    )
 
 
 def encode_target(options: IndexOptions, ray_options: RayOptions) -> tuple[float, str]:
@@ -172,7 +175,9 @@ class _Pipeline:
         size = ro.videos_per_batch if ro.stage_dir is not None else 1
         rows = []
         for g in range(0, len(jobs), size):
-            pairs = [(dataclasses.replace(j, path=to_remote(j.path, ro.path_map)), _stat(j.path)) for j in jobs[g : g + size]]
+            pairs = [
+                (dataclasses.replace(j, path=to_remote(j.path, ro.path_map)), _stat(j.path)) for j in jobs[g : g + size]
+            ]
             rows.append({"group": g, "payload": pack(pairs), "decode_s": 0.0, "encode_s": 0.0})
         return rows
 
@@ -197,8 +202,11 @@ class _Pipeline:
         return ds.map_batches(
             EncodeActor,
             fn_constructor_kwargs={
-                "options": remote, "expected_key": owner._key, "device": "cuda" if gpus > 0 else "cpu",
-                "stage_dir": stage, "dies_once": ro.encoder_dies_once,
+                "options": remote,
+                "expected_key": owner._key,
+                "device": "cuda" if gpus > 0 else "cpu",
+                "stage_dir": stage,
+                "dies_once": ro.encoder_dies_once,
             },
             batch_size=ro.videos_per_batch if stage is None else 1,
             batch_format="numpy",
@@ -222,7 +230,10 @@ class _Pipeline:
         # nothing is yielded (so nothing committed) before the checks have passed.
         checks = start_preflight(
             sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
-            remote.model, remote.checkpoint, remote.model_config, remote.precision if owner.gpus == 0 else None,
+            remote.model,
+            remote.checkpoint,
+            remote.model_config,
+            remote.precision if owner.gpus == 0 else None,
         )
         self._iter = iter(self._dataset(jobs).iter_rows())
         try:
@@ -249,7 +260,9 @@ class _Pipeline:
                 yield dataclasses.replace(video, path=by_id[video.job_id].path)
         missing = len(by_id) - len(seen)
         if missing:
-            raise ClusterError(f"the cluster returned no result for {missing} video(s); run the same command again to index them")
+            raise ClusterError(
+                f"the cluster returned no result for {missing} video(s); run the same command again to index them"
+            )
 
 
 class _StagedCommit:
@@ -267,7 +280,12 @@ class _StagedCommit:
 
     def finish(self) -> None:
         """Say where the shards are."""
-        LOG.info("staged %d video(s) in %s; commit them with `vidsearch ingest %s`", self.videos, self.stage_dir, self.stage_dir)
+        LOG.info(
+            "staged %d video(s) in %s; commit them with `vidsearch ingest %s`",
+            self.videos,
+            self.stage_dir,
+            self.stage_dir,
+        )
 
     def close(self) -> None:
         """Nothing to save."""

@@ -57,10 +57,31 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
     from vidsearch.indexer.options import sampling_dict
     from vidsearch.media import fingerprint
 
-    cols: dict[str, list] = {k: [] for k in (
-        "space_key", "dim", "model_spec", "sampling", "path", "size", "mtime_ns", "fingerprint", "status",
-        "reason", "reader", "info", "kinds", "starts", "ends", "vectors")}
-    spec, sampling = json.dumps(encoder.spec, sort_keys=True), json.dumps(sampling_dict(options.sampling), sort_keys=True)
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "space_key",
+            "dim",
+            "model_spec",
+            "sampling",
+            "path",
+            "size",
+            "mtime_ns",
+            "fingerprint",
+            "status",
+            "reason",
+            "reader",
+            "info",
+            "kinds",
+            "starts",
+            "ends",
+            "vectors",
+        )
+    }
+    spec, sampling = (
+        json.dumps(encoder.spec, sort_keys=True),
+        json.dumps(sampling_dict(options.sampling), sort_keys=True),
+    )
     for result, (path, size, mtime_ns) in encoded:
         ok = isinstance(result, tuple)
         video = result[0] if ok else None
@@ -69,9 +90,16 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
         except OSError:
             fp = ""
         row = {
-            "space_key": str(encoder.key), "dim": int(encoder.embed_dim), "model_spec": spec, "sampling": sampling,
-            "path": path, "size": int(size), "mtime_ns": int(mtime_ns), "fingerprint": fp,
-            "status": "indexed" if ok else "failed", "reason": None if ok else result.reason,
+            "space_key": str(encoder.key),
+            "dim": int(encoder.embed_dim),
+            "model_spec": spec,
+            "sampling": sampling,
+            "path": path,
+            "size": int(size),
+            "mtime_ns": int(mtime_ns),
+            "fingerprint": fp,
+            "status": "indexed" if ok else "failed",
+            "reason": None if ok else result.reason,
             "reader": video.reader if ok else None,
             "info": json.dumps(dataclasses.asdict(video.info)) if ok else None,
             "kinds": [s.kind for s in video.segments] if ok else [],
@@ -142,7 +170,9 @@ def ingest(library: Any, stage_dir: Path | str) -> IndexReport:
         for key, group in by_space.items():
             first = group[0]
             report.space_key = key
-            space = library.ensure_space(key, first["dim"], json.loads(first["model_spec"]), json.loads(first["sampling"]))
+            space = library.ensure_space(
+                key, first["dim"], json.loads(first["model_spec"]), json.loads(first["sampling"])
+            )
             with library.session() as s:
                 snapshot = stored_videos.snapshot(s, space.id)
             entries = [FileEntry(r["path"], r["size"], r["mtime_ns"]) for r in group]
@@ -159,10 +189,24 @@ def ingest(library: Any, stage_dir: Path | str) -> IndexReport:
                         committer.fail(DecodeFailure(job_id, row["path"], row["reason"] or "failed"))
                         report.failed.append((row["path"], row["reason"] or "failed"))
                         continue
-                    spans = [SegmentPlan(k, s, e, []) for k, s, e in zip(row["kinds"], row["starts"], row["ends"])]
+                    spans = [
+                        SegmentPlan(k, s, e, [])
+                        for k, s, e in zip(row["kinds"], row["starts"], row["ends"], strict=False)
+                    ]
                     xb = np.frombuffer(row["vectors"], dtype="<f4").reshape(len(spans), row["dim"])
                     info = VideoInfo(**json.loads(row["info"]))
-                    batch.append(DecodedVideo(job_id, row["path"], info, spans, np.zeros((0,), np.uint8), np.zeros((0, 0), np.int64), row["reader"], 0.0))
+                    batch.append(
+                        DecodedVideo(
+                            job_id,
+                            row["path"],
+                            info,
+                            spans,
+                            np.zeros((0,), np.uint8),
+                            np.zeros((0, 0), np.int64),
+                            row["reader"],
+                            0.0,
+                        )
+                    )
                     vectors.append(xb)
                     report.updated += row["path"] in plan.reencode
                     report.added += row["path"] not in plan.reencode

@@ -141,7 +141,10 @@ class ActorHit:
             "end": round(self.end, 3),
             "score": round(self.score, 4),
             "best_time": round(self.best_time, 3),
-            "boxes": [{"t": round(t, 3), "box": [round(v, 4) for v in (a, b, c, d)], "score": round(s, 4)} for t, a, b, c, d, s in self.boxes],
+            "boxes": [
+                {"t": round(t, 3), "box": [round(v, 4) for v in (a, b, c, d)], "score": round(s, 4)}
+                for t, a, b, c, d, s in self.boxes
+            ],
         }
 
 
@@ -189,7 +192,12 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def detect_people(
-    path: str, detector: Detector, config: ActorConfig, pool: DecodePool, info: VideoInfo | None = None, times: Sequence[float] | None = None
+    path: str,
+    detector: Detector,
+    config: ActorConfig,
+    pool: DecodePool,
+    info: VideoInfo | None = None,
+    times: Sequence[float] | None = None,
 ) -> tuple[VideoInfo, list[float], list[Detections]]:
     """People on every keyframe of a video, boxes in native pixels.
 
@@ -207,7 +215,10 @@ def detect_people(
     info = info or _probe(pool, path, config.detect_size)
     times = list(times) if times is not None else keyframe_times(info.duration, config.step)
     found: dict[int, list[Detections]] = {}
-    jobs = [DecodeJob(i, path, 1, config.detect_size, times=tuple((t,) for t in chunk)) for i, chunk in enumerate(_chunks(times, config.chunk))]
+    jobs = [
+        DecodeJob(i, path, 1, config.detect_size, times=tuple((t,) for t in chunk))
+        for i, chunk in enumerate(_chunks(times, config.chunk))
+    ]
     m = max(info.width, info.height, 1)
     for res in _decode(pool, jobs):
         frames = _aspect_frames(res.frames[res.clip_index[:, 0]], info)
@@ -218,7 +229,9 @@ def detect_people(
     return info, times, detections
 
 
-def encode_tubes(path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any, config: ActorConfig, pool: DecodePool) -> list[np.ndarray]:
+def encode_tubes(
+    path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any, config: ActorConfig, pool: DecodePool
+) -> list[np.ndarray]:
     """Embed every tube's clip at each of its keyframes (module docstring, steps 4 and 5).
 
     Args:
@@ -242,7 +255,10 @@ def encode_tubes(path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any
     out = [np.zeros((len(tube.times), encoder.embed_dim), np.float32) for tube in tubes]
     n = encoder.num_frames
     chunks = _chunks(times, config.chunk)
-    jobs = [DecodeJob(c, path, n, config.detect_size, times=tuple(clip_times(t, config.clip, n) for t in chunk)) for c, chunk in enumerate(chunks)]
+    jobs = [
+        DecodeJob(c, path, n, config.detect_size, times=tuple(clip_times(t, config.clip, n) for t in chunk))
+        for c, chunk in enumerate(chunks)
+    ]
     size = (info.width, info.height)
     batch: list[np.ndarray] = []
     slots: list[tuple[int, int]] = []
@@ -250,7 +266,7 @@ def encode_tubes(path: str, info: VideoInfo, tubes: Sequence[Tube], encoder: Any
     def flush() -> None:
         if batch:
             xb = encoder.encode_video(np.stack(batch))
-            for (i, k), v in zip(slots, xb):
+            for (i, k), v in zip(slots, xb, strict=False):
                 out[i][k] = v
             batch.clear()
             slots.clear()
@@ -313,7 +329,10 @@ def track_video(
             tubes = [Tube(t.track, list(t.times), t.boxes * scale, t.scores) for t in tubes]
     xbs = encode_tubes(path, info, tubes, encoder, config, pool)
     norm = np.asarray([info.width, info.height, info.width, info.height], np.float32)
-    tracks = [ActorTrack(t.track, list(t.times), (t.boxes / norm).astype(np.float32), t.scores.astype(np.float32), xb) for t, xb in zip(tubes, xbs)]
+    tracks = [
+        ActorTrack(t.track, list(t.times), (t.boxes / norm).astype(np.float32), t.scores.astype(np.float32), xb)
+        for t, xb in zip(tubes, xbs, strict=False)
+    ]
     return info, tracks
 
 
@@ -354,7 +373,9 @@ def localize_actors(
         WeightsNotFoundError: the detector's weights are missing.
     """
     if not text or not text.strip():
-        raise InputError('the text is empty; say what to find, e.g. vidsearch localize clip.mp4 "a person jumps" --boxes')
+        raise InputError(
+            'the text is empty; say what to find, e.g. vidsearch localize clip.mp4 "a person jumps" --boxes'
+        )
     config = config or ActorConfig()
     xq = encoder.encode_text([text.strip()])[0]
     with contextlib.nullcontext(pool) if pool is not None else DecodePool(workers=config.workers) as p:
@@ -363,7 +384,7 @@ def localize_actors(
     for tr in tracks:
         sims = tr.xb @ xq
         best = int(np.argmax(sims))
-        rows = [(t, *map(float, b), float(s)) for t, b, s in zip(tr.times, tr.boxes, sims)]
+        rows = [(t, *map(float, b), float(s)) for t, b, s in zip(tr.times, tr.boxes, sims, strict=False)]
         hits.append(ActorHit(tr.track, tr.start, tr.end, float(sims[best]), tr.times[best], rows))
     hits.sort(key=lambda h: (-h.score, h.track))
     return hits[:top]

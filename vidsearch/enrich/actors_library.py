@@ -48,7 +48,9 @@ class ActorsReport:
         return asdict(self)
 
 
-def tube_rows(tracks: Sequence[ActorTrack], labels: Sequence[str], class_emb: np.ndarray, temperature: float | None, top: int) -> list[Any]:
+def tube_rows(
+    tracks: Sequence[ActorTrack], labels: Sequence[str], class_emb: np.ndarray, temperature: float | None, top: int
+) -> list[Any]:
     """Stored form of scored tubes: per tube its top classes, per keyframe its box and best class."""
     from vidsearch.store.actors import BoxRow, TubeRow
 
@@ -58,7 +60,7 @@ def tube_rows(tracks: Sequence[ActorTrack], labels: Sequence[str], class_emb: np
         best = P.argmax(axis=1)
         boxes = [
             BoxRow(float(t), *(float(v) for v in b), None if np.isnan(d) else float(d), labels[c], float(P[k, c]))
-            for k, (t, b, d, c) in enumerate(zip(tr.times, tr.boxes, tr.det_scores, best))
+            for k, (t, b, d, c) in enumerate(zip(tr.times, tr.boxes, tr.det_scores, best, strict=False))
         ]
         rows.append(TubeRow(tr.track, tr.start, tr.end, top_labels(P, labels, top), boxes))
     return rows
@@ -113,8 +115,15 @@ def enrich_actors(
                 store.clear_scans(s, space.id, name)
             already = store.count_scans(s, space.id, name)
             todo = store.unscanned_videos(s, space.id, name, limit)
-        detector = detector or load_detector(config.detector, config.detector_weights, threshold=config.detector_threshold, device=device)
-        report = ActorsReport(label_set=name if name in LABEL_SETS else Path(name).name, space=space.key, detector=describe(detector), already=already)
+        detector = detector or load_detector(
+            config.detector, config.detector_weights, threshold=config.detector_threshold, device=device
+        )
+        report = ActorsReport(
+            label_set=name if name in LABEL_SETS else Path(name).name,
+            space=space.key,
+            detector=describe(detector),
+            already=already,
+        )
         if not todo:
             report.seconds = time.perf_counter() - t0
             return report
@@ -169,8 +178,13 @@ def video_actors(library: Any, path: Path | str, label_set: str | None = None) -
                         "end": tb.end,
                         "labels": [{"label": lab, "score": round(p, 4)} for lab, p in tb.labels],
                         "boxes": [
-                            {"t": b.t, "box": [round(v, 4) for v in (b.x1, b.y1, b.x2, b.y2)], "detected": b.det_score is not None,
-                             "label": b.label, "score": round(b.score, 4)}
+                            {
+                                "t": b.t,
+                                "box": [round(v, 4) for v in (b.x1, b.y1, b.x2, b.y2)],
+                                "detected": b.det_score is not None,
+                                "label": b.label,
+                                "score": round(b.score, 4),
+                            }
                             for b in tb.boxes
                         ],
                     }

@@ -22,7 +22,14 @@ from vidsearch.enrich.windows import embed_windows
 from vidsearch.errors import InputError
 from vidsearch.spans import Span, localize_windows
 
-__all__ = ["LocalizeConfig", "spans_for_query", "localize_video", "localize_in_library", "localize_file", "user_window_cache"]
+__all__ = [
+    "LocalizeConfig",
+    "spans_for_query",
+    "localize_video",
+    "localize_in_library",
+    "localize_file",
+    "user_window_cache",
+]
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,9 @@ class LocalizeConfig:
             raise InputError(f"--top must be at least 1 (got {self.top})")
 
 
-def spans_for_query(emb: WindowEmbeddings, xq: np.ndarray, config: LocalizeConfig, top: int | None = None) -> list[Span]:
+def spans_for_query(
+    emb: WindowEmbeddings, xq: np.ndarray, config: LocalizeConfig, top: int | None = None
+) -> list[Span]:
     """The best spans of query vector ``xq`` over a video's fine windows.
 
     Args:

@@ -74,7 +74,9 @@ def _nll(sims: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(labels)), labels]))
 
 
-def fit_temperature(sims: np.ndarray, labels: Sequence[int] | np.ndarray, bounds: tuple[float, float] = _T_BOUNDS) -> float:
+def fit_temperature(
+    sims: np.ndarray, labels: Sequence[int] | np.ndarray, bounds: tuple[float, float] = _T_BOUNDS
+) -> float:
     """Temperature minimizing the mean NLL of the true classes (temperature scaling).
 
     Args:
@@ -178,7 +180,10 @@ def calibrate(
         if t <= _T_BOUNDS[0] * 1.01:
             # Every known video is classified right with a margin: the NLL keeps falling as T -> 0
             # and the softmax saturates to exactly 1.0, which would tie every score. Not a fit.
-            LOG.warning("temperature fit ran into its lower bound (the known videos are separable); using %g", fallback_temperature)
+            LOG.warning(
+                "temperature fit ran into its lower bound (the known videos are separable); using %g",
+                fallback_temperature,
+            )
             t, method = float(fallback_temperature), "fallback (nll fit at its lower bound)"
     ks = known_scores(known_sims, kind, t)
     us = known_scores(unknown_sims, kind, t) if unknown_sims is not None and len(unknown_sims) else None

@@ -132,9 +132,9 @@ def _info(row: Any) -> LabelSetInfo:
     )
 
 
-
-
-def classify(xb: np.ndarray, class_emb: np.ndarray, rule: OpenSetRule, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def classify(
+    xb: np.ndarray, class_emb: np.ndarray, rule: OpenSetRule, top: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Top-k classes and open-set decisions of embeddings ``xb`` ``[N, D]``.
 
     Returns:
@@ -202,7 +202,11 @@ def recognize_library(
     with library.enrich_lock():
         with library.session() as s:
             row = stored_labels.get_label_set(s, space.id, name)
-        stored = (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold)) if row else None
+        stored = (
+            (row.labels_hash, row.embeddings, row.top, OpenSetRule(row.score_kind, row.temperature, row.threshold))
+            if row
+            else None
+        )
         stored_cal = row.calibration if row else None
         stored_templates = row.templates if row else None
         # Unset options keep what the set has, so a plain re-run only labels what is new.
@@ -219,7 +223,9 @@ def recognize_library(
                 report.model_loaded = True
             class_emb = label_embeddings(encoder, classes, templates)
         if class_emb.shape[1] != space.dim:
-            raise LibraryError(f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}")
+            raise LibraryError(
+                f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}"
+            )
         if rule is None:
             rule = stored[3] if stored is not None else default_rule(encoder.temperature)
         rule = override_rule(rule, score, temperature, threshold)
@@ -229,8 +235,18 @@ def recognize_library(
         report.relabelled = stored is not None and (changed or relabel)
         with library.session() as s:
             set_id = stored_labels.save_label_set(
-                s, space.id, name, labels_hash=digest, labels=classes, templates=templates, embeddings=class_emb, top=top,
-                score_kind=rule.kind, temperature=rule.temperature, threshold=rule.threshold, calibration=calibration,
+                s,
+                space.id,
+                name,
+                labels_hash=digest,
+                labels=classes,
+                templates=templates,
+                embeddings=class_emb,
+                top=top,
+                score_kind=rule.kind,
+                temperature=rule.temperature,
+                threshold=rule.threshold,
+                calibration=calibration,
             )
             if report.relabelled:
                 stored_labels.clear_labels(s, set_id)
@@ -248,10 +264,17 @@ def recognize_library(
             with library.write_session() as s:
                 alive = existing_segment_ids(s, batch_ids)
                 recs, labs = [], []
-                for r, (sid, kind) in enumerate(zip(batch_ids, kinds)):
+                for r, (sid, kind) in enumerate(zip(batch_ids, kinds, strict=False)):
                     if sid not in alive:
                         continue
-                    recs.append({"label_set_id": set_id, "segment_id": sid, "known_score": float(known[r]), "unknown": bool(unknown[r])})
+                    recs.append(
+                        {
+                            "label_set_id": set_id,
+                            "segment_id": sid,
+                            "known_score": float(known[r]),
+                            "unknown": bool(unknown[r]),
+                        }
+                    )
                     for k in range(idx.shape[1]):
                         labs.append(
                             {
@@ -271,7 +294,9 @@ def recognize_library(
     report.rule = rule.to_dict()
     report.calibrated = calibration is not None
     report.seconds = round(time.perf_counter() - t0, 3)
-    LOG.info("labelled %d segments of %s with %s (%d kept)", report.labelled, space.key, report.label_set, report.already)
+    LOG.info(
+        "labelled %d segments of %s with %s (%d kept)", report.labelled, space.key, report.label_set, report.already
+    )
     return report
 
 
@@ -294,7 +319,9 @@ def _pick_sets(library: Any, label_set: str | None, space: Any | None) -> list[L
         sets = [ls for ls in sets if ls.name == wanted or ls.display_name == label_set]
     if not sets:
         what = f"label set {label_set!r}" if label_set else "labels"
-        raise InputError(f"the library has no {what} yet; run `vidsearch enrich recognize --labels {label_set or 'kinetics400'}` first")
+        raise InputError(
+            f"the library has no {what} yet; run `vidsearch enrich recognize --labels {label_set or 'kinetics400'}` first"
+        )
     return sets
 
 
@@ -357,8 +384,10 @@ def _timeline(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             runs[-1]["end"] = w["end"]
             runs[-1]["scores"].append(score)
         else:
-            runs.append({"start": w["start"], "end": w["end"], "label": verdict, "unknown": verdict is None, "scores": [score]})
-    for a, b in zip(runs, runs[1:]):
+            runs.append(
+                {"start": w["start"], "end": w["end"], "label": verdict, "unknown": verdict is None, "scores": [score]}
+            )
+    for a, b in zip(runs, runs[1:], strict=False):
         if b["start"] < a["end"]:
             a["end"] = b["start"] = (b["start"] + a["end"]) / 2.0
     for r in runs:
@@ -368,7 +397,9 @@ def _timeline(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return runs
 
 
-def video_labels(library: Any, path: str | Path, label_set: str | None = None, space: Any | None = None) -> dict[str, Any]:
+def video_labels(
+    library: Any, path: str | Path, label_set: str | None = None, space: Any | None = None
+) -> dict[str, Any]:
     """A video's labels under every label set (or one), with the timeline of its windows.
 
     Returns:
@@ -389,7 +420,12 @@ def video_labels(library: Any, path: str | Path, label_set: str | None = None, s
     if video is None:
         raise InputError(f"{abs_path} is not in the library; index it first (vidsearch index FOLDER)")
     sets = _pick_sets(library, label_set, space)
-    result: dict[str, Any] = {"path": video.path, "video_id": int(video.id), "duration": video.duration, "label_sets": []}
+    result: dict[str, Any] = {
+        "path": video.path,
+        "video_id": int(video.id),
+        "duration": video.duration,
+        "label_sets": [],
+    }
     with library.session() as s:
         for ls in sets:
             segs = stored_labels.video_verdicts(s, video.id, ls.id)
@@ -402,7 +438,10 @@ def video_labels(library: Any, path: str | Path, label_set: str | None = None, s
                     "end": g.end,
                     "known_score": round(g.known_score, 4),
                     "unknown": g.unknown,
-                    "labels": [{"rank": rank, "label": label, "score": round(score, 4), "prob": round(prob, 4)} for rank, label, score, prob in g.labels],
+                    "labels": [
+                        {"rank": rank, "label": label, "score": round(score, 4), "prob": round(prob, 4)}
+                        for rank, label, score, prob in g.labels
+                    ],
                 }
                 for g in segs
             ]

@@ -57,10 +57,19 @@ class WindowCache:
         self.root = Path(root)
 
     def path(
-        self, video_fp: str, model_key: str, num_frames: int, resolution: int, window: float, stride: float, antialias: bool = False
+        self,
+        video_fp: str,
+        model_key: str,
+        num_frames: int,
+        resolution: int,
+        window: float,
+        stride: float,
+        antialias: bool = False,
     ) -> Path:
         """The cache file of one (video, model, geometry, frame resize)."""
-        ident = json.dumps([video_fp, model_key, num_frames, resolution, round(window, 6), round(stride, 6), bool(antialias)])
+        ident = json.dumps(
+            [video_fp, model_key, num_frames, resolution, round(window, 6), round(stride, 6), bool(antialias)]
+        )
         return self.root / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".npz")
 
     def load(self, path: Path) -> WindowEmbeddings | None:
@@ -71,7 +80,13 @@ class WindowCache:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
                 return WindowEmbeddings(
-                    z["starts"], z["ends"], z["xb"].astype(np.float32), meta["duration"], meta["window"], meta["stride"], True
+                    z["starts"],
+                    z["ends"],
+                    z["xb"].astype(np.float32),
+                    meta["duration"],
+                    meta["window"],
+                    meta["stride"],
+                    True,
                 )
         except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: recompute
             LOG.warning("ignoring unreadable window cache %s: %s", path, exc)
@@ -81,6 +96,8 @@ class WindowCache:
         """Write atomically (:func:`vidsearch.fileio.atomic_write`); failures only log (the cache is optional)."""
         meta = json.dumps({"duration": emb.duration, "window": emb.window, "stride": emb.stride})
         try:
-            atomic_write(path, lambda fh: np.savez(fh, starts=emb.starts, ends=emb.ends, xb=emb.xb, meta=np.array(meta)))
+            atomic_write(
+                path, lambda fh: np.savez(fh, starts=emb.starts, ends=emb.ends, xb=emb.xb, meta=np.array(meta))
+            )
         except OSError as exc:
             LOG.warning("could not write window cache %s: %s", path, exc)

@@ -82,7 +82,9 @@ def embed_windows(
         from vidsearch.media.fingerprint import fingerprint
 
         fp = fingerprint(str(p), p.stat().st_size)
-        cache_path = cache.path(fp, str(encoder.key), int(encoder.num_frames), int(encoder.resolution), w, st, antialias)
+        cache_path = cache.path(
+            fp, str(encoder.key), int(encoder.num_frames), int(encoder.resolution), w, st, antialias
+        )
         hit = cache.load(cache_path)
         if hit is not None:
             return hit

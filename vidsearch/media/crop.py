@@ -18,7 +18,9 @@ from vidsearch.media.resize import resize_frames
 __all__ = ["square_around", "crop_clip"]
 
 
-def square_around(boxes: np.ndarray, width: float, height: float, margin: float = 0.25) -> tuple[float, float, float, float]:
+def square_around(
+    boxes: np.ndarray, width: float, height: float, margin: float = 0.25
+) -> tuple[float, float, float, float]:
     """The square (native pixels, xyxy) a clip of these boxes is cropped to.
 
     Args:

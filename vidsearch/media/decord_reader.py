@@ -85,7 +85,9 @@ def probe_decord(path: str, auto: bool) -> VideoInfo:
     return VideoInfo(path, n, fps, duration, int(first.shape[1]), int(first.shape[0]))
 
 
-def read_decord(path: str, wanted: list[int], resolution: int, fast: bool, auto: bool, antialias: bool = False) -> np.ndarray:
+def read_decord(
+    path: str, wanted: list[int], resolution: int, fast: bool, auto: bool, antialias: bool = False
+) -> np.ndarray:
     """uint8 ``[len(wanted), res, res, 3]`` for sorted distinct ``wanted``, in one forward pass
     (``antialias``: see :func:`vidsearch.media.resize.resize_frames`).
 

@@ -67,7 +67,7 @@ class FaultPlan:
         object.__setattr__(self, "faults", dict(self.faults))  # picklable, and not shared
 
     @classmethod
-    def parse(cls, spec: str) -> "FaultPlan":
+    def parse(cls, spec: str) -> FaultPlan:
         """A plan from ``"<kind>:<substring>,..."`` (the ``VIDSEARCH_FAULT_INJECT`` syntax).
 
         Raises:
@@ -82,7 +82,7 @@ class FaultPlan:
         return cls(faults)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "FaultPlan":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FaultPlan:
         """The plan ``VIDSEARCH_FAULT_INJECT`` names (empty when unset); for front ends only."""
         return cls.parse((os.environ if environ is None else environ).get(FAULT_ENV, ""))
 

@@ -43,8 +43,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
 from vidsearch.media.worker import worker_main
@@ -164,7 +164,9 @@ class DecodePool:
         if start_method is None:
             start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         if start_method not in ("forkserver", "spawn"):
-            raise ValueError(f"start_method must be 'forkserver' or 'spawn' (fork is unsafe with torch), got {start_method!r}")
+            raise ValueError(
+                f"start_method must be 'forkserver' or 'spawn' (fork is unsafe with torch), got {start_method!r}"
+            )
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # imported once by the server, inherited by every worker it forks
@@ -183,7 +185,7 @@ class DecodePool:
 
     # -- lifecycle
 
-    def __enter__(self) -> "DecodePool":
+    def __enter__(self) -> DecodePool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,7 +193,12 @@ class DecodePool:
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker_main, args=(child_conn, self.quiet, self.faults, self.decode_threads), daemon=True, name="vidsearch-decode")
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(child_conn, self.quiet, self.faults, self.decode_threads),
+            daemon=True,
+            name="vidsearch-decode",
+        )
         proc.start()
         child_conn.close()  # so the parent sees EOF when the worker dies
         self.started_workers += 1
@@ -253,7 +260,9 @@ class DecodePool:
         out: queue.Queue = queue.Queue()
         wake_r, wake_w = multiprocessing.Pipe(duplex=False)
         self._wake_w = wake_w
-        pump = threading.Thread(target=self._pump, args=(iter(jobs), out, wake_r), name="vidsearch-decode-pump", daemon=True)
+        pump = threading.Thread(
+            target=self._pump, args=(iter(jobs), out, wake_r), name="vidsearch-decode-pump", daemon=True
+        )
         self._pump_thread = pump
         pump.start()
         finished = False
@@ -306,7 +315,11 @@ class DecodePool:
                 with self._lock:
                     if self._outstanding >= self.prefetch:
                         break
-                free = [w for w in self._pool if len(w.tasks) < _PER_WORKER_QUEUE and w.dispatched < self.max_files_per_worker]
+                free = [
+                    w
+                    for w in self._pool
+                    if len(w.tasks) < _PER_WORKER_QUEUE and w.dispatched < self.max_files_per_worker
+                ]
                 if not free:
                     break
                 if pending:
@@ -378,7 +391,11 @@ class DecodePool:
                     w.started = time.monotonic()
                     w.deadline = w.started + self.timeout
                 elif kind == "probed":
-                    w.deadline = (w.started or time.monotonic()) + self.timeout + self.timeout_per_second * max(0.0, float(msg[2]))
+                    w.deadline = (
+                        (w.started or time.monotonic())
+                        + self.timeout
+                        + self.timeout_per_second * max(0.0, float(msg[2]))
+                    )
                 elif kind == "done":
                     w.tasks.popleft()
                     w.done += 1

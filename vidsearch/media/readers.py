@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -91,9 +92,7 @@ def pyav_call(path: str, fn: Callable[[], T]) -> T:
         raise media_error(path, f"cannot be decoded: {short_reason(exc)}") from None
 
 
-def with_readers(
-    path: str, reader: str, decord_fn: Callable[[bool], T], pyav_fn: Callable[[], T]
-) -> tuple[T, str]:
+def with_readers(path: str, reader: str, decord_fn: Callable[[bool], T], pyav_fn: Callable[[], T]) -> tuple[T, str]:
     """Run a step with the reader asked for; under "auto", the leading reader then the other.
 
     ``decord_fn(auto)`` may raise :class:`~vidsearch.media.decord_reader.UsePyAV` (under

@@ -24,7 +24,9 @@ from vidsearch.media.sampling import OFFICIAL_ANTIALIAS
 __all__ = ["OFFICIAL_ANTIALIAS", "resize_frames", "resize_clips"]
 
 
-def resize_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> np.ndarray:
+def resize_frames(
+    frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS
+) -> np.ndarray:
     """Resize uint8 frames ``[N, H, W, C]`` to ``[N, resolution, resolution, C]`` (uint8).
 
     Bicubic (``align_corners=False``) in float, clamped to [0, 255] and rounded, as torchvision

@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class SamplingConfig:
         return OFFICIAL_ANTIALIAS if self.antialias is None else bool(self.antialias)
 
     @classmethod
-    def whole_video(cls, antialias: bool | None = None) -> "SamplingConfig":
+    def whole_video(cls, antialias: bool | None = None) -> SamplingConfig:
         """The whole-video segment only, however long the video (e.g. a training frame cache)."""
         return cls(min_video_for_windows=math.inf, antialias=antialias)
 
@@ -135,7 +136,7 @@ def middle_indices(vlen: int, num_frames: int, start: int = 0) -> list[int]:
         raise ValueError(f"need vlen >= 1 and num_frames >= 1, got vlen={vlen}, num_frames={num_frames}")
     n = min(num_frames, vlen)
     edges = np.linspace(0, vlen, n + 1).astype(int)
-    idx = [int((lo + hi - 1) // 2) + start for lo, hi in zip(edges[:-1], edges[1:])]
+    idx = [int((lo + hi - 1) // 2) + start for lo, hi in zip(edges[:-1], edges[1:], strict=False)]
     return idx + [idx[-1]] * (num_frames - n)
 
 
@@ -184,9 +185,7 @@ def plan_segments(
     if starts[-1] != vlen - wlen:
         starts.append(vlen - wlen)  # align the last window to the end: the tail is covered
     for s in starts:
-        plans.append(
-            SegmentPlan("window", s / fps, (s + wlen) / fps, tuple(middle_indices(wlen, num_frames, start=s)))
-        )
+        plans.append(SegmentPlan("window", s / fps, (s + wlen) / fps, tuple(middle_indices(wlen, num_frames, start=s))))
     return plans
 
 

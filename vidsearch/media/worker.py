@@ -82,7 +82,10 @@ def worker_main(conn, quiet: bool, faults: FaultPlan, threads: int = 1) -> None:
         try:
             conn.send(("start", seq))
             result = decode_job(
-                job, reader, on_probed=lambda info: conn.send(("probed", seq, info.duration)), faults=faults
+                job,
+                reader,
+                on_probed=lambda info: conn.send(("probed", seq, info.duration)),  # noqa: B023 (called within this job)
+                faults=faults,
             )
             conn.send(("done", seq, result))
         except (BrokenPipeError, EOFError, OSError):

@@ -17,8 +17,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "tokenize", "load_encoder", "model_key", "describe_encoder", "list_models", "resolve_device", "Encoder", "EncoderInfo",
-    "ViCLIP", "ViCLIPConfig",
+    "tokenize",
+    "load_encoder",
+    "model_key",
+    "describe_encoder",
+    "list_models",
+    "resolve_device",
+    "Encoder",
+    "EncoderInfo",
+    "ViCLIP",
+    "ViCLIPConfig",
 ]
 
 _EXPORTS = {

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidsearch.models.precision import autocast
 from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_clips
+from vidsearch.models.precision import autocast
 
 __all__ = ["Encoder", "l2_normalized"]
 

@@ -41,9 +41,7 @@ VOCAB_ENV = "VIDSEARCH_BPE_VOCAB"
 # special tokens: 49,408 ids, ViCLIPConfig.vocab_size.
 N_MERGES = 49152 - 256 - 2
 _SPECIALS = ("<start_of_text>", "<end_of_text>")
-_PATTERN = (
-    "|".join(_SPECIALS) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_PATTERN = "|".join(_SPECIALS) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
 def vocab_path() -> Path:
@@ -63,9 +61,7 @@ def vocab_path() -> Path:
         path = Path(folder) / VOCAB_FILE
         if path.is_file():
             return path
-    raise ModelError(
-        f"CLIP's BPE vocabulary {VOCAB_FILE} was not found: install open_clip_torch or set {VOCAB_ENV}"
-    )
+    raise ModelError(f"CLIP's BPE vocabulary {VOCAB_FILE} was not found: install open_clip_torch or set {VOCAB_ENV}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,7 +75,7 @@ def _byte_alphabet() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, map(chr, cs)))
+    return dict(zip(bs, map(chr, cs), strict=False))
 
 
 def _needs_ftfy(text: str) -> bool:
@@ -155,7 +151,7 @@ class BPETokenizer:
         word = tuple(token[:-1]) + (token[-1] + "</w>",)
         ranks = self.bpe_ranks
         while len(word) > 1:
-            pairs = {(a, b): f"{a} {b}" for a, b in zip(word, word[1:])}
+            pairs = {(a, b): f"{a} {b}" for a, b in zip(word, word[1:], strict=False)}
             bigram = min(pairs, key=lambda p: ranks.get(pairs[p], N_MERGES))
             if pairs[bigram] not in ranks:
                 break

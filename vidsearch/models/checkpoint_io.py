@@ -31,8 +31,8 @@ import torch
 from vidsearch.errors import CheckpointError
 from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
 from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
-from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
+from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -117,8 +117,7 @@ def read_state_dict(path: str | os.PathLike[str], mmap: bool = True) -> dict[str
         ) from None
     except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, EOFError)
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({error_line(exc)}); if the file is a truncated download "
-            f"fetch it again"
+            f"cannot read checkpoint {path} ({error_line(exc)}); if the file is a truncated download fetch it again"
         ) from None
     return _unwrap(to_plain(obj), path)
 
@@ -160,9 +159,7 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
                 raise ValueError(f"header length {n} does not fit the file")
             header = json.loads(fh.read(n))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot read safetensors checkpoint {path}: {error_line(exc)}; re-download it"
-        ) from None
+        raise CheckpointError(f"cannot read safetensors checkpoint {path}: {error_line(exc)}; re-download it") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"cannot read safetensors checkpoint {path}: its header is not a JSON object")
     return header
@@ -185,9 +182,7 @@ def read_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in read_state_dict(path, mmap=True).items()}
 
 
-def save_checkpoint(
-    model: ViCLIP, path: str | os.PathLike[str], config: ViCLIPConfig | None = None
-) -> Path:
+def save_checkpoint(model: ViCLIP, path: str | os.PathLike[str], config: ViCLIPConfig | None = None) -> Path:
     """Write ``model``'s weights and its config JSON, atomically.
 
     ``.safetensors`` gets a flat state dict; any other suffix gets the official
@@ -200,9 +195,7 @@ def save_checkpoint(
     path = Path(path)
     config = config or model.config
     if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise CheckpointError(
-            f"checkpoint name {path} must end with one of {', '.join(CHECKPOINT_SUFFIXES)}"
-        )
+        raise CheckpointError(f"checkpoint name {path} must end with one of {', '.join(CHECKPOINT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Own every tensor (no views shared between keys) so both formats can serialize it.
     sd = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}

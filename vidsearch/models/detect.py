@@ -35,7 +35,15 @@ from vidsearch.errors import InputError, ModelError, WeightsNotFoundError
 from vidsearch.models.checkpoint_io import error_line, read_state_dict
 from vidsearch.models.precision import resolve_device
 
-__all__ = ["Detections", "Detector", "TorchvisionDetector", "HOGDetector", "DEFAULT_DETECTOR", "load_detector", "describe"]
+__all__ = [
+    "Detections",
+    "Detector",
+    "TorchvisionDetector",
+    "HOGDetector",
+    "DEFAULT_DETECTOR",
+    "load_detector",
+    "describe",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +93,14 @@ class TorchvisionDetector:
         batch_size: frames per forward pass.
     """
 
-    def __init__(self, model: torch.nn.Module, name: str, threshold: float = 0.5, device: str | torch.device = "auto", batch_size: int = 8):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        name: str,
+        threshold: float = 0.5,
+        device: str | torch.device = "auto",
+        batch_size: int = 8,
+    ):
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.name = name
@@ -102,7 +117,13 @@ class TorchvisionDetector:
             images = list(chunk.permute(0, 3, 1, 2).float().div_(255.0))  # NHWC uint8 -> N x CHW in [0, 1]
             for res in self.model(images):
                 person = res["labels"] == COCO_PERSON
-                out.append(_sorted(res["boxes"][person].float().cpu().numpy(), res["scores"][person].float().cpu().numpy(), self.threshold))
+                out.append(
+                    _sorted(
+                        res["boxes"][person].float().cpu().numpy(),
+                        res["scores"][person].float().cpu().numpy(),
+                        self.threshold,
+                    )
+                )
         return out
 
 
@@ -141,14 +162,18 @@ class HOGDetector:
                 out.append(_empty())  # smaller than one detection window: nobody fits
                 continue
             bgr = self._cv2.cvtColor(np.ascontiguousarray(frame), self._cv2.COLOR_RGB2BGR)
-            rects, weights = self.hog.detectMultiScale(bgr, winStride=(self.stride, self.stride), padding=(8, 8), scale=self.scale)
+            rects, weights = self.hog.detectMultiScale(
+                bgr, winStride=(self.stride, self.stride), padding=(8, 8), scale=self.scale
+            )
             if len(rects) == 0:
                 out.append(_empty())
                 continue
             r = np.asarray(rects, np.float32).reshape(-1, 4)
             boxes = np.stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3]], axis=1)
             scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
-            keep = np.asarray(self._cv2.dnn.NMSBoxes(r.tolist(), scores.tolist(), 0.0, self.nms_iou), np.int64).reshape(-1)
+            keep = np.asarray(self._cv2.dnn.NMSBoxes(r.tolist(), scores.tolist(), 0.0, self.nms_iou), np.int64).reshape(
+                -1
+            )
             out.append(_sorted(boxes[keep], scores[keep], self.threshold))
         return out
 
@@ -238,10 +263,11 @@ def load_detector(
     except RuntimeError as exc:
         raise ModelError(f"detector weights {weights or name} do not fit {name}: {error_line(exc)}") from None
     LOG.info("detector %s loaded (%s)", spec, weights or "torchvision default weights")
-    return TorchvisionDetector(model, spec, threshold=0.5 if threshold is None else threshold, device=device, batch_size=batch_size)
+    return TorchvisionDetector(
+        model, spec, threshold=0.5 if threshold is None else threshold, device=device, batch_size=batch_size
+    )
 
 
 def describe(detector: Detector) -> str:
     """A short name of a detector for stored results."""
     return f"{detector.name}@{detector.threshold:g}"
-

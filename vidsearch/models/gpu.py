@@ -87,8 +87,9 @@ def compile_towers(model: torch.nn.Module, device: torch.device, mode: str = "de
     return model
 
 
-def pick_compile_mode(run: Callable[[str], Callable[[], object]], modes: Sequence[str] = COMPILE_MODES,
-                      repeats: int = 3) -> tuple[str, dict[str, float]]:
+def pick_compile_mode(
+    run: Callable[[str], Callable[[], object]], modes: Sequence[str] = COMPILE_MODES, repeats: int = 3
+) -> tuple[str, dict[str, float]]:
     """The fastest mode by a timing run: ``run(mode)`` builds a step, timed after two warm-ups.
 
     Returns:

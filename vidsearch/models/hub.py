@@ -28,6 +28,8 @@ HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
         ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth", "main"),
     ],
 }
+
+
 def _hf_cache_dir() -> str:
     """The hub cache huggingface_hub would use, read from the environment at call time."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -97,7 +99,9 @@ def _from_hub(preset: str, download: bool, revision: str | None = None) -> Path 
 
 
 def resolve_checkpoint(
-    preset: str, checkpoint: str | os.PathLike[str] | None = None, download: bool = True,
+    preset: str,
+    checkpoint: str | os.PathLike[str] | None = None,
+    download: bool = True,
     revision: str | None = None,
 ) -> Path:
     """Find the weights for a preset: explicit path, ``VIDSEARCH_CHECKPOINT``, HF cache, HF hub.
@@ -129,7 +133,11 @@ def resolve_checkpoint(
         return found.resolve()
     repo, filename, pinned = HF_SOURCES[preset][0]
     rev = _revision(pinned, revision)
-    why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and could not be downloaded"
+    why = (
+        "offline (HF_HUB_OFFLINE is set)"
+        if _hf_offline()
+        else "not in the Hugging Face cache and could not be downloaded"
+    )
     raise WeightsNotFoundError(
         f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
         f"(huggingface-cli download {repo} {filename} --revision {rev}) and pass --checkpoint PATH "

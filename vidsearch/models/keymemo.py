@@ -31,8 +31,11 @@ _ENV = ("VIDSEARCH_CHECKPOINT", "VIDSEARCH_HF_REVISION", "HF_HUB_CACHE", "HF_HOM
 
 
 def _ident(model: str, checkpoint: Any, config: Any) -> str:
-    args = [model, None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),
-            None if config is None else os.path.abspath(os.fspath(config))]
+    args = [
+        model,
+        None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),
+        None if config is None else os.path.abspath(os.fspath(config)),
+    ]
     return json.dumps(args + [os.environ.get(v) for v in _ENV])
 
 
@@ -62,7 +65,9 @@ def recall_key(model: str, checkpoint: Any = None, config: Any = None) -> str | 
     return str(hit["key"])
 
 
-def remember_key(model: str, checkpoint: Any, config: Any, key: str, files: Iterable[str | os.PathLike[str] | None]) -> None:
+def remember_key(
+    model: str, checkpoint: Any, config: Any, key: str, files: Iterable[str | os.PathLike[str] | None]
+) -> None:
     """Remember ``key`` for these arguments while ``files`` (None entries ignored) stay as they are."""
     memo = cache_dir() / _MEMO_FILE
     deps = {os.path.abspath(os.fspath(f)): _stat(os.fspath(f)) for f in files if f is not None}

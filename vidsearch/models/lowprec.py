@@ -67,7 +67,6 @@ class OnnxInt8Encoder(Encoder):
 
     def __init__(self, inner: Encoder, threads: int | None = None) -> None:
         from vidsearch.models.onnx_text import OnnxTextEncoder, read_meta
-
         from vidsearch.models.viclip import ViCLIP
 
         if not isinstance(inner.model, ViCLIP):
@@ -91,7 +90,9 @@ class OnnxInt8Encoder(Encoder):
         from vidsearch.models.onnx_text import make_session
 
         if t not in self._vision:
-            self._vision[t] = make_session(ensure_graph(self.model, self.key, "vision", "int8", num_frames=t), self.threads)
+            self._vision[t] = make_session(
+                ensure_graph(self.model, self.key, "vision", "int8", num_frames=t), self.threads
+            )
         return self._vision[t]
 
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -123,7 +124,9 @@ def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | No
         from vidsearch.models.onnx_text import ort_available
 
         if not ort_available():
-            raise ModelError("--precision int8 runs on ONNX Runtime, which is not installed; pip install 'vidsearch[fast]'")
+            raise ModelError(
+                "--precision int8 runs on ONNX Runtime, which is not installed; pip install 'vidsearch[fast]'"
+            )
         return OnnxInt8Encoder(encoder, threads)
     encoder.precision = prec
     encoder.key = space_key(base, prec)

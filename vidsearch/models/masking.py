@@ -7,7 +7,9 @@ import torch
 __all__ = ["keep_tokens", "patch_motion"]
 
 
-def keep_tokens(x: torch.Tensor, masking_prob: float, motion: torch.Tensor | None = None, motion_share: float = 0.0) -> torch.Tensor:
+def keep_tokens(
+    x: torch.Tensor, masking_prob: float, motion: torch.Tensor | None = None, motion_share: float = 0.0
+) -> torch.Tensor:
     """Keep a ``1 - masking_prob`` share of the tokens of each sample (training only).
 
     Without ``motion`` the kept tokens are drawn at random (ViCLIP's masking). With it, a

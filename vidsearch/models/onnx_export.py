@@ -43,7 +43,17 @@ from vidsearch.models.onnx_text import (
 )
 from vidsearch.precision import int8_needs_reduce_range
 
-__all__ = ["TextGraph", "VisionGraph", "export_tower", "example_input", "parity_inputs", "graph_parity", "graph_name", "ensure_graph", "OPSET"]
+__all__ = [
+    "TextGraph",
+    "VisionGraph",
+    "export_tower",
+    "example_input",
+    "parity_inputs",
+    "graph_parity",
+    "graph_name",
+    "ensure_graph",
+    "OPSET",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -113,8 +123,16 @@ def export_tower(model: Any, tower: str, path: str | os.PathLike[str], num_frame
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
-                graph, (example,), None, dynamo=True, verbose=False, input_names=[INPUT_NAMES[tower]],
-                output_names=["embeds"], dynamic_shapes=dynamic, opset_version=OPSET, external_data=False,
+                graph,
+                (example,),
+                None,
+                dynamo=True,
+                verbose=False,
+                input_names=[INPUT_NAMES[tower]],
+                output_names=["embeds"],
+                dynamic_shapes=dynamic,
+                opset_version=OPSET,
+                external_data=False,
             )
         except Exception as exc:  # the exporter raises many types; the user needs its reason
             raise ModelError(f"ONNX export of the {tower} tower failed: {str(exc).splitlines()[0]}") from exc
@@ -142,8 +160,14 @@ def parity_inputs(model: Any, tower: str, num_frames: int | None = None, seed: i
     return tokens
 
 
-def graph_parity(model: Any, tower: str, path: str | os.PathLike[str], num_frames: int | None = None,
-                 inputs: torch.Tensor | None = None, seed: int = 0) -> float:
+def graph_parity(
+    model: Any,
+    tower: str,
+    path: str | os.PathLike[str],
+    num_frames: int | None = None,
+    inputs: torch.Tensor | None = None,
+    seed: int = 0,
+) -> float:
     """The lowest per-row cosine between the ONNX graph at ``path`` and the PyTorch tower.
 
     Args:
@@ -169,8 +193,9 @@ def graph_name(model: Any, tower: str, num_frames: int | None = None) -> str:
     return tower
 
 
-def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp32",
-                 num_frames: int | None = None) -> Path:
+def ensure_graph(
+    model: Any, key: str, tower: str = "text", precision: str = "fp32", num_frames: int | None = None
+) -> Path:
     """The cached ONNX graph of one tower for the space ``key``, exported and checked once.
 
     The fp32 graph is exported and compared with the tower (cosine >= 0.9999 or it is not
@@ -191,7 +216,9 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
         cos = graph_parity(model, tower, fp32, num_frames)
         if cos < PARITY_MIN_COSINE:
             remove_graph(fp32)
-            raise ModelError(f"the exported {tower} graph disagrees with PyTorch (cosine {cos:.6f}); please report this")
+            raise ModelError(
+                f"the exported {tower} graph disagrees with PyTorch (cosine {cos:.6f}); please report this"
+            )
         write_meta(fp32, _meta(model, key, tower, "fp32", num_frames, cos))
     if precision == "fp32":
         return fp32
@@ -200,16 +227,28 @@ def ensure_graph(model: Any, key: str, tower: str = "text", precision: str = "fp
     remove_graph(path)
     reduce_range = int8_needs_reduce_range()
     quantize_int8(fp32, path, reduce_range)
-    write_meta(path, {**_meta(model, key, tower, precision, num_frames, graph_parity(model, tower, path, num_frames)),
-                      "int8_recipe": INT8_RECIPE, "reduce_range": reduce_range})
+    write_meta(
+        path,
+        {
+            **_meta(model, key, tower, precision, num_frames, graph_parity(model, tower, path, num_frames)),
+            "int8_recipe": INT8_RECIPE,
+            "reduce_range": reduce_range,
+        },
+    )
     return path
 
 
 def _meta(model: Any, key: str, tower: str, precision: str, num_frames: int | None, cosine: float) -> dict[str, Any]:
     cfg = model.config
     return {
-        "key": key, "tower": tower, "precision": precision, "opset": OPSET,
-        "context_length": cfg.context_length, "embed_dim": cfg.embed_dim,
-        "num_frames": num_frames or cfg.num_frames, "resolution": cfg.input_resolution,
-        "parity_cosine": round(cosine, 6), "torch": torch.__version__,
+        "key": key,
+        "tower": tower,
+        "precision": precision,
+        "opset": OPSET,
+        "context_length": cfg.context_length,
+        "embed_dim": cfg.embed_dim,
+        "num_frames": num_frames or cfg.num_frames,
+        "resolution": cfg.input_resolution,
+        "parity_cosine": round(cosine, 6),
+        "torch": torch.__version__,
     }

@@ -129,7 +129,9 @@ def make_session(path: str | os.PathLike[str], threads: int | None = None, *, pr
             _move_optimized(Path(tmp) / opt.name, opt)
         return session
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}; delete it to re-export") from None
+        raise ModelError(
+            f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}; delete it to re-export"
+        ) from None
 
 
 def _move_optimized(src: Path, dst: Path) -> None:
@@ -199,8 +201,14 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], redu
         logging.disable(logging.WARNING)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
-                             nodes_to_exclude=edge_matmuls(pre))
+            quantize_dynamic(
+                str(pre),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=reduce_range,
+                nodes_to_exclude=edge_matmuls(pre),
+            )
         finally:
             logging.disable(logging.NOTSET)
         blob = out.read_bytes()
@@ -229,7 +237,9 @@ class OnnxTextEncoder:
         precision: the graph's precision (``fp32`` or ``int8``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], meta: dict[str, Any], threads: int | None = 1, *, prepack: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], meta: dict[str, Any], threads: int | None = 1, *, prepack: bool = True
+    ) -> None:
         self.path = Path(path)
         self.key = str(meta["key"])
         self.embed_dim = int(meta["embed_dim"])

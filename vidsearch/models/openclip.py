@@ -123,8 +123,17 @@ class OpenCLIPEncoder(Encoder):
     antialias = True  # open_clip's transform resizes with PIL, which always antialiases
     num_frames = 8  # frames sampled per clip; any T is accepted (mean pooling)
 
-    def __init__(self, model: torch.nn.Module, *, arch: str, checkpoint: Path, sha256: str,
-                 spec: dict[str, Any], device: torch.device, tokenizer: Any) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        arch: str,
+        checkpoint: Path,
+        sha256: str,
+        spec: dict[str, Any],
+        device: torch.device,
+        tokenizer: Any,
+    ) -> None:
         import open_clip
 
         self.model = model.eval().to(device)
@@ -150,8 +159,13 @@ class OpenCLIPEncoder(Encoder):
         return 1.0 / value if value > 0 and math.isfinite(value) else None
 
     @classmethod
-    def load(cls, arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None,
-             device: torch.device) -> "OpenCLIPEncoder":
+    def load(
+        cls,
+        arch: str,
+        checkpoint: str | os.PathLike[str] | None,
+        config: str | os.PathLike[str] | None,
+        device: torch.device,
+    ) -> OpenCLIPEncoder:
         """Build ``arch`` (or the config JSON), load the local checkpoint strictly."""
         import open_clip
 
@@ -174,8 +188,15 @@ class OpenCLIPEncoder(Encoder):
         else:
             text_cfg = read_openclip_config(cfg_path)["text_cfg"]
             tokenizer = open_clip.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
-        return cls(model, arch=arch, checkpoint=path, sha256=checkpoint_hash(path), spec=_spec(arch, path, cfg_path),
-                   device=device, tokenizer=tokenizer)
+        return cls(
+            model,
+            arch=arch,
+            checkpoint=path,
+            sha256=checkpoint_hash(path),
+            spec=_spec(arch, path, cfg_path),
+            device=device,
+            tokenizer=tokenizer,
+        )
 
     def _preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, C]`` -> normalized float ``[N, C, S, S]`` (open_clip's test transform)."""
@@ -217,7 +238,9 @@ class OpenCLIPEncoder(Encoder):
         return emb.cpu().numpy().astype(np.float32, copy=False)
 
 
-def openclip_key(arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
+def openclip_key(
+    arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
+) -> str:
     """The ``key`` :func:`load_openclip` would give, from the checkpoint's (cached) hash alone."""
     name, path, cfg_path = resolve_openclip(arch, checkpoint, config)
     key = f"{space_name(name)}@{checkpoint_hash(path)[:12]}"
@@ -230,7 +253,9 @@ def _spec(arch: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
     return {"model": OPENCLIP_PREFIX + arch, "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
 
 
-def describe_openclip(arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> EncoderInfo:
+def describe_openclip(
+    arch: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
+) -> EncoderInfo:
     """What :func:`load_openclip` would build, from the model config and the checkpoint's (cached) hash.
 
     Raises:
@@ -242,9 +267,14 @@ def describe_openclip(arch: str, checkpoint: str | os.PathLike[str] | None = Non
     cfg = read_openclip_config(cfg_path) if cfg_path is not None else open_clip.get_model_config(arch)
     if cfg is None:
         raise _unknown_arch(arch)
-    return EncoderInfo(key=openclip_key(arch, checkpoint, config), num_frames=OpenCLIPEncoder.num_frames,
-                       resolution=_square_side(cfg["vision_cfg"].get("image_size", 224)), embed_dim=int(cfg["embed_dim"]),
-                       spec=_spec(arch, path, cfg_path), antialias=OpenCLIPEncoder.antialias)
+    return EncoderInfo(
+        key=openclip_key(arch, checkpoint, config),
+        num_frames=OpenCLIPEncoder.num_frames,
+        resolution=_square_side(cfg["vision_cfg"].get("image_size", 224)),
+        embed_dim=int(cfg["embed_dim"]),
+        spec=_spec(arch, path, cfg_path),
+        antialias=OpenCLIPEncoder.antialias,
+    )
 
 
 def load_openclip(

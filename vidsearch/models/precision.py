@@ -66,7 +66,9 @@ def _autocast_of(device: torch.device, dtype: torch.dtype | None) -> contextlib.
     return torch.autocast(device.type, dtype=dtype)
 
 
-def training_precision(device: torch.device, enabled: bool = True, precision: str = "auto") -> tuple[contextlib.AbstractContextManager[Any], Any]:
+def training_precision(
+    device: torch.device, enabled: bool = True, precision: str = "auto"
+) -> tuple[contextlib.AbstractContextManager[Any], Any]:
     """``(autocast context, gradient scaler or None)`` for a training loop on ``device``.
 
     ``precision`` ``auto`` is mixed precision on CUDA (bf16, or fp16 without it) when ``enabled``
@@ -78,7 +80,9 @@ def training_precision(device: torch.device, enabled: bool = True, precision: st
         ModelError: int8 (an inference precision), or one the device lacks.
     """
     if precision == "int8":
-        raise ModelError("--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8")
+        raise ModelError(
+            "--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8"
+        )
     if precision == "auto":
         dtype = autocast_dtype(device) if enabled else None
     else:

@@ -31,7 +31,9 @@ def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
     return x.movedim(-1, -3)
 
 
-def preprocess_frames(frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS) -> torch.Tensor:
+def preprocess_frames(
+    frames: np.ndarray | torch.Tensor, resolution: int, antialias: bool = OFFICIAL_ANTIALIAS
+) -> torch.Tensor:
     """The full official test transform: uint8 ``[T, H, W, C]`` -> float ``[T, C, res, res]``
     (the media resize, without antialiasing unless asked, then :func:`normalize_frames`)."""
     return normalize_frames(torch.from_numpy(resize_frames(frames, resolution, antialias)))

@@ -18,7 +18,9 @@ __all__ = ["load_query_encoder"]
 LOG = logging.getLogger(__name__)
 
 
-def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", threads: int | None = 1, *, one_shot: bool = False) -> Any:
+def load_query_encoder(
+    key: str, spec: dict[str, Any], device: str = "auto", threads: int | None = 1, *, one_shot: bool = False
+) -> Any:
     """An encoder for text queries into the space ``key``: ONNX Runtime when it can, else PyTorch.
 
     On a CPU with ONNX Runtime installed the cached text graph answers without importing
@@ -55,4 +57,3 @@ def load_query_encoder(key: str, spec: dict[str, Any], device: str = "auto", thr
         except (ModelError, OSError) as exc:
             LOG.warning("could not cache an ONNX text graph for %s: %s", key, exc)
     return encoder
-

@@ -31,9 +31,17 @@ if TYPE_CHECKING:
     from vidsearch.models.info import EncoderInfo
 
 __all__ = [
-    "Family", "register_family", "register_preset", "register_prefix", "list_models", "model_key", "describe_encoder",
-    "load_encoder", "precision_before_load",
+    "Family",
+    "register_family",
+    "register_preset",
+    "register_prefix",
+    "list_models",
+    "model_key",
+    "describe_encoder",
+    "load_encoder",
+    "precision_before_load",
 ]
+
 
 @dataclass(frozen=True)
 class Family:
@@ -214,8 +222,16 @@ def load_encoder(
 
 # ------------------------------------------------------------------------------ registered models
 
-register_family(Family("viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key", describe="describe_viclip"))
-register_family(Family("openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key", describe="describe_openclip"))
+register_family(
+    Family(
+        "viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key", describe="describe_viclip"
+    )
+)
+register_family(
+    Family(
+        "openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key", describe="describe_openclip"
+    )
+)
 # The architectures of these presets are vidsearch.models.viclip.PRESETS (a test keeps the two equal).
 register_preset("viclip-b16", "viclip")
 register_preset("viclip-l14", "viclip")

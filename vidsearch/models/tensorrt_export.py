@@ -32,12 +32,20 @@ def tensorrt_unavailable() -> str | None:
     if not torch.cuda.is_available():
         return "TensorRT export needs an NVIDIA GPU and none is visible; use `vidsearch export onnx` on this machine"
     if importlib.util.find_spec("tensorrt") is None:
-        return "TensorRT export needs the tensorrt package (pip install tensorrt); use `vidsearch export onnx` meanwhile"
+        return (
+            "TensorRT export needs the tensorrt package (pip install tensorrt); use `vidsearch export onnx` meanwhile"
+        )
     return None
 
 
-def build_engine(model: Any, tower: str, out: str | os.PathLike[str], precision: str = "fp16",
-                 max_batch: int = 32, opt_batch: int = 8) -> Path:
+def build_engine(
+    model: Any,
+    tower: str,
+    out: str | os.PathLike[str],
+    precision: str = "fp16",
+    max_batch: int = 32,
+    opt_batch: int = 8,
+) -> Path:
     """Export ``tower`` to ONNX, build a TensorRT engine from it and write it to ``out``.
 
     Raises:

@@ -81,12 +81,10 @@ class ViCLIPConfig:
         for tower in ("vision", "text"):
             width, heads = getattr(self, f"{tower}_width"), getattr(self, f"{tower}_heads")
             if width % heads:
-                raise ModelError(
-                    f"ViCLIPConfig: {tower}_width {width} is not divisible by {tower}_heads {heads}"
-                )
+                raise ModelError(f"ViCLIPConfig: {tower}_width {width} is not divisible by {tower}_heads {heads}")
 
     @classmethod
-    def preset(cls, name: str) -> "ViCLIPConfig":
+    def preset(cls, name: str) -> ViCLIPConfig:
         """Return a fresh copy of a named preset (``viclip-b16`` or ``viclip-l14``).
 
         Raises:
@@ -95,13 +93,11 @@ class ViCLIPConfig:
         try:
             fields = PRESETS[name]
         except KeyError:
-            raise ModelError(
-                f"unknown ViCLIP preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}"
-            ) from None
+            raise ModelError(f"unknown ViCLIP preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}") from None
         return cls(**fields)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ViCLIPConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ViCLIPConfig:
         """Build a config from a dict, rejecting unknown or missing fields with one line."""
         if isinstance(data.get("model_cfg"), dict):  # tolerate a wrapped config
             data = data["model_cfg"]
@@ -119,7 +115,7 @@ class ViCLIPConfig:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike[str]) -> "ViCLIPConfig":
+    def from_json(cls, path: str | os.PathLike[str]) -> ViCLIPConfig:
         """Read a config written by :meth:`to_json` (or by hand)."""
         return cls.from_dict(read_json_object(path, "ViCLIP config"), source=str(path))
 
@@ -336,9 +332,7 @@ def _layer_norm(x: torch.Tensor, ln: nn.LayerNorm, scale: float = 1.0) -> torch.
 class Transformer(nn.Module):
     """A stack of residual blocks (``resblocks.{i}``), batch first."""
 
-    def __init__(
-        self, width: int, layers: int, heads: int, layer_norm: type[nn.LayerNorm] = nn.LayerNorm
-    ) -> None:
+    def __init__(self, width: int, layers: int, heads: int, layer_norm: type[nn.LayerNorm] = nn.LayerNorm) -> None:
         super().__init__()
         self.width, self.layers = width, layers
         self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads, layer_norm) for _ in range(layers))
@@ -367,8 +361,14 @@ class VisionTransformer(nn.Module):
     """ViCLIP's video ViT: per-frame patches, spatial + temporal position embeddings, joint attention."""
 
     def __init__(
-        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int,
-        output_dim: int, num_frames: int,
+        self,
+        input_resolution: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        num_frames: int,
     ) -> None:
         super().__init__()
         self.input_resolution, self.patch_size = input_resolution, patch_size
@@ -455,9 +455,7 @@ class TextTransformer(nn.Module):
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         """Encode tokens ``[B, L]`` (``L <= context_length``) into ``[B, embed_dim]``."""
         if text.ndim != 2 or text.shape[1] > self.context_length:
-            raise ValueError(
-                f"ViCLIP text tower expects tokens [B, <= {self.context_length}], got {tuple(text.shape)}"
-            )
+            raise ValueError(f"ViCLIP text tower expects tokens [B, <= {self.context_length}], got {tuple(text.shape)}")
         eot = text.argmax(dim=-1)  # the end-of-text token has the highest id in each row
         # Causal attention: positions after the batch's last EOT cannot affect any pooled token.
         n = int(eot.max()) + 1 if text.numel() else text.shape[1]
@@ -480,13 +478,20 @@ class ViCLIP(nn.Module):
         super().__init__()
         self.config = config
         self.vision_encoder = VisionTransformer(
-            input_resolution=config.input_resolution, patch_size=config.patch_size,
-            width=config.vision_width, layers=config.vision_layers, heads=config.vision_heads,
-            output_dim=config.embed_dim, num_frames=config.num_frames,
+            input_resolution=config.input_resolution,
+            patch_size=config.patch_size,
+            width=config.vision_width,
+            layers=config.vision_layers,
+            heads=config.vision_heads,
+            output_dim=config.embed_dim,
+            num_frames=config.num_frames,
         )
         self.text_encoder = TextTransformer(
-            embed_dim=config.embed_dim, context_length=config.context_length,
-            vocab_size=config.vocab_size, width=config.text_width, heads=config.text_heads,
+            embed_dim=config.embed_dim,
+            context_length=config.context_length,
+            vocab_size=config.vocab_size,
+            width=config.text_width,
+            heads=config.text_heads,
             layers=config.text_layers,
         )
         self.temp = nn.Parameter(torch.ones([]) / 100.0)  # contrastive temperature (training)
@@ -523,12 +528,28 @@ class ViCLIP(nn.Module):
 # Published architectures (InternVideo `clip_joint_b16`/`clip_text_b16`, `*_l14`), context 32.
 PRESETS: dict[str, dict[str, int]] = {
     "viclip-b16": dict(
-        input_resolution=224, patch_size=16, vision_width=768, vision_layers=12, vision_heads=12,
-        embed_dim=512, num_frames=8, text_width=512, text_layers=12, text_heads=8,
+        input_resolution=224,
+        patch_size=16,
+        vision_width=768,
+        vision_layers=12,
+        vision_heads=12,
+        embed_dim=512,
+        num_frames=8,
+        text_width=512,
+        text_layers=12,
+        text_heads=8,
     ),
     "viclip-l14": dict(
-        input_resolution=224, patch_size=14, vision_width=1024, vision_layers=24, vision_heads=16,
-        embed_dim=768, num_frames=8, text_width=768, text_layers=12, text_heads=12,
+        input_resolution=224,
+        patch_size=14,
+        vision_width=1024,
+        vision_layers=24,
+        vision_heads=16,
+        embed_dim=768,
+        num_frames=8,
+        text_width=768,
+        text_layers=12,
+        text_heads=12,
     ),
 }
 

@@ -42,7 +42,9 @@ TEXT_CHUNK = 64  # captions per text-tower call inside encode_text (sorted by le
 class ViCLIPEncoder(Encoder):
     """A :class:`~vidsearch.models.viclip.ViCLIP` with the official preprocessing around it."""
 
-    def __init__(self, model: ViCLIP, *, name: str, checkpoint: Path, sha256: str, spec: dict[str, Any], device: torch.device) -> None:
+    def __init__(
+        self, model: ViCLIP, *, name: str, checkpoint: Path, sha256: str, spec: dict[str, Any], device: torch.device
+    ) -> None:
         self.model = model.eval().to(device)
         cfg = model.config
         self.config = cfg
@@ -122,31 +124,55 @@ def _config_name(cfg: ViCLIPConfig) -> str:
     return f"viclip-custom-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
-def viclip_key(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> str:
+def viclip_key(
+    model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
+) -> str:
     """The ``key`` :func:`load_viclip` would give, from the checkpoint's (cached) hash alone."""
     name, path, _, cfg_path = resolve_viclip(model, checkpoint, config)
     return _remembered_key(model, checkpoint, config, name, path, cfg_path)
 
 
-def _remembered_key(model: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None,
-                    name: str, path: Path, cfg_path: Path | None) -> str:
+def _remembered_key(
+    model: str,
+    checkpoint: str | os.PathLike[str] | None,
+    config: str | os.PathLike[str] | None,
+    name: str,
+    path: Path,
+    cfg_path: Path | None,
+) -> str:
     """The key of a resolved model, remembered for its (model, checkpoint, config) arguments."""
     key = f"{name}@{checkpoint_hash(path)[:12]}"
     # the files the key depends on, including the config files resolution would prefer
-    remember_key(model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"])
+    remember_key(
+        model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"]
+    )
     return key
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
     """The ``load_encoder`` kwargs that rebuild a resolved ViCLIP (a preset by name, else by path)."""
-    return {"model": model if model in PRESETS else str(path), "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
+    return {
+        "model": model if model in PRESETS else str(path),
+        "checkpoint": str(path),
+        "config": str(cfg_path) if cfg_path else None,
+    }
 
 
-def describe_viclip(model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None) -> EncoderInfo:
+def describe_viclip(
+    model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
+) -> EncoderInfo:
     """What :func:`load_viclip` would build, from the config and the checkpoint's (cached) hash alone."""
-    name, path, cfg, cfg_path = resolve_viclip(model, checkpoint, config)  # once: a bare checkpoint's shapes are read here
-    return EncoderInfo(key=_remembered_key(model, checkpoint, config, name, path, cfg_path), num_frames=cfg.num_frames, resolution=cfg.input_resolution,
-                       embed_dim=cfg.embed_dim, spec=_spec(model, path, cfg_path), antialias=ViCLIPEncoder.antialias)
+    name, path, cfg, cfg_path = resolve_viclip(
+        model, checkpoint, config
+    )  # once: a bare checkpoint's shapes are read here
+    return EncoderInfo(
+        key=_remembered_key(model, checkpoint, config, name, path, cfg_path),
+        num_frames=cfg.num_frames,
+        resolution=cfg.input_resolution,
+        embed_dim=cfg.embed_dim,
+        spec=_spec(model, path, cfg_path),
+        antialias=ViCLIPEncoder.antialias,
+    )
 
 
 def load_viclip(

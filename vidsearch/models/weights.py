@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError
-from vidsearch.models.hub import CHECKPOINT_ENV, HF_SOURCES, REVISION_ENV, resolve_checkpoint  # re-exported
 from vidsearch.models.checkpoint_io import (
     CHECKPOINT_SUFFIXES,
     cache_dir,
@@ -32,6 +31,7 @@ from vidsearch.models.checkpoint_io import (
     read_state_dict,
     save_checkpoint,
 )
+from vidsearch.models.hub import CHECKPOINT_ENV, HF_SOURCES, REVISION_ENV, resolve_checkpoint  # re-exported
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig, resize_temporal_embedding
 
 __all__ = [
@@ -267,8 +267,11 @@ def fit_state_dict(
 
 
 def _check_fit(
-    sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], source: str,
-    requested: ViCLIPConfig | None = None, dropped: Sequence[str] = (),
+    sd: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    source: str,
+    requested: ViCLIPConfig | None = None,
+    dropped: Sequence[str] = (),
 ) -> None:
     missing = [k for k in target if k not in sd and k not in TRAINING_ONLY_PARAMS]
     unexpected = [k for k in sd if k not in target]
@@ -282,9 +285,7 @@ def _check_fit(
         parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
     if wrong:
         k = wrong[0]
-        parts.append(
-            f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})"
-        )
+        parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})")
     also = f" (besides {len(dropped)} ignored: {_name_keys(dropped, limit=3)})" if dropped else ""
     raise CheckpointError(
         f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys{also}; "
@@ -341,5 +342,3 @@ def resolve_config(
     cfg.num_frames = inferred.get("num_frames", cfg.num_frames)
     cfg.context_length = inferred.get("context_length", cfg.context_length)
     return cfg, None
-
-

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
@@ -48,11 +48,22 @@ def _search_body_schema() -> dict[str, Any]:
     schema.pop("$defs", None)
     form = {
         "type": "object",
-        "properties": {_UPLOAD_FIELD: {"type": "string", "format": "binary", "description": "A query clip (any format FFmpeg reads)."},
-                       **{k: v for k, v in schema["properties"].items() if k not in ("query", "clip")}},
+        "properties": {
+            _UPLOAD_FIELD: {
+                "type": "string",
+                "format": "binary",
+                "description": "A query clip (any format FFmpeg reads).",
+            },
+            **{k: v for k, v in schema["properties"].items() if k not in ("query", "clip")},
+        },
         "required": [_UPLOAD_FIELD],
     }
-    return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}, "multipart/form-data": {"schema": form}}}
+    return {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+            "multipart/form-data": {"schema": form},
+        }
+    }
 
 
 @router.post(
@@ -70,9 +81,9 @@ async def search(request: Request) -> Any:
     try:
         data = json.loads(await request.body() or b"{}")
     except ValueError:
-        raise InputError("the body is not JSON; send application/json like {\"query\": \"a dog\"}") from None
+        raise InputError('the body is not JSON; send application/json like {"query": "a dog"}') from None
     if not isinstance(data, dict):
-        raise InputError("the body must be a JSON object like {\"query\": \"a dog\"}")
+        raise InputError('the body must be a JSON object like {"query": "a dog"}')
     req = SearchRequest.model_validate(data)
     return await run_in_threadpool(state.search, req)
 
@@ -98,23 +109,33 @@ async def _search_upload(request: Request, state: ServeState) -> Any:
                 os.unlink(name)  # deleted afterwards, whatever happened
 
 
-@router.get("/moments/{moment}/similar", response_model=SearchResponse, responses=_ERRORS, summary="More like this moment")
+@router.get(
+    "/moments/{moment}/similar", response_model=SearchResponse, responses=_ERRORS, summary="More like this moment"
+)
 def similar(
     request: Request,
     moment: str,
     k: int = Query(20, ge=1, le=100),
-    cursor: Optional[str] = Query(None, max_length=200),
+    cursor: str | None = Query(None, max_length=200),
     group_by: Literal["video", "moment"] = Query("video"),
-    min_score: Optional[float] = Query(None, ge=-1, le=1),
+    min_score: float | None = Query(None, ge=-1, le=1),
 ) -> Any:
     """Moments like the given one (``moment_id`` from a search result)."""
     video_id, start, end = parse_moment_id(moment)
-    req = SearchRequest(clip=ClipRef(video_id=video_id, start=start, end=end), k=k, cursor=cursor, group_by=group_by, min_score=min_score)
+    req = SearchRequest(
+        clip=ClipRef(video_id=video_id, start=start, end=end),
+        k=k,
+        cursor=cursor,
+        group_by=group_by,
+        min_score=min_score,
+    )
     return _state(request).search(req)
 
 
 @router.get("/videos", responses=_ERRORS, summary="The indexed videos, paged by id")
-def videos(request: Request, cursor: Optional[str] = Query(None, max_length=20), limit: int = Query(50, ge=1, le=500)) -> Any:
+def videos(
+    request: Request, cursor: str | None = Query(None, max_length=20), limit: int = Query(50, ge=1, le=500)
+) -> Any:
     """A page of indexed videos; pass ``next_cursor`` back as ``cursor`` for the next one."""
     from vidsearch.store.catalog import list_videos
 
@@ -164,11 +185,18 @@ def video(request: Request, video_id: str) -> Any:
     return out
 
 
-@router.get("/videos/{video_id}/actors", response_model=VideoActors, responses=_ERRORS, summary="One video's person tubes with their action labels")
+@router.get(
+    "/videos/{video_id}/actors",
+    response_model=VideoActors,
+    responses=_ERRORS,
+    summary="One video's person tubes with their action labels",
+)
 def video_actors(
     request: Request,
     video_id: str,
-    label_set: Optional[str] = Query(None, max_length=200, description="Only this label set's scan (its name as listed in label_sets)."),
+    label_set: str | None = Query(
+        None, max_length=200, description="Only this label set's scan (its name as listed in label_sets)."
+    ),
 ) -> Any:
     """The tubes ``vidsearch enrich actors`` stored for a video: span, classes, and a box per keyframe.
 
@@ -212,4 +240,3 @@ def video_actors(
 def health(request: Request) -> Any:
     """Whether the server is up, what it serves, and whether an index run is under way."""
     return _state(request).health()
-

@@ -20,7 +20,15 @@ import numpy as np
 from vidsearch.errors import MediaError
 from vidsearch.fileio import atomic_write
 
-__all__ = ["FrameCache", "grab_frames", "pick_representative", "encode_jpeg", "make_thumbnail", "make_strip", "decode_count"]
+__all__ = [
+    "FrameCache",
+    "grab_frames",
+    "pick_representative",
+    "encode_jpeg",
+    "make_thumbnail",
+    "make_strip",
+    "decode_count",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +52,9 @@ def _scaled(frame, width: int):
     return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
 
 
-def grab_frames(path: str, times: Sequence[float], width: int, per_time: int = 1, step: float = 0.0) -> list[list[np.ndarray]]:
+def grab_frames(
+    path: str, times: Sequence[float], width: int, per_time: int = 1, step: float = 0.0
+) -> list[list[np.ndarray]]:
     """Decode frames at (or just after) each time, resized to ``width``.
 
     Args:
@@ -120,7 +130,7 @@ def pick_representative(frames: Sequence[np.ndarray]) -> int:
     means = [float(y.mean()) for y in luma]
     stds = [float(y.std()) for y in luma]
     best = max(stds)
-    for i, (m, sd) in enumerate(zip(means, stds)):
+    for i, (m, sd) in enumerate(zip(means, stds, strict=False)):
         if 24.0 <= m <= 232.0 and sd >= 4.0 and sd >= 0.5 * best:
             return i
     return int(np.argmax(stds))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse
@@ -41,7 +41,7 @@ def _cache_control(state: ServeState, record: Any, v: str | None) -> str:
 
 @router.get("/media/{video_id}", summary="The video file (HTTP Range)")
 @router.head("/media/{video_id}", include_in_schema=False)
-def media(request: Request, video_id: str, v: Optional[str] = Query(None, max_length=64)) -> Any:
+def media(request: Request, video_id: str, v: str | None = Query(None, max_length=64)) -> Any:
     """The indexed file, by library id; answers Range requests (206, 416 past the end)."""
     state = _state(request)
     record = state.servable(parse_video_id(video_id))
@@ -51,7 +51,9 @@ def media(request: Request, video_id: str, v: Optional[str] = Query(None, max_le
 
 
 @router.get("/thumbs/{video_id}/{name}", summary="A representative frame near a time (JPEG)")
-def thumbnail(request: Request, video_id: str, name: str, w: int = Query(320), v: Optional[str] = Query(None, max_length=64)) -> Any:
+def thumbnail(
+    request: Request, video_id: str, name: str, w: int = Query(320), v: str | None = Query(None, max_length=64)
+) -> Any:
     """A still at ``<ms>.jpg`` (the best frame within a second after it: no black fade-in)."""
     state = _state(request)
     record = state.servable(parse_video_id(video_id))
@@ -64,12 +66,15 @@ def thumbnail(request: Request, video_id: str, name: str, w: int = Query(320), v
         raise InputError(f"w must be one of {', '.join(map(str, THUMB_WIDTHS))} (got {w})")
     control = _cache_control(state, record, v)
     t = min(int(m.group(1)) / 1000.0, max(0.0, (record.duration or 0.0) - 0.05))
-    path = state.frames.get(("thumb", record.fingerprint, record.size, record.mtime_ns, round(t, 3), w), lambda: make_thumbnail(record.path, t, w))
+    path = state.frames.get(
+        ("thumb", record.fingerprint, record.size, record.mtime_ns, round(t, 3), w),
+        lambda: make_thumbnail(record.path, t, w),
+    )
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": control})
 
 
 @router.get("/strips/{name}", summary="A row of frames across a moment, for hover-scrubbing (JPEG)")
-def strip(request: Request, name: str, v: Optional[str] = Query(None, max_length=64)) -> Any:
+def strip(request: Request, name: str, v: str | None = Query(None, max_length=64)) -> Any:
     """``<moment id>.jpg``: ``strip_frames`` tiles, left to right across the moment's span."""
     state = _state(request)
     if not name.endswith(".jpg"):

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
-    "ClipRef", "SearchRequest", "VideoRef", "Moment", "SearchResponse", "ErrorBody",
-    "ActorClass", "ActorBox", "ActorTube", "ActorScan", "VideoActors",
+    "ClipRef",
+    "SearchRequest",
+    "VideoRef",
+    "Moment",
+    "SearchResponse",
+    "ErrorBody",
+    "ActorClass",
+    "ActorBox",
+    "ActorTube",
+    "ActorScan",
+    "VideoActors",
 ]
 
 
@@ -23,7 +32,7 @@ class ClipRef(BaseModel):
     end: float = Field(gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ClipRef":
+    def _ordered(self) -> ClipRef:
         if self.end <= self.start:
             raise ValueError("clip.end must be greater than clip.start")
         return self
@@ -34,18 +43,24 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: Optional[str] = Field(None, max_length=1000, description="What you want to see.")
-    clip: Optional[ClipRef] = Field(None, description="More like this moment of an indexed video.")
+    query: str | None = Field(None, max_length=1000, description="What you want to see.")
+    clip: ClipRef | None = Field(None, description="More like this moment of an indexed video.")
     k: int = Field(20, ge=1, le=100, description="Results per page.")
-    cursor: Optional[str] = Field(None, max_length=200, description="next_cursor of the previous page.")
-    min_score: Optional[float] = Field(None, ge=-1, le=1, description="Drop results scoring below this cosine similarity.")
-    group_by: Literal["video", "moment"] = Field("video", description="One result per video (as vidsearch query), or every moment.")
-    path_prefix: Optional[str] = Field(None, max_length=1000, description="Only videos under this folder (relative to the library's folder).")
-    min_duration: Optional[float] = Field(None, ge=0)
-    max_duration: Optional[float] = Field(None, ge=0)
-    label: Optional[str] = Field(None, max_length=200, description="Only videos recognized as this class (vidsearch enrich recognize).")
-    label_set: Optional[str] = Field(None, max_length=200)
-    indexed_after: Optional[datetime] = Field(None, description="Only videos indexed at or after this time (ISO 8601).")
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page.")
+    min_score: float | None = Field(None, ge=-1, le=1, description="Drop results scoring below this cosine similarity.")
+    group_by: Literal["video", "moment"] = Field(
+        "video", description="One result per video (as vidsearch query), or every moment."
+    )
+    path_prefix: str | None = Field(
+        None, max_length=1000, description="Only videos under this folder (relative to the library's folder)."
+    )
+    min_duration: float | None = Field(None, ge=0)
+    max_duration: float | None = Field(None, ge=0)
+    label: str | None = Field(
+        None, max_length=200, description="Only videos recognized as this class (vidsearch enrich recognize)."
+    )
+    label_set: str | None = Field(None, max_length=200)
+    indexed_after: datetime | None = Field(None, description="Only videos indexed at or after this time (ISO 8601).")
 
 
 class VideoRef(BaseModel):
@@ -53,7 +68,7 @@ class VideoRef(BaseModel):
 
     id: int
     name: str = Field(description="Path relative to the library's folder.")
-    duration: Optional[float]
+    duration: float | None
     playable: bool = Field(description="Whether a browser can play the file (else show the strip and stills).")
 
 
@@ -75,8 +90,8 @@ class SearchResponse(BaseModel):
     """A page of ranked moments."""
 
     results: list[Moment]
-    next_cursor: Optional[str]
-    model: Optional[str] = Field(description="The embedding space searched (None: the library is empty).")
+    next_cursor: str | None
+    model: str | None = Field(description="The embedding space searched (None: the library is empty).")
 
 
 class ErrorBody(BaseModel):
@@ -97,9 +112,10 @@ class ActorBox(BaseModel):
 
     t: float = Field(description="Keyframe time (s).")
     box: list[float] = Field(
-        min_length=4, max_length=4,
+        min_length=4,
+        max_length=4,
         description="x1, y1, x2, y2 normalized to [0, 1] by the source frame's width and height (AVA's convention); "
-                    "multiply by VideoActors.width/height for source pixels.",
+        "multiply by VideoActors.width/height for source pixels.",
     )
     detected: bool = Field(description="False where the tracker bridged a detector miss (interpolated box).")
     label: str = Field(description="The best class at this keyframe.")
@@ -132,9 +148,9 @@ class VideoActors(BaseModel):
     """``GET /api/v1/videos/{id}/actors``: the person tubes stored for a video (none: never scanned)."""
 
     video_id: int
-    width: Optional[int] = Field(description="Source frame width (px).")
-    height: Optional[int] = Field(description="Source frame height (px).")
-    duration: Optional[float]
+    width: int | None = Field(description="Source frame width (px).")
+    height: int | None = Field(description="Source frame height (px).")
+    duration: float | None
     coordinates: Literal["normalized"] = Field(description="How boxes are given: fractions of the source frame.")
     label_sets: list[str] = Field(description="The label sets of the scans, in the order of scans.")
     scans: list[ActorScan] = Field(description="The served model's scans first.")

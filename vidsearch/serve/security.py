@@ -123,7 +123,11 @@ class Guard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if self.hosts is not None and _host_name(headers.get("host", "")) not in self.hosts:
-            await _error(send, 400, "this server does not answer for that Host name (DNS-rebinding guard); use the address it printed")
+            await _error(
+                send,
+                400,
+                "this server does not answer for that Host name (DNS-rebinding guard); use the address it printed",
+            )
             return
         if self.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -134,9 +138,17 @@ class Guard:
                 await self._redirect_with_cookie(scope, send, query)
                 return
             if not self._authorized(headers):
-                await _error(send, 401, "a token is required: open the link vidsearch serve printed, or send Authorization: Bearer TOKEN")
+                await _error(
+                    send,
+                    401,
+                    "a token is required: open the link vidsearch serve printed, or send Authorization: Bearer TOKEN",
+                )
                 return
-        limit = self.max_upload if (scope["path"] in self.upload_paths and headers.get("content-type", "").startswith("multipart/")) else self.max_body
+        limit = (
+            self.max_upload
+            if (scope["path"] in self.upload_paths and headers.get("content-type", "").startswith("multipart/"))
+            else self.max_body
+        )
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _error(send, 413, f"request body too large (limit {limit // 1024} KiB)")
@@ -166,7 +178,12 @@ class Guard:
             {
                 "type": "http.response.start",
                 "status": 303,
-                "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()), (b"content-length", b"0"), *_HEADERS],
+                "headers": [
+                    (b"location", location.encode()),
+                    (b"set-cookie", cookie.encode()),
+                    (b"content-length", b"0"),
+                    *_HEADERS,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": b""})
@@ -207,8 +224,11 @@ async def _error(send: Send, status: int, message: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *_HEADERS],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *_HEADERS,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
-

@@ -172,15 +172,15 @@ class _CachingEncoder:
                 if v is not None:
                     self._cache.move_to_end(t)
                 out.append(v)
-        missing = [t for t, v in zip(texts, out) if v is None]
+        missing = [t for t, v in zip(texts, out, strict=False) if v is None]
         if missing:
-            by_text = dict(zip(missing, self._batched(missing)))
+            by_text = dict(zip(missing, self._batched(missing), strict=False))
             with self._lock:
                 for t, v in by_text.items():
                     self._cache[t] = v
                     while len(self._cache) > self._size:
                         self._cache.popitem(last=False)
-            out = [v if v is not None else by_text[t] for t, v in zip(texts, out)]
+            out = [v if v is not None else by_text[t] for t, v in zip(texts, out, strict=False)]
         return np.stack(out)
 
     def encode_video(self, clips: np.ndarray) -> np.ndarray:
@@ -231,7 +231,11 @@ class ServeState:
                 from vidsearch.search import load_space_encoder
 
                 t0 = time.perf_counter()
-                enc = _CachingEncoder(load_space_encoder(space, device=self.config.device), self.config.text_cache, max(1, os.cpu_count() or 1))
+                enc = _CachingEncoder(
+                    load_space_encoder(space, device=self.config.device),
+                    self.config.text_cache,
+                    max(1, os.cpu_count() or 1),
+                )
                 LOG.info("loaded %s in %.1f s", space.key, time.perf_counter() - t0)
                 self._encoders[space.key] = enc
         return enc
@@ -408,7 +412,12 @@ class ServeState:
                     "score": round(float(h.score), 6),
                     "start": round(float(h.start), 3),
                     "end": round(float(h.end), 3),
-                    "video": {"id": rec.id, "name": self.name(rec), "duration": rec.duration, "playable": self.playable(rec)},
+                    "video": {
+                        "id": rec.id,
+                        "name": self.name(rec),
+                        "duration": rec.duration,
+                        "playable": self.playable(rec),
+                    },
                     "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
                     "strip_url": f"/strips/{mid}.jpg?v={v}",
                     "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
@@ -463,4 +472,3 @@ class ServeState:
             },
             "uptime_s": round(time.time() - self.started, 1),
         }
-

@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 
 from vidsearch.store.schema import ActorBox, ActorScan, ActorTube, Segment, Space, Video, VideoStatus
 
-__all__ = ["BoxRow", "TubeRow", "ScanInfo", "unscanned_videos", "save_scan", "clear_scans", "count_scans", "video_scans"]
+__all__ = [
+    "BoxRow",
+    "TubeRow",
+    "ScanInfo",
+    "unscanned_videos",
+    "save_scan",
+    "clear_scans",
+    "count_scans",
+    "video_scans",
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,12 @@ def unscanned_videos(s: Session, space_id: int, label_set: str, limit: int | Non
     q = (
         select(Video.id, Segment.id, Video.path)
         .join(Segment, Segment.video_id == Video.id)
-        .where(Segment.space_id == space_id, Segment.kind == "video", Video.status == VideoStatus.INDEXED, Segment.id.not_in(done))
+        .where(
+            Segment.space_id == space_id,
+            Segment.kind == "video",
+            Video.status == VideoStatus.INDEXED,
+            Segment.id.not_in(done),
+        )
         .order_by(Video.id)
     )
     if limit is not None:
@@ -64,20 +78,41 @@ def unscanned_videos(s: Session, space_id: int, label_set: str, limit: int | Non
     return [(int(v), int(g), p) for v, g, p in s.execute(q).all()]
 
 
-def save_scan(s: Session, segment_id: int, space_id: int, label_set: str, detector: str, keyframes: int, tubes: Sequence[TubeRow]) -> int:
+def save_scan(
+    s: Session, segment_id: int, space_id: int, label_set: str, detector: str, keyframes: int, tubes: Sequence[TubeRow]
+) -> int:
     """Store one video's scan (replacing an earlier one under the same label set); returns its id."""
     s.execute(delete(ActorScan).where(ActorScan.segment_id == segment_id, ActorScan.label_set == label_set))
-    scan = ActorScan(segment_id=segment_id, space_id=space_id, label_set=label_set, detector=detector, keyframes=keyframes)
+    scan = ActorScan(
+        segment_id=segment_id, space_id=space_id, label_set=label_set, detector=detector, keyframes=keyframes
+    )
     s.add(scan)
     s.flush()
     for tube in tubes:
         best, score = tube.labels[0] if tube.labels else ("", 0.0)
-        row = ActorTube(scan_id=scan.id, track=tube.track, start=tube.start, end=tube.end, label=best, score=float(score),
-                        labels=json.dumps([[lab, round(float(p), 6)] for lab, p in tube.labels]))
+        row = ActorTube(
+            scan_id=scan.id,
+            track=tube.track,
+            start=tube.start,
+            end=tube.end,
+            label=best,
+            score=float(score),
+            labels=json.dumps([[lab, round(float(p), 6)] for lab, p in tube.labels]),
+        )
         s.add(row)
         s.flush()
         s.add_all(
-            ActorBox(tube_id=row.id, t=b.t, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, det_score=b.det_score, label=b.label, score=b.score)
+            ActorBox(
+                tube_id=row.id,
+                t=b.t,
+                x1=b.x1,
+                y1=b.y1,
+                x2=b.x2,
+                y2=b.y2,
+                det_score=b.det_score,
+                label=b.label,
+                score=b.score,
+            )
             for b in tube.boxes
         )
     return int(scan.id)
@@ -85,12 +120,22 @@ def save_scan(s: Session, segment_id: int, space_id: int, label_set: str, detect
 
 def clear_scans(s: Session, space_id: int, label_set: str) -> int:
     """Forget every scan of a space under ``label_set`` (their tubes and boxes go too); returns how many."""
-    return int(s.execute(delete(ActorScan).where(ActorScan.space_id == space_id, ActorScan.label_set == label_set)).rowcount or 0)
+    return int(
+        s.execute(delete(ActorScan).where(ActorScan.space_id == space_id, ActorScan.label_set == label_set)).rowcount
+        or 0
+    )
 
 
 def count_scans(s: Session, space_id: int, label_set: str) -> int:
     """Videos of a space already scanned under ``label_set``."""
-    return int(s.scalar(select(func.count()).select_from(ActorScan).where(ActorScan.space_id == space_id, ActorScan.label_set == label_set)) or 0)
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(ActorScan)
+            .where(ActorScan.space_id == space_id, ActorScan.label_set == label_set)
+        )
+        or 0
+    )
 
 
 def video_scans(s: Session, path: str, label_set: str | None = None) -> list[ScanInfo] | None:
@@ -116,7 +161,17 @@ def video_scans(s: Session, path: str, label_set: str | None = None) -> list[Sca
         # one query for every box of the scan, as plain rows: a film's thousand tubes stay fast to read
         boxes: dict[int, list[BoxRow]] = {}
         rows = s.execute(
-            select(ActorBox.tube_id, ActorBox.t, ActorBox.x1, ActorBox.y1, ActorBox.x2, ActorBox.y2, ActorBox.det_score, ActorBox.label, ActorBox.score)
+            select(
+                ActorBox.tube_id,
+                ActorBox.t,
+                ActorBox.x1,
+                ActorBox.y1,
+                ActorBox.x2,
+                ActorBox.y2,
+                ActorBox.det_score,
+                ActorBox.label,
+                ActorBox.score,
+            )
             .join(ActorTube, ActorTube.id == ActorBox.tube_id)
             .where(ActorTube.scan_id == scan.id)
             .order_by(ActorBox.tube_id, ActorBox.t)
@@ -131,5 +186,9 @@ def video_scans(s: Session, path: str, label_set: str | None = None) -> list[Sca
                 .order_by(ActorTube.track)
             )
         ]
-        out.append(ScanInfo(scan.label_set, space_keys.get(scan.space_id, str(scan.space_id)), scan.detector, scan.keyframes, tubes))
+        out.append(
+            ScanInfo(
+                scan.label_set, space_keys.get(scan.space_id, str(scan.space_id)), scan.detector, scan.keyframes, tubes
+            )
+        )
     return out

@@ -20,7 +20,16 @@ from vidsearch.store.locks import WRITE_LOCK, lock_held
 from vidsearch.store.schema import Segment, Video, VideoStatus
 from vidsearch.store.videos import KnownVideo
 
-__all__ = ["VideoRecord", "get_video", "get_videos", "list_videos", "video_ids", "common_root", "writer_active", "segment_count"]
+__all__ = [
+    "VideoRecord",
+    "get_video",
+    "get_videos",
+    "list_videos",
+    "video_ids",
+    "common_root",
+    "writer_active",
+    "segment_count",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,9 @@ def get_videos(library: Library, video_ids: Sequence[int]) -> dict[int, VideoRec
     return out
 
 
-def list_videos(library: Library, after: int = 0, limit: int = 50, status: str | None = VideoStatus.INDEXED) -> list[VideoRecord]:
+def list_videos(
+    library: Library, after: int = 0, limit: int = 50, status: str | None = VideoStatus.INDEXED
+) -> list[VideoRecord]:
     """Up to ``limit`` videos with ids above ``after``, by id (keyset paging: stable under inserts).
 
     Args:
@@ -102,7 +113,9 @@ def list_videos(library: Library, after: int = 0, limit: int = 50, status: str |
         return [_record(r) for r in s.execute(q).all()]
 
 
-def video_ids(library: Library, path_prefix: str | None = None, indexed_after: datetime | None = None, root: str | None = None) -> set[int]:
+def video_ids(
+    library: Library, path_prefix: str | None = None, indexed_after: datetime | None = None, root: str | None = None
+) -> set[int]:
     """Ids of the indexed videos whose path starts with ``path_prefix`` and that were indexed after a time.
 
     Args:
@@ -126,7 +139,9 @@ def video_ids(library: Library, path_prefix: str | None = None, indexed_after: d
 def common_root(library: Library) -> str | None:
     """The deepest folder that holds every indexed video (None for an empty library)."""
     with library.session() as s:
-        lo, hi = s.execute(select(func.min(Video.path), func.max(Video.path)).where(Video.status == VideoStatus.INDEXED)).one()
+        lo, hi = s.execute(
+            select(func.min(Video.path), func.max(Video.path)).where(Video.status == VideoStatus.INDEXED)
+        ).one()
     if lo is None:
         return None
     # every path lies between the smallest and the largest, so it shares their common folder

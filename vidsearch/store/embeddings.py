@@ -50,7 +50,9 @@ def vectors_by_id(s: Session, space_id: int, ids: Sequence[int], dim: int) -> tu
     return _ids_and_vectors(rows, dim)
 
 
-def window_vectors(s: Session, space_id: int, video_ids: Sequence[int]) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
+def window_vectors(
+    s: Session, space_id: int, video_ids: Sequence[int]
+) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
     """Video id -> (``[(start, end), ...]`` in time order, ``xb``) of its stored windows in a space."""
     out: dict[int, tuple[list[tuple[float, float]], list[bytes]]] = {}
     for part in chunked(int(v) for v in video_ids):

@@ -84,7 +84,9 @@ def _stored(row: LabelSet, space_key: str) -> StoredLabelSet:
 def get_label_set(s: Session, space_id: int, name: str) -> StoredLabelSet | None:
     """The label set ``name`` of a space, if it was ever applied there."""
     found = s.execute(
-        select(LabelSet, Space.key).join(Space, Space.id == LabelSet.space_id).where(LabelSet.space_id == space_id, LabelSet.name == name)
+        select(LabelSet, Space.key)
+        .join(Space, Space.id == LabelSet.space_id)
+        .where(LabelSet.space_id == space_id, LabelSet.name == name)
     ).first()
     return _stored(*found) if found else None
 
@@ -133,10 +135,15 @@ def clear_labels(s: Session, set_id: int) -> None:
 
 def count_recognitions(s: Session, set_id: int) -> int:
     """How many segments the set has labelled."""
-    return int(s.scalar(select(func.count()).select_from(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id)) or 0)
+    return int(
+        s.scalar(select(func.count()).select_from(SegmentRecognition).where(SegmentRecognition.label_set_id == set_id))
+        or 0
+    )
 
 
-def unlabelled_segments(s: Session, space_id: int, set_id: int, after: int, limit: int, dim: int) -> tuple[list[int], list[str], np.ndarray]:
+def unlabelled_segments(
+    s: Session, space_id: int, set_id: int, after: int, limit: int, dim: int
+) -> tuple[list[int], list[str], np.ndarray]:
     """Up to ``limit`` segments of a space with ids above ``after`` that the set has not labelled.
 
     Returns:
@@ -169,7 +176,8 @@ def videos_with_label(s: Session, set_id: int, label: str, max_rank: int, includ
         .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
         .join(
             SegmentRecognition,
-            (SegmentRecognition.segment_id == SegmentLabel.segment_id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id),
+            (SegmentRecognition.segment_id == SegmentLabel.segment_id)
+            & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id),
         )
         .where(SegmentLabel.label_set_id == set_id, SegmentLabel.label == label, SegmentLabel.rank <= max_rank)
         .distinct()
@@ -182,7 +190,14 @@ def videos_with_label(s: Session, set_id: int, label: str, max_rank: int, includ
 def video_verdicts(s: Session, video_id: int, set_id: int) -> list[SegmentVerdict]:
     """The labelled segments of a video under a set, in time order, each with its ranked classes."""
     segs = s.execute(
-        select(Segment.id, Segment.kind, Segment.start, Segment.end, SegmentRecognition.known_score, SegmentRecognition.unknown)
+        select(
+            Segment.id,
+            Segment.kind,
+            Segment.start,
+            Segment.end,
+            SegmentRecognition.known_score,
+            SegmentRecognition.unknown,
+        )
         .join(SegmentRecognition, SegmentRecognition.segment_id == Segment.id)
         .where(Segment.video_id == video_id, SegmentRecognition.label_set_id == set_id)
         .order_by(Segment.start, Segment.id)
@@ -197,7 +212,9 @@ def video_verdicts(s: Session, video_id: int, set_id: int) -> list[SegmentVerdic
     by_seg: dict[int, list[tuple[int, str, float, float]]] = {}
     for sid, rank, label, score, prob in labs:
         by_seg.setdefault(sid, []).append((rank, label, score, prob))
-    return [SegmentVerdict(g.id, g.kind, g.start, g.end, g.known_score, bool(g.unknown), by_seg.get(g.id, [])) for g in segs]
+    return [
+        SegmentVerdict(g.id, g.kind, g.start, g.end, g.known_score, bool(g.unknown), by_seg.get(g.id, [])) for g in segs
+    ]
 
 
 def top_video_labels(s: Session, set_name: str) -> dict[str, tuple[str, float, bool]]:
@@ -206,7 +223,11 @@ def top_video_labels(s: Session, set_name: str) -> dict[str, tuple[str, float, b
         select(Video.path, SegmentLabel.label, SegmentRecognition.known_score, SegmentRecognition.unknown)
         .join(Segment, Segment.video_id == Video.id)
         .join(SegmentLabel, SegmentLabel.segment_id == Segment.id)
-        .join(SegmentRecognition, (SegmentRecognition.segment_id == Segment.id) & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id))
+        .join(
+            SegmentRecognition,
+            (SegmentRecognition.segment_id == Segment.id)
+            & (SegmentRecognition.label_set_id == SegmentLabel.label_set_id),
+        )
         .join(LabelSet, LabelSet.id == SegmentLabel.label_set_id)
         .where(Segment.kind == "video", SegmentLabel.rank == 1, LabelSet.name == set_name)
     ).all()

@@ -153,7 +153,9 @@ class Library:
             raise
         except Exception as exc:  # sqlite3.DatabaseError for a file that is not a database, etc.
             engine.dispose()
-            raise LibraryError(f"cannot open library database {db_path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+            raise LibraryError(
+                f"cannot open library database {db_path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            ) from exc
         library = cls(root, engine, read_only=read_only, writable=writable)
         if not read_only:
             library._clean_index_temps()
@@ -238,7 +240,9 @@ class Library:
             LibraryError: another run holds it; ReadOnlyLibraryError: the library is read-only.
         """
         self._require_writable()
-        with file_lock(self.root / WRITE_LOCK, f"another vidsearch run is writing to {self.root}; wait for it to finish"):
+        with file_lock(
+            self.root / WRITE_LOCK, f"another vidsearch run is writing to {self.root}; wait for it to finish"
+        ):
             yield
 
     @contextlib.contextmanager
@@ -249,7 +253,10 @@ class Library:
             LibraryError: another labelling run holds it; ReadOnlyLibraryError: the library is read-only.
         """
         self._require_writable()
-        with file_lock(self.root / ".enrich.lock", f"another `vidsearch enrich` run is labelling {self.root}; wait for it to finish"):
+        with file_lock(
+            self.root / ".enrich.lock",
+            f"another `vidsearch enrich` run is labelling {self.root}; wait for it to finish",
+        ):
             yield
 
     # -- spaces --------------------------------------------------------------------------
@@ -272,7 +279,9 @@ class Library:
         for sp in found:
             if sp.key == key or sp.key.split("@")[0] == key:
                 return sp
-        raise LibraryError(f"library {self.root} has no embeddings for model {key!r}; it has: {', '.join(s.key for s in found)}")
+        raise LibraryError(
+            f"library {self.root} has no embeddings for model {key!r}; it has: {', '.join(s.key for s in found)}"
+        )
 
     def find_space(self, key: str) -> SpaceInfo | None:
         """The space with exactly ``key``, if any."""
@@ -407,7 +416,11 @@ class Library:
             self.index_path(space.id).unlink(missing_ok=True)  # queries now use the on-disk lists
             self._indexes[space.id] = index  # type: ignore[assignment]
             return index  # type: ignore[return-value]
-        for stale in (target, ondisk.OnDiskVectorIndex.state_path(target), target.with_name(target.name + ondisk.IVFDATA_SUFFIX)):
+        for stale in (
+            target,
+            ondisk.OnDiskVectorIndex.state_path(target),
+            target.with_name(target.name + ondisk.IVFDATA_SUFFIX),
+        ):
             stale.unlink(missing_ok=True)
         ids, xb = self.load_vectors(space.id)
         index = VectorIndex.build(ids, xb, spec=spec) if len(ids) else VectorIndex.empty(space.dim)
@@ -449,7 +462,9 @@ class Library:
         with self.session() as s:
             return segments.segment_infos(s, ids)
 
-    def window_vectors(self, space_id: int, video_ids: Sequence[int]) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
+    def window_vectors(
+        self, space_id: int, video_ids: Sequence[int]
+    ) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
         """Video id -> (``[(start, end), ...]`` in time order, ``xb``) of its stored windows in a space."""
         with self.session() as s:
             return embeddings.window_vectors(s, space_id, video_ids)
@@ -528,8 +543,11 @@ class Library:
                 header = read_header(path) if path.exists() else None
                 if header is None and self.ondisk_path(sp.id).exists():  # `reindex --on-disk`
                     header = OnDiskVectorIndex.read_header(self.ondisk_path(sp.id))
-                    entry.update(index_file=str(self.ondisk_path(sp.id)), index_on_disk=True,
-                                 index_bytes=(header or {}).get("disk_bytes", 0))
+                    entry.update(
+                        index_file=str(self.ondisk_path(sp.id)),
+                        index_on_disk=True,
+                        index_bytes=(header or {}).get("disk_bytes", 0),
+                    )
             except LibraryError:
                 header = None
             if header is not None:

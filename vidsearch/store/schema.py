@@ -33,8 +33,19 @@ from sqlalchemy.types import TypeDecorator
 from vidsearch.paths import has_surrogates
 
 __all__ = [
-    "Base", "Space", "Video", "Segment", "VideoStatus", "LabelSet", "SegmentRecognition", "SegmentLabel", "Embedding",
-    "ActorScan", "ActorTube", "ActorBox", "utcnow",
+    "Base",
+    "Space",
+    "Video",
+    "Segment",
+    "VideoStatus",
+    "LabelSet",
+    "SegmentRecognition",
+    "SegmentLabel",
+    "Embedding",
+    "ActorScan",
+    "ActorTube",
+    "ActorBox",
+    "utcnow",
 ]
 
 # Stable constraint names make Alembic's batch migrations on SQLite reproducible.
@@ -226,7 +237,10 @@ class ActorScan(Base):
     """
 
     __tablename__ = "actor_scans"
-    __table_args__ = (UniqueConstraint("segment_id", "label_set"), Index("ix_actor_scans_space_set", "space_id", "label_set"))
+    __table_args__ = (
+        UniqueConstraint("segment_id", "label_set"),
+        Index("ix_actor_scans_space_set", "space_id", "label_set"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))

@@ -60,12 +60,15 @@ def add_segments(s: Session, video_id: int, space_id: int, spans: Sequence[SpanR
     """
     if len(spans) != len(xb):
         raise ValueError(f"{len(spans)} segments but {len(xb)} vectors")
-    rows = [Segment(video_id=video_id, space_id=space_id, kind=sp.kind, start=float(sp.start), end=float(sp.end)) for sp in spans]
+    rows = [
+        Segment(video_id=video_id, space_id=space_id, kind=sp.kind, start=float(sp.start), end=float(sp.end))
+        for sp in spans
+    ]
     s.add_all(rows)
     s.flush()
     ids = [r.id for r in rows]
     if ids:
-        s.execute(insert(Embedding), [{"segment_id": i, "vector": to_blob(v)} for i, v in zip(ids, xb)])
+        s.execute(insert(Embedding), [{"segment_id": i, "vector": to_blob(v)} for i, v in zip(ids, xb, strict=False)])
     return ids
 
 
@@ -75,7 +78,10 @@ def drop_segments(s: Session, video_id: int) -> list[tuple[int, int]]:
     Returns:
         The deleted segments as ``(space id, segment id)``.
     """
-    old = [(int(sp), int(sid)) for sp, sid in s.execute(select(Segment.space_id, Segment.id).where(Segment.video_id == video_id)).all()]
+    old = [
+        (int(sp), int(sid))
+        for sp, sid in s.execute(select(Segment.space_id, Segment.id).where(Segment.video_id == video_id)).all()
+    ]
     if old:
         s.execute(delete(Segment).where(Segment.video_id == video_id))
         bump_generation(s, {sp for sp, _ in old})
@@ -113,11 +119,17 @@ def segment_infos(s: Session, ids: Sequence[int]) -> dict[int, SegmentInfo]:
 def segment_counts(s: Session) -> tuple[dict[int, int], dict[int, int]]:
     """``(segments per space id, videos per space id)``."""
     segs = dict(s.execute(select(Segment.space_id, func.count()).group_by(Segment.space_id)).all())
-    vids = dict(s.execute(select(Segment.space_id, func.count(func.distinct(Segment.video_id))).group_by(Segment.space_id)).all())
+    vids = dict(
+        s.execute(
+            select(Segment.space_id, func.count(func.distinct(Segment.video_id))).group_by(Segment.space_id)
+        ).all()
+    )
     return {int(k): int(v) for k, v in segs.items()}, {int(k): int(v) for k, v in vids.items()}
 
 
-def bulk_load(s: Session, space_id: int, videos: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]], xb: np.ndarray) -> None:
+def bulk_load(
+    s: Session, space_id: int, videos: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]], xb: np.ndarray
+) -> None:
     """Insert ready-made rows in bulk (synthetic libraries for benchmarks, imports).
 
     Args:
@@ -131,5 +143,8 @@ def bulk_load(s: Session, space_id: int, videos: Sequence[dict[str, Any]], segme
         s.execute(insert(Video), list(videos))
     if segments:
         s.execute(insert(Segment), [{**row, "space_id": space_id} for row in segments])
-        s.execute(insert(Embedding), [{"segment_id": row["id"], "vector": to_blob(x)} for row, x in zip(segments, xb)])
+        s.execute(
+            insert(Embedding),
+            [{"segment_id": row["id"], "vector": to_blob(x)} for row, x in zip(segments, xb, strict=False)],
+        )
     bump_generation(s, [space_id])

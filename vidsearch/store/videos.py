@@ -71,10 +71,14 @@ class VideoRef:
 
 def snapshot(s: Session, space_id: int | None) -> Snapshot:
     """The state an index run diffs a scan against (see ``vidsearch.indexer.scan``)."""
-    rows = s.execute(select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status, Video.error)).all()
+    rows = s.execute(
+        select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status, Video.error)
+    ).all()
     in_space: set[int] = set()
     if space_id is not None:
-        in_space = {int(v) for v in s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all()}
+        in_space = {
+            int(v) for v in s.scalars(select(Segment.video_id).where(Segment.space_id == space_id).distinct()).all()
+        }
     return Snapshot([KnownVideo(*r) for r in rows], in_space)
 
 
@@ -92,7 +96,9 @@ def upsert_video(s: Session, path: str) -> tuple[Video, list[tuple[int, int]]]:
     return row, drop_segments(s, row.id)
 
 
-def mark_failed(s: Session, path: str, *, size: int, mtime_ns: int, fingerprint: str, reason: str) -> list[tuple[int, int]]:
+def mark_failed(
+    s: Session, path: str, *, size: int, mtime_ns: int, fingerprint: str, reason: str
+) -> list[tuple[int, int]]:
     """Record that ``path`` could not be indexed; its old segments are dropped.
 
     Returns:
@@ -172,7 +178,9 @@ def find_video(s: Session, path: str) -> VideoRef | None:
 
 def failures(s: Session) -> list[tuple[str, str]]:
     """``(path, one-line reason)`` of every failed video, by path."""
-    rows = s.execute(select(Video.path, Video.error).where(Video.status == VideoStatus.FAILED).order_by(Video.path)).all()
+    rows = s.execute(
+        select(Video.path, Video.error).where(Video.status == VideoStatus.FAILED).order_by(Video.path)
+    ).all()
     return [(p, e or "failed") for p, e in rows]
 
 

@@ -109,7 +109,10 @@ def _decode_in_pool(videos: Sequence[Path], count: int, res: int, workers: int, 
     from vidsearch.media.jobs import DecodedVideo, DecodeJob
     from vidsearch.media.pool import DecodePool
 
-    jobs = [DecodeJob(row, str(v), count, res, sampling=SamplingConfig.whole_video(antialias)) for row, v in enumerate(videos)]
+    jobs = [
+        DecodeJob(row, str(v), count, res, sampling=SamplingConfig.whole_video(antialias))
+        for row, v in enumerate(videos)
+    ]
     with DecodePool(workers=workers) as pool:
         for result in pool.run(jobs):  # in completion order: rows say where each one goes
             if isinstance(result, DecodedVideo):
@@ -127,7 +130,9 @@ class FrameCache:
         self.videos = list(videos)
         self.index = {v: i for i, v in enumerate(self.videos)}
         if self.frames.shape[0] != len(self.videos):
-            raise InputError(f"frame cache {self.path} holds {self.frames.shape[0]} videos, expected {len(self.videos)}; delete it")
+            raise InputError(
+                f"frame cache {self.path} holds {self.frames.shape[0]} videos, expected {len(self.videos)}; delete it"
+            )
 
     @property
     def cache_frames(self) -> int:
@@ -200,7 +205,9 @@ def build_frame_cache(
     return FrameCache(path, videos)
 
 
-def _fill(arr: np.ndarray, results: Iterator[_Decoded], total: int, progress: Callable[[int, int], None] | None) -> None:
+def _fill(
+    arr: np.ndarray, results: Iterator[_Decoded], total: int, progress: Callable[[int, int], None] | None
+) -> None:
     for done, (row, frames, error) in enumerate(results, start=1):
         if error is not None or frames is None:
             raise MediaError(f"cannot decode {error}; fix or remove it from the annotations")
@@ -392,7 +399,6 @@ def random_crop(x: torch.Tensor, min_scale: float, max_shift: float, generator: 
     grid = F.affine_grid(theta, [B * T, C, H, W], align_corners=False)
     out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(B, T, C, H, W)
-
 
 
 def parse_reverse_pairs(spec: str) -> tuple[tuple[str, str], ...]:

@@ -71,26 +71,34 @@ class Grammar:
                 return options[0]
             return options[int(rng.integers(len(options)))]
 
-        template = self.templates[0] if rng is None or len(self.templates) == 1 else self.templates[int(rng.integers(len(self.templates)))]
+        template = (
+            self.templates[0]
+            if rng is None or len(self.templates) == 1
+            else self.templates[int(rng.integers(len(self.templates)))]
+        )
         return template.format(c=colour, s=pick(SHAPE_WORDS[shape]), v=pick(VERBS), d=pick(DIRECTION_WORDS[direction]))
 
 
 CANONICAL = Grammar(("a {c} {s} moving {d}",), synonyms=False)
-TRAIN_GRAMMAR = Grammar((
-    "a {c} {s} {v} {d}",
-    "the {c} {s} is {v} {d}",
-    "{c} {s} {v} {d}",
-    "a {s} in {c} {v} {d}",
-    "{v} {d}: a {c} {s}",
-    "a {c} {s} that is {v} {d}",
-))
+TRAIN_GRAMMAR = Grammar(
+    (
+        "a {c} {s} {v} {d}",
+        "the {c} {s} is {v} {d}",
+        "{c} {s} {v} {d}",
+        "a {s} in {c} {v} {d}",
+        "{v} {d}: a {c} {s}",
+        "a {c} {s} that is {v} {d}",
+    )
+)
 # Other word orders and function words: none of these templates is in TRAIN_GRAMMAR.
-HELDOUT_GRAMMAR = Grammar((
-    "{s}, {c}, {v} {d}",
-    "{v} {d} is the {c} {s}",
-    "one {c} {s} which is {v} {d}",
-    "a {c} coloured {s} {v} {d}",
-))
+HELDOUT_GRAMMAR = Grammar(
+    (
+        "{s}, {c}, {v} {d}",
+        "{v} {d} is the {c} {s}",
+        "one {c} {s} which is {v} {d}",
+        "a {c} coloured {s} {v} {d}",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -149,41 +157,71 @@ SETTINGS: dict[str, GeneratorSetting] = {
         GeneratorSetting(
             "family",
             sizes=((48, 48), (64, 64), (80, 80), (96, 96), (64, 48), (48, 64), (96, 64)),
-            frames=(12, 24), shapes=ALL_SHAPES, radius=(0.09, 0.17), travel=(0.35, 1.0),
-            backgrounds=("grating", "blobs", "flat", "gradient"), noise=(0.0, 8.0), colour_jitter=14.0,
-            crf=(18, 30), grammar=TRAIN_GRAMMAR,
+            frames=(12, 24),
+            shapes=ALL_SHAPES,
+            radius=(0.09, 0.17),
+            travel=(0.35, 1.0),
+            backgrounds=("grating", "blobs", "flat", "gradient"),
+            noise=(0.0, 8.0),
+            colour_jitter=14.0,
+            crf=(18, 30),
+            grammar=TRAIN_GRAMMAR,
             description="training: sizes 48-96 px (some not square), 12-24 frames, 6 shapes, radius 0.09-0.17, "
-                        "travel 0.35-1.0, 4 background kinds, noise 0-8, crf 18-30, 6 caption templates with synonyms",
+            "travel 0.35-1.0, 4 background kinds, noise 0-8, crf 18-30, 6 caption templates with synonyms",
         ),
         GeneratorSetting(
             "wide",
-            sizes=((112, 64),), frames=(16, 16), shapes=("circle", "square", "diamond", "star"),
-            radius=(0.12, 0.16), travel=(0.6, 0.9), backgrounds=("checker",), noise=(2.0, 4.0), crf=(24, 24),
+            sizes=((112, 64),),
+            frames=(16, 16),
+            shapes=("circle", "square", "diamond", "star"),
+            radius=(0.12, 0.16),
+            travel=(0.6, 0.9),
+            backgrounds=("checker",),
+            noise=(2.0, 4.0),
+            crf=(24, 24),
             grammar=HELDOUT_GRAMMAR,
             description="112x64 frames (unseen size and aspect), shapes circle/square/diamond/star, "
-                        "checkerboard backgrounds (unseen kind), held-out caption templates",
+            "checkerboard backgrounds (unseen kind), held-out caption templates",
         ),
         GeneratorSetting(
             "tiny-fast",
-            sizes=((40, 40),), frames=(10, 10), shapes=("triangle", "cross", "diamond", "star"),
-            radius=(0.09, 0.11), travel=(0.9, 1.0), backgrounds=("blobs", "checker"), noise=(6.0, 10.0),
-            crf=(32, 34), grammar=HELDOUT_GRAMMAR,
+            sizes=((40, 40),),
+            frames=(10, 10),
+            shapes=("triangle", "cross", "diamond", "star"),
+            radius=(0.09, 0.11),
+            travel=(0.9, 1.0),
+            backgrounds=("blobs", "checker"),
+            noise=(6.0, 10.0),
+            crf=(32, 34),
+            grammar=HELDOUT_GRAMMAR,
             description="40 px frames (below the training sizes), 10 frames, the smallest objects, fastest moves, "
-                        "shapes triangle/cross/diamond/star, heavy noise and compression, held-out templates",
+            "shapes triangle/cross/diamond/star, heavy noise and compression, held-out templates",
         ),
         GeneratorSetting(
             "big-slow",
-            sizes=((128, 128),), frames=(28, 28), shapes=("circle", "triangle", "square", "star"),
-            radius=(0.15, 0.19), travel=(0.35, 0.45), backgrounds=("gradient", "checker"), noise=(0.0, 2.0),
-            crf=(20, 20), grammar=HELDOUT_GRAMMAR,
+            sizes=((128, 128),),
+            frames=(28, 28),
+            shapes=("circle", "triangle", "square", "star"),
+            radius=(0.15, 0.19),
+            travel=(0.35, 0.45),
+            backgrounds=("gradient", "checker"),
+            noise=(0.0, 2.0),
+            crf=(20, 20),
+            grammar=HELDOUT_GRAMMAR,
             description="128 px frames (above the training sizes), 28 frames, objects above the training sizes, "
-                        "the slowest moves, gradient/checker backgrounds, held-out templates",
+            "the slowest moves, gradient/checker backgrounds, held-out templates",
         ),
         GeneratorSetting(
             "paraphrase",
-            sizes=((72, 72),), frames=(16, 16), shapes=("circle", "square", "triangle", "cross"),
-            radius=(0.1, 0.14), travel=(0.5, 0.8), backgrounds=("grating", "flat"), noise=(0.0, 4.0),
-            crf=(18, 26), grammar=HELDOUT_GRAMMAR,
+            sizes=((72, 72),),
+            frames=(16, 16),
+            shapes=("circle", "square", "triangle", "cross"),
+            radius=(0.1, 0.14),
+            travel=(0.5, 0.8),
+            backgrounds=("grating", "flat"),
+            noise=(0.0, 4.0),
+            crf=(18, 26),
+            grammar=HELDOUT_GRAMMAR,
             description="72 px frames, the default shapes, held-out caption templates (word order, function words)",
         ),
     )

@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +49,6 @@ import torch.nn.functional as F
 
 from vidsearch.errors import InputError
 from vidsearch.models.precision import training_precision
-from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, neighbour_hinge, reversal_hinge
 from vidsearch.train.data import (
     Clip,
     FrameCache,
@@ -60,6 +58,7 @@ from vidsearch.train.data import (
     swap_words,
     unique_caption_batches,
 )
+from vidsearch.train.optim import build_optimizer, contrastive_loss, lr_at, neighbour_hinge, reversal_hinge
 
 __all__ = [
     "TrainConfig",
@@ -100,7 +99,9 @@ class TrainConfig:
     temp_init: float | None = None  # reset model.temp to this (None: keep the checkpoint's)
     temp_min: float = 0.01  # official lower clamp of temp (logit scale at most 100)
     masking_prob: float = 0.0  # share of video tokens dropped per clip (official training trick)
-    masking_motion: float = 0.0  # share of the kept tokens chosen by motion (the patches that change most), not at random
+    masking_motion: float = (
+        0.0  # share of the kept tokens chosen by motion (the patches that change most), not at random
+    )
     jitter: bool = True  # random frame inside each temporal segment
     hard_negatives: int = 0  # >1: batches of groups of this many similar captions (0: random distinct captions)
     crop_scale: float = 1.0  # smallest random crop side (1: no spatial augmentation)
@@ -111,7 +112,9 @@ class TrainConfig:
     keep: int = 2  # epoch checkpoints kept on disk (older ones are deleted)
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # add time-reversed clips with these words swapped
     reverse_margin: float | None = None  # with reverse_pairs: hinge cos(clip, reversed clip) below this (None: off)
-    text_margin: float | None = None  # hinge each caption's cosine to its nearest other-group caption in the batch below this
+    text_margin: float | None = (
+        None  # hinge each caption's cosine to its nearest other-group caption in the batch below this
+    )
     temporal_lr_scale: float = 1.0  # learning-rate multiplier of temporal_positional_embedding
     select_best: bool = True  # model.pth = the best validation epoch (when there is a validation split)
     select_metric: str = "t2v/R@1"  # one of SELECT_METRICS; ties broken by the sum of all recalls
@@ -211,8 +214,11 @@ class Trainer:
         # The caption of each training clip played backwards (None: it names no reversible word).
         reversed_caps = [swap_words(c.caption, config.reverse_pairs) for c in self.train]
         # Tokenize every distinct caption once: BPE in Python is slow next to a tiny model.
-        self.captions = sorted({c.caption for c in self.train} | {c.caption for c in self.val}
-                               | {c for c in reversed_caps if c is not None})
+        self.captions = sorted(
+            {c.caption for c in self.train}
+            | {c.caption for c in self.val}
+            | {c for c in reversed_caps if c is not None}
+        )
         self.caption_id = {c: i for i, c in enumerate(self.captions)}
         self.tokens = tokenize(self.captions)
         self.train_rows = np.array([train_cache.index[c.video] for c in self.train])
@@ -222,8 +228,10 @@ class Trainer:
         # clip's key is its group with the pair words swapped ("a red disc moving left" -> "... right",
         # the group of the reversed event), else its reversed caption.
         keys = [c.key for c in self.train]
-        rev_keys = [None if rc is None else (rc if c.group is None else _reversed_group(c.group, config.reverse_pairs))
-                    for c, rc in zip(self.train, reversed_caps)]
+        rev_keys = [
+            None if rc is None else (rc if c.group is None else _reversed_group(c.group, config.reverse_pairs))
+            for c, rc in zip(self.train, reversed_caps, strict=False)
+        ]
         self.key_id = {k: i for i, k in enumerate(sorted(set(keys) | {k for k in rev_keys if k is not None}))}
         self.train_keys = keys
         self.train_kids = np.array([self.key_id[k] for k in keys])
@@ -282,7 +290,9 @@ class Trainer:
         rev = self.train_rev_kids[idx]
         return torch.from_numpy(np.concatenate([self.train_kids[idx], rev[rev >= 0]]))
 
-    def train_step(self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator, lr: float) -> tuple[float, int]:
+    def train_step(
+        self, idx: Sequence[int], rng: np.random.Generator, gen: torch.Generator, lr: float
+    ) -> tuple[float, int]:
         """One optimizer step at learning rate ``lr`` on training clips ``idx``.
 
         Returns:
@@ -310,8 +320,11 @@ class Trainer:
             # both towers: the caption and its swapped twin must stay apart too, or the text tower
             # collapses them while the video tower is still blind to order, and then the
             # contrastive gradient that would teach the video tower order vanishes with them
-            loss = (loss + reversal_hinge(v[:n][has_rev], v[n:], cfg.reverse_margin)
-                    + reversal_hinge(t[:n][has_rev], t[n:], cfg.reverse_margin))
+            loss = (
+                loss
+                + reversal_hinge(v[:n][has_rev], v[n:], cfg.reverse_margin)
+                + reversal_hinge(t[:n][has_rev], t[n:], cfg.reverse_margin)
+            )
         if cfg.text_margin is not None:  # captions of different events must not merge (optim.neighbour_hinge)
             loss = loss + neighbour_hinge(t, kids, cfg.text_margin)
         if not torch.isfinite(loss):
@@ -368,10 +381,22 @@ class Trainer:
             done += n
             if on_step is not None:
                 elapsed = max(1e-9, time.perf_counter() - t0)
-                on_step(StepInfo(epoch, k + 1, len(batches), gstep + 1, self.total_steps, losses[-1], lr,
-                                 float(model.temp.item()), done / elapsed))
-        result = EpochResult(epoch, float(np.mean(losses)), seconds=time.perf_counter() - t0,
-                             cpu_seconds=time.process_time() - c0)
+                on_step(
+                    StepInfo(
+                        epoch,
+                        k + 1,
+                        len(batches),
+                        gstep + 1,
+                        self.total_steps,
+                        losses[-1],
+                        lr,
+                        float(model.temp.item()),
+                        done / elapsed,
+                    )
+                )
+        result = EpochResult(
+            epoch, float(np.mean(losses)), seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0
+        )
         result.val = self.validate()
         self.epoch = epoch
         self.history.append(result)
@@ -381,8 +406,13 @@ class Trainer:
                 self.best_score, self.best_epoch, result.best = score, epoch, True
             elif self.cfg.patience and epoch - self.best_epoch >= self.cfg.patience:
                 self.stopped_early = True
-                LOG.info("no better %s for %d epochs: stopping after epoch %d (best: epoch %d)",
-                         self.cfg.select_metric, self.cfg.patience, epoch, self.best_epoch)
+                LOG.info(
+                    "no better %s for %d epochs: stopping after epoch %d (best: epoch %d)",
+                    self.cfg.select_metric,
+                    self.cfg.patience,
+                    epoch,
+                    self.best_epoch,
+                )
         if self.out_dir is not None:
             result.checkpoint = str(self._checkpoint_path(epoch))
             self._checkpoint(epoch, result.best and self.cfg.select_best)
@@ -391,8 +421,9 @@ class Trainer:
         LOG.info("epoch %d: loss %.4f val %s (%.0fs)", epoch, result.loss, result.val.get("t2v"), result.seconds)
         return result
 
-    def fit(self, on_step: Callable[[StepInfo], None] | None = None,
-            on_epoch: Callable[[EpochResult], None] | None = None) -> list[EpochResult]:
+    def fit(
+        self, on_step: Callable[[StepInfo], None] | None = None, on_epoch: Callable[[EpochResult], None] | None = None
+    ) -> list[EpochResult]:
         """Train the remaining epochs (or until ``patience`` runs out) and select the final weights.
 
         With ``out_dir``, writes ``last.pth`` (the last weights) and ``model.pth`` (the selected

@@ -8,7 +8,6 @@ batch that shares a caption counted as a positive.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,8 +84,9 @@ def lr_at(step: int, total: int, base: float, warmup: float, min_ratio: float) -
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    temporal_lr_scale: float = 1.0) -> torch.optim.AdamW:
+def build_optimizer(
+    model: torch.nn.Module, lr: float, weight_decay: float, temporal_lr_scale: float = 1.0
+) -> torch.optim.AdamW:
     """AdamW with decay on weight matrices only.
 
     Norm weights, biases, embeddings (class, positional, token) and the temperature are not
@@ -107,6 +107,7 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
             decay.append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if temporal:
-        groups.append({"params": temporal, "weight_decay": 0.0, "lr_scale": temporal_lr_scale,
-                       "lr": lr * temporal_lr_scale})
+        groups.append(
+            {"params": temporal, "weight_decay": 0.0, "lr_scale": temporal_lr_scale, "lr": lr * temporal_lr_scale}
+        )
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)

@@ -19,7 +19,16 @@ import torch
 from vidsearch.errors import InputError
 from vidsearch.fileio import atomic_write_text
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
-from vidsearch.train.loop import BEST_NAME, FINAL_NAME, LAST_NAME, STATE_FILE, EpochResult, StepInfo, TrainConfig, Trainer
+from vidsearch.train.loop import (
+    BEST_NAME,
+    FINAL_NAME,
+    LAST_NAME,
+    STATE_FILE,
+    EpochResult,
+    StepInfo,
+    TrainConfig,
+    Trainer,
+)
 from vidsearch.train.lrfind import LrFindResult, lr_range_test
 
 __all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
@@ -27,8 +36,22 @@ __all__ = ["FinetuneJob", "read_clips", "build_model", "run_finetune"]
 LOG = logging.getLogger(__name__)
 
 # Settings a resumed run must share with the saved one: anything else would change its course.
-_RESUME_FIELDS = ("epochs", "lr", "batch_size", "num_frames", "seed", "warmup", "min_lr_ratio", "weight_decay", "freeze_text",
-                  "reverse_pairs", "temporal_lr_scale", "reverse_margin", "text_margin", "precision")
+_RESUME_FIELDS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "num_frames",
+    "seed",
+    "warmup",
+    "min_lr_ratio",
+    "weight_decay",
+    "freeze_text",
+    "reverse_pairs",
+    "temporal_lr_scale",
+    "reverse_margin",
+    "text_margin",
+    "precision",
+)
 
 
 @dataclass
@@ -65,9 +88,13 @@ def read_clips(dataset: str, annotations: Path, videos: Path) -> tuple[list[Clip
 
     rs = read_annotations(dataset, annotations)
     paths = resolve_videos(rs.videos, videos)
-    missing = [name for name, p in zip(rs.videos, paths) if p is None]
+    missing = [name for name, p in zip(rs.videos, paths, strict=False) if p is None]
     groups = rs.groups or [None] * len(rs.captions)
-    clips = [Clip(paths[v], cap, g) for cap, v, g in zip(rs.captions, rs.caption_video, groups) if paths[v] is not None]
+    clips = [
+        Clip(paths[v], cap, g)
+        for cap, v, g in zip(rs.captions, rs.caption_video, groups, strict=False)
+        if paths[v] is not None
+    ]
     return clips, missing
 
 
@@ -90,8 +117,12 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     if job.model is not None:
         from vidsearch.models import load_encoder
 
-        enc = load_encoder(job.model, str(job.checkpoint) if job.checkpoint else None,
-                           str(job.model_config) if job.model_config else None, device="cpu")
+        enc = load_encoder(
+            job.model,
+            str(job.checkpoint) if job.checkpoint else None,
+            str(job.model_config) if job.model_config else None,
+            device="cpu",
+        )
         model = enc.model
     else:
         assert job.model_config is not None
@@ -109,8 +140,14 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     return model
 
 
-def _caches(job: FinetuneJob, train: list[Clip], val: list[Clip], cfg: TrainConfig, resolution: int,
-            on_cache: Callable[[int, int], None] | None) -> tuple[FrameCache, FrameCache | None]:
+def _caches(
+    job: FinetuneJob,
+    train: list[Clip],
+    val: list[Clip],
+    cfg: TrainConfig,
+    resolution: int,
+    on_cache: Callable[[int, int], None] | None,
+) -> tuple[FrameCache, FrameCache | None]:
     """Frame caches under ``out/cache``: training clips at ``cache_frames``, validation at exactly
     the frames ``index`` samples (``num_frames`` middle frames)."""
     cache_dir = job.out / "cache"
@@ -122,13 +159,29 @@ def _caches(job: FinetuneJob, train: list[Clip], val: list[Clip], cfg: TrainConf
         return None if on_cache is None else (lambda d, _t: on_cache(offset + d, total))
 
     key = cache_key(tv, job.cache_frames, resolution, job.antialias)
-    tcache = build_frame_cache(tv, cache_dir / f"train-{key}.npy", cache_frames=job.cache_frames, resolution=resolution,
-                               max_bytes=job.cache_bytes, workers=job.workers, antialias=job.antialias, progress=prog(0))
+    tcache = build_frame_cache(
+        tv,
+        cache_dir / f"train-{key}.npy",
+        cache_frames=job.cache_frames,
+        resolution=resolution,
+        max_bytes=job.cache_bytes,
+        workers=job.workers,
+        antialias=job.antialias,
+        progress=prog(0),
+    )
     vcache = None
     if vv:
         key = cache_key(vv, cfg.num_frames, resolution, job.antialias)
-        vcache = build_frame_cache(vv, cache_dir / f"val-{key}.npy", cache_frames=cfg.num_frames, resolution=resolution,
-                                   max_bytes=job.cache_bytes, workers=job.workers, antialias=job.antialias, progress=prog(len(tv)))
+        vcache = build_frame_cache(
+            vv,
+            cache_dir / f"val-{key}.npy",
+            cache_frames=cfg.num_frames,
+            resolution=resolution,
+            max_bytes=job.cache_bytes,
+            workers=job.workers,
+            antialias=job.antialias,
+            progress=prog(len(tv)),
+        )
     return tcache, vcache
 
 
@@ -139,13 +192,18 @@ def _check_resume(job: FinetuneJob, cfg: TrainConfig) -> None:
             LOG.info("nothing to resume in %s: starting a new run", job.out)
         return
     if not job.resume:
-        raise InputError(f"{job.out} already holds a training run; pass --resume to continue it or choose another --out")
+        raise InputError(
+            f"{job.out} already holds a training run; pass --resume to continue it or choose another --out"
+        )
     saved = torch.load(state_path, map_location="cpu", weights_only=False)["train_config"]
     now = dataclasses.asdict(cfg)
     # a field the saved run predates had its default value then
     defaults = dataclasses.asdict(TrainConfig())
-    diff = [f"{k} {saved.get(k, defaults[k])!r} (saved) vs {now[k]!r}" for k in _RESUME_FIELDS
-            if saved.get(k, defaults[k]) != now[k]]
+    diff = [
+        f"{k} {saved.get(k, defaults[k])!r} (saved) vs {now[k]!r}"
+        for k in _RESUME_FIELDS
+        if saved.get(k, defaults[k]) != now[k]
+    ]
     if diff:
         raise InputError(f"--resume continues the run in {job.out} with its settings; these differ: {'; '.join(diff)}")
 
@@ -186,8 +244,10 @@ def run_finetune(
     if job.val_annotations is not None:
         train, (val, vmissing) = clips, read_clips(job.dataset, job.val_annotations, job.videos)
         if not val:
-            raise InputError(f"none of the {len(vmissing)} videos of --val-annotations {job.val_annotations} "
-                             f"was found under --videos {job.videos}; put the validation videos there too")
+            raise InputError(
+                f"none of the {len(vmissing)} videos of --val-annotations {job.val_annotations} "
+                f"was found under --videos {job.videos}; put the validation videos there too"
+            )
         missing += vmissing
     else:
         train, val = split_heldout(clips, job.val_videos, config.seed)
@@ -197,8 +257,10 @@ def run_finetune(
     model = build_model(job, config.num_frames or None, config.seed)
     config = dataclasses.replace(config, num_frames=model.config.num_frames)
     if job.lr_find_steps and (job.out / STATE_FILE).exists():
-        raise InputError(f"--lr-find cannot change the rate of the run already in {job.out}; "
-                         "resume it without --lr-find (its rate is in finetune.json) or choose another --out")
+        raise InputError(
+            f"--lr-find cannot change the rate of the run already in {job.out}; "
+            "resume it without --lr-find (its rate is in finetune.json) or choose another --out"
+        )
     _check_resume(job, config)
     job.out.mkdir(parents=True, exist_ok=True)
     tcache, vcache = _caches(job, train, val, config, model.config.input_resolution, on_cache)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -93,8 +93,16 @@ _OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 # shorter side, so 8.6 px across at 48 px) spans more than a patch and always overlaps 2-4 of
 # them; at 32 px it fitted inside one. ~0.9 M vision parameters, 6.3 M token embedding.
 TINY_CONFIG: dict[str, int] = dict(
-    input_resolution=48, patch_size=8, vision_width=96, vision_layers=4, vision_heads=4, embed_dim=128,
-    num_frames=4, text_width=128, text_layers=2, text_heads=2,
+    input_resolution=48,
+    patch_size=8,
+    vision_width=96,
+    vision_layers=4,
+    vision_heads=4,
+    embed_dim=128,
+    num_frames=4,
+    text_width=128,
+    text_layers=2,
+    text_heads=2,
 )
 # The tiny ViCLIP of the fine-tuning proof on the randomised ``family`` (benchmarks/finetune_synthetic.py):
 # TINY_CONFIG in 6 px patches (8 x 8 per frame, 256 tokens a 4-frame clip), so the smallest
@@ -108,8 +116,20 @@ FAMILY_CONFIG: dict[str, int] = {**TINY_CONFIG, "patch_size": 6}
 # plateau of 8 epochs ends the run early (the validation curve is flat for a few epochs before
 # direction is learnt, so a shorter patience can stop a run that was about to improve).
 TINY_RECIPE: tuple[str, ...] = (
-    "--epochs", "20", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
-    "--temp", "0.07", "--patience", "8",
+    "--epochs",
+    "20",
+    "--lr",
+    "5e-4",
+    "--batch-size",
+    "64",
+    "--warmup",
+    "0.05",
+    "--weight-decay",
+    "0.05",
+    "--temp",
+    "0.07",
+    "--patience",
+    "8",
 )
 
 # The tiny ViCLIP and recipe of the proofs on the `default` generator alone (the enrichment and
@@ -118,12 +138,30 @@ TINY_RECIPE: tuple[str, ...] = (
 # direction there within budget (validation t2v R@1 ~0.95 after 30 epochs, ~11 CPU-min on one
 # thread), where TINY_CONFIG + TINY_RECIPE reached 0.41 in 20 epochs.
 DEFAULT_SETTING_CONFIG: dict[str, int] = dict(
-    input_resolution=32, patch_size=8, vision_width=128, vision_layers=4, vision_heads=4, embed_dim=128,
-    num_frames=4, text_width=128, text_layers=2, text_heads=2,
+    input_resolution=32,
+    patch_size=8,
+    vision_width=128,
+    vision_layers=4,
+    vision_heads=4,
+    embed_dim=128,
+    num_frames=4,
+    text_width=128,
+    text_layers=2,
+    text_heads=2,
 )
 DEFAULT_SETTING_RECIPE: tuple[str, ...] = (
-    "--epochs", "30", "--lr", "5e-4", "--batch-size", "64", "--warmup", "0.05", "--weight-decay", "0.05",
-    "--temp", "0.07",
+    "--epochs",
+    "30",
+    "--lr",
+    "5e-4",
+    "--batch-size",
+    "64",
+    "--warmup",
+    "0.05",
+    "--weight-decay",
+    "0.05",
+    "--temp",
+    "0.07",
 )
 
 
@@ -133,7 +171,7 @@ def _reverse_pairs() -> str:
     ``left=right``)."""
     pairs: dict[str, str] = {}
     for a, b in (("left", "right"), ("up", "down")):
-        for pa, pb in zip(DIRECTION_WORDS[a], DIRECTION_WORDS[b]):
+        for pa, pb in zip(DIRECTION_WORDS[a], DIRECTION_WORDS[b], strict=False):
             pairs.setdefault(pa.split()[-1], pb.split()[-1])
     return ",".join(f"{a}={b}" for a, b in pairs.items())
 
@@ -153,10 +191,34 @@ REVERSE_PAIRS: str = _reverse_pairs()
 # direction is learnt within a few epochs; it also pays for the 6 px patches).
 # The synthetic annotations' "group" makes paraphrases positives.
 FAMILY_RECIPE: tuple[str, ...] = (
-    "--epochs", "18", "--lr", "5e-4", "--batch-size", "32", "--warmup", "0.05", "--weight-decay", "0.05",
-    "--temp", "0.07", "--patience", "8", "--reverse-pairs", REVERSE_PAIRS, "--reverse-margin", "0.5",
-    "--temporal-init-std", "0.3", "--hard-negatives", "8", "--masking", "0.7", "--masking-motion", "0.5",
-    "--text-margin", "0.6",
+    "--epochs",
+    "18",
+    "--lr",
+    "5e-4",
+    "--batch-size",
+    "32",
+    "--warmup",
+    "0.05",
+    "--weight-decay",
+    "0.05",
+    "--temp",
+    "0.07",
+    "--patience",
+    "8",
+    "--reverse-pairs",
+    REVERSE_PAIRS,
+    "--reverse-margin",
+    "0.5",
+    "--temporal-init-std",
+    "0.3",
+    "--hard-negatives",
+    "8",
+    "--masking",
+    "0.7",
+    "--masking-motion",
+    "0.5",
+    "--text-margin",
+    "0.6",
 )
 
 
@@ -255,8 +317,15 @@ def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np
     raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPE_WORDS)}")
 
 
-def _trajectory(rng: np.random.Generator, direction: str, width: int, height: int, radius: float, num_frames: int,
-                travel: tuple[float, float] = (0.75, 1.0)) -> np.ndarray:
+def _trajectory(
+    rng: np.random.Generator,
+    direction: str,
+    width: int,
+    height: int,
+    radius: float,
+    num_frames: int,
+    travel: tuple[float, float] = (0.75, 1.0),
+) -> np.ndarray:
     """Centre positions ``[T, 2]`` (x, y) of a straight move in ``direction``, inside the frame.
 
     The move covers a share drawn from ``travel`` of the free path along its axis (the speed).
@@ -286,8 +355,17 @@ def render_clip(action: Action, rng: np.random.Generator, *, size: int = 64, num
     """
     if action.colour not in COLOURS or action.shape not in SHAPES or action.direction not in DIRECTIONS:
         raise ValueError(f"unknown action {action}")
-    look = Look(width=size, height=size, num_frames=num_frames, background="grating", radius=(0.1, 0.14),
-                travel=(0.75, 1.0), noise=0.0, colour_jitter=8.0, crf=18)
+    look = Look(
+        width=size,
+        height=size,
+        num_frames=num_frames,
+        background="grating",
+        radius=(0.1, 0.14),
+        travel=(0.75, 1.0),
+        noise=0.0,
+        colour_jitter=8.0,
+        crf=18,
+    )
     return render_look(action, rng, look)
 
 
@@ -319,7 +397,9 @@ def render_look(action: Action, rng: np.random.Generator, look: Look) -> np.ndar
     return frames
 
 
-def encode_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 8, codec: str = "libx264", crf: int = 18) -> Path:
+def encode_video(
+    path: str | os.PathLike, frames: np.ndarray, *, fps: int = 8, codec: str = "libx264", crf: int = 18
+) -> Path:
     """Write uint8 frames ``[T, H, W, 3]`` as a video file (container from the extension).
 
     Writes to a temporary name and renames, so an interrupted run never leaves a truncated
@@ -423,11 +503,19 @@ def make_split(
         frames = render_look(action, _clip_rng(seed, i), look)
         file = f"{name}_{i:05d}{ext}"
         encode_video(video_dir / file, frames, fps=fps, codec=codec, crf=look.crf)
-        records.append({"video": file, "caption": caption, "colour": action.colour, "shape": action.shape,
-                        "direction": action.direction, "setting": gen.name,
-                        # the action, worded canonically: paraphrases of one action are one group
-                        # (positives in training), and it swaps like a caption under --reverse-pairs
-                        "group": action.caption})
+        records.append(
+            {
+                "video": file,
+                "caption": caption,
+                "colour": action.colour,
+                "shape": action.shape,
+                "direction": action.direction,
+                "setting": gen.name,
+                # the action, worded canonically: paraphrases of one action are one group
+                # (positives in training), and it swaps like a caption under --reverse-pairs
+                "group": action.caption,
+            }
+        )
     ann = atomic_write_text(Path(out_dir) / f"{name}.json", json.dumps(records, indent=0))
     LOG.info("wrote %d clips (setting %s) to %s", count, gen.name, video_dir)
     return ann
@@ -460,8 +548,9 @@ def make_dataset(
     kw = dict(size=size, num_frames=num_frames, fps=fps)
     tr = make_split(out_dir, "train", train, seed=seed, setting=setting, **kw)
     # a different seed stream: no held-out clip repeats a training clip
-    ho = make_split(out_dir, "heldout", heldout, seed=heldout_seed(seed), distinct=True,
-                    setting=heldout_setting or setting, **kw)
+    ho = make_split(
+        out_dir, "heldout", heldout, seed=heldout_seed(seed), distinct=True, setting=heldout_setting or setting, **kw
+    )
     return tr, ho
 
 

@@ -50,7 +50,7 @@ def _paths(rng: np.random.Generator, dirs: list[str], radii: list[float], spec: 
     t = np.arange(T, dtype=np.float64) / spec.fps
     travel = spec.speed * (T - 1) / spec.fps
     out = np.zeros((len(dirs), T, 2))
-    for k, (d, r) in enumerate(zip(dirs, radii)):
+    for k, (d, r) in enumerate(zip(dirs, radii, strict=False)):
         ux, uy = DIRECTIONS[d]
         margin = r + 2.0
         lo = rng.uniform(margin, spec.size - margin - travel)
@@ -61,7 +61,9 @@ def _paths(rng: np.random.Generator, dirs: list[str], radii: list[float], spec: 
     return out
 
 
-def render_actor_video(rng: np.random.Generator, count: int, spec: ActorClipSpec = ActorClipSpec()) -> tuple[np.ndarray, list[dict]]:
+def render_actor_video(
+    rng: np.random.Generator, count: int, spec: ActorClipSpec = ActorClipSpec()
+) -> tuple[np.ndarray, list[dict]]:
     """Frames ``[T, size, size, 3]`` of ``count`` shapes moving in different directions, and the shapes.
 
     Returns:
@@ -77,7 +79,10 @@ def render_actor_video(rng: np.random.Generator, count: int, spec: ActorClipSpec
     best, best_gap = None, -1.0
     for _ in range(200):  # rejection sampling: shapes keep apart
         paths = _paths(rng, dirs, radii, spec)
-        gap = min((np.linalg.norm(paths[i] - paths[j], axis=1).min() for i in range(count) for j in range(i + 1, count)), default=np.inf)
+        gap = min(
+            (np.linalg.norm(paths[i] - paths[j], axis=1).min() for i in range(count) for j in range(i + 1, count)),
+            default=np.inf,
+        )
         if gap > best_gap:
             best, best_gap = paths, gap
         if gap >= spec.min_gap:
@@ -92,14 +97,21 @@ def render_actor_video(rng: np.random.Generator, count: int, spec: ActorClipSpec
         img = bg.copy()
         for k in range(count):
             cx, cy = paths[k, i]
-            alpha = np.clip(0.5 - signed_distance(shapes[k], grid[None, :] - cx, grid[:, None] - cy, radii[k]), 0.0, 1.0)[:, :, None]
+            alpha = np.clip(
+                0.5 - signed_distance(shapes[k], grid[None, :] - cx, grid[:, None] - cy, radii[k]), 0.0, 1.0
+            )[:, :, None]
             img = img * (1 - alpha) + cols[k] * alpha
         frames[i] = np.clip(img, 0, 255).astype(np.uint8)
-    actors = [{"colour": colours[k], "shape": shapes[k], "direction": dirs[k], "radius": radii[k], "path": paths[k]} for k in range(count)]
+    actors = [
+        {"colour": colours[k], "shape": shapes[k], "direction": dirs[k], "radius": radii[k], "path": paths[k]}
+        for k in range(count)
+    ]
     return frames, actors
 
 
-def make_actor_dataset(out_dir: str | os.PathLike, videos: int = 40, *, seed: int = 0, spec: ActorClipSpec = ActorClipSpec()) -> dict[str, Path]:
+def make_actor_dataset(
+    out_dir: str | os.PathLike, videos: int = 40, *, seed: int = 0, spec: ActorClipSpec = ActorClipSpec()
+) -> dict[str, Path]:
     """Write ``videos`` videos (2 or 3 shapes each, alternating) with AVA-format ground truth.
 
     Returns:
@@ -119,15 +131,25 @@ def make_actor_dataset(out_dir: str | os.PathLike, videos: int = 40, *, seed: in
             for pid, a in enumerate(actors):
                 cx, cy = a["path"][i]
                 r = a["radius"]
-                box = [max(0.0, cx - r) / spec.size, max(0.0, cy - r) / spec.size, min(spec.size, cx + r) / spec.size, min(spec.size, cy + r) / spec.size]
+                box = [
+                    max(0.0, cx - r) / spec.size,
+                    max(0.0, cy - r) / spec.size,
+                    min(spec.size, cx + r) / spec.size,
+                    min(spec.size, cy + r) / spec.size,
+                ]
                 rows.append([vid, sec, *(f"{b:.4f}" for b in box), DIRECTION_IDS[a["direction"]], pid])
     ann = root / "annotations.csv"
     tmp = ann.with_suffix(".tmp")
     with open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
     os.replace(tmp, ann)
-    pbtxt = "".join(f'label {{\n  name: "{d}"\n  label_id: {i}\n  label_type: PERSON_MOVEMENT\n}}\n' for d, i in DIRECTION_IDS.items())
+    pbtxt = "".join(
+        f'label {{\n  name: "{d}"\n  label_id: {i}\n  label_type: PERSON_MOVEMENT\n}}\n'
+        for d, i in DIRECTION_IDS.items()
+    )
     labels = atomic_write_text(root / "directions.pbtxt", pbtxt)
-    templates = atomic_write_text(root / "templates.txt", "".join(f"a {c} {s} moving {{}}\n" for c in COLOURS for s in SHAPES))
+    templates = atomic_write_text(
+        root / "templates.txt", "".join(f"a {c} {s} moving {{}}\n" for c in COLOURS for s in SHAPES)
+    )
     LOG.info("wrote %d actor videos (%d boxes) to %s", videos, len(rows), vdir)
     return {"videos": vdir, "annotations": ann, "labels": labels, "templates": templates}

@@ -28,7 +28,15 @@ from vidsearch.store.vectors.plumbing import owned
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "REBUILD_HINT", "serialized_size", "write_index_file", "read_header", "read_index_file"]
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "REBUILD_HINT",
+    "serialized_size",
+    "write_index_file",
+    "read_header",
+    "read_index_file",
+]
 
 MAGIC = b"VSIDX1\n"
 FORMAT_VERSION = 2  # 2: body checksum, faiss ntotal and dim in the header
@@ -48,7 +56,7 @@ class _CountingWriter:
         return len(buf)
 
 
-def serialized_size(index: "faiss.Index") -> int:
+def serialized_size(index: faiss.Index) -> int:
     """Bytes faiss would write for ``index`` (nothing is kept)."""
     import faiss
 
@@ -61,7 +69,7 @@ def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
 
 
-def write_index_file(path: Path, header: dict[str, Any], dead: np.ndarray, index: "faiss.Index") -> None:
+def write_index_file(path: Path, header: dict[str, Any], dead: np.ndarray, index: faiss.Index) -> None:
     """Write an index file atomically (the old file, if any, stays intact on failure).
 
     Raises:
@@ -129,7 +137,7 @@ def read_header(path: Path) -> dict[str, Any]:
         raise LibraryError(f"cannot read vector index {path}: {e}") from None
 
 
-def read_index_file(path: Path) -> tuple[dict[str, Any], np.ndarray, "faiss.Index"]:
+def read_index_file(path: Path) -> tuple[dict[str, Any], np.ndarray, faiss.Index]:
     """``(header, dead positions, faiss index)`` of a file written by :func:`write_index_file`.
 
     Raises:

@@ -49,7 +49,7 @@ def use_gpu(gpu: bool | None) -> bool:
     return False
 
 
-def clone_to_gpu(index: "faiss.Index") -> "faiss.Index":
+def clone_to_gpu(index: faiss.Index) -> faiss.Index:
     """A GPU replica of a CPU index on all GPUs (sharded when several, so memory adds up)."""
     import faiss
 
@@ -58,13 +58,13 @@ def clone_to_gpu(index: "faiss.Index") -> "faiss.Index":
     return faiss.index_cpu_to_all_gpus(index, co=co)
 
 
-def gpu_to_cpu(index: "faiss.Index") -> "faiss.Index":
+def gpu_to_cpu(index: faiss.Index) -> faiss.Index:
     import faiss
 
     return faiss.index_gpu_to_cpu(index)
 
 
-def clustering_index(d: int) -> "faiss.Index":
+def clustering_index(d: int) -> faiss.Index:
     """A flat L2 index on all GPUs for IVF k-means assignment (spherical centroids: L2 == IP)."""
     import faiss
 
@@ -105,7 +105,7 @@ class GpuReplica:
         if self.index is not None:
             apply_params(self.index, params, gpu=True)
 
-    def searcher(self, cpu: "faiss.Index", params: dict[str, float], spec: str) -> "faiss.Index":
+    def searcher(self, cpu: faiss.Index, params: dict[str, float], spec: str) -> faiss.Index:
         """The replica when active (built now if needed), else ``cpu``."""
         if not self.active:
             return cpu

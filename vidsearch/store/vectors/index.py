@@ -69,7 +69,7 @@ class VectorIndex:
 
     def __init__(
         self,
-        index: "faiss.Index",
+        index: faiss.Index,
         *,
         dim: int,
         spec: str,
@@ -99,7 +99,7 @@ class VectorIndex:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def empty(cls, dim: int) -> "VectorIndex":
+    def empty(cls, dim: int) -> VectorIndex:
         """An exact, empty index ready for :meth:`add`."""
         if dim <= 0:
             raise InputError(f"vector dimension must be positive, got {dim}")
@@ -115,7 +115,7 @@ class VectorIndex:
         spec: str | None = None,
         memory_budget: int | None = None,
         gpu: bool | None = None,
-    ) -> "VectorIndex":
+    ) -> VectorIndex:
         """Build, train and tune an index over ``xb`` (rows L2-normalized) keyed by ``ids``.
 
         Args:
@@ -173,8 +173,7 @@ class VectorIndex:
             del xt
         t_train = time.perf_counter() - t0
 
-        obj = cls(index, dim=d, spec=spec, removable=removable, auto=auto,
-                  memory_budget=memory_budget, gpu=use_gpu)
+        obj = cls(index, dim=d, spec=spec, removable=removable, auto=auto, memory_budget=memory_budget, gpu=use_gpu)
         obj._add_built(ids, xb)
         t_add = time.perf_counter() - t0 - t_train
         if not exact:
@@ -183,8 +182,14 @@ class VectorIndex:
         obj.added_since_build = 0
         LOG.info(
             "built %s over %d x %d in %.1fs (train %.1fs, add %.1fs); recall@10=%s params=%s",
-            spec, n, d, time.perf_counter() - t0, t_train, t_add,
-            "exact" if obj.recall_at_10 is None else f"{obj.recall_at_10:.3f}", obj.params,
+            spec,
+            n,
+            d,
+            time.perf_counter() - t0,
+            t_train,
+            t_add,
+            "exact" if obj.recall_at_10 is None else f"{obj.recall_at_10:.3f}",
+            obj.params,
         )
         return obj
 
@@ -247,7 +252,9 @@ class VectorIndex:
         if recall < tune.TARGET_RECALL:
             LOG.warning(
                 "%s reaches recall@10=%.3f at most (target %.2f); consider a larger memory budget",
-                self.spec, recall, tune.TARGET_RECALL,
+                self.spec,
+                recall,
+                tune.TARGET_RECALL,
             )
 
     # ------------------------------------------------------------------ queries
@@ -297,11 +304,13 @@ class VectorIndex:
         D = np.where(I < 0, np.float32(-np.inf), D).astype(np.float32, copy=False)
         return D, I.astype(np.int64, copy=False)
 
-    def _searcher(self) -> "faiss.Index":
+    def _searcher(self) -> faiss.Index:
         """The GPU replica when enabled and healthy (built lazily after mutations), else CPU."""
         return self._gpu.searcher(self._index, self.params, self.spec)
 
-    def _widen_probes(self, xq: np.ndarray, k: int, D: np.ndarray, I: np.ndarray, short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _widen_probes(
+        self, xq: np.ndarray, k: int, D: np.ndarray, I: np.ndarray, short: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Re-search the queries whose probed IVF lists held fewer than k vectors with more probes.
 
         The tuned nprobe is right for the top 10, but a deep search (a query asking for many
@@ -392,8 +401,14 @@ class VectorIndex:
     def needs_rebuild(self) -> bool:
         """True when a rebuild would serve better (rules: :func:`vidsearch.store.vectors.policy.needs_rebuild`)."""
         return policy.needs_rebuild(
-            self.spec, self.dim, auto=self.auto, memory_budget=self.memory_budget, rows=int(self._index.ntotal),
-            n_dead=self._tomb.count, trained_n=self.trained_n, added_since_build=self.added_since_build,
+            self.spec,
+            self.dim,
+            auto=self.auto,
+            memory_budget=self.memory_budget,
+            rows=int(self._index.ntotal),
+            n_dead=self._tomb.count,
+            trained_n=self.trained_n,
+            added_since_build=self.added_since_build,
         )
 
     # ------------------------------------------------------------------ persistence
@@ -458,15 +473,22 @@ class VectorIndex:
         return read_header(path)
 
     @classmethod
-    def load(cls, path: Path, gpu: bool | None = None) -> "VectorIndex":
+    def load(cls, path: Path, gpu: bool | None = None) -> VectorIndex:
         """Read an index written by :meth:`save`; tuned parameters are reapplied.
 
         Raises:
             LibraryError: the file is missing, truncated or not a vidsearch vector index.
         """
         h, dead, index = read_index_file(Path(path))
-        obj = cls(index, dim=int(h["dim"]), spec=h["spec"], removable=can_remove(index),
-                  auto=bool(h.get("auto")), memory_budget=h.get("memory_budget"), gpu=gpus.use_gpu(gpu))
+        obj = cls(
+            index,
+            dim=int(h["dim"]),
+            spec=h["spec"],
+            removable=can_remove(index),
+            auto=bool(h.get("auto")),
+            memory_budget=h.get("memory_budget"),
+            gpu=gpus.use_gpu(gpu),
+        )
         obj._tomb.load(dead)
         obj.recall_at_10 = h.get("recall_at_10")
         obj.meta = dict(h.get("meta") or {})

@@ -68,13 +68,15 @@ def _ivfdata_path(path: Path) -> Path:
     return path.with_name(path.name + IVFDATA_SUFFIX)
 
 
-def _trained_ivf(dim: int, spec: str, train: np.ndarray) -> "faiss.Index":
+def _trained_ivf(dim: int, spec: str, train: np.ndarray) -> faiss.Index:
     import faiss
 
     try:
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
-        raise InputError(f"--index-spec {spec!r} is not a faiss index_factory string: {str(e).splitlines()[-1][:120]}") from None
+        raise InputError(
+            f"--index-spec {spec!r} is not a faiss index_factory string: {str(e).splitlines()[-1][:120]}"
+        ) from None
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
         raise InputError(f"--on-disk needs an IVF index spec (e.g. 'IVF4096,PQ64'), got {spec!r}")
@@ -93,7 +95,7 @@ def build_ondisk(
     train: np.ndarray,
     chunks: Iterable[tuple[np.ndarray, np.ndarray]],
     nprobe: int = 16,
-) -> "OnDiskIVF":
+) -> OnDiskIVF:
     """Build an IVF index at ``path`` whose lists live in ``<path>.ivfdata``.
 
     Args:
@@ -149,7 +151,9 @@ def build_ondisk(
         del trained
         os.replace(tmp_data, final_data)
         os.replace(tmp_index, path)
-    LOG.info("built on-disk %s at %s in %.1fs (train %.1fs, add %.1fs)", spec, path, time.perf_counter() - t0, t_train, t_add)
+    LOG.info(
+        "built on-disk %s at %s in %.1fs (train %.1fs, add %.1fs)", spec, path, time.perf_counter() - t0, t_train, t_add
+    )
     return OnDiskIVF.load(path, spec=spec)
 
 
@@ -161,7 +165,7 @@ def build_from_stream(
     n: int,
     nprobe: int = 16,
     seed: int = 0,
-) -> "OnDiskIVF":
+) -> OnDiskIVF:
     """:func:`build_ondisk` over vectors read twice from ``stream()`` (never all in RAM).
 
     The first pass keeps a uniform random sample of about :data:`MAX_TRAIN` rows for training,
@@ -188,7 +192,7 @@ class OnDiskIVF:
         dim: vector dimension.
     """
 
-    def __init__(self, index: "faiss.Index", path: Path, spec: str) -> None:
+    def __init__(self, index: faiss.Index, path: Path, spec: str) -> None:
         """Wrap a loaded index; use :meth:`load` or :func:`build_ondisk`."""
         import faiss
 
@@ -199,7 +203,7 @@ class OnDiskIVF:
         self._ivf = faiss.extract_index_ivf(index)
 
     @classmethod
-    def load(cls, path: Path | str, spec: str = "") -> "OnDiskIVF":
+    def load(cls, path: Path | str, spec: str = "") -> OnDiskIVF:
         """Open an index written by :func:`build_ondisk` (the ``.ivfdata`` is mapped, not read).
 
         Raises:
@@ -210,7 +214,9 @@ class OnDiskIVF:
         path = Path(path)
         data = _ivfdata_path(path)
         if not path.is_file() or not data.is_file():
-            raise LibraryError(f"on-disk index {path} or its {data.name} is missing; run `vidsearch reindex --on-disk` again")
+            raise LibraryError(
+                f"on-disk index {path} or its {data.name} is missing; run `vidsearch reindex --on-disk` again"
+            )
         try:
             with _c_stdout_to_stderr():
                 index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
@@ -299,7 +305,7 @@ class OnDiskVectorIndex:
         return base_path.with_name(base_path.name + ".state.npz")
 
     @classmethod
-    def load(cls, base_path: Path | str) -> "OnDiskVectorIndex":
+    def load(cls, base_path: Path | str) -> OnDiskVectorIndex:
         """Open the lists at ``base_path`` and the saved delta, if any."""
         import json
 
@@ -393,8 +399,12 @@ class OnDiskVectorIndex:
     def needs_rebuild(self) -> bool:
         """Always False: an automatic rebuild would be an in-RAM one; ``reindex --on-disk`` folds the delta."""
         if len(self._delta_ids) + len(self._removed) > DELTA_WARN_FRACTION * max(1, len(self._base_ids)):
-            LOG.info("on-disk index %s: delta %d, removed %d; `vidsearch reindex --on-disk` folds them in",
-                     self.base.path, len(self._delta_ids), len(self._removed))
+            LOG.info(
+                "on-disk index %s: delta %d, removed %d; `vidsearch reindex --on-disk` folds them in",
+                self.base.path,
+                len(self._delta_ids),
+                len(self._removed),
+            )
         return False
 
     def save(self, path: Path | None = None) -> None:
@@ -404,10 +414,22 @@ class OnDiskVectorIndex:
 
         from vidsearch.fileio import atomic_write
 
-        header = json.dumps({"meta": self.meta, "spec": self.spec, "nprobe": self.base.nprobe, "ntotal": self.ntotal,
-                             "disk_bytes": self.base.disk_bytes(), "recall_at_10": None})
-        atomic_write(self.state_path(self.base.path), lambda fh: np.savez(
-            fh, removed=self._removed, delta_ids=self._delta_ids, delta_xb=self._delta_xb, header=np.array(header)))
+        header = json.dumps(
+            {
+                "meta": self.meta,
+                "spec": self.spec,
+                "nprobe": self.base.nprobe,
+                "ntotal": self.ntotal,
+                "disk_bytes": self.base.disk_bytes(),
+                "recall_at_10": None,
+            }
+        )
+        atomic_write(
+            self.state_path(self.base.path),
+            lambda fh: np.savez(
+                fh, removed=self._removed, delta_ids=self._delta_ids, delta_xb=self._delta_xb, header=np.array(header)
+            ),
+        )
 
     def nbytes(self) -> int:
         """RAM the index holds: the quantizer and list offsets, the ids, the delta."""
@@ -415,4 +437,9 @@ class OnDiskVectorIndex:
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary."""
-        return {**self.base.describe(), "vectors": self.ntotal, "delta": len(self._delta_ids), "removed": len(self._removed)}
+        return {
+            **self.base.describe(),
+            "vectors": self.ntotal,
+            "delta": len(self._delta_ids),
+            "removed": len(self._removed),
+        }

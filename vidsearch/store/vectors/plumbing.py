@@ -17,7 +17,18 @@ from vidsearch.store.vectors.policy import EXACT_SPEC, OPQ_NITER, OPQ_TRAIN
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["as_rows", "as_ids", "unwrap", "owned", "is_idmap", "can_remove", "make_index", "quantizer_ef", "apply_params", "ivf_ids"]
+__all__ = [
+    "as_rows",
+    "as_ids",
+    "unwrap",
+    "owned",
+    "is_idmap",
+    "can_remove",
+    "make_index",
+    "quantizer_ef",
+    "apply_params",
+    "ivf_ids",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +50,7 @@ def as_ids(ids: Any, n: int) -> np.ndarray:
     return a
 
 
-def unwrap(index: "faiss.Index") -> "faiss.Index":
+def unwrap(index: faiss.Index) -> faiss.Index:
     """The index behind IDMap/IDMap2, downcast (else the index itself)."""
     import faiss
 
@@ -49,7 +60,7 @@ def unwrap(index: "faiss.Index") -> "faiss.Index":
     return index
 
 
-def owned(raw: "faiss.Index") -> "faiss.Index":
+def owned(raw: faiss.Index) -> faiss.Index:
     """Downcast an owning proxy, moving ownership to the downcast one (the raw proxy dies)."""
     import faiss
 
@@ -60,13 +71,13 @@ def owned(raw: "faiss.Index") -> "faiss.Index":
     return index
 
 
-def is_idmap(index: "faiss.Index") -> bool:
+def is_idmap(index: faiss.Index) -> bool:
     import faiss
 
     return isinstance(faiss.downcast_index(index), (faiss.IndexIDMap, faiss.IndexIDMap2))
 
 
-def can_remove(index: "faiss.Index") -> bool:
+def can_remove(index: faiss.Index) -> bool:
     """Probe remove_ids with an empty selection (no-op if supported, throws otherwise)."""
     try:
         index.remove_ids(np.empty(0, dtype=np.int64))
@@ -75,7 +86,7 @@ def can_remove(index: "faiss.Index") -> bool:
         return False
 
 
-def make_index(dim: int, spec: str) -> tuple["faiss.Index", bool]:
+def make_index(dim: int, spec: str) -> tuple[faiss.Index, bool]:
     """Build an untrained index from ``spec`` that accepts ids; returns (index, removable).
 
     IVF indexes keep ids themselves; IDMap around IVF would break removal (IDMap renumbers its
@@ -119,7 +130,7 @@ def quantizer_ef(nprobe: int) -> int:
     return max(64, 2 * nprobe)
 
 
-def apply_params(index: "faiss.Index", params: dict[str, float], gpu: bool = False) -> None:
+def apply_params(index: faiss.Index, params: dict[str, float], gpu: bool = False) -> None:
     """Set tuned search parameters (nprobe, efSearch, ...) on a CPU or GPU index."""
     import faiss
 
@@ -132,11 +143,17 @@ def apply_params(index: "faiss.Index", params: dict[str, float], gpu: bool = Fal
         try:
             ps.set_index_parameter(target, name, float(val))
         except (RuntimeError, TypeError) as e:  # a GPU index without that knob: keep its default
-            LOG.log(logging.DEBUG if gpu else logging.WARNING, "cannot set %s=%s on %s: %s",
-                    name, val, type(target).__name__, str(e).strip().splitlines()[-1])
+            LOG.log(
+                logging.DEBUG if gpu else logging.WARNING,
+                "cannot set %s=%s on %s: %s",
+                name,
+                val,
+                type(target).__name__,
+                str(e).strip().splitlines()[-1],
+            )
 
 
-def ivf_ids(index: "faiss.Index") -> np.ndarray:
+def ivf_ids(index: faiss.Index) -> np.ndarray:
     """Every id held in the inverted lists of an IVF index (in list order), int64."""
     import faiss
 

@@ -159,7 +159,10 @@ def choose_spec(n: int, dim: int, memory_budget: int | None = None) -> str:
         m = choices[-1]
         LOG.warning(
             "%d vectors of dimension %d do not fit a %d-byte budget even with PQ%d; using it anyway",
-            n, dim, budget, m,
+            n,
+            dim,
+            budget,
+            m,
         )
     # OPQ rotates the space so that PQ sub-vectors carry balanced variance (better recall).
     return f"IDMap2,OPQ{m},PQ{m}" if flat_scan else f"OPQ{m},{coarse}PQ{m}"

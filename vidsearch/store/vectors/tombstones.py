@@ -61,7 +61,7 @@ class Tombstones:
         """The ids of the live rows, in row order."""
         return id_map[~self.dead] if self.count else id_map.copy()
 
-    def search(self, inner: "faiss.Index", id_map: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, inner: faiss.Index, id_map: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search the rows behind IDMap2 by position, over-fetching to make up for dead rows."""
         rows = int(inner.ntotal)
         kk = min(rows, k + min(self.count, 2 * k + 16))

@@ -49,12 +49,12 @@ def recall_at_k(I: np.ndarray, gt: np.ndarray, k: int = 10) -> float:
     """
     I = np.asarray(I)[:, :k]
     gt = np.asarray(gt)[:, :k]
-    hits = sum(len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(I, gt))
+    hits = sum(len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(I, gt, strict=False))
     total = int((gt >= 0).sum())
     return hits / total if total else 1.0
 
 
-def knobs(index: "faiss.Index") -> tuple[str | None, tuple[int, ...], bool]:
+def knobs(index: faiss.Index) -> tuple[str | None, tuple[int, ...], bool]:
     """(main knob, its grid, has refine k_factor) for this index type."""
     import faiss
 
@@ -71,7 +71,9 @@ def knobs(index: "faiss.Index") -> tuple[str | None, tuple[int, ...], bool]:
     return None, (), refine
 
 
-def tuning_queries(ids: np.ndarray, xb: np.ndarray, held: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray, int]:
+def tuning_queries(
+    ids: np.ndarray, xb: np.ndarray, held: np.ndarray, k: int = 10
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Noisy held-out queries and their exact top-k ids.
 
     Args:
