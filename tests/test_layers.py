@@ -92,8 +92,9 @@ SIDEWAYS: dict[str, set[str]] = {
 SQL_PACKAGES = ("sqlalchemy", "alembic")
 SQL_OWNERS = ("store", "migrations")
 # A module of one job stays readable in one sitting; the issue that introduced this test set
-# "about 500 lines" as the bar.
-MAX_LINES = 560
+# "about 500 lines" as the bar. Lines of code are counted (blank and comment-only lines are not),
+# so the formatter's wrapping of long calls does not move a module across the bar.
+MAX_LINES = 500
 
 
 def _module_name(path: Path) -> str:
@@ -248,8 +249,9 @@ def test_no_import_cycles() -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_module_size(module: str) -> None:
-    lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
-    assert lines <= MAX_LINES, f"{module} has {lines} lines: split it by job (limit {MAX_LINES})"
+    text = MODULES[module].read_text(encoding="utf-8")
+    lines = sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    assert lines <= MAX_LINES, f"{module} has {lines} lines of code: split it by job (limit {MAX_LINES})"
 
 
 def test_walker_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
