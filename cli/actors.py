@@ -33,7 +33,6 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
     print_json,
-    space_key,
 )
 from vidsearch.cli.enrich import enrich_app
 from vidsearch.cli.format import fmt_figure, write_report
@@ -64,6 +63,7 @@ def actors_command(
     """Find the people in every indexed video, follow them (tubes) and label what each one does."""
     from vidsearch.enrich.actors_library import enrich_actors
     from vidsearch.labels import read_templates
+    from vidsearch.usecases.spaces import resolve_space
 
     config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size, top)
     prompts = read_templates(templates)
@@ -71,7 +71,7 @@ def actors_command(
         report = enrich_actors(
             lib,
             labels,
-            space_key=space_key(lib, model, precision),
+            space_key=resolve_space(lib, model, precision).key,
             config=config,
             templates=prompts,
             device=device,

@@ -29,7 +29,6 @@ __all__ = [
     "print_json",
     "RichProgress",
     "SpaceOption",
-    "space_key",
 ]
 
 console = Console()
@@ -208,58 +207,3 @@ class RichProgress:
             rate=f"{speed:.2f} videos/s" if speed else "",
             failed=f"[red]{self._failed} failed" if self._failed else "",
         )
-
-
-def space_key(lib: Any, model: str | None, precision: str = "auto") -> str | None:
-    """The space key a ``--model`` (and ``--precision``) value means in ``lib``.
-
-    ``auto`` takes the space's own precision (None, for no ``--model``, stays None: the service's
-    default, the latest space). An explicit precision picks, among the spaces of the model that
-    ``--model`` names (or of the latest space's model), the one at that precision.
-
-    Raises:
-        LibraryError: no such space.
-        InputError: the space is at another precision and the library has none of the model at
-            ``precision`` (or ``--model`` is an exact space key of another precision).
-    """
-    if precision == "auto" and model is None:
-        return None
-    from vidsearch.errors import InputError, LibraryError
-    from vidsearch.precision import space_key as at_precision
-    from vidsearch.precision import split_key
-    from vidsearch.search import model_space
-
-    try:
-        space = model_space(lib, model)
-    except LibraryError:
-        # `index --model M --precision P` made only M's space at P, which --model M alone misses.
-        found = None if precision == "auto" else _model_space_at(lib, model, precision)
-        if found is None:
-            raise
-        return found
-    base, have = split_key(space.key)
-    if precision in ("auto", have):
-        return space.key
-    sibling = lib.find_space(at_precision(base, precision)) if model != space.key else None
-    if sibling is not None:
-        return sibling.key
-    raise InputError(
-        f"--precision {precision}: embedding space {space.key} of {lib.root} is {have} (a library keeps each precision "
-        f"in its own space); leave --precision out or pass {have}, or index with --precision {precision} first"
-    )
-
-
-def _model_space_at(lib: Any, model: str | None, precision: str) -> str | None:
-    """The key of ``model``'s space at ``precision`` in ``lib``, if the library has one."""
-    from vidsearch.errors import VidsearchError
-    from vidsearch.models import model_key
-    from vidsearch.precision import space_key as at_precision
-
-    if model is None:
-        return None
-    try:
-        key = at_precision(model_key(model), precision)
-    except VidsearchError:
-        return None
-    found = lib.find_space(key)
-    return found.key if found is not None else None

@@ -31,7 +31,6 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
     print_json,
-    space_key,
 )
 from vidsearch.cli.format import fmt_time, shown
 
@@ -93,6 +92,7 @@ def recognize_command(
     from vidsearch.cli.checks import check_number
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
+    from vidsearch.usecases.spaces import resolve_space
 
     check_number("--top", top, low=1)
     check_number("--temperature", temperature, low=0, above=True)
@@ -105,7 +105,7 @@ def recognize_command(
     prompts = read_templates(templates) if templates is not None else None
     with open_library(library) as lib:
         report = recognize_library(
-            lib, labels, space_key=space_key(lib, model, precision), top=top, score=score, temperature=temperature, threshold=threshold,
+            lib, labels, space_key=resolve_space(lib, model, precision).key, top=top, score=score, temperature=temperature, threshold=threshold,
             templates=prompts, device=device, relabel=relabel,
         )  # fmt: skip
     if json_out:
@@ -177,6 +177,7 @@ def calibrate_command(
     check_score_kind(score)
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import load_label_set, read_templates
+    from vidsearch.usecases.spaces import resolve_space
 
     prompts = read_templates(templates) if templates is not None else None
     rec = read_recognition_annotations(annotations, load_label_set(labels))
@@ -195,7 +196,7 @@ def calibrate_command(
             kind=score,
             keep=keep,
             temperature=temperature,
-            space_key=space_key(lib, model, precision),
+            space_key=resolve_space(lib, model, precision).key,
             device=device,
             bench_library=str(bench_library) if bench_library else None,
             allow_missing=allow_missing,
@@ -231,10 +232,10 @@ def labels_command(
     from vidsearch.enrich.actors_library import video_actors
     from vidsearch.enrich.recognize import video_labels
     from vidsearch.errors import InputError
+    from vidsearch.usecases.spaces import resolve_space
 
     with open_library(library) as lib:
-        key = space_key(lib, model)
-        space = lib.space(key) if key else None
+        space = resolve_space(lib, model) if model is not None else None  # None: labels of any space
         actors = video_actors(lib, path, label_set=labels)
         try:
             info = video_labels(lib, path, label_set=labels, space=space)
@@ -308,47 +309,30 @@ def localize_command(
     where there is none (at --library or the default place), --model is loaded as `index` loads
     it, at --precision, and windows are cached in the user cache directory.
     """
-    from vidsearch.enrich.localize import LocalizeConfig, localize_file, localize_in_library
-    from vidsearch.errors import InputError
-    from vidsearch.models.registry import precision_before_load
-    from vidsearch.store.location import library_exists
+    from vidsearch.enrich.localize import LocalizeConfig
+    from vidsearch.usecases.localize import localize, localize_people
 
     if boxes:
-        from vidsearch.enrich.actors import localize_actors
         from vidsearch.models.detect import load_detector
-        from vidsearch.search import load_space_encoder
 
         config = actor_config(detector, detector_weights, detector_threshold, margin, clip, detect_size)
-        with open_library(library) as lib:
-            encoder = load_space_encoder(lib.space(space_key(lib, model, precision)), device=device)
-        det = load_detector(detector, detector_weights, threshold=detector_threshold, device=device)
-        hits = localize_actors(video, text, encoder, det, config, top=top)
+        hits = localize_people(
+            library, video, text, config,
+            lambda: load_detector(detector, detector_weights, threshold=detector_threshold, device=device),
+            model=model, precision=precision, device=device, top=top,
+        )  # fmt: skip
         if json_out:
             print_json({"video": str(video), "text": text, "detector": detector, "tubes": [h.to_dict() for h in hits]})
         else:
             print_actor_hits(video, text, hits)
         return
     config = LocalizeConfig(window=window, stride=stride, smooth=smooth, nms_iou=nms_iou, top=top)
-    if not video.is_file():
-        raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
-    if not library_exists(library):
-        resolved = precision_before_load(
-            precision, device
-        )  # a precision that does not fit fails before the model loads
-        spans, emb, key = localize_file(
-            video, text, config, model=model or "viclip-b16", checkpoint=str(checkpoint) if checkpoint else None,
-            model_config=str(model_config) if model_config else None, use_cache=not no_cache, device=device, precision=resolved,
-        )  # fmt: skip
-    else:
-        if checkpoint is not None or model_config is not None:
-            raise InputError(
-                "--checkpoint/--model-config apply only without a library (the library's space says which weights)"
-            )
-        with open_library(library) as lib:
-            key = lib.space(space_key(lib, model, precision)).key
-            spans, emb = localize_in_library(
-                lib, video, text, config, space_key=key, use_cache=not no_cache, device=device
-            )
+    found = localize(
+        library, video, text, config, model=model, precision=precision,
+        checkpoint=str(checkpoint) if checkpoint else None, model_config=str(model_config) if model_config else None,
+        use_cache=not no_cache, device=device,
+    )  # fmt: skip
+    spans, emb, key = found.spans, found.windows, found.key
     if json_out:
         from vidsearch.precision import split_key
 

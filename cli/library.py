@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -10,9 +9,7 @@ import typer
 from vidsearch.cli.app import app
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.format import shown
-
-# `remove` forgets at most this many videos without --yes (a folder can hold a whole library).
-CONFIRM_OVER = 5
+from vidsearch.usecases.remove import CONFIRM_OVER
 
 
 @app.command("info")
@@ -75,29 +72,14 @@ def remove_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Forget videos (a folder removes every video under it). Files on disk are left alone."""
-    from vidsearch.errors import InputError
+    from vidsearch.usecases.remove import remove_videos
 
-    for p in paths:
-        # `vidsearch remove "$UNSET"` must not mean the current folder (abspath("") is the cwd).
-        if not p.strip():
-            raise InputError(
-                f"remove: the path {p!r} is empty; name the video or folder to forget (`.` for the current folder)"
-            )
-    targets = [os.path.abspath(os.path.expanduser(p)) for p in paths]
-    with open_library(library) as lib, lib.writer_lock():
-        found = lib.paths_under(targets)
-        if not found:
-            raise InputError(f"none of {', '.join(targets)} is in the library; `vidsearch info` lists what is")
-        if dry_run:
-            _show_removal(found, json_out, "would remove")
-            return
-        if len(found) > CONFIRM_OVER and not yes:
-            raise InputError(
-                f"this would forget {len(found)} videos (first: {found[0]}); pass --yes to remove them, or --dry-run to list them"
-            )
-        removed = lib.remove_paths(targets)
-        for space in lib.spaces():
-            lib.vector_index(space, refresh=True)  # sync and save the FAISS files now
+    with open_library(library) as lib:
+        removal = remove_videos(lib, paths, confirmed=yes, dry_run=dry_run)
+    if removal.dry_run:
+        _show_removal(removal.found, json_out, "would remove")
+        return
+    removed = removal.removed
     if json_out:
         print_json({"removed": removed})
     else:
@@ -127,18 +109,10 @@ def reindex_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Rebuild the FAISS indexes from the embeddings stored in SQLite (no re-encoding)."""
-    results = []
-    with open_library(library) as lib, lib.writer_lock():
-        for space in lib.spaces():
-            index = lib.rebuild_index(space, spec=index_spec, on_disk=on_disk)
-            results.append(
-                {
-                    "key": space.key,
-                    "vectors": index.ntotal,
-                    "index_spec": index.spec,
-                    "recall_at_10": index.recall_at_10,
-                }
-            )
+    from vidsearch.usecases.reindex import rebuild_indexes
+
+    with open_library(library) as lib:
+        results = rebuild_indexes(lib, spec=index_spec, on_disk=on_disk)
     if json_out:
         print_json(results)
         return

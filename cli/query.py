@@ -15,7 +15,6 @@ from vidsearch.cli.common import (
     console,
     open_library,
     print_json,
-    space_key,
 )
 from vidsearch.cli.format import fmt_time, shown
 
@@ -27,7 +26,9 @@ def query_command(
     ),
     library: Path | None = LibraryOption,
     k: int = typer.Option(10, "-k", "--top", help="How many videos to return."),
-    video: Path | None = typer.Option(None, "--video", help="Query with a video clip instead of text."),
+    video: Path | None = typer.Option(
+        None, "--video", help="Query with a video clip (or an image: a still clip) instead of text."
+    ),
     start: float | None = typer.Option(None, "--start", help="With --video: start of the query span (s)."),
     end: float | None = typer.Option(None, "--end", help="With --video: end of the query span (s)."),
     min_score: float | None = typer.Option(
@@ -52,7 +53,9 @@ def query_command(
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
     from vidsearch.cli.checks import check_number, check_order
     from vidsearch.errors import InputError
-    from vidsearch.search import Filters, check_query, query_library
+    from vidsearch.usecases.encoders import LocalEmbedder
+    from vidsearch.usecases.query import Query, QueryFilters, check_query, search
+    from vidsearch.usecases.spaces import resolve_space
 
     check_number("-k", k, low=1)
     check_number("--start", start, low=0, unit="seconds")
@@ -62,22 +65,23 @@ def query_command(
     check_number("--min-duration", min_duration, low=0, unit="seconds")
     check_number("--max-duration", max_duration, low=0, unit="seconds")
     check_order("--min-duration", min_duration, "--max-duration", max_duration)
-    check_query(text, video, k=k, start=start, end=end)  # before the library is opened: fail fast
+    if (text is None) == (video is None):
+        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
+    filters = QueryFilters(
+        min_score=min_score,
+        path_glob=path_glob,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        label=label,
+        label_set=label_set,
+    )
+    query = Query(text=text, file=video, start=start, end=end, k=k, filters=filters)
+    check_query(query)  # before the library is opened: fail fast
     if video is not None and not video.is_file():
         raise InputError(f"--video {video}: {'is a directory, not a video file' if video.is_dir() else 'no such file'}")
-    filters = Filters(min_score=min_score, path_glob=path_glob, min_duration=min_duration, max_duration=max_duration)
-    if label_set is not None and label is None:
-        raise InputError("--label-set only applies together with --label")
     with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
-        key = space_key(lib, model, precision)  # auto: the space's own precision
-        if label is not None:
-            import dataclasses
-
-            from vidsearch.enrich.recognize import videos_with_label
-
-            ids = videos_with_label(lib, label, label_set=label_set, space=lib.space(key))
-            filters = dataclasses.replace(filters, video_ids=frozenset(ids))
-        hits = query_library(lib, text, video, k=k, filters=filters, space_key=key, start=start, end=end, device=device)
+        space = resolve_space(lib, model, precision)  # auto: the space's own precision
+        hits = search(lib, query, LocalEmbedder(device), space).hits
     if json_out:
         print_json([h.to_dict() for h in hits])
         return

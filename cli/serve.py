@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from vidsearch.cli.app import app
-from vidsearch.cli.common import LibraryOption, console
+from vidsearch.cli.common import SPACE_HELP, LibraryOption, console
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -38,9 +38,7 @@ def serve_command(
     allow_host: list[str] = typer.Option(
         [], "--allow-host", help="Also accept this Host name (e.g. a DNS name of this machine); repeatable."
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="Embedding space to search when the library has several (see `vidsearch info`)."
-    ),
+    model: str | None = typer.Option(None, "--model", help=SPACE_HELP, show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest query clip a client may upload (MB)."),
 ) -> None:

@@ -75,6 +75,7 @@ def test_index_then_query(videos: Path, tmp_path: Path, tiny_checkpoint: Path) -
     for h in hits:
         assert {"rank", "path", "score", "start", "end"} <= h.keys()
         assert 0.0 <= h["start"] < h["end"]
+        assert h["matched"] == ["vectors"]  # the retrievers that found it
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
     long_hit = next(h for h in hits if h["path"].endswith("long noise.mkv"))
@@ -85,6 +86,13 @@ def test_index_then_query(videos: Path, tmp_path: Path, tiny_checkpoint: Path) -
         hits = run_json("query", "--video", str(videos / name), "--library", str(lib))
         assert Path(hits[0]["path"]) == (videos / name).absolute()
         assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+    # An image is a still clip: it ranks the library like a video query.
+    from PIL import Image
+
+    Image.fromarray(videogen.make_frame(5, (160, 120), color=(40, 200, 40))).save(tmp_path / "still.png")
+    hits = run_json("query", "--video", str(tmp_path / "still.png"), "--library", str(lib))
+    assert [h["rank"] for h in hits] == [1, 2, 3] and all(-1.0 <= h["score"] <= 1.0 for h in hits)
 
     # A span of the long video matches the window covering it best.
     hits = run_json(

@@ -264,16 +264,16 @@ def test_precision_picks_the_space_where_the_library_has_several(
     run_json(
         "index", str(corpus["videos"]), "--library", lib, "--model", ckpt, "--workers", "1"
     )  # now an fp32 space too
-    from vidsearch.cli.common import space_key
     from vidsearch.store.library import Library
+    from vidsearch.usecases.spaces import resolve_space
 
     with Library.open(int8_library) as opened:
         keys = {s.key for s in opened.spaces()}
         fp32_key = next(k for k in keys if "+" not in k)
         assert keys == {fp32_key, fp32_key + "+int8"}
         for model in (None, ckpt, fp32_key.split("@")[0]):  # the latest space, a checkpoint, a space's name
-            assert space_key(opened, model, "int8") == fp32_key + "+int8"
-            assert space_key(opened, model, "fp32") == fp32_key
+            assert resolve_space(opened, model, "int8").key == fp32_key + "+int8"
+            assert resolve_space(opened, model, "fp32").key == fp32_key
     fp32 = run_json("enrich", "recognize", "--library", lib, "--labels", labels, "--model", ckpt, "--precision", "fp32")
     assert fp32["space"] == fp32_key
     # --model as an exact space key is that space: an explicit other precision is refused.

@@ -1,4 +1,4 @@
-"""search_text's fast path: one torch thread for the caption on the CPU, restored afterwards."""
+"""embed_text's fast path: one torch thread for the caption on the CPU, restored afterwards."""
 
 from __future__ import annotations
 
@@ -20,17 +20,15 @@ class _Encoder:
         return np.ones((len(texts), 4), np.float32) / 2.0
 
 
-def test_search_text_encodes_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[np.ndarray] = []
-    monkeypatch.setattr(search, "search_vectors", lambda library, space, xq, k, filters: seen.append(xq) or [])
+def test_embed_text_encodes_on_one_thread() -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         enc = _Encoder("cpu")
-        assert search.search_text(None, enc, " a dog ", None, 3) == []
+        xq = search.embed_text(enc, " a dog ")
         assert enc.threads == [1] and torch.get_num_threads() == 2
-        assert seen[0].shape == (4,)
+        assert xq.shape == (4,)
         with pytest.raises(InputError, match="empty"):
-            search.search_text(None, enc, "  ", None, 3)
+            search.embed_text(enc, "  ")
     finally:
         torch.set_num_threads(before)

@@ -221,9 +221,16 @@ def test_filters(client: TestClient, library: Path) -> None:
 def test_more_like_this_and_uploaded_clip(client: TestClient, library: Path) -> None:
     red = _video_id(library, "red.mp4")
     page = _search(client, clip={"video_id": red, "start": 0, "end": 4}, k=3)
-    assert page["results"][0]["video"]["id"] == red and page["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert len(page["results"]) == 3 and red not in _ids(page)  # the source moment itself is left out
+    assert all(r["matched"] == ["vectors"] for r in page["results"])
     similar = client.get(f"/api/v1/moments/{red}-0-4000/similar?k=3").json()
     assert [r["moment_id"] for r in similar["results"]] == [r["moment_id"] for r in page["results"]]
+    # the page's folder and length filters apply to "more like this" as to a search
+    sub = client.get(f"/api/v1/moments/{red}-0-4000/similar?k=10&path_prefix=sub").json()
+    assert [r["video"]["name"] for r in sub["results"]] == ["sub/green.mp4"]
+    longer = client.get(f"/api/v1/moments/{red}-0-4000/similar?k=10&min_duration=6").json()["results"]
+    assert longer and all(r["video"]["duration"] >= 6 for r in longer)
+    assert "enrich recognize" in _error(client.get(f"/api/v1/moments/{red}-0-4000/similar?label=dancing"), 400)
     assert "no moment" in _error(client.get("/api/v1/moments/nonsense/similar"), 404)
     assert "no video" in _error(
         client.post("/api/v1/search", json={"clip": {"video_id": 999, "start": 0, "end": 1}}), 404
@@ -240,6 +247,14 @@ def test_more_like_this_and_uploaded_clip(client: TestClient, library: Path) -> 
     msg = _error(bad, 400)
     assert "uploaded clip" in msg and tempfile.gettempdir() not in msg
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "vidsearch-upload-*"))) == before  # deleted afterwards
+
+
+def test_model_takes_what_query_model_takes(client: TestClient, library: Path, tiny_checkpoint: Path) -> None:
+    """`serve --model` resolves as `query --model` does: a checkpoint path or a space's name too."""
+    key = client.get("/api/v1/health").json()["model"]["key"]
+    for model in (str(tiny_checkpoint), key.split("@")[0], key):
+        with TestClient(create_app(ServeConfig(library=library, model=model)), base_url=BASE) as c:
+            assert c.get("/api/v1/health").json()["model"]["key"] == key
 
 
 def test_bad_requests_are_one_line_400s(client: TestClient) -> None:

@@ -243,7 +243,9 @@ def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, li
     page.locator(".card .similar").first.click()  # more like this
     page.wait_for_function("() => location.search.includes('similar=')")
     page.wait_for_selector(".card")
-    assert "like the chosen moment" in page.inner_text("#status")
+    status = page.inner_text("#status")  # what it searched from: the moment's video and span
+    assert " like " in status and "the chosen moment" not in status, status
+    assert page.get_attribute("#q", "placeholder").startswith("More like ")
 
     shared = (
         page.url.split("?")[0]

@@ -1,4 +1,7 @@
-"""Text->video and video->video search over a library, grouping segment hits into videos.
+"""The vector engine: FAISS hits of a query vector grouped into videos or moments, with spans.
+
+It answers for :class:`vidsearch.retrieval.VectorRetriever`; front ends search through
+:func:`vidsearch.usecases.search`. It also holds the loaders of a space's encoders.
 
 FAISS returns segments (whole videos and windows). A user wants videos, each with the span that
 matched best, so hits are grouped per video: the video's score is its best segment's score and its
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.errors import CheckpointError, InputError, LibraryError, VidsearchError
+from vidsearch.errors import CheckpointError, InputError
 from vidsearch.metrics import temporal_iou
 from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
@@ -29,14 +32,12 @@ __all__ = [
     "search_vectors",
     "search_moments",
     "moment_vector",
-    "search_text",
-    "search_video",
+    "embed_text",
+    "check_text",
     "encode_video_file",
     "load_space_encoder",
-    "model_space",
+    "check_weights",
     "load_text_query_encoder",
-    "check_query",
-    "query_library",
     "windows_scores",
     "window_scores",
     "best_spans_for_hits",
@@ -84,6 +85,7 @@ class VideoHit:
     video_id: int
     segment_id: int
     kind: str  # "window": the span was localized over the video's windows; "video": the whole video
+    matched: tuple[str, ...] = ()  # the retrievers that found it (vidsearch.retrieval.fuse fills it in)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -115,7 +117,12 @@ def _check_k(k: int) -> None:
         raise InputError(f"-k must be at least 1 (got {k})")
 
 
-def _check_text(text: str | None) -> None:
+def check_text(text: str | None) -> None:
+    """Raise when a text query is empty (or only blanks).
+
+    Raises:
+        InputError: see above.
+    """
     if not text or not text.strip():
         raise InputError(
             'the query text is empty; type what you want to see, e.g. vidsearch query "a dog catching a frisbee"'
@@ -412,18 +419,15 @@ def _one_thread_on_cpu(encoder: Any) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def search_text(
-    library: Library, encoder: Any, text: str, space: SpaceInfo, k: int = 10, filters: Filters | None = None
-) -> list[VideoHit]:
-    """Rank videos for a text query (the caption is encoded on one thread when on the CPU).
+def embed_text(encoder: Any, text: str) -> np.ndarray:
+    """The query vector of a caption (encoded on one thread when on the CPU), ``[D]``.
 
     Raises:
-        InputError: empty text or ``k < 1``.
+        InputError: empty text.
     """
-    _check_text(text)
+    check_text(text)
     with _one_thread_on_cpu(encoder):
-        xq = encoder.encode_text([text.strip()])[0]
-    return search_vectors(library, space, xq, k, filters)
+        return encoder.encode_text([text.strip()])[0]
 
 
 def encode_video_file(
@@ -459,109 +463,3 @@ def encode_video_file(
         path, indices, encoder.resolution, reader=reader, antialias=bool(getattr(encoder, "antialias", False))
     )  # in clip order
     return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]
-
-
-def search_video(
-    library: Library,
-    encoder: Any,
-    path: Path | str,
-    space: SpaceInfo,
-    k: int = 10,
-    filters: Filters | None = None,
-    start: float | None = None,
-    end: float | None = None,
-) -> list[VideoHit]:
-    """Rank videos for a video query (the whole file or a ``[start, end]`` span)."""
-    return search_vectors(library, space, encode_video_file(encoder, path, start, end), k, filters)
-
-
-def check_query(
-    text: str | None, video: Path | str | None, *, k: int = 10, start: float | None = None, end: float | None = None
-) -> None:
-    """Check a query's arguments without touching the library or a model (see :func:`query_library`).
-
-    Raises:
-        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
-    """
-    if (text is None) == (video is None):
-        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
-    if text is not None:
-        _check_text(text)
-    if video is None and (start is not None or end is not None):
-        raise InputError("--start/--end only apply to --video queries")
-    _check_k(k)
-
-
-def query_library(
-    library: Library,
-    text: str | None = None,
-    video: Path | str | None = None,
-    *,
-    k: int = 10,
-    filters: Filters | None = None,
-    space_key: str | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    device: str = "auto",
-) -> list[VideoHit]:
-    """Rank a library's videos for a text or a video clip with the model of one of its spaces.
-
-    The arguments are checked before the model is loaded, so a bad query fails at once.
-
-    Args:
-        library: an open library.
-        text: what to find (exactly one of ``text`` and ``video``).
-        video: a query clip instead (its ``[start, end]`` span, seconds, when given).
-        k: videos returned at most.
-        filters: score cut-off, path, duration and video-set filters.
-        space_key: the embedding space (None: the most recently indexed one).
-        start: with ``video``: start of the query span.
-        end: with ``video``: end of the query span.
-        device: where the model runs.
-
-    Raises:
-        InputError: neither or both of ``text``/``video``, empty text, a span without a video, ``k < 1``.
-        LibraryError: no such space.
-    """
-    check_query(text, video, k=k, start=start, end=end)
-    space = library.space(space_key)
-    if video is not None:
-        encoder = load_space_encoder(space, device=device)
-        return search_video(library, encoder, video, space, k, filters, start=start, end=end)
-    # A text query needs only the text tower: ONNX Runtime, without torch, when its graph is cached.
-    # The encoder is loaded for this one query, so it is loaded the way that is fastest for one.
-    return search_text(
-        library, load_text_query_encoder(space, device=device, one_shot=True), text or "", space, k, filters
-    )
-
-
-def model_space(library: Library, model: str | None) -> SpaceInfo:
-    """The embedding space a ``--model`` value means in ``library``.
-
-    ``model`` is a space key (or its name before ``@``, as ``vidsearch info`` lists them), or
-    anything ``vidsearch index --model`` accepts (a preset, a checkpoint path, an ``openclip:``
-    spec): then the space is the one that model's vectors went into. None: the most recently
-    indexed space.
-
-    Raises:
-        LibraryError: the library has no vectors of that model (the message lists its spaces), or
-            ``model`` is neither a space nor a model that can be resolved.
-    """
-    if model is None:
-        return library.space(None)
-    found = library.spaces()
-    for sp in found:
-        if model in (sp.key, sp.key.split("@")[0]):
-            return sp
-    from vidsearch.models import model_key
-
-    try:
-        key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
-    except VidsearchError as exc:
-        have = ", ".join(s.key for s in found) or "none"
-        # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
-        why = str(exc).split(";")[0]
-        raise LibraryError(
-            f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}"
-        ) from None
-    return library.space(key)

@@ -44,7 +44,7 @@ def load_query_encoder(
             return encoder
     from vidsearch.models.registry import load_encoder
 
-    # (The PyTorch tower's threads are the caller's: search_text encodes on one torch thread.)
+    # (The PyTorch tower's threads are the caller's: search.embed_text encodes on one torch thread.)
     # Query vectors are not stored: the fp32 tower serves a space of any precision.
     encoder = load_encoder(**{k: v for k, v in spec.items() if k != "precision"}, device=device)
     from vidsearch.models.viclip import ViCLIP

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,8 +120,17 @@ def similar(
     cursor: str | None = Query(None, max_length=200),
     group_by: Literal["video", "moment"] = Query("video"),
     min_score: float | None = Query(None, ge=-1, le=1),
+    path_prefix: str | None = Query(None, max_length=1000, description="Only videos under this folder."),
+    min_duration: float | None = Query(None, ge=0),
+    max_duration: float | None = Query(None, ge=0),
+    label: str | None = Query(None, max_length=200, description="Only videos recognized as this class."),
+    label_set: str | None = Query(None, max_length=200),
+    indexed_after: datetime | None = Query(None, description="Only videos indexed at or after this time."),
 ) -> Any:
-    """Moments like the given one (``moment_id`` from a search result)."""
+    """Moments like the given one (``moment_id`` from a search result), under the same filters as a search.
+
+    The moment itself is left out: the first result is the best *other* moment.
+    """
     video_id, start, end = parse_moment_id(moment)
     req = SearchRequest(
         clip=ClipRef(video_id=video_id, start=start, end=end),
@@ -128,6 +138,12 @@ def similar(
         cursor=cursor,
         group_by=group_by,
         min_score=min_score,
+        path_prefix=path_prefix,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        label=label,
+        label_set=label_set,
+        indexed_after=indexed_after,
     )
     return _state(request).search(req)
 
@@ -137,12 +153,12 @@ def videos(
     request: Request, cursor: str | None = Query(None, max_length=20), limit: int = Query(50, ge=1, le=500)
 ) -> Any:
     """A page of indexed videos; pass ``next_cursor`` back as ``cursor`` for the next one."""
-    from vidsearch.store.catalog import list_videos
+    from vidsearch.usecases.videos import videos_page
 
     state = _state(request)
     if cursor is not None and not cursor.isdigit():
         raise InputError("cursor is not one this server gave out; start again without it")
-    rows = list_videos(state.library, after=int(cursor or 0), limit=limit + 1)
+    rows = videos_page(state.library, after=int(cursor or 0), limit=limit + 1)
     page = rows[:limit]
     return {
         "videos": [_video_summary(state, r) for r in page],

@@ -84,6 +84,7 @@ class Moment(BaseModel):
     thumbnail_url: str
     strip_url: str
     play_url: str
+    matched: list[str] = Field(description="The retrievers that found it (vectors: the embedding space).")
 
 
 class SearchResponse(BaseModel):

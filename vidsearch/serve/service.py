@@ -1,9 +1,9 @@
 """What the server holds for its lifetime: the library, the lazily loaded model, and search calls.
 
-Every search goes through :mod:`vidsearch.search` (the code path of ``vidsearch query``); this
-module only picks the query vector (text, a stored moment, or an uploaded clip), turns the
-request's filters into :class:`~vidsearch.search.Filters`, pages the ranked list and describes
-each hit for the page.
+Every search goes through :func:`vidsearch.usecases.query.search` (the code path of ``vidsearch
+query``); this module turns a request into a :class:`~vidsearch.usecases.query.Query`, embeds
+its text and uploads with the shared model, keeps the paging cursors and describes each hit for
+the page.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from vidsearch.errors import InputError, LibraryError, VidsearchError
 from vidsearch.serve.frames import FrameCache
-from vidsearch.store.catalog import VideoRecord
+from vidsearch.usecases.videos import NotFound, VideoRecord
 
 __all__ = ["ServeConfig", "ServeState", "NotFound", "BROWSER_CODECS", "parse_moment_id", "parse_video_id", "moment_id"]
 
@@ -39,10 +39,6 @@ LOG = logging.getLogger(__name__)
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
 BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".ogg"})
 _MOMENT_ID = re.compile(r"^(\d{1,12})-(\d{1,12})-(\d{1,12})$")
-
-
-class NotFound(VidsearchError):
-    """An id that names nothing the server may serve (answered with 404)."""
 
 
 @dataclass(frozen=True)
@@ -215,10 +211,12 @@ class ServeState:
 
     # -- model ---------------------------------------------------------------------------
     def space(self) -> Any | None:
-        """The space searched (None while the library is still empty)."""
+        """The space searched (None while the library is still empty): ``--model`` as ``query --model`` takes it."""
+        from vidsearch.usecases.spaces import resolve_space
+
         if not self.library.spaces():
             return None
-        return self.library.space(self.config.model)
+        return resolve_space(self.library, self.config.model)
 
     def encoder(self, space: Any) -> _CachingEncoder:
         """The space's encoder, loaded once; later calls (from any thread) share it."""
@@ -228,11 +226,11 @@ class ServeState:
         with self._model_lock:
             enc = self._encoders.get(space.key)
             if enc is None:
-                from vidsearch.search import load_space_encoder
+                from vidsearch.usecases.encoders import space_encoder
 
                 t0 = time.perf_counter()
                 enc = _CachingEncoder(
-                    load_space_encoder(space, device=self.config.device),
+                    space_encoder(space, device=self.config.device),
                     self.config.text_cache,
                     max(1, os.cpu_count() or 1),
                 )
@@ -243,6 +241,16 @@ class ServeState:
     def model_loaded(self) -> bool:
         """Whether some space's model is in memory."""
         return bool(self._encoders)
+
+    def embed_text(self, space: Any, text: str) -> np.ndarray:
+        """A caption's vector (memoized, batched with concurrent requests): the use case's embedder."""
+        from vidsearch.search import embed_text
+
+        return embed_text(self.encoder(space), text)
+
+    def embed_file(self, space: Any, path: Path, start: float | None, end: float | None) -> np.ndarray:
+        """An uploaded clip's (or image's) vector: the use case's embedder (uploads have no span)."""
+        return self.embed_upload(path, space)
 
     def embed_upload(self, path: Path, space: Any) -> np.ndarray:
         """Embed an uploaded clip: decoded in the crash-contained decode pool, sampled like an indexed video."""
@@ -264,9 +272,9 @@ class ServeState:
         """The folder holding every indexed video (names are shown relative to it); cached for 5 s."""
         at, root = self._root
         if time.monotonic() - at > 5.0:
-            from vidsearch.store.catalog import common_root
+            from vidsearch.usecases.videos import library_root
 
-            root = common_root(self.library)
+            root = library_root(self.library)
             self._root = (time.monotonic(), root)
         return root
 
@@ -301,13 +309,9 @@ class ServeState:
         Raises:
             NotFound: no such video, or it is not indexed (failed, removed).
         """
-        from vidsearch.store.catalog import get_video
-        from vidsearch.store.schema import VideoStatus
+        from vidsearch.usecases.videos import indexed_video
 
-        record = get_video(self.library, video_id)
-        if record is None or record.status != VideoStatus.INDEXED:
-            raise NotFound(f"no video {video_id} in the library")
-        return record
+        return indexed_video(self.library, video_id)
 
     def servable(self, video_id: int) -> VideoRecord:
         """An indexed video whose file is still the one that was indexed (size and mtime match).
@@ -332,72 +336,49 @@ class ServeState:
         return (record.fingerprint or f"{record.size}-{record.mtime_ns}")[:16]
 
     # -- search --------------------------------------------------------------------------
-    def filters(self, req: Any, space: Any) -> Any:
-        """The request's filters as :class:`~vidsearch.search.Filters` (labels, paths and dates as a video set)."""
-        from vidsearch.search import Filters
-
-        ids: set[int] | None = None
-        if req.label:
-            from vidsearch.enrich.recognize import videos_with_label
-
-            ids = videos_with_label(self.library, req.label, label_set=req.label_set, space=space)
-        elif req.label_set:
-            raise InputError("label_set only applies together with label")
-        if req.path_prefix or req.indexed_after is not None:
-            from vidsearch.store.catalog import video_ids
-
-            found = video_ids(self.library, req.path_prefix, req.indexed_after, root=self.root())
-            ids = found if ids is None else ids & found
-        return Filters(
-            min_score=req.min_score,
-            min_duration=req.min_duration,
-            max_duration=req.max_duration,
-            video_ids=frozenset(ids) if ids is not None else None,
-        )
-
     def search(self, req: Any, upload: Path | None = None) -> dict[str, Any]:
         """Run a search request (a :class:`~vidsearch.serve.models.SearchRequest`) and page it."""
-        from vidsearch.search import moment_vector, search_moments, search_text, search_vectors
+        from vidsearch.usecases.query import MomentRef, Query, QueryFilters, search
 
         given = sum(x is not None for x in (req.query, req.clip, upload))
         if given != 1:
             raise InputError("give exactly one of query (text), clip {video_id, start, end}, or an uploaded clip file")
         if req.query is not None and not req.query.strip():
             raise InputError("query is empty; type what you want to see, e.g. a dog catching a frisbee")
-        space = self.space()
-        if space is None:
-            return {"results": [], "next_cursor": None, "model": None}
-        offset = self._offset(req)
-        want = offset + req.k + 1  # one more than the page: is there a next page?
-        filters = self.filters(req, space)
-        if req.clip is not None:
-            self.video(req.clip.video_id)
-            xq = moment_vector(self.library, space, req.clip.video_id, req.clip.start, req.clip.end)
-        elif upload is not None:
-            xq = self.embed_upload(upload, space)
-        else:
-            xq = None
-        if req.group_by == "moment":
-            if xq is None:
-                xq = self.encoder(space).encode_text([req.query.strip()])[0]
-            hits = search_moments(self.library, space, xq, want, filters)
-        elif xq is None:  # exactly `vidsearch query TEXT` (the encoder only memoizes embeddings)
-            hits = search_text(self.library, self.encoder(space), req.query, space, want, filters)
-        else:
-            hits = search_vectors(self.library, space, xq, want, filters)
-        page = hits[offset : offset + req.k]
-        more = len(hits) > offset + req.k and offset + req.k < self.config.max_depth
+        if req.label_set and not req.label:
+            raise InputError("label_set only applies together with label")
+        clip = req.clip
+        query = Query(
+            text=req.query,
+            file=upload,
+            moment=MomentRef(clip.video_id, clip.start, clip.end) if clip is not None else None,
+            k=req.k,
+            offset=self._offset(req),
+            group_by=req.group_by,
+            filters=QueryFilters(
+                min_score=req.min_score,
+                folder=req.path_prefix,
+                min_duration=req.min_duration,
+                max_duration=req.max_duration,
+                label=req.label,
+                label_set=req.label_set,
+                indexed_after=req.indexed_after,
+            ),
+        )
+        page = search(self.library, query, self, self.space())
+        end = query.offset + query.k
+        more = page.more and end < self.config.max_depth
         return {
-            "results": self.describe(page),
-            "next_cursor": self._cursor(req, offset + req.k) if more else None,
-            "model": space.key,
+            "results": self.describe(page.hits),
+            "next_cursor": self._cursor(req, end) if more else None,
+            "model": page.space.key if page.space is not None else None,
         }
 
     def describe(self, hits: list[Any]) -> list[dict[str, Any]]:
         """The API's form of ranked hits."""
-        from vidsearch.store.catalog import get_videos
+        from vidsearch.usecases.videos import indexed_videos
 
-        records = get_videos(self.library, [h.video_id for h in hits])
+        records = indexed_videos(self.library, [h.video_id for h in hits])
         out = []
         for h in hits:
             rec = records.get(h.video_id)
@@ -421,6 +402,7 @@ class ServeState:
                     "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
                     "strip_url": f"/strips/{mid}.jpg?v={v}",
                     "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
+                    "matched": list(h.matched),
                 }
             )
         return out
@@ -452,23 +434,23 @@ class ServeState:
     # -- status --------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """Library, model and counts for ``/api/v1/health`` (and the page's empty/indexing notes)."""
-        from vidsearch.store.catalog import segment_count, writer_active
+        from vidsearch.usecases.videos import library_status
 
         try:
             space = self.space()
         except LibraryError:
             space = None
-        stats = self.library.stats()
+        status = library_status(self.library)
         return {
             "status": "ok",
             "library": self.library.root.name,
-            "indexing": writer_active(self.library),
+            "indexing": status["indexing"],
             "model": {"key": space.key if space else None, "loaded": self.model_loaded()},
             "counts": {
-                "videos": stats["videos_indexed"],
-                "failed": stats["videos_failed"],
-                "segments": segment_count(self.library),
-                "hours": round(stats["hours_indexed"], 3),
+                "videos": status["videos"],
+                "failed": status["failed"],
+                "segments": status["segments"],
+                "hours": round(status["hours"], 3),
             },
             "uptime_s": round(time.time() - self.started, 1),
         }

@@ -266,7 +266,7 @@ class Library:
             return spaces.list_spaces(s)
 
     def space(self, key: str | None = None) -> SpaceInfo:
-        """The space with ``key``, or the most recently indexed one when ``key`` is None.
+        """The space with exactly ``key`` (a ``--model``: ``usecases.spaces``), or the latest when None.
 
         Raises:
             LibraryError: no such space (the message lists the ones there are).
@@ -277,7 +277,7 @@ class Library:
         if key is None:
             return found[0]
         for sp in found:
-            if sp.key == key or sp.key.split("@")[0] == key:
+            if sp.key == key:
                 return sp
         raise LibraryError(
             f"library {self.root} has no embeddings for model {key!r}; it has: {', '.join(s.key for s in found)}"

@@ -4,7 +4,8 @@
 const PAGE = 24;
 const STRIP_TILES = 8; // ServeConfig.strip_frames
 const $ = (id) => document.getElementById(id);
-const state = { search: null, cursor: null, results: [], selected: -1, loading: false, current: null };
+const PLACEHOLDER = $("q").placeholder; // the search box's hint while no "more like this" is shown
+const state = { search: null, cursor: null, results: [], selected: -1, loading: false, current: null, videos: null };
 
 function fmt(t) {
   if (t == null || !isFinite(t)) return "-";
@@ -68,6 +69,9 @@ function showFilters(open) {
 
 async function runSearch(search, { push = true } = {}) {
   state.search = search;
+  // the search box says what "more like this" searches from instead of going blank
+  $("q").placeholder = search.similar ? `More like ${search.label || "the chosen moment"}; type to search by words` : PLACEHOLDER;
+  if (search.similar && !search.label) search.label = await momentLabel(search.similar);
   state.cursor = null;
   state.results = [];
   state.selected = -1;
@@ -85,8 +89,9 @@ async function loadMore() {
   try {
     let page;
     if (state.search.similar) {
-      const qs = new URLSearchParams({ k: PAGE, group_by: f.group_by });
-      if (f.min_score != null) qs.set("min_score", f.min_score);
+      // the same filters as a typed search: folder, label and length narrow "more like this" too
+      const qs = new URLSearchParams({ k: PAGE });
+      for (const [k, v] of Object.entries(f)) if (v != null) qs.set(k, v);
       if (state.cursor) qs.set("cursor", state.cursor);
       page = await api(`/api/v1/moments/${encodeURIComponent(state.search.similar)}/similar?${qs}`);
     } else {
@@ -99,8 +104,10 @@ async function loadMore() {
     page.results.forEach((r, i) => $("results").append(card(r, first + i)));
     state.cursor = page.next_cursor;
     $("more").hidden = !state.cursor;
-    if (!state.results.length) setStatus(page.model ? "No moments match. Try other words or loosen the filters." : "The library is empty: index a folder first (vidsearch index ~/Videos).", true);
-    else setStatus(`${state.results.length} ${f.group_by === "moment" ? "moments" : "videos"}${state.search.similar ? " like the chosen moment" : ""}${state.cursor ? " so far" : ""} · ${page.model}`);
+    const source = state.search.similar ? ` like ${state.search.label || "the chosen moment"}` : "";
+    // a library whose videos were all removed still has its space (page.model): it is empty all the same
+    if (!state.results.length) setStatus(page.model && state.videos !== 0 ? `No moments${source} match. Try other words or loosen the filters.` : "The library is empty: index a folder first (vidsearch index ~/Videos).", true);
+    else setStatus(`${state.results.length} ${f.group_by === "moment" ? "moments" : "videos"}${source}${state.cursor ? " so far" : ""} · ${page.model}`);
     if (state.selected < 0 && state.results.length) select(0, false);
   } catch (err) {
     setStatus(err.message, true);
@@ -173,6 +180,17 @@ function scrubTo(scrub, thumb, e) {
   const box = thumb.getBoundingClientRect();
   const tile = Math.min(STRIP_TILES - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * STRIP_TILES)));
   scrub.style.backgroundPosition = `${(100 * tile) / (STRIP_TILES - 1)}% 0`;
+}
+
+// The name and span of a moment id (a shared "more like this" link carries only the id).
+async function momentLabel(mid) {
+  const [id, start, end] = mid.split("-").map(Number);
+  try {
+    const v = await api(`/api/v1/videos/${id}`);
+    return `${v.name} ${fmt(start / 1000)}–${fmt(end / 1000)}`;
+  } catch (err) {
+    return null;  // the search itself reports what is wrong with the id
+  }
 }
 
 function moreLike(r) {
@@ -490,6 +508,7 @@ async function checkLibrary() {
       setStatus(`${h.counts.videos} videos indexed (${h.counts.hours.toFixed(1)} h). Type what you want to see.`);
     }
     document.body.dataset.videos = h.counts.videos;
+    state.videos = h.counts.videos;
   } catch (err) {
     setStatus(err.message, true);
   }

@@ -1,0 +1,48 @@
+"""The retriever seam: what a retriever is given and what it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from vidsearch.search import Filters, VideoHit
+
+__all__ = ["GroupBy", "RetrievalQuery", "Retriever"]
+
+GroupBy = Literal["video", "moment"]
+
+
+@dataclass(frozen=True)
+class RetrievalQuery:
+    """One search as every retriever sees it.
+
+    ``text`` is the words typed (None for a clip or image query); ``vector`` is the query's
+    embedding in the searched space (None when no encoder could make one). A retriever uses what
+    it understands and returns nothing when the query has nothing for it (a transcript retriever
+    answers no clip query).
+    """
+
+    text: str | None
+    vector: np.ndarray | None
+    k: int  # results wanted at most (the use case asks for its page plus look-ahead)
+    group_by: GroupBy = "video"
+    filters: Filters = field(default_factory=Filters)
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """A source of scored moments: vectors today, speech transcripts next.
+
+    ``name`` is what results list in ``matched``. :meth:`retrieve` returns at most ``query.k``
+    hits, best first, after ``query.filters`` (every hit a video the filters accept), grouped as
+    ``query.group_by`` asks: one hit per video, or separate moments (several per video allowed).
+    Its own ``score`` scale is its business; :func:`vidsearch.retrieval.fuse` merges by rank.
+    """
+
+    name: str
+
+    def retrieve(self, query: RetrievalQuery) -> list[VideoHit]:
+        """The best ``query.k`` hits for ``query`` (empty when it does not apply)."""
+        ...

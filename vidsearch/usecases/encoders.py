@@ -1,0 +1,81 @@
+"""Where the use cases get a space's encoders: the one place that loads them, and query embedders.
+
+Every flow that needs a space's model (search, localize, the web server) comes through
+:func:`space_encoder` / :func:`text_encoder`, so a change of how encoders load is a change here.
+A :class:`QueryEmbedder` turns a query into a vector of a space; :class:`LocalEmbedder` is the
+command line's (models loaded in this process on first use); the web server brings its own
+(memoized, batched text, a crash-contained decoder for uploads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vidsearch.search import embed_text, encode_video_file, load_space_encoder, load_text_query_encoder
+from vidsearch.store.library import SpaceInfo
+
+__all__ = ["space_encoder", "text_encoder", "QueryEmbedder", "LocalEmbedder"]
+
+
+def space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
+    """The model that made ``space``'s vectors, at the space's precision (its weights checked).
+
+    Raises:
+        CheckpointError: the weights are gone or changed since the space was indexed.
+    """
+    return load_space_encoder(space, device=device)
+
+
+def text_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False) -> Any:
+    """A text-only encoder into ``space`` (ONNX Runtime without torch when its graph is cached).
+
+    ``one_shot``: it answers a single query (faster to load, slower per query).
+    """
+    return load_text_query_encoder(space, device=device, one_shot=one_shot)
+
+
+class QueryEmbedder(Protocol):
+    """Turns a query into a vector of a space."""
+
+    def embed_text(self, space: SpaceInfo, text: str) -> np.ndarray:
+        """``[D]`` vector of a caption."""
+        ...
+
+    def embed_file(self, space: SpaceInfo, path: Path, start: float | None, end: float | None) -> np.ndarray:
+        """``[D]`` vector of a video file (or its ``[start, end]`` span), or of an image (a still clip)."""
+        ...
+
+
+class LocalEmbedder:
+    """Loads the space's encoders in this process on first use and keeps them for later queries.
+
+    ``one_shot``: text queries get the encoder fastest to load for one query (a command answers
+    one query and exits).
+    """
+
+    def __init__(self, device: str = "auto", *, one_shot: bool = True, reader: str = "auto") -> None:
+        self.device = device
+        self.one_shot = one_shot
+        self.reader = reader
+        self._text: dict[str, Any] = {}
+        self._video: dict[str, Any] = {}
+
+    def embed_text(self, space: SpaceInfo, text: str) -> np.ndarray:
+        """``[D]`` vector of a caption; only the text tower is loaded (without torch where it can)."""
+        if space.key not in self._text:
+            self._text[space.key] = text_encoder(space, self.device, one_shot=self.one_shot)
+        return embed_text(self._text[space.key], text)
+
+    def embed_file(self, space: SpaceInfo, path: Path, start: float | None, end: float | None) -> np.ndarray:
+        """``[D]`` vector of a file sampled as the indexer samples a whole video (an image: its frame repeated).
+
+        Raises:
+            InputError: no such file, or the span is empty or outside the video.
+            MediaError: the file cannot be decoded.
+        """
+        if space.key not in self._video:
+            self._video[space.key] = space_encoder(space, self.device)
+        return encode_video_file(self._video[space.key], path, start, end, reader=self.reader)

@@ -1,0 +1,182 @@
+"""The search use case: one :func:`search` for every kind of query and every front end.
+
+``vidsearch query`` and the web server's search and "more like this" all build a :class:`Query`
+and call :func:`search`, which
+
+1. checks the query (before any model loads),
+2. turns the user's filters into the engine's (labels, folders and dates become a set of videos),
+3. embeds the query in the space (text, a file or an image, or a stored moment: no decoding),
+4. asks every retriever of :func:`retrievers_for` and fuses their lists (:func:`vidsearch.retrieval.fuse`),
+5. drops the source moment of a "more like this" query, and cuts the requested page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from vidsearch.errors import InputError
+from vidsearch.retrieval import GroupBy, RetrievalQuery, Retriever, VectorRetriever, fuse
+from vidsearch.search import Filters, VideoHit, check_text, moment_vector
+from vidsearch.store.library import Library, SpaceInfo
+from vidsearch.usecases.encoders import QueryEmbedder
+from vidsearch.usecases.videos import indexed_video, videos_where
+
+__all__ = ["MomentRef", "QueryFilters", "Query", "SearchPage", "check_query", "retrievers_for", "search"]
+
+# A hit of the source video sharing more than this share of the shorter of the two spans with the
+# source moment is the moment itself (a shorter window inside it, or its video's localized span).
+SAME_MOMENT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class MomentRef:
+    """A moment of an indexed video ("more like this"): its video id and span (seconds)."""
+
+    video_id: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class QueryFilters:
+    """Every filter a user may set; ``None`` leaves it off."""
+
+    min_score: float | None = None  # the vector retriever's cosine similarity
+    path_glob: str | None = None  # matched against the full path; a pattern without "/" against the file name
+    folder: str | None = None  # absolute, or relative to the folder holding every indexed video
+    min_duration: float | None = None
+    max_duration: float | None = None
+    label: str | None = None  # recognized by `vidsearch enrich recognize`
+    label_set: str | None = None  # with label: only this label set's
+    indexed_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search: exactly one of ``text``, ``file`` (a video clip or an image) and ``moment``."""
+
+    text: str | None = None
+    file: Path | None = None  # a clip or an image (its frame repeated as a still clip)
+    start: float | None = None  # with file: the span of it to search with (seconds)
+    end: float | None = None
+    moment: MomentRef | None = None
+    k: int = 10  # results on the page
+    offset: int = 0  # results skipped before the page (paging)
+    group_by: GroupBy = "video"
+    filters: QueryFilters = field(default_factory=QueryFilters)
+
+
+@dataclass
+class SearchPage:
+    """A page of ranked results."""
+
+    hits: list[VideoHit]  # ranked from offset + 1
+    more: bool  # whether results follow this page
+    space: SpaceInfo | None  # the space searched; None: the library is empty
+
+
+def check_query(query: Query) -> None:
+    """Check a query without touching the library or a model.
+
+    Raises:
+        InputError: not exactly one of text, file and moment; empty text; a span without a file;
+            a label set without a label; ``k < 1``; a negative offset.
+    """
+    given = sum(x is not None for x in (query.text, query.file, query.moment))
+    if given != 1:
+        raise InputError("give exactly one of a query text, a clip or image file, or a moment of the library")
+    if query.text is not None:
+        check_text(query.text)
+    if query.file is None and (query.start is not None or query.end is not None):
+        raise InputError("--start/--end only apply to --video queries")
+    if query.filters.label_set is not None and query.filters.label is None:
+        raise InputError("a label set only applies together with a label (--label-set with --label)")
+    if query.k < 1:
+        raise InputError(f"-k must be at least 1 (got {query.k})")
+    if query.offset < 0:
+        raise InputError(f"the offset must be 0 or more (got {query.offset})")
+
+
+def retrievers_for(library: Library, space: SpaceInfo) -> list[Retriever]:
+    """The retrievers a search asks, in priority order (see :func:`vidsearch.retrieval.fuse`).
+
+    A new retriever (speech transcripts) is added here; nothing else in the flow changes.
+    """
+    return [VectorRetriever(library, space)]
+
+
+def search(library: Library, query: Query, embedder: QueryEmbedder, space: SpaceInfo | None = None) -> SearchPage:
+    """Rank the library's videos (or moments) for ``query`` and return the requested page.
+
+    Args:
+        library: an open library.
+        query: what to find, its filters, grouping and page.
+        embedder: turns the query into a vector of the space.
+        space: the space to search (see :func:`vidsearch.usecases.resolve_space`); None: the
+            most recently indexed one, and an empty page (``space`` None) for an empty library.
+
+    Raises:
+        InputError: a bad query (see :func:`check_query`), or a label no label set has.
+        NotFound: a moment of a video the library does not have.
+    """
+    check_query(query)
+    if space is None:
+        spaces = library.spaces()
+        if not spaces:
+            return SearchPage([], False, None)
+        space = spaces[0]
+    filters = _engine_filters(library, space, query.filters)
+    vector = _query_vector(library, space, query, embedder)
+    # One more than the page says whether a next page exists. A moment query drops its source:
+    # one video, or (by moments) the source and at most one window overlapping it by more than half.
+    want = query.offset + query.k + 1 + (2 if query.moment is not None else 0)
+    asked = RetrievalQuery(text=query.text, vector=vector, k=want, group_by=query.group_by, filters=filters)
+    lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space)}
+    hits = fuse(lists, want, query.group_by)  # one retriever's list passes through in its order
+    if query.moment is not None:
+        hits = [h for h in hits if not _is_source(h, query.moment)]
+    end = query.offset + query.k
+    page = [dataclasses.replace(h, rank=rank) for rank, h in enumerate(hits[query.offset : end], query.offset + 1)]
+    return SearchPage(page, len(hits) > end, space)
+
+
+def _is_source(hit: VideoHit, moment: MomentRef) -> bool:
+    if hit.video_id != moment.video_id:
+        return False
+    shared = min(hit.end, moment.end) - max(hit.start, moment.start)
+    shorter = min(hit.end - hit.start, moment.end - moment.start)
+    return shorter > 0 and shared / shorter > SAME_MOMENT_SHARE
+
+
+def _engine_filters(library: Library, space: SpaceInfo, wanted: QueryFilters) -> Filters:
+    """The engine's filters: labels, folders and dates become the set of videos that pass them."""
+    ids: set[int] | None = None
+    if wanted.label is not None:
+        from vidsearch.enrich.recognize import videos_with_label
+
+        ids = videos_with_label(library, wanted.label, label_set=wanted.label_set, space=space)
+    if wanted.folder or wanted.indexed_after is not None:
+        found = videos_where(library, wanted.folder, wanted.indexed_after)
+        ids = found if ids is None else ids & found
+    return Filters(
+        min_score=wanted.min_score,
+        path_glob=wanted.path_glob,
+        min_duration=wanted.min_duration,
+        max_duration=wanted.max_duration,
+        video_ids=frozenset(ids) if ids is not None else None,
+    )
+
+
+def _query_vector(library: Library, space: SpaceInfo, query: Query, embedder: QueryEmbedder) -> np.ndarray:
+    if query.moment is not None:
+        m = query.moment
+        indexed_video(library, m.video_id)  # NotFound for a video that is not (or no longer) indexed
+        return moment_vector(library, space, m.video_id, m.start, m.end)
+    if query.file is not None:
+        return embedder.embed_file(space, query.file, query.start, query.end)
+    return embedder.embed_text(space, query.text or "")

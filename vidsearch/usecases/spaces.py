@@ -1,0 +1,81 @@
+"""The one space resolver: which embedding space a ``--model`` (and ``--precision``) value means."""
+
+from __future__ import annotations
+
+from vidsearch.errors import InputError, LibraryError, VidsearchError
+from vidsearch.precision import space_key as at_precision
+from vidsearch.precision import split_key
+from vidsearch.store.library import Library, SpaceInfo
+
+__all__ = ["resolve_space"]
+
+
+def resolve_space(library: Library, model: str | None = None, precision: str = "auto") -> SpaceInfo:
+    """The embedding space ``model`` (at ``precision``) means in ``library``.
+
+    ``model`` is a space key, a space key's name before ``@`` (as ``vidsearch info`` lists them),
+    or anything ``vidsearch index --model`` accepts (a preset, a checkpoint path, an
+    ``openclip:`` spec): then the space that model's vectors went into. None: the most recently
+    indexed space. ``precision`` ``auto`` takes the space's own; an explicit one picks, among
+    the spaces of that model (or of the latest space's model), the one at that precision. Every
+    front end (the CLI's ``--model``, ``serve --model``) resolves through here.
+
+    Raises:
+        LibraryError: the library is empty, or has no vectors of that model (the message lists its
+            spaces), or ``model`` is neither a space nor a model that can be resolved.
+        InputError: the space is at another precision and the library has none of the model at
+            ``precision`` (or ``model`` is an exact space key of another precision).
+    """
+    try:
+        space = _model_space(library, model)
+    except LibraryError:
+        # `index --model M --precision P` made only M's space at P, which --model M alone misses.
+        found = None if precision == "auto" else _model_space_at(library, model, precision)
+        if found is None:
+            raise
+        return found
+    base, have = split_key(space.key)
+    if precision in ("auto", have):
+        return space
+    sibling = library.find_space(at_precision(base, precision)) if model != space.key else None
+    if sibling is not None:
+        return sibling
+    raise InputError(
+        f"--precision {precision}: embedding space {space.key} of {library.root} is {have} (a library keeps each "
+        f"precision in its own space); leave --precision out or pass {have}, or index with --precision {precision} first"
+    )
+
+
+def _model_space(library: Library, model: str | None) -> SpaceInfo:
+    """The space ``model`` names: a key, a key's name before ``@``, or a model that resolves to a key."""
+    if model is None:
+        return library.space(None)
+    found = library.spaces()  # most recently indexed first: a bare name means its latest space
+    for sp in found:
+        if model in (sp.key, sp.key.split("@")[0]):
+            return sp
+    from vidsearch.models import model_key
+
+    try:
+        key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
+    except VidsearchError as exc:
+        have = ", ".join(s.key for s in found) or "none"
+        # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
+        why = str(exc).split(";")[0]
+        raise LibraryError(
+            f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}"
+        ) from None
+    return library.space(key)
+
+
+def _model_space_at(library: Library, model: str | None, precision: str) -> SpaceInfo | None:
+    """``model``'s space at ``precision`` in ``library``, if the library has one."""
+    from vidsearch.models import model_key
+
+    if model is None:
+        return None
+    try:
+        key = at_precision(model_key(model), precision)
+    except VidsearchError:
+        return None
+    return library.find_space(key)
