@@ -69,9 +69,9 @@ function showFilters(open) {
 
 async function runSearch(search, { push = true } = {}) {
   state.search = search;
+  if (search.similar && !search.label) search.label = await momentLabel(search.similar);
   // the search box says what "more like this" searches from instead of going blank
   $("q").placeholder = search.similar ? `More like ${search.label || "the chosen moment"}; type to search by words` : PLACEHOLDER;
-  if (search.similar && !search.label) search.label = await momentLabel(search.similar);
   state.cursor = null;
   state.results = [];
   state.selected = -1;
