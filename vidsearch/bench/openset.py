@@ -59,7 +59,7 @@ from vidsearch.labels import (
 )
 from vidsearch.metrics import auroc, topk_accuracy
 from vidsearch.precision import split_key
-from vidsearch.search import load_space_encoder
+from vidsearch.usecases.encoders import space_encoder
 
 __all__ = [
     "EmbeddedSet",
@@ -273,7 +273,7 @@ def calibrate_label_set(
     if templates is None:  # calibrate the prompts the library's label set uses
         current = [ls for ls in list_label_sets(library, space.key) if ls.name == label_set_name(labels)]
         templates = current[0].templates if current else list(DEFAULT_TEMPLATES)
-    encoder = load_space_encoder(space, device=device)
+    encoder = space_encoder(space, device=device)
     spec = dict(space.model_spec)
     options = BenchOptions(
         model=str(spec.get("model", "")) or "viclip-b16",
