@@ -3,8 +3,9 @@
 Query path (per query, p50/p95 over --queries text queries, after a warm-up):
 
     encode   tokenize + ViCLIP B/16 text tower (random weights: same cost as trained ones)
-    search   vidsearch.search.search_vectors: FAISS search of the space's index, SQLite lookup of
-             the hit segments, grouping into videos with their best span
+    search   vidsearch.usecases.query.search with the encoded vector: the query checked, the
+             vector retriever (FAISS search of the space's index, SQLite lookup of the hit
+             segments, grouping into videos with their best span), fusion and the page cut
     total    encode + search
     faiss    the FAISS search alone (timed separately, not part of total), for the breakdown
 
@@ -175,7 +176,18 @@ def query_path(lib, space, texts: list[str], threads: int | None, warmup: int = 
     import torch
 
     from vidsearch.models.tokenizer import tokenize
-    from vidsearch.search import search_vectors
+    from vidsearch.usecases.query import Query, search
+
+    class Encoded:
+        """The query embedder of this loop: the vector the model just made (encode is timed apart)."""
+
+        xq: np.ndarray
+
+        def embed_text(self, space, text: str) -> np.ndarray:
+            return self.xq
+
+        def embed_file(self, space, path, start, end) -> np.ndarray:
+            raise AssertionError("text queries only")
 
     model = _model()
     old = (torch.get_num_threads(), faiss.omp_get_max_threads())
@@ -184,6 +196,7 @@ def query_path(lib, space, texts: list[str], threads: int | None, warmup: int = 
         faiss.omp_set_num_threads(threads)
     times: dict[str, list[float]] = {"encode": [], "search": [], "total": [], "faiss": [], "hits": []}
     index = lib.vector_index(space)
+    encoded = Encoded()
     try:
         for i, text in enumerate([*texts[:warmup], *texts]):
             t0 = time.perf_counter()
@@ -191,9 +204,10 @@ def query_path(lib, space, texts: list[str], threads: int | None, warmup: int = 
                 e = model.encode_text(tokenize([text]))
                 xq = torch.nn.functional.normalize(e, dim=-1)[0].numpy()
             t1 = time.perf_counter()
-            hits = search_vectors(lib, space, xq, k=10)
+            encoded.xq = xq
+            hits = search(lib, Query(text=text, k=10), encoded, space).hits
             t2 = time.perf_counter()
-            index.search(xq[None], 160)  # the FAISS share alone (search_vectors asks 16*k=160)
+            index.search(xq[None], 176)  # the FAISS share alone (the page of 10 + 1 asks 16*11=176)
             t3 = time.perf_counter()
             if i >= warmup:
                 times["hits"].append(len(hits))
