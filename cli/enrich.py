@@ -229,24 +229,12 @@ def labels_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Show a video's action labels, their timeline over its windows, and its labelled person tubes."""
-    from vidsearch.enrich.actors_library import video_actors
-    from vidsearch.enrich.recognize import video_labels
-    from vidsearch.errors import InputError
-    from vidsearch.usecases.spaces import resolve_space
+    from vidsearch.usecases.labels import video_annotations
 
     with open_library(library) as lib:
-        space = resolve_space(lib, model) if model is not None else None  # None: labels of any space
-        actors = video_actors(lib, path, label_set=labels)
-        try:
-            info = video_labels(lib, path, label_set=labels, space=space)
-        except InputError:
-            if not actors["scans"]:
-                raise InputError(
-                    f"{actors['path']} has no labels yet; run `vidsearch enrich recognize` or `vidsearch enrich actors`"
-                ) from None
-            info = {"path": actors["path"], "label_sets": []}
+        info = video_annotations(lib, path, label_set=labels, model=model)
     if json_out:
-        print_json({**info, "actors": actors["scans"]})
+        print_json(info)
         return
     console.print(f"[bold]{shown(info['path'])}[/]", highlight=False)
     for ls in info["label_sets"]:
@@ -267,7 +255,7 @@ def labels_command(
                     f"    {fmt_time(t['start'])}-{fmt_time(t['end'])}  {name}  ({t['windows']} windows, {t['score']:.3f})",
                     highlight=False,
                 )
-    print_actor_scans(actors)
+    print_actor_scans({"path": info["path"], "scans": info["actors"]})
 
 
 @app.command("localize")
