@@ -249,6 +249,18 @@ def test_more_like_this_and_uploaded_clip(client: TestClient, library: Path) -> 
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "vidsearch-upload-*"))) == before  # deleted afterwards
 
 
+def test_uploaded_image_is_a_still_clip(client: TestClient, tmp_path: Path) -> None:
+    from PIL import Image
+
+    still = tmp_path / "still.png"
+    Image.fromarray(videogen.make_frame(3, (160, 120), color=(220, 40, 40))).save(still)
+    with open(still, "rb") as fh:
+        r = client.post("/api/v1/search", files={"file": ("still.png", fh, "image/png")}, data={"k": "3"})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert len(results) == 3 and all(x["matched"] == ["vectors"] for x in results)
+
+
 def test_model_takes_what_query_model_takes(client: TestClient, library: Path, tiny_checkpoint: Path) -> None:
     """`serve --model` resolves as `query --model` does: a checkpoint path or a space's name too."""
     key = client.get("/api/v1/health").json()["model"]["key"]
