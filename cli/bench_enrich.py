@@ -75,6 +75,13 @@ def open_set_command(
     allow_missing: bool = AllowMissingOption,
     antialias: bool | None = AntialiasOption,
     precision: str = PrecisionOption,
+    heads: list[Path] | None = typer.Option(
+        None,
+        "--head",
+        help="A trained head (`enrich train-head`) of this model and --known-labels to measure beside the "
+        "zero-shot rules; repeat for several (e.g. EDL and CE).",
+        show_default=False,
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
@@ -92,13 +99,16 @@ def open_set_command(
     rec = read_recognition_annotations(known, classes)
     unknown_list = read_video_list(unknown)
     override_rule(default_rule(), score, temperature, threshold)  # bad settings fail before the model loads
+    from vidsearch.enrich.head import load_head
+
+    trained = [(path.name, load_head(path)) for path in heads or []]
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     encoder = load_bench_encoder(options)
     rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_open_set(
             rec, classes, known_videos, unknown_list, unknown_videos or known_videos, options,
-            label_set=known_labels, rule=rule, templates=prompts, encoder=encoder, progress=progress,
+            label_set=known_labels, rule=rule, templates=prompts, encoder=encoder, progress=progress, heads=trained,
         )  # fmt: skip
     write_report(run.results, out, json_out, _print_open_set)
 
@@ -120,10 +130,31 @@ def _print_open_set(results: dict[str, Any]) -> None:
     table.caption = (
         f"closed-set top-1 {fmt_figure(m['closed_top1'])}, top-5 {fmt_figure(m['closed_top5'])}  ·  * at threshold {op['threshold']:.4g} "
         f"(T={results['rule']['temperature']:.4g}): known kept {fmt_figure(op['known_kept'])}%, unknown kept {fmt_figure(op['unknown_kept'])}%, "
-        f"open-set top-1 {fmt_figure(op['open_set_top1'])}  ·  model {shown(results['model']['key'])}"
+        f"open-set top-1 {fmt_figure(op['open_set_top1'])}, macro F1 {fmt_figure(op['macro_f1'])}  ·  model {shown(results['model']['key'])}"
     )
     console.print(table)
+    if results["heads"]:
+        _print_heads(results)
     _incomplete_note(results)
+
+
+def _print_heads(results: dict[str, Any]) -> None:
+    """The guide's table: trained heads beside the zero-shot rule, at each one's threshold."""
+    m = results["metrics"]
+    table = Table(title="trained heads vs zero-shot (at each one's threshold)")
+    for col in ("classifier", "score", "closed top-1", "AUROC", "macro F1", "known kept", "unknown kept"):
+        table.add_column(col, justify="left" if col in ("classifier", "score") else "right")
+    op = m["operating_point"]
+    table.add_row(
+        "zero-shot", results["rule"]["kind"], fmt_figure(m["closed_top1"]), fmt_figure(m["auroc"]),
+        fmt_figure(op["macro_f1"]), fmt_figure(op["known_kept"]), fmt_figure(op["unknown_kept"]),
+    )  # fmt: skip
+    for name, h in results["heads"].items():
+        table.add_row(
+            f"{shown(name)} ({h['loss']})", h["score"], fmt_figure(h["closed_top1"]), fmt_figure(h["auroc"]),
+            fmt_figure(h["macro_f1"]), fmt_figure(h["known_kept"]), fmt_figure(h["unknown_kept"]),
+        )  # fmt: skip
+    console.print(table)
 
 
 @bench_app.command("localization")

@@ -11,6 +11,7 @@ from vidsearch.cli import (  # noqa: F401,E402
     bench,  # noqa: F401
     bench_enrich,  # noqa: F401
     enrich,  # noqa: F401
+    enrich_head,  # noqa: F401
     export,  # noqa: F401
     finetune,  # noqa: F401
     index,

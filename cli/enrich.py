@@ -1,4 +1,4 @@
-"""`vidsearch enrich recognize|calibrate`, `vidsearch labels`, `vidsearch localize [--boxes]`."""
+"""`vidsearch enrich recognize|calibrate` (`train-head`: enrich_head), `vidsearch labels`, `vidsearch localize [--boxes]`."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ _TEMPLATES_HELP = (
 )
 
 
-def _rule_line(rule: dict[str, Any], calibrated: bool) -> str:
+def rule_line(rule: dict[str, Any], calibrated: bool) -> str:
     how = "calibrated" if calibrated else "default, not calibrated"
     return f"open set: {rule['kind']} at temperature {rule['temperature']:.4g}, unknown below {rule['threshold']:.4g} ({how})"
 
@@ -82,6 +82,13 @@ def recognize_command(
     relabel: bool = typer.Option(False, "--relabel", help="Label every video again, not only the new ones."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (only used for a new label set)."),
     precision: str = PrecisionOption,
+    head: Path | None = typer.Option(
+        None,
+        "--head",
+        help="Label with a trained head (`enrich train-head`) instead of a zero-shot label set; "
+        "its classes and open-set rule, on the space it was trained on.",
+        show_default=False,
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Label every indexed video and window with a label set, from the stored embeddings (no decoding).
@@ -97,6 +104,10 @@ def recognize_command(
     check_number("--top", top, low=1)
     check_number("--temperature", temperature, low=0, above=True)
     check_number("--threshold", threshold)
+    if head is not None:
+        _recognize_head(head, library, model, precision, top, threshold, relabel, json_out,
+                        given={"--score": score, "--temperature": temperature, "--templates": templates})  # fmt: skip
+        return
     from vidsearch.labels import check_score_kind, load_label_set
 
     if score is not None:
@@ -117,7 +128,36 @@ def recognize_command(
         f"with {shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
         highlight=False,
     )
-    console.print(_rule_line(report.rule, report.calibrated), highlight=False)
+    console.print(rule_line(report.rule, report.calibrated), highlight=False)
+
+
+def _recognize_head(
+    head: Path, library: Path | None, model: str | None, precision: str, top: int | None,
+    threshold: float | None, relabel: bool, json_out: bool, given: dict[str, Any],
+) -> None:  # fmt: skip
+    """`enrich recognize --head`: the head brings its classes and rule, so zero-shot settings are refused."""
+    from vidsearch.enrich.head_library import recognize_with_head
+    from vidsearch.errors import InputError
+
+    clash = [name for name, value in given.items() if value is not None]
+    if clash:
+        raise InputError(f"{', '.join(clash)} apply to zero-shot label sets; a --head brings its own classes and rule")
+    with open_library(library) as lib:
+        wanted = space_key(lib, model, precision)
+        report = recognize_with_head(lib, head, space_key=wanted, top=top, threshold=threshold, relabel=relabel)
+    if json_out:
+        print_json(report.to_dict())
+        return
+    what = "relabelled" if report.relabelled else "labelled"
+    console.print(
+        f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) with head "
+        f"{shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
+        highlight=False,
+    )
+    rule = report.rule
+    console.print(
+        f"open set: {rule['kind']} score, unknown below {rule['threshold']:.4g} (chosen at training)", highlight=False
+    )
 
 
 @enrich_app.command("calibrate")
@@ -206,7 +246,7 @@ def calibrate_command(
     if json_out:
         print_json({"rule": rule.to_dict(), "calibration": cal, "recognize": report.to_dict()})
         return
-    console.print(_rule_line(rule.to_dict(), True), highlight=False)
+    console.print(rule_line(rule.to_dict(), True), highlight=False)
     fpr = f", unknown kept {100 * cal['fpr']:.1f}%, AUROC {100 * cal['auroc']:.1f}" if cal["fpr"] is not None else ""
     console.print(
         f"chosen on {cal['known_videos']} known and {cal['unknown_videos']} unknown videos ({cal['threshold_method']}): "

@@ -50,6 +50,7 @@ __all__ = [
     "LABEL_SETS",
     "DEFAULT_TEMPLATES",
     "SCORE_KINDS",
+    "HEAD_SCORE_KINDS",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_MSP_THRESHOLD",
     "TextEncoder",
@@ -69,6 +70,9 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 SCORE_KINDS: tuple[str, ...] = ("msp", "energy", "maxcos")
+# Known scores of a trained head (vidsearch.enrich.head): computed from its outputs, not from
+# cosine similarities, so a rule may carry them but known_scores() cannot compute them.
+HEAD_SCORE_KINDS: tuple[str, ...] = ("evidence",)
 DEFAULT_TEMPERATURE = 0.01  # CLIP's logit scale of 100, when a model carries no temperature
 DEFAULT_MSP_THRESHOLD = 0.5  # majority rule: the best class outweighs all others together
 
@@ -227,7 +231,8 @@ class OpenSetRule:
     """How known scores are computed and where "unknown" begins.
 
     Attributes:
-        kind: ``msp``, ``energy`` or ``maxcos`` (module docstring).
+        kind: ``msp``, ``energy`` or ``maxcos`` (module docstring); a trained head's rule may
+            also be ``evidence`` (``1 - K / S``, :mod:`vidsearch.enrich.head`).
         temperature: softmax temperature over cosine similarities (``msp``, ``energy``).
         threshold: known score below this -> unknown.
     """
@@ -237,7 +242,8 @@ class OpenSetRule:
     threshold: float = DEFAULT_MSP_THRESHOLD
 
     def __post_init__(self) -> None:
-        check_score_kind(self.kind)
+        if self.kind not in HEAD_SCORE_KINDS:
+            check_score_kind(self.kind)
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise InputError(f"--temperature must be a positive number (got {self.temperature})")
         if not math.isfinite(self.threshold):

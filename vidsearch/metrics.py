@@ -64,6 +64,7 @@ __all__ = [
     "softmax",
     "logsumexp",
     "auroc",
+    "open_set_macro_f1",
     "temporal_iou",
     "localization_metrics",
     "DEFAULT_KS",
@@ -261,6 +262,26 @@ def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     below = np.searchsorted(u_sorted, k, side="left")  # unknown strictly below each known
     ties = np.searchsorted(u_sorted, k, side="right") - below
     return float((below.sum() + 0.5 * ties.sum()) / (k.size * u.size))
+
+
+def open_set_macro_f1(predicted: np.ndarray, truth: np.ndarray, n_classes: int) -> float:
+    """Macro F1 in percent over ``n_classes`` known classes plus "unknown" (index ``n_classes``).
+
+    ``predicted`` holds a class index or ``n_classes`` for a sample judged unknown; ``truth`` holds
+    the true class, ``n_classes`` for samples of unknown classes. Each of the ``n_classes + 1``
+    classes counts equally (a class absent from both arrays has F1 0: it is still a class).
+    """
+    p = np.asarray(predicted, np.int64).ravel()
+    t = np.asarray(truth, np.int64).ravel()
+    if p.shape != t.shape or p.size == 0:
+        raise InputError("macro F1 needs one prediction per sample and at least one sample")
+    k = n_classes + 1
+    tp = np.bincount(t[p == t], minlength=k)[:k].astype(np.float64)
+    fp = np.bincount(p, minlength=k)[:k] - tp
+    fn = np.bincount(t, minlength=k)[:k] - tp
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+    return float(100.0 * f1.mean())
 
 
 def temporal_iou(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -43,7 +43,9 @@ from vidsearch.bench.common import (
     utc_now,
 )
 from vidsearch.bench.datasets import read_text_file
+from vidsearch.bench.head_data import space_bench_options
 from vidsearch.bench.recognition import RecognitionSet
+from vidsearch.enrich.head import TrainedHead, check_space
 from vidsearch.enrich.openset import DEFAULT_KEEP, calibrate, fpr_at_tpr
 from vidsearch.enrich.recognize import list_label_sets, recognize_library
 from vidsearch.errors import InputError
@@ -56,9 +58,9 @@ from vidsearch.labels import (
     label_embeddings,
     label_set_name,
     load_label_set,
+    normalize_label,
 )
-from vidsearch.metrics import auroc, topk_accuracy
-from vidsearch.precision import split_key
+from vidsearch.metrics import auroc, open_set_macro_f1, topk_accuracy
 from vidsearch.usecases.encoders import space_encoder
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "read_video_list",
     "embed_annotated",
     "run_open_set",
+    "open_set_figures",
+    "head_figures",
     "calibrate_label_set",
 ]
 
@@ -162,6 +166,7 @@ def run_open_set(
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     encoder: Any | None = None,
     progress: Any | None = None,
+    heads: Sequence[tuple[str, TrainedHead]] = (),
 ) -> OpenSetRun:
     """Closed-set accuracy on the known videos and open-set AUROC of known vs unknown videos.
 
@@ -178,6 +183,8 @@ def run_open_set(
         templates: prompt templates.
         encoder: an already loaded encoder.
         progress: an indexer progress sink.
+        heads: ``(name, head)`` trained heads (``enrich train-head``) of the model's space and the
+            known label set's classes, measured on the same videos (``results["heads"]``).
     """
     options = options or BenchOptions()
     t0 = time.perf_counter()
@@ -185,6 +192,8 @@ def run_open_set(
         encoder = load_bench_encoder(options)
     if rule is None:
         rule = default_rule(encoder.temperature)
+    for name, head in heads:  # a head of another space fails before any video is decoded
+        check_space(head, str(encoder.key), name)
     k_set = embed_annotated(known.videos, known.labels, known_dir, encoder, options, progress)
     u_set = embed_annotated(list(unknown_videos), None, unknown_dir, encoder, options, progress)
     class_emb = label_embeddings(encoder, classes, templates, batch_size=options.text_batch_size)
@@ -198,6 +207,7 @@ def run_open_set(
     ks, us = rule.scores(Sk), rule.scores(Su)
     keep_known = ~rule.unknown(ks)
     open_correct = keep_known & (np.argmax(Sk, axis=1) == k_set.labels)
+    zero_shot = open_set_figures(Sk, ks, k_set.labels, Su, us, rule.threshold)
     wall = time.perf_counter() - t0
     results: dict[str, Any] = {
         "task": "open-set recognition",
@@ -226,8 +236,10 @@ def run_open_set(
                 "known_kept": 100.0 * float(keep_known.mean()),
                 "unknown_kept": 100.0 * float((~rule.unknown(us)).mean()),
                 "open_set_top1": 100.0 * float(open_correct.mean()),  # known videos kept AND right
+                "macro_f1": zero_shot["macro_f1"],
             },
         },
+        "heads": {name: head_figures(head, classes, k_set, u_set.embeddings) for name, head in heads},
         "timing": {
             "wall_seconds": round(wall, 3),
             "videos_encoded": k_set.encoded + u_set.encoded,
@@ -237,6 +249,67 @@ def run_open_set(
         "created": utc_now(),
     }
     return OpenSetRun(results, ks, us)
+
+
+def open_set_figures(
+    probs: np.ndarray,
+    known: np.ndarray,
+    labels: np.ndarray,
+    probs_unknown: np.ndarray,
+    unknown: np.ndarray,
+    threshold: float,
+) -> dict[str, float]:
+    """The guide's figures of one classifier, in percent: closed-set top-1, open-set AUROC, macro F1.
+
+    Args:
+        probs: class scores ``[N, K]`` of the known videos (any monotone score: argmax is the class).
+        known: known scores of the known videos ``[N]`` (higher = known).
+        labels: their true classes ``[N]``.
+        probs_unknown: class scores ``[M, K]`` of the unknown videos.
+        unknown: their known scores ``[M]``.
+        threshold: known score below which a video is unknown: the operating point of the macro
+            F1 over the K classes and "unknown" (:func:`vidsearch.metrics.open_set_macro_f1`; an
+            unknown video kept counts against the class it is taken for).
+    """
+    k = probs.shape[1]
+    keep_known, keep_unknown = np.asarray(known) >= threshold, np.asarray(unknown) >= threshold
+    pred = np.argmax(probs, axis=1)
+    predicted = np.concatenate(
+        [np.where(keep_known, pred, k), np.where(keep_unknown, np.argmax(probs_unknown, axis=1), k)]
+    )
+    truth = np.concatenate([labels, np.full(len(unknown), k)])
+    return {
+        "closed_top1": 100.0 * float(np.mean(pred == labels)),
+        "auroc": 100.0 * auroc(known, unknown),
+        "macro_f1": open_set_macro_f1(predicted, truth, k),
+        "known_kept": 100.0 * float(keep_known.mean()),
+        "unknown_kept": 100.0 * float(keep_unknown.mean()),
+    }
+
+
+def head_figures(head: TrainedHead, classes: Sequence[str], known: EmbeddedSet, unknown: np.ndarray) -> dict[str, Any]:
+    """:func:`open_set_figures` of a trained head at its own threshold, plus the AUROC of its MSP.
+
+    Raises:
+        InputError: the head's classes are not the known label set's.
+    """
+    order = {normalize_label(c): i for i, c in enumerate(head.classes)}
+    if sorted(order) != sorted(normalize_label(c) for c in classes):
+        raise InputError(
+            f"the head's {len(head.classes)} classes are not the {len(classes)} classes of the known label set; "
+            "pass the label set the head was trained with as --known-labels"
+        )
+    cols = [order[normalize_label(c)] for c in classes]  # the head's columns in the label set's order
+    _, probs, ks = head.predict(known.embeddings)
+    _, probs_u, us = head.predict(unknown)
+    out: dict[str, Any] = {
+        "loss": head.config.loss,
+        "score": head.rule.kind,
+        "threshold": head.rule.threshold,
+        **open_set_figures(probs[:, cols], ks, known.labels, probs_u[:, cols], us, head.rule.threshold),
+    }
+    out["auroc_msp"] = 100.0 * auroc(probs.max(axis=1), probs_u.max(axis=1))
+    return out
 
 
 def calibrate_label_set(
@@ -274,16 +347,7 @@ def calibrate_label_set(
         current = [ls for ls in list_label_sets(library, space.key) if ls.name == label_set_name(labels)]
         templates = current[0].templates if current else list(DEFAULT_TEMPLATES)
     encoder = space_encoder(space, device=device)
-    spec = dict(space.model_spec)
-    options = BenchOptions(
-        model=str(spec.get("model", "")) or "viclip-b16",
-        checkpoint=spec.get("checkpoint"),
-        model_config=spec.get("config"),
-        device=device,
-        precision=split_key(space.key)[1],  # the space's: its videos' vectors go into a bench space of the same key
-        library=bench_library,
-        allow_missing=allow_missing,
-    )
+    options = space_bench_options(space, device, bench_library, allow_missing)
     k_set = embed_annotated(known.videos, known.labels, known_dir, encoder, options, progress)
     u_emb = None
     if unknown_videos:

@@ -17,7 +17,8 @@ Annotation formats (``--annotations``):
   name is ``<youtube_id>_<start:06d>_<end:06d>``, the usual name of downloaded clips.
 * Whitespace-separated list files (``.txt``, as MMAction2's ``*_list_videos.txt``):
   ``<video> <label>`` per line, the label last; a line with only a video path (UCF-101's
-  official ``testlist0N.txt``) takes its class from the video's folder name.
+  official ``testlist0N.txt``) takes its class from the video's folder name, and so does a line
+  ``class/file.avi N`` whose folder names a class (``trainlist0N.txt``, where ``N`` counts from 1).
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def read_recognition_annotations(path: Path | str, classes: Sequence[str]) -> Re
                 video, label = parts[0], folder
             else:
                 video, label = " ".join(parts[:-1]), parts[-1]
+                folder = Path(video).parent.name
+                if label.isdigit() and normalize_label(folder) in lookup:
+                    label = folder  # UCF-101's trainlist: `class/file.avi N` with N counting from 1
             videos.append(video)
             labels.append(_label_index(label, lookup, len(classes), f"{path}, line {lineno}"))
         return RecognitionSet(videos, np.asarray(labels, np.int64), str(path))

@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = [
     "RecognizeReport",
     "stored_rule",
     "recognize_library",
+    "label_new_segments",
     "classify",
     "list_label_sets",
     "videos_with_label",
@@ -190,7 +191,6 @@ def recognize_library(
         LibraryError: empty library, unknown space, or another labelling run in progress.
     """
     from vidsearch.store import labels as stored_labels
-    from vidsearch.store.segments import existing_segment_ids
 
     if top is not None and top < 1:
         raise InputError(f"--top must be at least 1 (got {top})")
@@ -251,46 +251,7 @@ def recognize_library(
             if report.relabelled:
                 stored_labels.clear_labels(s, set_id)
             report.already = stored_labels.count_recognitions(s, set_id)
-        last = -1
-        while True:
-            with library.session() as s:
-                batch_ids, kinds, xb = stored_labels.unlabelled_segments(s, space.id, set_id, last, _CHUNK, space.dim)
-            if not batch_ids:
-                break
-            last = batch_ids[-1]
-            idx, sims, probs, known, unknown = classify(xb, class_emb, rule, top)
-            # A segment deleted by a concurrent index or remove run since it was read must not get
-            # labels; the write lock (taken first) keeps the check true until the insert commits.
-            with library.write_session() as s:
-                alive = existing_segment_ids(s, batch_ids)
-                recs, labs = [], []
-                for r, (sid, kind) in enumerate(zip(batch_ids, kinds, strict=False)):
-                    if sid not in alive:
-                        continue
-                    recs.append(
-                        {
-                            "label_set_id": set_id,
-                            "segment_id": sid,
-                            "known_score": float(known[r]),
-                            "unknown": bool(unknown[r]),
-                        }
-                    )
-                    for k in range(idx.shape[1]):
-                        labs.append(
-                            {
-                                "label_set_id": set_id,
-                                "segment_id": sid,
-                                "rank": k + 1,
-                                "label": classes[int(idx[r, k])],
-                                "score": float(sims[r, k]),
-                                "prob": float(probs[r, k]),
-                            }
-                        )
-                    if kind == "video":
-                        report.videos += 1
-                        report.unknown += int(bool(unknown[r]))
-                stored_labels.insert_labels(s, recs, labs)
-                report.labelled += len(recs)
+        label_new_segments(library, space, set_id, classes, lambda xb: classify(xb, class_emb, rule, top), report)
     report.rule = rule.to_dict()
     report.calibrated = calibration is not None
     report.seconds = round(time.perf_counter() - t0, 3)
@@ -298,6 +259,65 @@ def recognize_library(
         "labelled %d segments of %s with %s (%d kept)", report.labelled, space.key, report.label_set, report.already
     )
     return report
+
+
+def label_new_segments(
+    library: Any,
+    space: Any,
+    set_id: int,
+    classes: Sequence[str],
+    scorer: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    report: RecognizeReport,
+) -> None:
+    """Label every segment of ``space`` that has no decision under label set ``set_id`` yet.
+
+    Segments are read and written in chunks; ``scorer`` turns a chunk's vectors ``[N, D]`` into
+    ``(idx, scores, probs, known, unknown)`` as :func:`classify` does (a trained head's scorer
+    gives its logits as scores). ``report`` counts what was labelled.
+    """
+    from vidsearch.store import labels as stored_labels
+    from vidsearch.store.segments import existing_segment_ids
+
+    last = -1
+    while True:
+        with library.session() as s:
+            batch_ids, kinds, xb = stored_labels.unlabelled_segments(s, space.id, set_id, last, _CHUNK, space.dim)
+        if not batch_ids:
+            break
+        last = batch_ids[-1]
+        idx, sims, probs, known, unknown = scorer(xb)
+        # A segment deleted by a concurrent index or remove run since it was read must not get
+        # labels; the write lock (taken first) keeps the check true until the insert commits.
+        with library.write_session() as s:
+            alive = existing_segment_ids(s, batch_ids)
+            recs, labs = [], []
+            for r, (sid, kind) in enumerate(zip(batch_ids, kinds, strict=False)):
+                if sid not in alive:
+                    continue
+                recs.append(
+                    {
+                        "label_set_id": set_id,
+                        "segment_id": sid,
+                        "known_score": float(known[r]),
+                        "unknown": bool(unknown[r]),
+                    }
+                )
+                for k in range(idx.shape[1]):
+                    labs.append(
+                        {
+                            "label_set_id": set_id,
+                            "segment_id": sid,
+                            "rank": k + 1,
+                            "label": classes[int(idx[r, k])],
+                            "score": float(sims[r, k]),
+                            "prob": float(probs[r, k]),
+                        }
+                    )
+                if kind == "video":
+                    report.videos += 1
+                    report.unknown += int(bool(unknown[r]))
+            stored_labels.insert_labels(s, recs, labs)
+            report.labelled += len(recs)
 
 
 def list_label_sets(library: Any, space_key: str | None = None) -> list[LabelSetInfo]:
