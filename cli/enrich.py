@@ -47,7 +47,9 @@ _TEMPLATES_HELP = (
 )
 
 
-def rule_line(rule: dict[str, Any], calibrated: bool) -> str:
+def rule_line(rule: dict[str, Any], calibrated: bool, trained: bool = False) -> str:
+    if trained:  # a head's rule: its own score, its threshold chosen on held-out clips when it was trained
+        return f"open set: the head's {rule['kind']} score, unknown below {rule['threshold']:.4g} (chosen at training)"
     how = "calibrated" if calibrated else "default, not calibrated"
     return f"open set: {rule['kind']} at temperature {rule['temperature']:.4g}, unknown below {rule['threshold']:.4g} ({how})"
 
@@ -104,60 +106,49 @@ def recognize_command(
     check_number("--top", top, low=1)
     check_number("--temperature", temperature, low=0, above=True)
     check_number("--threshold", threshold)
-    if head is not None:
-        _recognize_head(head, library, model, precision, top, threshold, relabel, json_out,
-                        given={"--score": score, "--temperature": temperature, "--templates": templates})  # fmt: skip
-        return
     from vidsearch.labels import check_score_kind, load_label_set
 
-    if score is not None:
-        check_score_kind(score)  # before the library opens or a model loads
-    load_label_set(labels)  # a missing label file fails now, not after the model loaded
-    prompts = read_templates(templates) if templates is not None else None
-    with open_library(library) as lib:
-        report = recognize_library(
-            lib, labels, space_key=resolve_space(lib, model, precision).key, top=top, score=score, temperature=temperature, threshold=threshold,
-            templates=prompts, device=device, relabel=relabel,
-        )  # fmt: skip
+    if head is not None:
+        report = _recognize_head(head, library, model, precision, top, threshold, relabel,
+                                 given={"--score": score, "--temperature": temperature, "--templates": templates})  # fmt: skip
+    else:
+        if score is not None:
+            check_score_kind(score)  # before the library opens or a model loads
+        load_label_set(labels)  # a missing label file fails now, not after the model loaded
+        prompts = read_templates(templates) if templates is not None else None
+        with open_library(library) as lib:
+            report = recognize_library(
+                lib, labels, space_key=resolve_space(lib, model, precision).key, top=top, score=score, temperature=temperature, threshold=threshold,
+                templates=prompts, device=device, relabel=relabel,
+            )  # fmt: skip
     if json_out:
         print_json(report.to_dict())
         return
     what = "relabelled" if report.relabelled else "labelled"
     console.print(
         f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) "
-        f"with {shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
+        f"with {'head ' if head else ''}{shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
         highlight=False,
     )
-    console.print(rule_line(report.rule, report.calibrated), highlight=False)
+    console.print(rule_line(report.rule, report.calibrated, trained=head is not None), highlight=False)
 
 
 def _recognize_head(
     head: Path, library: Path | None, model: str | None, precision: str, top: int | None,
-    threshold: float | None, relabel: bool, json_out: bool, given: dict[str, Any],
-) -> None:  # fmt: skip
+    threshold: float | None, relabel: bool, given: dict[str, Any],
+) -> Any:  # fmt: skip
     """`enrich recognize --head`: the head brings its classes and rule, so zero-shot settings are refused."""
     from vidsearch.enrich.head_library import recognize_with_head
     from vidsearch.errors import InputError
+    from vidsearch.usecases.spaces import resolve_space
 
     clash = [name for name, value in given.items() if value is not None]
     if clash:
         raise InputError(f"{', '.join(clash)} apply to zero-shot label sets; a --head brings its own classes and rule")
     with open_library(library) as lib:
-        wanted = space_key(lib, model, precision)
-        report = recognize_with_head(lib, head, space_key=wanted, top=top, threshold=threshold, relabel=relabel)
-    if json_out:
-        print_json(report.to_dict())
-        return
-    what = "relabelled" if report.relabelled else "labelled"
-    console.print(
-        f"{what} {report.labelled} segments ({report.videos} videos, {report.unknown} of them unknown) with head "
-        f"{shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
-        highlight=False,
-    )
-    rule = report.rule
-    console.print(
-        f"open set: {rule['kind']} score, unknown below {rule['threshold']:.4g} (chosen at training)", highlight=False
-    )
+        # no --model: the head's own space (resolve_space would take the latest one)
+        wanted = resolve_space(lib, model, precision).key if model is not None or precision != "auto" else None
+        return recognize_with_head(lib, head, space_key=wanted, top=top, threshold=threshold, relabel=relabel)
 
 
 @enrich_app.command("calibrate")
