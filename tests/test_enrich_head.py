@@ -212,6 +212,15 @@ def test_train_head_uses_stored_vectors_and_recognize_labels_only_new_segments(l
     assert ls["label_set"] == head_path.name and ls["rule"]["kind"] == "evidence"
     assert ls["labels"][0]["label"] in ("red", "green")
     assert abs(sum(lab["prob"] for lab in ls["labels"]) - 1.0) < 1e-3
+    # query --label and the web page's filter: the head is a label set named by its file
+    from vidsearch.enrich.recognize import videos_with_label
+    from vidsearch.store.library import Library
+
+    with Library.open(s["lib"]) as library:
+        every = videos_with_label(library, "Red", label_set=head_path.name, max_rank=2, include_unknown=True)
+        assert len(every) == 10
+        with pytest.raises(InputError, match="did you mean"):
+            videos_with_label(library, "redd", label_set=head_path.name)
 
     # bench open-set: the head beside the zero-shot rule on the same videos (from the bench cache)
     code, out, err = run_main(
