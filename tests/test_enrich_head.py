@@ -13,7 +13,7 @@ from test_cli_hardening import one_line_error, run_main
 
 from vidsearch.bench.openset import open_set_figures
 from vidsearch.bench.recognition import read_recognition_annotations
-from vidsearch.enrich.head import HeadConfig, check_class_counts, load_head, save_head, train_head
+from vidsearch.enrich.head import HeadConfig, check_class_counts, check_space, load_head, save_head, train_head
 from vidsearch.errors import InputError
 from vidsearch.labels import OpenSetRule
 from vidsearch.metrics import auroc, open_set_macro_f1
@@ -91,6 +91,9 @@ def test_saved_head_round_trips(toy: dict[str, np.ndarray], tmp_path: Path) -> N
     assert again.rule == head.rule and again.calibration == head.calibration
     assert np.array_equal(again.logits(toy["xt"]), head.logits(toy["xt"]))
     assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    check_space(again, "space-a")
+    with pytest.raises(InputError, match="trained on embeddings of space space-a, not space-b"):
+        check_space(again, "space-b")
 
 
 def test_unreadable_head_files_are_one_clear_error(tmp_path: Path) -> None:
@@ -199,6 +202,17 @@ def test_train_head_uses_stored_vectors_and_recognize_labels_only_new_segments(l
     assert (first["labelled"], first["videos"], first["already"]) == (9, 9, 0)
     code, out, err = run_main("enrich", "recognize", "--library", lib, "--head", str(head_path), "--json")
     assert (json.loads(out)["labelled"], json.loads(out)["already"]) == (0, 9)
+    # another threshold relabels from the stored vectors, and is kept by the next plain run
+    code, out, err = run_main(
+        "enrich", "recognize", "--library", lib, "--head", str(head_path), "--threshold", "2", "--json"
+    )
+    moved = json.loads(out)
+    assert moved["relabelled"] and moved["unknown"] == 9 and moved["rule"]["threshold"] == 2.0
+    code, out, err = run_main("enrich", "recognize", "--library", lib, "--head", str(head_path), "--json")
+    assert not json.loads(out)["relabelled"] and json.loads(out)["rule"]["threshold"] == 2.0
+    code, out, err = run_main("enrich", "recognize", "--library", lib, "--head", str(head_path), "--json",
+                              "--threshold", str(summary["rule"]["threshold"]))  # fmt: skip
+    assert json.loads(out)["relabelled"]
 
     videogen.write_video(s["videos"] / "red9.mp4", seconds=1, fps=8, pattern="gradient", color=(210, 40, 40))
     code, _, err = run_main("index", str(s["videos"]), "--library", lib, "--model", str(s["ckpt"]), "--workers", "1")

@@ -78,7 +78,8 @@ def recognize_with_head(
         head_path: the head file (``enrich train-head``).
         space_key: the space to label; None: the head's own. Another space than the head's is refused.
         top: classes stored per segment; None: the current ``top`` (5 for a new head).
-        threshold: override the head's threshold.
+        threshold: override the head's threshold; None: the threshold this head was last applied
+            with (the head's own at first).
         relabel: label every segment again.
 
     Raises:
@@ -105,6 +106,8 @@ def recognize_with_head(
             row = stored_labels.get_label_set(s, space.id, name)
         top = top if top is not None else row.top if row is not None else DEFAULT_TOP
         stored_rule = OpenSetRule(row.score_kind, row.temperature, row.threshold) if row is not None else None
+        if threshold is None and stored_rule is not None and row.labels_hash == digest:
+            head.rule = stored_rule  # the same head keeps an earlier --threshold, as label sets keep theirs
         changed = row is None or row.labels_hash != digest or row.top != top or stored_rule != head.rule
         report.relabelled = row is not None and (changed or relabel)
         with library.session() as s:
