@@ -35,6 +35,7 @@ ENCODING_COMMANDS = [
     ("query",),
     ("enrich", "recognize"),
     ("enrich", "calibrate"),
+    ("enrich", "train-head"),
     ("enrich", "actors"),
     ("bench", "retrieval"),
     ("bench", "recognition"),
