@@ -37,7 +37,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from calibration import matmul_gflops  # noqa: E402
 KNOWN_SHAPES = ("circle", "square")
 UNKNOWN_SHAPES = ("triangle", "cross")
 HELD_OUT_SHAPES = ("diamond", "star")
+UNKNOWN_COLOUR = "white"  # the colours task's unknown class
 DIRECTIONS = ("left", "right", "up", "down")
 CLASSES = [f"{s} moving {d}" for s in KNOWN_SHAPES for d in DIRECTIONS]
 LOSSES = ("edl", "edl-nokl", "ce")
@@ -64,6 +66,7 @@ def parse_args() -> argparse.Namespace:
         "--unknown", type=int, nargs=2, default=[120, 80], help="unknown test clips: other shapes, held-out setting"
     )
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--task", choices=["actions", "colours"], default="actions", help="which classes are known")
     return p.parse_args()
 
 
@@ -98,18 +101,46 @@ def embed(records: list[dict], split: str, work: Path, options: object, encoder:
     return np.asarray(ne.embeddings, np.float32)
 
 
-def label_of(record: dict) -> int:
-    return CLASSES.index(f"{record['shape']} moving {record['direction']}")
+@dataclass(frozen=True)
+class Task:
+    """Which classes are known, how a clip's class is read, and the zero-shot prompts."""
+
+    name: str
+    classes: list[str]
+    class_of: Callable[[dict], int | None]  # None: a clip of no known class
+    templates: list[str]
 
 
-def zero_shot(encoder: object, xtr: np.ndarray, ytr: np.ndarray, test: dict) -> dict[str, dict[str, float]]:
+def tasks() -> dict[str, Task]:
+    from vidsearch.train.synthetic import COLOURS
+
+    def action(r: dict) -> int | None:
+        name = f"{r['shape']} moving {r['direction']}"
+        return CLASSES.index(name) if name in CLASSES and r["setting"] == "known" else None
+
+    colours = [c for c in COLOURS if c != UNKNOWN_COLOUR]
+
+    def colour(r: dict) -> int | None:
+        return colours.index(r["colour"]) if r["colour"] in colours and r["setting"] != "wide-unknown" else None
+
+    return {
+        "actions": Task("actions", CLASSES, action, [f"a {c} {{}}" for c in COLOURS]),
+        "colours": Task(
+            "colours",
+            colours,
+            colour,
+            [f"a {{}} {sh} moving {d}" for sh in KNOWN_SHAPES + UNKNOWN_SHAPES for d in DIRECTIONS],
+        ),
+    }
+
+
+def zero_shot(encoder: object, task: Task, xtr: np.ndarray, ytr: np.ndarray, test: dict) -> dict[str, dict[str, float]]:
     """Each score kind, calibrated on the training clips, measured on the test clips."""
     from vidsearch.bench.openset import open_set_figures
     from vidsearch.enrich.openset import calibrate
     from vidsearch.labels import SCORE_KINDS, default_rule, label_embeddings
-    from vidsearch.train.synthetic import COLOURS
 
-    class_emb = label_embeddings(encoder, CLASSES, [f"a {c} {{}}" for c in COLOURS])
+    class_emb = label_embeddings(encoder, task.classes, task.templates)
     fallback = default_rule(getattr(encoder, "temperature", None)).temperature
     s_tr, s_k, s_u = xtr @ class_emb.T, test["xk"] @ class_emb.T, test["xu"] @ class_emb.T
     out = {}
@@ -119,15 +150,15 @@ def zero_shot(encoder: object, xtr: np.ndarray, ytr: np.ndarray, test: dict) -> 
     return out
 
 
-def heads(xtr: np.ndarray, ytr: np.ndarray, key: str, test: dict, seed: int) -> dict[str, dict[str, float]]:
+def heads(task: Task, xtr: np.ndarray, ytr: np.ndarray, key: str, test: dict, seed: int) -> dict[str, dict[str, float]]:
     from vidsearch.bench.openset import EmbeddedSet, head_figures
     from vidsearch.enrich.head import HeadConfig, train_head
 
     known = EmbeddedSet(test["xk"], test["yk"], [], [], [], 0, 0.0)
     out = {}
     for loss in LOSSES:
-        head = train_head(xtr, ytr, CLASSES, key, HeadConfig(loss=loss, seed=seed))
-        out[loss] = {**head_figures(head, CLASSES, known, test["xu"]), "train_seconds": head.training["seconds"]}
+        head = train_head(xtr, ytr, task.classes, key, HeadConfig(loss=loss, seed=seed))
+        out[loss] = {**head_figures(head, task.classes, known, test["xu"]), "train_seconds": head.training["seconds"]}
     return out
 
 
@@ -170,17 +201,25 @@ def main() -> int:
     options = BenchOptions(model=str(args.model), device="cpu", library=str(args.work / "bench"), workers=1)
     encoder = load_bench_encoder(options)
     emb = {name: embed(recs, name, args.work, options, encoder) for name, recs in splits.items()}
+    task = tasks()[args.task]
+    test_splits = ("test_known", "test_unknown", "test_heldout")
+    recs = [r for n in test_splits for r in splits[n]]
+    x_all = np.concatenate([emb[n] for n in test_splits])
+    cls = [task.class_of(r) for r in recs]
+    known_rows = [i for i, c in enumerate(cls) if c is not None]
     test = {
-        "xk": emb["test_known"],
-        "yk": np.array([label_of(r) for r in splits["test_known"]]),
-        "xu": np.concatenate([emb["test_unknown"], emb["test_heldout"]]),
+        "xk": x_all[known_rows],
+        "yk": np.array([cls[i] for i in known_rows]),
+        "xu": x_all[[i for i, c in enumerate(cls) if c is None]],
     }
     print(f"embedded ({time.perf_counter() - t0:.0f} s)", flush=True)
     per_seed = []
     for seed in args.seeds:
-        xtr, ytr = emb[f"train{seed}"], np.array([label_of(r) for r in splits[f"train{seed}"]])
-        row = {f"zero-shot {k}": v for k, v in zero_shot(encoder, xtr, ytr, test).items()}
-        row.update(heads(xtr, ytr, str(encoder.key), test, seed))
+        train = [(i, task.class_of(r)) for i, r in enumerate(splits[f"train{seed}"])]
+        rows = [i for i, c in train if c is not None]
+        xtr, ytr = emb[f"train{seed}"][rows], np.array([c for _, c in train if c is not None])
+        row = {f"zero-shot {k}": v for k, v in zero_shot(encoder, task, xtr, ytr, test).items()}
+        row.update(heads(task, xtr, ytr, str(encoder.key), test, seed))
         per_seed.append(row)
         print(f"seed {seed}: " + ", ".join(f"{k} AUROC {v['auroc']:.1f}" for k, v in row.items()), flush=True)
     zs = max(
@@ -192,7 +231,7 @@ def main() -> int:
     zsa = np.array([r[zs]["auroc"] for r in per_seed])
     seconds_10k, cpu_10k = timing_10k(args.threads)
 
-    print(f"\n{len(args.seeds)} seeds, {args.per_class} training clips per class, 8 known classes; "
+    print(f"\ntask {task.name}: {len(task.classes)} known classes, {len(args.seeds)} seeds, {len(ytr)} training clips a seed; "
           f"test: {len(test['yk'])} known, {len(test['xu'])} unknown clips")  # fmt: skip
     print(f"{'classifier':22s} {'closed top-1':>14s} {'AUROC':>14s} {'macro F1':>14s}   (mean ± spread)")
     for name, figs in rows.items():
@@ -208,10 +247,11 @@ def main() -> int:
     print(
         f"machine: fp32 matmul {gflops:.1f} GFLOP/s on {args.threads} thread(s); total {time.perf_counter() - t0:.0f} s"
     )
-    (args.work / "figures.json").write_text(
+    (args.work / f"figures-{task.name}.json").write_text(
         json.dumps(
             {
                 "per_seed": per_seed,
+                "task": task.name,
                 "best_zero_shot": zs,
                 "seconds_10k": seconds_10k,
                 "cpu_seconds_10k": cpu_10k,
