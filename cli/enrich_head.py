@@ -16,7 +16,6 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
     print_json,
-    space_key,
 )
 from vidsearch.cli.enrich import enrich_app
 from vidsearch.cli.format import fmt_figure, shown
@@ -84,6 +83,7 @@ def train_head_command(
     from vidsearch.cli.format import check_output
     from vidsearch.enrich.head import HeadConfig
     from vidsearch.labels import load_label_set
+    from vidsearch.usecases.spaces import resolve_space
 
     check_number("--keep", keep, low=0, high=1, above=True)
     config = HeadConfig(
@@ -101,7 +101,7 @@ def train_head_command(
     ):
         head, summary = train_library_head(
             lib, classes, rec, videos, out, config, unknown_list, unknown_videos,
-            space_key=space_key(lib, model, precision), device=device,
+            space_key=resolve_space(lib, model, precision).key, device=device,
             bench_library=str(bench_library) if bench_library else None, allow_missing=allow_missing, progress=progress,
         )  # fmt: skip
     if json_out:
