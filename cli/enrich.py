@@ -46,6 +46,17 @@ _TEMPLATES_HELP = (
     "Prompt templates file, one a line with {} for the class name (default: 'a video of a person {}.' and 7 more)."
 )
 
+# Shared by the commands that embed annotated videos outside the library (calibrate, train-head).
+UnknownVideosOption = typer.Option(
+    None, "--unknown-videos", help="Folder of the unknown videos (default: --videos).", show_default=False
+)
+AnnotatedCacheOption = typer.Option(
+    None,
+    "--bench-library",
+    help="Embedding cache for annotated videos that are not in the library (default: <cache dir>/bench).",
+    show_default=False,
+)
+
 
 def rule_line(rule: dict[str, Any], calibrated: bool, trained: bool = False) -> str:
     if trained:  # a head's rule: its own score, its threshold chosen on held-out clips when it was trained
@@ -165,9 +176,7 @@ def calibrate_command(
         help="Videos of classes outside the label set: CSV video[,label] or one a line.",
         show_default=False,
     ),
-    unknown_videos: Path | None = typer.Option(
-        None, "--unknown-videos", help="Folder of the unknown videos (default: --videos).", show_default=False
-    ),
+    unknown_videos: Path | None = UnknownVideosOption,
     score: str = typer.Option("msp", "--score", help=_SCORE_HELP),
     keep: float = typer.Option(
         0.95, "--keep", help="Without --unknown: share of known videos to keep (threshold at that quantile)."
@@ -179,12 +188,7 @@ def calibrate_command(
         show_default=False,
     ),
     model: str | None = SpaceOption,
-    bench_library: Path | None = typer.Option(
-        None,
-        "--bench-library",
-        help="Embedding cache for the calibration videos (default: <cache dir>/bench).",
-        show_default=False,
-    ),
+    bench_library: Path | None = AnnotatedCacheOption,
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Calibrate on the videos that exist and decode."),
     templates: Path | None = typer.Option(
         None, "--templates", help=_TEMPLATES_HELP + " Unset: the label set's current ones.", show_default=False

@@ -17,7 +17,7 @@ from vidsearch.cli.common import (
     open_library,
     print_json,
 )
-from vidsearch.cli.enrich import enrich_app
+from vidsearch.cli.enrich import AnnotatedCacheOption, UnknownVideosOption, enrich_app
 from vidsearch.cli.format import fmt_figure, shown
 
 
@@ -42,9 +42,7 @@ def train_head_command(
         help="Clips of none of the classes (CSV video[,label] or one a line): the threshold then maximizes TPR - FPR.",
         show_default=False,
     ),
-    unknown_videos: Path | None = typer.Option(
-        None, "--unknown-videos", help="Folder of the unknown clips (default: --videos).", show_default=False
-    ),
+    unknown_videos: Path | None = UnknownVideosOption,
     loss: str = typer.Option(
         "edl", "--loss", help="edl (evidential, KL annealed in), edl-nokl, or ce (cross-entropy)."
     ),
@@ -62,12 +60,7 @@ def train_head_command(
     holdout: float = typer.Option(0.2, "--holdout", help="Share of each class held out to choose the threshold."),
     keep: float = typer.Option(0.95, "--keep", help="Without --unknown: held-out known clips kept by the threshold."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, initialization and batch order."),
-    bench_library: Path | None = typer.Option(
-        None,
-        "--bench-library",
-        help="Embedding cache for clips that are not in the library (default: <cache dir>/bench).",
-        show_default=False,
-    ),
+    bench_library: Path | None = AnnotatedCacheOption,
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Train on the clips that exist and decode."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (encoding clips not indexed)."),
     json_out: bool = JsonOption,
