@@ -19,12 +19,12 @@ from starlette.datastructures import UploadFile
 
 from vidsearch.errors import InputError, VidsearchError
 from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse, VideoActors
-from vidsearch.serve.service import NotFound, ServeState, parse_moment_id, parse_video_id
+from vidsearch.serve.service import NotFound, ServeState, UnsupportedMediaType, parse_moment_id, parse_video_id
 
 __all__ = ["router", "validation_message"]
 
 router = APIRouter(prefix="/api/v1")
-_ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody}}
+_ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 413, 415)}
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _UPLOAD_FIELD = "file"
 
@@ -77,10 +77,19 @@ def _search_body_schema() -> dict[str, Any]:
 async def search(request: Request) -> Any:
     """Rank the library's moments; the ranking is the one of ``vidsearch query``."""
     state = _state(request)
-    if request.headers.get("content-type", "").startswith("multipart/"):
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
         return await _search_upload(request, state)
+    if media_type != "application/json":
+        # text/plain and form bodies are what another site's page may post without asking
+        raise UnsupportedMediaType(
+            f"send the search as Content-Type: application/json (got {media_type[:60] or 'none'}), "
+            "or a clip as multipart/form-data"
+        )
     try:
         data = json.loads(await request.body() or b"{}")
+    except RecursionError:
+        raise InputError("the JSON body is nested too deeply") from None
     except ValueError:
         raise InputError('the body is not JSON; send application/json like {"query": "a dog"}') from None
     if not isinstance(data, dict):
@@ -156,7 +165,7 @@ def videos(
     from vidsearch.usecases.videos import videos_page
 
     state = _state(request)
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not re.fullmatch(r"[0-9]{1,12}", cursor):
         raise InputError("cursor is not one this server gave out; start again without it")
     rows = videos_page(state.library, after=int(cursor or 0), limit=limit + 1)
     page = rows[:limit]

@@ -22,7 +22,7 @@ from vidsearch.serve.api import router as api_router
 from vidsearch.serve.api import validation_message
 from vidsearch.serve.media import router as media_router
 from vidsearch.serve.security import BodyTooLarge, Guard, allowed_host_names
-from vidsearch.serve.service import NotFound, ServeConfig, ServeState
+from vidsearch.serve.service import NotFound, ServeConfig, ServeState, UnsupportedMediaType
 
 __all__ = ["create_app", "public_message"]
 
@@ -45,6 +45,8 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 def _status_for(exc: VidsearchError) -> int:
     if isinstance(exc, (NotFound, MediaError)):  # MediaError: a still that no frame of the file gives
         return 404
+    if isinstance(exc, UnsupportedMediaType):
+        return 415
     if isinstance(exc, ModelError):
         return 503  # the server cannot load its model: not the client's fault
     return 400

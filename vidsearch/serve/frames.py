@@ -2,14 +2,17 @@
 
 A thumbnail is one representative frame near a time; a strip is a row of frames across a moment.
 Both are JPEG bytes cached under the library (``cache/frames/``), keyed by the file's fingerprint,
-the time(s) and the width, so a changed file never gets an old image, and a second request
-decodes nothing.
+the time(s) on a quarter-second grid and the width, so a changed file never gets an old image, a
+second request decodes nothing, and the cache stays under its size cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -22,6 +25,8 @@ from vidsearch.fileio import atomic_write
 
 __all__ = [
     "FrameCache",
+    "quantize",
+    "TIME_QUANTUM",
     "grab_frames",
     "pick_representative",
     "encode_jpeg",
@@ -36,6 +41,11 @@ LOG = logging.getLogger(__name__)
 # frames it weighs: enough to step past a fade-in, few enough to stay fast.
 LOOKAHEAD_S = 1.0
 CANDIDATES = 6
+# Stills are cached on a time grid: URLs a few milliseconds apart share one image instead of each
+# costing a decode and a file. A quarter second is under a thumbnail's lookahead and a strip tile.
+TIME_QUANTUM = 0.25
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the frame cache's size cap (ServeConfig.frame_cache_bytes)
+EVICT_TO = 0.8  # eviction frees down to this share of the cap, so it does not run on every write
 _decodes = 0  # files opened for decoding: tests read it to prove the cache is used
 _decodes_lock = threading.Lock()
 
@@ -177,30 +187,103 @@ def make_strip(path: str, start: float, end: float, n: int, width: int) -> bytes
     return encode_jpeg(np.concatenate([f[:h] for f in frames], axis=1))
 
 
-class FrameCache:
-    """JPEGs on disk under ``root``, made once per key; concurrent requests for a key wait for one maker."""
+def quantize(t: float, up: bool = False) -> float:
+    """``t`` on the cache's time grid (:data:`TIME_QUANTUM`), so near-equal times share one image.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        t: seconds.
+        up: the grid time at or after ``t`` (a thumbnail shows a frame after the asked time);
+            else the one at or before it.
+    """
+    steps = max(0.0, float(t)) / TIME_QUANTUM
+    return (math.ceil(steps - 1e-9) if up else math.floor(steps + 1e-9)) * TIME_QUANTUM
+
+
+class FrameCache:
+    """JPEGs on disk under ``root``, made once per key and kept under ``max_bytes`` in all.
+
+    Concurrent requests for a key wait for one maker. Past the cap the least recently used images
+    (a hit refreshes a file's mtime) are deleted down to :data:`EVICT_TO` of it, so a client
+    asking for many distinct stills cannot fill the disk. Images are returned as bytes: a file
+    evicted between a lookup and the response cannot break the response. A write that fails (a
+    full disk) serves the image uncached.
+    """
+
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.root = Path(root)
+        self.max_bytes = int(max_bytes)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._size_lock = threading.Lock()
+        self._bytes = sum(size for _, _, size in self._files())
 
     def path_for(self, *key: object) -> Path:
         """Where the image for ``key`` lives (a hash of the key: no client text in file names)."""
         digest = hashlib.sha256(repr(key).encode("utf-8")).hexdigest()
         return self.root / digest[:2] / f"{digest}.jpg"
 
-    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> Path:
-        """The cached file for ``key``, calling ``make()`` and saving its bytes atomically if absent."""
+    def size(self) -> int:
+        """Bytes the cache holds (as this process counted them)."""
+        return self._bytes
+
+    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        """The image for ``key``: the cached bytes, or ``make()``'s, saved atomically when there is room."""
         path = self.path_for(*key)
-        if path.exists():
-            return path
+        data = self._read(path)
+        if data is not None:
+            return data
         with self._guard:
             lock = self._locks.setdefault(str(path), threading.Lock())
-        with lock:
-            if not path.exists():
-                data = make()
-                atomic_write(path, lambda fh: fh.write(data))
-        with self._guard:
-            self._locks.pop(str(path), None)
-        return path
+        try:
+            with lock:
+                data = self._read(path)
+                if data is None:
+                    data = make()
+                    self._store(path, data)
+        finally:
+            with self._guard:
+                self._locks.pop(str(path), None)
+        return data
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
+        return data
+
+    def _store(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write(path, lambda fh: fh.write(data))
+        except OSError as exc:  # a full or read-only disk: the image is still good to send
+            LOG.warning("frame cache: cannot save an image (%s); serving it uncached", exc.strerror or exc)
+            return
+        with self._size_lock:
+            self._bytes += len(data)
+            over = self._bytes > self.max_bytes
+        if over:
+            self._evict()
+
+    def _files(self) -> list[tuple[int, Path, int]]:
+        out = []
+        for entry in self.root.glob("??/*.jpg"):
+            with contextlib.suppress(OSError):
+                st = entry.stat()
+                out.append((st.st_mtime_ns, entry, st.st_size))
+        return out
+
+    def _evict(self) -> None:
+        with self._size_lock:
+            files = sorted(self._files())  # oldest first
+            total = sum(size for _, _, size in files)
+            target = int(self.max_bytes * EVICT_TO)
+            for _, path, size in files:
+                if total <= target:
+                    break
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    total -= size
+            self._bytes = total

@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
-from vidsearch.serve.frames import make_strip, make_thumbnail
+from vidsearch.serve.frames import make_strip, make_thumbnail, quantize
 from vidsearch.serve.service import NotFound, ServeState, parse_moment_id, parse_video_id
 
 __all__ = ["router", "THUMB_WIDTHS"]
@@ -23,7 +23,7 @@ __all__ = ["router", "THUMB_WIDTHS"]
 router = APIRouter()
 THUMB_WIDTHS = (160, 320, 480, 640)
 IMMUTABLE = "private, max-age=31536000, immutable"
-_JPG = re.compile(r"^(\d{1,9})\.jpg$")
+_JPG = re.compile(r"^([0-9]{1,9})\.jpg$")
 _EXTRA_TYPES = {".mkv": "video/x-matroska", ".webm": "video/webm", ".m4v": "video/mp4", ".mov": "video/quicktime"}
 
 
@@ -65,12 +65,13 @@ def thumbnail(
 
         raise InputError(f"w must be one of {', '.join(map(str, THUMB_WIDTHS))} (got {w})")
     control = _cache_control(state, record, v)
-    t = min(int(m.group(1)) / 1000.0, max(0.0, (record.duration or 0.0) - 0.05))
-    path = state.frames.get(
-        ("thumb", record.fingerprint, record.size, record.mtime_ns, round(t, 3), w),
+    last = max(0.0, (record.duration or 0.0) - 0.05)
+    t = min(quantize(int(m.group(1)) / 1000.0, up=True), quantize(last))
+    image = state.frames.get(
+        ("thumb", record.fingerprint, record.size, record.mtime_ns, t, w),
         lambda: make_thumbnail(record.path, t, w),
     )
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": control})
+    return Response(image, media_type="image/jpeg", headers={"Cache-Control": control})
 
 
 @router.get("/strips/{name}", summary="A row of frames across a moment, for hover-scrubbing (JPEG)")
@@ -86,7 +87,8 @@ def strip(request: Request, name: str, v: str | None = Query(None, max_length=64
     start, end = min(start, duration), min(end, duration)
     if end <= start:
         raise NotFound(f"moment {name[:-4]} lies past the end of video {video_id}")
+    start, end = quantize(start), min(quantize(end, up=True), duration)
     n, width = state.config.strip_frames, state.config.strip_width
-    key = ("strip", record.fingerprint, record.size, record.mtime_ns, round(start, 3), round(end, 3), n, width)
-    path = state.frames.get(key, lambda: make_strip(record.path, start, end, n, width))
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": control})
+    key = ("strip", record.fingerprint, record.size, record.mtime_ns, start, end, n, width)
+    image = state.frames.get(key, lambda: make_strip(record.path, start, end, n, width))
+    return Response(image, media_type="image/jpeg", headers={"Cache-Control": control})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "MAX_ID",
     "ClipRef",
     "SearchRequest",
     "VideoRef",
@@ -22,12 +23,16 @@ __all__ = [
 ]
 
 
+# Ids are SQLite integers; a larger number names nothing, and must not reach the database (overflow).
+MAX_ID = 10**12 - 1
+
+
 class ClipRef(BaseModel):
     """A moment already in the library: search for more like it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    video_id: int = Field(ge=1)
+    video_id: int = Field(ge=1, le=MAX_ID)
     start: float = Field(ge=0)
     end: float = Field(gt=0)
 
@@ -41,7 +46,7 @@ class ClipRef(BaseModel):
 class SearchRequest(BaseModel):
     """``POST /api/v1/search``: exactly one of ``query``, ``clip`` or an uploaded file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     query: str | None = Field(None, max_length=1000, description="What you want to see.")
     clip: ClipRef | None = Field(None, description="More like this moment of an indexed video.")
@@ -61,6 +66,17 @@ class SearchRequest(BaseModel):
     )
     label_set: str | None = Field(None, max_length=200)
     indexed_after: datetime | None = Field(None, description="Only videos indexed at or after this time (ISO 8601).")
+
+    @field_validator("indexed_after")
+    @classmethod
+    def _in_utc(cls, when: datetime | None) -> datetime | None:
+        # year 1 at +01:00 (or 9999 at -01:00) has no UTC time: refuse it here, not as a 500 later
+        if when is None or when.tzinfo is None:
+            return when
+        try:
+            return when.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("indexed_after is out of range once converted to UTC") from None
 
 
 class VideoRef(BaseModel):

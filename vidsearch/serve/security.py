@@ -3,12 +3,17 @@
 One pure-ASGI middleware (it also wraps media streaming, so it must not buffer) does, in order:
 
 1. Host header check (DNS rebinding): only the names the server is bound to are accepted.
-2. Token check when a token is set: ``Authorization: Bearer <token>`` or the cookie set from a
+2. Origin check (cross-site request forgery): a browser's request that another site started
+   (``Sec-Fetch-Site`` other than ``same-origin``/``none``, or an ``Origin`` that is not this
+   server's) is refused on every endpoint, reading or writing alike: a search is work and an
+   answer, and loopback without a token is the default.
+3. Token check when a token is set: ``Authorization: Bearer <token>`` or the cookie set from a
    one-time ``?token=`` link (a ``<video src>`` cannot send headers); the link answers with a
-   redirect to the same URL without the token, so it leaves the address bar and history.
-3. Request body caps: ``Content-Length`` over the cap is refused before reading, and a body sent
+   redirect to the same URL without the token, so it leaves the address bar and history (only
+   ever to a path of this server: ``//host/x`` would leave it).
+4. Request body caps: ``Content-Length`` over the cap is refused before reading, and a body sent
    without one is counted as it streams (413 either way).
-4. Security headers on every response (no CORS headers: browsers keep other origins out).
+5. Security headers on every response (no CORS headers: browsers keep other origins out).
 """
 
 from __future__ import annotations
@@ -129,6 +134,10 @@ class Guard:
                 "this server does not answer for that Host name (DNS-rebinding guard); use the address it printed",
             )
             return
+        refused = _cross_site(headers)
+        if refused:
+            await _error(send, 403, refused)
+            return
         if self.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if "token" in query and scope["method"] == "GET":
@@ -172,7 +181,7 @@ class Guard:
 
     async def _redirect_with_cookie(self, scope: Scope, send: Send, query: dict[str, str]) -> None:
         rest = {k: v for k, v in query.items() if k != "token"}
-        location = scope["path"] + (("?" + urlencode(rest)) if rest else "")
+        location = _same_origin_path(scope["path"]) + (("?" + urlencode(rest)) if rest else "")
         cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
         await send(
             {
@@ -187,6 +196,35 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def _same_origin_path(path: str) -> str:
+    """``path`` as a redirect target that stays on this server.
+
+    ``//evil.example/x`` (and ``/\\evil.example``, which browsers read alike) is a URL of another
+    host: its slashes and backslashes at the start collapse to one.
+    """
+    return "/" + path.lstrip("/\\")
+
+
+def _cross_site(headers: dict[str, str]) -> str | None:
+    """Why a request that another web site made a browser send is refused (None: it is not one).
+
+    Browsers send ``Sec-Fetch-Site`` (``none`` for a typed address or bookmark) and ``Origin`` on
+    cross-origin requests; clients like curl send neither and are let through (the token, when
+    set, guards them).
+    """
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return f"refused a {site} request: open vidsearch at its own address, other sites may not use it"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    origin = origin.strip().lower()
+    host = headers.get("host", "").strip().lower()
+    if origin.split("://", 1)[-1] != host or not origin.startswith(("http://", "https://")):
+        return "refused a request from another origin: open vidsearch at its own address, other sites may not use it"
+    return None
 
 
 class BodyTooLarge(Exception):

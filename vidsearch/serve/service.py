@@ -28,17 +28,30 @@ from typing import Any
 import numpy as np
 
 from vidsearch.errors import InputError, LibraryError, VidsearchError
-from vidsearch.serve.frames import FrameCache
+from vidsearch.serve.frames import DEFAULT_MAX_BYTES, FrameCache
 from vidsearch.usecases.videos import NotFound, VideoRecord
 
-__all__ = ["ServeConfig", "ServeState", "NotFound", "BROWSER_CODECS", "parse_moment_id", "parse_video_id", "moment_id"]
+__all__ = [
+    "ServeConfig",
+    "ServeState",
+    "NotFound",
+    "UnsupportedMediaType",
+    "BROWSER_CODECS",
+    "parse_moment_id",
+    "parse_video_id",
+    "moment_id",
+]
 
 LOG = logging.getLogger(__name__)
 
 # What Debian's Chromium (and other browsers) decode in a <video>: not HEVC, MPEG-4 Part 2, MJPEG.
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
 BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".ogg"})
-_MOMENT_ID = re.compile(r"^(\d{1,12})-(\d{1,12})-(\d{1,12})$")
+_MOMENT_ID = re.compile(r"^([0-9]{1,12})-([0-9]{1,12})-([0-9]{1,12})$")
+
+
+class UnsupportedMediaType(InputError):
+    """A request body in a type the endpoint does not take (answered with 415)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class ServeConfig:
     thumb_width: int = 320
     strip_frames: int = 8
     strip_width: int = 160  # per strip tile
+    frame_cache_bytes: int = DEFAULT_MAX_BYTES  # thumbnails and strips kept on disk, at most
     text_cache: int = 1024  # query embeddings kept (paging and repeated queries skip the model)
 
 
@@ -101,7 +115,8 @@ def parse_video_id(text: str) -> int:
     Raises:
         NotFound: not a number (``..``, paths and names never reach the library).
     """
-    if not text.isdigit() or len(text) > 12:
+    # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
+    if not re.fullmatch(r"[0-9]{1,12}", text):
         raise NotFound(f"no video {text[:40]!r} in the library; ids are numbers")
     return int(text)
 
@@ -192,7 +207,7 @@ class ServeState:
 
         self.config = config
         self.library = library if library is not None else Library.open(config.library, create=False)
-        self.frames = FrameCache(_cache_dir(self.library.root))
+        self.frames = FrameCache(_cache_dir(self.library.root), config.frame_cache_bytes)
         self._encoders: dict[str, _CachingEncoder] = {}
         self._model_lock = threading.Lock()
         self._pool_lock = threading.Lock()
@@ -423,7 +438,7 @@ class ServeState:
         try:
             data = json.loads(base64.urlsafe_b64decode(req.cursor + "=" * (-len(req.cursor) % 4)))
             offset, fp = int(data["o"]), str(data["f"])
-        except (binascii.Error, ValueError, KeyError, TypeError):
+        except (binascii.Error, ValueError, KeyError, TypeError, OverflowError, RecursionError):
             raise InputError("cursor is not one this server gave out; start again without it") from None
         if fp != self._fingerprint(req):
             raise InputError("cursor belongs to another search; send it with the same query and filters")

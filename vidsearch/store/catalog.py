@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from vidsearch.errors import InputError
 from vidsearch.store.library import Library
 from vidsearch.store.locks import WRITE_LOCK, lock_held
 from vidsearch.store.schema import Segment, Video, VideoStatus
@@ -26,6 +27,7 @@ __all__ = [
     "get_videos",
     "list_videos",
     "video_ids",
+    "folder_parts",
     "common_root",
     "writer_active",
     "segment_count",
@@ -113,22 +115,49 @@ def list_videos(
         return [_record(r) for r in s.execute(q).all()]
 
 
+def folder_parts(path_prefix: str) -> tuple[str, ...]:
+    """The folder names of a library-relative folder filter (``sub/clips/`` -> ``("sub", "clips")``).
+
+    Raises:
+        InputError: an absolute path or a ``..`` part: a filter names a folder inside the library,
+            never a place on the server (whose layout it would otherwise let a client probe).
+    """
+    text = path_prefix.replace("\\", "/") if os.sep == "\\" else path_prefix
+    if os.path.isabs(text) or text.startswith("/") or os.path.splitdrive(text)[0]:
+        raise InputError(
+            f"path_prefix {path_prefix[:60]!r} is absolute; give a folder relative to the library, like sub/clips"
+        )
+    parts = tuple(p for p in text.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise InputError(
+            f"path_prefix {path_prefix[:60]!r} leaves the library; give a folder inside it, like sub/clips"
+        )
+    return parts
+
+
 def video_ids(
     library: Library, path_prefix: str | None = None, indexed_after: datetime | None = None, root: str | None = None
 ) -> set[int]:
-    """Ids of the indexed videos whose path starts with ``path_prefix`` and that were indexed after a time.
+    """Ids of the indexed videos inside a folder that were indexed after a time.
 
     Args:
         library: an open library.
-        path_prefix: an absolute path prefix, or one relative to ``root``.
+        path_prefix: a folder relative to ``root`` (see :func:`folder_parts`); it matches whole
+            folder names: ``sub`` holds ``sub/a.mp4``, not ``sub0/a.mp4``.
         indexed_after: only videos (re)indexed at or after this time (naive times are UTC).
         root: the folder relative prefixes start from (see :func:`common_root`).
+
+    Raises:
+        InputError: ``path_prefix`` is absolute or leaves ``root``.
     """
     q = select(Video.id).where(Video.status == VideoStatus.INDEXED)
-    if path_prefix:
-        prefix = path_prefix if os.path.isabs(path_prefix) or root is None else os.path.join(root, path_prefix)
+    parts = folder_parts(path_prefix) if path_prefix else ()
+    if parts:
+        if root is None:  # nothing indexed: no folder holds anything
+            return set()
+        folder = os.path.join(root, *parts) + os.sep
         # a LIKE pattern would treat % and _ in file names as wildcards; compare the prefix itself
-        q = q.where(func.substr(Video.path, 1, len(prefix)) == prefix)
+        q = q.where(func.substr(Video.path, 1, len(folder)) == folder)
     if indexed_after is not None:
         when = indexed_after if indexed_after.tzinfo else indexed_after.replace(tzinfo=timezone.utc)
         q = q.where(Video.updated_at >= when.astimezone(timezone.utc).replace(tzinfo=None))
