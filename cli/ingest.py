@@ -13,6 +13,12 @@ from vidsearch.cli.common import JsonOption, LibraryOption, console, open_librar
 @app.command("ingest")
 def ingest_command(
     directory: Path = typer.Argument(..., help="The --stage folder of an index run.", show_default=False),
+    roots: list[Path] = typer.Option(
+        [],
+        "--root",
+        help="A folder the run indexed (repeatable); default: the folders the run recorded in DIR.",
+        show_default=False,
+    ),
     library: Path | None = LibraryOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -20,7 +26,7 @@ def ingest_command(
     from vidsearch.cluster.staging import ingest, list_shards
 
     with open_library(library, create=True) as lib:
-        report = ingest(lib, directory)
+        report = ingest(lib, directory, roots or None)
     if json_out:
         print_json(report.to_dict())
         return

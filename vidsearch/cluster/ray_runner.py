@@ -308,6 +308,10 @@ def index_folder_ray(
         InputError: ``folder`` is not a directory.
     """
     stages = RayStages(ray_options)
+    if ray_options.stage_dir is not None and Path(folder).is_dir():
+        from vidsearch.cluster.staging import write_stage_roots
+
+        write_stage_roots(ray_options.stage_dir, [folder])  # ingest commits files of this folder only
     with connected(ray_options):
         # the description gives the space's key up front, at the actors' precision, not the driver's;
         # the actors get that resolved precision with the options

@@ -33,11 +33,30 @@ import numpy as np
 from vidsearch.cluster.options import ClusterError
 from vidsearch.indexer.options import IndexReport
 
-__all__ = ["ingest", "list_shards", "shard_name", "write_shard"]
+__all__ = ["ingest", "list_shards", "shard_name", "write_shard", "write_stage_roots", "stage_roots"]
 
 LOG = logging.getLogger(__name__)
 
 SHARD_GLOB = "shard-*.parquet"
+STAGE_FILE = "stage.json"  # the run's folders, written by the driver beside its shards
+COLUMNS = (
+    "space_key",
+    "dim",
+    "model_spec",
+    "sampling",
+    "path",
+    "size",
+    "mtime_ns",
+    "fingerprint",
+    "status",
+    "reason",
+    "reader",
+    "info",
+    "kinds",
+    "starts",
+    "ends",
+    "vectors",
+)
 COMMIT_VIDEOS = 64  # videos per SQLite transaction when ingesting
 
 
@@ -57,27 +76,7 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
     from vidsearch.indexer.options import sampling_dict
     from vidsearch.media import fingerprint
 
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "space_key",
-            "dim",
-            "model_spec",
-            "sampling",
-            "path",
-            "size",
-            "mtime_ns",
-            "fingerprint",
-            "status",
-            "reason",
-            "reader",
-            "info",
-            "kinds",
-            "starts",
-            "ends",
-            "vectors",
-        )
-    }
+    cols: dict[str, list] = {k: [] for k in COLUMNS}
     spec, sampling = (
         json.dumps(encoder.spec, sort_keys=True),
         json.dumps(sampling_dict(options.sampling), sort_keys=True),
@@ -117,6 +116,38 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
     return final
 
 
+def write_stage_roots(stage_dir: Path | str, roots: Sequence[Path | str]) -> None:
+    """Record the folders a staged run indexes (``ingest`` commits no file outside them)."""
+    from vidsearch.fileio import atomic_write_text
+
+    folders = [os.path.realpath(os.path.abspath(r)) for r in roots]
+    try:  # a second run into the same folder adds its folders to the first's
+        folders = sorted(set(stage_roots(stage_dir)) | set(folders))
+    except ClusterError:
+        pass
+    atomic_write_text(Path(stage_dir) / STAGE_FILE, json.dumps({"roots": folders}))
+
+
+def stage_roots(stage_dir: Path | str) -> list[str]:
+    """The folders :func:`write_stage_roots` recorded for a ``--stage`` folder.
+
+    Raises:
+        ClusterError: nothing was recorded (a stage from an older vidsearch) or the record is unreadable.
+    """
+    path = Path(stage_dir) / STAGE_FILE
+    try:
+        roots = json.loads(path.read_text("utf-8"))["roots"]
+    except FileNotFoundError:
+        raise ClusterError(
+            f"{stage_dir} does not say which folders its run indexed; pass them with --root FOLDER"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ClusterError(f"{path} is unreadable; pass the run's folders with --root FOLDER") from None
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise ClusterError(f"{path} is unreadable; pass the run's folders with --root FOLDER")
+    return roots
+
+
 def list_shards(stage_dir: Path | str) -> list[Path]:
     """The shards in a ``--stage`` folder, by name."""
     return sorted(Path(stage_dir).glob(SHARD_GLOB))
@@ -136,21 +167,38 @@ def _read_rows(stage_dir: Path) -> tuple[int, list[dict[str, Any]]]:
             table = pq.read_table(shard)
         except Exception as exc:  # noqa: BLE001 -- any unreadable shard: name it
             raise ClusterError(f"cannot read shard {shard}: {exc}; re-run the staged index to rewrite it") from None
+        missing = [c for c in COLUMNS if c not in table.column_names]
+        if missing:
+            raise ClusterError(
+                f"shard {shard.name} lacks the column(s) {', '.join(missing)}; it is no shard of this vidsearch: "
+                "re-run the staged index to rewrite it"
+            )
         for row in table.to_pylist():
             rows[row["path"]] = row  # a video in two shards (a re-planned run): the same content
     return len(shards), list(rows.values())
 
 
-def ingest(library: Any, stage_dir: Path | str) -> IndexReport:
+def ingest(library: Any, stage_dir: Path | str, roots: Sequence[Path | str] | None = None) -> IndexReport:
     """Commit the shards of ``stage_dir`` into ``library``, once (see the module docstring).
+
+    Rows that :mod:`vidsearch.cluster.shard_checks` refuses (a file outside the run's folders,
+    changed, or no video; vectors of the wrong size or not finite) are not committed: they are
+    reported in ``failed``.
+
+    Args:
+        library: the library to commit into.
+        stage_dir: the ``--stage`` folder of a run.
+        roots: the folders the run indexed (None: those the run recorded, see :func:`stage_roots`).
 
     Returns:
         An index run's report: ``scanned`` is the videos in the shards, ``unchanged`` those the
         library already held, ``space_key`` the space of the last shard rows.
 
     Raises:
-        ClusterError: ``stage_dir`` holds no shards, or a shard cannot be read.
+        ClusterError: ``stage_dir`` holds no shards, a shard cannot be read or lacks columns, or
+            the run's folders are unknown.
     """
+    from vidsearch.cluster.shard_checks import file_refusal, row_vectors
     from vidsearch.indexer.commit import LibraryCommitter
     from vidsearch.indexer.scan import FileEntry, plan_changes
     from vidsearch.media import SegmentPlan, VideoInfo
@@ -163,6 +211,16 @@ def ingest(library: Any, stage_dir: Path | str) -> IndexReport:
     report = IndexReport(space_key="", scanned=len(rows))
     if not n_shards:
         raise ClusterError(f"{stage_dir} holds no {SHARD_GLOB} files; pass the --stage folder of an index run")
+    folders = [str(r) for r in roots] if roots else stage_roots(stage_dir)
+    refused: dict[str, str] = {}
+    for row in rows:
+        why = file_refusal(row, folders, indexed=row["status"] == "indexed")
+        if why is None and row["status"] == "indexed":
+            why = row_vectors(row)[1] or None
+        if why is not None:
+            refused[row["path"]] = why
+            report.failed.append((str(row["path"]), why))
+    rows = [r for r in rows if r["path"] not in refused]
     by_space: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_space.setdefault(row["space_key"], []).append(row)
@@ -193,7 +251,7 @@ def ingest(library: Any, stage_dir: Path | str) -> IndexReport:
                         SegmentPlan(k, s, e, [])
                         for k, s, e in zip(row["kinds"], row["starts"], row["ends"], strict=False)
                     ]
-                    xb = np.frombuffer(row["vectors"], dtype="<f4").reshape(len(spans), row["dim"])
+                    xb = row_vectors(row)[0]
                     info = VideoInfo(**json.loads(row["info"]))
                     batch.append(
                         DecodedVideo(
