@@ -60,7 +60,7 @@ def _alembic_config():
 # The newest migration under migrations/versions (tests/test_migrations.py checks it against
 # Alembic's own head). Knowing it lets an up-to-date library open without importing Alembic,
 # whose import and script walk cost ~0.3 s of every command's start-up.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -89,19 +89,28 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
     script = ScriptDirectory.from_config(cfg)
     known = {rev.revision for rev in script.walk_revisions()}
     head = script.get_current_head()
-    with engine.begin() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-        if current is not None and current not in known:
-            raise LibraryError(
-                f"library {db_path} has schema revision {current!r}, made by a newer vidsearch; "
-                "upgrade vidsearch (pip install -U vidsearch) to open it"
-            )
-        if current != head and read_only:
-            raise health.read_only_error(db_path.parent)
-        if current != head:
-            LOG.info("migrating %s from %s to %s", db_path, current, head)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        # Off before the transaction (inside one the pragma does nothing): a migration that
+        # rebuilds a table others point at (0006) must not cascade the drop of its old copy.
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            with conn.begin():
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current is not None and current not in known:
+                    raise LibraryError(
+                        f"library {db_path} has schema revision {current!r}, made by a newer vidsearch; "
+                        "upgrade vidsearch (pip install -U vidsearch) to open it"
+                    )
+                if current != head and read_only:
+                    raise health.read_only_error(db_path.parent)
+                if current != head:
+                    LOG.info("migrating %s from %s to %s", db_path, current, head)
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 class Library:

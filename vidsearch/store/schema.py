@@ -111,6 +111,9 @@ class Video(Base):
     """A file that was scanned: its identity on disk, what decoding found, and its status."""
 
     __tablename__ = "videos"
+    # AUTOINCREMENT (migration 0006): a removed video's id is never given to another file, so a
+    # shared link or moment id names one video forever (or nothing).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(FsPath, unique=True)
