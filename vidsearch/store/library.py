@@ -113,6 +113,11 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
             conn.commit()
 
 
+def _stamp(index: Any, space: SpaceInfo, generation: int) -> None:
+    """Record in an index the space (of this library) and the generation it reflects."""
+    index.meta.update(generation=generation, owner=space.uid)
+
+
 class Library:
     """A library directory: SQLite metadata and embeddings plus one FAISS index per space."""
 
@@ -216,7 +221,7 @@ class Library:
         Returns:
             One line per problem; empty when the library is sound.
         """
-        from vidsearch.store.vectors.fileformat import read_index_file
+        from vidsearch.store.vectors.fileformat import REBUILD_HINT, read_index_file
 
         problems = [f"{self.db_path}: {p}" for p in health.quick_check(self.db_path)]
         if problems:
@@ -225,7 +230,8 @@ class Library:
             path = self.index_path(sp.id)
             if path.exists():
                 try:
-                    read_index_file(path)
+                    if read_index_file(path)[0].get("meta", {}).get("owner") != sp.uid:
+                        problems.append(f"{path} belongs to another library or space; {REBUILD_HINT}")
                 except LibraryError as exc:
                     problems.append(f"{exc} (derived from {DB_NAME}: nothing is lost)")
         return problems
@@ -378,11 +384,14 @@ class Library:
                 index = VectorIndex.load(path)
             except LibraryError as exc:
                 LOG.warning("rebuilding %s: %s", path, exc)
+        if index is not None and index.meta.get("owner") != space.uid:
+            LOG.warning("rebuilding %s: the file belongs to another library or space", path)
+            index = None
         if index is None or index.dim != space.dim:
             index = self.rebuild_index(space)
         elif index.meta.get("generation") != generation:
             self.sync_index(space, index)
-            index.meta["generation"] = generation
+            _stamp(index, space, generation)
             self._save_quietly(index, path)
         self._indexes[space.id] = index
         return index
@@ -420,7 +429,7 @@ class Library:
             n = len(self.segment_ids(space.id))
             built = ondisk.build_from_stream(target, space.dim, spec, lambda: self.iter_vectors(space.id), n)
             index = ondisk.OnDiskVectorIndex(built)
-            index.meta["generation"] = generation
+            _stamp(index, space, generation)
             index.save()
             self.index_path(space.id).unlink(missing_ok=True)  # queries now use the on-disk lists
             self._indexes[space.id] = index  # type: ignore[assignment]
@@ -433,14 +442,14 @@ class Library:
             stale.unlink(missing_ok=True)
         ids, xb = self.load_vectors(space.id)
         index = VectorIndex.build(ids, xb, spec=spec) if len(ids) else VectorIndex.empty(space.dim)
-        index.meta["generation"] = generation
+        _stamp(index, space, generation)
         self._save_quietly(index, self.index_path(space.id))
         self._indexes[space.id] = index
         return index
 
     def save_index(self, space: SpaceInfo, index: VectorIndex, generation: int) -> None:
         """Save ``index`` as reflecting ``generation`` of the space (atomic write)."""
-        index.meta["generation"] = generation
+        _stamp(index, space, generation)
         path = self.index_path(space.id)
         if self.read_only:
             raise health.read_only_error(self.root)
@@ -564,7 +573,8 @@ class Library:
                     index_spec=header["spec"],
                     index_vectors=header.get("ntotal"),
                     index_recall_at_10=header.get("recall_at_10"),
-                    index_up_to_date=header.get("meta", {}).get("generation") == sp.generation,
+                    index_up_to_date=header.get("meta", {}).get("generation") == sp.generation
+                    and header.get("meta", {}).get("owner") == sp.uid,
                 )
             entries.append(entry)
         return {

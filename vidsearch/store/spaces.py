@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,7 +14,16 @@ from sqlalchemy.orm import Session
 
 from vidsearch.store.schema import Space
 
-__all__ = ["SpaceInfo", "list_spaces", "find_space", "add_space", "generation", "space_dim", "bump_generation"]
+__all__ = [
+    "SpaceInfo",
+    "list_spaces",
+    "find_space",
+    "add_space",
+    "generation",
+    "space_dim",
+    "bump_generation",
+    "space_uid",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,21 @@ class SpaceInfo:
     model_spec: dict[str, Any]
     sampling: dict[str, Any]
     generation: int
+    # Names this space of this library (see :func:`space_uid`); index files record it.
+    uid: str = ""
+
+
+def space_uid(space_id: int, key: str, created_at: Any) -> str:
+    """An id of one space of one library: its row id, key and creation time (to the microsecond).
+
+    Another library's space of the same model and row id was created at another instant, so an
+    index file copied from it is told apart; a backup of this library keeps the id.
+    """
+    if isinstance(created_at, datetime):  # SQLite gives back naive UTC; a new row holds an aware time
+        if created_at.tzinfo is not None:
+            created_at = created_at.astimezone(timezone.utc).replace(tzinfo=None)
+        created_at = created_at.isoformat()
+    return hashlib.blake2b(f"{space_id}|{key}|{created_at}".encode(), digest_size=12).hexdigest()
 
 
 def _info(row: Space) -> SpaceInfo:
@@ -35,6 +61,7 @@ def _info(row: Space) -> SpaceInfo:
         model_spec=json.loads(row.model_spec),
         sampling=json.loads(row.sampling),
         generation=row.generation,
+        uid=space_uid(row.id, row.key, row.created_at),
     )
 
 

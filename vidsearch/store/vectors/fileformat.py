@@ -43,6 +43,7 @@ FORMAT_VERSION = 2  # 2: body checksum, faiss ntotal and dim in the header
 _DIGEST_SIZE = 16
 _NO_DIGEST = "0" * (2 * _DIGEST_SIZE)  # placeholder of the same width, overwritten once the body is written
 REBUILD_HINT = "rebuild it with `vidsearch reindex`"
+_MAX_HEADER = 1 << 24  # a length field past this is damage, not a header
 
 
 class _CountingWriter:
@@ -117,7 +118,12 @@ def _read_header(f: BinaryIO, path: Path) -> dict[str, Any]:
     if f.read(len(MAGIC)) != MAGIC:
         raise LibraryError(f"{path} is not a vidsearch vector index; {REBUILD_HINT}")
     (hlen,) = struct.unpack("<Q", f.read(8))
-    h = json.loads(f.read(hlen).decode())
+    try:
+        h = json.loads(f.read(min(hlen, _MAX_HEADER)).decode())
+        if not isinstance(h, dict):
+            raise ValueError("not an object")
+    except (UnicodeDecodeError, ValueError, RecursionError):  # a flipped bit in the header
+        raise LibraryError(f"vector index {path} is corrupted (its header is damaged); {REBUILD_HINT}") from None
     if h.get("format") != FORMAT_VERSION:
         raise LibraryError(f"{path} has unsupported index format {h.get('format')}; {REBUILD_HINT}")
     return h
