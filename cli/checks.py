@@ -11,7 +11,14 @@ import math
 
 from vidsearch.errors import InputError
 
-__all__ = ["check_number", "check_order"]
+__all__ = ["check_number", "check_order", "MAX_SECONDS", "MAX_COUNT", "TEMPERATURE"]
+
+# Bounds every option of its kind has even when the command names none: beyond them a value is a
+# typo, and it overflows later (``--end 1e308`` as frame numbers, ``--top 10**20`` as an array size).
+MAX_SECONDS = 1e7  # about 115 days: longer than any video
+MAX_COUNT = 2**31 - 1
+# A softmax temperature: below this every probability is 0 or 1 (then NaN); above it, all are equal.
+TEMPERATURE = {"low": 1e-4, "high": 1e4}
 
 
 def check_number(
@@ -32,6 +39,10 @@ def check_number(
     """
     if value is None:
         return
+    if high is None and unit == "seconds":
+        high = MAX_SECONDS
+    elif high is None and isinstance(value, int):
+        high = MAX_COUNT
     ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if above else value >= low

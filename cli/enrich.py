@@ -58,10 +58,19 @@ AnnotatedCacheOption = typer.Option(
 )
 
 
-def rule_line(rule: dict[str, Any], calibrated: bool, trained: bool = False) -> str:
+_RULE_SOURCES = {
+    "calibrated": "calibrated",
+    "given": "as given, not calibrated",
+    "stored": "kept from the last run, not calibrated",
+    "default": "default, not calibrated",
+}
+
+
+def rule_line(rule: dict[str, Any], source: str, trained: bool = False) -> str:
+    """The open-set rule as one line, saying where it came from (a RecognizeReport's ``rule_source``)."""
     if trained:  # a head's rule: its own score, its threshold chosen on held-out clips when it was trained
         return f"open set: the head's {rule['kind']} score, unknown below {rule['threshold']:.4g} (chosen at training)"
-    how = "calibrated" if calibrated else "default, not calibrated"
+    how = _RULE_SOURCES.get(source, source)
     return f"open set: {rule['kind']} at temperature {rule['temperature']:.4g}, unknown below {rule['threshold']:.4g} ({how})"
 
 
@@ -109,13 +118,13 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
-    from vidsearch.cli.checks import check_number
+    from vidsearch.cli.checks import TEMPERATURE, check_number
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
     from vidsearch.usecases.spaces import resolve_space
 
     check_number("--top", top, low=1)
-    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--temperature", temperature, **TEMPERATURE)
     check_number("--threshold", threshold)
     from vidsearch.labels import check_score_kind, load_label_set
 
@@ -141,7 +150,7 @@ def recognize_command(
         f"with {'head ' if head else ''}{shown(report.label_set)} in {shown(report.space)}; {report.already} already labelled; {report.seconds:.1f} s",
         highlight=False,
     )
-    console.print(rule_line(report.rule, report.calibrated, trained=head is not None), highlight=False)
+    console.print(rule_line(report.rule, report.rule_source, trained=head is not None), highlight=False)
 
 
 def _recognize_head(
@@ -203,10 +212,10 @@ def calibrate_command(
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
     from vidsearch.bench.openset import calibrate_label_set, read_video_list
-    from vidsearch.cli.checks import check_number
+    from vidsearch.cli.checks import TEMPERATURE, check_number
 
     check_number("--keep", keep, low=0, high=1, above=True)
-    check_number("--temperature", temperature, low=0, above=True)
+    check_number("--temperature", temperature, **TEMPERATURE)
     from vidsearch.labels import check_score_kind
 
     check_score_kind(score)
@@ -241,7 +250,7 @@ def calibrate_command(
     if json_out:
         print_json({"rule": rule.to_dict(), "calibration": cal, "recognize": report.to_dict()})
         return
-    console.print(rule_line(rule.to_dict(), True), highlight=False)
+    console.print(rule_line(rule.to_dict(), "calibrated"), highlight=False)
     fpr = f", unknown kept {100 * cal['fpr']:.1f}%, AUROC {100 * cal['auroc']:.1f}" if cal["fpr"] is not None else ""
     console.print(
         f"chosen on {cal['known_videos']} known and {cal['unknown_videos']} unknown videos ({cal['threshold_method']}): "

@@ -98,6 +98,8 @@ class RecognizeReport:
     model_loaded: bool = False
     rule: dict[str, Any] = field(default_factory=dict)
     calibrated: bool = False
+    # where the rule came from: "calibrated", "given" (options), "stored" (an earlier run's), "default"
+    rule_source: str = "default"
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,8 +228,12 @@ def recognize_library(
             raise LibraryError(
                 f"label embeddings have dim {class_emb.shape[1]} but space {space.key} has dim {space.dim}"
             )
+        source = "given"  # a rule passed in (calibration), or options given now
         if rule is None:
+            source = "stored" if stored is not None else "default"
             rule = stored[3] if stored is not None else default_rule(encoder.temperature)
+        if (score, temperature, threshold) != (None, None, None):
+            source = "given"
         rule = override_rule(rule, score, temperature, threshold)
         if calibration is None and stored is not None and rule == stored[3] and stored_cal:
             calibration = stored_cal  # the same rule keeps the account of how it was chosen
@@ -254,6 +260,7 @@ def recognize_library(
         label_new_segments(library, space, set_id, classes, lambda xb: classify(xb, class_emb, rule, top), report)
     report.rule = rule.to_dict()
     report.calibrated = calibration is not None
+    report.rule_source = "calibrated" if report.calibrated else source
     report.seconds = round(time.perf_counter() - t0, 3)
     LOG.info(
         "labelled %d segments of %s with %s (%d kept)", report.labelled, space.key, report.label_set, report.already
