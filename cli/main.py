@@ -36,6 +36,11 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def signal_exit_code() -> int:
+    """The exit status of a command a signal stopped: 143 after SIGTERM, 130 after Ctrl-C."""
+    return EXIT_TERMINATED if _terminated else 130
+
+
 def _interrupted() -> None:
     if _terminated:
         typer.echo("terminated: what was committed so far is kept; run the command again to resume", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import typer
@@ -20,6 +21,20 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _dual_stack_socket(port: int) -> socket.socket:
+    """A listening ``[::]:port`` socket that also takes IPv4 (asyncio would make it IPv6-only).
+
+    A wildcard bind is meant to answer on every address of the machine, IPv4 ones included.
+    """
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command("serve")
@@ -90,6 +105,7 @@ def serve_command(
             web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, access_log=False
         )
     )
+    sockets = [_dual_stack_socket(port)] if host.strip("[]") == "::" else None
     if open_browser:
 
         def _open_when_up() -> None:
@@ -99,8 +115,13 @@ def serve_command(
                 webbrowser.open(link)
 
         threading.Thread(target=_open_when_up, daemon=True).start()
+    stopped_by_signal = False
     try:
-        server.run()  # on Ctrl-C: finishes the requests in flight, shuts the app down, returns
+        server.run(sockets=sockets)  # on Ctrl-C: finishes the requests in flight, shuts the app down, returns
     except KeyboardInterrupt:  # uvicorn re-raises the signal it caught once it has shut down
-        pass
+        stopped_by_signal = True
     console.print("stopped")
+    if stopped_by_signal:
+        from vidsearch.cli.main import signal_exit_code
+
+        sys.exit(signal_exit_code())  # 130 or 143, as the README's table says

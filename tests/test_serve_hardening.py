@@ -190,3 +190,52 @@ def test_cursor_overflow_deep_json_and_non_ascii_digits_are_one_line_errors(clie
         _error(client.get(path), 404)
     _error(client.get("/thumbs/1/٣.jpg"), 404)  # Arabic-Indic digits are no ms either
     assert client.get("/api/v1/health").status_code == 200  # the server is still fine
+
+
+# ------------------------------------------------------------------- the serve process
+
+
+def test_wildcard_bind_answers_ipv4_and_ipv6_and_sigterm_exits_143(library: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from conftest import default_sigint
+
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(library), "--host", "::"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--token", "auto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        answers = {}
+        for address in ("127.0.0.1", "[::1]"):
+            while True:
+                assert proc.poll() is None, proc.communicate()
+                try:
+                    answers[address] = httpx.get(f"http://{address}:{port}/api/v1/health", timeout=5).status_code
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, f"the server did not answer on {address}"
+                    time.sleep(0.2)
+        assert answers == {"127.0.0.1": 401, "[::1]": 401}  # both families reach it; the token guards both
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped" in out and "Traceback" not in err
