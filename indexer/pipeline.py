@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidsearch.errors import InputError, VidsearchError
+from vidsearch.errors import DiskFullError, InputError, VidsearchError
 from vidsearch.indexer.commit import record_failure
 from vidsearch.indexer.options import (
     IndexOptions,
@@ -310,5 +310,7 @@ def _close(committer: Any, completed: bool) -> None:
     # its own; the FAISS file is synced from SQLite on the next open anyway.
     try:
         committer.close()
+    except DiskFullError as exc:  # the run's own error already says the disk is full: one line is enough
+        LOG.debug("could not save the vector index: %s", exc)
     except VidsearchError as exc:
         LOG.warning("could not save the vector index: %s", exc)

@@ -19,6 +19,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from vidsearch.errors import CorruptLibraryError, DiskFullError, LibraryError, ReadOnlyLibraryError
 
@@ -59,6 +60,11 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _io_error_on_a_full_disk(exc: BaseException, root: Path) -> bool:
+    # SQLite reports a -shm or journal file it could not grow as "disk I/O error", not "full"
+    return any("disk i/o error" in str(e).lower() for e in _chain(exc)) and _free_mb(root) < 1.0
+
+
 def _free_mb(path: Path) -> float:
     for folder in (path, *path.parents):
         try:
@@ -83,13 +89,39 @@ def is_corruption(exc: BaseException) -> bool:
     return any(t in str(e).lower() for e in _chain(exc) for t in _CORRUPT_TEXT)
 
 
+def needs_immutable(db_path: Path) -> bool:
+    """Whether ``db_path`` can be read only as ``immutable``: a plain read-only open fails.
+
+    Reading a WAL database creates its ``-shm`` file beside it, which a read-only folder or a
+    full disk refuses ("unable to open database file", "disk I/O error"); an immutable open
+    reads the file as it is, without it. Reads must still answer there.
+    """
+    try:
+        con = sqlite3.connect(f"file:{quote(str(db_path))}?mode=ro", uri=True, timeout=30)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return True
+    except sqlite3.Error:
+        return False  # a damaged file: the caller's own open reports it
+    return False
+
+
+def connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``db_path``, immutable where it must be (see :func:`needs_immutable`)."""
+    extra = "&immutable=1" if needs_immutable(db_path) else ""
+    return sqlite3.connect(f"file:{quote(str(db_path))}?mode=ro{extra}", uri=True, timeout=30)
+
+
 def quick_check(db_path: Path) -> list[str]:
     """Problems ``PRAGMA quick_check`` finds in the database file (empty: it is sound).
 
     The file is opened read-only, so checking never changes it.
     """
     try:
-        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+        con = connect_read_only(db_path)
     except sqlite3.Error as exc:
         return [str(exc)]
     try:
@@ -123,6 +155,14 @@ def directory_writable(folder: Path) -> bool:
     return True
 
 
+def empty_database_error(db_path: Path) -> LibraryError:
+    """The one-line error for a ``library.sqlite`` with nothing in it (0 bytes, or no tables)."""
+    return LibraryError(
+        f"{db_path} is empty ({db_path.stat().st_size} bytes): no library; move it away, or run "
+        f"`vidsearch index DIR --library {db_path.parent}` to make a new library there"
+    )
+
+
 def read_only_error(root: Path) -> ReadOnlyLibraryError:
     """The one-line error for a write asked of a read-only library."""
     return ReadOnlyLibraryError(
@@ -148,7 +188,7 @@ def backup(db_path: Path, dest: Path) -> Path:
     tmp = dest.with_name(f".{dest.name}.backup.tmp")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+        src = connect_read_only(db_path)
         try:
             out = sqlite3.connect(tmp)
             try:
@@ -180,7 +220,7 @@ def translated_errors(root: Path, db_path: Path, opening: bool = False) -> Itera
         # Only what the database or the OS raised: a user error's text must never be mistaken.
         if not isinstance(exc, (sqlite3.Error, OSError)) and not isinstance(getattr(exc, "orig", None), sqlite3.Error):
             raise
-        if is_disk_full(exc):
+        if is_disk_full(exc) or _io_error_on_a_full_disk(exc, root):
             raise disk_full_error(root, db_path) from exc
         if any("readonly database" in str(e).lower() for e in _chain(exc)):
             raise read_only_error(root) from exc

@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidsearch.errors import InputError, LibraryError
+from vidsearch.errors import DiskFullError, InputError, LibraryError
 from vidsearch.fileio import clean_stale_temps
 from vidsearch.paths import canonical_path
 from vidsearch.store import embeddings, health, segments, spaces, videos
@@ -102,6 +102,8 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
                         f"library {db_path} has schema revision {current!r}, made by a newer vidsearch; "
                         "upgrade vidsearch (pip install -U vidsearch) to open it"
                     )
+                if current is None and read_only and not _has_tables(conn):
+                    raise health.empty_database_error(db_path)  # not "read-only": there is nothing to read
                 if current != head and read_only:
                     raise health.read_only_error(db_path.parent)
                 if current != head:
@@ -116,6 +118,10 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
 def _stamp(index: Any, space: SpaceInfo, generation: int) -> None:
     """Record in an index the space (of this library) and the generation it reflects."""
     index.meta.update(generation=generation, owner=space.uid)
+
+
+def _has_tables(conn: Any) -> bool:
+    return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is not None
 
 
 class Library:
@@ -158,7 +164,7 @@ class Library:
         if not writable and not db_path.exists():
             raise health.read_only_error(root)
         read_only = read_only or not writable
-        engine = open_engine(db_path, read_only, immutable=not writable)
+        engine = open_engine(db_path, read_only, immutable=read_only and health.needs_immutable(db_path))
         try:
             with health.translated_errors(root, db_path, opening=True):
                 migrate(engine, db_path, read_only=read_only)
@@ -466,6 +472,8 @@ class Library:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             index.save(path)
+        except DiskFullError as exc:  # whatever wrote before hit it too and says so in its own error
+            LOG.info("could not save %s (synced from the database on the next open): %s", path, exc)
         except (OSError, LibraryError) as exc:
             LOG.warning("could not save %s: %s", path, exc)
 
