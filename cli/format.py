@@ -14,8 +14,10 @@ from vidsearch.cli.common import print_json
 __all__ = ["fmt_time", "fmt_figure", "check_output", "write_report", "plain", "shown"]
 
 # C0 and C1 control characters and DEL (a name with ESC in it could recolour or retitle the
-# terminal), and lone surrogates (undecodable bytes of a file name, which no console can encode).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# terminal), lone surrogates (undecodable bytes of a file name, which no console can encode), and
+# the bidirectional controls (U+202E shows "evil\u202egpj.exe" as "evilexe.jpg" and reorders a
+# table's columns after it).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _visible(match: re.Match[str]) -> str:

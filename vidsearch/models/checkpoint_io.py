@@ -33,6 +33,7 @@ from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
 from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
 from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+from vidsearch.paths import why_not_a_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -95,8 +96,9 @@ def read_state_dict(path: str | os.PathLike[str], mmap: bool = True) -> dict[str
             and container constructors, or no state dict inside.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a downloaded checkpoint")
+    why = why_not_a_file(path)
+    if why:
+        raise CheckpointError(f"checkpoint {path} {why}; pass the path of a downloaded checkpoint")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
+from vidsearch.paths import why_not_a_file
 
 __all__ = ["CHECKPOINT_SUFFIXES", "CHECKPOINT_ENV", "REVISION_ENV", "HF_SOURCES", "resolve_checkpoint"]
 
@@ -119,14 +120,16 @@ def resolve_checkpoint(
     """
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist; check the --checkpoint path")
+        why = why_not_a_file(path)
+        if why:
+            raise CheckpointError(f"checkpoint {path} {why}; check the --checkpoint path")
         return path.resolve()
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         path = Path(env).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"{CHECKPOINT_ENV}={env} does not exist; fix or unset the variable")
+        why = why_not_a_file(path)
+        if why:
+            raise CheckpointError(f"{CHECKPOINT_ENV}={env} {why}; fix or unset the variable")
         return path.resolve()
     found = _from_hub(preset, download, revision)
     if found is not None:

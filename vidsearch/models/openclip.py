@@ -28,6 +28,7 @@ from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
+from vidsearch.paths import why_not_a_file
 
 __all__ = [
     "OPENCLIP_PREFIX",
@@ -82,8 +83,9 @@ def resolve_openclip(
             f".pt/.bin/.safetensors file) or set {CHECKPOINT_ENV}=PATH"
         )
     path = Path(source).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the --checkpoint path")
+    why = why_not_a_file(path)
+    if why:
+        raise CheckpointError(f"checkpoint {path} {why}; check the --checkpoint path")
     cfg_path = Path(config).expanduser().resolve() if config is not None else None
     return arch, path.resolve(), cfg_path
 
