@@ -88,10 +88,10 @@ def open_set_command(
     from vidsearch.bench.common import load_bench_encoder
     from vidsearch.bench.openset import read_video_list, run_open_set
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.cli.checks import TEMPERATURE, check_number
+    from vidsearch.cli.checks import check_number, check_temperature
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
-    check_number("--temperature", temperature, **TEMPERATURE)
+    check_temperature("--temperature", temperature)
     check_number("--threshold", threshold)
     check_output("--out", out)
     prompts = read_templates(templates)

@@ -11,14 +11,14 @@ import math
 
 from vidsearch.errors import InputError
 
-__all__ = ["check_number", "check_order", "MAX_SECONDS", "MAX_COUNT", "TEMPERATURE"]
+__all__ = ["check_number", "check_order", "check_temperature", "MAX_SECONDS", "MAX_COUNT", "TEMPERATURE"]
 
 # Bounds every option of its kind has even when the command names none: beyond them a value is a
 # typo, and it overflows later (``--end 1e308`` as frame numbers, ``--top 10**20`` as an array size).
 MAX_SECONDS = 1e7  # about 115 days: longer than any video
 MAX_COUNT = 2**31 - 1
 # A softmax temperature: below this every probability is 0 or 1 (then NaN); above it, all are equal.
-TEMPERATURE = {"low": 1e-4, "high": 1e4}
+TEMPERATURE = (1e-4, 1e4)
 
 
 def check_number(
@@ -39,10 +39,9 @@ def check_number(
     """
     if value is None:
         return
-    if high is None and unit == "seconds":
-        high = MAX_SECONDS
-    elif high is None and isinstance(value, int):
-        high = MAX_COUNT
+    implicit = MAX_SECONDS if unit == "seconds" else MAX_COUNT if isinstance(value, int) else None
+    if high is None and implicit is not None and math.isfinite(value) and value > implicit:
+        raise InputError(f"{option} must be at most {implicit:g}{' ' + unit if unit else ''}, got {value}")
     ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if above else value >= low
@@ -74,3 +73,14 @@ def check_order(
         return
     if low > high or (strict and low == high):
         raise InputError(f"{low_option} {low:g} must be {'below' if strict else 'at most'} {high_option} {high:g}")
+
+
+def check_temperature(option: str, value: float | None) -> None:
+    """Reject a softmax temperature that is not positive, or outside :data:`TEMPERATURE`.
+
+    Raises:
+        InputError: naming the option, the allowed range and the value given.
+    """
+    check_number(option, value, low=0, above=True)
+    if value is not None and not TEMPERATURE[0] <= value <= TEMPERATURE[1]:
+        raise InputError(f"{option} must be in [{TEMPERATURE[0]:g}, {TEMPERATURE[1]:g}], got {value}")

@@ -118,13 +118,13 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
-    from vidsearch.cli.checks import TEMPERATURE, check_number
+    from vidsearch.cli.checks import check_number, check_temperature
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
     from vidsearch.usecases.spaces import resolve_space
 
     check_number("--top", top, low=1)
-    check_number("--temperature", temperature, **TEMPERATURE)
+    check_temperature("--temperature", temperature)
     check_number("--threshold", threshold)
     from vidsearch.labels import check_score_kind, load_label_set
 
@@ -212,10 +212,10 @@ def calibrate_command(
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
     from vidsearch.bench.openset import calibrate_label_set, read_video_list
-    from vidsearch.cli.checks import TEMPERATURE, check_number
+    from vidsearch.cli.checks import check_number, check_temperature
 
     check_number("--keep", keep, low=0, high=1, above=True)
-    check_number("--temperature", temperature, **TEMPERATURE)
+    check_temperature("--temperature", temperature)
     from vidsearch.labels import check_score_kind
 
     check_score_kind(score)

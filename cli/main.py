@@ -10,6 +10,7 @@ import sys
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.stop import EXIT_TERMINATED, on_sigterm, signal_exit_code
 from vidsearch.errors import VidsearchError
 
 __all__ = ["app", "main"]
@@ -22,27 +23,8 @@ def _register_commands() -> None:
     from vidsearch.cli import commands  # noqa: F401  (registers on `app`)
 
 
-# Exit status of a run stopped by SIGTERM (128 + 15, what shells and supervisors expect).
-EXIT_TERMINATED = 128 + signal.SIGTERM
-_terminated = False
-
-
-def _on_sigterm(signum: int, _frame: object) -> None:
-    # Containers and systemd stop jobs with SIGTERM: unwind exactly as for Ctrl-C (the index run
-    # saves what it committed), then exit 143 instead of 130.
-    global _terminated
-    _terminated = True
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-    raise KeyboardInterrupt
-
-
-def signal_exit_code() -> int:
-    """The exit status of a command a signal stopped: 143 after SIGTERM, 130 after Ctrl-C."""
-    return EXIT_TERMINATED if _terminated else 130
-
-
 def _interrupted() -> None:
-    if _terminated:
+    if signal_exit_code() == EXIT_TERMINATED:
         typer.echo("terminated: what was committed so far is kept; run the command again to resume", err=True)
         sys.exit(EXIT_TERMINATED)
     typer.echo("interrupted: what was committed so far is kept; run the command again to resume", err=True)
@@ -73,7 +55,7 @@ def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register_commands()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         # Outside standalone mode click hands back the code of a `typer.Exit` instead of exiting,
         # and typer turns Ctrl-C into a returned 130.

@@ -122,6 +122,6 @@ def serve_command(
         stopped_by_signal = True
     console.print("stopped")
     if stopped_by_signal:
-        from vidsearch.cli.main import signal_exit_code
+        from vidsearch.cli.stop import signal_exit_code
 
         sys.exit(signal_exit_code())  # 130 or 143, as the README's table says

@@ -239,3 +239,88 @@ def test_wildcard_bind_answers_ipv4_and_ipv6_and_sigterm_exits_143(library: Path
             proc.kill()
     assert proc.returncode == 143, err
     assert "stopped" in out and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ fuzzing
+
+from urllib.parse import quote, urlencode  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_numbers = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, -1, 1e20, 1e308, 5e-324, 2**63, 2**63 - 1]),
+)
+_text = st.text(max_size=40)
+_json = st.recursive(
+    st.none() | st.booleans() | _numbers | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_dates = st.one_of(
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-02-30", "now", ""]),
+)
+_fields = {
+    "query": st.one_of(_text, _json),
+    "clip": st.one_of(
+        _json,
+        st.fixed_dictionaries({"video_id": _numbers, "start": _numbers, "end": _numbers}),
+    ),
+    "k": _numbers,
+    "cursor": st.one_of(_text, _json),
+    "min_score": _numbers,
+    "group_by": st.one_of(st.sampled_from(["video", "moment"]), _json),
+    "path_prefix": st.one_of(_text, st.sampled_from(["/", "..", "sub", "sub/", "/etc", "./sub0"])),
+    "min_duration": _numbers,
+    "max_duration": _numbers,
+    "label": _text,
+    "label_set": _text,
+    "indexed_after": st.one_of(_dates, _json),
+}
+_bodies = st.one_of(
+    _json,
+    st.fixed_dictionaries({}, optional=_fields),
+    st.fixed_dictionaries({"query": st.just("a dog")}, optional={k: v for k, v in _fields.items() if k != "query"}),
+)
+
+
+def _sane(r) -> None:
+    assert r.status_code < 500, (r.status_code, r.text)
+    if r.status_code >= 400:
+        body = r.json()
+        assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+
+
+@FUZZ
+@given(body=_bodies)
+def test_fuzz_search_bodies(client: TestClient, body: object) -> None:
+    import json
+
+    raw = json.dumps(body).encode()  # NaN and Infinity included, as a hostile client may send them
+    _sane(client.post("/api/v1/search", content=raw, headers={"Content-Type": "application/json"}))
+
+
+@FUZZ
+@given(
+    segment=st.one_of(_text, _numbers.map(str), st.sampled_from(["²", "٣", "1e3", "0x1f", "-1", "..", "%2e%2e"])),
+    other=_text,
+    query=st.dictionaries(st.sampled_from(["k", "cursor", "limit", "w", "v", "min_score", "group_by"]), _text),
+)
+def test_fuzz_path_ids_and_query_strings(client: TestClient, segment: str, other: str, query: dict) -> None:
+    seg, oth = quote(segment, safe=""), quote(other, safe="")
+    qs = "?" + urlencode(query) if query else ""
+    for path in (
+        f"/media/{seg}",
+        f"/thumbs/{seg}/{oth}.jpg",
+        f"/thumbs/1/{seg}.jpg",
+        f"/strips/{seg}.jpg",
+        f"/api/v1/videos/{seg}",
+        f"/api/v1/videos/{seg}/actors",
+        f"/api/v1/moments/{seg}/similar",
+        "/api/v1/videos",
+    ):
+        _sane(client.get(path + qs))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TMP_SUFFIX", "atomic_write", "atomic_write_text", "clean_stale_temps"]
+__all__ = ["TMP_SUFFIX", "atomic_write", "atomic_write_text", "clean_stale_temps", "why_not_a_file"]
 
 LOG = logging.getLogger(__name__)
 
@@ -89,3 +89,24 @@ def clean_stale_temps(folder: str | os.PathLike[str], target_glob: str = "*", mi
         except OSError as exc:
             LOG.warning("cannot remove stale temporary file %s: %s", stale, exc)
     return removed
+
+
+def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is no regular file to read, as the end of a sentence (None: it is one).
+
+    "does not exist" said of a folder or of ``/dev/zero`` sends the user looking for a missing
+    file; this says what the path is instead.
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a device, FIFO or socket)"
+    return None

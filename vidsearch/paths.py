@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["canonical_path", "display_path", "has_surrogates", "why_not_a_file"]
+__all__ = ["canonical_path", "display_path", "has_surrogates"]
 
 
 def canonical_path(path: str | os.PathLike[str]) -> str:
@@ -36,24 +36,3 @@ def display_path(path: str) -> str:
     if not has_surrogates(path):
         return path
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
-    """Why ``path`` is no regular file to read, as the end of a sentence (None: it is one).
-
-    "does not exist" said of a folder or of ``/dev/zero`` sends the user looking for a missing
-    file; this says what the path is instead.
-    """
-    import stat
-
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return "does not exist"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
-    if not stat.S_ISREG(mode):
-        return "is not a regular file (a device, FIFO or socket)"
-    return None

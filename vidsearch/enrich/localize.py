@@ -10,7 +10,6 @@ results come from the windows the library already stores
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,10 @@ __all__ = [
 ]
 
 
+# Longer than any video: a window or stride past it is a typo, and overflows the frame arithmetic.
+MAX_SECONDS = 1e7
+
+
 @dataclass(frozen=True)
 class LocalizeConfig:
     """Window geometry and span extraction settings (None = automatic, see module docstring)."""
@@ -45,9 +48,11 @@ class LocalizeConfig:
     def __post_init__(self) -> None:
         for name in ("window", "stride"):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise InputError(f"--{name} must be a positive number of seconds (got {value})")
-        if self.smooth is not None and not (self.smooth >= 0 and math.isfinite(self.smooth)):
+            if value is not None and not (0 < value <= MAX_SECONDS):
+                raise InputError(
+                    f"--{name} must be a positive number of seconds, at most {MAX_SECONDS:g} (got {value})"
+                )
+        if self.smooth is not None and not (0 <= self.smooth <= MAX_SECONDS):
             raise InputError(f"--smooth must be >= 0 seconds (got {self.smooth})")
         if not 0.0 <= self.nms_iou <= 1.0:
             raise InputError(f"--nms-iou must be in [0, 1] (got {self.nms_iou})")

@@ -29,11 +29,11 @@ from typing import Any
 import torch
 
 from vidsearch.errors import CheckpointError
+from vidsearch.fileio import why_not_a_file
 from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
 from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
 from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
-from vidsearch.paths import why_not_a_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",

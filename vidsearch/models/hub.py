@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
-from vidsearch.paths import why_not_a_file
+from vidsearch.fileio import why_not_a_file
 
 __all__ = ["CHECKPOINT_SUFFIXES", "CHECKPOINT_ENV", "REVISION_ENV", "HF_SOURCES", "resolve_checkpoint"]
 

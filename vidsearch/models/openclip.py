@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.errors import CheckpointError, ModelError, WeightsNotFoundError
+from vidsearch.fileio import why_not_a_file
 from vidsearch.models.base import Encoder
 from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
-from vidsearch.paths import why_not_a_file
 
 __all__ = [
     "OPENCLIP_PREFIX",
