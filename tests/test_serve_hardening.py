@@ -14,8 +14,9 @@ pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
 import videogen  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from test_serve_api import _error, _search  # noqa: E402
+from test_serve_api import _index as index_library  # noqa: E402
 
-from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.serve import frames  # noqa: E402
 from vidsearch.serve.app import create_app  # noqa: E402
 from vidsearch.serve.service import ServeConfig  # noqa: E402
@@ -32,23 +33,8 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     for folder in ("sub", "sub0", "sub1"):
         videogen.write_video(videos / folder / "a.mp4", seconds=3, fps=10, size=(96, 64))
     videogen.write_video(videos / "long.mp4", seconds=12, fps=10, size=(96, 64), pattern="moving_square")
-    with Library.open(root / "lib") as lib:
-        report = index_folder(lib, videos, IndexOptions(model=str(tiny_checkpoint), workers=1))
-    assert not report.failed, report.failed
+    index_library(videos, root / "lib", tiny_checkpoint)
     return root / "lib"
-
-
-@pytest.fixture(scope="module")
-def client(library: Path):
-    with TestClient(create_app(ServeConfig(library=library)), base_url=BASE) as c:
-        yield c
-
-
-def _error(r, status: int) -> str:
-    assert r.status_code == status, (r.status_code, r.text)
-    body = r.json()
-    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
-    return body["error"]
 
 
 def _ids(library: Path) -> dict[str, int]:
@@ -56,10 +42,10 @@ def _ids(library: Path) -> dict[str, int]:
         return {v.path.split("/videos/", 1)[1]: v.id for v in list_videos(lib)}
 
 
-def _search(client: TestClient, **body) -> dict:
-    r = client.post("/api/v1/search", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
+@pytest.fixture(scope="module")
+def client(library: Path):
+    with TestClient(create_app(ServeConfig(library=library)), base_url=BASE) as c:
+        yield c
 
 
 # ------------------------------------------------------------------------- web security
