@@ -68,6 +68,10 @@ def test_cross_origin_requests_are_refused_on_every_endpoint(client: TestClient)
     own = {"Origin": BASE, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/json"}
     assert client.post("/api/v1/search", content=body, headers=own).status_code == 200
     assert client.get("/api/v1/health", headers={"Sec-Fetch-Site": "none"}).status_code == 200
+    # browsers without fetch metadata: no other site may embed the files or hold the window
+    r = client.get("/media/1", headers={"Range": "bytes=0-9"})
+    assert r.headers["cross-origin-resource-policy"] == "same-origin"
+    assert r.headers["cross-origin-opener-policy"] == "same-origin"
 
 
 def test_search_takes_json_only_as_application_json(client: TestClient) -> None:

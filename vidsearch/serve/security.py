@@ -42,6 +42,10 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
+    # another site may not embed the videos and stills (<img>, <video>), even in browsers that
+    # send no Sec-Fetch-Site, nor keep a handle on this page's window
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
     (b"content-security-policy", CSP.encode()),
 ]
 
@@ -163,7 +167,7 @@ class Guard:
             await _error(send, 413, f"request body too large (limit {limit // 1024} KiB)")
             return
         # the interactive /docs page loads its script from a CDN: it keeps FastAPI's own headers
-        extra = _HEADERS if not scope["path"].startswith("/docs") else _HEADERS[:3]
+        extra = _HEADERS if not scope["path"].startswith("/docs") else _HEADERS[:-1]
         await self.app(scope, _capped(receive, limit), _with_headers(send, extra))
 
     def _authorized(self, headers: dict[str, str]) -> bool:
