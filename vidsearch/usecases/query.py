@@ -48,7 +48,7 @@ class QueryFilters:
 
     min_score: float | None = None  # the vector retriever's cosine similarity
     path_glob: str | None = None  # matched against the full path; a pattern without "/" against the file name
-    folder: str | None = None  # absolute, or relative to the folder holding every indexed video
+    folder: str | None = None  # relative to the folder holding every indexed video (whole folder names)
     min_duration: float | None = None
     max_duration: float | None = None
     label: str | None = None  # recognized by `vidsearch enrich recognize`

@@ -55,7 +55,7 @@ def videos_page(library: Library, after: int = 0, limit: int = 50) -> list[Video
 
 
 def videos_where(library: Library, folder: str | None = None, indexed_after: datetime | None = None) -> set[int]:
-    """Ids of the indexed videos under ``folder`` (absolute, or relative to :func:`library_root`) indexed since a time."""
+    """Ids of the indexed videos under ``folder`` (relative to :func:`library_root`) indexed since a time."""
     return catalog.video_ids(library, folder, indexed_after, root=library_root(library) if folder else None)
 
 
