@@ -121,12 +121,12 @@ def test_preset_key_and_config_override(ckpt: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_model_lists_choices() -> None:
-    with pytest.raises(ModelError, match=r"viclip-b16, viclip-l14, openclip:<arch>") as err:
+    with pytest.raises(ModelError, match=r"internvideo2-1b, viclip-b16, viclip-l14, openclip:<arch>") as err:
         vm.load_encoder("viclip-h14")
     assert "\n" not in str(err.value)
     with pytest.raises(ModelError, match="unknown model"):
         vm.model_key("clip")
-    assert vm.list_models() == ["viclip-b16", "viclip-l14", "openclip:<arch>"]
+    assert vm.list_models() == ["internvideo2-1b", "viclip-b16", "viclip-l14", "openclip:<arch>"]
 
 
 def test_device_resolution() -> None:
@@ -145,7 +145,7 @@ def test_registry_presets_match_the_viclip_architectures() -> None:
     from vidsearch.models.registry import list_models
     from vidsearch.models.viclip import PRESETS
 
-    presets = [m for m in list_models() if not m.endswith(">")]
+    presets = [m for m in list_models() if m.startswith("viclip-")]
     assert sorted(presets) == sorted(PRESETS)
 
 

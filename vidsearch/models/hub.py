@@ -13,7 +13,14 @@ from pathlib import Path
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
 from vidsearch.fileio import why_not_a_file
 
-__all__ = ["CHECKPOINT_SUFFIXES", "CHECKPOINT_ENV", "REVISION_ENV", "HF_SOURCES", "resolve_checkpoint"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "CHECKPOINT_ENV",
+    "REVISION_ENV",
+    "HF_SOURCES",
+    "resolve_checkpoint",
+    "resolve_hub_file",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -28,6 +35,11 @@ HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
         ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors", "1652361522e1cb41c28cdfae870f690d00e7456b"),
         ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth", "main"),
     ],
+    # Gated repository (accept its terms on the hub, then `huggingface-cli login`). Its commit
+    # could not be checked from the build machine: pin one with VIDSEARCH_HF_REVISION.
+    "internvideo2-1b": [("OpenGVLab/InternVideo2-Stage2_1B-224p-f4", "InternVideo2-stage2_1b-224p-f4.pt", "main")],
+    # The checkpoint ships no tokenizer: the official code reads bert-large-uncased's vocab.txt.
+    "internvideo2-1b/vocab": [("google-bert/bert-large-uncased", "vocab.txt", "main")],
 }
 
 
@@ -145,4 +157,21 @@ def resolve_checkpoint(
         f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
         f"(huggingface-cli download {repo} {filename} --revision {rev}) and pass --checkpoint PATH "
         f"or set {CHECKPOINT_ENV}=PATH"
+    )
+
+
+def resolve_hub_file(name: str, download: bool = True) -> Path:
+    """A published file other than a preset's weights (e.g. ``internvideo2-1b/vocab``): cache, then hub.
+
+    Raises:
+        WeightsNotFoundError: not cached and not downloadable; one line saying what to fetch.
+    """
+    found = _from_hub(name, download)
+    if found is not None:
+        return found.resolve()
+    repo, filename, pinned = HF_SOURCES[name][0]
+    why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and not downloadable"
+    raise WeightsNotFoundError(
+        f"no {filename} for {name}: {why}; run huggingface-cli download {repo} {filename} "
+        f"--revision {_revision(pinned, None)} while online"
     )

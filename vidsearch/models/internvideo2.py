@@ -158,7 +158,7 @@ def fit_internvideo2_state_dict(
     Raises:
         CheckpointError: missing keys, other unexpected keys or wrong shapes, in one line.
     """
-    from vidsearch.models.weights import _name_keys
+    from vidsearch.models.weights import name_keys
 
     sd = {_strip_wrappers(k): v for k, v in state_dict.items()}
     target = model.state_dict()
@@ -185,7 +185,7 @@ def fit_internvideo2_state_dict(
         )
     if dropped:
         LOG.warning(
-            "checkpoint %s: ignored %d key(s) inference does not use: %s", source, len(dropped), _name_keys(dropped)
+            "checkpoint %s: ignored %d key(s) inference does not use: %s", source, len(dropped), name_keys(dropped)
         )
     return sd
 

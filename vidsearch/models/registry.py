@@ -35,6 +35,7 @@ __all__ = [
     "register_family",
     "register_preset",
     "register_prefix",
+    "register_path_claim",
     "list_models",
     "model_key",
     "describe_encoder",
@@ -69,7 +70,9 @@ class Family:
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, str] = {}  # preset name -> family
 _PREFIXES: dict[str, tuple[str, str]] = {}  # prefix -> (family, what follows it, for list_models)
-_PATH_FAMILY = "viclip"  # a checkpoint path is a ViCLIP checkpoint
+_PATH_FAMILY = "viclip"  # a checkpoint path is a ViCLIP checkpoint unless another family claims it
+# families that recognise their own checkpoint paths: (family, module, ``(path, config) -> bool``)
+_PATH_CLAIMS: list[tuple[str, str, str]] = []
 
 
 def register_family(family: Family) -> None:
@@ -91,6 +94,13 @@ def register_prefix(prefix: str, family: str, placeholder: str) -> None:
     _PREFIXES[prefix] = (family, placeholder)
 
 
+def register_path_claim(family: str, module: str, function: str) -> None:
+    """Let ``family`` take checkpoint paths that ``module.function(path, config)`` recognises."""
+    if family not in _FAMILIES:
+        raise ValueError(f"register family {family!r} before its path claim")
+    _PATH_CLAIMS.append((family, module, function))
+
+
 def list_models() -> list[str]:
     """The names ``load_encoder`` accepts besides checkpoint paths: presets, then prefixes."""
     return sorted(_PRESETS) + [prefix + placeholder for prefix, (_, placeholder) in _PREFIXES.items()]
@@ -102,7 +112,7 @@ def _is_checkpoint_path(model: str) -> bool:
     return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
 
 
-def _route(model: str) -> tuple[Family, str]:
+def _route(model: str, config: str | os.PathLike[str] | None = None) -> tuple[Family, str]:
     """(family, the name that family gets) for a model name, or ModelError listing the choices."""
     for prefix, (family, _) in _PREFIXES.items():
         if model.startswith(prefix):
@@ -110,6 +120,9 @@ def _route(model: str) -> tuple[Family, str]:
     if model in _PRESETS:
         return _FAMILIES[_PRESETS[model]], model
     if _is_checkpoint_path(model):
+        for family, module, function in _PATH_CLAIMS:
+            if getattr(importlib.import_module(module), function)(model, config):
+                return _FAMILIES[family], model
         return _FAMILIES[_PATH_FAMILY], model
     raise ModelError(
         f"unknown model {model!r}; choose one of {', '.join(list_models())} or a checkpoint path "
@@ -162,7 +175,7 @@ def model_key(
     hit = recall_key(model, checkpoint, config)
     if hit is not None:
         return hit
-    family, name = _route(model)
+    family, name = _route(model, config)
     _locate_weights(model, checkpoint)
     return family.function("key")(name, checkpoint, config)
 
@@ -186,7 +199,7 @@ def describe_encoder(
 
     from vidsearch.precision import space_key
 
-    family, name = _route(model)
+    family, name = _route(model, config)
     _locate_weights(model, checkpoint)
     info = family.function("describe")(name, checkpoint, config)
     return dataclasses.replace(info, key=space_key(info.key, precision), spec={**info.spec, "precision": precision})
@@ -213,7 +226,7 @@ def load_encoder(
         CheckpointError: unreadable checkpoint or one that does not fit.
         WeightsNotFoundError: no weights locally and none downloadable.
     """
-    family, name = _route(model)
+    family, name = _route(model, config)
     _locate_weights(model, checkpoint)
     from vidsearch.models.precision import resolve_device
 
@@ -236,3 +249,14 @@ register_family(
 register_preset("viclip-b16", "viclip")
 register_preset("viclip-l14", "viclip")
 register_prefix("openclip:", "openclip", "<arch>")
+register_family(
+    Family(
+        "internvideo2",
+        "vidsearch.models.internvideo2_encoder",
+        load="load_internvideo2",
+        key="internvideo2_key",
+        describe="describe_internvideo2",
+    )
+)
+register_preset("internvideo2-1b", "internvideo2")
+register_path_claim("internvideo2", "vidsearch.models.internvideo2_claim", "claims_checkpoint")

@@ -49,6 +49,7 @@ __all__ = [
     "save_checkpoint",
     "resolve_checkpoint",
     "resolve_config",
+    "name_keys",
     "checkpoint_hash",
     "cache_dir",
 ]
@@ -176,7 +177,7 @@ def _describe(state_dict: Mapping[str, Any], requested: ViCLIPConfig | None = No
     )
 
 
-def _name_keys(keys: Sequence[str], limit: int = 6) -> str:
+def name_keys(keys: Sequence[str], limit: int = 6) -> str:
     """A short list of key names: block indices folded (``resblocks.*``), big families by prefix."""
     families: dict[str, dict[str, int]] = {}
     for k in keys:
@@ -260,7 +261,7 @@ def fit_state_dict(
     for k in filled:
         sd[k] = torch.full(target[k].shape, TRAINING_ONLY_PARAMS[k], dtype=target[k].dtype)
     if dropped or filled:
-        notes = [f"ignored {len(dropped)} key(s) inference does not use: {_name_keys(dropped)}"] if dropped else []
+        notes = [f"ignored {len(dropped)} key(s) inference does not use: {name_keys(dropped)}"] if dropped else []
         notes += [f"{k} is missing (training only), set to {TRAINING_ONLY_PARAMS[k]:g}" for k in filled]
         LOG.warning("checkpoint %s: %s", source, "; ".join(notes))
     return sd
@@ -286,7 +287,7 @@ def _check_fit(
     if wrong:
         k = wrong[0]
         parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})")
-    also = f" (besides {len(dropped)} ignored: {_name_keys(dropped, limit=3)})" if dropped else ""
+    also = f" (besides {len(dropped)} ignored: {name_keys(dropped, limit=3)})" if dropped else ""
     raise CheckpointError(
         f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys{also}; "
         f"{_describe(sd, requested)}"
