@@ -84,6 +84,8 @@ def _print_retrieval(results: dict[str, Any]) -> None:
     rows = [("text->video", results["metrics"]["t2v"]), ("video->text", results["metrics"]["v2t"])]
     if "metrics_dsl" in results:
         rows += [("text->video DSL", results["metrics_dsl"]["t2v"]), ("video->text DSL", results["metrics_dsl"]["v2t"])]
+    if "metrics_itm" in results:
+        rows += [("text->video ITM", results["metrics_itm"]["t2v"]), ("video->text ITM", results["metrics_itm"]["v2t"])]
     for name, m in rows:
         table.add_row(name, *(fmt_figure(m[c]) for c in ("R@1", "R@5", "R@10", "MdR", "MnR")))
     _show(table, results)
@@ -122,6 +124,12 @@ def retrieval_command(
         help="Write the caption x video similarity matrix (.npy) and its orders (<stem>.orders.json).",
     ),
     dsl: bool = typer.Option(False, "--dsl", help="Also report dual-softmax (DSL) re-weighted metrics."),
+    rerank: str | None = typer.Option(
+        None, "--rerank", help="Also report metrics re-ranked by the model's matching head: itm (InternVideo2)."
+    ),
+    rerank_k: int | None = typer.Option(
+        None, "--rerank-k", help="With --rerank: ITC candidates re-ranked per caption and per video (default 128)."
+    ),
     library: Path | None = BenchLibraryOption,
     allow_missing: bool = AllowMissingOption,
     antialias: bool | None = AntialiasOption,
@@ -134,11 +142,22 @@ def retrieval_command(
 
     check_output("--out", out)  # before the benchmark runs, not after
     check_output("--save-similarity", save_similarity)
+    from vidsearch.bench.itm_rerank import DEFAULT_BENCH_RERANK_K
+    from vidsearch.rerank import rerank_k_for
+
+    candidates = rerank_k_for(rerank, rerank_k, default=DEFAULT_BENCH_RERANK_K)
     rs = read_annotations(dataset, annotations)
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_retrieval(
-            rs, videos, options, dsl=dsl, save_similarity_to=save_similarity, annotations=annotations, progress=progress
+            rs,
+            videos,
+            options,
+            dsl=dsl,
+            save_similarity_to=save_similarity,
+            annotations=annotations,
+            progress=progress,
+            rerank_k=candidates,
         )
     write_report(run.results, out, json_out, _print_retrieval)
 

@@ -105,13 +105,16 @@ def test_itm_scores_match_the_fusion_path(small_model: Path) -> None:
     assert isinstance(enc, InternVideo2Encoder)
     tokens = enc.video_tokens(clips(3))
     assert tokens.shape == (3, 1 + 4 * 16, 64)
-    scores = enc.itm_scores("a green square", tokens)
-    ids, mask = enc.tokenize(["a green square"])
+    states, mask = enc.text_states(["a green square"])
+    scores = enc.itm_scores(states, mask, tokens)
     with torch.inference_mode():
-        states = enc.model.encode_text(ids, mask)[0]
         want = [enc.model.itm_logits(states, mask, tokens[i : i + 1])[0, 1].item() for i in range(3)]
     assert np.allclose(scores, want, atol=1e-5)
     assert len(set(np.round(scores, 5))) == 3
+    # one video against several captions broadcasts the other way
+    states3, mask3 = enc.text_states(["a green square", "noise", "a red car"])
+    per_text = enc.itm_scores(states3, mask3, tokens[:1])
+    assert per_text[0] == pytest.approx(scores[0], abs=1e-5) and per_text.shape == (3,)
 
 
 def test_bf16_file_loads_as_it_is(tmp_path: Path, small_model: Path) -> None:
@@ -147,9 +150,49 @@ def test_index_and_query_end_to_end(small_model: Path, tmp_path: Path) -> None:
     assert report["added"] == 2 and report["failed"] == []
     result = runner.invoke(app, ["query", "a green square", "--library", str(lib), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.stdout
-    hits = json.loads(result.stdout)
-    assert {Path(h["path"]).name for h in hits} == {"gradient.mp4", "square.mp4"}
+    text_hits = json.loads(result.stdout)
+    assert {Path(h["path"]).name for h in text_hits} == {"gradient.mp4", "square.mp4"}
     # a video of the library, as the query, finds itself first
     result = runner.invoke(app, ["query", "--video", str(folder / "square.mp4"), "--library", str(lib), "--json"])
     hits = json.loads(result.stdout)
     assert Path(hits[0]["path"]).name == "square.mp4" and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+    # ITM re-ranking: the same candidates, re-ordered by the match logit of their frames
+    args = ["query", "a green square", "--library", str(lib), "--json", "--rerank", "itm", "--rerank-k", "2"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout
+    reranked = json.loads(result.stdout)
+    assert [h["rank"] for h in reranked] == [1, 2]
+    assert {h["path"] for h in reranked} == {h["path"] for h in text_hits}
+    enc = load_encoder(str(small_model), device="cpu")
+    from vidsearch.media.span import read_span
+
+    frames = np.stack([read_span(h["path"], 4, 56) for h in reranked])
+    want = enc.itm_scores(*enc.text_states(["a green square"]), enc.video_tokens(frames))
+    assert [h["score"] for h in reranked] == pytest.approx(list(want), abs=1e-4)
+    assert want[0] >= want[1]
+    # past --rerank-k the hits keep their ITC order and cosine
+    args = ["query", "a green square", "--library", str(lib), "--json", "--rerank", "itm", "--rerank-k", "1"]
+    one = json.loads(runner.invoke(app, args, catch_exceptions=False).stdout)
+    assert [h["rank"] for h in one] == [1, 2] and one[0]["path"] == text_hits[0]["path"]
+    assert one[1]["score"] == pytest.approx(text_hits[1]["score"])
+    # bad re-ranking arguments: one line, exit 2, before any model loads
+    for bad, says in [
+        (["--rerank", "bm25"], "unknown re-ranker"),
+        (["--rerank", "itm", "--rerank-k", "0"], "re-rank at least 1"),
+        (["--rerank-k", "4"], "only applies together with --rerank"),
+    ]:
+        code, _, err = run_main("query", "a dog", "--library", str(lib), *bad)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_rerank_needs_an_itm_head(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    folder = tmp_path / "videos"
+    videogen.write_video(folder / "a.mp4", seconds=1, fps=8, pattern="gradient")
+    lib = tmp_path / "lib"
+    code, _, err = run_main(
+        "index", str(folder), "--library", str(lib), "--model", str(tiny_checkpoint), "--workers", "1"
+    )
+    assert code == 0, err
+    code, _, err = run_main("query", "a dog", "--library", str(lib), "--rerank", "itm")
+    assert code == 2 and "image-text matching head" in err and len(err.strip().splitlines()) == 1, err

@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "usecases": 2,
     "retrieval": 2,
     "search": 2,
+    "rerank": 2,
     "enrich": 2,
     "indexer": 2,
     # L3 apps: front ends over the services.
@@ -86,6 +87,8 @@ SIDEWAYS: dict[str, set[str]] = {
     # The vector retriever answers with the vector engine.
     "retrieval": {"search"},
     "search": set(),
+    # Re-ranking re-orders the hits of a search.
+    "rerank": {"search"},
     "enrich": {"search"},
     "indexer": set(),
     "cli": {"bench", "train", "serve", "cluster"},

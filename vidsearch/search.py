@@ -442,24 +442,15 @@ def encode_video_file(
         InputError: the span is empty or outside the video.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.media import middle_indices, probe, read_frames
+    from vidsearch.media.span import read_span
 
-    path = str(Path(path).expanduser())
-    if not Path(path).is_file():
-        raise InputError(f"--video {path}: no such file")
-    info = probe(path)
-    first, last = 0, info.num_frames
-    if start is not None or end is not None:
-        s = 0.0 if start is None else float(start)
-        e = info.duration if end is None else float(end)
-        if s < 0 or e <= s or s >= info.duration:
-            raise InputError(
-                f"--start/--end: span {s:g}-{e:g} s is empty or outside {path} (duration {info.duration:.2f} s)"
-            )
-        first = min(info.num_frames - 1, int(round(s * info.fps)))
-        last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
-    indices = middle_indices(last - first, encoder.num_frames, start=first)
-    frames, _ = read_frames(
-        path, indices, encoder.resolution, reader=reader, antialias=bool(getattr(encoder, "antialias", False))
+    frames = read_span(
+        path,
+        encoder.num_frames,
+        encoder.resolution,
+        start,
+        end,
+        reader=reader,
+        antialias=bool(getattr(encoder, "antialias", False)),
     )  # in clip order
     return encoder.encode_video(frames[None])[0]  # [1, T, res, res, 3]

@@ -131,6 +131,7 @@ def run_retrieval(
     annotations: Path | str | None = None,
     progress: Any | None = None,
     encoder: Any | None = None,
+    rerank_k: int | None = None,
 ) -> RetrievalRun:
     """Run the retrieval benchmark ``rs`` on the videos in ``videos_dir``.
 
@@ -144,10 +145,12 @@ def run_retrieval(
         annotations: the annotation file, recorded in the results.
         progress: an indexer progress sink for the video stage.
         encoder: an already loaded encoder (else loaded from ``options``).
+        rerank_k: also report ITM re-ranked metrics, each row's ``rerank_k`` best ITC
+            candidates re-scored (models with a matching head; the official evaluation uses 128).
 
     Returns:
         The run. ``results`` holds ``metrics`` (``t2v``/``v2t`` R@1/5/10, MdR, MnR, count),
-        ``metrics_dsl`` with ``dsl``, the model (key, checkpoint hash), dataset, counts,
+        ``metrics_dsl`` with ``dsl``, ``metrics_itm`` and ``rerank`` with ``rerank_k``, the model (key, checkpoint hash), dataset, counts,
         missing/undecodable videos, sampling, package versions, timing and throughput.
 
     Raises:
@@ -185,6 +188,17 @@ def run_retrieval(
     if dsl:
         results["metrics_dsl"] = retrieval_metrics(sims, evaluated.caption_video, dsl=True, temperature=dsl_temperature)
         results["dsl_temperature"] = dsl_temperature
+    if rerank_k is not None:
+        from vidsearch.bench.datasets import resolve_videos
+        from vidsearch.bench.itm_rerank import itm_matrices
+
+        paths = [p for p in resolve_videos(evaluated.videos, videos_dir) if p is not None]
+        t2v, v2t, info = itm_matrices(ne.encoder, paths, evaluated.captions, sims, rerank_k)
+        results["metrics_itm"] = {
+            "t2v": retrieval_metrics(t2v, evaluated.caption_video)["t2v"],
+            "v2t": retrieval_metrics(v2t, evaluated.caption_video)["v2t"],
+        }
+        results["rerank"] = info
     if save_similarity_to is not None:
         mpath, opath = save_similarity(save_similarity_to, sims, evaluated, {"model_key": ne.encoder.key})
         results["similarity"] = {"matrix": str(mpath), "orders": str(opath)}

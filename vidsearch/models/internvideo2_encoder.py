@@ -128,12 +128,27 @@ class InternVideo2Encoder(Encoder):
                 )
         return l2_normalized(out)
 
-    def itm_scores(self, text: str, tokens: torch.Tensor) -> np.ndarray:
-        """ITM match logits of one caption against ``K`` videos' :meth:`video_tokens`; float32 ``[K]``."""
-        ids, mask = self.tokenize([text])
+    def text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ITM input of captions: text-layer states ``[B, L, hidden]`` and masks ``[B, L]``, on the device."""
+        ids, mask = self.tokenize(texts)
         with torch.inference_mode(), self.autocast():
-            states = self.model.encode_text(ids, mask)[0]
-            scores = itm_match_scores(self.model, states, mask, tokens.to(self.device), batch=ITM_BATCH)
+            return self.model.encode_text(ids, mask)[0], mask
+
+    def itm_scores(self, states: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor) -> np.ndarray:
+        """ITM match logits of row-aligned (caption, video) pairs; one caption or one video broadcasts.
+
+        Args:
+            states: :meth:`text_states`' states ``[K, L, hidden]`` or ``[1, L, hidden]``.
+            mask: their masks.
+            tokens: :meth:`video_tokens` ``[K, N, width]`` or ``[1, N, width]``.
+
+        Returns:
+            float32 ``[K]``.
+        """
+        with torch.inference_mode(), self.autocast():
+            scores = itm_match_scores(
+                self.model, states.to(self.device), mask.to(self.device), tokens.to(self.device), batch=ITM_BATCH
+            )
         return scores.cpu().numpy().astype(np.float32)
 
 
