@@ -21,8 +21,13 @@ this run, fp32 timed again at the end so that drift from other processes' load s
 * ``bf16``: CPU autocast, only where the CPU has native bf16 (else reported as skipped);
 * ``onnx-fp32``: the exported fp32 graphs in ONNX Runtime.
 
+``--internvideo2`` reports the InternVideo2-Stage2-1B vision tower per clip instead (fp32 and
+int8 on this CPU at ``--layers`` of its blocks, extrapolated; the ITM cost per candidate; a GPU
+estimate): see ``internvideo2_speed.py``.
+
 Usage: python benchmarks/encoder_speed.py [--batch 2] [--repeats 3] [--threads N] [--official]
        [--precisions int8,bf16] [--layers N (fewer layers per tower, for a quick run)]
+       python benchmarks/encoder_speed.py --internvideo2 [--layers 2] [--batch 1] [--gpu-tflops 400]
 """
 
 from __future__ import annotations
@@ -124,9 +129,16 @@ def main() -> None:
         help="comma list of int8, torchao-int8, bf16, onnx-fp32 ('' for none)",
     )
     parser.add_argument("--layers", type=int, default=0, help="layers per tower (0: the preset's 12)")
+    parser.add_argument("--internvideo2", action="store_true", help="the InternVideo2-1B vision tower and ITM instead")
+    parser.add_argument("--gpu-tflops", type=float, default=400.0, help="with --internvideo2: assumed GPU rate")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.internvideo2:
+        from internvideo2_speed import run
+
+        run(args.layers or 2, args.batch, args.repeats, args.gpu_tflops, timeit, matmul_gflops(args.repeats)[0])
+        return
     torch.manual_seed(0)
     cfg = ViCLIPConfig.preset("viclip-b16")
     if args.layers:

@@ -196,3 +196,17 @@ def test_rerank_needs_an_itm_head(tmp_path: Path, tiny_checkpoint: Path) -> None
     assert code == 0, err
     code, _, err = run_main("query", "a dog", "--library", str(lib), "--rerank", "itm")
     assert code == 2 and "image-text matching head" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_int8_on_cpu_agrees_with_fp32(small_model: Path) -> None:
+    from vidsearch.models.lowprec import load_encoder_at
+
+    fp32 = load_encoder_at(str(small_model), device="cpu", precision="fp32")
+    int8 = load_encoder_at(str(small_model), device="cpu", precision="int8")
+    assert int8.key == fp32.key + "+int8" and int8.spec["precision"] == "int8"
+    assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in int8.model.modules())
+    assert (fp32.encode_video(clips(3)) * int8.encode_video(clips(3))).sum(1).min() > 0.999
+    texts = ["a red square", "noise video"]
+    assert (fp32.encode_text(texts) * int8.encode_text(texts)).sum(1).min() > 0.999
+    # ITM still runs on the quantized model
+    assert int8.itm_scores(*int8.text_states(texts[:1]), int8.video_tokens(clips(2))).shape == (2,)

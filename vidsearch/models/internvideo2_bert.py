@@ -206,3 +206,12 @@ class BertTextFusion(nn.Module):
             h = layer(h, bias, vision.to(h.dtype), None)
             states.append(h)
         return states
+
+
+def fusion_flops(cfg: BertConfig, text_len: int, vision_tokens: int) -> float:
+    """FLOPs of one (caption, video) pair through the fusion layers (the ITM cost per candidate)."""
+    h, n, L = cfg.hidden, vision_tokens, text_len
+    self_attn = 2 * L * h * 3 * h + 2 * 2 * L * L * h + 2 * L * h * h
+    cross = 2 * L * h * h + 2 * 2 * n * cfg.encoder_width * h + 2 * 2 * L * n * h + 2 * L * h * h
+    ffn = 2 * 2 * L * h * cfg.intermediate
+    return float((cfg.layers - cfg.fusion_layer) * (self_attn + cross + ffn))

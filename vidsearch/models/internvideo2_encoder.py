@@ -151,6 +151,30 @@ class InternVideo2Encoder(Encoder):
             )
         return scores.cpu().numpy().astype(np.float32)
 
+    def quantize_int8(self) -> InternVideo2Encoder:
+        """This encoder with int8 weights and dynamically quantized activations in its ``nn.Linear`` layers (CPU).
+
+        PyTorch's dynamic quantization (fbgemm/x86 kernels), not the ONNX Runtime recipe of
+        ViCLIP: the 1B vision tower's fp32 graph is 4 GB, past ONNX's 2 GB single-file limit.
+        The attention-pooling head keeps fp32 (it reads its weights directly, and runs on one
+        query token). Quantizes in place; the key gets its ``+int8`` suffix from the caller.
+        """
+        import warnings
+
+        from torch import nn
+
+        qconfig = torch.ao.quantization.default_dynamic_qconfig
+        spec = {
+            name: qconfig
+            for name, module in self.model.named_modules()
+            if isinstance(module, nn.Linear) and not name.startswith("vision_encoder.clip_projector")
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's notice; the kernels are current
+            warnings.simplefilter("ignore", UserWarning)
+            torch.ao.quantization.quantize_dynamic(self.model, spec, dtype=torch.qint8, inplace=True)
+        return self
+
 
 # ------------------------------------------------------------------------------ the family functions
 

@@ -224,3 +224,14 @@ class InternVideo2Vision(nn.Module):
                 outs.append(h)
         pooled = self.clip_projector(h)
         return (torch.stack(outs) if return_blocks else h), pooled
+
+
+def vision_flops(cfg: VisionConfig, num_frames: int | None = None) -> float:
+    """FLOPs (2 per multiply-add) of one clip through the tower's GEMMs and attention, pooling included."""
+    t = num_frames or cfg.num_frames
+    d, p = cfg.width, cfg.patch_size
+    n = 1 + t * cfg.grid**2
+    patch = 2 * t * cfg.grid**2 * 3 * p * p * d
+    block = 2 * n * d * 3 * d + 2 * 2 * n * n * d + 2 * n * d * d + 2 * 2 * n * d * cfg.mlp_hidden
+    pool = 2 * 2 * n * d * d + 2 * d * d + 2 * 2 * n * d + 2 * d * cfg.pool_dim
+    return float(patch + cfg.depth * block + pool)

@@ -123,6 +123,13 @@ def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | No
     if prec == "int8":
         from vidsearch.models.onnx_text import ort_available
 
+        own = getattr(encoder, "quantize_int8", None)
+        if callable(own):  # a family with its own int8 path (InternVideo2: too big for one ONNX file)
+            quantized = own()
+            quantized.precision = "int8"
+            quantized.key = space_key(base, "int8")
+            quantized.spec = {**quantized.spec, "precision": "int8"}
+            return quantized
         if not ort_available():
             raise ModelError(
                 "--precision int8 runs on ONNX Runtime, which is not installed; pip install 'vidsearch[fast]'"
