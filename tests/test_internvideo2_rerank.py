@@ -67,3 +67,34 @@ def test_bench_retrieval_reports_itc_and_itm(small_model: Path, tmp_path: Path) 
     # the table shows the ITM rows
     result = runner.invoke(app, [*args[:-1], "--rerank", "itm"], catch_exceptions=False)
     assert result.exit_code == 0 and "text->video ITM" in result.stdout
+
+
+@pytest.mark.slow
+def test_serve_reranks_a_text_search(small_model: Path, tmp_path: Path) -> None:  # noqa: F811
+    pytest.importorskip("fastapi", reason="vidsearch[serve] is not installed")
+    from fastapi.testclient import TestClient
+
+    from vidsearch.serve.app import create_app
+    from vidsearch.serve.service import ServeConfig
+
+    folder = tmp_path / "videos"
+    videogen.write_video(folder / "gradient.mp4", seconds=1, fps=8, pattern="gradient", color=(200, 40, 40))
+    videogen.write_video(folder / "square.mp4", seconds=1, fps=8, pattern="moving_square", color=(40, 200, 40))
+    lib = tmp_path / "lib"
+    args = ["index", str(folder), "--library", str(lib), "--model", str(small_model), "--workers", "1"]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    query = ["query", "a green square", "--library", str(lib), "--json", "--rerank", "itm", "--rerank-k", "2"]
+    cli_hits = json.loads(runner.invoke(app, query, catch_exceptions=False).stdout)
+    with TestClient(create_app(ServeConfig(library=lib)), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/v1/search", json={"query": "a green square", "rerank": "itm", "rerank_k": 2})
+        assert r.status_code == 200, r.text
+        page = r.json()["results"]
+        assert [Path(m["video"]["name"]).name for m in page] == [Path(h["path"]).name for h in cli_hits]
+        assert [m["score"] for m in page] == pytest.approx([h["score"] for h in cli_hits], abs=1e-5)
+        for body, says in [
+            ({"query": "x", "rerank": "itm", "group_by": "moment"}, "group_by video"),
+            ({"query": "x", "rerank_k": 3}, "only applies together with rerank"),
+            ({"query": "x", "rerank": "bm25"}, "rerank"),
+        ]:
+            r = client.post("/api/v1/search", json=body)
+            assert r.status_code == 400 and says in r.json()["error"], r.text

@@ -23,7 +23,16 @@ from vidsearch.errors import InputError, MediaError
 from vidsearch.search import Filters, VideoHit, load_space_encoder, search_text
 from vidsearch.store.library import Library
 
-__all__ = ["RERANKERS", "DEFAULT_RERANK_K", "rerank_k_for", "supports_itm", "rerank_hits", "query_reranked"]
+__all__ = [
+    "RERANKERS",
+    "DEFAULT_RERANK_K",
+    "rerank_k_for",
+    "supports_itm",
+    "check_itm",
+    "rerank_hits",
+    "rerank_top",
+    "query_reranked",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +65,21 @@ def rerank_k_for(rerank: str | None, rerank_k: int | None, default: int) -> int 
 def supports_itm(encoder: Any) -> bool:
     """Whether ``encoder`` has an ITM head (``video_tokens``, ``text_states`` and ``itm_scores``)."""
     return all(callable(getattr(encoder, name, None)) for name in ("video_tokens", "text_states", "itm_scores"))
+
+
+def check_itm(encoder: Any, space_key: str) -> None:
+    """Raise a one-line InputError when ``encoder`` (of the space ``space_key``) has no ITM head."""
+    if not supports_itm(encoder):
+        raise InputError(
+            f"--rerank itm needs a model with an image-text matching head (internvideo2-1b); "
+            f"space {space_key} has none: search without re-ranking"
+        )
+
+
+def rerank_top(encoder: Any, text: str, hits: list[VideoHit], rerank_k: int) -> list[VideoHit]:
+    """The first ``rerank_k`` hits re-ranked by ITM, then the rest in ITC order (official: -100), renumbered."""
+    ranked = rerank_hits(encoder, text, hits[:rerank_k]) + hits[rerank_k:]
+    return [dataclasses.replace(h, rank=r) for r, h in enumerate(ranked, 1)]
 
 
 def rerank_hits(encoder: Any, text: str, hits: list[VideoHit], reader: str = "auto") -> list[VideoHit]:
@@ -120,11 +144,6 @@ def query_reranked(
     """
     space = library.space(space_key)
     encoder = load_space_encoder(space, device=device)
-    if not supports_itm(encoder):
-        raise InputError(
-            f"--rerank itm needs a model with an image-text matching head (internvideo2-1b); "
-            f"space {space.key} has none: query without --rerank"
-        )
+    check_itm(encoder, space.key)
     hits = search_text(library, encoder, text, space, max(k, rerank_k), filters)
-    ranked = rerank_hits(encoder, text, hits[:rerank_k]) + hits[rerank_k:k]
-    return [dataclasses.replace(h, rank=r) for r, h in enumerate(ranked[:k], 1)]
+    return rerank_top(encoder, text, hits, rerank_k)[:k]

@@ -66,6 +66,10 @@ class SearchRequest(BaseModel):
     )
     label_set: str | None = Field(None, max_length=200)
     indexed_after: datetime | None = Field(None, description="Only videos indexed at or after this time (ISO 8601).")
+    rerank: Literal["itm"] | None = Field(
+        None, description="Re-rank a text query's best videos with the model's matching head (InternVideo2)."
+    )
+    rerank_k: int | None = Field(None, ge=1, le=128, description="With rerank: candidates re-ranked (default 16).")
 
     @field_validator("indexed_after")
     @classmethod
