@@ -158,27 +158,15 @@ def fit_internvideo2_state_dict(
     Raises:
         CheckpointError: missing keys, other unexpected keys or wrong shapes, in one line.
     """
-    from vidsearch.models.weights import name_keys
+    from vidsearch.models.weights import mismatch, name_keys
 
     sd = {_strip_wrappers(k): v for k, v in state_dict.items()}
     target = model.state_dict()
     dropped = sorted(k for k in sd if k not in target and UNUSED_AT_INFERENCE.match(k))
     for k in dropped:
         del sd[k]
-    missing = [k for k in target if k not in sd]
-    unexpected = [k for k in sd if k not in target]
-    wrong = [k for k in target if k in sd and tuple(sd[k].shape) != tuple(target[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(
-                f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})"
-            )
+    parts = mismatch(sd, target)
+    if parts:
         raise CheckpointError(
             f"checkpoint {source} does not fit the InternVideo2 model: {', '.join(parts)} keys; "
             f"pass the model's config JSON with --model-config"

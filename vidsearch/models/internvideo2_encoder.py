@@ -44,7 +44,7 @@ from vidsearch.models.internvideo2 import (
 )
 from vidsearch.models.internvideo2_itm import itm_match_scores
 from vidsearch.models.internvideo2_text import WordPieceTokenizer, pre_text
-from vidsearch.models.keymemo import remember_key
+from vidsearch.models.keymemo import remember_checkpoint_key
 from vidsearch.models.preprocess import normalize_frames
 
 __all__ = [
@@ -230,27 +230,12 @@ def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
     }
 
 
-def _key(
-    model: str,
-    checkpoint: str | os.PathLike[str] | None,
-    config: str | os.PathLike[str] | None,
-    name: str,
-    path: Path,
-    cfg_path: Path | None,
-) -> str:
-    key = f"{name}@{checkpoint_hash(path)[:12]}"
-    remember_key(
-        model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"]
-    )
-    return key
-
-
 def internvideo2_key(
     model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
 ) -> str:
     """The ``key`` :func:`load_internvideo2` would give, from the checkpoint's (cached) hash alone."""
     name, path, _, cfg_path = resolve_internvideo2(model, checkpoint, config)
-    return _key(model, checkpoint, config, name, path, cfg_path)
+    return remember_checkpoint_key(model, checkpoint, config, name, checkpoint_hash(path), path, cfg_path)
 
 
 def describe_internvideo2(
@@ -259,7 +244,7 @@ def describe_internvideo2(
     """What :func:`load_internvideo2` would build, without its weights."""
     name, path, cfg, cfg_path = resolve_internvideo2(model, checkpoint, config)
     return EncoderInfo(
-        key=_key(model, checkpoint, config, name, path, cfg_path),
+        key=remember_checkpoint_key(model, checkpoint, config, name, checkpoint_hash(path), path, cfg_path),
         num_frames=cfg.vision.num_frames,
         resolution=cfg.vision.img_size,
         embed_dim=cfg.embed_dim,

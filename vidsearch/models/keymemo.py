@@ -21,7 +21,7 @@ from typing import Any
 from vidsearch.fileio import atomic_write_text
 from vidsearch.models.paths import cache_dir
 
-__all__ = ["cache_dir", "recall_key", "remember_key"]
+__all__ = ["cache_dir", "recall_key", "remember_key", "remember_checkpoint_key"]
 
 LOG = logging.getLogger(__name__)
 
@@ -78,3 +78,18 @@ def remember_key(
         atomic_write_text(memo, json.dumps(entries, indent=1, sort_keys=True))
     except OSError as exc:  # a cache that cannot be written only costs time
         LOG.warning("cannot write the space key cache %s: %s", memo, exc)
+
+
+def remember_checkpoint_key(
+    model: str, checkpoint: Any, config: Any, name: str, sha256: str, path: Path, cfg_path: Path | None
+) -> str:
+    """The key ``<name>@<12 hex of sha256>`` of a resolved checkpoint, remembered for these arguments.
+
+    It depends on the checkpoint, its config, and the config files resolution would prefer
+    (``<stem>.json`` and ``config.json`` beside the checkpoint).
+    """
+    key = f"{name}@{sha256[:12]}"
+    remember_key(
+        model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"]
+    )
+    return key

@@ -26,7 +26,7 @@ import torch
 from vidsearch.errors import ModelError
 from vidsearch.models.base import Encoder, l2_normalized
 from vidsearch.models.info import EncoderInfo
-from vidsearch.models.keymemo import remember_key
+from vidsearch.models.keymemo import remember_checkpoint_key
 from vidsearch.models.preprocess import normalize_frames
 from vidsearch.models.tokenizer import tokenize
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig
@@ -141,12 +141,7 @@ def _remembered_key(
     cfg_path: Path | None,
 ) -> str:
     """The key of a resolved model, remembered for its (model, checkpoint, config) arguments."""
-    key = f"{name}@{checkpoint_hash(path)[:12]}"
-    # the files the key depends on, including the config files resolution would prefer
-    remember_key(
-        model, checkpoint, config, key, [path, cfg_path, path.with_suffix(".json"), path.parent / "config.json"]
-    )
-    return key
+    return remember_checkpoint_key(model, checkpoint, config, name, checkpoint_hash(path), path, cfg_path)
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:

@@ -50,6 +50,7 @@ __all__ = [
     "resolve_checkpoint",
     "resolve_config",
     "name_keys",
+    "mismatch",
     "checkpoint_hash",
     "cache_dir",
 ]
@@ -274,11 +275,27 @@ def _check_fit(
     requested: ViCLIPConfig | None = None,
     dropped: Sequence[str] = (),
 ) -> None:
-    missing = [k for k in target if k not in sd and k not in TRAINING_ONLY_PARAMS]
+    parts = mismatch(sd, target, optional=TRAINING_ONLY_PARAMS)
+    if not parts:
+        return
+    also = f" (besides {len(dropped)} ignored: {name_keys(dropped, limit=3)})" if dropped else ""
+    raise CheckpointError(
+        f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys{also}; "
+        f"{_describe(sd, requested)}"
+    )
+
+
+def mismatch(
+    sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], optional: Iterable[str] = ()
+) -> list[str]:
+    """How ``sd`` fails to fit ``target`` key for key (empty: it fits), e.g. ``["2 missing (e.g. x)"]``.
+
+    ``optional``: target keys ``sd`` may lack.
+    """
+    skip = set(optional)
+    missing = [k for k in target if k not in sd and k not in skip]
     unexpected = [k for k in sd if k not in target]
     wrong = [k for k in target if k in sd and tuple(sd[k].shape) != tuple(target[k].shape)]
-    if not (missing or unexpected or wrong):
-        return
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
@@ -287,11 +304,7 @@ def _check_fit(
     if wrong:
         k = wrong[0]
         parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(target[k].shape)})")
-    also = f" (besides {len(dropped)} ignored: {name_keys(dropped, limit=3)})" if dropped else ""
-    raise CheckpointError(
-        f"checkpoint {source} does not fit the requested model: {', '.join(parts)} keys{also}; "
-        f"{_describe(sd, requested)}"
-    )
+    return parts
 
 
 def load_viclip_checkpoint(model: ViCLIP, path: str | os.PathLike[str]) -> ViCLIP:
