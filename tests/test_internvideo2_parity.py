@@ -259,8 +259,8 @@ def test_official_evaluation(
         close(got[name[len(prefix) :]], want, name)
         # the rankings the evaluation's recall is computed from, reproduced exactly
         assert torch.equal(
-            got[name[len(prefix) :]].argsort(1, descending=True, stable=True),
-            want.argsort(1, descending=True, stable=True),
+            got[name[len(prefix) :]].argsort(dim=1, descending=True, stable=True),
+            want.argsort(dim=1, descending=True, stable=True),
         ), name
 
 
