@@ -83,6 +83,7 @@ def test_routes_loads_and_encodes(small_model: Path, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING):
         enc = load_encoder(str(small_model), device="cpu")
     assert isinstance(enc, InternVideo2Encoder)
+    assert enc.temperature == pytest.approx(0.07)
     assert [r.message for r in caplog.records if "ignored 2 key(s)" in r.getMessage()]
     assert enc.key.startswith("internvideo2-custom-") and enc.key == model_key(str(small_model))
     info = describe_encoder(str(small_model))

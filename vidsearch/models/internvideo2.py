@@ -120,6 +120,7 @@ class InternVideo2(nn.Module):
         self.vision_proj = nn.Linear(cfg.vision.pool_dim, cfg.embed_dim)
         self.text_proj = nn.Linear(cfg.text.hidden, cfg.embed_dim)
         self.itm_head = nn.Linear(cfg.text.hidden, 2)
+        self.temp: float | None = None  # the contrastive temperature it was trained with, from the checkpoint
 
     def encode_vision(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalized frames ``[B, T, C, H, W]`` -> (tokens ``[B, N, width]``, ITC feature ``[B, D]``, unnormalized)."""
@@ -182,8 +183,12 @@ def load_internvideo2_checkpoint(model: InternVideo2, path: str | os.PathLike[st
     """Read ``path`` (a state dict, or one under ``model``/``module``), fit it and load it strictly.
 
     Tensors keep the model's dtype: the published bf16 file loads into an fp32 model as it is.
+    The training temperature ``temp`` (not a parameter of the port) is kept as ``model.temp``.
     """
-    sd = fit_internvideo2_state_dict(read_state_dict(path), model, source=str(path))
+    raw = read_state_dict(path)
+    temp = next((v for k, v in raw.items() if _strip_wrappers(k) == "temp" and v.numel() == 1), None)
+    model.temp = float(temp.float()) if temp is not None else None
+    sd = fit_internvideo2_state_dict(raw, model, source=str(path))
     model.load_state_dict(sd, strict=True)
     LOG.info("loaded %d tensors from %s", len(sd), path)
     return model

@@ -94,6 +94,12 @@ class InternVideo2Encoder(Encoder):
         self.key = f"{name}@{sha256[:12]}"
         self.spec = spec
 
+    @property
+    def temperature(self) -> float | None:
+        """The checkpoint's contrastive temperature ``temp`` (ITC logits = cosine / temp), if it has one."""
+        t = self.model.temp
+        return t if t is not None and 0 < t < float("inf") else None
+
     def _video_input(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = self.check_frames(frames).shape[1]
         if t not in (1, self.num_frames):
