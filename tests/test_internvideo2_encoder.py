@@ -211,3 +211,15 @@ def test_int8_on_cpu_agrees_with_fp32(small_model: Path) -> None:
     assert (fp32.encode_text(texts) * int8.encode_text(texts)).sum(1).min() > 0.999
     # ITM still runs on the quantized model
     assert int8.itm_scores(*int8.text_states(texts[:1]), int8.video_tokens(clips(2))).shape == (2,)
+
+
+def test_vocab_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_model(tmp_path / "m")
+    (path.parent / "vocab.txt").unlink()
+    with pytest.raises(WeightsNotFoundError, match="vocab.txt.*offline") as err:
+        load_encoder(str(path), device="cpu")
+    assert "\n" not in str(err.value) and "bert-large-uncased" in str(err.value)
+    vocab = tmp_path / "elsewhere.txt"
+    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n")
+    monkeypatch.setenv("VIDSEARCH_BERT_VOCAB", str(vocab))
+    assert load_encoder(str(path), device="cpu").encode_text(["a dog"]).shape == (1, 24)

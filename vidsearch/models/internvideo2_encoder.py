@@ -71,6 +71,7 @@ class InternVideo2Encoder(Encoder):
     """
 
     antialias = False  # the published model was evaluated with torchvision 0.14.1 (no antialias)
+    model: InternVideo2
 
     def __init__(
         self,
@@ -178,7 +179,9 @@ class InternVideo2Encoder(Encoder):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's notice; the kernels are current
             warnings.simplefilter("ignore", UserWarning)
-            torch.ao.quantization.quantize_dynamic(self.model, spec, dtype=torch.qint8, inplace=True)
+            torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                self.model, spec, dtype=torch.qint8, inplace=True
+            )
         return self
 
 
