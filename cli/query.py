@@ -45,6 +45,12 @@ def query_command(
     label_set: str | None = typer.Option(
         None, "--label-set", help="With --label: the label set it belongs to (default: any)."
     ),
+    rerank: str | None = typer.Option(
+        None, "--rerank", help="Re-rank text-query candidates with the model's matching head: itm (InternVideo2)."
+    ),
+    rerank_k: int | None = typer.Option(
+        None, "--rerank-k", help="With --rerank: how many ITC candidates to re-rank (default: max(-k, 16))."
+    ),
     model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -53,6 +59,7 @@ def query_command(
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
     from vidsearch.cli.checks import check_number, check_order
     from vidsearch.errors import InputError
+    from vidsearch.rerank import DEFAULT_RERANK_K, rerank_k_for
     from vidsearch.usecases.encoders import LocalEmbedder
     from vidsearch.usecases.query import Query, QueryFilters, check_query, search
     from vidsearch.usecases.spaces import resolve_space
@@ -75,7 +82,8 @@ def query_command(
         label=label,
         label_set=label_set,
     )
-    query = Query(text=text, file=video, start=start, end=end, k=k, filters=filters)
+    candidates = rerank_k_for(rerank, rerank_k, default=max(k, DEFAULT_RERANK_K)) or 0
+    query = Query(text=text, file=video, start=start, end=end, k=k, filters=filters, rerank_k=candidates)
     check_query(query)  # before the library is opened: fail fast
     if video is not None and not video.is_file():
         raise InputError(f"--video {video}: {'is a directory, not a video file' if video.is_dir() else 'no such file'}")

@@ -92,8 +92,8 @@ def test_serve_reranks_a_text_search(small_model: Path, tmp_path: Path) -> None:
         assert [Path(m["video"]["name"]).name for m in page] == [Path(h["path"]).name for h in cli_hits]
         assert [m["score"] for m in page] == pytest.approx([h["score"] for h in cli_hits], abs=1e-5)
         for body, says in [
-            ({"query": "x", "rerank": "itm", "group_by": "moment"}, "group_by video"),
-            ({"query": "x", "rerank_k": 3}, "only applies together with rerank"),
+            ({"query": "x", "rerank": "itm", "group_by": "moment"}, "one result per video"),
+            ({"query": "x", "rerank_k": 3}, "only applies together with"),
             ({"query": "x", "rerank": "bm25"}, "rerank"),
         ]:
             r = client.post("/api/v1/search", json=body)

@@ -83,7 +83,7 @@ SIDEWAYS: dict[str, set[str]] = {
     "store": {"migrations"},
     "migrations": {"store"},
     # The use cases are built from every other service; nothing below them calls them.
-    "usecases": {"retrieval", "search", "enrich"},
+    "usecases": {"retrieval", "search", "enrich", "rerank"},
     # The vector retriever answers with the vector engine.
     "retrieval": {"search"},
     "search": set(),

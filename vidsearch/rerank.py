@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.errors import InputError, MediaError
-from vidsearch.search import Filters, VideoHit, load_space_encoder, search_text
-from vidsearch.store.library import Library
+from vidsearch.search import VideoHit
 
 __all__ = [
     "RERANKERS",
@@ -31,7 +30,6 @@ __all__ = [
     "check_itm",
     "rerank_hits",
     "rerank_top",
-    "query_reranked",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -76,9 +74,9 @@ def check_itm(encoder: Any, space_key: str) -> None:
         )
 
 
-def rerank_top(encoder: Any, text: str, hits: list[VideoHit], rerank_k: int) -> list[VideoHit]:
+def rerank_top(encoder: Any, text: str, hits: list[VideoHit], rerank_k: int, reader: str = "auto") -> list[VideoHit]:
     """The first ``rerank_k`` hits re-ranked by ITM, then the rest in ITC order (official: -100), renumbered."""
-    ranked = rerank_hits(encoder, text, hits[:rerank_k]) + hits[rerank_k:]
+    ranked = rerank_hits(encoder, text, hits[:rerank_k], reader=reader) + hits[rerank_k:]
     return [dataclasses.replace(h, rank=r) for r, h in enumerate(ranked, 1)]
 
 
@@ -121,29 +119,3 @@ def rerank_hits(encoder: Any, text: str, hits: list[VideoHit], reader: str = "au
     scored.sort(key=lambda pair: -pair[0])  # stable: ties keep their ITC order
     ranked = [dataclasses.replace(h, score=s) for s, h in scored] + failed
     return [dataclasses.replace(h, rank=r) for r, h in enumerate(ranked, 1)]
-
-
-def query_reranked(
-    library: Library,
-    text: str,
-    *,
-    k: int = 10,
-    rerank_k: int = DEFAULT_RERANK_K,
-    filters: Filters | None = None,
-    space_key: str | None = None,
-    device: str = "auto",
-) -> list[VideoHit]:
-    """The ``k`` best videos for ``text``: ITC through FAISS for ``rerank_k`` candidates, then ITM.
-
-    As in the official evaluation, the ``rerank_k`` re-ranked candidates come first (their score
-    is the ITM logit); hits past them (``k > rerank_k``) follow in ITC order with their cosine.
-
-    Raises:
-        InputError: the space's model has no ITM head.
-        LibraryError: no such space.
-    """
-    space = library.space(space_key)
-    encoder = load_space_encoder(space, device=device)
-    check_itm(encoder, space.key)
-    hits = search_text(library, encoder, text, space, max(k, rerank_k), filters)
-    return rerank_top(encoder, text, hits, rerank_k)[:k]

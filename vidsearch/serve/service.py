@@ -172,7 +172,7 @@ class _CachingEncoder:
         self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._size = size
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(slots)
+        self.slots = threading.BoundedSemaphore(slots)
         self._batched = _TextBatcher(encoder.encode_text)
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -195,7 +195,7 @@ class _CachingEncoder:
         return np.stack(out)
 
     def encode_video(self, clips: np.ndarray) -> np.ndarray:
-        with self._slots:
+        with self.slots:
             return self.inner.encode_video(clips)
 
 
@@ -350,6 +350,15 @@ class ServeState:
         """The content address of a video's file (part of media and image URLs)."""
         return (record.fingerprint or f"{record.size}-{record.mtime_ns}")[:16]
 
+    def rerank(self, space: Any, text: str, hits: list[Any], k: int) -> list[Any]:
+        """The first ``k`` hits re-ranked by the space model's ITM head: the use case's embedder."""
+        from vidsearch.rerank import check_itm, rerank_top
+
+        enc = self.encoder(space)
+        check_itm(enc.inner, space.key)
+        with enc.slots:  # decoding and the vision tower: bounded like other video encodes
+            return rerank_top(enc.inner, text, hits, k)
+
     # -- search --------------------------------------------------------------------------
     def search(self, req: Any, upload: Path | None = None) -> dict[str, Any]:
         """Run a search request (a :class:`~vidsearch.serve.models.SearchRequest`) and page it."""
@@ -362,6 +371,9 @@ class ServeState:
             raise InputError("query is empty; type what you want to see, e.g. a dog catching a frisbee")
         if req.label_set and not req.label:
             raise InputError("label_set only applies together with label")
+        from vidsearch.rerank import DEFAULT_RERANK_K, rerank_k_for
+
+        rerank_k = rerank_k_for(req.rerank, req.rerank_k, default=DEFAULT_RERANK_K) or 0
         clip = req.clip
         query = Query(
             text=req.query,
@@ -370,6 +382,7 @@ class ServeState:
             k=req.k,
             offset=self._offset(req),
             group_by=req.group_by,
+            rerank_k=rerank_k,
             filters=QueryFilters(
                 min_score=req.min_score,
                 folder=req.path_prefix,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidsearch.search import embed_text, encode_video_file, load_space_encoder, load_text_query_encoder
+from vidsearch.search import VideoHit, embed_text, encode_video_file, load_space_encoder, load_text_query_encoder
 from vidsearch.store.library import SpaceInfo
 
 __all__ = ["space_encoder", "text_encoder", "QueryEmbedder", "LocalEmbedder"]
@@ -48,6 +48,10 @@ class QueryEmbedder(Protocol):
         """``[D]`` vector of a video file (or its ``[start, end]`` span), or of an image (a still clip)."""
         ...
 
+    def rerank(self, space: SpaceInfo, text: str, hits: list[VideoHit], k: int) -> list[VideoHit]:
+        """``hits`` with their first ``k`` re-ranked by the space model's ITM head (:func:`vidsearch.rerank.rerank_top`)."""
+        ...
+
 
 class LocalEmbedder:
     """Loads the space's encoders in this process on first use and keeps them for later queries.
@@ -76,6 +80,17 @@ class LocalEmbedder:
             InputError: no such file, or the span is empty or outside the video.
             MediaError: the file cannot be decoded.
         """
+        return encode_video_file(self._space_encoder(space), path, start, end, reader=self.reader)
+
+    def rerank(self, space: SpaceInfo, text: str, hits: list[VideoHit], k: int) -> list[VideoHit]:
+        """The first ``k`` hits re-ranked by ITM with the space's full model (one-line error without an ITM head)."""
+        from vidsearch.rerank import check_itm, rerank_top
+
+        encoder = self._space_encoder(space)
+        check_itm(encoder, space.key)
+        return rerank_top(encoder, text, hits, k, reader=self.reader)
+
+    def _space_encoder(self, space: SpaceInfo) -> Any:
         if space.key not in self._video:
             self._video[space.key] = space_encoder(space, self.device)
-        return encode_video_file(self._video[space.key], path, start, end, reader=self.reader)
+        return self._video[space.key]

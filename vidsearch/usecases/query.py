@@ -7,7 +7,8 @@ and call :func:`search`, which
 2. turns the user's filters into the engine's (labels, folders and dates become a set of videos),
 3. embeds the query in the space (text, a file or an image, or a stored moment: no decoding),
 4. asks every retriever of :func:`retrievers_for` and fuses their lists (:func:`vidsearch.retrieval.fuse`),
-5. drops the source moment of a "more like this" query, and cuts the requested page.
+5. re-ranks a text query's best videos with the model's ITM head when asked (:mod:`vidsearch.rerank`),
+6. drops the source moment of a "more like this" query, and cuts the requested page.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Query:
     offset: int = 0  # results skipped before the page (paging)
     group_by: GroupBy = "video"
     filters: QueryFilters = field(default_factory=QueryFilters)
+    rerank_k: int = 0  # text queries by video: re-rank this many best candidates by ITM (0: none)
 
 
 @dataclass
@@ -100,6 +102,8 @@ def check_query(query: Query) -> None:
         raise InputError(f"-k must be at least 1 (got {query.k})")
     if query.offset < 0:
         raise InputError(f"the offset must be 0 or more (got {query.offset})")
+    if query.rerank_k and (query.text is None or query.group_by != "video"):
+        raise InputError("re-ranking (--rerank) applies to text queries with one result per video")
 
 
 def retrievers_for(library: Library, space: SpaceInfo) -> list[Retriever]:
@@ -135,9 +139,12 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
     # One more than the page says whether a next page exists. A moment query drops its source:
     # one video, or (by moments) the source and at most one window overlapping it by more than half.
     want = query.offset + query.k + 1 + (2 if query.moment is not None else 0)
+    want = max(want, query.rerank_k)
     asked = RetrievalQuery(text=query.text, vector=vector, k=want, group_by=query.group_by, filters=filters)
     lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space)}
     hits = fuse(lists, want, query.group_by)  # one retriever's list passes through in its order
+    if query.rerank_k:
+        hits = embedder.rerank(space, query.text or "", hits, query.rerank_k)
     if query.moment is not None:
         hits = [h for h in hits if not _is_source(h, query.moment)]
     end = query.offset + query.k

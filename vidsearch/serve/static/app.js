@@ -35,10 +35,11 @@ function readFilters() {
   return {
     min_score: num("f-min-score"), label: str("f-label"), min_duration: num("f-min-duration"),
     max_duration: num("f-max-duration"), path_prefix: str("f-path"), group_by: $("f-group").value,
+    rerank: str("f-rerank"),
   };
 }
 
-const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group" };
+const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group", rerank: "f-rerank" };
 
 function writeUrl(push) {
   const params = new URLSearchParams();
@@ -91,12 +92,13 @@ async function loadMore() {
     if (state.search.similar) {
       // the same filters as a typed search: folder, label and length narrow "more like this" too
       const qs = new URLSearchParams({ k: PAGE });
-      for (const [k, v] of Object.entries(f)) if (v != null) qs.set(k, v);
+      for (const [k, v] of Object.entries(f)) if (v != null && k !== "rerank") qs.set(k, v); // re-ranking: text only
       if (state.cursor) qs.set("cursor", state.cursor);
       page = await api(`/api/v1/moments/${encodeURIComponent(state.search.similar)}/similar?${qs}`);
     } else {
       const body = { query: state.search.query, k: PAGE, cursor: state.cursor };
       for (const [k, v] of Object.entries(f)) if (v != null) body[k] = v;
+      if (body.group_by === "moment") delete body.rerank; // re-ranking orders videos, not every moment
       page = await api("/api/v1/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     }
     const first = state.results.length;
