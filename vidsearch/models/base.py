@@ -44,6 +44,14 @@ class Encoder(abc.ABC):
     checkpoint_hash: str
     antialias: bool = OFFICIAL_ANTIALIAS
 
+    def set_source(self, name: str, checkpoint: Any, sha256: str, spec: dict[str, Any], device: torch.device) -> None:
+        """Record where the weights came from: ``key`` = ``<name>@<12 hex of sha256>``, ``spec``, ``device``."""
+        self.device = device
+        self.checkpoint = checkpoint
+        self.checkpoint_hash = sha256
+        self.key = f"{name}@{sha256[:12]}"
+        self.spec = spec
+
     @abc.abstractmethod
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """Embed uint8 clips ``[B, T, H, W, C]`` into float32 numpy ``[B, D]``, L2-normalized."""

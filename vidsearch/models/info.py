@@ -10,9 +10,10 @@ their models from the config and the checkpoint's cached hash alone
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["EncoderInfo"]
+__all__ = ["EncoderInfo", "checkpoint_spec"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,12 @@ class EncoderInfo:
     embed_dim: int
     spec: dict[str, Any] = field(default_factory=dict)
     antialias: bool = False
+
+
+def checkpoint_spec(model: str, preset: bool, path: Path, cfg_path: Path | None) -> dict[str, Any]:
+    """The ``load_encoder`` kwargs that rebuild a resolved model: a preset by name, else by checkpoint path."""
+    return {
+        "model": model if preset else str(path),
+        "checkpoint": str(path),
+        "config": str(cfg_path) if cfg_path else None,
+    }

@@ -34,7 +34,7 @@ from vidsearch.errors import ModelError
 from vidsearch.models.base import Encoder, l2_normalized
 from vidsearch.models.checkpoint_io import checkpoint_hash, read_shapes
 from vidsearch.models.hub import resolve_checkpoint, resolve_hub_file
-from vidsearch.models.info import EncoderInfo
+from vidsearch.models.info import EncoderInfo, checkpoint_spec
 from vidsearch.models.internvideo2 import (
     PRESETS,
     InternVideo2,
@@ -89,11 +89,7 @@ class InternVideo2Encoder(Encoder):
         self.config = cfg
         self.tokenizer = tokenizer
         self.num_frames, self.resolution, self.embed_dim = cfg.vision.num_frames, cfg.vision.img_size, cfg.embed_dim
-        self.device = device
-        self.checkpoint = checkpoint
-        self.checkpoint_hash = sha256
-        self.key = f"{name}@{sha256[:12]}"
-        self.spec = spec
+        self.set_source(name, checkpoint, sha256, spec, device)
 
     @property
     def temperature(self) -> float | None:
@@ -232,11 +228,8 @@ def resolve_internvideo2(
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    return {
-        "model": model if model in PRESETS else str(path),
-        "checkpoint": str(path),
-        "config": str(cfg_path) if cfg_path else None,
-    }
+    """The ``load_encoder`` kwargs that rebuild this resolved model."""
+    return checkpoint_spec(model, model in PRESETS, path, cfg_path)
 
 
 def internvideo2_key(

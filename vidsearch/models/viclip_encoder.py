@@ -25,7 +25,7 @@ import torch
 
 from vidsearch.errors import ModelError
 from vidsearch.models.base import Encoder, l2_normalized
-from vidsearch.models.info import EncoderInfo
+from vidsearch.models.info import EncoderInfo, checkpoint_spec
 from vidsearch.models.keymemo import remember_checkpoint_key
 from vidsearch.models.preprocess import normalize_frames
 from vidsearch.models.tokenizer import tokenize
@@ -50,11 +50,7 @@ class ViCLIPEncoder(Encoder):
         self.config = cfg
         self.num_frames, self.resolution, self.embed_dim = cfg.num_frames, cfg.input_resolution, cfg.embed_dim
         self.context_length = cfg.context_length
-        self.device = device
-        self.checkpoint = checkpoint
-        self.checkpoint_hash = sha256
-        self.key = f"{name}@{sha256[:12]}"
-        self.spec = spec
+        self.set_source(name, checkpoint, sha256, spec, device)
 
     @property
     def temperature(self) -> float | None:
@@ -145,12 +141,8 @@ def _remembered_key(
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    """The ``load_encoder`` kwargs that rebuild a resolved ViCLIP (a preset by name, else by path)."""
-    return {
-        "model": model if model in PRESETS else str(path),
-        "checkpoint": str(path),
-        "config": str(cfg_path) if cfg_path else None,
-    }
+    """The ``load_encoder`` kwargs that rebuild this resolved model."""
+    return checkpoint_spec(model, model in PRESETS, path, cfg_path)
 
 
 def describe_viclip(
