@@ -5,9 +5,9 @@
 - :mod:`.plumbing`: faiss object ownership, id-taking indexes, setting parameters;
 - :mod:`.gpu`: GPU detection, replicas and k-means;
 - :mod:`.tombstones`: removal where faiss cannot remove;
-- :mod:`.rwlock`: the readers-writer lock searches and mutations share;
 - :mod:`.fileformat`: the index file (header, tombstones, faiss bytes), written atomically;
-- :mod:`.index`: :class:`VectorIndex`, which ties them together;
+- :mod:`.index`: :class:`VectorIndex`, which ties them together (its readers-writer lock,
+  many searches or one add/remove at a time, is `fasteners`');
 - :mod:`.ondisk`: IVF lists in a memory-mapped file (``reindex --on-disk``), with an in-RAM delta.
 """
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import fasteners
 import numpy as np
 
 from vidsearch.errors import InputError
@@ -41,7 +42,6 @@ from vidsearch.store.vectors.plumbing import (
     unwrap,
 )
 from vidsearch.store.vectors.policy import EXACT_SPEC, MAX_TRAIN, MIN_TRAIN, TRAIN_PER_LIST, choose_spec
-from vidsearch.store.vectors.rwlock import RWLock
 from vidsearch.store.vectors.tombstones import Tombstones
 
 if TYPE_CHECKING:  # faiss costs ~0.1 s to import; CLI commands that never search skip it
@@ -93,7 +93,8 @@ class VectorIndex:
         self._idmap = is_idmap(index)
         self._tomb = Tombstones(index.ntotal)
         self._id_map = self._read_id_map()
-        self._lock = RWLock()
+        # Many concurrent searches (faiss releases the GIL), exclusive add/remove.
+        self._lock = fasteners.ReaderWriterLock()
         self._gpu = gpus.GpuReplica(gpu)
 
     # ------------------------------------------------------------------ construction
@@ -283,11 +284,8 @@ class VectorIndex:
         xq = as_rows(xq, self.dim, "queries")
         if int(k) <= 0:
             raise InputError(f"k must be a positive number of results, got {k}")
-        self._lock.acquire_read()
-        try:
+        with self._lock.read_lock():
             return self._search_locked(xq, int(k))
-        finally:
-            self._lock.release_read()
 
     def _search_locked(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         nq = xq.shape[0]
@@ -339,11 +337,8 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         """Every live id in the index (int64, in index order)."""
-        self._lock.acquire_read()
-        try:
+        with self._lock.read_lock():
             return self._ids_locked()
-        finally:
-            self._lock.release_read()
 
     def _ids_locked(self) -> np.ndarray:
         if self._id_map is not None:
@@ -363,8 +358,7 @@ class VectorIndex:
         ids = as_ids(ids, xb.shape[0])
         if not len(ids):
             return
-        self._lock.acquire_write()
-        try:
+        with self._lock.write_lock():
             present = ids[np.isin(ids, self._ids_locked())]
             if len(present):
                 self._remove_locked(present)
@@ -372,22 +366,17 @@ class VectorIndex:
             self._sync_positions()
             self.added_since_build += len(ids)
             self._gpu.drop()  # stale: rebuilt at the next search
-        finally:
-            self._lock.release_write()
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (absent ones are ignored); returns how many vectors were removed."""
         ids = np.unique(np.ascontiguousarray(ids, dtype=np.int64).reshape(-1))
         if not len(ids):
             return 0
-        self._lock.acquire_write()
-        try:
+        with self._lock.write_lock():
             n = self._remove_locked(ids)
             if n:
                 self._gpu.drop()
             return n
-        finally:
-            self._lock.release_write()
 
     def _remove_locked(self, ids: np.ndarray) -> int:
         if self._removable:
@@ -415,11 +404,8 @@ class VectorIndex:
 
     def nbytes(self) -> int:
         """Serialized size of the faiss index, a good proxy for its memory."""
-        self._lock.acquire_read()
-        try:
+        with self._lock.read_lock():
             return serialized_size(self._index)
-        finally:
-            self._lock.release_read()
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary for ``info``: spec, size, recall, tuned params, state."""
@@ -456,11 +442,8 @@ class VectorIndex:
             LibraryError: the file cannot be written (the previous file, if any, is intact).
         """
         path = Path(path)
-        self._lock.acquire_read()
-        try:
+        with self._lock.read_lock():
             write_index_file(path, self._header(), self._tomb.positions(), self._index)
-        finally:
-            self._lock.release_read()
         LOG.debug("saved %s (%d vectors) to %s", self.spec, self.ntotal, path)
 
     @staticmethod
