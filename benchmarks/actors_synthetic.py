@@ -2,13 +2,13 @@
 
     python benchmarks/actors_synthetic.py [--work DIR] [--videos 40] [--model CKPT]
 
-Data: :func:`vidsearch.train.synthetic_actors.make_actor_dataset` writes videos with two or three
+Data: :func:`vidsearch.testing.synthetic_actors.make_actor_dataset` writes videos with two or three
 shapes moving in different directions at the same time, each with its ground-truth box track,
 as an AVA-format CSV (keyframes every second, class = direction) with a 4-class label map.
 
 Model: a tiny ViCLIP trained from scratch by ``vidsearch finetune`` on the ``default`` synthetic
 generator with the recipe of that setting's proof (``DEFAULT_SETTING_CONFIG``/``DEFAULT_SETTING_RECIPE``
-of :mod:`vidsearch.train.synthetic`, the same run as benchmarks/enrich_synthetic.py), unless
+of :mod:`vidsearch.testing.synthetic`, the same run as benchmarks/enrich_synthetic.py), unless
 ``--model`` gives a checkpoint.
 
 Figure: ``vidsearch bench ava --boxes gt`` frame-mAP at IoU 0.5 over the four direction classes,
@@ -41,7 +41,7 @@ def _vidsearch(args: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 def train_model(work: Path, args: argparse.Namespace, log: Path) -> Path:
     """The tiny ViCLIP trained with the recommended recipe (reused when already there)."""
-    from vidsearch.train.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE, make_dataset
+    from vidsearch.testing.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE, make_dataset
 
     data = work / "data"
     if not (data / "heldout.json").exists():
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from vidsearch.train.synthetic_actors import make_actor_dataset
+    from vidsearch.testing.synthetic_actors import make_actor_dataset
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

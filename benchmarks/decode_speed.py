@@ -12,7 +12,7 @@ decoding thread and FFmpeg's automatic threads): the measurements behind
 ``vidsearch.media.readers.PYAV_FASTER`` (which reader leads under ``reader="auto"``).
 
 ``--cache N``: the fine-tuning frame cache (16 frames at 64 px) of N synthetic 3.5 s 112 px
-clips (:mod:`vidsearch.train.synthetic`), built by the old code (``git show
+clips (:mod:`vidsearch.testing.synthetic`), built by the old code (``git show
 8de189a:vidsearch/train/data.py`` with its ``vidsearch/media.py``: decord first, one thread,
 in process or its own spawn pool) and by the current one (the crash-contained decode pool,
 PyAV leading on H.264, threaded decoding), with 1 and 2 workers, in the same run.
@@ -127,8 +127,8 @@ def _old_code(where: Path) -> None:
 
 def frame_cache_speed(n: int) -> None:
     """Old vs new fine-tuning frame cache build on ``n`` synthetic clips, same machine, same run."""
+    from vidsearch.testing.synthetic import make_split
     from vidsearch.train import data as new_data
-    from vidsearch.train.synthetic import make_split
 
     folder = Path(tempfile.gettempdir()) / "vidsearch-bench" / f"cache{n}"
     if not (folder / "train.json").exists():

@@ -2,14 +2,14 @@
 
     python benchmarks/enrich_synthetic.py [--work DIR] [--train 3000] [--model CKPT]
 
-Data: :mod:`vidsearch.train.synthetic` clips (a coloured shape moving left/right/up/down over a
+Data: :mod:`vidsearch.testing.synthetic` clips (a coloured shape moving left/right/up/down over a
 texture; caption "a red circle moving left"): a training split, a held-out split and a
 calibration split (80 clips each, distinct captions, other seeds), and sequence videos of three
 different actions one after another.
 
 Model: a tiny ViCLIP trained from scratch on the training split by ``vidsearch finetune`` with the
 recipe of the ``default`` generator's proof (``DEFAULT_SETTING_CONFIG``/``DEFAULT_SETTING_RECIPE`` of
-:mod:`vidsearch.train.synthetic`), unless ``--model`` gives a checkpoint.
+:mod:`vidsearch.testing.synthetic`), unless ``--model`` gives a checkpoint.
 
 Figures (each through the code path users run, not a re-implementation):
 
@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
 def make_data(work: Path, n_train: int, seed: int) -> dict[str, Path]:
     import shutil
 
-    from vidsearch.train.synthetic import GENERATOR_VERSION, make_dataset, make_split
+    from vidsearch.testing.synthetic import GENERATOR_VERSION, make_dataset, make_split
 
     data = work / "data"
     done = data / "DONE"
@@ -88,7 +88,7 @@ def train_model(work: Path, data: dict[str, Path], args: argparse.Namespace) -> 
     import os
     import subprocess
 
-    from vidsearch.train.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE
+    from vidsearch.testing.synthetic import DEFAULT_SETTING_CONFIG, DEFAULT_SETTING_RECIPE
 
     out = work / "model"
     final = out / "model.pth"
@@ -139,7 +139,7 @@ def recognition_figures(work: Path, data: dict[str, Path], ckpt: Path, args: arg
     from vidsearch.metrics import auroc
     from vidsearch.store.labels import top_video_labels
     from vidsearch.store.library import Library
-    from vidsearch.train.synthetic import COLOURS, DIRECTIONS, SHAPES
+    from vidsearch.testing.synthetic import COLOURS, DIRECTIONS, SHAPES
 
     held = json.loads(data["heldout"].read_text())
     truth = {
@@ -208,7 +208,7 @@ def localization_figures(work: Path, ckpt: Path, args: argparse.Namespace) -> di
     from vidsearch.bench.common import BenchOptions
     from vidsearch.bench.localization import read_localization_annotations, run_localization
     from vidsearch.enrich.localize import LocalizeConfig
-    from vidsearch.train.synthetic import all_actions, make_sequence_video
+    from vidsearch.testing.synthetic import all_actions, make_sequence_video
 
     seq = work / "sequences"
     seq.mkdir(parents=True, exist_ok=True)

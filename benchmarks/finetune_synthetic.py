@@ -4,7 +4,7 @@ family of synthetic clips, then measure it on generator settings it never saw, w
 
 Steps (every one a normal command or library call a user could run):
 
-1. :func:`vidsearch.train.synthetic.make_split` writes ``--train`` captioned clips of the training
+1. :func:`vidsearch.testing.synthetic.make_split` writes ``--train`` captioned clips of the training
    setting (``family``: frame size, length, shape, object size, speed, background, noise,
    compression and caption wording drawn per clip), a validation split of it, and one test split
    of 80 clips with distinct captions per setting in ``--settings`` (each its own seed).
@@ -39,8 +39,8 @@ from pathlib import Path
 
 from calibration import matmul_gflops
 
-from vidsearch.train.domains import HELDOUT_SETTINGS, SETTINGS
-from vidsearch.train.synthetic import (
+from vidsearch.testing.domains import HELDOUT_SETTINGS, SETTINGS
+from vidsearch.testing.synthetic import (
     FAMILY_CONFIG,
     FAMILY_RECIPE,
     GENERATOR_VERSION,
@@ -49,7 +49,7 @@ from vidsearch.train.synthetic import (
     make_split,
 )
 
-# The recipe: the tiny config and the flags for the randomised family (vidsearch.train.synthetic,
+# The recipe: the tiny config and the flags for the randomised family (vidsearch.testing.synthetic,
 # docs/finetune.md): time reversal with the reversal hinge and a larger temporal init.
 RECIPE = [*FAMILY_RECIPE, "--cache-frames", "16"]
 GOAL_R1, GOAL_PAIRS = 0.6, 0.9

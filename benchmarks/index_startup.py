@@ -134,7 +134,7 @@ def main() -> None:
     args = ap.parse_args()
     from conftest import make_tiny_checkpoint
 
-    from vidsearch.train.synthetic import make_split
+    from vidsearch.testing.synthetic import make_split
 
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="vidsearch-startup-") as tmp:

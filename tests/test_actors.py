@@ -18,8 +18,8 @@ from vidsearch.enrich.actors import ActorConfig, clip_times, keyframe_times, loc
 from vidsearch.errors import InputError
 from vidsearch.media.pool import DecodePool
 from vidsearch.models import load_encoder
-from vidsearch.train.synthetic import COLOURS
-from vidsearch.train.synthetic_actors import ActorClipSpec, make_actor_dataset
+from vidsearch.testing.synthetic import COLOURS
+from vidsearch.testing.synthetic_actors import ActorClipSpec, make_actor_dataset
 from vidsearch.tubes import tubes_from_tracks
 
 runner = CliRunner()

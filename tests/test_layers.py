@@ -60,6 +60,8 @@ LAYERS: dict[str, int] = {
     "train": 3,
     "serve": 3,
     "cluster": 3,
+    # Data generators of the tests and benchmarks: nothing in the product imports them.
+    "testing": 3,
     # The package itself (`vidsearch/__init__.py`, `__main__`).
     "": 4,
 }
@@ -97,6 +99,7 @@ SIDEWAYS: dict[str, set[str]] = {
     "train": {"bench"},
     "serve": set(),
     "cluster": set(),
+    "testing": set(),
     "": set(LAYERS),
 }
 

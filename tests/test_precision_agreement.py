@@ -1,6 +1,6 @@
 """Retrieval agreement of every CPU precision with fp32 on the trained tiny model (issue 16, part 1).
 
-The recommended tiny ViCLIP (:data:`vidsearch.train.synthetic.TINY_CONFIG`) is trained briefly
+The recommended tiny ViCLIP (:data:`vidsearch.testing.synthetic.TINY_CONFIG`) is trained briefly
 (50 steps) on synthetic clips rendered in memory: the 20 colour x shape actions, 4 renders each.
 Other renders of the same actions (80 clips) and their 20 captions are then encoded at fp32 and
 at each precision this CPU has (int8 through ONNX Runtime; bf16 only with native bf16), and:
@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from vidsearch.precision import cpu_has_native_bf16
-from vidsearch.train import synthetic as S
+from vidsearch.testing import synthetic as S
 
 MIN_OVERLAP = 0.98  # mean |top10(p) & top10(fp32)| / 10 per query
 MIN_COSINE = 0.999  # per clip and per caption

@@ -29,8 +29,8 @@ from vidsearch.serve.service import ServeConfig  # noqa: E402
 from vidsearch.store import actors as stored  # noqa: E402
 from vidsearch.store.catalog import list_videos  # noqa: E402
 from vidsearch.store.library import Library  # noqa: E402
-from vidsearch.train.synthetic import encode_video  # noqa: E402
-from vidsearch.train.synthetic_actors import ActorClipSpec, make_actor_dataset  # noqa: E402
+from vidsearch.testing.synthetic import encode_video  # noqa: E402
+from vidsearch.testing.synthetic_actors import ActorClipSpec, make_actor_dataset  # noqa: E402
 
 BASE = "http://127.0.0.1:8700"
 HOSTILE = '<img src=x onerror="alert(1)"> & wave'

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from vidsearch.cli import commands, finetune  # noqa: F401  (register the commands)
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
-from vidsearch.train.synthetic import make_split
+from vidsearch.testing.synthetic import make_split
 
 runner = CliRunner()
 
@@ -300,7 +300,7 @@ def test_training_precision_contexts():
 
 def test_the_family_recipe_runs_as_given(data, tmp_path):
     """FAMILY_RECIPE is passed to `vidsearch finetune` verbatim by the proof; every flag must parse and train."""
-    from vidsearch.train.synthetic import FAMILY_RECIPE
+    from vidsearch.testing.synthetic import FAMILY_RECIPE
 
     out = tmp_path / "family"
     res = _finetune(data, out, "--model-config", str(data["cfg"]), *FAMILY_RECIPE, "--epochs", "1", "--batch-size", "4")

@@ -55,7 +55,7 @@ def test_batches_are_deterministic_and_shuffled():
 
 
 def test_neighbour_batches_group_similar_captions():
-    from vidsearch.train.synthetic import all_actions
+    from vidsearch.testing.synthetic import all_actions
 
     captions = [a.caption for a in all_actions()] * 5
     batches = neighbour_batches(captions, 16, np.random.default_rng(0), group=8)
@@ -147,7 +147,7 @@ def test_frame_cache_builds_once_and_enforces_its_bound(tmp_path):
 
 def test_frame_cache_decodes_real_videos_like_the_index(tmp_path):
     from vidsearch.media import probe, read_frames
-    from vidsearch.train.synthetic import Action, encode_video, render_clip
+    from vidsearch.testing.synthetic import Action, encode_video, render_clip
 
     frames = render_clip(Action("red", "circle", "up"), np.random.default_rng(0), size=32, num_frames=12)
     video = encode_video(tmp_path / "a.mp4", frames)
@@ -160,7 +160,7 @@ def test_frame_cache_decodes_in_the_crash_contained_pool(tmp_path):
     """Several workers, rows in the videos' order whatever order they finish in, short clips
     padded like the index pads them, and a broken file is a MediaError naming it."""
     from vidsearch.media import probe, read_frames
-    from vidsearch.train.synthetic import Action, encode_video, render_clip
+    from vidsearch.testing.synthetic import Action, encode_video, render_clip
 
     rng = np.random.default_rng(1)
     videos = [

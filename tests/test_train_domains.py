@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from vidsearch.train import synthetic as S
-from vidsearch.train.domains import HELDOUT_GRAMMAR, HELDOUT_SETTINGS, SETTINGS, TRAIN_GRAMMAR, get_setting
+from vidsearch.testing import synthetic as S
+from vidsearch.testing.domains import HELDOUT_GRAMMAR, HELDOUT_SETTINGS, SETTINGS, TRAIN_GRAMMAR, get_setting
 
 
 def _words(text: str) -> set[str]:

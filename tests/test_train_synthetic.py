@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from vidsearch.train import synthetic as S
+from vidsearch.testing import synthetic as S
 
 
 def test_eighty_distinct_captions_naming_colour_shape_direction():
@@ -106,8 +106,8 @@ def test_sequence_video_spans(tmp_path):
 def test_reverse_pairs_swap_every_direction_wording_of_both_grammars():
     import re
 
+    from vidsearch.testing.domains import DIRECTION_WORDS, HELDOUT_GRAMMAR, TRAIN_GRAMMAR
     from vidsearch.train.data import parse_reverse_pairs, swap_words
-    from vidsearch.train.domains import DIRECTION_WORDS, HELDOUT_GRAMMAR, TRAIN_GRAMMAR
 
     pairs = parse_reverse_pairs(S.REVERSE_PAIRS)
     opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}

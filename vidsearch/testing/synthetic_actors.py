@@ -1,7 +1,7 @@
 """Synthetic actor videos in AVA's format: two or three shapes moving in different directions at once.
 
 Each video shows ``2`` or ``3`` coloured shapes (the colours, shapes and texture backgrounds of
-:mod:`vidsearch.train.synthetic`) over the whole video, each moving at constant speed in its own
+:mod:`vidsearch.testing.synthetic`) over the whole video, each moving at constant speed in its own
 direction (no two the same), so every keyframe holds several actions: only the box says which
 action is whose. Every shape has a ground-truth box track (its bounding square at each
 keyframe), written as an AVA annotation CSV (``video_id, t, x1, y1, x2, y2, action_id,
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vidsearch.fileio import atomic_write_text
-from vidsearch.train.synthetic import COLOURS, DIRECTIONS, SHAPES, background, encode_video, signed_distance
+from vidsearch.testing.synthetic import COLOURS, DIRECTIONS, SHAPES, background, encode_video, signed_distance
 
 __all__ = ["ActorClipSpec", "render_actor_video", "make_actor_dataset", "DIRECTION_IDS"]
 

@@ -2,7 +2,7 @@
 
 A :class:`GeneratorSetting` names a family of datasets: frame sizes, clip lengths, shape set,
 object sizes, speeds, background kinds, pixel noise, compression and a caption grammar. The
-generator (:mod:`vidsearch.train.synthetic`) draws one value of each per clip, from a stream
+generator (:mod:`vidsearch.testing.synthetic`) draws one value of each per clip, from a stream
 seeded by ``(split seed, clip index)``, so a split is the same on every run.
 
 Presets (:data:`SETTINGS`):
