@@ -1,4 +1,4 @@
-"""Reading checkpoint files: training checkpoints, the restricted unpickler, legacy format, headers."""
+"""Reading checkpoint files: training checkpoints, the weights-only loader with stand-ins, legacy format, headers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from vidsearch.errors import CheckpointError
 from vidsearch.models.checkpoint_io import read_shapes, read_state_dict
-from vidsearch.models.unpickle import PICKLE_MODULE, to_plain
+from vidsearch.models.unpickle import RefusedGlobal, load_weights_only, pickle_globals, to_plain
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 from vidsearch.models.weights import load_viclip_checkpoint, resolve_config
 
@@ -98,8 +98,8 @@ def test_training_checkpoint_with_a_foreign_config_loads(tmp_path: Path, legacy:
 
 def test_foreign_config_becomes_plain_dicts(tmp_path: Path) -> None:
     path = training_checkpoint(tiny_model(), tmp_path)
-    obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=PICKLE_MODULE)
-    config = to_plain(obj)["config"]
+    assert "utils.easydict.EasyDict" in pickle_globals(path)
+    config = to_plain(load_weights_only(path, mmap=True))["config"]
     assert type(config) is dict and type(config["model"]["vision_encoder"]) is dict
     assert config["model"]["vision_encoder"] == {"name": "vit_l14", "d_model": 1024}
     assert type(config["inputs"][0]) is dict and config["optimizer"]["lr"] == 4e-4
@@ -223,12 +223,23 @@ def test_trusted_full_unpickling_still_maps_missing_config_classes(
     assert any("full unpickling" in r.getMessage() for r in caplog.records)
 
 
-def test_a_pickle_cannot_rewrite_the_allowed_functions() -> None:
+def _with_pickle(tmp_path: Path, data: bytes) -> Path:
+    """A zip-format ``torch.save`` file whose object pickle is ``data``."""
+    import zipfile
+
+    src = tmp_path / "src.pth"
+    torch.save({}, src)
+    path = tmp_path / "crafted.pth"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            zout.writestr(item, data if item.filename.endswith("/data.pkl") else zin.read(item))
+    return path
+
+
+def test_a_pickle_cannot_rewrite_the_allowed_functions(tmp_path: Path) -> None:
     import pickle
 
     from torch import _utils
-
-    from vidsearch.models.unpickle import RefusedGlobal
 
     before = _utils._rebuild_tensor_v2.__defaults__
     # GLOBAL torch._utils._rebuild_tensor_v2; BUILD (None, {"__defaults__": None}): setattr on the function.
@@ -239,8 +250,8 @@ def test_a_pickle_cannot_rewrite_the_allowed_functions() -> None:
         + b"torch._utils\n_rebuild_tensor_v2\n"
         + pickle.NONE
         + pickle.EMPTY_DICT
-        + pickle.SHORT_BINUNICODE
-        + bytes([12])
+        + pickle.BINUNICODE
+        + struct.pack("<I", 12)
         + b"__defaults__"
         + pickle.NONE
         + pickle.SETITEM
@@ -248,6 +259,26 @@ def test_a_pickle_cannot_rewrite_the_allowed_functions() -> None:
         + pickle.BUILD
         + pickle.STOP
     )
-    with pytest.raises(RefusedGlobal, match="sets the state of _rebuild_tensor_v2"):
-        PICKLE_MODULE.loads(data)
+    with pytest.raises(pickle.UnpicklingError, match="Can only build"):
+        load_weights_only(_with_pickle(tmp_path, data), mmap=False)
     assert _utils._rebuild_tensor_v2.__defaults__ == before
+
+
+def test_calling_a_foreign_class_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    # GLOBAL evil.Thing; REDUCE ("x",): a call of a name that only has a stand-in.
+    data = (
+        pickle.PROTO
+        + b"\x02"
+        + pickle.GLOBAL
+        + b"evil\nThing\n"
+        + pickle.BINUNICODE
+        + struct.pack("<I", 1)
+        + b"x"
+        + pickle.TUPLE1
+        + pickle.REDUCE
+        + pickle.STOP
+    )
+    with pytest.raises(RefusedGlobal, match="the pickle calls evil.Thing"):
+        load_weights_only(_with_pickle(tmp_path, data), mmap=False)

@@ -8,9 +8,9 @@ Layouts read:
   optimizer/scheduler/scaler state and a pickled config object of the training code), in the
   zip format or the legacy one (``_use_new_zipfile_serialization=False``).
 
-``torch.save`` files go through :mod:`vidsearch.models.unpickle` (tensors and plain containers
-only; nothing from the file is run) and are memory-mapped where the format allows, so the
-optimizer state of a training checkpoint is never read from disk.
+``torch.save`` files go through :mod:`vidsearch.models.unpickle` (torch's weights-only loader,
+foreign classes as inert dicts; nothing from the file is run) and are memory-mapped where the
+format allows, so the optimizer state of a training checkpoint is never read from disk.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from vidsearch.errors import CheckpointError
 from vidsearch.fileio import why_not_a_file
 from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
 from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
-from vidsearch.models.unpickle import PICKLE_MODULE, TRUSTED_PICKLE_MODULE, RefusedGlobal, to_plain
+from vidsearch.models.unpickle import TRUSTED_PICKLE_MODULE, RefusedGlobal, load_weights_only, to_plain
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 
 __all__ = [
@@ -68,18 +68,24 @@ def _trust_pickles() -> bool:
     return os.environ.get(TRUST_ENV, "").lower() in {"1", "true", "yes"}
 
 
+def _load(path: Path, mmap: bool, trusted: bool) -> Any:
+    if trusted:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=TRUSTED_PICKLE_MODULE, mmap=mmap)
+    return load_weights_only(path, mmap=mmap)
+
+
 def _torch_load(path: Path, mmap: bool) -> Any:
-    """``torch.load`` through the restricted unpickler; legacy-format files without mmap."""
-    module = TRUSTED_PICKLE_MODULE if _trust_pickles() else PICKLE_MODULE
-    if module is TRUSTED_PICKLE_MODULE:
+    """``torch.load``, weights only unless the user trusts the file; legacy-format files without mmap."""
+    trusted = _trust_pickles()
+    if trusted:
         LOG.warning("loading %s with full unpickling because %s=1", path, TRUST_ENV)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module, mmap=mmap)
+        return _load(path, mmap, trusted)
     except RuntimeError as exc:
         if mmap and "mmap can only be used" in str(exc):
             # A legacy (pre-zip) torch.save file cannot be mapped: read it whole.
             LOG.debug("%s is in the legacy torch.save format; reading it without mmap", path)
-            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module, mmap=False)
+            return _load(path, False, trusted)
         raise
 
 

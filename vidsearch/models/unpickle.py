@@ -1,99 +1,93 @@
-"""A restricted unpickler for ``torch.save`` checkpoints that carry more than tensors.
+"""Load ``torch.save`` checkpoints that carry more than tensors, without running their code.
 
 Training checkpoints (InternVideo's ``{"model", "optimizer", "scheduler", "scaler", "config",
 ...}``) pickle their config as an instance of a class of the training code, e.g.
 ``utils.easydict.EasyDict``. ``torch.load(weights_only=True)`` refuses such a file, and a full
 unpickle needs that code importable (``No module named 'utils'``) and would run whatever the
-pickle asks for. This unpickler, handed to ``torch.load`` as its ``pickle_module``:
+pickle asks for. :func:`load_weights_only` keeps torch's own weights-only unpickler (it imports
+nothing, calls only tensor rebuilding and plain containers, and sets state only on tensors,
+``OrderedDict`` and allow-listed classes) and, for this one load, allow-lists every other class
+the pickle names as an inert stand-in (``torch.serialization.safe_globals``):
 
-* never imports a module and never calls a callable outside :data:`ALLOWED` (tensor and
-  storage rebuilding, ``OrderedDict``, ``set``, ``torch.Size``, ... : what ``torch.save`` of
-  tensors, state dicts and optimizer state writes);
-* turns every other global into an inert stand-in class. Instantiating a stand-in the way
-  pickle restores plain objects (``NEWOBJ``, ``copyreg._reconstructor``, then ``BUILD``)
-  yields a plain dict of its items and attributes, so a foreign config becomes a dict;
-* refuses, with :class:`RefusedGlobal`, a pickle that *calls* a stand-in (``REDUCE``), which
-  is how a malicious pickle runs ``os.system`` and the like: nothing is run.
+* a stand-in restored the way pickle restores plain objects (``NEWOBJ``, ``SETITEMS``, then
+  ``BUILD``) holds its items and attributes, and :func:`to_plain` turns it into a plain dict, so
+  a foreign config becomes a dict;
+* a pickle that *calls* a stand-in (``REDUCE``), which is how a malicious pickle runs
+  ``os.system`` or ``eval``, stops with :class:`RefusedGlobal`: nothing is run.
 
-Storages are resolved by torch itself (``persistent_load``), so ``mmap=True`` works as with
-torch's own loaders and tensors that are dropped later (optimizer state) are never read.
+Storages are resolved by torch itself, so ``mmap=True`` works as with a plain ``torch.load``,
+and tensors that are dropped later (optimizer state) are never read.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
-import io
 import pickle
-from typing import Any, BinaryIO
+import pickletools
+import threading
+import zipfile
+from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 import torch
 
-__all__ = ["RefusedGlobal", "PICKLE_MODULE", "TRUSTED_PICKLE_MODULE", "ALLOWED", "to_plain"]
+__all__ = ["RefusedGlobal", "TRUSTED_PICKLE_MODULE", "load_weights_only", "pickle_globals", "to_plain"]
+
+# torch refuses every name of these modules even when it is allow-listed: no stand-in can be
+# registered for them, and nothing in them is data.
+_CODE_MODULES = frozenset({"os", "posix", "nt", "sys"})
+# Plain values torch's weights-only unpickler does not allow by default and checkpoints hold.
+_EXTRA_SAFE: list[tuple[Any, str]] = [(frozenset, "builtins.frozenset"), (slice, "builtins.slice")]
+# ``safe_globals`` changes a process-wide allow-list: one load at a time registers its stand-ins.
+_LOAD_LOCK = threading.Lock()
 
 
-class RefusedGlobal(pickle.UnpicklingError):
-    """The pickle asks to call something that is not on the allow-list."""
+class RefusedGlobal(Exception):
+    """The pickle asks to call something that is not a tensor or a plain container.
+
+    Not a ``pickle.UnpicklingError``: torch rewraps those into a several-line message, and this
+    one must reach the caller with its name intact.
+    """
 
     def __init__(self, name: str, action: str = "calls") -> None:
         super().__init__(f"the pickle {action} {name}, which is not a tensor or a plain container")
         self.name = name
 
 
-def _codecs_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes`` (latin-1 text only)."""
-    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
-        raise RefusedGlobal(f"_codecs.encode(..., {encoding!r})")
-    return text.encode("latin1")
-
-
-def _torch_allowed() -> dict[str, Any]:
-    from torch import _utils
-
-    names = {
-        "torch._utils._rebuild_tensor_v2": _utils._rebuild_tensor_v2,
-        "torch._utils._rebuild_tensor": _utils._rebuild_tensor,
-        "torch._utils._rebuild_parameter": _utils._rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _utils._rebuild_parameter_with_state,
-        "torch.serialization._get_layout": torch.serialization._get_layout,
-        "torch.Size": torch.Size,
-        "torch.device": torch.device,
-        "torch.nn.parameter.Parameter": torch.nn.Parameter,
-        "torch.Tensor": torch.Tensor,
-        "torch._tensor._rebuild_from_type_v2": torch._tensor._rebuild_from_type_v2,
-    }
-    # dtypes (torch.float16, ...) are pickled by name: values, never called with user data.
-    names.update({f"torch.{n}": v for n, v in vars(torch).items() if isinstance(v, torch.dtype)})
-    return names
-
-
-# Everything the unpickler may hand to REDUCE/NEWOBJ; ``module.name`` as written in the pickle.
-ALLOWED: dict[str, Any] = {
-    "collections.OrderedDict": collections.OrderedDict,
-    "builtins.set": set,
-    "builtins.frozenset": frozenset,
-    "builtins.complex": complex,
-    "builtins.slice": slice,
-    "builtins.bytearray": bytearray,
-    "_codecs.encode": _codecs_encode,
-    **_torch_allowed(),
-}
-# Protocol-2 pickles use Python 2 module names.
-_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+# The attribute that marks an ``OrderedDict`` as the restored instance of a foreign class.
+_FOREIGN = "__vidsearch_foreign_class__"
 
 
 class _StandInMeta(type):
-    """Metaclass of stand-ins: calling one (pickle's REDUCE) is refused, nothing runs."""
+    """Metaclass of stand-ins: calling one (pickle's ``REDUCE``) is refused, nothing runs."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         raise RefusedGlobal(cls.__qualname__)
 
 
-class StandIn(dict, metaclass=_StandInMeta):
-    """An instance of a class the checkpoint names but vidsearch does not import.
+class StandIn:
+    """A class the checkpoint names but vidsearch does not import.
 
-    Created by ``NEWOBJ`` (which calls ``__new__``, not the class); ``SETITEMS`` fill it like
-    a dict and ``BUILD`` merges the object's attributes into it.
+    ``NEWOBJ`` creates instances with ``__new__`` (not a call), which returns an
+    ``OrderedDict`` tagged with the class name: torch's weights-only unpickler fills only exact
+    ``dict``/``OrderedDict`` objects (``SETITEMS``, as a ``dict`` subclass such as ``EasyDict``
+    pickles its items) and sets state (``BUILD``) on an ``OrderedDict`` into its ``__dict__``.
+    :func:`to_plain` merges both into one plain dict.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 - see the class docstring
+        obj: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        setattr(obj, _FOREIGN, cls.__qualname__)
+        return obj
+
+
+def _stand_in(qualname: str) -> type:
+    return _StandInMeta(qualname, (StandIn,), {"__qualname__": qualname})
+
+
+class _TrustedStandIn(dict[str, Any]):
+    """A class of a trusted checkpoint whose module is gone: a dict of its items and attributes."""
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ state)
@@ -105,63 +99,71 @@ class StandIn(dict, metaclass=_StandInMeta):
             self["__state__"] = state
 
 
-def _stand_in(qualname: str) -> type:
-    return _StandInMeta(qualname, (StandIn,), {"__qualname__": qualname})
+def _global_name(arg: str) -> str:
+    """``module.name`` of a ``GLOBAL`` opcode's argument, with Python 2 names mapped as torch does."""
+    module, name = arg.split(" ", 1)
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{name}"
 
 
-def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
-    """``copyreg._reconstructor`` (protocol 0/1 objects) for stand-ins only."""
-    if isinstance(cls, _StandInMeta):
-        obj = dict.__new__(cls)
-        if state is not None:
-            obj.__setstate__(state)
-        return obj
-    raise RefusedGlobal(f"copyreg._reconstructor({getattr(cls, '__qualname__', cls)!r})")
+def _globals_of(fh: IO[bytes], pickles: int) -> set[str]:
+    """The names of the ``GLOBAL`` opcodes of the next ``pickles`` pickles of ``fh`` (not run)."""
+    names: set[str] = set()
+    for _ in range(pickles):
+        names.update(_global_name(arg) for op, arg, _ in pickletools.genops(fh) if op.name == "GLOBAL")
+    return names
 
 
-class Unpickler(pickle._Unpickler):  # the Python implementation: its opcodes can be overridden
-    """An unpickler that resolves globals only through :data:`ALLOWED` or stand-ins.
+def pickle_globals(path: Path) -> set[str]:
+    """Every class or function a ``torch.save`` file names (zip or legacy format), unpickling nothing."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            record = next(n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            with zf.open(record) as fh:
+                return _globals_of(fh, 1)
+    with open(path, "rb") as fh:
+        # The legacy format: magic number, protocol, system info, then the object itself.
+        return _globals_of(fh, 4)
 
-    ``BUILD`` (set an object's state) is admitted only on what pickle builds that way in a
-    checkpoint: stand-ins, ``OrderedDict`` state dicts (their ``_metadata``) and tensors, so a
-    pickle cannot rewrite attributes of the allowed functions and classes themselves.
+
+def load_weights_only(path: Path, mmap: bool) -> Any:
+    """``torch.load(weights_only=True)`` with every foreign class of the file as an inert stand-in.
+
+    Raises:
+        RefusedGlobal: the pickle names a function of ``os``/``sys`` or calls a stand-in.
+        Exception: whatever torch raises for a file it cannot read (truncated, not a checkpoint).
     """
-
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def load_build(self) -> None:
-        """``BUILD``, refused on anything but stand-ins, ``OrderedDict`` and tensors."""
-        target = self.stack[-2]
-        if not isinstance(target, (StandIn, collections.OrderedDict, torch.Tensor)):
-            raise RefusedGlobal(getattr(target, "__qualname__", type(target).__qualname__), "sets the state of")
-        super().load_build()
-
-    dispatch[pickle.BUILD[0]] = load_build
-
-    def find_class(self, module: str, name: str) -> Any:
-        module = _PY2_MODULES.get(module, module)
-        qualname = f"{module}.{name}"
-        if qualname in ALLOWED:
-            return ALLOWED[qualname]
-        if qualname == "copyreg._reconstructor":
-            return _reconstructor
-        if qualname in ("builtins.object", "builtins.dict"):  # _reconstructor's base argument
-            return dict
-        return _stand_in(qualname)
+    try:
+        names = pickle_globals(path)
+    except (OSError, ValueError, EOFError, StopIteration, zipfile.BadZipFile):
+        names = set()  # not a readable pickle: torch.load below says why, in its words
+    for name in sorted(names):
+        if name.split(".", 1)[0] in _CODE_MODULES:
+            raise RefusedGlobal(name)
+    # A name torch allows by default resolves to torch's own object before any stand-in is
+    # consulted, so every name but the extra safe ones gets one.
+    extra = {name for _, name in _EXTRA_SAFE}
+    stand_ins = [(_stand_in(name), name) for name in sorted(names - extra)]
+    with _LOAD_LOCK, torch.serialization.safe_globals([*_EXTRA_SAFE, *stand_ins]):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 class TrustedUnpickler(pickle.Unpickler):
     """Full unpickling (imports and calls anything), with stand-ins for classes that are gone.
 
-    Only for files the user said they trust (``VIDSEARCH_TRUST_CHECKPOINT=1``): a config class
-    of training code that is not installed (``utils.easydict``) still becomes a dict.
+    Only for files the user said they trust: a config class of training code that is not
+    installed (``utils.easydict``) still becomes a dict.
     """
 
     def find_class(self, module: str, name: str) -> Any:
+        """The named global, or a stand-in where its module or attribute is missing."""
         try:
             return super().find_class(module, name)
         except (ImportError, AttributeError):
-            return _stand_in(f"{_PY2_MODULES.get(module, module)}.{name}")
+            return type(_global_name(f"{module} {name}"), (_TrustedStandIn,), {})
 
 
 class _PickleModule:
@@ -177,18 +179,16 @@ class _PickleModule:
         """``pickle.load`` with this module's unpickler."""
         return self.Unpickler(file, **kwargs).load()
 
-    def loads(self, data: bytes, **kwargs: Any) -> Any:
-        """``pickle.loads`` with this module's unpickler."""
-        return self.load(io.BytesIO(data), **kwargs)
 
-
-PICKLE_MODULE = _PickleModule(Unpickler)
 TRUSTED_PICKLE_MODULE = _PickleModule(TrustedUnpickler)
 
 
 def to_plain(obj: Any) -> Any:
-    """Replace stand-in instances by plain dicts, through dicts, lists and tuples."""
-    if isinstance(obj, StandIn):
+    """Replace restored foreign instances by plain dicts (items and attributes), through containers."""
+    if isinstance(obj, collections.OrderedDict) and hasattr(obj, _FOREIGN):
+        attrs = {k: v for k, v in vars(obj).items() if k != _FOREIGN}
+        return {k: to_plain(v) for k, v in {**obj, **attrs}.items()}
+    if isinstance(obj, _TrustedStandIn):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, dict):
         for k, v in obj.items():
