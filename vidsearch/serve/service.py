@@ -206,7 +206,9 @@ class ServeState:
         from vidsearch.store.library import Library
 
         self.config = config
-        self.library = library if library is not None else Library.open(config.library, create=False)
+        # Read-only, as the README promises: serving never migrates or rewrites a library an
+        # indexer may be writing, and works on a read-only mount.
+        self.library = library if library is not None else Library.open(config.library, create=False, read_only=True)
         self.frames = FrameCache(_cache_dir(self.library.root), config.frame_cache_bytes)
         self._encoders: dict[str, _CachingEncoder] = {}
         self._model_lock = threading.Lock()

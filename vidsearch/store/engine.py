@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 __all__ = ["open_engine"]
 
@@ -40,7 +41,10 @@ def open_engine(db_path: Path, read_only: bool, immutable: bool) -> Engine:
         def connect() -> sqlite3.Connection:
             return sqlite3.connect(uri, uri=True, check_same_thread=False, factory=_ReadOnlyConnection)
 
-        engine = create_engine("sqlite://", creator=connect, future=True)
+        # The URL alone would mean an in-memory database, whose default pool (one connection per
+        # thread, at most five, the oldest closed under a thread still using it) crashes a server
+        # that searches from many threads: pool file connections as a file URL would.
+        engine = create_engine("sqlite://", creator=connect, future=True, poolclass=QueuePool)
     else:
         engine = create_engine(f"sqlite:///{db_path}", future=True)
     event.listen(engine, "connect", _set_pragmas)
