@@ -34,6 +34,7 @@ PACKAGE_DIRS = {
 LAYERS: dict[str, int] = {
     # L0 core: no SQL, no knowledge of the library on disk.
     "errors": 0,
+    "settings": 0,
     "fileio": 0,
     "paths": 0,
     "data": 0,
@@ -70,6 +71,8 @@ LAYERS: dict[str, int] = {
 # else in the same layer is off limits, so the layer stays a set of independent parts.
 SIDEWAYS: dict[str, set[str]] = {
     "errors": set(),
+    # The environment's settings: read by the core parts that have one.
+    "settings": set(),
     "fileio": {"errors"},
     "paths": set(),
     "data": set(),
@@ -77,10 +80,10 @@ SIDEWAYS: dict[str, set[str]] = {
     "spans": {"errors", "metrics"},
     "tubes": {"errors"},
     "labels": {"errors", "data", "metrics", "fileio"},
-    "media": {"errors", "fileio"},
-    "precision": {"errors"},
+    "media": {"errors", "fileio", "settings"},
+    "precision": {"errors", "settings"},
     # Encoders take frames of any size and resize them with the media resize (the official one).
-    "models": {"errors", "fileio", "precision", "media"},
+    "models": {"errors", "fileio", "precision", "media", "settings"},
     # The store applies the migrations on open; the migrations read the store's metadata.
     "store": {"migrations"},
     "migrations": {"store"},

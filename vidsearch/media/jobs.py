@@ -30,6 +30,7 @@ from vidsearch.media.info import VideoInfo
 from vidsearch.media.probe import probe
 from vidsearch.media.readers import read_frames
 from vidsearch.media.sampling import SamplingConfig, SegmentPlan, plan_segments, plans_at_times
+from vidsearch.settings import FAULT_ENV, Settings, settings
 
 __all__ = [
     "FAULT_ENV",
@@ -44,7 +45,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-FAULT_ENV = "VIDSEARCH_FAULT_INJECT"
 FAULT_KINDS = ("crash", "abort", "hang", "raise", "exit", "decordcrash")
 
 
@@ -84,7 +84,8 @@ class FaultPlan:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FaultPlan:
         """The plan ``VIDSEARCH_FAULT_INJECT`` names (empty when unset); for front ends only."""
-        return cls.parse((os.environ if environ is None else environ).get(FAULT_ENV, ""))
+        env = settings() if environ is None else Settings.from_env(environ)
+        return cls.parse(env.fault_inject)
 
     def __bool__(self) -> bool:
         return bool(self.faults)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vidsearch.errors import ModelError
+from vidsearch.settings import VOCAB_ENV, settings
 
 __all__ = ["BPETokenizer", "tokenize", "vocab_path", "SOT_TOKEN", "EOT_TOKEN", "VOCAB_ENV"]
 
@@ -36,7 +37,6 @@ LOG = logging.getLogger(__name__)
 SOT_TOKEN = 49406  # <start_of_text>
 EOT_TOKEN = 49407  # <end_of_text>
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
-VOCAB_ENV = "VIDSEARCH_BPE_VOCAB"
 # The vocabulary is 256 bytes, the same 256 with an end-of-word mark, 48,894 merges and the two
 # special tokens: 49,408 ids, ViCLIPConfig.vocab_size.
 N_MERGES = 49152 - 256 - 2
@@ -50,7 +50,7 @@ def vocab_path() -> Path:
     Raises:
         ModelError: neither exists (names both and what to install).
     """
-    env = os.environ.get(VOCAB_ENV)
+    env = settings().bpe_vocab
     if env:
         path = Path(env).expanduser()
         if not path.is_file():

@@ -20,6 +20,7 @@ from typing import Any
 
 from vidsearch.fileio import atomic_write_text
 from vidsearch.models.paths import cache_dir
+from vidsearch.settings import settings
 
 __all__ = ["cache_dir", "recall_key", "remember_key", "remember_checkpoint_key"]
 
@@ -27,7 +28,6 @@ LOG = logging.getLogger(__name__)
 
 _MEMO_FILE = "space-keys.json"
 # environment that changes how a model name resolves to weights (see vidsearch.models.weights)
-_ENV = ("VIDSEARCH_CHECKPOINT", "VIDSEARCH_HF_REVISION", "HF_HUB_CACHE", "HF_HOME")
 
 
 def _ident(model: str, checkpoint: Any, config: Any) -> str:
@@ -36,7 +36,8 @@ def _ident(model: str, checkpoint: Any, config: Any) -> str:
         None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),
         None if config is None else os.path.abspath(os.fspath(config)),
     ]
-    return json.dumps(args + [os.environ.get(v) for v in _ENV])
+    env = settings()
+    return json.dumps(args + [env.checkpoint, env.hf_revision, env.hf_hub_cache])
 
 
 def _stat(path: str) -> list[int] | None:

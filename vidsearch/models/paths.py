@@ -6,19 +6,18 @@ cache location without importing torch.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "CACHE_ENV"]
+from vidsearch.settings import CACHE_ENV, settings  # noqa: F401  (CACHE_ENV re-exported)
 
-CACHE_ENV = "VIDSEARCH_CACHE_DIR"
+__all__ = ["cache_dir", "CACHE_ENV"]
 
 
 def cache_dir() -> Path:
     """vidsearch's cache directory (``VIDSEARCH_CACHE_DIR`` or the platform's user cache)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
+    env = settings().cache_path()
+    if env is not None:
+        return env
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("vidsearch"))

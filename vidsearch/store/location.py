@@ -6,8 +6,9 @@ before paying for the database layer's import (about a quarter of a second).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from vidsearch.settings import settings
 
 __all__ = ["DB_NAME", "default_library_path", "library_root", "library_exists"]
 
@@ -16,9 +17,9 @@ DB_NAME = "library.sqlite"
 
 def default_library_path() -> Path:
     """``$VIDSEARCH_LIBRARY``, else ``<user data dir>/vidsearch/library``."""
-    env = os.environ.get("VIDSEARCH_LIBRARY")
-    if env:
-        return Path(env).expanduser()
+    env = settings().library_path()
+    if env is not None:
+        return env
     import platformdirs
 
     return platformdirs.user_data_path("vidsearch") / "library"
