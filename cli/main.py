@@ -65,9 +65,11 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except VidsearchError as exc:
+        from vidsearch.cli.errors import message
         from vidsearch.cli.format import plain
 
-        typer.echo(f"error: {plain(exc)}", err=True)  # a hostile file name in it cannot reach the terminal raw
+        # The CLI's wording (its flags, its advice); a hostile file name cannot reach the terminal raw.
+        typer.echo(f"error: {plain(message(exc))}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _interrupted()

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("cv2", reason="the actors extra (opencv-python-headless) is not installed")
 torchvision = pytest.importorskip("torchvision", reason="the actors extra (torchvision) is not installed")
 
+from vidsearch.cli.errors import message as cli_message  # noqa: E402
 from vidsearch.errors import InputError, ModelError, WeightsNotFoundError  # noqa: E402
 from vidsearch.models.detect import HOGDetector, TorchvisionDetector, load_detector  # noqa: E402
 
@@ -109,9 +110,10 @@ def test_offline_without_cached_weights_says_what_to_download(tmp_path: Path, mo
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", refuse)
     with pytest.raises(WeightsNotFoundError) as err:
         load_detector(f"torchvision:{SMALL}")
-    msg = str(err.value)
+    msg = cli_message(err.value)  # as the CLI words it; the library's own hint names no flag
     assert "\n" not in msg and "download https://" in msg and str(tmp_path / "hub" / "checkpoints") in msg
     assert "--detector-weights" in msg and "--detector hog" in msg
+    assert "weight-free detector" in str(err.value) and "--" not in str(err.value).split("(URLError)")[1]
 
 
 def test_bad_detector_specs() -> None:
@@ -123,5 +125,5 @@ def test_bad_detector_specs() -> None:
         load_detector("hog", "x.pth")
     with pytest.raises(InputError, match="no such file"):
         load_detector(f"torchvision:{SMALL}", "/nonexistent/w.pth")
-    with pytest.raises(InputError, match="--detector-threshold"):
+    with pytest.raises(InputError, match="^detector_threshold must be in"):
         load_detector("hog", threshold=2.0)

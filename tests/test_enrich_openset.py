@@ -76,7 +76,7 @@ def test_known_quantile_threshold_is_the_documented_one() -> None:
     assert th.method == "known-quantile" and th.value == pytest.approx(0.10) and th.tpr == pytest.approx(0.95)
     assert choose_threshold(known, keep=1.0).value == pytest.approx(0.05)
     assert fpr_at_tpr(known, np.array([0.07, 0.2, 0.5]), 0.95) == pytest.approx(2 / 3)
-    with pytest.raises(InputError, match="--keep"):
+    with pytest.raises(InputError, match="^keep must be in"):
         choose_threshold(known, keep=0.0)
 
 

@@ -259,5 +259,5 @@ def test_label_set_file_change_relabels(indexed: tuple[Path, Path, Path], tmp_pa
         with library.session() as s:
             assert max(s.scalars(select(SegmentLabel.rank)).all()) == 3  # top is capped by the class count
             assert json.loads(s.scalar(select(LabelSet.templates)))
-        with pytest.raises(InputError, match="--score energy needs --threshold"):
+        with pytest.raises(InputError, match="score energy needs a threshold"):
             recognize_library(library, labels, score="energy")

@@ -29,7 +29,7 @@ def test_override_rule() -> None:
     # back to msp: its default threshold, since energy's threshold has another scale
     assert override_rule(rule, score="msp") == OpenSetRule("msp", 0.05, DEFAULT_MSP_THRESHOLD)
     assert override_rule(default_rule(), score="maxcos", threshold=0.3) == OpenSetRule("maxcos", 0.01, 0.3)
-    with pytest.raises(InputError, match="--score energy needs --threshold"):
+    with pytest.raises(InputError, match="score energy needs a threshold"):
         override_rule(default_rule(), score="energy")
     with pytest.raises(InputError, match="msp, energy, maxcos"):
         override_rule(default_rule(), score="entropy", threshold=0.1)

@@ -9,6 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
+from vidsearch.cli.errors import message as cli_message
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.store.vectors.ondisk import OnDiskVectorIndex, build_ondisk
 
@@ -90,8 +91,9 @@ def test_errors_name_the_fix(data, tmp_path: Path) -> None:
         build_ondisk(tmp_path / "v.index", D_, "HNSW32", xb, chunks(ids, xb))
     with pytest.raises(InputError, match="needs at least 64 vectors"):
         build_ondisk(tmp_path / "v.index", D_, "IVF64,Flat", xb[:10], chunks(ids, xb))
-    with pytest.raises(LibraryError, match="reindex --on-disk"):
+    with pytest.raises(LibraryError, match="rebuild the on-disk index") as err:
         OnDiskVectorIndex.load(tmp_path / "missing.index")
+    assert "run `vidsearch reindex --on-disk` again" in cli_message(err.value)  # the CLI's own advice
 
 
 def assert_same_hits(got: list, want: list) -> None:

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.common import PRECISION_HELP
+from vidsearch.cli.errors import message as cli_message
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError, ModelError
 
@@ -115,7 +116,7 @@ def test_a_precision_the_cpu_lacks_fails_before_the_model_loads(tiny_checkpoint:
         "--precision",
         "fp16",
     )
-    assert isinstance(exc, ModelError) and "--precision fp16 needs a GPU" in str(exc)
+    assert isinstance(exc, ModelError) and "--precision fp16 needs a GPU" in cli_message(exc)
     video = tmp_path / "v.mp4"
     videogen.write_video(video, num_frames=8, fps=8, size=(32, 32))
     exc = error_of(

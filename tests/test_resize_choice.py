@@ -14,6 +14,7 @@ import videogen
 from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
+from vidsearch.cli.errors import message as cli_message
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
 from vidsearch.media import SamplingConfig, read_frames
@@ -59,10 +60,12 @@ def test_resolve_antialias_follows_or_guards_the_space() -> None:
     assert resolve_antialias(unset, {"antialias": False}).antialias is False
     assert resolve_antialias(unset, {}).antialias is True
     assert resolve_antialias(off, {"antialias": False}) == off
-    with pytest.raises(InputError, match="pass --antialias"):
+    with pytest.raises(InputError, match="ask for the antialiased resize") as err:
         resolve_antialias(off, {}, "space x")
-    with pytest.raises(InputError, match="drop --antialias"):
+    assert "pass --antialias" in cli_message(err.value)
+    with pytest.raises(InputError, match="turn off the antialiased resize") as err:
         resolve_antialias(on, {"antialias": False}, "space x")
+    assert "drop --antialias" in cli_message(err.value)
     assert unset.resize_antialias is False and on.resize_antialias is True
 
 
@@ -101,7 +104,7 @@ def test_the_choice_is_recorded_and_never_mixed(tmp_path: Path, tiny_checkpoint:
     # adding to a library with the other choice is refused before anything is decoded
     videogen.write_video(folder / "second.mp4", seconds=2, fps=10, pattern="gradient", size=(320, 240))
     with Library.open(tmp_path / "on", create=False) as library:
-        with pytest.raises(InputError, match="with the antialiased resize; pass --antialias"):
+        with pytest.raises(InputError, match="with the antialiased resize; ask for the antialiased resize"):
             index_folder(
                 library,
                 folder,

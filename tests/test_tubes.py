@@ -88,7 +88,7 @@ def test_link_rejects_bad_input() -> None:
         link_tubes([1.0, 1.0], [dets(), dets()])
     with pytest.raises(ValueError, match="detection lists"):
         link_tubes([1.0], [])
-    with pytest.raises(InputError, match="--link-iou"):
+    with pytest.raises(InputError, match="^link_iou must be in"):
         LinkConfig(iou=1.5)
 
 

@@ -245,9 +245,9 @@ class OpenSetRule:
         if self.kind not in HEAD_SCORE_KINDS:
             check_score_kind(self.kind)
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise InputError(f"--temperature must be a positive number (got {self.temperature})")
+            raise InputError(f"must be a positive number (got {self.temperature})", argument="temperature")
         if not math.isfinite(self.threshold):
-            raise InputError(f"--threshold must be a finite number (got {self.threshold})")
+            raise InputError(f"must be a finite number (got {self.threshold})", argument="threshold")
 
     def scores(self, sims: np.ndarray) -> np.ndarray:
         """Known scores ``[N]`` of cosine similarities ``[N, C]``."""
@@ -309,7 +309,10 @@ def override_rule(
             threshold = DEFAULT_MSP_THRESHOLD
         else:
             raise InputError(
-                f"--score {kind} needs --threshold (its scale depends on the model), or calibrate it: "
-                "vidsearch enrich calibrate --score " + kind + " ..."
+                f"{kind} needs a threshold (its scale depends on the model)",
+                argument="score",
+                hint="give one, or calibrate the score on labelled clips",
+                remedy="calibrate_score",
+                value=kind,
             )
     return OpenSetRule(kind, temperature if temperature is not None else rule.temperature, threshold)

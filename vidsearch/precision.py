@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import platform
 import sys
 from pathlib import Path
 
 from vidsearch.errors import ModelError
+from vidsearch.settings import settings
 
 __all__ = [
     "cuda_visible",
@@ -117,17 +117,27 @@ def choose_precision(precision: str, device_type: str, cuda_bf16: bool = False) 
         if precision == "auto":
             return "bf16" if cuda_bf16 else "fp16"
         if precision == "int8":
-            raise ModelError("--precision int8 is the CPU path; on a GPU use bf16, fp16 or fp32")
+            raise ModelError("int8 is the CPU path", argument="precision", hint="on a GPU use bf16, fp16 or fp32")
         if precision == "bf16" and not cuda_bf16:
-            raise ModelError("this GPU has no bf16; use --precision fp16 or fp32")
+            raise ModelError(
+                "bf16 is not available: this GPU has no bf16",
+                argument="precision",
+                hint="use fp16 or fp32",
+                remedy="use_choices",
+                choices=("fp16", "fp32"),
+            )
         return precision
     if precision == "auto":
         return "fp32"
     if precision == "fp16":
-        raise ModelError("--precision fp16 needs a GPU; on a CPU use fp32, int8 or bf16")
+        raise ModelError("fp16 needs a GPU", argument="precision", hint="on a CPU use fp32, int8 or bf16")
     if precision == "bf16" and not cpu_has_native_bf16():
         raise ModelError(
-            "this CPU has no native bf16 (it would run ~5x slower than fp32); use --precision fp32 or int8"
+            "bf16 would be slow: this CPU has no native bf16 (it would run ~5x slower than fp32)",
+            argument="precision",
+            hint="use fp32 or int8",
+            remedy="use_choices",
+            choices=("fp32", "int8"),
         )
     return precision
 
@@ -156,6 +166,6 @@ def cuda_visible() -> bool:
     """Whether a CUDA device is visible, told without importing torch."""
     # `auto` means CUDA when there is one; without importing torch, a visible NVIDIA device is
     # the tell. A GPU host answers queries with the PyTorch tower on the GPU, as before.
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+    if settings().cuda_hidden:
         return False
     return Path("/dev/nvidia0").exists()

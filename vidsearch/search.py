@@ -364,8 +364,10 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
     want, have = (split_key(k)[0].partition("@")[2] for k in (space_key, found_key))
     if want and have and want != have:
         error = CheckpointError(
-            f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have}); "
-            f"restore the old file, or index again with `--model {where}` to make a new space for the new weights"
+            f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have})",
+            path=where,
+            hint="restore the old file, or index again with the new weights to make a new space for them",
+            remedy="reindex_space",
         )
         error.changed_weights = True  # load_space_encoder passes this one on as it is
         raise error
@@ -375,10 +377,12 @@ def _space_load_error(space: SpaceInfo, where: Any, exc: CheckpointError) -> Che
     """What to tell a searching user whose space's weights cannot be loaded."""
     if getattr(exc, "changed_weights", False):
         return exc
-    # The loader's own advice names --checkpoint, which searching commands do not have.
+    # The loader's own advice (give a checkpoint) is no option of a searching command.
     return CheckpointError(
-        f"the model of embedding space {space.key} cannot be loaded from {where} ({str(exc).split(';')[0]}); "
-        f"put the file back there, or index again with --model NEW_PATH"
+        f"the model of embedding space {space.key} cannot be loaded from {where} ({exc.what})",
+        path=where,
+        hint="put the file back there, or index again with the model at its new path",
+        remedy="reindex_moved",
     )
 
 

@@ -140,13 +140,13 @@ class LinkConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.iou <= 1.0:
-            raise InputError(f"--link-iou must be in [0, 1] (got {self.iou})")
+            raise InputError(f"must be in [0, 1] (got {self.iou})", argument="link_iou")
         if self.max_gap < 0:
-            raise InputError(f"--max-gap must be >= 0 keyframes (got {self.max_gap})")
+            raise InputError(f"must be >= 0 keyframes (got {self.max_gap})", argument="max_gap")
         if self.max_shift < 0:
-            raise InputError(f"--max-shift must be >= 0 box diagonals (got {self.max_shift})")
+            raise InputError(f"must be >= 0 box diagonals (got {self.max_shift})", argument="max_shift")
         if self.min_length < 1:
-            raise InputError(f"--min-tube must be at least 1 keyframe (got {self.min_length})")
+            raise InputError(f"must be at least 1 keyframe (got {self.min_length})", argument="min_tube")
 
 
 @dataclass

@@ -86,11 +86,11 @@ class ActorConfig:
             if not (value > 0 and math.isfinite(value)):
                 raise InputError(f"--{name} must be a positive number of seconds (got {value})")
         if not (self.margin >= 0 and math.isfinite(self.margin)):
-            raise InputError(f"--margin must be >= 0 (got {self.margin})")
+            raise InputError(f"must be >= 0 (got {self.margin})", argument="margin")
         if self.detect_size < 32:
-            raise InputError(f"--detect-size must be at least 32 pixels (got {self.detect_size})")
+            raise InputError(f"must be at least 32 pixels (got {self.detect_size})", argument="detect_size")
         if self.top < 1:
-            raise InputError(f"--top must be at least 1 (got {self.top})")
+            raise InputError(f"must be at least 1 (got {self.top})", argument="top")
 
 
 @dataclass
@@ -373,9 +373,7 @@ def localize_actors(
         WeightsNotFoundError: the detector's weights are missing.
     """
     if not text or not text.strip():
-        raise InputError(
-            'the text is empty; say what to find, e.g. vidsearch localize clip.mp4 "a person jumps" --boxes'
-        )
+        raise InputError("the text is empty", hint='say what to find, e.g. "a person jumps"', remedy="localize_usage")
     config = config or ActorConfig()
     xq = encoder.encode_text([text.strip()])[0]
     with contextlib.nullcontext(pool) if pool is not None else DecodePool(workers=config.workers) as p:

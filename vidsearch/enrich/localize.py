@@ -50,14 +50,14 @@ class LocalizeConfig:
             value = getattr(self, name)
             if value is not None and not (0 < value <= MAX_SECONDS):
                 raise InputError(
-                    f"--{name} must be a positive number of seconds, at most {MAX_SECONDS:g} (got {value})"
+                    f"must be a positive number of seconds, at most {MAX_SECONDS:g} (got {value})", argument=name
                 )
         if self.smooth is not None and not (0 <= self.smooth <= MAX_SECONDS):
-            raise InputError(f"--smooth must be >= 0 seconds (got {self.smooth})")
+            raise InputError(f"must be >= 0 seconds (got {self.smooth})", argument="smooth")
         if not 0.0 <= self.nms_iou <= 1.0:
-            raise InputError(f"--nms-iou must be in [0, 1] (got {self.nms_iou})")
+            raise InputError(f"must be in [0, 1] (got {self.nms_iou})", argument="nms_iou")
         if self.top < 1:
-            raise InputError(f"--top must be at least 1 (got {self.top})")
+            raise InputError(f"must be at least 1 (got {self.top})", argument="top")
 
 
 def spans_for_query(

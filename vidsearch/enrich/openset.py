@@ -128,7 +128,7 @@ def choose_threshold(known: np.ndarray, unknown: np.ndarray | None = None, keep:
         raise InputError("threshold calibration needs at least one video of a known class")
     if unknown is None or len(unknown) == 0:
         if not 0.0 < keep <= 1.0:
-            raise InputError(f"--keep must be in (0, 1] (got {keep})")
+            raise InputError(f"must be in (0, 1] (got {keep})", argument="keep")
         value = float(k[int(math.floor((1.0 - keep) * k.size + 1e-9))])
         return Threshold(value, "known-quantile", float(np.mean(k >= value)), None)
     u = np.asarray(unknown, dtype=np.float64)

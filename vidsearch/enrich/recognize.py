@@ -195,7 +195,7 @@ def recognize_library(
     from vidsearch.store import labels as stored_labels
 
     if top is not None and top < 1:
-        raise InputError(f"--top must be at least 1 (got {top})")
+        raise InputError(f"must be at least 1 (got {top})", argument="top")
     t0 = time.perf_counter()
     space = library.space(space_key)
     classes = load_label_set(labels)
@@ -347,7 +347,10 @@ def _pick_sets(library: Any, label_set: str | None, space: Any | None) -> list[L
     if not sets:
         what = f"label set {label_set!r}" if label_set else "labels"
         raise InputError(
-            f"the library has no {what} yet; run `vidsearch enrich recognize --labels {label_set or 'kinetics400'}` first"
+            f"the library has no {what} yet",
+            hint="run the recognition pass first",
+            remedy="recognize_first",
+            value=label_set or "kinetics400",
         )
     return sets
 

@@ -93,10 +93,12 @@ def resolve_antialias(sampling: SamplingConfig, record: Mapping[str, Any], space
     if sampling.antialias is None:
         return dataclasses.replace(sampling, antialias=have)
     if bool(sampling.antialias) != have:
-        flag = "pass --antialias" if have else "drop --antialias"
         raise InputError(
-            f"{space} was indexed {'with' if have else 'without'} the antialiased resize; {flag} to add to it, "
-            "or use another --library (one library never mixes both resizes)"
+            f"{space} was indexed {'with' if have else 'without'} the antialiased resize",
+            hint=f"{'ask for' if have else 'turn off'} the antialiased resize to add to it, or use another library "
+            "(one library never mixes both resizes)",
+            remedy="match_antialias",
+            value="on" if have else "off",
         )
     return sampling
 

@@ -34,6 +34,7 @@ from vidsearch.models.hub import CHECKPOINT_SUFFIXES  # re-exported: torch-free
 from vidsearch.models.keymemo import cache_dir  # re-exported: torch-free, shared with the key memo
 from vidsearch.models.unpickle import TRUSTED_PICKLE_MODULE, RefusedGlobal, load_weights_only, to_plain
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
+from vidsearch.settings import TRUST_ENV, settings
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -48,7 +49,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-TRUST_ENV = "VIDSEARCH_TRUST_CHECKPOINT"
 # Entries of a training checkpoint that hold the model's weights, in the order tried
 # (InternVideo saves "model"; its DeepSpeed runs save "module").
 _WRAPPERS = ("model", "module", "state_dict", "model_state")
@@ -65,7 +65,7 @@ def error_line(exc: BaseException) -> str:
 
 
 def _trust_pickles() -> bool:
-    return os.environ.get(TRUST_ENV, "").lower() in {"1", "true", "yes"}
+    return settings().trust_checkpoint
 
 
 def _load(path: Path, mmap: bool, trusted: bool) -> Any:

@@ -143,7 +143,7 @@ class HOGDetector:
         try:
             import cv2
         except ImportError:
-            raise ModelError(f"--detector hog needs OpenCV; {_EXTRA}") from None
+            raise ModelError("hog needs OpenCV", argument="detector", hint=f"{_EXTRA}") from None
         self._cv2 = cv2
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -203,8 +203,11 @@ def _hub_state_dict(name: str, weights: Any) -> dict[str, torch.Tensor]:
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # noqa: BLE001 -- URLError, socket errors, HTTP errors: all mean "not reachable"
         raise WeightsNotFoundError(
-            f"detector weights for {name} are not cached and cannot be downloaded ({type(exc).__name__}); "
-            f"download {url} to {file}, or pass --detector-weights PATH, or use --detector hog (no weights)"
+            f"detector weights for {name} are not cached and cannot be downloaded ({type(exc).__name__})",
+            path=file,
+            hint=f"download {url} to {file}, or give the detector's weights file, or use the weight-free detector",
+            remedy="detector_weights",
+            value=f"download {url} to {file}",
         ) from None
 
 
@@ -231,10 +234,12 @@ def load_detector(
         WeightsNotFoundError: default weights neither cached nor downloadable.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--detector-threshold must be in [0, 1] (got {threshold})")
+        raise InputError(f"must be in [0, 1] (got {threshold})", argument="detector_threshold")
     if spec == "hog":
         if weights is not None:
-            raise InputError("--detector hog has no weights; drop --detector-weights")
+            raise InputError(
+                "hog has no weights", argument="detector", hint="give no weights file", remedy="drop_detector_weights"
+            )
         return HOGDetector(threshold=0.5 if threshold is None else threshold)
     kind, _, name = spec.partition(":")
     if kind != "torchvision" or not name:
@@ -242,7 +247,7 @@ def load_detector(
     try:
         import torchvision
     except ImportError:
-        raise ModelError(f"--detector {spec} needs torchvision; {_EXTRA}") from None
+        raise ModelError(f"{spec} needs torchvision", argument="detector", hint=f"{_EXTRA}") from None
     names = _detection_models()
     if name not in names:
         raise InputError(f"unknown torchvision detection model {name!r}; choose one of {', '.join(names)}")
@@ -251,12 +256,16 @@ def load_detector(
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise InputError(f"--detector-weights {path}: no such file")
+            raise InputError(f"{path}: no such file", argument="detector_weights")
         state = read_state_dict(path, mmap=False)
     else:
         default = _weights_enum(name)
         if default is None:
-            raise InputError(f"torchvision has no default weights for {name}; pass --detector-weights PATH")
+            raise InputError(
+                f"torchvision has no default weights for {name}",
+                hint="give the detector's weights file",
+                remedy="detector_weights_file",
+            )
         state = _hub_state_dict(name, default)
     try:
         model.load_state_dict(state)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
 from vidsearch.fileio import why_not_a_file
+from vidsearch.settings import CHECKPOINT_ENV, REVISION_ENV, settings
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -25,8 +26,6 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-CHECKPOINT_ENV = "VIDSEARCH_CHECKPOINT"
-REVISION_ENV = "VIDSEARCH_HF_REVISION"
 # Where each preset's published weights live, in the order tried: (repo, file, revision).
 # The -hf revisions are the commits whose file lists and code were checked (docs/weights.md).
 HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
@@ -45,19 +44,16 @@ HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
 
 def _hf_cache_dir() -> str:
     """The hub cache huggingface_hub would use, read from the environment at call time."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
+    env = settings().hf_hub_cache
+    if env:
+        return env
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
 
 
 def _hf_offline() -> bool:
-    return any(
-        os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    return settings().hf_offline
 
 
 def _hub_reachable(timeout: float = 1.5) -> bool:
@@ -83,7 +79,7 @@ def _hub_reachable(timeout: float = 1.5) -> bool:
 
 def _revision(pinned: str, revision: str | None) -> str:
     """The revision to use: ``revision``, else ``VIDSEARCH_HF_REVISION``, else the pinned one."""
-    return revision or os.environ.get(REVISION_ENV) or pinned
+    return revision or settings().hf_revision or pinned
 
 
 def _from_hub(preset: str, download: bool, revision: str | None = None) -> Path | None:
@@ -134,9 +130,11 @@ def resolve_checkpoint(
         path = Path(checkpoint).expanduser()
         why = why_not_a_file(path)
         if why:
-            raise CheckpointError(f"checkpoint {path} {why}; check the --checkpoint path")
+            raise CheckpointError(
+                f"checkpoint {path} {why}", path=path, hint="check its path", remedy="check_checkpoint"
+            )
         return path.resolve()
-    env = os.environ.get(CHECKPOINT_ENV)
+    env = settings().checkpoint
     if env:
         path = Path(env).expanduser()
         why = why_not_a_file(path)
@@ -153,10 +151,13 @@ def resolve_checkpoint(
         if _hf_offline()
         else "not in the Hugging Face cache and could not be downloaded"
     )
+    download = f"download {filename} from https://huggingface.co/{repo} (huggingface-cli download {repo} {filename} --revision {rev})"
     raise WeightsNotFoundError(
-        f"no weights for {preset}: {why}; download {filename} from https://huggingface.co/{repo} "
-        f"(huggingface-cli download {repo} {filename} --revision {rev}) and pass --checkpoint PATH "
-        f"or set {CHECKPOINT_ENV}=PATH"
+        f"no weights for {preset}: {why}",
+        hint=f"{download} and give its path or set {CHECKPOINT_ENV}=PATH",
+        remedy="download_checkpoint",
+        value=download,
+        env=CHECKPOINT_ENV,
     )
 
 

@@ -70,7 +70,7 @@ class OnnxInt8Encoder(Encoder):
         from vidsearch.models.viclip import ViCLIP
 
         if not isinstance(inner.model, ViCLIP):
-            raise ModelError("--precision int8 supports ViCLIP models; use fp32 for openclip: models")
+            raise ModelError("int8 supports ViCLIP models", argument="precision", hint="use fp32 for openclip: models")
         from vidsearch.models.onnx_export import ensure_graph
 
         self.inner = inner
@@ -132,7 +132,9 @@ def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | No
             return quantized
         if not ort_available():
             raise ModelError(
-                "--precision int8 runs on ONNX Runtime, which is not installed; pip install 'vidsearch[fast]'"
+                "int8 runs on ONNX Runtime, which is not installed",
+                argument="precision",
+                hint="pip install 'vidsearch[fast]'",
             )
         return OnnxInt8Encoder(encoder, threads)
     encoder.precision = prec

@@ -29,6 +29,7 @@ from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
+from vidsearch.settings import settings
 
 __all__ = [
     "OPENCLIP_PREFIX",
@@ -76,16 +77,18 @@ def resolve_openclip(
     """
     if not arch:
         raise ModelError(f"{OPENCLIP_PREFIX} needs an architecture, e.g. {OPENCLIP_PREFIX}ViT-B-32")
-    source = checkpoint if checkpoint is not None else os.environ.get(CHECKPOINT_ENV)
+    source = checkpoint if checkpoint is not None else settings().checkpoint
     if not source:
         raise WeightsNotFoundError(
-            f"{OPENCLIP_PREFIX}{arch} needs a local checkpoint: pass --checkpoint PATH (an open_clip "
-            f".pt/.bin/.safetensors file) or set {CHECKPOINT_ENV}=PATH"
+            f"{OPENCLIP_PREFIX}{arch} needs a local checkpoint (an open_clip .pt/.bin/.safetensors file)",
+            hint=f"give its path or set {CHECKPOINT_ENV}=PATH",
+            remedy="pass_checkpoint",
+            env=CHECKPOINT_ENV,
         )
     path = Path(source).expanduser()
     why = why_not_a_file(path)
     if why:
-        raise CheckpointError(f"checkpoint {path} {why}; check the --checkpoint path")
+        raise CheckpointError(f"checkpoint {path} {why}", path=path, hint="check its path", remedy="check_checkpoint")
     cfg_path = Path(config).expanduser().resolve() if config is not None else None
     return arch, path.resolve(), cfg_path
 

@@ -40,7 +40,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except RuntimeError:
         raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        raise ModelError(
+            f"device {device!r} requested but CUDA is not available",
+            argument="device",
+            hint="use the CPU",
+            remedy="use_choices",
+            choices=("cpu",),
+        )
     return dev
 
 
@@ -81,7 +87,10 @@ def training_precision(
     """
     if precision == "int8":
         raise ModelError(
-            "--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8"
+            "int8 is for encoding, not training",
+            argument="precision",
+            hint="train at fp32 (or bf16/fp16 on a GPU), then index at int8",
+            remedy="int8_training",
         )
     if precision == "auto":
         dtype = autocast_dtype(device) if enabled else None

@@ -347,8 +347,11 @@ def resolve_config(
     preset = _matching_preset(shapes)
     if preset is None:
         raise ModelError(
-            f"checkpoint {checkpoint} needs a config: pass config=PATH (--config) or put "
-            f"{stem_json.name} beside it (a ViCLIPConfig JSON); {_describe(shapes)}"
+            f"checkpoint {checkpoint} needs a config ({_describe(shapes)})",
+            path=checkpoint,
+            hint=f"give config=PATH or put {stem_json.name} beside it (a ViCLIPConfig JSON)",
+            remedy="pass_config",
+            value=stem_json.name,
         )
     cfg = ViCLIPConfig.preset(preset)
     inferred = infer_config(shapes)

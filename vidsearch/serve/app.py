@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from typing import Any
 
@@ -32,9 +32,25 @@ LOG = logging.getLogger(__name__)
 _ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\",;()]+/)+([^\s/:'\",;()]*)")
 
 
+# The server's wording of remedies that a web client can only pass on to whoever runs the
+# library: the command that fixes it. Other errors carry their own hint.
+_ADVICE: dict[str, Callable[[VidsearchError], str]] = {
+    "recognize_first": lambda e: f"run `vidsearch enrich recognize --labels {e.value}` on the library first",
+    "index_first": lambda e: "index a folder into it first (`vidsearch index DIR`)",
+}
+
+
+def _worded(exc: BaseException) -> str:
+    if isinstance(exc, VidsearchError) and exc.remedy in _ADVICE:
+        head = f"{exc.argument} {exc.what}" if exc.argument else exc.what
+        return f"{head}; {_ADVICE[exc.remedy](exc)}"
+    return str(exc)
+
+
 def public_message(exc: BaseException) -> str:
-    """The first line of an error's message, without server paths."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The first line of an error's message (the server's wording), without server paths."""
+    text = _worded(exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
     return _ABS_PATH.sub(lambda m: m.group(1) or "<folder>", text)[:500]
 
 

@@ -152,10 +152,17 @@ class Library:
         root = library_root(path)
         db_path = root / DB_NAME
         if root.exists() and not root.is_dir():
-            raise LibraryError(f"library path {root} is a file, not a directory; pass --library DIR")
+            raise LibraryError(
+                f"library path {root} is a file, not a directory",
+                path=root,
+                hint="name a library directory",
+                remedy="choose_library",
+            )
         if not db_path.exists():
             if not create:
-                raise LibraryError(f"no library at {root}; run `vidsearch index DIR --library {root}` first")
+                raise LibraryError(
+                    f"no library at {root}", path=root, hint="index a folder into it first", remedy="index_first"
+                )
             try:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -431,7 +438,9 @@ class Library:
         target = self.ondisk_path(space.id)
         if on_disk:
             if not spec:
-                raise InputError("--on-disk needs an IVF --index-spec, e.g. --index-spec IVF4096,SQ8")
+                raise InputError(
+                    "needs an IVF index spec", argument="on_disk", hint="e.g. IVF4096,SQ8", remedy="ivf_index_spec"
+                )
             n = len(self.segment_ids(space.id))
             built = ondisk.build_from_stream(target, space.dim, spec, lambda: self.iter_vectors(space.id), n)
             index = ondisk.OnDiskVectorIndex(built)

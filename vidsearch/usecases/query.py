@@ -95,7 +95,12 @@ def check_query(query: Query) -> None:
     if query.text is not None:
         check_text(query.text)
     if query.file is None and (query.start is not None or query.end is not None):
-        raise InputError("--start/--end only apply to --video queries")
+        raise InputError(
+            "only apply to queries by a video clip",
+            argument="start/end",
+            hint="give the clip to search with",
+            remedy="span_needs_video",
+        )
     if query.filters.label_set is not None and query.filters.label is None:
         raise InputError("a label set only applies together with a label (--label-set with --label)")
     if query.k < 1:

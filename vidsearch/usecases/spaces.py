@@ -60,10 +60,10 @@ def _model_space(library: Library, model: str | None) -> SpaceInfo:
         key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
     except VidsearchError as exc:
         have = ", ".join(s.key for s in found) or "none"
-        # Only the first clause: the loader's advice names --checkpoint, which these commands lack.
-        why = str(exc).split(";")[0]
+        # Only what went wrong: the loader's advice (give a checkpoint) is no option here.
         raise LibraryError(
-            f"--model {model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {why}"
+            f"{model}: not an embedding space of {library.root} (it has: {have}) and not a usable model: {exc.what}",
+            argument="model",
         ) from None
     return library.space(key)
 

@@ -75,13 +75,15 @@ def _trained_ivf(dim: int, spec: str, train: np.ndarray) -> faiss.Index:
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
         raise InputError(
-            f"--index-spec {spec!r} is not a faiss index_factory string: {str(e).splitlines()[-1][:120]}"
+            f"{spec!r} is not a faiss index_factory string: {str(e).splitlines()[-1][:120]}", argument="index_spec"
         ) from None
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
-        raise InputError(f"--on-disk needs an IVF index spec (e.g. 'IVF4096,PQ64'), got {spec!r}")
+        raise InputError(f"needs an IVF index spec (e.g. 'IVF4096,PQ64'), got {spec!r}", argument="on_disk")
     if isinstance(index, faiss.IndexIVFPQR):
-        raise InputError(f"--on-disk cannot hold {spec!r} (IVFPQR has no on-disk lists); drop the refinement")
+        raise InputError(
+            f"cannot hold {spec!r} (IVFPQR has no on-disk lists)", argument="on_disk", hint="drop the refinement"
+        )
     if len(train) < ivf.nlist:
         raise InputError(f"index spec {spec!r} needs at least {ivf.nlist} vectors to train, got {len(train)}")
     index.train(np.ascontiguousarray(train, dtype=np.float32))
@@ -215,7 +217,10 @@ class OnDiskIVF:
         data = _ivfdata_path(path)
         if not path.is_file() or not data.is_file():
             raise LibraryError(
-                f"on-disk index {path} or its {data.name} is missing; run `vidsearch reindex --on-disk` again"
+                f"on-disk index {path} or its {data.name} is missing",
+                path=path,
+                hint="rebuild the on-disk index",
+                remedy="reindex_on_disk",
             )
         try:
             with _c_stdout_to_stderr():
@@ -320,7 +325,9 @@ class OnDiskVectorIndex:
                     obj._delta_xb = z["delta_xb"].astype(np.float32).reshape(-1, obj.dim)
                     header = json.loads(str(z["header"]))
             except (OSError, ValueError, KeyError) as e:
-                raise LibraryError(f"cannot read {state}: {e}; run `vidsearch reindex --on-disk`") from None
+                raise LibraryError(
+                    f"cannot read {state}: {e}", path=state, hint="rebuild the on-disk index", remedy="reindex_on_disk"
+                ) from None
             obj.meta = header.get("meta", {})
             obj.spec = header.get("spec", obj.spec)
             obj.base.spec = obj.spec
