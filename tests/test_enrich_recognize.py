@@ -11,6 +11,7 @@ import pytest
 import videogen
 from sqlalchemy import select
 
+from vidsearch.cli.errors import message as cli_message
 from vidsearch.errors import InputError
 from vidsearch.store.labels import top_video_labels
 from vidsearch.store.library import Library
@@ -189,8 +190,9 @@ def test_videos_with_label_and_timeline(indexed: tuple[Path, Path, Path], tmp_pa
     lib_path, videos, labels = indexed
     lib_path = _copy(lib_path, tmp_path / "lib")
     with Library.open(lib_path, create=False) as library:
-        with pytest.raises(InputError, match="enrich recognize"):
+        with pytest.raises(InputError, match="run the recognition pass first") as err:
             videos_with_label(library, "noise")
+        assert "run `vidsearch enrich recognize --labels kinetics400` first" in cli_message(err.value)
         recognize_library(library, labels, top=2, device="cpu", threshold=0.0)  # nothing unknown
         stored = _stored(library)
         infos = library.segment_infos(list(stored))

@@ -41,9 +41,10 @@ _ADVICE: dict[str, Callable[[VidsearchError], str]] = {
 
 
 def _worded(exc: BaseException) -> str:
-    if isinstance(exc, VidsearchError) and exc.remedy in _ADVICE:
+    advice = _ADVICE.get(exc.remedy or "") if isinstance(exc, VidsearchError) else None
+    if isinstance(exc, VidsearchError) and advice is not None:
         head = f"{exc.argument} {exc.what}" if exc.argument else exc.what
-        return f"{head}; {_ADVICE[exc.remedy](exc)}"
+        return f"{head}; {advice(exc)}"
     return str(exc)
 
 
