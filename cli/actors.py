@@ -36,6 +36,8 @@ from vidsearch.cli.common import (
 )
 from vidsearch.cli.enrich import enrich_app
 from vidsearch.cli.format import fmt_figure, write_report
+from vidsearch.errors import InputError
+from vidsearch.models.registry import precision_before_load
 
 
 @enrich_app.command("actors")
@@ -134,10 +136,8 @@ def ava_command(
     """Spatio-temporal action detection, AVA protocol: frame-level AP at IoU 0.5 per class, and mAP."""
     from vidsearch.bench.ava import BOX_SOURCES, run_ava
     from vidsearch.bench.common import BenchOptions, load_bench_encoder, model_info
-    from vidsearch.errors import InputError
     from vidsearch.labels import read_templates
     from vidsearch.models.detect import load_detector
-    from vidsearch.models.registry import precision_before_load
 
     if boxes not in BOX_SOURCES:
         raise InputError(f"--boxes must be one of {', '.join(BOX_SOURCES)} (got {boxes!r})")

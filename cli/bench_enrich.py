@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from vidsearch.cli.bench import bench_app
+from vidsearch.cli.checks import check_number, check_temperature
 from vidsearch.cli.common import (
     AllowMissingOption,
     AntialiasOption,
@@ -88,7 +89,6 @@ def open_set_command(
     from vidsearch.bench.common import load_bench_encoder
     from vidsearch.bench.openset import read_video_list, run_open_set
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.cli.checks import check_number, check_temperature
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
 
     check_temperature("--temperature", temperature)

@@ -10,6 +10,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from vidsearch.errors import InputError
+from vidsearch.models.registry import precision_before_load
+from vidsearch.precision import CHOICES
+
 __all__ = [
     "LibraryOption",
     "JsonOption",
@@ -74,11 +78,8 @@ PRECISION_HELP = (
 
 def _checked_precision(value: str) -> str:
     """typer callback of --precision: an unknown value is a one-line error (exit 2) before anything runs."""
-    from vidsearch.precision import CHOICES
 
     if value not in CHOICES:
-        from vidsearch.errors import InputError
-
         raise InputError(f"--precision {value!r}: choose one of {', '.join(CHOICES)}")
     return value
 
@@ -124,7 +125,6 @@ def bench_options(
         ModelError: ``precision`` does not fit this machine (before any model loads).
     """
     from vidsearch.bench.common import BenchOptions
-    from vidsearch.models.registry import precision_before_load
 
     return BenchOptions(
         model=model,

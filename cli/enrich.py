@@ -19,6 +19,7 @@ from vidsearch.cli.actors_common import (
     print_actor_scans,
 )
 from vidsearch.cli.app import app
+from vidsearch.cli.checks import check_number, check_temperature
 from vidsearch.cli.common import (
     CheckpointOption,
     JsonOption,
@@ -33,6 +34,8 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.format import fmt_time, shown
+from vidsearch.errors import InputError
+from vidsearch.precision import split_key
 
 enrich_app = typer.Typer(
     help="Add information to an indexed library: zero-shot action labels with open-set 'unknown'.",
@@ -118,7 +121,6 @@ def recognize_command(
     Re-running labels only what was indexed since; a video whose action is in none of the classes
     is marked 'unknown'.
     """
-    from vidsearch.cli.checks import check_number, check_temperature
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import read_templates
     from vidsearch.usecases.spaces import resolve_space
@@ -159,7 +161,6 @@ def _recognize_head(
 ) -> Any:  # fmt: skip
     """`enrich recognize --head`: the head brings its classes and rule, so zero-shot settings are refused."""
     from vidsearch.enrich.head_library import recognize_with_head
-    from vidsearch.errors import InputError
     from vidsearch.usecases.spaces import resolve_space
 
     clash = [name for name, value in given.items() if value is not None]
@@ -212,7 +213,6 @@ def calibrate_command(
     them; with --unknown videos too, the threshold maximizes TPR - FPR.
     """
     from vidsearch.bench.openset import calibrate_label_set, read_video_list
-    from vidsearch.cli.checks import check_number, check_temperature
 
     check_number("--keep", keep, low=0, high=1, above=True)
     check_temperature("--temperature", temperature)
@@ -366,8 +366,6 @@ def localize_command(
     )  # fmt: skip
     spans, emb, key = found.spans, found.windows, found.key
     if json_out:
-        from vidsearch.precision import split_key
-
         print_json(
             {
                 "video": str(video),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from vidsearch.cli.checks import check_number
 from vidsearch.cli.common import (
     JsonOption,
     LibraryOption,
@@ -72,7 +73,6 @@ def train_head_command(
     from vidsearch.bench.head_data import train_library_head
     from vidsearch.bench.openset import read_video_list
     from vidsearch.bench.recognition import read_recognition_annotations
-    from vidsearch.cli.checks import check_number
     from vidsearch.cli.format import check_output
     from vidsearch.enrich.head import HeadConfig
     from vidsearch.labels import load_label_set

@@ -51,6 +51,11 @@ ADVICE: dict[Remedy, Callable[[VidsearchError], str]] = {
     "int8_training": lambda e: "train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8",
     "query_usage": lambda e: 'e.g. vidsearch query "a dog catching a frisbee", or vidsearch query --video FILE',
     "span_needs_video": lambda e: "add --video FILE",
+    "label_with_set": lambda e: "use --label-set with --label",
+    "space_precision": lambda e: (
+        f"leave --precision out or pass {_or(e.choices)}, or index with --precision {e.value} first"
+    ),
+    "confirm_remove": lambda e: "pass --yes to remove them, or --dry-run to list them",
     "localize_usage": lambda e: 'say what to find, e.g. vidsearch localize clip.mp4 "a person jumps" --boxes',
 }
 

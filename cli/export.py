@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import typer
@@ -16,6 +17,9 @@ from vidsearch.cli.common import (
     console,
     print_json,
 )
+from vidsearch.errors import InputError
+from vidsearch.models import load_encoder
+from vidsearch.precision import check_precision, choose_precision
 
 FORMATS = ("onnx", "tensorrt")
 TOWERS = ("vision", "text")
@@ -37,8 +41,6 @@ def export_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Export a ViCLIP tower and check it against the PyTorch model on seeded inputs."""
-    from vidsearch.errors import InputError
-    from vidsearch.precision import check_precision, choose_precision
 
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -51,7 +53,6 @@ def export_command(
         reason = tensorrt_unavailable()  # before loading a model that cannot be used
         if reason:
             raise InputError(reason)
-    from vidsearch.models import load_encoder
 
     device = "cuda" if fmt == "tensorrt" else "cpu"
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
@@ -97,9 +98,7 @@ def export_command(
 
 def _export_onnx(net, tower: str, out: Path, precision: str) -> float:
     """Write the graph (fp32 or int8) to ``out`` and return its parity cosine."""
-    import tempfile
 
-    from vidsearch.errors import InputError
     from vidsearch.models.onnx_export import export_tower, graph_parity
 
     if precision not in ("fp32", "int8"):

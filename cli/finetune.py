@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.checks import check_number
 from vidsearch.cli.common import JsonOption, TrainPrecisionOption, console, err_console
 from vidsearch.cli.format import shown
+from vidsearch.errors import InputError
+from vidsearch.models.registry import precision_before_load
 
 
 @app.command("finetune")
@@ -152,7 +158,6 @@ def finetune_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Train ViCLIP on captioned videos with a contrastive loss; write a checkpoint `index`, `query` and `bench` load."""
-    from vidsearch.errors import InputError
     from vidsearch.train.loop import TrainConfig
     from vidsearch.train.run import FinetuneJob, run_finetune
 
@@ -160,7 +165,6 @@ def finetune_command(
         raise InputError(
             "pass --model (a preset or checkpoint to fine-tune) or --model-config (a config to train from scratch)"
         )
-    from vidsearch.cli.checks import check_number
 
     for name, value in (
         ("--epochs", epochs),
@@ -206,7 +210,6 @@ def finetune_command(
         raise InputError(
             "--precision int8 is for encoding, not training: train at fp32 (or bf16/fp16 on a GPU), then index with --precision int8"
         )
-    from vidsearch.models.registry import precision_before_load
 
     precision_before_load(precision, device)  # one the device lacks fails here, before the frame cache is built
     from vidsearch.train.data import parse_reverse_pairs
@@ -291,8 +294,6 @@ def finetune_command(
 
 def _json_line(data: dict) -> None:
     """One compact JSON object per line on stdout, flushed (a pipe reader sees it at once)."""
-    import json
-    import sys
 
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
@@ -362,7 +363,6 @@ class _Progress:
         self._p.update(self._train, completed=s.global_step, info=info)
 
     def epoch(self, e) -> None:
-        import dataclasses
 
         if self._json:
             _json_line({"event": "epoch", **dataclasses.asdict(e)})
@@ -370,7 +370,6 @@ class _Progress:
             self._p.console.print(_epoch_line(dataclasses.asdict(e)), highlight=False)
 
     def lr_find(self, found) -> None:
-        import dataclasses
 
         if self._json:
             _json_line({"event": "lr_find", **dataclasses.asdict(found)})

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vidsearch.cli.common import print_json
+from vidsearch.errors import InputError
+from vidsearch.fileio import atomic_write_text
 
 __all__ = ["fmt_time", "fmt_figure", "check_output", "write_report", "plain", "shown"]
 
@@ -70,7 +72,6 @@ def check_output(option: str, path: Path | None) -> None:
     """
     if path is None:
         return
-    from vidsearch.errors import InputError
 
     path = Path(path).expanduser()
     if path.is_dir():
@@ -91,9 +92,6 @@ def write_report(
         InputError: ``out`` cannot be written.
     """
     if out is not None:
-        from vidsearch.errors import InputError
-        from vidsearch.fileio import atomic_write_text
-
         try:
             atomic_write_text(out, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
         except OSError as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.checks import check_number
 from vidsearch.cli.common import (
     AntialiasOption,
     CheckpointOption,
@@ -23,6 +25,12 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.format import shown
+from vidsearch.cluster.options import RayOptions, require_ray
+from vidsearch.cluster.pathmap import parse_path_map
+from vidsearch.errors import InputError
+from vidsearch.indexer.options import IndexReport
+from vidsearch.indexer.scan import VIDEO_EXTENSIONS, find_videos
+from vidsearch.store.location import library_exists
 
 if TYPE_CHECKING:
     from vidsearch.indexer.options import IndexReport
@@ -84,8 +92,6 @@ def index_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
-    from vidsearch.cli.checks import check_number
-    from vidsearch.errors import InputError
 
     check_number("--window", window, low=0, above=True, unit="seconds")
     check_number("--stride", stride, low=0, above=True, unit="seconds")
@@ -121,8 +127,6 @@ def index_command(
     )
     run = index_folder
     if ray is not None:
-        from vidsearch.cluster.options import RayOptions, require_ray
-        from vidsearch.cluster.pathmap import parse_path_map
         from vidsearch.cluster.ray_runner import index_folder_ray
 
         require_ray()
@@ -150,11 +154,6 @@ def _nothing_to_do(directory: Path, library: Path | None, json_out: bool) -> boo
     before the database layer, the decoders or a model are imported: a fraction of a second.
     With a library, an empty folder can still mean removals, so the normal run decides.
     """
-    import time
-
-    from vidsearch.indexer.options import IndexReport
-    from vidsearch.indexer.scan import find_videos
-    from vidsearch.store.location import library_exists
 
     if library_exists(library):
         return False
@@ -168,7 +167,6 @@ def _nothing_to_do(directory: Path, library: Path | None, json_out: bool) -> boo
 
 def _print_report(report: IndexReport, directory: Path, json_out: bool) -> None:
     """The end-of-run summary (or its JSON form), one line per failure up to 20."""
-    from vidsearch.indexer.scan import VIDEO_EXTENSIONS
 
     if json_out:
         print_json(report.to_dict())

@@ -9,7 +9,7 @@ import typer
 from vidsearch.cli.app import app
 from vidsearch.cli.common import JsonOption, LibraryOption, console, open_library, print_json
 from vidsearch.cli.format import shown
-from vidsearch.usecases.remove import CONFIRM_OVER
+from vidsearch.usecases.remove import CONFIRM_OVER, remove_videos
 
 
 @app.command("info")
@@ -72,7 +72,6 @@ def remove_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Forget videos (a folder removes every video under it). Files on disk are left alone."""
-    from vidsearch.usecases.remove import remove_videos
 
     with open_library(library) as lib:
         removal = remove_videos(lib, paths, confirmed=yes, dry_run=dry_run)

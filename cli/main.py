@@ -10,6 +10,7 @@ import sys
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.errors import message
 from vidsearch.cli.stop import EXIT_TERMINATED, on_sigterm, signal_exit_code
 from vidsearch.errors import VidsearchError
 
@@ -65,7 +66,6 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except VidsearchError as exc:
-        from vidsearch.cli.errors import message
         from vidsearch.cli.format import plain
 
         # The CLI's wording (its flags, its advice); a hostile file name cannot reach the terminal raw.

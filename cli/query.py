@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.checks import check_number, check_order
 from vidsearch.cli.common import (
     JsonOption,
     LibraryOption,
@@ -17,6 +18,7 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.format import fmt_time, shown
+from vidsearch.errors import InputError
 
 
 @app.command("query")
@@ -57,8 +59,6 @@ def query_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Rank the library's videos for TEXT (or --video FILE) and show where each matches."""
-    from vidsearch.cli.checks import check_number, check_order
-    from vidsearch.errors import InputError
     from vidsearch.rerank import DEFAULT_RERANK_K, rerank_k_for
     from vidsearch.usecases.encoders import LocalEmbedder
     from vidsearch.usecases.query import Query, QueryFilters, check_query, search

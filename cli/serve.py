@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
+import webbrowser
 from pathlib import Path
 
 import typer
 
 from vidsearch.cli.app import app
 from vidsearch.cli.common import SPACE_HELP, LibraryOption, console
+from vidsearch.cli.stop import signal_exit_code
+from vidsearch.errors import InputError
+from vidsearch.serve.security import check_bind, is_loopback, new_token
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -58,8 +63,6 @@ def serve_command(
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest query clip a client may upload (MB)."),
 ) -> None:
     """Search, preview and watch moments in your browser (http://127.0.0.1:8700 by default)."""
-    from vidsearch.errors import InputError
-    from vidsearch.serve.security import check_bind, is_loopback, new_token
 
     if token == "auto":
         token = new_token()
@@ -70,9 +73,6 @@ def serve_command(
         raise InputError(f"--max-upload-mb must be at least 1 (got {max_upload_mb})")
     if not _port_free(host, port):
         raise InputError(f"--port {port} on {host} is in use (another vidsearch serve?); pass another --port")
-
-    import threading
-    import webbrowser
 
     import torch
     import uvicorn
@@ -122,6 +122,4 @@ def serve_command(
         stopped_by_signal = True
     console.print("stopped")
     if stopped_by_signal:
-        from vidsearch.cli.stop import signal_exit_code
-
         sys.exit(signal_exit_code())  # 130 or 143, as the README's table says

@@ -39,7 +39,9 @@ from vidsearch.indexer.stages import (
     library_committer,
     pool_decoder,
 )
+from vidsearch.models.registry import model_key, precision_before_load
 from vidsearch.paths import canonical_path
+from vidsearch.precision import space_key
 from vidsearch.store import videos as stored_videos
 from vidsearch.store.library import Library, SpaceInfo
 
@@ -127,8 +129,6 @@ def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
     """
     if encoder is not None:
         return str(encoder.key)
-    from vidsearch.models.registry import model_key, precision_before_load
-    from vidsearch.precision import space_key
 
     # The key load_encoder_at(..., precision=) would give, without loading the model. Missing
     # weights fail here first, and a CPU-only run resolves the precision without importing torch.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_store_hardening import fake_index, make_files
 
+from vidsearch.cli.errors import message as cli_message
 from vidsearch.errors import InputError, LibraryError
 from vidsearch.retrieval import RRF_K, fuse
 from vidsearch.search import VideoHit
@@ -167,8 +168,9 @@ def test_remove_asks_before_forgetting_a_folder(library: Path) -> None:
     with Library.open(library) as lib:
         dry = remove_videos(lib, [str(folder)], dry_run=True)
         assert dry.dry_run and len(dry.found) == 8 > CONFIRM_OVER and dry.removed == 0
-        with pytest.raises(InputError, match="pass --yes"):
+        with pytest.raises(InputError, match="confirm to remove them") as err:
             remove_videos(lib, [str(folder)])
+        assert "pass --yes" in cli_message(err.value)
         with pytest.raises(InputError, match="empty"):
             remove_videos(lib, [" "])
         done = remove_videos(lib, [str(folder / "a")])

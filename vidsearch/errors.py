@@ -56,6 +56,9 @@ Remedy = Literal[
     "query_usage",  # how a query is given
     "span_needs_video",  # a time span needs a query clip
     "localize_usage",  # how a localization query is given
+    "label_with_set",  # a label set filter needs a label
+    "space_precision",  # the space is at another precision (``choices``) than asked (``value``)
+    "confirm_remove",  # a large removal needs confirming (or a dry run)
 ]
 
 

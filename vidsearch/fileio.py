@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -97,7 +98,6 @@ def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
     "does not exist" said of a folder or of ``/dev/zero`` sends the user looking for a missing
     file; this says what the path is instead.
     """
-    import stat
 
     try:
         mode = os.stat(path).st_mode

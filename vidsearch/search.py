@@ -23,6 +23,8 @@ import numpy as np
 
 from vidsearch.errors import CheckpointError, InputError
 from vidsearch.metrics import temporal_iou
+from vidsearch.models import model_key
+from vidsearch.precision import split_key
 from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
@@ -328,9 +330,7 @@ def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
         CheckpointError: the checkpoint file now holds other weights.
     """
     from vidsearch.media.sampling import recorded_antialias
-    from vidsearch.models import model_key
     from vidsearch.models.lowprec import load_encoder_at
-    from vidsearch.precision import split_key
 
     spec = dict(space.model_spec)
     key_args = {k: spec[k] for k in ("model", "checkpoint", "config") if k in spec}
@@ -357,8 +357,6 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
     Raises:
         CheckpointError: the hashes after ``@`` in the two keys differ.
     """
-    from vidsearch.errors import CheckpointError
-    from vidsearch.precision import split_key
 
     # The weights' hashes: a space key's +<precision> suffix is no part of them.
     want, have = (split_key(k)[0].partition("@")[2] for k in (space_key, found_key))

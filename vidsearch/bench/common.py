@@ -31,6 +31,7 @@ import numpy as np
 from vidsearch.bench.datasets import name_list, resolve_videos
 from vidsearch.errors import InputError
 from vidsearch.paths import canonical_path
+from vidsearch.precision import split_key
 
 __all__ = [
     "BenchOptions",
@@ -183,7 +184,6 @@ def encode_texts(encoder: Any, texts: Sequence[str], batch_size: int = 256) -> n
 
 def model_info(encoder: Any, options: BenchOptions) -> dict[str, Any]:
     """The model part of a results JSON (``precision``: what the encoder ran at, part of its key)."""
-    from vidsearch.precision import split_key
 
     return {
         "key": encoder.key,

@@ -16,9 +16,13 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from vidsearch.cluster.options import ClusterError
+from vidsearch.errors import VidsearchError
+from vidsearch.models import model_key
+from vidsearch.precision import choose_precision, split_key
 
 __all__ = ["PendingPreflight", "check_node", "check_preflight", "sample_paths", "start_preflight", "vidsearch_version"]
 
@@ -27,7 +31,6 @@ LOG = logging.getLogger(__name__)
 
 def vidsearch_version() -> str:
     """The installed vidsearch's version (the package metadata: the same on driver and workers)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("vidsearch")
@@ -49,9 +52,6 @@ def check_node(
 ) -> dict[str, Any]:
     """What one node sees: its vidsearch version, its model key, whether its CPU runs
     ``precision`` (None: not asked) and the paths it cannot read."""
-    from vidsearch.errors import VidsearchError
-    from vidsearch.models import model_key
-    from vidsearch.precision import choose_precision
 
     try:
         key, key_error = model_key(model, checkpoint=checkpoint, config=config), None
@@ -127,8 +127,6 @@ def check_preflight(pending: PendingPreflight, expected_key: str, hint: str = ""
         ClusterError: a node runs another version, computes another model key, or cannot read a path.
     """
     import ray
-
-    from vidsearch.precision import split_key
 
     weights = split_key(expected_key)[0]  # the nodes compute the weights' key, without a precision
     try:

@@ -46,6 +46,8 @@ from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink
 from vidsearch.indexer.pipeline import Stages, index_folder
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
 from vidsearch.models.info import EncoderInfo
+from vidsearch.models.registry import describe_encoder
+from vidsearch.precision import choose_precision
 
 __all__ = ["RayStages", "encode_target", "index_folder_ray", "remote_options"]
 
@@ -80,7 +82,6 @@ def encode_target(options: IndexOptions, ray_options: RayOptions) -> tuple[float
     Raises:
         ModelError: a precision that does not fit the encoders' device.
     """
-    from vidsearch.precision import choose_precision
 
     gpus = ray_options.gpus_per_encoder
     if gpus is None:
@@ -124,7 +125,6 @@ class RayStages:
 
     def model(self, options: IndexOptions) -> EncoderInfo:
         """What the encode actors will load, described without loading it here (sets ``gpus``, ``precision``)."""
-        from vidsearch.models.registry import describe_encoder
 
         self.gpus, self.precision = encode_target(options, self.ray_options)
         return describe_encoder(options.model, options.checkpoint, options.model_config, self.precision)

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from vidsearch.cluster.options import ClusterError
-from vidsearch.indexer.options import IndexReport
+from vidsearch.fileio import atomic_write_text
+from vidsearch.indexer.options import IndexReport, sampling_dict
+from vidsearch.indexer.scan import FileEntry, plan_changes
 
 __all__ = ["ingest", "list_shards", "shard_name", "write_shard", "write_stage_roots", "stage_roots"]
 
@@ -73,7 +75,6 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vidsearch.indexer.options import sampling_dict
     from vidsearch.media import fingerprint
 
     cols: dict[str, list] = {k: [] for k in COLUMNS}
@@ -118,7 +119,6 @@ def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple
 
 def write_stage_roots(stage_dir: Path | str, roots: Sequence[Path | str]) -> None:
     """Record the folders a staged run indexes (``ingest`` commits no file outside them)."""
-    from vidsearch.fileio import atomic_write_text
 
     folders = [os.path.realpath(os.path.abspath(r)) for r in roots]
     try:  # a second run into the same folder adds its folders to the first's
@@ -200,7 +200,6 @@ def ingest(library: Any, stage_dir: Path | str, roots: Sequence[Path | str] | No
     """
     from vidsearch.cluster.shard_checks import file_refusal, row_vectors
     from vidsearch.indexer.commit import LibraryCommitter
-    from vidsearch.indexer.scan import FileEntry, plan_changes
     from vidsearch.media import SegmentPlan, VideoInfo
     from vidsearch.media.jobs import DecodedVideo, DecodeFailure
     from vidsearch.store import videos as stored_videos

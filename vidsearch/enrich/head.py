@@ -38,6 +38,7 @@ import numpy as np
 
 from vidsearch.enrich.openset import DEFAULT_KEEP, choose_threshold
 from vidsearch.errors import InputError
+from vidsearch.fileio import atomic_write
 from vidsearch.labels import OpenSetRule
 from vidsearch.metrics import auroc, softmax
 
@@ -337,8 +338,6 @@ def train_head(
 def save_head(head: TrainedHead, path: str | Path) -> Path:
     """Write a head as safetensors with its JSON metadata, atomically."""
     from safetensors.numpy import save
-
-    from vidsearch.fileio import atomic_write
 
     blob = save(
         {k: np.ascontiguousarray(v, np.float32) for k, v in head.tensors.items()},

@@ -42,12 +42,9 @@ class VideoInfo:
 
 
 def media_error(path: str, reason: str) -> MediaError:
-    """A one-line MediaError naming the file; ``.path`` and ``.reason`` keep the parts."""
+    """A one-line MediaError naming the file (its ``path`` field)."""
     reason = " ".join(str(reason).split())
-    err = MediaError(f"{path}: {reason}")
-    err.path = path  # type: ignore[attr-defined]
-    err.reason = reason  # type: ignore[attr-defined]
-    return err
+    return MediaError(f"{path}: {reason}", path=path)
 
 
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\]\s+\S+:\d+:\s*")

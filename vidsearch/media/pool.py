@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 
 from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
 from vidsearch.media.worker import worker_main
@@ -80,7 +81,6 @@ def prestart() -> threading.Thread | None:
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return None
-    from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(list(_PRELOAD))

@@ -7,9 +7,11 @@ A worker receives ``(seq, job, reader)`` messages on its own pipe and answers ``
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
+from multiprocessing import forkserver
 
 from vidsearch.media.jobs import FaultPlan, decode_job
 from vidsearch.media.threads import set_decode_threads
@@ -28,8 +30,6 @@ def _die_with_parent() -> None:
     forever after the indexer died. Workers start no processes, so they drop their copy.
     """
     try:
-        from multiprocessing import forkserver
-
         fd = forkserver._forkserver._forkserver_alive_fd  # private, but the only handle to it
         if fd is not None:
             forkserver._forkserver._forkserver_alive_fd = None
@@ -39,8 +39,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except Exception:  # noqa: BLE001 -- best effort

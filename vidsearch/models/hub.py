@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
 from vidsearch.fileio import why_not_a_file
@@ -63,8 +65,6 @@ def _hub_reachable(timeout: float = 1.5) -> bool:
     too long to find out that a machine is offline; one quick connect tells (1.5 s: an offline
     machine with nothing cached gets its one-line error within 3 s).
     """
-    import socket
-    from urllib.parse import urlparse
 
     from huggingface_hub import constants
 
@@ -151,12 +151,12 @@ def resolve_checkpoint(
         if _hf_offline()
         else "not in the Hugging Face cache and could not be downloaded"
     )
-    download = f"download {filename} from https://huggingface.co/{repo} (huggingface-cli download {repo} {filename} --revision {rev})"
+    fetch = f"download {filename} from https://huggingface.co/{repo} (huggingface-cli download {repo} {filename} --revision {rev})"
     raise WeightsNotFoundError(
         f"no weights for {preset}: {why}",
-        hint=f"{download} and give its path or set {CHECKPOINT_ENV}=PATH",
+        hint=f"{fetch} and give its path or set {CHECKPOINT_ENV}=PATH",
         remedy="download_checkpoint",
-        value=download,
+        value=fetch,
         env=CHECKPOINT_ENV,
     )
 

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from vidsearch.errors import CheckpointError
+
 __all__ = ["FAMILY", "config_family", "claims_checkpoint"]
 
 FAMILY = "internvideo2"
@@ -38,7 +40,6 @@ def claims_checkpoint(path: str | os.PathLike[str], config: str | os.PathLike[st
         return config_family(found) == FAMILY
     if not p.is_file():
         return False
-    from vidsearch.errors import CheckpointError
     from vidsearch.models.checkpoint_io import read_shapes
 
     try:

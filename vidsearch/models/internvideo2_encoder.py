@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,6 @@ class InternVideo2Encoder(Encoder):
         The attention-pooling head keeps fp32 (it reads its weights directly, and runs on one
         query token). Quantizes in place; the key gets its ``+int8`` suffix from the caller.
         """
-        import warnings
 
         from torch import nn
 

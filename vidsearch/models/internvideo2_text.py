@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
 
 from vidsearch.errors import ModelError
 
@@ -49,8 +51,6 @@ class WordPieceTokenizer:
     """
 
     def __init__(self, vocab: str | os.PathLike[str] | Sequence[str], max_length: int) -> None:
-        from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-        from tokenizers.models import WordPiece
 
         if isinstance(vocab, (str, os.PathLike)):
             try:

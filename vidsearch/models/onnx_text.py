@@ -26,7 +26,7 @@ from vidsearch.errors import ModelError
 from vidsearch.fileio import atomic_write, atomic_write_text
 from vidsearch.models import bpe
 from vidsearch.models.paths import cache_dir
-from vidsearch.precision import split_key
+from vidsearch.precision import int8_needs_reduce_range, split_key
 
 __all__ = [
     "OnnxTextEncoder",
@@ -161,7 +161,6 @@ INT8_RECIPE = 3
 
 def int8_graph_current(meta: dict[str, Any]) -> bool:
     """Whether a cached int8 graph's metadata says it was made by this recipe, for this CPU."""
-    from vidsearch.precision import int8_needs_reduce_range
 
     return meta.get("int8_recipe") == INT8_RECIPE and meta.get("reduce_range") == int8_needs_reduce_range()
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from vidsearch.errors import ModelError
 from vidsearch.models.onnx_text import graph_precision, open_text_encoder, ort_available
+from vidsearch.models.registry import load_encoder
 from vidsearch.precision import cuda_visible, split_key
 
 __all__ = ["load_query_encoder"]
@@ -42,7 +43,6 @@ def load_query_encoder(
         if encoder is not None and (device == "cpu" or not cuda_visible()):
             LOG.info("text queries through ONNX Runtime (%s)", encoder.path)
             return encoder
-    from vidsearch.models.registry import load_encoder
 
     # (The PyTorch tower's threads are the caller's: search.embed_text encodes on one torch thread.)
     # Query vectors are not stored: the fp32 tower serves a space of any precision.

@@ -17,12 +17,16 @@ A *family* is a module with ``load(name, checkpoint, config, device) -> Encoder`
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidsearch.errors import ModelError
+from vidsearch.models.hub import CHECKPOINT_SUFFIXES, HF_SOURCES, resolve_checkpoint
+from vidsearch.models.keymemo import recall_key
+from vidsearch.precision import choose_precision, cuda_visible, space_key
 
 if TYPE_CHECKING:
     import torch
@@ -107,7 +111,6 @@ def list_models() -> list[str]:
 
 
 def _is_checkpoint_path(model: str) -> bool:
-    from vidsearch.models.hub import CHECKPOINT_SUFFIXES
 
     return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
 
@@ -133,7 +136,6 @@ def _route(model: str, config: str | os.PathLike[str] | None = None) -> tuple[Fa
 def _locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> None:
     """Find a published preset's weights before its family (torch) is imported: missing weights
     are a one-line error within seconds (the family resolves them again, from the same cache)."""
-    from vidsearch.models.hub import HF_SOURCES, resolve_checkpoint
 
     if model in _PRESETS and model in HF_SOURCES:
         resolve_checkpoint(model, checkpoint)
@@ -148,7 +150,6 @@ def precision_before_load(precision: str, device: str = "auto") -> str:
     Raises:
         ModelError: the precision does not fit the device (one line naming --precision).
     """
-    from vidsearch.precision import choose_precision, cuda_visible
 
     if device == "cpu" or (device == "auto" and not cuda_visible()):
         return choose_precision(precision, "cpu")
@@ -169,7 +170,6 @@ def model_key(
         ModelError: unknown name (lists the valid choices), or an unusable config.
         CheckpointError, WeightsNotFoundError: the weights cannot be found or read.
     """
-    from vidsearch.models.keymemo import recall_key
 
     # a remembered key (its files unchanged) needs no torch and no weights look-up
     hit = recall_key(model, checkpoint, config)
@@ -195,9 +195,6 @@ def describe_encoder(
     Raises:
         ModelError, CheckpointError, WeightsNotFoundError: as :func:`model_key`.
     """
-    import dataclasses
-
-    from vidsearch.precision import space_key
 
     family, name = _route(model, config)
     _locate_weights(model, checkpoint)

@@ -113,7 +113,7 @@ def _globals_of(fh: IO[bytes], pickles: int) -> set[str]:
     """The names of the ``GLOBAL`` opcodes of the next ``pickles`` pickles of ``fh`` (not run)."""
     names: set[str] = set()
     for _ in range(pickles):
-        names.update(_global_name(arg) for op, arg, _ in pickletools.genops(fh) if op.name == "GLOBAL")
+        names.update(_global_name(str(arg)) for op, arg, _ in pickletools.genops(fh) if op.name == "GLOBAL")
     return names
 
 

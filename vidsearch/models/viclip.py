@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidsearch.errors import ModelError
+from vidsearch.fileio import atomic_write_text
 from vidsearch.models.masking import keep_tokens, patch_motion
 
 __all__ = [
@@ -125,7 +126,6 @@ class ViCLIPConfig:
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the config as JSON, atomically (``.tmp`` then ``os.replace``)."""
-        from vidsearch.fileio import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 

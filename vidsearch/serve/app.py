@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from typing import Any
 
@@ -123,8 +124,6 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
         yield
         if owned:
             state.close()
-
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         app_version = version("vidsearch")

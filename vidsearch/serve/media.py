@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse, Response
 
+from vidsearch.errors import InputError
 from vidsearch.serve.frames import make_strip, make_thumbnail, quantize
 from vidsearch.serve.service import NotFound, ServeState, parse_moment_id, parse_video_id
 
@@ -61,8 +62,6 @@ def thumbnail(
     if not m:
         raise NotFound(f"no thumbnail {name[:40]!r}; thumbnails are /thumbs/<video id>/<ms>.jpg")
     if w not in THUMB_WIDTHS:
-        from vidsearch.errors import InputError
-
         raise InputError(f"w must be one of {', '.join(map(str, THUMB_WIDTHS))} (got {w})")
     control = _cache_control(state, record, v)
     last = max(0.0, (record.duration or 0.0) - 0.05)

@@ -18,6 +18,7 @@ import os
 import queue
 import re
 import stat
+import tempfile
 import threading
 import time
 from concurrent.futures import Future
@@ -78,7 +79,6 @@ class ServeConfig:
 
 def _cache_dir(library_root: Path) -> Path:
     """``<library>/cache/frames``, or a private temporary folder when the library is read-only."""
-    import tempfile
 
     path = library_root / "cache" / "frames"
     try:

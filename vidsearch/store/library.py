@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,6 @@ STALE_TEMP_S = 600.0  # a live save writes its temporary file continuously
 
 
 def _alembic_config():
-    from importlib.resources import files
 
     from alembic.config import Config
 

@@ -18,6 +18,7 @@ import torch
 
 from vidsearch.errors import InputError
 from vidsearch.fileio import atomic_write_text
+from vidsearch.models import load_encoder
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
 from vidsearch.train.loop import (
     BEST_NAME,
@@ -115,8 +116,6 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     from vidsearch.models.weights import fit_state_dict
 
     if job.model is not None:
-        from vidsearch.models import load_encoder
-
         enc = load_encoder(
             job.model,
             str(job.checkpoint) if job.checkpoint else None,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsearch.errors import InputError
+from vidsearch.models.registry import precision_before_load
 from vidsearch.store.library import Library
 from vidsearch.store.location import library_exists
 from vidsearch.usecases.encoders import space_encoder
@@ -56,8 +57,6 @@ def localize(
     if not video.is_file():
         raise InputError(f"{video}: {'is a directory, not a video file' if video.is_dir() else 'no such video file'}")
     if not library_exists(library_path):
-        from vidsearch.models.registry import precision_before_load
-
         resolved = precision_before_load(precision, device)  # a precision that does not fit fails before loading
         spans, windows, key = localize_file(
             video, text, config, model=model or "viclip-b16", checkpoint=checkpoint, model_config=model_config,
@@ -66,7 +65,7 @@ def localize(
         return Localized(spans, windows, key)
     if checkpoint is not None or model_config is not None:
         raise InputError(
-            "--checkpoint/--model-config apply only without a library (the library's space says which weights)"
+            "apply only without a library (the library's space says which weights)", argument="checkpoint/model_config"
         )
     with Library.open(library_path, create=False) as lib:
         key = resolve_space(lib, model, precision).key

@@ -102,7 +102,9 @@ def check_query(query: Query) -> None:
             remedy="span_needs_video",
         )
     if query.filters.label_set is not None and query.filters.label is None:
-        raise InputError("a label set only applies together with a label (--label-set with --label)")
+        raise InputError(
+            "a label set only applies together with a label", hint="give a label as well", remedy="label_with_set"
+        )
     if query.k < 1:
         raise InputError(f"-k must be at least 1 (got {query.k})")
     if query.offset < 0:

@@ -52,7 +52,9 @@ def remove_videos(library: Library, paths: Sequence[str], *, confirmed: bool = F
             return Removal(found, 0, True)
         if len(found) > CONFIRM_OVER and not confirmed:
             raise InputError(
-                f"this would forget {len(found)} videos (first: {found[0]}); pass --yes to remove them, or --dry-run to list them"
+                f"this would forget {len(found)} videos (first: {found[0]})",
+                hint="confirm to remove them, or ask for a dry run to list them",
+                remedy="confirm_remove",
             )
         removed = library.remove_paths(targets)
         for space in library.spaces():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vidsearch.errors import InputError, LibraryError, VidsearchError
+from vidsearch.models import model_key
 from vidsearch.precision import space_key as at_precision
 from vidsearch.precision import split_key
 from vidsearch.store.library import Library, SpaceInfo
@@ -41,8 +42,13 @@ def resolve_space(library: Library, model: str | None = None, precision: str = "
     if sibling is not None:
         return sibling
     raise InputError(
-        f"--precision {precision}: embedding space {space.key} of {library.root} is {have} (a library keeps each "
-        f"precision in its own space); leave --precision out or pass {have}, or index with --precision {precision} first"
+        f"{precision}: embedding space {space.key} of {library.root} is {have} (a library keeps each "
+        "precision in its own space)",
+        argument="precision",
+        hint=f"leave the precision out or ask for {have}, or index at {precision} first",
+        remedy="space_precision",
+        value=precision,
+        choices=(have,),
     )
 
 
@@ -54,7 +60,6 @@ def _model_space(library: Library, model: str | None) -> SpaceInfo:
     for sp in found:
         if model in (sp.key, sp.key.split("@")[0]):
             return sp
-    from vidsearch.models import model_key
 
     try:
         key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
@@ -70,7 +75,6 @@ def _model_space(library: Library, model: str | None) -> SpaceInfo:
 
 def _model_space_at(library: Library, model: str | None, precision: str) -> SpaceInfo | None:
     """``model``'s space at ``precision`` in ``library``, if the library has one."""
-    from vidsearch.models import model_key
 
     if model is None:
         return None

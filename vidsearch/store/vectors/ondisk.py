@@ -21,6 +21,7 @@ pair, never a half-written one.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vidsearch.errors import InputError, LibraryError
+from vidsearch.fileio import atomic_write
 from vidsearch.store.vectors.plumbing import ivf_ids
 
 if TYPE_CHECKING:
@@ -312,7 +314,6 @@ class OnDiskVectorIndex:
     @classmethod
     def load(cls, base_path: Path | str) -> OnDiskVectorIndex:
         """Open the lists at ``base_path`` and the saved delta, if any."""
-        import json
 
         base_path = Path(base_path)
         obj = cls(OnDiskIVF.load(base_path))
@@ -337,7 +338,6 @@ class OnDiskVectorIndex:
     @classmethod
     def read_header(cls, base_path: Path | str) -> dict[str, Any] | None:
         """What the last save recorded (spec, ntotal, meta, disk_bytes), without opening the lists."""
-        import json
 
         state = cls.state_path(Path(base_path))
         try:
@@ -417,9 +417,6 @@ class OnDiskVectorIndex:
     def save(self, path: Path | None = None) -> None:
         """Save the delta, removals and metadata beside the lists (``path`` is not used: the
         lists' location is fixed at build time)."""
-        import json
-
-        from vidsearch.fileio import atomic_write
 
         header = json.dumps(
             {
