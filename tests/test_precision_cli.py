@@ -224,7 +224,7 @@ def test_space_commands_refuse_another_precision(corpus: dict[str, Path], int8_l
         exc = error_of(*args, "--precision", "fp32")
         assert isinstance(exc, InputError), (args, exc)
         assert (
-            str(exc).startswith("--precision fp32: embedding space ")
+            cli_message(exc).startswith("--precision fp32: embedding space ")
             and "+int8 of " in str(exc)
             and "is int8" in str(exc)
         ), str(exc)
