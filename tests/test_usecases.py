@@ -133,7 +133,7 @@ def test_an_empty_library_gives_an_empty_page(tmp_path: Path) -> None:
         (Query(), "exactly one"),
         (Query(text="a", moment=MomentRef(1, 0, 1)), "exactly one"),
         (Query(text="  "), "empty"),
-        (Query(text="a", start=1.0), "--start/--end"),
+        (Query(text="a", start=1.0), "^start/end only apply to queries by a video clip"),
         (Query(text="a", filters=QueryFilters(label_set="ucf101")), "label set"),
         (Query(text="a", k=0), "at least 1"),
         (Query(text="a", offset=-1), "offset"),

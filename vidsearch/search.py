@@ -361,19 +361,17 @@ def check_weights(space_key: str, found_key: str, where: Any) -> None:
     # The weights' hashes: a space key's +<precision> suffix is no part of them.
     want, have = (split_key(k)[0].partition("@")[2] for k in (space_key, found_key))
     if want and have and want != have:
-        error = CheckpointError(
+        raise CheckpointError(
             f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have})",
             path=where,
             hint="restore the old file, or index again with the new weights to make a new space for them",
             remedy="reindex_space",
         )
-        error.changed_weights = True  # load_space_encoder passes this one on as it is
-        raise error
 
 
 def _space_load_error(space: SpaceInfo, where: Any, exc: CheckpointError) -> CheckpointError:
     """What to tell a searching user whose space's weights cannot be loaded."""
-    if getattr(exc, "changed_weights", False):
+    if exc.remedy == "reindex_space":  # changed weights: load_space_encoder passes this one on as it is
         return exc
     # The loader's own advice (give a checkpoint) is no option of a searching command.
     return CheckpointError(

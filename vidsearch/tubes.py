@@ -220,7 +220,7 @@ def link_tubes(
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         # tubes past their gap allowance end before this keyframe
-        still = []
+        still: list[_Live] = []
         for lv in live:
             (still if k - lv.last <= config.max_gap + 1 else done).append(lv)
         live = still

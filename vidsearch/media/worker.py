@@ -30,9 +30,9 @@ def _die_with_parent() -> None:
     forever after the indexer died. Workers start no processes, so they drop their copy.
     """
     try:
-        fd = forkserver._forkserver._forkserver_alive_fd  # private, but the only handle to it
+        fd = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]  # private, the only handle
         if fd is not None:
-            forkserver._forkserver._forkserver_alive_fd = None
+            forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
             os.close(fd)
     except (AttributeError, OSError):
         pass

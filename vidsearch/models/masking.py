@@ -23,7 +23,7 @@ def keep_tokens(
     keep = L - int(masking_prob * L)
     score = torch.rand(B, L, device=x.device)  # ascending: the first ``keep`` are kept
     n_motion = int(motion_share * keep) if motion is not None else 0
-    if n_motion > 0:
+    if n_motion > 0 and motion is not None:
         top = motion.float().argsort(dim=1, descending=True)[:, :n_motion]
         score.scatter_(1, top, -1.0)  # before every random score
     idx = score.argsort(dim=1)[:, :keep].sort(dim=1).values

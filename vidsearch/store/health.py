@@ -41,7 +41,7 @@ _DISK_FULL_TEXT = ("database or disk is full", "no space left on device")
 _CORRUPT_TEXT = ("malformed", "file is not a database", "database corruption")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def _chain(exc: BaseException | None) -> list[BaseException]:
     # SQLAlchemy wraps the driver's error (``.orig``); a raise ... from keeps ``__cause__``.
     seen: list[BaseException] = []
     while exc is not None and exc not in seen:
