@@ -55,6 +55,12 @@ ADVICE: dict[Remedy, Callable[[VidsearchError], str]] = {
     "space_precision": lambda e: (
         f"leave --precision out or pass {_or(e.choices)}, or index with --precision {e.value} first"
     ),
+    "head_space": lambda e: (
+        f"pick that space with --model, or train a head for {e.value} with `vidsearch enrich train-head`"
+    ),
+    "replace_empty_library": lambda e: (
+        f"move it away, or run `vidsearch index DIR --library {e.path}` to make a new library there"
+    ),
     "confirm_remove": lambda e: "pass --yes to remove them, or --dry-run to list them",
     "localize_usage": lambda e: 'say what to find, e.g. vidsearch localize clip.mp4 "a person jumps" --boxes',
 }

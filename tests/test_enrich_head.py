@@ -115,7 +115,7 @@ def test_class_counts_are_checked() -> None:
         check_class_counts(np.array([0, 0, 1, 1]), ["a", "b", "c"])
     with pytest.raises(InputError, match="'b' has only one clip"):
         check_class_counts(np.array([0, 0, 1]), ["a", "b"])
-    with pytest.raises(InputError, match="--loss"):
+    with pytest.raises(InputError, match="^loss must be one of"):
         HeadConfig(loss="focal")
 
 

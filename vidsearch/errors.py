@@ -59,6 +59,8 @@ Remedy = Literal[
     "label_with_set",  # a label set filter needs a label
     "space_precision",  # the space is at another precision (``choices``) than asked (``value``)
     "confirm_remove",  # a large removal needs confirming (or a dry run)
+    "head_space",  # a trained head belongs to another space; pick it, or train one for ``value``
+    "replace_empty_library",  # an empty database file at ``path``: move it away or index there
 ]
 
 

@@ -100,20 +100,26 @@ class HeadConfig:
         from vidsearch.models.evidential import EDL_FORMS, EVIDENCE_FUNCTIONS
 
         if self.loss not in LOSSES:
-            raise InputError(f"--loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
+            raise InputError(f"must be one of {', '.join(LOSSES)} (got {self.loss!r})", argument="loss")
         if self.evidence not in EVIDENCE_FUNCTIONS:
-            raise InputError(f"--evidence must be one of {', '.join(EVIDENCE_FUNCTIONS)} (got {self.evidence!r})")
+            raise InputError(
+                f"must be one of {', '.join(EVIDENCE_FUNCTIONS)} (got {self.evidence!r})", argument="evidence"
+            )
         if self.form not in EDL_FORMS:
-            raise InputError(f"--edl-form must be one of {', '.join(EDL_FORMS)} (got {self.form!r})")
-        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 0)):
+            raise InputError(f"must be one of {', '.join(EDL_FORMS)} (got {self.form!r})", argument="edl_form")
+        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 0)):
             if value < low:
-                raise InputError(f"{name} must be at least {low} (got {value})")
+                raise InputError(f"must be at least {low} (got {value})", argument=name)
         if self.hidden < 0:
-            raise InputError(f"--hidden must be 0 (a linear head) or more (got {self.hidden})")
+            raise InputError(f"must be 0 (a linear head) or more (got {self.hidden})", argument="hidden")
         if not 0.0 < self.holdout < 1.0:
-            raise InputError(f"--holdout must be between 0 and 1 (got {self.holdout})")
-        if not (self.lr > 0 and self.weight_decay >= 0 and 0.0 <= self.dropout < 1.0):
-            raise InputError("--lr must be positive, --weight-decay not negative and --dropout in [0, 1)")
+            raise InputError(f"must be between 0 and 1 (got {self.holdout})", argument="holdout")
+        if not self.lr > 0:
+            raise InputError(f"must be positive (got {self.lr})", argument="lr")
+        if not self.weight_decay >= 0:
+            raise InputError(f"must not be negative (got {self.weight_decay})", argument="weight_decay")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"must be in [0, 1) (got {self.dropout})", argument="dropout")
 
     @property
     def score(self) -> str:
@@ -396,6 +402,9 @@ def check_space(head: TrainedHead, space_key: str, path: str | Path = "the head"
     """
     if head.space_key != space_key:
         raise InputError(
-            f"{path} was trained on embeddings of space {head.space_key}, not {space_key}; "
-            f"pick that space with --model, or train a head for {space_key} with `vidsearch enrich train-head`"
+            f"{path} was trained on embeddings of space {head.space_key}, not {space_key}",
+            path=path,
+            hint=f"pick that space's model, or train a head for {space_key}",
+            remedy="head_space",
+            value=space_key,
         )

@@ -89,7 +89,7 @@ def recognize_with_head(
     from vidsearch.store import labels as stored_labels
 
     if top is not None and top < 1:
-        raise InputError(f"--top must be at least 1 (got {top})")
+        raise InputError(f"must be at least 1 (got {top})", argument="top")
     t0 = time.perf_counter()
     path = Path(head_path).expanduser().resolve()
     head = load_head(path)

@@ -31,6 +31,9 @@ __all__ = [
     "corruption_error",
     "directory_writable",
     "read_only_error",
+    "not_a_library_error",
+    "no_library_error",
+    "empty_database_error",
     "backup",
     "translated_errors",
 ]
@@ -155,11 +158,28 @@ def directory_writable(folder: Path) -> bool:
     return True
 
 
+def not_a_library_error(root: Path) -> LibraryError:
+    """The one-line error for a library path that is a file."""
+    return LibraryError(
+        f"library path {root} is a file, not a directory",
+        path=root,
+        hint="name a library directory",
+        remedy="choose_library",
+    )
+
+
+def no_library_error(root: Path) -> LibraryError:
+    """The one-line error for opening a library that does not exist where one is needed."""
+    return LibraryError(f"no library at {root}", path=root, hint="index a folder into it first", remedy="index_first")
+
+
 def empty_database_error(db_path: Path) -> LibraryError:
     """The one-line error for a ``library.sqlite`` with nothing in it (0 bytes, or no tables)."""
     return LibraryError(
-        f"{db_path} is empty ({db_path.stat().st_size} bytes): no library; move it away, or run "
-        f"`vidsearch index DIR --library {db_path.parent}` to make a new library there"
+        f"{db_path} is empty ({db_path.stat().st_size} bytes): no library",
+        path=db_path.parent,
+        hint="move it away, or index a folder into this directory to make a new library there",
+        remedy="replace_empty_library",
     )
 
 

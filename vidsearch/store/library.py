@@ -152,17 +152,10 @@ class Library:
         root = library_root(path)
         db_path = root / DB_NAME
         if root.exists() and not root.is_dir():
-            raise LibraryError(
-                f"library path {root} is a file, not a directory",
-                path=root,
-                hint="name a library directory",
-                remedy="choose_library",
-            )
+            raise health.not_a_library_error(root)
         if not db_path.exists():
             if not create:
-                raise LibraryError(
-                    f"no library at {root}", path=root, hint="index a folder into it first", remedy="index_first"
-                )
+                raise health.no_library_error(root)
             try:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
