@@ -67,11 +67,15 @@ def _error_strings(path: Path) -> list[tuple[int, str]]:
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if isinstance(node, ast.Call) and name.endswith("Error"):
             for arg in [*node.args, *(k.value for k in node.keywords)]:
-                found += [
-                    (c.lineno, c.value)
-                    for c in ast.walk(arg)
-                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
-                ]
+                in_fstrings = {id(v) for j in ast.walk(arg) if isinstance(j, ast.JoinedStr) for v in j.values}
+                for part in ast.walk(arg):
+                    if id(part) in in_fstrings:
+                        continue
+                    if isinstance(part, ast.JoinedStr):  # an f-string: its text, {} for the values
+                        text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in part.values)
+                        found.append((part.lineno, str(text)))
+                    elif isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        found.append((part.lineno, part.value))
     return found
 
 

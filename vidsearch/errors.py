@@ -39,6 +39,8 @@ Remedy = Literal[
     "pass_checkpoint",  # give the path of a local checkpoint file (or set ``env``)
     "check_checkpoint",  # the checkpoint path given does not exist
     "download_checkpoint",  # ``value`` says what to download; then give its path (or set ``env``)
+    "pass_model_config",  # give the model's config JSON (InternVideo2Config fields)
+    "pass_model_config_json",  # give the model's config JSON
     "pass_config",  # give the config JSON of a bare checkpoint (or put ``value`` beside it)
     "reindex_space",  # index again with the model's new weights (at ``path``) as a new space
     "reindex_moved",  # index again with the model at its new path

@@ -49,14 +49,16 @@ def rerank_k_for(rerank: str | None, rerank_k: int | None, default: int) -> int 
     """
     if rerank is None:
         if rerank_k is not None:
-            raise InputError("--rerank-k only applies together with --rerank itm")
+            raise InputError("only applies together with re-ranking (itm)", argument="rerank_k")
         return None
     if rerank not in RERANKERS:
-        raise InputError(f"--rerank {rerank}: unknown re-ranker; choose one of {', '.join(RERANKERS)}")
+        raise InputError(
+            f"{rerank}: unknown re-ranker", argument="rerank", hint=f"choose one of {', '.join(RERANKERS)}"
+        )
     if rerank_k is None:
         return default
     if rerank_k < 1:
-        raise InputError(f"--rerank-k {rerank_k}: re-rank at least 1 candidate")
+        raise InputError(f"{rerank_k}: re-rank at least 1 candidate", argument="rerank_k")
     return rerank_k
 
 
@@ -69,8 +71,9 @@ def check_itm(encoder: Any, space_key: str) -> None:
     """Raise a one-line InputError when ``encoder`` (of the space ``space_key``) has no ITM head."""
     if not supports_itm(encoder):
         raise InputError(
-            f"--rerank itm needs a model with an image-text matching head (internvideo2-1b); "
-            f"space {space_key} has none: search without re-ranking"
+            f"itm needs a model with an image-text matching head (internvideo2-1b); "
+            f"space {space_key} has none: search without re-ranking",
+            argument="rerank",
         )
 
 

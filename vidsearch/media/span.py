@@ -33,7 +33,9 @@ def span_indices(info: VideoInfo, num_frames: int, start: float | None = None, e
         e = info.duration if end is None else float(end)
         if s < 0 or e <= s or s >= info.duration:
             raise InputError(
-                f"--start/--end: span {s:g}-{e:g} s is empty or outside {info.path} (duration {info.duration:.2f} s)"
+                f"span {s:g}-{e:g} s is empty or outside {info.path} (duration {info.duration:.2f} s)",
+                path=info.path,
+                argument="start/end",
             )
         first = min(info.num_frames - 1, int(round(s * info.fps)))
         last = max(first + 1, min(info.num_frames, int(round(e * info.fps))))
@@ -58,7 +60,7 @@ def read_span(
     """
     path = str(Path(path).expanduser())
     if not Path(path).is_file():
-        raise InputError(f"--video {path}: no such file")
+        raise InputError(f"{path}: no such file", path=path, argument="video")
     indices = span_indices(probe(path), num_frames, start, end)
     frames, _ = read_frames(path, indices, resolution, reader=reader, antialias=antialias)
     return frames

@@ -169,8 +169,10 @@ def fit_internvideo2_state_dict(
     parts = mismatch(sd, target)
     if parts:
         raise CheckpointError(
-            f"checkpoint {source} does not fit the InternVideo2 model: {', '.join(parts)} keys; "
-            f"pass the model's config JSON with --model-config"
+            f"checkpoint {source} does not fit the InternVideo2 model: {', '.join(parts)} keys",
+            path=source,
+            hint="give the model's config JSON",
+            remedy="pass_model_config_json",
         )
     if dropped:
         LOG.warning(

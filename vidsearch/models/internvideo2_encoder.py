@@ -220,8 +220,10 @@ def resolve_internvideo2(
         found = infer_internvideo2_config(read_shapes(path))
         if found is None:
             raise ModelError(
-                f"checkpoint {path} is an InternVideo2 model of no known size; pass its config JSON "
-                f'with --model-config (InternVideo2Config.to_dict() fields and "family": "internvideo2")'
+                f"checkpoint {path} is an InternVideo2 model of no known size",
+                path=path,
+                hint='give its config JSON (InternVideo2Config.to_dict() fields and "family": "internvideo2")',
+                remedy="pass_model_config",
             )
         cfg = found
     return _config_name(cfg), path, cfg, cfg_path

@@ -110,7 +110,7 @@ def check_query(query: Query) -> None:
     if query.offset < 0:
         raise InputError(f"the offset must be 0 or more (got {query.offset})")
     if query.rerank_k and (query.text is None or query.group_by != "video"):
-        raise InputError("re-ranking (--rerank) applies to text queries with one result per video")
+        raise InputError("re-ranking applies to text queries with one result per video")
 
 
 def retrievers_for(library: Library, space: SpaceInfo) -> list[Retriever]:
