@@ -181,7 +181,7 @@ def test_index_and_query_end_to_end(small_model: Path, tmp_path: Path) -> None:
     for bad, says in [
         (["--rerank", "bm25"], "unknown re-ranker"),
         (["--rerank", "itm", "--rerank-k", "0"], "re-rank at least 1"),
-        (["--rerank-k", "4"], "only applies together with --rerank"),
+        (["--rerank-k", "4"], "--rerank-k only applies together with re-ranking"),
     ]:
         code, _, err = run_main("query", "a dog", "--library", str(lib), *bad)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err

@@ -175,9 +175,7 @@ class InternVideo2Encoder(Encoder):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's notice; the kernels are current
             warnings.simplefilter("ignore", UserWarning)
-            torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                self.model, spec, dtype=torch.qint8, inplace=True
-            )
+            torch.ao.quantization.quantize_dynamic(self.model, spec, dtype=torch.qint8, inplace=True)
         return self
 
 
