@@ -181,3 +181,40 @@ def test_0003_moves_vectors_out_of_segments_and_back(tmp_path: Path) -> None:
     engine.dispose()
     with Library.open(db.parent, create=False) as library:  # and up again, vectors intact
         assert library.load_vectors(1)[0].tolist() == [3, 5]
+
+
+def test_0007_reads_the_failed_options_out_of_the_reason_once(tmp_path: Path) -> None:
+    """Failures stored as text "(with --window ...)" get their options as JSON; the text stays."""
+    from vidsearch.indexer.options import IndexOptions, failed_with_other_options
+    from vidsearch.media import SamplingConfig
+    from vidsearch.store import videos
+
+    db = tmp_path / "lib" / DB_NAME
+    engine, _ = _library_at(db, "0006")
+    rows = {
+        1: "timed out after 3 s (with --window 8 --stride 4 --timeout 3)",
+        2: "decoder crashed (signal 11) (with --window 6 --stride 2 --fast)",
+        3: "cannot read: Permission denied",
+    }
+    with engine.begin() as conn:
+        for vid, error in rows.items():
+            conn.execute(
+                text(
+                    "INSERT INTO videos (id, path, size, mtime_ns, fingerprint, status, error, updated_at) "
+                    "VALUES (:id, :path, 10, 1, 'fp', 'failed', :error, '2026-01-01')"
+                ),
+                {"id": vid, "path": f"/v{vid}.mp4", "error": error},
+            )
+    engine.dispose()
+    with Library.open(db.parent, create=False) as library:
+        with library.session() as s:
+            known = {v.id: v for v in videos.snapshot(s, None).videos}
+    assert known[1].failed_options == {"window": 8.0, "stride": 4.0, "timeout": 3.0, "fast": False}
+    assert known[2].failed_options == {"window": 6.0, "stride": 2.0, "timeout": None, "fast": True}
+    assert known[3].failed_options is None and known[3].error == rows[3]
+    assert known[1].error == rows[1]  # users still read the options in the reason
+    same = IndexOptions(timeout=3)
+    other = IndexOptions(sampling=SamplingConfig(window=6, stride=2), fast=True, timeout=3)
+    assert not failed_with_other_options(known[1].failed_options, same)
+    assert failed_with_other_options(known[1].failed_options, other)
+    assert not failed_with_other_options(known[3].failed_options, other)  # no options played a part

@@ -153,8 +153,9 @@ def search_vectors(
 ) -> list[VideoHit]:
     """The ``k`` best videos for one query vector ``xq`` (L2-normalized, ``[D]``)."""
     filters = filters or Filters()
-    hits, xq = _widening_search(library, space, xq, k, filters, lambda D, I, infos: _group(D, I, infos, filters))
-    return _refine_spans(library, space, hits[:k], xq) if hits else hits
+    with library.snapshot():  # the index, the rows and the windows as of one moment
+        hits, xq = _widening_search(library, space, xq, k, filters, lambda D, I, infos: _group(D, I, infos, filters))
+        return _refine_spans(library, space, hits[:k], xq) if hits else hits
 
 
 def _widening_search(
@@ -244,7 +245,8 @@ def search_moments(
                 kept.append(hit)
         return kept
 
-    return _widening_search(library, space, xq, k, filters, collect)[0][:k]
+    with library.snapshot():  # the index and the rows as of one moment
+        return _widening_search(library, space, xq, k, filters, collect)[0][:k]
 
 
 def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: float, end: float) -> np.ndarray:

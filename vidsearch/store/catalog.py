@@ -62,6 +62,7 @@ _COLUMNS = (
     Video.fingerprint,
     Video.status,
     Video.error,
+    Video.failed_options,
     Video.duration,
     Video.fps,
     Video.num_frames,

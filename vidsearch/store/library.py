@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidsearch.errors import DiskFullError, InputError, LibraryError
+from vidsearch.errors import LibraryError
 from vidsearch.fileio import clean_stale_temps
 from vidsearch.paths import canonical_path
 from vidsearch.store import embeddings, health, segments, spaces, videos
@@ -35,10 +36,11 @@ from vidsearch.store.location import DB_NAME, default_library_path, library_root
 from vidsearch.store.locks import WRITE_LOCK, file_lock
 from vidsearch.store.schema import VideoStatus
 from vidsearch.store.segments import SegmentInfo
+from vidsearch.store.spacefiles import SpaceIndexFiles
 from vidsearch.store.spaces import SpaceInfo
 
 if TYPE_CHECKING:
-    from vidsearch.store.vectors import VectorIndex
+    from vidsearch.store.vectors.protocol import SpaceIndex
 
 __all__ = ["Library", "SpaceInfo", "SegmentInfo", "default_library_path", "DB_NAME"]
 
@@ -60,7 +62,7 @@ def _alembic_config():
 # The newest migration under migrations/versions (tests/test_migrations.py checks it against
 # Alembic's own head). Knowing it lets an up-to-date library open without importing Alembic,
 # whose import and script walk cost ~0.3 s of every command's start-up.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -115,17 +117,15 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
             conn.commit()
 
 
-def _stamp(index: Any, space: SpaceInfo, generation: int) -> None:
-    """Record in an index the space (of this library) and the generation it reflects."""
-    index.meta.update(generation=generation, owner=space.uid)
-
-
 def _has_tables(conn: Any) -> bool:
     return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is not None
 
 
-class Library:
-    """A library directory: SQLite metadata and embeddings plus one FAISS index per space."""
+class Library(SpaceIndexFiles):
+    """A library directory: SQLite metadata and embeddings plus one FAISS index per space.
+
+    Its spaces' FAISS files (load, sync, rebuild, save) are :class:`SpaceIndexFiles`' job.
+    """
 
     def __init__(self, root: Path, engine: Engine, *, read_only: bool = False, writable: bool = True) -> None:
         self.root = root
@@ -133,7 +133,8 @@ class Library:
         self.read_only = read_only  # this handle never writes (query, info)
         self.writable = writable  # the directory can be written at all
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._indexes: dict[int, VectorIndex] = {}
+        self._indexes: dict[int, SpaceIndex] = {}
+        self._reading = threading.local()  # .session: this thread's open snapshot (see snapshot())
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -201,9 +202,36 @@ class Library:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on any exception."""
+        """A transaction: committed when the block ends, rolled back on any exception.
+
+        Inside :meth:`snapshot` (same thread) it is the snapshot's read transaction.
+        """
+        current = getattr(self._reading, "session", None)
+        if current is not None:
+            yield current
+            return
         with health.translated_errors(self.root, self.db_path), self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within the block, every read of this library on this thread is one read transaction.
+
+        A query reads the index generation, segment rows and window vectors in several calls;
+        in one transaction they all see the same committed state, whatever an index run commits
+        meanwhile (SQLite's WAL keeps the snapshot; writers are not blocked). Reads only: the
+        block must not write. Nested blocks join the outer one.
+        """
+        if getattr(self._reading, "session", None) is not None:
+            yield
+            return
+        with self.session() as session:
+            session.connection().exec_driver_sql("BEGIN")  # deferred: the first read fixes the snapshot
+            self._reading.session = session
+            try:
+                yield
+            finally:
+                self._reading.session = None
 
     @contextlib.contextmanager
     def write_session(self) -> Iterator[Session]:
@@ -355,130 +383,6 @@ class Library:
         with self.session() as s:
             return spaces.space_dim(s, space_id)
 
-    def index_path(self, space_id: int) -> Path:
-        """Where the FAISS index of a space lives."""
-        return self.root / "indexes" / f"space-{space_id}.faiss"
-
-    def ondisk_path(self, space_id: int) -> Path:
-        """Where an on-disk IVF index of a space lives (its lists in ``<path>.ivfdata``)."""
-        return self.root / "indexes" / f"space-{space_id}.ondisk"
-
-    def vector_index(self, space: SpaceInfo, *, refresh: bool = False) -> VectorIndex:
-        """The space's FAISS index, loaded and brought in line with SQLite.
-
-        A missing or unreadable file is rebuilt from the stored embeddings; a stale one (its
-        generation differs) is synced by id difference, which also covers a crash between a
-        commit and the index save. The synced index is saved back atomically.
-        """
-        from vidsearch.store.vectors import VectorIndex
-
-        cached = self._indexes.get(space.id)
-        generation = self.generation(space.id)
-        if cached is not None and not refresh and cached.meta.get("generation") == generation:
-            return cached
-        path = self.index_path(space.id)
-        index: VectorIndex | None = None
-        if self.ondisk_path(space.id).exists():  # `reindex --on-disk`: lists stay on disk
-            from vidsearch.store.vectors.ondisk import OnDiskVectorIndex
-
-            try:
-                index = OnDiskVectorIndex.load(self.ondisk_path(space.id))  # type: ignore[assignment]
-            except LibraryError as exc:
-                LOG.warning("rebuilding %s in RAM: %s", path, exc)
-        elif path.exists():
-            try:
-                index = VectorIndex.load(path)
-            except LibraryError as exc:
-                LOG.warning("rebuilding %s: %s", path, exc)
-        if index is not None and index.meta.get("owner") != space.uid:
-            LOG.warning("rebuilding %s: the file belongs to another library or space", path)
-            index = None
-        if index is None or index.dim != space.dim:
-            index = self.rebuild_index(space)
-        elif index.meta.get("generation") != generation:
-            self.sync_index(space, index)
-            _stamp(index, space, generation)
-            self._save_quietly(index, path)
-        self._indexes[space.id] = index
-        return index
-
-    def sync_index(self, space: SpaceInfo, index: VectorIndex) -> tuple[int, int]:
-        """Add vectors SQLite has and the index lacks; remove ids the index has and SQLite lacks."""
-        db_ids = self.segment_ids(space.id)
-        have = index.ids()
-        missing = np.setdiff1d(db_ids, have, assume_unique=True)
-        extra = np.setdiff1d(have, db_ids, assume_unique=True)
-        if len(extra):
-            index.remove(extra)
-        if len(missing):
-            ids, xb = self.load_vectors(space.id, missing)
-            index.add(ids, xb)
-        LOG.info("synced index of %s: +%d -%d", space.key, len(missing), len(extra))
-        return len(missing), len(extra)
-
-    def rebuild_index(self, space: SpaceInfo, spec: str | None = None, on_disk: bool = False) -> VectorIndex:
-        """Build the space's index from the stored embeddings (no re-encoding) and save it.
-
-        With ``on_disk``, ``spec`` (an IVF spec) is built with its lists in a mapped file,
-        reading the vectors in chunks, so a space larger than RAM still answers queries.
-
-        Raises:
-            InputError: ``on_disk`` without an IVF ``spec``.
-        """
-        from vidsearch.store.vectors import VectorIndex, ondisk
-
-        generation = self.generation(space.id)
-        target = self.ondisk_path(space.id)
-        if on_disk:
-            if not spec:
-                raise InputError(
-                    "needs an IVF index spec", argument="on_disk", hint="e.g. IVF4096,SQ8", remedy="ivf_index_spec"
-                )
-            n = len(self.segment_ids(space.id))
-            built = ondisk.build_from_stream(target, space.dim, spec, lambda: self.iter_vectors(space.id), n)
-            index = ondisk.OnDiskVectorIndex(built)
-            _stamp(index, space, generation)
-            index.save()
-            self.index_path(space.id).unlink(missing_ok=True)  # queries now use the on-disk lists
-            self._indexes[space.id] = index  # type: ignore[assignment]
-            return index  # type: ignore[return-value]
-        for stale in (
-            target,
-            ondisk.OnDiskVectorIndex.state_path(target),
-            target.with_name(target.name + ondisk.IVFDATA_SUFFIX),
-        ):
-            stale.unlink(missing_ok=True)
-        ids, xb = self.load_vectors(space.id)
-        index = VectorIndex.build(ids, xb, spec=spec) if len(ids) else VectorIndex.empty(space.dim)
-        _stamp(index, space, generation)
-        self._save_quietly(index, self.index_path(space.id))
-        self._indexes[space.id] = index
-        return index
-
-    def save_index(self, space: SpaceInfo, index: VectorIndex, generation: int) -> None:
-        """Save ``index`` as reflecting ``generation`` of the space (atomic write)."""
-        _stamp(index, space, generation)
-        path = self.index_path(space.id)
-        if self.read_only:
-            raise health.read_only_error(self.root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        index.save(path)
-        self._indexes[space.id] = index
-
-    def _save_quietly(self, index: VectorIndex, path: Path) -> None:
-        # Readers may lack write permission; the in-memory index is correct either way. A
-        # read-only handle (query) never replaces a file, so it cannot overwrite a writer's newer
-        # save with an older index; it only creates a missing one (atomically, nothing to race).
-        if self.read_only and (not self.writable or path.exists()):
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            index.save(path)
-        except DiskFullError as exc:  # whatever wrote before hit it too and says so in its own error
-            LOG.info("could not save %s (synced from the database on the next open): %s", path, exc)
-        except (OSError, LibraryError) as exc:
-            LOG.warning("could not save %s: %s", path, exc)
-
     def segment_ids(self, space_id: int) -> np.ndarray:
         """Sorted ids of every segment of a space."""
         with self.session() as s:
@@ -546,6 +450,8 @@ class Library:
 
     def stats(self) -> dict[str, Any]:
         """Counts for `vidsearch info`: videos by status, failures, spaces with segments and index state."""
+        from vidsearch.store.vectors.files import index_file_entry
+
         with self.session() as s:
             by_status = videos.status_counts(s)
             failed = videos.failures(s)
@@ -553,7 +459,6 @@ class Library:
             seg_counts, vid_counts = segments.segment_counts(s)
         entries = []
         for sp in self.spaces():
-            path = self.index_path(sp.id)
             entry: dict[str, Any] = {
                 "key": sp.key,
                 "dim": sp.dim,
@@ -561,31 +466,8 @@ class Library:
                 "sampling": sp.sampling,
                 "videos": int(vid_counts.get(sp.id, 0)),
                 "segments": int(seg_counts.get(sp.id, 0)),
-                "index_file": str(path),
-                "index_bytes": path.stat().st_size if path.exists() else 0,
             }
-            try:
-                from vidsearch.store.vectors.fileformat import read_header
-                from vidsearch.store.vectors.ondisk import OnDiskVectorIndex
-
-                header = read_header(path) if path.exists() else None
-                if header is None and self.ondisk_path(sp.id).exists():  # `reindex --on-disk`
-                    header = OnDiskVectorIndex.read_header(self.ondisk_path(sp.id))
-                    entry.update(
-                        index_file=str(self.ondisk_path(sp.id)),
-                        index_on_disk=True,
-                        index_bytes=(header or {}).get("disk_bytes", 0),
-                    )
-            except LibraryError:
-                header = None
-            if header is not None:
-                entry.update(
-                    index_spec=header["spec"],
-                    index_vectors=header.get("ntotal"),
-                    index_recall_at_10=header.get("recall_at_10"),
-                    index_up_to_date=header.get("meta", {}).get("generation") == sp.generation
-                    and header.get("meta", {}).get("owner") == sp.uid,
-                )
+            entry.update(index_file_entry(self.index_path(sp.id), self.ondisk_path(sp.id), sp.generation, sp.uid))
             entries.append(entry)
         return {
             "library": str(self.root),

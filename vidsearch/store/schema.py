@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -122,6 +123,9 @@ class Video(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The options a failed video failed under, as JSON (migration 0007): the index run retries
+    # it when its own differ. NULL for failures no option played a part in (unreadable files).
+    failed_options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     fps: Mapped[float | None] = mapped_column(Float, nullable=True)
     num_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -45,6 +45,8 @@ class KnownVideo:
     fingerprint: str
     status: str
     error: str | None = None  # the one-line reason of a failed video
+    # The options a failed video failed under (JSON); None: they played no part (unreadable file).
+    failed_options: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -72,7 +74,16 @@ class VideoRef:
 def snapshot(s: Session, space_id: int | None) -> Snapshot:
     """The state an index run diffs a scan against (see ``vidsearch.indexer.scan``)."""
     rows = s.execute(
-        select(Video.id, Video.path, Video.size, Video.mtime_ns, Video.fingerprint, Video.status, Video.error)
+        select(
+            Video.id,
+            Video.path,
+            Video.size,
+            Video.mtime_ns,
+            Video.fingerprint,
+            Video.status,
+            Video.error,
+            Video.failed_options,
+        )
     ).all()
     in_space: set[int] = set()
     if space_id is not None:
@@ -97,16 +108,25 @@ def upsert_video(s: Session, path: str) -> tuple[Video, list[tuple[int, int]]]:
 
 
 def mark_failed(
-    s: Session, path: str, *, size: int, mtime_ns: int, fingerprint: str, reason: str
+    s: Session,
+    path: str,
+    *,
+    size: int,
+    mtime_ns: int,
+    fingerprint: str,
+    reason: str,
+    options: dict[str, Any] | None = None,
 ) -> list[tuple[int, int]]:
     """Record that ``path`` could not be indexed; its old segments are dropped.
+
+    ``options`` are the options it failed under (None: none played a part).
 
     Returns:
         The dropped segments as ``(space id, segment id)``.
     """
     row, dropped = upsert_video(s, path)
     row.size, row.mtime_ns, row.fingerprint = size, mtime_ns, fingerprint
-    row.status, row.error = VideoStatus.FAILED, reason
+    row.status, row.error, row.failed_options = VideoStatus.FAILED, reason, options
     return dropped
 
 
@@ -135,7 +155,7 @@ def mark_indexed(
     row, dropped = upsert_video(s, path)
     fp = fingerprint or row.fingerprint or (compute_fingerprint() if compute_fingerprint is not None else "")
     row.size, row.mtime_ns, row.fingerprint = size, mtime_ns, fp
-    row.status, row.error, row.reader = VideoStatus.INDEXED, None, reader
+    row.status, row.error, row.failed_options, row.reader = VideoStatus.INDEXED, None, None, reader
     row.duration, row.fps, row.num_frames = info.duration, info.fps, info.num_frames
     row.width, row.height = info.width, info.height
     row.codec = getattr(info, "codec", "") or None  # "" (unknown) is stored as NULL
