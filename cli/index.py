@@ -106,7 +106,6 @@ def index_command(
         return
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
     from vidsearch.media import SamplingConfig
-    from vidsearch.media.jobs import FaultPlan
 
     options = IndexOptions(
         model=model,
@@ -121,9 +120,6 @@ def index_command(
         timeout=timeout,
         retry_failed=retry_failed,
         verify=verify,
-        # The one place the test hook VIDSEARCH_FAULT_INJECT is read: end-to-end tests of a
-        # real `vidsearch index` process (Ctrl-C, crashing decoders) inject faults through it.
-        decode_faults=FaultPlan.from_env() or None,
     )
     run = index_folder
     if ray is not None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from vidsearch.media import SamplingConfig
-    from vidsearch.media.jobs import FaultPlan
 
 __all__ = [
     "STAGES",
@@ -18,6 +16,7 @@ __all__ = [
     "ProgressSink",
     "sampling_dict",
     "decode_options",
+    "failure_options",
     "with_options",
     "failed_with_other_options",
 ]
@@ -34,7 +33,7 @@ def _default_sampling() -> SamplingConfig:
 
 @dataclass
 class IndexOptions:
-    """How to index: which model, how to sample, how much parallelism (and test-only faults)."""
+    """How to index: which model, how to sample, how much parallelism."""
 
     model: str = "viclip-b16"  # preset name, "openclip:<arch>", or a checkpoint path
     checkpoint: str | None = None  # explicit weights for a preset
@@ -49,11 +48,6 @@ class IndexOptions:
     timeout: float | None = None  # per-file decoding timeout in seconds; None = the pool's default
     retry_failed: bool = False
     verify: bool = False  # re-fingerprint unchanged-looking files (see indexer.scan.plan_changes)
-    # Crash injection for the crash-safety tests (as faiss contrib's resumable jobs take one):
-    # the process SIGKILLs itself right after the N-th batch commit, before the FAISS file is saved.
-    crash_after_commits: int = 0
-    # Decoder faults for tests, handed to the decode pool as is; None: none.
-    decode_faults: FaultPlan | None = None
 
 
 @dataclass
@@ -104,14 +98,8 @@ def sampling_dict(sampling: SamplingConfig) -> dict[str, Any]:
     return dataclasses.asdict(sampling)
 
 
-# A decode failure's reason ends with the options it failed under, "(with --window 8 ...)", so
-# that a file that failed because of the run's options (a --timeout too short for it, a window
-# plan it could not take) is tried again when those options change, and only then.
-_WITH = re.compile(r" \(with (--[^()]*)\)$")
-
-
 def decode_options(options: IndexOptions) -> str:
-    """The options a file's decoding depends on, as the command line spells them."""
+    """The options a file's decoding depends on, as the command line spells them (for users)."""
     s = options.sampling
     text = f"--window {s.window:g} --stride {s.stride:g}"
     if options.timeout is not None:
@@ -119,15 +107,24 @@ def decode_options(options: IndexOptions) -> str:
     return text + (" --fast" if options.fast else "")
 
 
+def failure_options(options: IndexOptions) -> dict[str, Any]:
+    """The options a file's decoding depends on, as stored with a decode failure (JSON).
+
+    A file that failed because of the run's options (a ``--timeout`` too short for it, a window
+    plan it could not take) is tried again when these change, and only then.
+    """
+    s = options.sampling
+    return {"window": float(s.window), "stride": float(s.stride), "timeout": options.timeout, "fast": options.fast}
+
+
 def with_options(reason: str, options: IndexOptions) -> str:
-    """A decode failure's reason with the options it happened under appended."""
+    """A decode failure's reason as users read it: the options it happened under appended."""
     return f"{reason} (with {decode_options(options)})"
 
 
-def failed_with_other_options(reason: str | None, options: IndexOptions) -> bool:
+def failed_with_other_options(stored: dict[str, Any] | None, options: IndexOptions) -> bool:
     """Whether a stored failure happened while decoding under options other than ``options``.
 
-    Failures found before decoding (unreadable, vanished files) carry no options: False.
+    Failures found before decoding (unreadable, vanished files) store none: False.
     """
-    found = _WITH.search(reason or "")
-    return found is not None and found.group(1) != decode_options(options)
+    return stored is not None and stored != failure_options(options)

@@ -1,12 +1,12 @@
-"""The index run: scan -> diff -> decode (worker processes) -> encode (batched) -> commit.
+"""The index run: scan -> plan -> producer (decode + encode) -> sink (the library's space writer).
 
-:func:`run_stages` is a runner over three swappable stages (:mod:`vidsearch.indexer.stages`):
-decoding runs in :class:`~vidsearch.media.pool.DecodePool` worker processes while this
-process encodes, so the two overlap. Results are committed per batch: the video rows, their
-segments and the segments' vectors go into SQLite in one transaction, then into the in-memory
-FAISS index. The FAISS file is saved when the run ends (also on Ctrl-C); after a hard crash it is
-brought up to date from SQLite the next time the library is opened, so nothing committed is lost
-and nothing is duplicated. Each stage is timed (:attr:`IndexReport.stage_seconds`).
+:func:`run_pipeline` is a producer (:mod:`vidsearch.indexer.producer`: by default decoding in
+:class:`~vidsearch.media.pool.DecodePool` worker processes while this process encodes, so the
+two overlap) feeding a sink (:mod:`vidsearch.indexer.sink`: by default the store's space writer,
+one SQLite transaction per batch, then the in-memory FAISS index). The sink is closed at the end
+(also on Ctrl-C), which saves the FAISS file; after a hard crash the file is brought up to date
+from SQLite the next time the library is opened, so nothing committed is lost and nothing is
+duplicated. Time is reported per part (:attr:`IndexReport.stage_seconds`).
 """
 
 from __future__ import annotations
@@ -16,37 +16,28 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vidsearch.errors import DiskFullError, InputError, VidsearchError
-from vidsearch.indexer.commit import record_failure
+from vidsearch.errors import InputError
 from vidsearch.indexer.options import (
     IndexOptions,
     IndexReport,
     ProgressSink,
     failed_with_other_options,
     sampling_dict,
-    with_options,
 )
-from vidsearch.indexer.scan import FileEntry, Plan, find_videos, plan_changes, stat_entry
-from vidsearch.indexer.stages import (
-    CommitFactory,
-    DecodeFactory,
-    EncodeFactory,
-    clip_encoder,
-    library_committer,
-    pool_decoder,
-)
+from vidsearch.indexer.producer import Encoded, Producer, Work
+from vidsearch.indexer.scan import Plan, find_videos, plan_changes
+from vidsearch.indexer.sink import Sink, record_problem
+from vidsearch.indexer.sources import FileSource, file_source
+from vidsearch.indexer.stages import Stages, pool_decoder
 from vidsearch.models.registry import model_key, precision_before_load
 from vidsearch.paths import canonical_path
 from vidsearch.precision import space_key
 from vidsearch.store import videos as stored_videos
-from vidsearch.store.library import Library, SpaceInfo
-
-if TYPE_CHECKING:
-    from vidsearch.media.jobs import DecodedVideo
+from vidsearch.store.library import Library
+from vidsearch.store.writer import SpaceWriter
 
 __all__ = [
     "IndexOptions",
@@ -55,21 +46,12 @@ __all__ = [
     "Stages",
     "index_folder",
     "index_files",
-    "run_stages",
+    "run_pipeline",
     "sampling_dict",
     "space_key_for",
 ]
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass
-class Stages:
-    """The factories of the three stages; replace one to swap that stage (tests, other back ends)."""
-
-    decode: DecodeFactory = pool_decoder
-    encode: EncodeFactory = clip_encoder
-    commit: CommitFactory = library_committer
 
 
 def index_folder(
@@ -110,11 +92,11 @@ def index_files(
     stages: Stages | None = None,
 ) -> IndexReport:
     """Index an explicit list of files incrementally (nothing else in the library is removed)."""
-    entries: list[FileEntry] = []
+    entries: list[FileSource] = []
     problems: list[tuple[str, str]] = []
     for f in files:
-        entry = stat_entry(os.fspath(f))
-        if isinstance(entry, FileEntry):
+        entry = file_source(os.fspath(f))
+        if isinstance(entry, FileSource):
             entries.append(entry)
         else:
             problems.append(entry)
@@ -138,7 +120,7 @@ def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
 
 def _run(
     library: Library,
-    files: list[FileEntry],
+    files: list[FileSource],
     problems: list[tuple[str, str]],
     root: Path | None,
     options: IndexOptions,
@@ -162,19 +144,22 @@ def _run(
             snapshot = stored_videos.snapshot(s, space.id if space else None)
         plan = plan_changes(
             snapshot, files, root, retry_failed=options.retry_failed, verify=options.verify,
-            retry_reason=lambda reason: failed_with_other_options(reason, options),
+            retry_options=lambda stored: failed_with_other_options(stored, options),
         )  # fmt: skip
         report.unchanged = plan.unchanged
         report.failed_unchanged = plan.failed_unchanged
         _apply_bookkeeping(library, plan, report)
+        by_uri = {f.uri: f for f in files}
         for path, reason in problems + plan.problems:
-            record_failure(library, path, reason)
+            # A file the plan could not fingerprint keeps the version the scan saw: it is not
+            # retried until it changes. A path the scan could not stat has none.
+            record_problem(library, by_uri.get(path, path), reason)
             report.failed.append((path, reason))
         if plan.encode:
             if encoder is None:
                 from vidsearch.models.lowprec import load_encoder_at
 
-                if stages.decode is pool_decoder:  # decoding workers start while the model loads
+                if stages.producer is None and stages.decode is pool_decoder:  # workers start while the model loads
                     from vidsearch.media.pool import prestart
 
                     prestart()
@@ -191,9 +176,12 @@ def _run(
                 options = _with_antialias(options, encoder.antialias)
             space = library.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
             report.space_key = space.key
-            run_stages(library, space, plan, encoder, options, stages, report, progress)
+            producer = stages.make_producer(encoder, options)
+            sink = stages.sink(library, space, plan, options)
+            work = [Work(i, source) for i, source in enumerate(plan.encode)]
+            run_pipeline(producer, sink, work, options.batch_size, report, plan.reencode, progress)
         elif space is not None and (plan.removed or plan.moved):
-            library.vector_index(space, refresh=True)  # persist the removals in the FAISS file
+            SpaceWriter(library, space).close()  # the FAISS file without the removed vectors
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -214,103 +202,75 @@ def _apply_bookkeeping(library: Library, plan: Plan, report: IndexReport) -> Non
     report.removed = library.remove_videos(plan.removed)
 
 
-def run_stages(
-    library: Library,
-    space: SpaceInfo,
-    plan: Plan,
-    encoder: Any,
-    options: IndexOptions,
-    stages: Stages,
+def run_pipeline(
+    producer: Producer,
+    sink: Sink,
+    work: Sequence[Work],
+    batch_size: int,
     report: IndexReport,
+    updating: set[str] | frozenset[str] = frozenset(),
     progress: ProgressSink | None = None,
 ) -> None:
-    """Decode -> encode -> commit the files ``plan`` says to encode, timing each stage.
+    """Feed the producer's results to the sink, timing each part into ``report.stage_seconds``.
 
-    Decoded videos are encoded and committed in batches of at least ``options.batch_size``
-    clips; one commit is one SQLite transaction (see :mod:`vidsearch.indexer.commit`).
+    Encoded sources go to the sink in batches of at least ``batch_size`` segments (one sink
+    batch is one library transaction); failures go one by one. The sink is closed in any case.
+
+    Args:
+        updating: uris that already have a row (counted as updated rather than added).
     """
-    from vidsearch.media.jobs import DecodedVideo, DecodeJob
-
     timing = report.stage_seconds
-    jobs = [
-        DecodeJob(
-            job_id=i,
-            path=e.path,
-            num_frames=encoder.num_frames,
-            resolution=encoder.resolution,
-            sampling=options.sampling,
-            fast=options.fast,
-        )
-        for i, e in enumerate(plan.encode)
-    ]
     if progress is not None:
-        progress.start(len(jobs))
-    encode = stages.encode(encoder, options)
-    committer = stages.commit(library, space, plan, options)
+        progress.start(len(work))
 
-    def flush(batch: list[DecodedVideo]) -> None:
+    def flush(batch: list[Encoded]) -> None:
         t = time.perf_counter()
-        vectors = [encode(v) for v in batch]
-        timing["encode"] += time.perf_counter() - t
-        t = time.perf_counter()
-        committer.commit(batch, vectors)
+        sink.add(batch)
         timing["commit"] += time.perf_counter() - t
-        for video in batch:
-            if video.path in plan.reencode:
+        for item in batch:
+            if item.source.uri in updating:
                 report.updated += 1
             else:
                 report.added += 1
-            report.segments += len(video.segments)
+            report.segments += len(item.segments)
             if progress is not None:
-                progress.advance(video.path, True)
+                progress.advance(item.source.uri, True)
 
-    pending: list[DecodedVideo] = []
-    pending_clips = 0
+    pending: list[Encoded] = []
+    pending_segments = 0
     completed = False
+    waited = 0.0
     try:
-        with stages.decode(options) as decoder:
-            results = iter(decoder.run(jobs))
+        with producer:
+            results = iter(producer.run(work))
             while True:
                 t = time.perf_counter()
                 result = next(results, None)
-                timing["decode"] += time.perf_counter() - t
+                waited += time.perf_counter() - t
                 if result is None:
                     break
-                if not isinstance(result, DecodedVideo):
-                    result = dataclasses.replace(result, reason=with_options(result.reason, options))
+                if not isinstance(result, Encoded):
                     t = time.perf_counter()
-                    committer.fail(result)
+                    reason = sink.fail(result)
                     timing["commit"] += time.perf_counter() - t
-                    report.failed.append((result.path, result.reason))
+                    report.failed.append((result.source.uri, reason))
                     if progress is not None:
-                        progress.advance(result.path, False)
+                        progress.advance(result.source.uri, False)
                     continue
                 pending.append(result)
-                pending_clips += len(result.segments)
-                if pending_clips >= options.batch_size:
+                pending_segments += len(result.segments)
+                if pending_segments >= batch_size:
                     flush(pending)
-                    pending, pending_clips = [], 0
+                    pending, pending_segments = [], 0
             if pending:
                 flush(pending)
-        committer.finish()
         completed = True
     except KeyboardInterrupt:
         report.interrupted = True
         raise
     finally:
-        # Whatever was committed is in the index too; save it as reflecting that generation.
-        _close(committer, completed)
-
-
-def _close(committer: Any, completed: bool) -> None:
-    if completed:
-        committer.close()
-        return
-    # The run is already failing (a full disk, Ctrl-C): the save must not replace that error with
-    # its own; the FAISS file is synced from SQLite on the next open anyway.
-    try:
-        committer.close()
-    except DiskFullError as exc:  # the run's own error already says the disk is full: one line is enough
-        LOG.debug("could not save the vector index: %s", exc)
-    except VidsearchError as exc:
-        LOG.warning("could not save the vector index: %s", exc)
+        # The producer's encoding happens while the runner waits for results: split the wait.
+        timing["encode"] += producer.encode_seconds
+        timing["decode"] += max(0.0, waited - producer.encode_seconds)
+        # Whatever was committed is in the index too; the sink saves it as reflecting that.
+        sink.close(completed)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from vidsearch.indexer.sources import NOT_REGULAR, FileSource, file_source
 from vidsearch.paths import canonical_path
 
 if TYPE_CHECKING:  # only annotations: a scan alone (an empty folder) needs no database layer
@@ -24,11 +24,11 @@ if TYPE_CHECKING:  # only annotations: a scan alone (an empty folder) needs no d
 __all__ = [
     "VIDEO_EXTENSIONS",
     "NOT_REGULAR",
-    "FileEntry",
+    "FileSource",
     "ScanResult",
     "Plan",
     "find_videos",
-    "stat_entry",
+    "file_source",
     "plan_changes",
 ]
 
@@ -40,42 +40,14 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .qt .wmv .asf .flv .f4v .mpg .mpeg .mpe .m2v .ts .mts .m2ts "
     ".vob .ogv .ogg .3gp .3g2 .mxf .dv .divx .rm .rmvb .y4m .gif".split()
 )
-# A FIFO, socket or device named like a video would block (or never end) the first read.
-NOT_REGULAR = "not a regular file"
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """A candidate video file as found on disk (``path`` is canonical: symlinked folders resolved)."""
-
-    path: str
-    size: int
-    mtime_ns: int
 
 
 @dataclass
 class ScanResult:
     """Files found, and paths that could not even be looked at (with a one-line reason)."""
 
-    files: list[FileEntry] = field(default_factory=list)
+    files: list[FileSource] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-
-def stat_entry(path: str) -> FileEntry | tuple[str, str]:
-    """The :class:`FileEntry` of ``path`` (made canonical), or ``(path, reason)`` when it cannot be one.
-
-    Only regular files are entries: anything else is refused here, before anything opens it.
-    """
-    path = canonical_path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return path, "file not found (it vanished, or is a broken symlink)"
-    except OSError as exc:
-        return path, f"cannot stat: {exc.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return path, NOT_REGULAR
-    return FileEntry(path, st.st_size, st.st_mtime_ns)
 
 
 def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> ScanResult:
@@ -102,8 +74,8 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() not in extensions:
                 continue
-            entry = stat_entry(os.path.join(real, name))
-            if not isinstance(entry, FileEntry):
+            entry = file_source(os.path.join(real, name))
+            if not isinstance(entry, FileSource):
                 result.problems.append(entry)
                 continue
             real_file = os.path.realpath(entry.path)
@@ -118,10 +90,10 @@ def find_videos(root: Path, extensions: frozenset[str] = VIDEO_EXTENSIONS) -> Sc
 class Plan:
     """What an index run has to do; see the module docstring."""
 
-    encode: list[FileEntry] = field(default_factory=list)
+    encode: list[FileSource] = field(default_factory=list)
     reencode: set[str] = field(default_factory=set)  # paths that already have a row: encoding them updates it
-    moved: list[tuple[int, FileEntry]] = field(default_factory=list)  # (video id, new location)
-    touched: list[tuple[int, FileEntry]] = field(default_factory=list)  # same content, new mtime
+    moved: list[tuple[int, FileSource]] = field(default_factory=list)  # (video id, new location)
+    touched: list[tuple[int, FileSource]] = field(default_factory=list)  # same content, new mtime
     removed: list[int] = field(default_factory=list)  # video ids gone from the scanned folder
     unchanged: int = 0
     failed_unchanged: int = 0  # failed before and not modified since: not retried
@@ -135,11 +107,11 @@ def _under(path: str, root: str) -> bool:
 
 def plan_changes(
     snapshot: Snapshot,
-    files: list[FileEntry],
+    files: list[FileSource],
     root: Path | None,
     *,
     retry_failed: bool = False,
-    retry_reason: Callable[[str | None], bool] | None = None,
+    retry_options: Callable[[dict[str, Any] | None], bool] | None = None,
     verify: bool = False,
 ) -> Plan:
     """Diff scanned ``files`` against the library's videos for one embedding space.
@@ -151,15 +123,11 @@ def plan_changes(
         root: the scanned folder; library videos under it that were not found are removed.
             None (indexing an explicit file list) removes nothing.
         retry_failed: re-try files that failed before even if they did not change.
-        retry_reason: re-try unchanged failed files whose stored reason it accepts (the index
-            run's: failed under other decode options).
+        retry_options: re-try unchanged failed files whose stored failure options it accepts
+            (the index run's: failed under other decode options; None when no option played a part).
         verify: re-fingerprint files whose size and mtime did not change too (a file replaced
             by another of the same size and mtime is otherwise taken as unchanged).
     """
-    # Here, not at the top: importing the media package (numpy, decord) is most of the cost of
-    # a bare folder scan, and planning only happens once a library is open anyway.
-    from vidsearch.media.fingerprint import fingerprint
-
     plan = Plan()
     rows = snapshot.videos
     in_space = snapshot.in_space
@@ -172,9 +140,9 @@ def plan_changes(
     for r in orphans.values():
         orphan_by_fp.setdefault(r.fingerprint, []).append(r)
 
-    def fp(entry: FileEntry) -> str | None:
+    def fp(entry: FileSource) -> str | None:
         try:
-            value = fingerprint(entry.path, entry.size)
+            value = entry.fingerprint()
         except OSError as exc:
             plan.problems.append((entry.path, f"cannot read: {exc.strerror or exc}"))
             return None
@@ -195,7 +163,7 @@ def plan_changes(
                     continue
                 plan.touched.append((row.id, entry))
             if row.failed:
-                if retry_failed or (retry_reason is not None and retry_reason(row.error)):
+                if retry_failed or (retry_options is not None and retry_options(row.failed_options)):
                     plan.encode.append(entry)
                 else:
                     plan.failed_unchanged += 1
@@ -215,7 +183,9 @@ def plan_changes(
             plan.reencode.add(entry.path)
             if not moved.failed and moved.id in in_space:
                 continue
-            if moved.failed and not (retry_failed or (retry_reason is not None and retry_reason(moved.error))):
+            if moved.failed and not (
+                retry_failed or (retry_options is not None and retry_options(moved.failed_options))
+            ):
                 plan.failed_unchanged += 1
                 continue
         plan.encode.append(entry)

@@ -1,78 +1,50 @@
-"""The stages of an index run and their default implementations (clip-retrieval's shape).
+"""The parts of an index run, each made by a factory (clip-retrieval's shape).
 
-The runner (:func:`vidsearch.indexer.pipeline.run_stages`) takes each stage as a factory, so a
-test or another front end can swap one (a fake decoder, a remote encoder, a different store)
-and every stage gets timed the same way:
+The runner (:func:`vidsearch.indexer.pipeline.run_pipeline`) is a producer feeding a sink. Each
+comes from a factory in :class:`Stages`, so a test or another front end swaps one (a fake
+decoder, the Ray cluster, Parquet shards) and every part gets timed the same way:
 
-- decode: ``DecodeFactory(options) -> DecodeStage``; a decode stage is a context manager
-  that turns jobs into :class:`DecodedVideo` or :class:`DecodeFailure` results, in any order.
-- encode: ``EncodeFactory(encoder, options) -> EncodeStage``; maps one decoded video to its
-  segment vectors ``[S, D]`` (float32, L2-normalized).
-- commit: ``CommitFactory(library, space, plan, options) -> CommitStage``; durable writes.
+- producer: ``ProducerFactory(encoder, options) -> Producer``; by default a
+  :class:`~vidsearch.indexer.producer.LocalProducer` over the two factories below:
+  - decode: ``DecodeFactory(options) -> DecodeStage``, jobs in, decoded videos or failures out;
+  - encode: ``EncodeFactory(encoder, options) -> EncodeStage``, a decoded video to its segment
+    vectors ``[S, D]`` (float32, L2-normalized);
+- sink: ``SinkFactory(library, space, plan, options) -> Sink``; durable writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vidsearch.indexer.commit import LibraryCommitter
 from vidsearch.indexer.options import IndexOptions
+from vidsearch.indexer.producer import DecodeStage, EncodeStage, LocalProducer, Producer, Work
 from vidsearch.indexer.scan import Plan
+from vidsearch.indexer.sink import LibrarySink, Sink
 from vidsearch.store.library import Library, SpaceInfo
 
 if TYPE_CHECKING:
-    from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
+    from vidsearch.media.jobs import DecodedVideo, DecodeJob
 
 __all__ = [
-    "DecodeStage",
-    "EncodeStage",
-    "CommitStage",
     "DecodeFactory",
     "EncodeFactory",
-    "CommitFactory",
-    "pool_decoder",
+    "ProducerFactory",
+    "SinkFactory",
+    "Stages",
     "clip_encoder",
-    "library_committer",
+    "decode_job_of",
+    "library_sink",
+    "pool_decoder",
 ]
-
-
-class DecodeStage(Protocol):
-    """Turns decode jobs into results; a context manager that owns its workers."""
-
-    def __enter__(self) -> DecodeStage: ...
-
-    def __exit__(self, *exc: object) -> object: ...
-
-    def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodedVideo | DecodeFailure]:
-        """Results as they complete, one per job."""
-        ...
-
-
-EncodeStage = Callable[["DecodedVideo"], np.ndarray]
-
-
-class CommitStage(Protocol):
-    """Writes results durably (see :class:`~vidsearch.indexer.commit.LibraryCommitter`)."""
-
-    def commit(self, batch: Sequence[DecodedVideo], vectors: Sequence[np.ndarray]) -> None:
-        """Store a batch: ``vectors[i]`` are the segment vectors of ``batch[i]``."""
-
-    def fail(self, failure: DecodeFailure) -> None:
-        """Record a file that could not be decoded."""
-
-    def finish(self) -> None:
-        """Called once when every job is done (not after an error)."""
-
-    def close(self) -> None:
-        """Called once at the end, also after an error or Ctrl-C."""
-
 
 DecodeFactory = Callable[[IndexOptions], DecodeStage]
 EncodeFactory = Callable[[Any, IndexOptions], EncodeStage]
-CommitFactory = Callable[[Library, SpaceInfo, Plan, IndexOptions], CommitStage]
+ProducerFactory = Callable[[Any, IndexOptions], Producer]
+SinkFactory = Callable[[Library, SpaceInfo, Plan, IndexOptions], Sink]
 
 
 def pool_decoder(options: IndexOptions) -> DecodeStage:
@@ -84,8 +56,6 @@ def pool_decoder(options: IndexOptions) -> DecodeStage:
         kwargs["workers"] = options.workers
     if options.timeout is not None:
         kwargs["timeout"] = options.timeout
-    if options.decode_faults is not None:
-        kwargs["faults"] = options.decode_faults
     return DecodePool(**kwargs)
 
 
@@ -101,6 +71,41 @@ def clip_encoder(encoder: Any, options: IndexOptions) -> EncodeStage:
     return encode
 
 
-def library_committer(library: Library, space: SpaceInfo, plan: Plan, options: IndexOptions) -> CommitStage:
-    """The library's own commit stage (one SQLite transaction per batch, then FAISS)."""
-    return LibraryCommitter(library, space, plan, crash_after_commits=options.crash_after_commits)
+def decode_job_of(work: Work, encoder: Any, options: IndexOptions) -> DecodeJob:
+    """The decode job of a file source: the model's frames and resolution, the run's sampling."""
+    from vidsearch.media.jobs import DecodeJob
+
+    return DecodeJob(
+        job_id=work.job_id,
+        path=work.source.uri,
+        num_frames=encoder.num_frames,
+        resolution=encoder.resolution,
+        sampling=options.sampling,
+        fast=options.fast,
+    )
+
+
+def library_sink(library: Library, space: SpaceInfo, plan: Plan, options: IndexOptions) -> Sink:
+    """The library's own sink (one space-writer transaction per batch)."""
+    return LibrarySink(library, space, plan.fingerprints, options)
+
+
+@dataclass
+class Stages:
+    """The factories of a run; replace one to swap that part (tests, other back ends).
+
+    ``producer`` None: a :class:`LocalProducer` of ``decode`` and ``encode``.
+    """
+
+    decode: DecodeFactory = pool_decoder
+    encode: EncodeFactory = clip_encoder
+    producer: ProducerFactory | None = None
+    sink: SinkFactory = library_sink
+
+    def make_producer(self, encoder: Any, options: IndexOptions) -> Producer:
+        """The run's producer."""
+        if self.producer is not None:
+            return self.producer(encoder, options)
+        return LocalProducer(
+            self.decode(options), self.encode(encoder, options), lambda work: decode_job_of(work, encoder, options)
+        )

@@ -12,7 +12,6 @@ configured this way.
 ``VIDSEARCH_HF_REVISION``       the Hugging Face revision to download instead of the pinned one
 ``VIDSEARCH_BPE_VOCAB``         the CLIP BPE merges file, instead of open_clip's copy
 ``VIDSEARCH_TRUST_CHECKPOINT``  ``1`` unpickles checkpoints fully (runs their code)
-``VIDSEARCH_FAULT_INJECT``      decode faults to inject, for crash tests (``kind:substr,...``)
 ``HF_HUB_CACHE`` / ``HF_HOME``  the Hugging Face cache, as huggingface_hub reads them
 ``HF_HUB_OFFLINE`` (or
 ``TRANSFORMERS_OFFLINE``)       never try to download
@@ -36,7 +35,6 @@ __all__ = [
     "REVISION_ENV",
     "VOCAB_ENV",
     "TRUST_ENV",
-    "FAULT_ENV",
 ]
 
 LIBRARY_ENV = "VIDSEARCH_LIBRARY"
@@ -45,7 +43,6 @@ CHECKPOINT_ENV = "VIDSEARCH_CHECKPOINT"
 REVISION_ENV = "VIDSEARCH_HF_REVISION"
 VOCAB_ENV = "VIDSEARCH_BPE_VOCAB"
 TRUST_ENV = "VIDSEARCH_TRUST_CHECKPOINT"
-FAULT_ENV = "VIDSEARCH_FAULT_INJECT"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
@@ -59,7 +56,6 @@ class Settings:
     hf_revision: str | None = None
     bpe_vocab: str | None = None
     trust_checkpoint: bool = False
-    fault_inject: str = ""
     hf_hub_cache: str | None = None  # HF_HUB_CACHE, else HF_HOME/hub
     hf_offline: bool = False
     cuda_hidden: bool = False  # CUDA_VISIBLE_DEVICES is "" or "-1"
@@ -80,7 +76,6 @@ class Settings:
             bpe_vocab=get(VOCAB_ENV),
             # "on" is not accepted here: the flag that runs a checkpoint's code stays strict.
             trust_checkpoint=environ.get(TRUST_ENV, "").lower() in {"1", "true", "yes"},
-            fault_inject=environ.get(FAULT_ENV, ""),
             hf_hub_cache=get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None),
             hf_offline=any(environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
             cuda_hidden=environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"),

@@ -1,26 +1,16 @@
-"""What the decoding pool does with one file: the job, its result, and injected faults.
+"""What the decoding pool does with one file: the job and its result.
 
 :func:`decode_job` probes, plans and decodes one file in the calling process; the pool's workers
 (:mod:`vidsearch.media.worker`) call it for every job, and so can a caller that needs no crash
-containment.
-
-Fault injection (for tests). A :class:`FaultPlan` maps path substrings to faults; a file whose
-path contains the substring triggers the fault inside the worker that decodes it. Kinds:
-``crash`` (SIGSEGV), ``abort`` (SIGABRT), ``hang`` (sleeps forever), ``raise`` (a Python
-exception), ``exit`` (``os._exit(3)``), and ``decordcrash`` (SIGSEGV unless the attempt is the
-PyAV-only retry, as when decord itself crashes). Tests pass one to
-:class:`~vidsearch.media.pool.DecodePool`; end-to-end tests of the command line set
-``VIDSEARCH_FAULT_INJECT="crash:bad_one,hang:stuck"``, which the front end reads with
-:meth:`FaultPlan.from_env` and passes on (nothing in here reads the environment by itself).
+containment. Its ``before_decode`` hook runs first, inside the worker: the crash-containment
+tests make workers crash, hang or raise through it (``tests/faults.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,12 +20,9 @@ from vidsearch.media.info import VideoInfo
 from vidsearch.media.probe import probe
 from vidsearch.media.readers import read_frames
 from vidsearch.media.sampling import SamplingConfig, SegmentPlan, plan_segments, plans_at_times
-from vidsearch.settings import FAULT_ENV, Settings, settings
 
 __all__ = [
-    "FAULT_ENV",
-    "FAULT_KINDS",
-    "FaultPlan",
+    "BeforeDecode",
     "DecodeJob",
     "DecodedVideo",
     "DecodeFailure",
@@ -45,68 +32,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-FAULT_KINDS = ("crash", "abort", "hang", "raise", "exit", "decordcrash")
-
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """Faults to inject while decoding (tests only): path substring -> fault kind.
-
-    Example: ``FaultPlan({"bad_one": "crash", "stuck": "hang"})``. The empty plan injects
-    nothing. See the module docstring for the kinds.
-    """
-
-    faults: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        bad = sorted(k for k in self.faults.values() if k not in FAULT_KINDS)
-        if bad:
-            raise ValueError(f"unknown fault kind(s) {bad}; choose from {', '.join(FAULT_KINDS)}")
-        if any(not needle for needle in self.faults):
-            raise ValueError("a fault's path substring must not be empty")
-        object.__setattr__(self, "faults", dict(self.faults))  # picklable, and not shared
-
-    @classmethod
-    def parse(cls, spec: str) -> FaultPlan:
-        """A plan from ``"<kind>:<substring>,..."`` (the ``VIDSEARCH_FAULT_INJECT`` syntax).
-
-        Raises:
-            ValueError: an item has no substring or an unknown kind.
-        """
-        faults: dict[str, str] = {}
-        for item in filter(None, (s.strip() for s in spec.split(","))):
-            kind, _, needle = item.partition(":")  # the substring may hold ":" itself
-            if not needle:
-                raise ValueError(f"{FAULT_ENV}: {item!r} is not '<kind>:<path substring>'")
-            faults[needle] = kind
-        return cls(faults)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> FaultPlan:
-        """The plan ``VIDSEARCH_FAULT_INJECT`` names (empty when unset); for front ends only."""
-        env = settings() if environ is None else Settings.from_env(environ)
-        return cls.parse(env.fault_inject)
-
-    def __bool__(self) -> bool:
-        return bool(self.faults)
-
-    def inject(self, path: str, reader: str) -> None:
-        """Misbehave as planned for ``path`` (``reader`` is the attempt's reader)."""
-        for needle, kind in self.faults.items():
-            if needle not in path:
-                continue
-            LOG.debug("fault injection: %s on %s", kind, path)
-            if kind == "crash" or (kind == "decordcrash" and reader != "pyav"):
-                os.kill(os.getpid(), signal.SIGSEGV)
-            elif kind == "abort":
-                os.abort()
-            elif kind == "hang":
-                while True:
-                    time.sleep(3600)
-            elif kind == "raise":
-                raise RuntimeError(f"injected fault for {needle!r}")
-            elif kind == "exit":
-                os._exit(3)
+BeforeDecode = Callable[[str, str], None]  # (path, reader) -> None, called in the worker
 
 
 @dataclass
@@ -185,7 +111,7 @@ def decode_job(
     job: DecodeJob,
     reader: str = "auto",
     on_probed: Callable[[VideoInfo], None] | None = None,
-    faults: FaultPlan | None = None,
+    before_decode: BeforeDecode | None = None,
 ) -> DecodedVideo | DecodeFailure:
     """Probe, plan and decode one file in this process (what a worker does for each job).
 
@@ -193,7 +119,7 @@ def decode_job(
         job: the file and sampling parameters.
         reader: ``"auto"``, ``"decord"`` or ``"pyav"``.
         on_probed: called with the probed :class:`VideoInfo` before decoding starts.
-        faults: faults to inject (tests only).
+        before_decode: called with ``(path, reader)`` before anything is read (tests inject faults).
 
     Returns:
         A :class:`DecodedVideo`, or a :class:`DecodeFailure` for a file that cannot be decoded
@@ -201,8 +127,8 @@ def decode_job(
     """
     t0 = time.perf_counter()
     try:
-        if faults:
-            faults.inject(job.path, reader)
+        if before_decode is not None:
+            before_decode(job.path, reader)
         info = probe(job.path, reader=reader)
         if on_probed is not None:
             on_probed(info)

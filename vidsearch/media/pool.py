@@ -27,9 +27,9 @@ a shared queue), and a thread in the parent drains the pipes so that workers nev
 busy consumer. At most ``prefetch`` results are dispatched-but-not-consumed at any time, so
 memory stays bounded however slow the consumer (the encoder) is.
 
-Fault injection (for tests): the ``faults`` parameter, a
-:class:`~vidsearch.media.jobs.FaultPlan` sent to every worker when it starts, makes the worker
-that decodes a matching file crash, hang or raise (:mod:`vidsearch.media.jobs`).
+Fault injection (for tests): the ``before_decode`` parameter, a picklable callable sent to every
+worker when it starts and called there before each file, lets the crash-containment tests make
+the worker that decodes a given file crash, hang or raise (``tests/faults.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import forkserver
 
-from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, one_line
+from vidsearch.media.jobs import BeforeDecode, DecodedVideo, DecodeFailure, DecodeJob, one_line
 from vidsearch.media.worker import worker_main
 
 __all__ = ["DecodePool", "default_workers", "prestart"]
@@ -132,7 +132,8 @@ class DecodePool:
         retry_with_pyav: after a crash or a timeout, try the file once more with PyAV only.
         quiet: silence the workers' stderr (decord and FFmpeg log there directly).
         start_method: ``"forkserver"`` (default where available) or ``"spawn"``.
-        faults: faults to inject in the workers (tests only; default none).
+        before_decode: called in the worker with ``(path, reader)`` before each file (tests
+            inject faults through it; default none).
     """
 
     def __init__(
@@ -145,7 +146,7 @@ class DecodePool:
         retry_with_pyav: bool = True,
         quiet: bool = True,
         start_method: str | None = None,
-        faults: FaultPlan | None = None,
+        before_decode: BeforeDecode | None = None,
     ):
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
@@ -158,7 +159,7 @@ class DecodePool:
         self.prefetch = max(1, prefetch if prefetch is not None else 2 * self.workers)
         self.retry_with_pyav = retry_with_pyav
         self.quiet = quiet
-        self.faults = faults if faults is not None else FaultPlan()
+        self.before_decode = before_decode
         # each worker decodes with its share of the cores (threaded FFmpeg/decord decoding)
         self.decode_threads = max(1, _cores() // self.workers)
         if start_method is None:
@@ -195,7 +196,7 @@ class DecodePool:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child_conn, self.quiet, self.faults, self.decode_threads),
+            args=(child_conn, self.quiet, self.before_decode, self.decode_threads),
             daemon=True,
             name="vidsearch-decode",
         )

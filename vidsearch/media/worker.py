@@ -13,7 +13,7 @@ import signal
 import sys
 from multiprocessing import forkserver
 
-from vidsearch.media.jobs import FaultPlan, decode_job
+from vidsearch.media.jobs import BeforeDecode, decode_job
 from vidsearch.media.threads import set_decode_threads
 
 __all__ = ["worker_main"]
@@ -45,13 +45,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(conn, quiet: bool, faults: FaultPlan, threads: int = 1) -> None:
+def worker_main(conn, quiet: bool, before_decode: BeforeDecode | None, threads: int = 1) -> None:
     """Worker loop: receive ``(seq, job, reader)``, send ``start``/``probed``/``done``.
 
     Args:
         conn: this worker's end of its pipe.
         quiet: send fd 2 to /dev/null (decord's C++ logging and FFmpeg write there directly).
-        faults: faults to inject (tests only).
+        before_decode: called before each decode (tests inject faults through it).
         threads: decoding threads per file (this worker's share of the cores).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -83,7 +83,7 @@ def worker_main(conn, quiet: bool, faults: FaultPlan, threads: int = 1) -> None:
                 job,
                 reader,
                 on_probed=lambda info: conn.send(("probed", seq, info.duration)),  # noqa: B023 (called within this job)
-                faults=faults,
+                before_decode=before_decode,
             )
             conn.send(("done", seq, result))
         except (BrokenPipeError, EOFError, OSError):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vidsearch.errors import VidsearchError
+from vidsearch.errors import DiskFullError, VidsearchError
 from vidsearch.store import segments as stored_segments
 from vidsearch.store import spaces as stored_spaces
 from vidsearch.store import videos as stored_videos
@@ -235,6 +235,8 @@ class SpaceWriter:
                 self.library.sync_index(self.space, self.index)
                 self.generation = self.library.generation(self.space.id)
                 self._save()
+            except DiskFullError as exc:  # the run's own error already says the disk is full: one line is enough
+                LOG.debug("could not save the vector index: %s", exc)
             except VidsearchError as exc:
                 LOG.warning("could not save the vector index: %s", exc)
             return
