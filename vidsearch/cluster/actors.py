@@ -1,23 +1,19 @@
 """The actors Ray Data runs: decode (a crash-contained pool each) and encode (the model, once).
 
-A row is a group of videos: ``{"group", "payload", "decode_s", "encode_s"}``. Streaming to the
-driver uses groups of one video (one row per video); ``--stage`` uses groups of
-``videos_per_batch``, one Parquet shard each. ``payload`` is a pickled list of
-``(item, meta)`` pairs, ``meta`` being ``(driver path, size, mtime_ns)``; the item is a
-:class:`~vidsearch.media.jobs.DecodeJob` on the way in, a ``DecodedVideo`` or ``DecodeFailure``
-after decoding, and after encoding ``(video without frames, vectors or None when staged)`` or
-the failure. Pickles because the arrays are ragged and the classes are the library's own;
-frames never travel past the encoder.
+A row is a group of videos (one, as the driver streams them): ``{"group", "payload", "decode_s",
+"encode_s"}``. ``payload`` is a pickled list of ``(item, uri)`` pairs, ``uri`` being the source's
+identity on the driver; the item is a :class:`~vidsearch.media.jobs.DecodeJob` on the way in, a
+``DecodedVideo`` or ``DecodeFailure`` after decoding, and after encoding ``(video without
+frames, vectors)`` or the failure. Pickles because the arrays are ragged and the classes are the
+library's own; frames never travel past the encoder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import pickle
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +25,13 @@ __all__ = ["DecodeActor", "EncodeActor", "make_row", "pack", "unpack"]
 LOG = logging.getLogger(__name__)
 
 
-def pack(items: list[tuple[Any, tuple[str, int, int]]]) -> bytes:
-    """A row's payload from ``(item, meta)`` pairs."""
+def pack(items: list[tuple[Any, str]]) -> bytes:
+    """A row's payload from ``(item, uri)`` pairs."""
     return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack(blob: bytes) -> list[tuple[Any, tuple[str, int, int]]]:
-    """The ``(item, meta)`` pairs of a row's payload."""
+def unpack(blob: bytes) -> list[tuple[Any, str]]:
+    """The ``(item, uri)`` pairs of a row's payload."""
     return pickle.loads(blob)
 
 
@@ -60,7 +56,7 @@ class DecodeActor:
     windows) outlives calls; a crash or a hang fails that video only, with its one-line reason.
 
     Args:
-        options: the run's :class:`~vidsearch.indexer.options.IndexOptions` (timeouts, faults).
+        options: the run's :class:`~vidsearch.indexer.options.IndexOptions` (workers, timeouts).
     """
 
     def __init__(self, options: Any) -> None:
@@ -94,14 +90,9 @@ class EncodeActor:
         options: the run's ``IndexOptions`` with paths as this node sees them and the resolved precision.
         expected_key: the key of the driver's space (the same weights and precision everywhere).
         device: ``"cpu"``, ``"cuda"`` (Ray has set ``CUDA_VISIBLE_DEVICES`` for the actor).
-        stage_dir: write each row as a Parquet shard there (as this node sees it) instead of
-            returning the vectors.
-        dies_once: tests only: a marker file (see ``RayOptions.encoder_dies_once``).
     """
 
-    def __init__(
-        self, options: Any, expected_key: str, device: str, stage_dir: str | None = None, dies_once: str | None = None
-    ) -> None:
+    def __init__(self, options: Any, expected_key: str, device: str) -> None:
         from vidsearch.indexer.stages import clip_encoder
         from vidsearch.models.lowprec import load_encoder_at
 
@@ -120,26 +111,16 @@ class EncodeActor:
             )
         self.options = options
         self.encode = clip_encoder(self.encoder, options)
-        self.stage_dir = Path(stage_dir) if stage_dir else None
-        self.dies_once = dies_once
-
-    def _maybe_die(self) -> None:
-        if self.dies_once and not os.path.exists(self.dies_once):
-            with open(self.dies_once, "w", encoding="utf-8") as fh:
-                fh.write(str(os.getpid()))
-            LOG.warning("fault injection: encode actor %d exits", os.getpid())
-            os._exit(1)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Encode every decoded video of every row; failures pass through unchanged."""
         from vidsearch.media.jobs import DecodedVideo
 
-        self._maybe_die()
         out, secs = [], []
         for blob in batch["payload"]:
             t = time.perf_counter()
             encoded = []
-            for result, meta in unpack(blob):
+            for result, uri in unpack(blob):
                 if isinstance(result, DecodedVideo):
                     xb = self.encode(result)
                     # Spans, info and reader go on; the frames are done with.
@@ -147,13 +128,7 @@ class EncodeActor:
                         dataclasses.replace(result, frames=result.frames[:0], clip_index=result.clip_index[:0]),
                         xb,
                     )
-                encoded.append((result, meta))
-            if self.stage_dir is not None:
-                from vidsearch.cluster.staging import write_shard
-
-                write_shard(self.stage_dir, self.encoder, self.options, encoded)
-                # The driver only counts: the vectors are in the shard.
-                encoded = [((r[0], None) if isinstance(r, tuple) else r, m) for r, m in encoded]
+                encoded.append((result, uri))
             secs.append(time.perf_counter() - t)
             out.append(pack(encoded))
         return make_row(list(batch["group"]), out, [float(s) for s in batch["decode_s"]], secs)

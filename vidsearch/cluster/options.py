@@ -30,15 +30,13 @@ class RayOptions:
             one when the cluster has GPUs, none (CPU encoding) otherwise.
         decode_cpus: CPUs reserved by each decode actor.
         encode_cpus: CPUs reserved by each encode actor.
-        videos_per_batch: decoded videos an encode actor takes per call.
+        videos_per_batch: decoded videos an encode actor takes per call (and per shard with ``stage_dir``).
         path_map: ``(LOCAL, REMOTE)`` prefixes: a path under LOCAL on the driver is under REMOTE
             on the workers (mounts that differ between machines).
-        stage_dir: write encoded shards there (``--stage``) instead of streaming to the driver.
+        stage_dir: the driver writes encoded shards there (``--stage``) instead of committing them.
         preflight_sample: paths each node checks it can read before the run.
         local_cpus: CPUs of a ``"local"`` cluster (default: all).
         object_store_bytes: object store size of a ``"local"`` cluster (default: Ray's).
-        encoder_dies_once: tests only: a marker file; the first encode call that finds it
-            missing creates it and kills its actor (so exactly one actor death happens).
     """
 
     address: str = "auto"
@@ -53,7 +51,6 @@ class RayOptions:
     preflight_sample: int = 8
     local_cpus: int | None = None
     object_store_bytes: int | None = None
-    encoder_dies_once: str | None = None
 
     def __post_init__(self) -> None:
         if self.decode_workers < 1 or self.encode_workers < 1:

@@ -1,28 +1,27 @@
-"""``vidsearch index --ray``: the index run with decode and encode on a Ray Data pipeline.
+"""``vidsearch index --ray``: the index run with a Ray Data pipeline as its producer.
 
 The driver (where the library lives) scans, plans and commits exactly as a local run: this
-module only swaps two of the runner's stages (:class:`vidsearch.indexer.pipeline.Stages`):
-
-- the decode stage becomes the Ray Data pipeline: one input row per video, a CPU stage of
-  :class:`~vidsearch.cluster.actors.DecodeActor` (each with its own crash-contained decode pool:
-  decord first, PyAV after a crash or hang, the local run's sampling), then a stage of
-  :class:`~vidsearch.cluster.actors.EncodeActor` (the model loaded once per actor; GPUs when the
-  cluster has them, fractions allowed). Ray Data streams between the two with backpressure (a
-  slow encoder stops decoders from running ahead of memory), and back to the driver, which
-  yields one result per video;
-- the encode stage hands the runner the vectors computed on the cluster for that video.
+module only swaps the runner's producer (:class:`vidsearch.indexer.stages.Stages`):
+:class:`RayProducer` is one input row per video, a CPU stage of
+:class:`~vidsearch.cluster.actors.DecodeActor` (each with its own crash-contained decode pool:
+decord first, PyAV after a crash or hang, the local run's sampling), then a stage of
+:class:`~vidsearch.cluster.actors.EncodeActor` (the model loaded once per actor; GPUs when the
+cluster has them, fractions allowed). Ray Data streams between the two with backpressure (a
+slow encoder stops decoders from running ahead of memory), and back to the driver, which yields
+one encoded video (its segments and vectors, no frames) or failure per source.
 
 The driver does not load the model: the runner gets its description (key, frames, resolution,
 dimension; :class:`~vidsearch.models.info.EncoderInfo`) and only the encode actors load it, at
 the precision of their device (``auto``: fp32 on CPU encoders, bf16 or fp16 on GPU encoders, as
 a local run on that device), so the driver starts sooner and needs no GPU.
 
-The commit stage is the library's own (one SQLite transaction per batch, FAISS after the
-commit), so progress, report, exit codes and crash safety are the local run's. Exactly once:
-a video's rows are keyed by (space, path, fingerprint); the plan sends only what the library
-does not hold yet, a committed video replaces any older rows of its path, and a result Ray
-delivers twice (a task retried after its actor died) is dropped here by job id. A killed
-driver loses nothing committed; the re-run plans only what is left.
+The sink is the library's own (one SQLite transaction per batch, FAISS after the commit), so
+progress, report, exit codes and crash safety are the local run's; with ``--stage`` it is
+:class:`~vidsearch.cluster.staging.ParquetSink` and the library waits for ``vidsearch ingest``.
+Exactly once: a video's rows are keyed by (space, path, fingerprint); the plan sends only what
+the library does not hold yet, a committed video replaces any older rows of its path, and a
+result Ray delivers twice (a task retried after its actor died) is dropped here by job id. A
+killed driver loses nothing committed; the re-run plans only what is left.
 """
 
 from __future__ import annotations
@@ -31,25 +30,26 @@ import dataclasses
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from vidsearch.cluster.actors import DecodeActor, EncodeActor, pack, unpack
 from vidsearch.cluster.connect import cluster_gpus, connected, gpu_has_bf16
 from vidsearch.cluster.options import ClusterError, RayOptions
 from vidsearch.cluster.pathmap import to_remote
 from vidsearch.cluster.preflight import check_preflight, sample_paths, start_preflight
+from vidsearch.cluster.staging import ParquetSink
 from vidsearch.indexer.options import IndexOptions, IndexReport, ProgressSink
-from vidsearch.indexer.pipeline import Stages, index_folder
-from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob
+from vidsearch.indexer.pipeline import index_folder
+from vidsearch.indexer.producer import Encoded, Failed, Result, Work
+from vidsearch.indexer.stages import Stages, decode_job_of
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure
 from vidsearch.models.info import EncoderInfo
 from vidsearch.models.registry import describe_encoder
 from vidsearch.precision import choose_precision
 
-__all__ = ["RayStages", "encode_target", "index_folder_ray", "remote_options"]
+__all__ = ["RayProducer", "RayRun", "encode_target", "index_folder_ray", "remote_options"]
 
 LOG = logging.getLogger(__name__)
 
@@ -92,11 +92,12 @@ def encode_target(options: IndexOptions, ray_options: RayOptions) -> tuple[float
     return gpus, options.precision if options.precision == "bf16" else choose_precision(options.precision, "cpu")
 
 
-class RayStages:
-    """The runner's decode and encode stages backed by one Ray Data pipeline.
+class RayRun:
+    """What a ``--ray`` run shares between its producers and its report.
 
     Args:
-        ray_options: the cluster side (workers, GPUs, path map).
+        ray_options: the cluster side (workers, GPUs, path map, stage folder).
+        encode_actor: the encode stage's actor class (tests swap in one that misbehaves).
 
     Attributes:
         busy: seconds the actors spent decoding (``decode_busy``) and encoding (``encode_busy``),
@@ -106,22 +107,27 @@ class RayStages:
         started: whether the pipeline ran (its encode actors loaded the model).
     """
 
-    def __init__(self, ray_options: RayOptions) -> None:
-        self.ray_options = ray_options
+    def __init__(self, ray_options: RayOptions, encode_actor: type = EncodeActor) -> None:
+        self.ray_options, self.encode_actor = ray_options, encode_actor
         self.busy = {"decode_busy": 0.0, "encode_busy": 0.0}
         self.duplicates = 0
         self.gpus, self.precision = 0.0, "fp32"
         self.started = False
-        self._vectors: dict[int, np.ndarray] = {}
-        self._key: str | None = None
 
     def stages(self) -> Stages:
-        """The runner's stages: decode and encode from here, the library's own commit (or,
-        with ``stage_dir``, a commit stage that leaves the shards for ``vidsearch ingest``)."""
+        """The runner's parts: this producer, and the library's sink (or, with ``stage_dir``,
+        Parquet shards for ``vidsearch ingest``)."""
         stage_dir = self.ray_options.stage_dir
+        producer = lambda encoder, options: RayProducer(self, encoder, options)  # noqa: E731
         if stage_dir is None:
-            return Stages(decode=self.decode, encode=self.encode)
-        return Stages(decode=self.decode, encode=self.encode, commit=lambda *_: _StagedCommit(Path(stage_dir)))
+            return Stages(producer=producer)
+        per_shard = self.ray_options.videos_per_batch
+        return Stages(
+            producer=producer,
+            sink=lambda library, space, plan, options: ParquetSink(
+                Path(stage_dir), space.key, space.dim, space.model_spec, options, plan.fingerprints, per_shard
+            ),
+        )
 
     def model(self, options: IndexOptions) -> EncoderInfo:
         """What the encode actors will load, described without loading it here (sets ``gpus``, ``precision``)."""
@@ -129,39 +135,22 @@ class RayStages:
         self.gpus, self.precision = encode_target(options, self.ray_options)
         return describe_encoder(options.model, options.checkpoint, options.model_config, self.precision)
 
-    def encode(self, encoder: Any, options: IndexOptions) -> Callable[[DecodedVideo], np.ndarray]:
-        """Encode stage: the vectors the cluster computed for a video (the runner calls it per video)."""
-        self._key = str(encoder.key)
-        vectors = self._vectors
 
-        def encoded(video: DecodedVideo) -> np.ndarray:
-            return vectors.pop(video.job_id)
+class RayProducer:
+    """One run of the Ray Data pipeline; yields the runner one encoded video or failure per source."""
 
-        return encoded
-
-    def decode(self, options: IndexOptions) -> _Pipeline:
-        """Decode stage: the Ray Data pipeline (decode, then encode, on the cluster)."""
-        if self._key is None:
-            raise RuntimeError("the runner makes the encode stage before the decode stage")
-        return _Pipeline(self, options)
-
-
-def _stat(path: str) -> tuple[str, int, int]:
-    try:
-        st = os.stat(path)
-        return path, int(st.st_size), int(st.st_mtime_ns)
-    except OSError:  # vanished since the scan: the decoder reports it
-        return path, -1, 0
-
-
-class _Pipeline:
-    """One run of the Ray Data pipeline; yields the runner one result per job."""
-
-    def __init__(self, owner: RayStages, options: IndexOptions) -> None:
-        self.owner, self.options = owner, options
+    def __init__(self, run: RayRun, encoder: Any, options: IndexOptions) -> None:
+        self.owner, self.options = run, options
+        self.key = str(encoder.key)
+        self.encoder = encoder
         self._iter: Any = None
 
-    def __enter__(self) -> _Pipeline:
+    @property
+    def encode_seconds(self) -> float:
+        """Encoding happens on the cluster (its busy time is reported apart)."""
+        return 0.0
+
+    def __enter__(self) -> RayProducer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,26 +158,23 @@ class _Pipeline:
             self._iter.close()  # stops the executor: its actors go away
         self._iter = None
 
-    def _rows(self, jobs: list[DecodeJob]) -> list[dict[str, Any]]:
-        """Input rows: one video each when streaming, ``videos_per_batch`` (one shard) when staging."""
+    def _rows(self, work: list[Work]) -> list[dict[str, Any]]:
+        """Input rows: one video each, with the path as the workers see it."""
         ro = self.owner.ray_options
-        size = ro.videos_per_batch if ro.stage_dir is not None else 1
         rows = []
-        for g in range(0, len(jobs), size):
-            pairs = [
-                (dataclasses.replace(j, path=to_remote(j.path, ro.path_map)), _stat(j.path)) for j in jobs[g : g + size]
-            ]
+        for g, item in enumerate(work):
+            job = decode_job_of(item, self.encoder, self.options)
+            pairs = [(dataclasses.replace(job, path=to_remote(job.path, ro.path_map)), item.source.uri)]
             rows.append({"group": g, "payload": pack(pairs), "decode_s": 0.0, "encode_s": 0.0})
         return rows
 
-    def _dataset(self, jobs: list[DecodeJob]) -> Any:
+    def _dataset(self, work: list[Work]) -> Any:
         import ray.data
 
         ro, owner = self.owner.ray_options, self.owner
         remote = remote_options(self.options, ro.path_map)
         gpus = owner.gpus
-        stage = to_remote(os.path.abspath(ro.stage_dir), ro.path_map) if ro.stage_dir is not None else None
-        rows = self._rows(jobs)
+        rows = self._rows(work)
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), MAX_INPUT_BLOCKS)))
         ds = ds.map_batches(
             DecodeActor,
@@ -200,15 +186,13 @@ class _Pipeline:
             udf_modifying_row_count=False,
         )
         return ds.map_batches(
-            EncodeActor,
+            owner.encode_actor,
             fn_constructor_kwargs={
                 "options": remote,
-                "expected_key": owner._key,
+                "expected_key": self.key,
                 "device": "cuda" if gpus > 0 else "cpu",
-                "stage_dir": stage,
-                "dies_once": ro.encoder_dies_once,
             },
-            batch_size=ro.videos_per_batch if stage is None else 1,
+            batch_size=ro.videos_per_batch,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=ro.encode_workers),
             num_cpus=ro.encode_cpus,
@@ -216,32 +200,32 @@ class _Pipeline:
             udf_modifying_row_count=False,
         )
 
-    def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodedVideo | DecodeFailure]:
-        """Results as the cluster finishes them, one per job, with the driver's paths."""
-        jobs = list(jobs)
-        if not jobs:
+    def run(self, work: Iterable[Work]) -> Iterator[Result]:
+        """Results as the cluster finishes them, one per source, with the driver's sources."""
+        work = list(work)
+        if not work:
             return
         ro, owner = self.owner.ray_options, self.owner
         owner.started = True
-        by_id = {j.job_id: j for j in jobs}
+        by_id = {w.job_id: w for w in work}
         remote = remote_options(self.options, ro.path_map)
         hint = f" (mapped by --path-map {ro.path_map[0]}={ro.path_map[1]})" if ro.path_map else ""
         # The nodes check themselves while the pipeline starts its actors: both take seconds, and
         # nothing is yielded (so nothing committed) before the checks have passed.
         checks = start_preflight(
-            sample_paths([to_remote(j.path, ro.path_map) for j in jobs], ro.preflight_sample),
+            sample_paths([to_remote(w.source.uri, ro.path_map) for w in work], ro.preflight_sample),
             remote.model,
             remote.checkpoint,
             remote.model_config,
             remote.precision if owner.gpus == 0 else None,
         )
-        self._iter = iter(self._dataset(jobs).iter_rows())
+        self._iter = iter(self._dataset(work).iter_rows())
         try:
             first = next(self._iter, None)
         except Exception:
-            check_preflight(checks, str(owner._key), hint)  # a failed node check explains the failure best
+            check_preflight(checks, self.key, hint)  # a failed node check explains the failure best
             raise
-        check_preflight(checks, str(owner._key), hint)
+        check_preflight(checks, self.key, hint)
         seen: set[int] = set()
         for row in itertools.chain([] if first is None else [first], self._iter):
             owner.busy["decode_busy"] += float(row["decode_s"])
@@ -255,40 +239,16 @@ class _Pipeline:
                     LOG.warning("dropped a repeated result for %s", video.path)
                     continue
                 seen.add(video.job_id)
-                if isinstance(result, tuple):  # (video without frames, its vectors; None when staged)
-                    owner._vectors[video.job_id] = result[1] if result[1] is not None else np.zeros((0, 0), np.float32)
-                yield dataclasses.replace(video, path=by_id[video.job_id].path)
+                source = by_id[video.job_id].source
+                if isinstance(result, tuple):  # (video without frames, its vectors)
+                    yield Encoded(video.job_id, source, dataclasses.replace(video, path=source.uri), result[1])
+                else:
+                    yield Failed(video.job_id, source, video.reason)
         missing = len(by_id) - len(seen)
         if missing:
             raise ClusterError(
                 f"the cluster returned no result for {missing} video(s); run the same command again to index them"
             )
-
-
-class _StagedCommit:
-    """The commit stage of a ``--stage`` run: the shards hold everything; the library waits for ``ingest``."""
-
-    def __init__(self, stage_dir: Path) -> None:
-        self.stage_dir, self.videos = stage_dir, 0
-
-    def commit(self, batch: Any, vectors: Any) -> None:
-        """Count the staged videos."""
-        self.videos += len(batch)
-
-    def fail(self, failure: DecodeFailure) -> None:
-        """Failures are in the shards too; ``ingest`` records them."""
-
-    def finish(self) -> None:
-        """Say where the shards are."""
-        LOG.info(
-            "staged %d video(s) in %s; commit them with `vidsearch ingest %s`",
-            self.videos,
-            self.stage_dir,
-            self.stage_dir,
-        )
-
-    def close(self) -> None:
-        """Nothing to save."""
 
 
 def index_folder_ray(
@@ -297,17 +257,19 @@ def index_folder_ray(
     options: IndexOptions,
     ray_options: RayOptions,
     progress: ProgressSink | None = None,
+    encode_actor: type = EncodeActor,
 ) -> IndexReport:
     """Index ``folder`` like :func:`vidsearch.indexer.pipeline.index_folder`, decoding and encoding on Ray.
 
     The report is a local run's, with the actors' busy time added to ``stage_seconds``; the
-    model is loaded by the encode actors only.
+    model is loaded by the encode actors only. ``encode_actor`` replaces the encode stage's
+    actor class (tests: one that dies once).
 
     Raises:
         ClusterError: Ray is missing, the cluster is unreachable, or a node fails the preflight.
         InputError: ``folder`` is not a directory.
     """
-    stages = RayStages(ray_options)
+    run = RayRun(ray_options, encode_actor)
     if ray_options.stage_dir is not None and Path(folder).is_dir():
         from vidsearch.cluster.staging import write_stage_roots
 
@@ -315,9 +277,9 @@ def index_folder_ray(
     with connected(ray_options):
         # the description gives the space's key up front, at the actors' precision, not the driver's;
         # the actors get that resolved precision with the options
-        info = stages.model(options)
-        options = dataclasses.replace(options, precision=stages.precision)
-        report = index_folder(library, folder, options, progress=progress, encoder=info, stages=stages.stages())
-    report.stage_seconds.update(stages.busy)
-    report.model_loaded = stages.started
+        info = run.model(options)
+        options = dataclasses.replace(options, precision=run.precision)
+        report = index_folder(library, folder, options, progress=progress, encoder=info, stages=run.stages())
+    report.stage_seconds.update(run.busy)
+    report.model_loaded = run.started
     return report

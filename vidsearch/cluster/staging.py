@@ -1,19 +1,21 @@
 """``--stage DIR``: encoded videos as Parquet shards, and ``vidsearch ingest DIR`` to commit them.
 
-For runs too large to stream to one driver, encode actors write each group of videos to its
-own shard instead. A shard is named by its content (a hash of the space key and every video's
-path, size and mtime), so a retried task or a re-run of the same plan overwrites its own file
-rather than adding a second one; the write is atomic (temporary name, then rename).
+For runs whose library should not take the commits as they come, :class:`ParquetSink` is the
+run's sink instead of the library's: it writes each group of ``videos_per_shard`` results to its
+own shard. A shard is named by its content (a hash of the space key and every video's path,
+size and mtime), so a re-run of the same plan overwrites its own file rather than adding a
+second one; the write is atomic (temporary name, then rename).
 
 Columns (one row per video, ``vectors`` float32 ``[segments * dim]`` as bytes):
 
     space_key, dim, model_spec (JSON), sampling (JSON),
     path, size, mtime_ns, fingerprint, status ("indexed" | "failed"), reason, reader,
-    info (JSON), kinds, starts, ends, vectors
+    info (JSON), kinds, starts, ends, vectors; and failed_options (JSON, optional: the options a
+    decode failure happened under)
 
-:func:`ingest` commits shards through the indexer's own commit stage: the rows are planned
-against the library like files of a scan (same path, size and mtime as what the library holds:
-nothing to do), so ingesting twice, or a shard that overlaps another, adds nothing twice.
+:func:`ingest` commits shards through the store's space writer: the rows are planned against the
+library like files of a scan (same path, size and mtime as what the library holds: nothing to
+do), so ingesting twice, or a shard that overlaps another, adds nothing twice.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ import numpy as np
 
 from vidsearch.cluster.options import ClusterError
 from vidsearch.fileio import atomic_write_text
-from vidsearch.indexer.options import IndexReport, sampling_dict
-from vidsearch.indexer.scan import FileEntry, plan_changes
+from vidsearch.indexer.options import IndexReport, failure_options, sampling_dict, with_options
+from vidsearch.indexer.scan import plan_changes
+from vidsearch.indexer.sources import FileSource
 
-__all__ = ["ingest", "list_shards", "shard_name", "write_shard", "write_stage_roots", "stage_roots"]
+__all__ = ["ParquetSink", "ingest", "list_shards", "shard_name", "write_shard", "write_stage_roots", "stage_roots"]
 
 LOG = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ COLUMNS = (
     "ends",
     "vectors",
 )
+# Written by this vidsearch, not required of a shard (those of older runs lack it).
+OPTIONAL_COLUMNS = ("failed_options",)
 COMMIT_VIDEOS = 64  # videos per SQLite transaction when ingesting
 
 
@@ -70,51 +75,107 @@ def shard_name(space_key: str, metas: Sequence[tuple[str, int, int]]) -> str:
     return f"shard-{h.hexdigest()[:24]}.parquet"
 
 
-def write_shard(stage_dir: Path, encoder: Any, options: Any, encoded: list[tuple[Any, tuple[str, int, int]]]) -> Path:
-    """Write one group of encoded videos (``((video, xb) | failure, meta)`` pairs) as a shard."""
+def write_shard(stage_dir: Path, space_key: str, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write rows (dicts with the module's columns) as one shard; returns its path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vidsearch.media import fingerprint
-
-    cols: dict[str, list] = {k: [] for k in COLUMNS}
-    spec, sampling = (
-        json.dumps(encoder.spec, sort_keys=True),
-        json.dumps(sampling_dict(options.sampling), sort_keys=True),
-    )
-    for result, (path, size, mtime_ns) in encoded:
-        ok = isinstance(result, tuple)
-        video = result[0] if ok else None
-        try:
-            fp = fingerprint(video.info.path if ok else result.path, size) if size >= 0 else ""
-        except OSError:
-            fp = ""
-        row = {
-            "space_key": str(encoder.key),
-            "dim": int(encoder.embed_dim),
-            "model_spec": spec,
-            "sampling": sampling,
-            "path": path,
-            "size": int(size),
-            "mtime_ns": int(mtime_ns),
-            "fingerprint": fp,
-            "status": "indexed" if ok else "failed",
-            "reason": None if ok else result.reason,
-            "reader": video.reader if ok else None,
-            "info": json.dumps(dataclasses.asdict(video.info)) if ok else None,
-            "kinds": [s.kind for s in video.segments] if ok else [],
-            "starts": [float(s.start) for s in video.segments] if ok else [],
-            "ends": [float(s.end) for s in video.segments] if ok else [],
-            "vectors": np.ascontiguousarray(result[1], dtype="<f4").tobytes() if ok else b"",
-        }
-        for k, v in row.items():
-            cols[k].append(v)
+    cols = {k: [row.get(k) for row in rows] for k in COLUMNS + OPTIONAL_COLUMNS}
     stage_dir.mkdir(parents=True, exist_ok=True)
-    final = stage_dir / shard_name(str(encoder.key), [m for _, m in encoded])
+    final = stage_dir / shard_name(space_key, [(r["path"], r["size"], r["mtime_ns"]) for r in rows])
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     pq.write_table(pa.table(cols), tmp)
     os.replace(tmp, final)
     return final
+
+
+class ParquetSink:
+    """A run's sink that writes shards for ``vidsearch ingest`` instead of the library.
+
+    Args:
+        stage_dir: the shards' folder (as the driver sees it).
+        space_key, dim, model_spec: the space the vectors belong to.
+        options: the run's options (the sampling is stored; decode failures keep them).
+        fingerprints: the plan's content fingerprints, by path.
+        videos_per_shard: results per shard.
+    """
+
+    def __init__(
+        self,
+        stage_dir: Path,
+        space_key: str,
+        dim: int,
+        model_spec: dict[str, Any],
+        options: Any,
+        fingerprints: dict[str, str],
+        videos_per_shard: int,
+    ) -> None:
+        self.stage_dir, self.options, self.fingerprints = stage_dir, options, fingerprints
+        self.videos_per_shard = videos_per_shard
+        self._common = {
+            "space_key": space_key,
+            "dim": int(dim),
+            "model_spec": json.dumps(model_spec, sort_keys=True),
+            "sampling": json.dumps(sampling_dict(options.sampling), sort_keys=True),
+        }
+        self._rows: list[dict[str, Any]] = []
+        self.shards: list[Path] = []
+        self.videos = 0
+
+    def _row(self, source: Any, **values: Any) -> dict[str, Any]:
+        fp = self.fingerprints.get(source.uri)
+        if fp is None:
+            try:
+                fp = source.fingerprint()
+            except OSError:
+                fp = ""
+        row = {**self._common, "path": source.uri, "size": int(source.size), "mtime_ns": int(source.mtime_ns)}
+        row.update(fingerprint=fp, reason=None, failed_options=None, reader=None, info=None)
+        row.update(kinds=[], starts=[], ends=[], vectors=b"")
+        row.update(values)
+        return row
+
+    def add(self, batch: Sequence[Any]) -> None:
+        """Stage encoded sources (:class:`~vidsearch.indexer.producer.Encoded`)."""
+        for item in batch:
+            video = item.video
+            self._rows.append(
+                self._row(
+                    item.source,
+                    status="indexed",
+                    reader=video.reader,
+                    info=json.dumps(dataclasses.asdict(video.info)),
+                    kinds=[s.kind for s in video.segments],
+                    starts=[float(s.start) for s in video.segments],
+                    ends=[float(s.end) for s in video.segments],
+                    vectors=np.ascontiguousarray(item.vectors, dtype="<f4").tobytes(),
+                )
+            )
+            self._maybe_write()
+
+    def fail(self, failed: Any) -> str:
+        """Stage a failure (a decode failure with the options it happened under); returns its reason."""
+        reason = with_options(failed.reason, self.options) if failed.decoding else failed.reason
+        options = json.dumps(failure_options(self.options)) if failed.decoding else None
+        self._rows.append(self._row(failed.source, status="failed", reason=reason, failed_options=options))
+        self._maybe_write()
+        return reason
+
+    def _maybe_write(self, force: bool = False) -> None:
+        if self._rows and (force or len(self._rows) >= self.videos_per_shard):
+            self.shards.append(write_shard(self.stage_dir, self._common["space_key"], self._rows))
+            self.videos += len(self._rows)
+            self._rows = []
+
+    def close(self, completed: bool) -> None:
+        """Write what is left (also after an error: staged results are kept) and say where the shards are."""
+        self._maybe_write(force=True)
+        LOG.info(
+            "staged %d video(s) in %s; commit them with `vidsearch ingest %s`",
+            self.videos,
+            self.stage_dir,
+            self.stage_dir,
+        )
 
 
 def write_stage_roots(stage_dir: Path | str, roots: Sequence[Path | str]) -> None:
@@ -199,10 +260,10 @@ def ingest(library: Any, stage_dir: Path | str, roots: Sequence[Path | str] | No
             the run's folders are unknown.
     """
     from vidsearch.cluster.shard_checks import file_refusal, row_vectors
-    from vidsearch.indexer.commit import LibraryCommitter
-    from vidsearch.media import SegmentPlan, VideoInfo
-    from vidsearch.media.jobs import DecodedVideo, DecodeFailure
+    from vidsearch.media import VideoInfo
     from vidsearch.store import videos as stored_videos
+    from vidsearch.store.segments import SpanRow
+    from vidsearch.store.writer import FailedVideo, SpaceWriter, VideoRows
 
     t0 = time.perf_counter()
     stage_dir = Path(stage_dir)
@@ -232,49 +293,44 @@ def ingest(library: Any, stage_dir: Path | str, roots: Sequence[Path | str] | No
             )
             with library.session() as s:
                 snapshot = stored_videos.snapshot(s, space.id)
-            entries = [FileEntry(r["path"], r["size"], r["mtime_ns"]) for r in group]
+            entries = [FileSource(r["path"], r["size"], r["mtime_ns"]) for r in group]
             plan = plan_changes(snapshot, entries, None, retry_failed=True)
             todo = {e.path for e in plan.encode} | {e.path for _, e in plan.moved}
             report.unchanged += len(group) - len(todo)
-            plan.encode = [e for e in entries if e.path in todo]
-            plan.fingerprints.update({r["path"]: r["fingerprint"] for r in group if r["fingerprint"]})
-            committer = LibraryCommitter(library, space, plan)
-            try:
-                batch, vectors = [], []
-                for job_id, row in enumerate(r for r in group if r["path"] in todo):
+            with SpaceWriter(library, space) as writer:
+                batch: list[VideoRows] = []
+                for row in (r for r in group if r["path"] in todo):
                     if row["status"] != "indexed":
-                        committer.fail(DecodeFailure(job_id, row["path"], row["reason"] or "failed"))
-                        report.failed.append((row["path"], row["reason"] or "failed"))
+                        reason = row["reason"] or "failed"
+                        options = json.loads(row["failed_options"]) if row.get("failed_options") else None
+                        writer.fail(
+                            FailedVideo(row["path"], reason, row["size"], row["mtime_ns"], row["fingerprint"], options)
+                        )
+                        report.failed.append((row["path"], reason))
                         continue
                     spans = [
-                        SegmentPlan(k, s, e, [])
+                        SpanRow(k, float(s), float(e))
                         for k, s, e in zip(row["kinds"], row["starts"], row["ends"], strict=False)
                     ]
-                    xb = row_vectors(row)[0]
-                    info = VideoInfo(**json.loads(row["info"]))
                     batch.append(
-                        DecodedVideo(
-                            job_id,
-                            row["path"],
-                            info,
-                            spans,
-                            np.zeros((0,), np.uint8),
-                            np.zeros((0, 0), np.int64),
-                            row["reader"],
-                            0.0,
+                        VideoRows(
+                            uri=row["path"],
+                            size=row["size"],
+                            mtime_ns=row["mtime_ns"],
+                            fingerprint=row["fingerprint"] or None,
+                            reader=row["reader"],
+                            info=VideoInfo(**json.loads(row["info"])),
+                            spans=spans,
+                            xb=row_vectors(row)[0],
                         )
                     )
-                    vectors.append(xb)
                     report.updated += row["path"] in plan.reencode
                     report.added += row["path"] not in plan.reencode
                     report.segments += len(spans)
                     if len(batch) >= COMMIT_VIDEOS:
-                        committer.commit(batch, vectors)
-                        batch, vectors = [], []
+                        writer.add(batch)
+                        batch = []
                 if batch:
-                    committer.commit(batch, vectors)
-                committer.finish()
-            finally:
-                committer.close()
+                    writer.add(batch)
     report.seconds = time.perf_counter() - t0
     return report
