@@ -50,12 +50,15 @@ def one_line_error(code: int, err: str, says: str) -> None:
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run a command in this process (faster than :func:`cli`; no entry-point error handling)."""
+    from faults import FaultPlan, injected
     from typer.testing import CliRunner
 
     from vidsearch.cli import commands  # noqa: F401  (registers the commands)
     from vidsearch.cli.main import app
 
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300", **(env or {})}, catch_exceptions=False)
+    # VIDSEARCH_FAULT_INJECT in `env`: the decoders of this run misbehave (tests/faults.py)
+    with injected(FaultPlan.from_env(env or {})):
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "300", **(env or {})}, catch_exceptions=False)
     return result.exit_code, result.stdout
 
 
@@ -209,7 +212,7 @@ def test_numeric_options_reject_nan_inf_and_out_of_range(args: list[str], says: 
 
 def _library_with_rows(tmp_path: Path, n: int) -> tuple[Path, Path]:
     """A library whose rows are ``n`` (failed) videos under ``tmp_path/vids``: no model needed."""
-    from vidsearch.indexer.commit import record_failure
+    from vidsearch.indexer.sink import record_problem
     from vidsearch.store.library import Library
 
     vids, lib = tmp_path / "vids", tmp_path / "lib"
@@ -217,7 +220,7 @@ def _library_with_rows(tmp_path: Path, n: int) -> tuple[Path, Path]:
     with Library.open(lib, create=True) as library:
         for i in range(n):
             (vids / f"v{i}.mp4").write_bytes(b"x")
-            record_failure(library, str(vids / f"v{i}.mp4"), "not a video")
+            record_problem(library, str(vids / f"v{i}.mp4"), "not a video")
     return vids, lib
 
 
@@ -393,19 +396,21 @@ def test_a_file_that_failed_under_some_options_is_retried_when_they_change(tmp_p
 
 
 def test_failures_before_decoding_are_not_retried_for_new_options() -> None:
-    from vidsearch.indexer.options import IndexOptions, failed_with_other_options, with_options
-    from vidsearch.indexer.scan import FileEntry, plan_changes
+    from vidsearch.indexer.options import IndexOptions, failed_with_other_options, failure_options, with_options
+    from vidsearch.indexer.scan import FileSource, plan_changes
     from vidsearch.store.videos import KnownVideo, Snapshot
 
     old, new = IndexOptions(), IndexOptions(timeout=30.0)
     rows = [
-        KnownVideo(1, "/v/slow.mp4", 10, 1, "fp1", "failed", with_options("timed out after 3 s", old)),
+        KnownVideo(
+            1, "/v/slow.mp4", 10, 1, "fp1", "failed", with_options("timed out after 3 s", old), failure_options(old)
+        ),
         KnownVideo(2, "/v/gone.mp4", 10, 1, "fp2", "failed", "cannot read: Permission denied"),
     ]
-    files = [FileEntry("/v/slow.mp4", 10, 1), FileEntry("/v/gone.mp4", 10, 1)]
+    files = [FileSource("/v/slow.mp4", 10, 1), FileSource("/v/gone.mp4", 10, 1)]
     for options, retried in ((old, []), (new, ["/v/slow.mp4"])):
         plan = plan_changes(
-            Snapshot(rows), files, None, retry_reason=lambda r, o=options: failed_with_other_options(r, o)
+            Snapshot(rows), files, None, retry_options=lambda r, o=options: failed_with_other_options(r, o)
         )
         assert [e.path for e in plan.encode] == retried
         assert plan.failed_unchanged == 2 - len(retried)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import videogen
+from faults import FaultPlan, injected
 from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
@@ -19,7 +20,9 @@ runner = CliRunner()
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+    # VIDSEARCH_FAULT_INJECT in `env`: the decoders of this run misbehave (tests/faults.py)
+    with injected(FaultPlan.from_env(env or {})):
+        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
     return result.exit_code, result.stdout
 
 

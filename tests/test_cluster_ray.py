@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'vids
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'vidsearch[ray]' runs these tests")
 
 import videogen  # noqa: E402
+from faults import dying_encode_actor  # noqa: E402
 
 from vidsearch.cli import commands  # noqa: E402,F401  (registers the commands)
 from vidsearch.cli.main import app  # noqa: E402
@@ -111,7 +112,9 @@ def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(
     monkeypatch.setattr(lowprec, "load_encoder_at", no_load)
     marker = tmp_path / "encoder-died"
     with Library.open(tmp_path / "ray", create=True) as lib:
-        remote = index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(encoder_dies_once=str(marker)))
+        remote = index_folder_ray(
+            lib, videos, options(tiny_checkpoint), ray_options(), encode_actor=dying_encode_actor(str(marker))
+        )
     assert marker.exists(), "the fault was not injected"
     assert remote.added == 5 and remote.segments == 5 + 3
     assert remote.failed == [] and remote.stage_seconds["encode_busy"] > 0 and remote.stage_seconds["decode_busy"] > 0
@@ -130,7 +133,11 @@ def test_staged_shards_survive_an_actor_death_and_ingest_once(
     stage, marker = tmp_path / "stage", tmp_path / "encoder-died"
     with Library.open(tmp_path / "lib", create=True) as lib:
         staged = index_folder_ray(
-            lib, videos, options(tiny_checkpoint), ray_options(stage_dir=stage, encoder_dies_once=str(marker))
+            lib,
+            videos,
+            options(tiny_checkpoint),
+            ray_options(stage_dir=stage),
+            encode_actor=dying_encode_actor(str(marker)),
         )
         assert staged.added == 5 and lib.stats()["videos_indexed"] == 0  # nothing committed yet
     assert marker.exists(), "the fault was not injected"
@@ -158,8 +165,16 @@ from vidsearch.cluster.ray_runner import index_folder_ray
 from vidsearch.indexer.options import IndexOptions
 from vidsearch.store.library import Library
 
+import dataclasses
+sys.path.insert(0, sys.argv[5])
+from faults import crash_after_commits
+from vidsearch.cluster.ray_runner import RayRun
+
+# the library's sink, SIGKILLing this driver after its 2nd commit (before the FAISS save)
+stages_of = RayRun.stages
+RayRun.stages = lambda self: dataclasses.replace(stages_of(self), sink=crash_after_commits(2))
 ray.init(address=sys.argv[1], log_to_driver=False)
-opts = IndexOptions(model=sys.argv[4], workers=1, device="cpu", batch_size=1, crash_after_commits=2)
+opts = IndexOptions(model=sys.argv[4], workers=1, device="cpu", batch_size=1)
 with Library.open(sys.argv[3], create=True) as lib:
     index_folder_ray(lib, sys.argv[2], opts, RayOptions(address=sys.argv[1], decode_cpus=0.5, encode_cpus=0.5, videos_per_batch=1))
 """
@@ -170,7 +185,16 @@ def test_killed_driver_resumes_without_duplicates(
 ) -> None:
     lib = tmp_path / "lib"
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, cluster, str(videos), str(lib), str(tiny_checkpoint)],
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            cluster,
+            str(videos),
+            str(lib),
+            str(tiny_checkpoint),
+            str(Path(__file__).parent),
+        ],
         capture_output=True,
         text=True,
         timeout=240,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import videogen
 from conftest import default_sigint
+from faults import plugin_env
 
 from vidsearch.store.library import Library
 
@@ -51,13 +52,17 @@ def crashing_index_cmd(folder: Path, lib: Path, ckpt: Path, crash_after: int) ->
     """The same run as `index_cmd`, told to SIGKILL itself right after its `crash_after`-th commit."""
     script = (
         "import sys\n"
-        "from vidsearch.indexer.pipeline import IndexOptions, index_folder\n"
+        "sys.path.insert(0, sys.argv[5])\n"
+        "from faults import crash_after_commits\n"
+        "from vidsearch.indexer.pipeline import IndexOptions, Stages, index_folder\n"
         "from vidsearch.store.library import Library\n"
-        "folder, lib, ckpt, n = sys.argv[1:]\n"
+        "folder, lib, ckpt, n = sys.argv[1:5]\n"
         "with Library.open(lib) as library:\n"
-        "    index_folder(library, folder, IndexOptions(model=ckpt, workers=1, batch_size=1, crash_after_commits=int(n)))\n"
+        "    stages = Stages(sink=crash_after_commits(int(n)))\n"
+        "    index_folder(library, folder, IndexOptions(model=ckpt, workers=1, batch_size=1), stages=stages)\n"
     )
-    return [sys.executable, "-c", script, str(folder), str(lib), str(ckpt), str(crash_after)]
+    tests = str(Path(__file__).resolve().parent)
+    return [sys.executable, "-c", script, str(folder), str(lib), str(ckpt), str(crash_after), tests]
 
 
 def env_with(**extra: str) -> dict[str, str]:
@@ -142,7 +147,7 @@ def _indexed_count(lib: Path) -> int:
 def signal_index_run(folder: Path, lib: Path, ckpt: Path, sig: int) -> tuple[int, str]:
     """Start `vidsearch index`, send ``sig`` once 2 videos are committed; ``(exit code, stderr)``."""
     # The last video's decoder hangs, so the run is surely still going when the signal arrives.
-    env = env_with(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
+    env = plugin_env(VIDSEARCH_FAULT_INJECT=f"hang:v{N_VIDEOS - 1}.mp4")
     proc = subprocess.Popen(
         index_cmd(folder, lib, ckpt),
         env=env,

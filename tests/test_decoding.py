@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import default_sigint
+from faults import FAULT_ENV, FaultPlan
 from videogen import frame_numbers, make_bad_corpus, write_video
 
 from vidsearch.media import SamplingConfig, middle_indices
-from vidsearch.media.jobs import FAULT_ENV, DecodedVideo, DecodeFailure, DecodeJob, FaultPlan, decode_job
+from vidsearch.media.jobs import DecodedVideo, DecodeFailure, DecodeJob, decode_job
 from vidsearch.media.pool import DecodePool
 
 RES = 32
@@ -86,7 +87,7 @@ def test_pool_decodes_everything_once(videos):
 def test_crash_and_abort_are_contained(videos):
     paths = [videos[f"n{i}"] for i in range(6)]
     faults = FaultPlan({"n1.mp4": "crash", "n3.mp4": "abort"})
-    with DecodePool(workers=2, retry_with_pyav=False, faults=faults) as pool:
+    with DecodePool(workers=2, retry_with_pyav=False, before_decode=faults) as pool:
         results = {r.job_id: r for r in pool.run(_jobs(paths))}
         assert pool.started_workers >= 3  # replacements (the last crash may need none)
     assert len(results) == 6
@@ -99,7 +100,7 @@ def test_crash_and_abort_are_contained(videos):
 
 def test_decord_crash_is_retried_with_pyav(videos):
     faults = FaultPlan({"short.mp4": "decordcrash", "n0.mp4": "crash"})
-    with DecodePool(workers=1, faults=faults) as pool:
+    with DecodePool(workers=1, before_decode=faults) as pool:
         results = {r.job_id: r for r in pool.run(_jobs([videos["short"], videos["n0"], videos["n1"]]))}
     assert isinstance(results[0], DecodedVideo) and results[0].reader == "pyav"
     _check_decoded(results[0])
@@ -111,7 +112,11 @@ def test_hang_is_killed_after_the_timeout(videos):
     paths = [videos[f"n{i}"] for i in range(5)]
     t0 = time.monotonic()
     with DecodePool(
-        workers=2, timeout=2.0, timeout_per_second=0.0, retry_with_pyav=False, faults=FaultPlan({"n2.mp4": "hang"})
+        workers=2,
+        timeout=2.0,
+        timeout_per_second=0.0,
+        retry_with_pyav=False,
+        before_decode=FaultPlan({"n2.mp4": "hang"}),
     ) as pool:
         results = {r.job_id: r for r in pool.run(_jobs(paths))}
     elapsed = time.monotonic() - t0
@@ -122,7 +127,7 @@ def test_hang_is_killed_after_the_timeout(videos):
 
 
 def test_python_errors_fail_the_file_and_keep_the_worker(videos):
-    with DecodePool(workers=1, faults=FaultPlan({"n0.mp4": "raise"})) as pool:
+    with DecodePool(workers=1, before_decode=FaultPlan({"n0.mp4": "raise"})) as pool:
         results = {r.job_id: r for r in pool.run(_jobs([videos["n0"], videos["n1"]]))}
         assert pool.started_workers == 1
     assert results[0].reason.startswith("decoder error: RuntimeError: injected fault")
@@ -159,7 +164,7 @@ def test_results_in_flight_are_bounded(videos):
 
 
 def test_stopping_early_kills_busy_workers_promptly(videos):
-    pool = DecodePool(workers=2, timeout=60, faults=FaultPlan({"n5.mp4": "hang"}))
+    pool = DecodePool(workers=2, timeout=60, before_decode=FaultPlan({"n5.mp4": "hang"}))
     gen = pool.run(_jobs([videos["n5"], videos["n0"], videos["n1"]]))
     first = next(gen)
     assert isinstance(first, DecodedVideo)
@@ -218,10 +223,12 @@ def test_stopping_the_parent_leaves_no_worker_behind(videos, tmp_path, sig):
     script.write_text(
         textwrap.dedent(f"""
         import os, sys
-        from vidsearch.media.jobs import DecodeJob, FaultPlan
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from faults import FaultPlan
+        from vidsearch.media.jobs import DecodeJob
         from vidsearch.media.pool import DecodePool
         if __name__ == "__main__":
-            with DecodePool(workers=2, timeout=600, faults=FaultPlan({{"n4.mp4": "hang"}})) as pool:
+            with DecodePool(workers=2, timeout=600, before_decode=FaultPlan({{"n4.mp4": "hang"}})) as pool:
                 jobs = [DecodeJob(0, {videos["n0"]!r}, 8, 32), DecodeJob(1, {videos["n4"]!r}, 8, 32)]
                 for r in pool.run(jobs):
                     pids = [w.proc.pid for w in pool._pool]
@@ -266,8 +273,8 @@ def test_fault_plans_parse_and_reject_bad_specs():
 
 
 def test_decode_job_in_process_obeys_its_fault_plan(videos):
-    r = decode_job(DecodeJob(3, videos["n0"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"}))
+    r = decode_job(DecodeJob(3, videos["n0"], 8, RES), before_decode=FaultPlan({"n0.mp4": "raise"}))
     assert isinstance(r, DecodeFailure) and r.reason.startswith("decoder error: RuntimeError: injected fault")
     assert isinstance(
-        decode_job(DecodeJob(4, videos["n1"], 8, RES), faults=FaultPlan({"n0.mp4": "raise"})), DecodedVideo
+        decode_job(DecodeJob(4, videos["n1"], 8, RES), before_decode=FaultPlan({"n0.mp4": "raise"})), DecodedVideo
     )
