@@ -41,7 +41,7 @@ class Sink(Protocol):
 def _fingerprint_or_empty(source: Source) -> str:
     # The file may vanish between decoding and the commit; its decoded frames are still good.
     try:
-        return source.fingerprint()
+        return str(source.fingerprint())
     except OSError:
         return ""
 
