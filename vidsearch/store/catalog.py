@@ -19,7 +19,7 @@ from vidsearch.errors import InputError
 from vidsearch.store.library import Library
 from vidsearch.store.locks import WRITE_LOCK, lock_held
 from vidsearch.store.schema import Segment, Video, VideoStatus
-from vidsearch.store.videos import KnownVideo
+from vidsearch.store.videos import KNOWN_COLUMNS, KnownVideo
 
 __all__ = [
     "VideoRecord",
@@ -55,14 +55,7 @@ class VideoRecord(KnownVideo):
 
 
 _COLUMNS = (
-    Video.id,
-    Video.path,
-    Video.size,
-    Video.mtime_ns,
-    Video.fingerprint,
-    Video.status,
-    Video.error,
-    Video.failed_options,
+    *KNOWN_COLUMNS,
     Video.duration,
     Video.fps,
     Video.num_frames,

@@ -16,6 +16,7 @@ from vidsearch.store.segments import drop_segments
 from vidsearch.store.spaces import bump_generation
 
 __all__ = [
+    "KNOWN_COLUMNS",
     "KnownVideo",
     "Snapshot",
     "VideoRef",
@@ -71,20 +72,22 @@ class VideoRef:
     duration: float | None
 
 
+# The columns of a KnownVideo, in its fields' order (VideoRecord's begin with them too).
+KNOWN_COLUMNS = (
+    Video.id,
+    Video.path,
+    Video.size,
+    Video.mtime_ns,
+    Video.fingerprint,
+    Video.status,
+    Video.error,
+    Video.failed_options,
+)
+
+
 def snapshot(s: Session, space_id: int | None) -> Snapshot:
     """The state an index run diffs a scan against (see ``vidsearch.indexer.scan``)."""
-    rows = s.execute(
-        select(
-            Video.id,
-            Video.path,
-            Video.size,
-            Video.mtime_ns,
-            Video.fingerprint,
-            Video.status,
-            Video.error,
-            Video.failed_options,
-        )
-    ).all()
+    rows = s.execute(select(*KNOWN_COLUMNS)).all()
     in_space: set[int] = set()
     if space_id is not None:
         in_space = {
