@@ -10,6 +10,7 @@ reads it builds on (``generation``, ``segment_ids``, ``load_vectors``, ``iter_ve
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,29 +32,30 @@ def stamp(index: SpaceIndex, space: SpaceInfo, generation: int) -> None:
     index.meta.update(generation=generation, owner=space.uid)
 
 
-class SpaceIndexFiles:
-    """The index files of a library directory (a base of :class:`~vidsearch.store.library.Library`)."""
+class SpaceIndexFiles(abc.ABC):
+    """The index files of a library directory (a base of :class:`~vidsearch.store.library.Library`,
+    which provides the abstract reads below)."""
 
     root: Path
     read_only: bool
     writable: bool
     _indexes: dict[int, SpaceIndex]
 
+    @abc.abstractmethod
     def generation(self, space_id: int) -> int:
         """The space's current generation."""
-        raise NotImplementedError  # the library's
 
+    @abc.abstractmethod
     def segment_ids(self, space_id: int) -> np.ndarray:
         """Sorted ids of every segment of a space."""
-        raise NotImplementedError  # the library's
 
+    @abc.abstractmethod
     def load_vectors(self, space_id: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Stored vectors of a space as ``(ids, xb)``."""
-        raise NotImplementedError  # the library's
 
+    @abc.abstractmethod
     def iter_vectors(self, space_id: int, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream ``(ids, xb)`` of every stored vector of a space."""
-        raise NotImplementedError  # the library's
 
     def index_path(self, space_id: int) -> Path:
         """Where the FAISS index of a space lives."""
