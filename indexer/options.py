@@ -21,7 +21,7 @@ __all__ = [
     "failed_with_other_options",
 ]
 
-# The stages of the runner, in order (vidsearch.indexer.pipeline); IndexReport times each.
+# The parts of a run IndexReport times: the producer's decoding and encoding, the sink's writes.
 STAGES = ("decode", "encode", "commit")
 
 
@@ -54,9 +54,10 @@ class IndexOptions:
 class IndexReport:
     """What an index run did; ``stage_seconds`` is the wall time spent in each stage.
 
-    ``decode`` is the time the runner waited for decoded videos (decoding itself runs in worker
-    processes, overlapped with the other stages), ``encode`` the time in the encoder, ``commit``
-    the time writing SQLite and the FAISS index.
+    ``decode`` is the time the runner waited for the producer beyond its encoding (decoding
+    itself runs in worker processes, overlapped with the other parts), ``encode`` the time in the
+    encoder (0 where it runs on a cluster: see its busy seconds), ``commit`` the time in the sink
+    (SQLite and the FAISS index, or shards).
     """
 
     space_key: str
