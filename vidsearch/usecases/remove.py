@@ -57,6 +57,8 @@ def remove_videos(library: Library, paths: Sequence[str], *, confirmed: bool = F
                 remedy="confirm_remove",
             )
         removed = library.remove_paths(targets)
+        from vidsearch.store.writer import SpaceWriter
+
         for space in library.spaces():
-            library.vector_index(space, refresh=True)  # sync and save the FAISS files now
+            SpaceWriter(library, space).close()  # the FAISS files without the removed vectors, now
     return Removal(found, removed, False)
