@@ -141,18 +141,31 @@ def test_space_writer_orders_commit_index_and_save(tmp_path: Path) -> None:
         assert library.failures() == {"/v/b.mp4": "broken"}
 
 
-def test_interrupted_writer_saves_what_sqlite_holds(tmp_path: Path) -> None:
-    """Interrupted between a commit and its index update: the save on the way out catches up."""
+@pytest.mark.parametrize("where", ["before the index add", "inside the index add"])
+def test_interrupted_writer_saves_what_sqlite_holds(tmp_path: Path, where: str) -> None:
+    """Ctrl-C between a commit and its index update: the save on the way out is whole and current."""
     with Library.open(tmp_path / "lib") as library, library.writer_lock():
         space = library.ensure_space("fake@0", DIM, {}, {})
+        with SpaceWriter(library, space) as writer:
+            writer.add([rows("/v/a.mp4", 1)])
         writer = SpaceWriter(library, space)
-        writer.index.add = lambda ids, xb: (_ for _ in ()).throw(KeyboardInterrupt())  # type: ignore[method-assign]
+        index = writer.index
+        assert isinstance(index, VectorIndex)
+
+        def interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        # "inside": the rows are in FAISS but the id map is not refreshed yet (a torn index)
+        target = "add" if where == "before the index add" else "_sync_positions"
+        setattr(index, target, interrupt)
         with pytest.raises(KeyboardInterrupt):
-            writer.add([rows("/v/a.mp4", 2)])
-        del writer.index.add  # the instance attribute: the real method again
+            writer.add([rows("/v/b.mp4", 2)])
         writer.close(completed=False)
         header = read_header(library.index_path(space.id))
-        assert header["ntotal"] == 2 and header["meta"]["generation"] == library.generation(space.id)
+        assert header["ntotal"] == 3 and header["meta"]["generation"] == library.generation(space.id)
+    with Library.open(tmp_path / "lib") as library:
+        ids = library.vector_index(library.space("fake@0")).ids()
+        assert np.array_equal(np.sort(ids), library.segment_ids(space.id))  # no duplicate, none missing
 
 
 def test_in_ram_and_on_disk_indexes_share_one_protocol(tmp_path: Path) -> None:

@@ -166,6 +166,7 @@ class SpaceWriter:
         self.commits = 0
         self._rebuild: _BackgroundRebuild | None = None
         self._closed = False
+        self._updating = False  # inside add/fail: SQLite and the index may disagree until it returns
 
     def __enter__(self) -> SpaceWriter:
         return self
@@ -182,6 +183,7 @@ class SpaceWriter:
         space = self.space
         stale: list[int] = []
         new_ids: list[int] = []
+        self._updating = True
         with self.library.session() as s:
             for video in videos:
                 vid, dropped = stored_videos.mark_indexed(
@@ -205,35 +207,42 @@ class SpaceWriter:
             xb = np.concatenate([v.xb for v in videos]).astype(np.float32, copy=False)
             self.index.add(np.asarray(new_ids, dtype=np.int64), xb)
         self.generation = generation
+        self._updating = False
         self.commits += 1
         self._maybe_rebuild()
         return new_ids
 
     def fail(self, failed: FailedVideo) -> None:
         """Record a source that could not be indexed; its stale vectors leave the index."""
+        self._updating = True
         dropped = record_failure(self.library, failed)
         stale = [sid for sp, sid in dropped if sp == self.space.id]
         if stale:
             self.index.remove(np.asarray(stale, dtype=np.int64))
             self.generation = self.library.generation(self.space.id)
+        self._updating = False
 
     def close(self, completed: bool = True) -> None:
         """Save the index as reflecting what was committed (idempotent).
 
         Args:
             completed: the run finished: wait for a background rebuild and swap it in first.
-                False (an error, Ctrl-C, a full disk is already on its way up): bring the index
-                in line with SQLite and save it without waiting for a rebuild; only log a failed
-                save, since the index file is synced from SQLite on the next open anyway.
+                False (an error, Ctrl-C, a full disk is already on its way up): save without
+                waiting for a rebuild (an index an interruption may have torn is first replaced by
+                the saved file synced with SQLite); only log a failed save, since the index file
+                is synced from SQLite on the next open anyway.
         """
         if self._closed:
             return
         self._closed = True
         if not completed:
             try:
-                # An interruption may land between a commit and its index update: catch up first.
-                self.library.sync_index(self.space, self.index)
-                self.generation = self.library.generation(self.space.id)
+                if self._updating:
+                    # Interrupted between a commit and its index update: the index in memory may
+                    # be torn (rows added, ids not yet mapped). The last saved file, synced with
+                    # SQLite by id difference, is whole.
+                    self.index = self.library.vector_index(self.space, refresh=True)
+                    self.generation = self.library.generation(self.space.id)
                 self._save()
             except DiskFullError as exc:  # the run's own error already says the disk is full: one line is enough
                 LOG.debug("could not save the vector index: %s", exc)
