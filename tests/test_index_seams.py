@@ -202,13 +202,14 @@ def test_a_query_snapshot_is_one_transaction(tmp_path: Path) -> None:
 def test_parquet_sink_then_ingest_once(tmp_path: Path) -> None:
     """``--stage`` without a cluster: any producer can feed the Parquet sink; ingest commits once."""
     pytest.importorskip("pyarrow")
-    from vidsearch.cluster.staging import ParquetSink, ingest, list_shards
+    import videogen
+
+    from vidsearch.cluster.staging import ParquetSink, ingest, list_shards, write_stage_roots
 
     folder = tmp_path / "videos"
-    folder.mkdir()
     sources = []
     for name in ("a.mp4", "offline.mp4", "b.mp4"):
-        (folder / name).write_bytes(name.encode() * 50)
+        videogen.write_video(folder / name, seconds=1, fps=8, size=(32, 32))  # ingest opens what it commits
         source = file_source(str(folder / name))
         assert isinstance(source, FileSource)
         sources.append(source)
@@ -217,6 +218,7 @@ def test_parquet_sink_then_ingest_once(tmp_path: Path) -> None:
     report = IndexReport(space_key="fake@0")
     run_pipeline(WindowsProducer(0.0), sink, [Work(i, s) for i, s in enumerate(sources)], 1, report)
     assert len(list_shards(tmp_path / "stage")) == 2 and sink.videos == 3
+    write_stage_roots(tmp_path / "stage", [folder])  # as `index --ray --stage` does
     with Library.open(tmp_path / "lib") as library:
         first = ingest(library, tmp_path / "stage")
         assert (first.added, first.segments, [p for p, _ in first.failed]) == (2, 4, [sources[1].uri])

@@ -167,6 +167,9 @@ def test_0003_moves_vectors_out_of_segments_and_back(tmp_path: Path) -> None:
         assert library.load_vectors(1)[0].tolist() == [3, 5]
 
     engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # past 0006 first: its rebuild needs foreign keys off before a transaction
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
     with engine.begin() as conn:
         conn.execute(text("PRAGMA foreign_keys=ON"))
         cfg.attributes["connection"] = conn
