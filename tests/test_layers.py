@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "media": 0,
     "models": 0,
     "precision": 0,
+    "speech": 0,
     # L1: the library on disk.
     "store": 1,
     "migrations": 1,
@@ -82,6 +83,8 @@ SIDEWAYS: dict[str, set[str]] = {
     "labels": {"errors", "data", "metrics", "fileio"},
     "media": {"errors", "fileio", "settings"},
     "precision": {"errors", "settings"},
+    # Speech recognizers read audio and subtitles; nothing of the video models.
+    "speech": {"errors"},
     # Encoders take frames of any size and resize them with the media resize (the official one).
     "models": {"errors", "fileio", "precision", "media", "settings"},
     # The store applies the migrations on open; the migrations read the store's metadata.

@@ -46,6 +46,8 @@ __all__ = [
     "ActorScan",
     "ActorTube",
     "ActorBox",
+    "VideoTranscript",
+    "TranscriptSegment",
     "utcnow",
 ]
 
@@ -288,3 +290,46 @@ class ActorBox(Base):
     det_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: bridged gap (interpolated)
     label: Mapped[str] = mapped_column(Text)  # best class at this keyframe
     score: Mapped[float] = mapped_column(Float)  # its softmax probability
+
+
+class VideoTranscript(Base):
+    """Where a video's words came from, once per video (migration 0007).
+
+    A row means "done for this file": ``fingerprint`` and ``sidecars`` (the subtitle files beside
+    it, name:size:mtime) say which state of the video it describes, so an incremental run redoes
+    only videos that changed or gained, lost or edited a subtitle file. A row without lines is a
+    recorded outcome too (``notes`` say why: no audio track, silent, a broken subtitle file).
+    """
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    sidecars: Mapped[str] = mapped_column(Text)  # "" when the video had no subtitle file
+    source: Mapped[str] = mapped_column(String(16))  # sidecar, embedded, speech or none
+    backend: Mapped[str] = mapped_column(String(200))  # file name, stream, pocketsphinx, whisper:SIZE
+    language: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lines: Mapped[int] = mapped_column(Integer)
+    notes: Mapped[str] = mapped_column(Text)  # JSON list of reasons worth showing a user
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TranscriptSegment(Base):
+    """One timed line of what is said in a video; ``transcript_fts`` (FTS5) indexes its text.
+
+    The full-text index is an external-content FTS5 table over this one, kept in step by
+    triggers (migration 0007), so every insert or delete here, cascades included, updates it.
+    """
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_segments_video_start", "video_id", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # also the FTS5 rowid
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    backend: Mapped[str] = mapped_column(String(200))
+    words: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [[start, end, word], ...]; None: line-timed
