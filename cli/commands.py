@@ -20,4 +20,5 @@ from vidsearch.cli import (  # noqa: F401,E402
     maintenance,  # noqa: F401
     query,
     serve,  # noqa: F401
+    transcribe,  # noqa: F401
 )

@@ -25,6 +25,7 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.cli.format import shown
+from vidsearch.cli.transcribe import BACKEND_HELP, check_backend, print_transcripts, run_transcripts
 from vidsearch.cluster.options import RayOptions, require_ray
 from vidsearch.cluster.pathmap import parse_path_map
 from vidsearch.errors import InputError
@@ -34,6 +35,7 @@ from vidsearch.store.location import library_exists
 
 if TYPE_CHECKING:
     from vidsearch.indexer.options import IndexReport
+    from vidsearch.indexer.transcribe import TranscribeReport
 
 # Exit codes (documented in the README): 0 every file indexed, 1 some file could not be indexed
 # (the rest were), 2 bad arguments or an unusable library/model, 130 interrupted.
@@ -89,6 +91,9 @@ def index_command(
     verify: bool = typer.Option(
         False, "--verify", help="Re-fingerprint every file, also those whose size and mtime did not change."
     ),
+    transcribe: str | None = typer.Option(
+        None, "--transcribe", metavar="[BACKEND]", help=BACKEND_HELP + " --transcribe alone means whisper."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Index every video under DIRECTORY. Re-running only does what changed."""
@@ -102,6 +107,7 @@ def index_command(
         raise InputError(f"{directory} is not a directory; pass the folder that holds your videos")
     if ray is None and (stage is not None or path_map is not None):
         raise InputError("--stage and --path-map only apply to a cluster run: add --ray auto (or local, or HOST:PORT)")
+    check_backend(transcribe)
     if ray is None and _nothing_to_do(directory, library, json_out):
         return
     from vidsearch.indexer.pipeline import IndexOptions, index_folder
@@ -138,7 +144,9 @@ def index_command(
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
             report = run(lib, directory, options, progress=progress)
-    _print_report(report, directory, json_out)
+        # Subtitles are picked up on every run; speech is recognized only with --transcribe.
+        said = run_transcripts(lib, transcribe, device, json_out)
+    _print_report(report, directory, json_out, said)
     if report.failed or report.failed_unchanged:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -161,11 +169,11 @@ def _nothing_to_do(directory: Path, library: Path | None, json_out: bool) -> boo
     return True
 
 
-def _print_report(report: IndexReport, directory: Path, json_out: bool) -> None:
+def _print_report(report: IndexReport, directory: Path, json_out: bool, said: TranscribeReport | None = None) -> None:
     """The end-of-run summary (or its JSON form), one line per failure up to 20."""
 
     if json_out:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **({"transcripts": said.to_dict()} if said is not None else {})})
     elif not report.scanned and not report.failed:
         console.print(
             f"no video files under {directory} ({len(VIDEO_EXTENSIONS)} extensions, e.g. .mp4 .mkv .mov .webm); "
@@ -185,3 +193,5 @@ def _print_report(report: IndexReport, directory: Path, json_out: bool) -> None:
             console.print(f"  ... and {len(report.failed) - 20} more (see `vidsearch info`)")
         if report.failed_unchanged:
             console.print(f"  {report.failed_unchanged} file(s) failed before and were not retried (--retry-failed)")
+        if said is not None and (said.transcribed or said.without_words and said.backend or said.notes):
+            print_transcripts(said)

@@ -34,10 +34,13 @@ def _interrupted() -> None:
 
 # What may follow `--ray` as its address: auto, local, ray://..., HOST:PORT.
 _RAY_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-\[\]:]+:\d+)$")
+# What may follow `--transcribe` as its backend.
+_BACKEND = re.compile(r"^(whisper(:\S+)?|pocketsphinx)$", re.IGNORECASE)
 
 
 def bare_ray_flag(argv: list[str]) -> list[str]:
-    """``--ray`` without an address means ``--ray auto`` (the cluster this machine is part of).
+    """``--ray`` without an address means ``--ray auto`` (the cluster this machine is part of),
+    and ``--transcribe`` without a backend ``--transcribe whisper``.
 
     typer's options take a value or none, never an optional one, so a bare ``--ray`` (last, or
     before another option or the folder) is spelled out here; what follows it is taken as its
@@ -49,6 +52,9 @@ def bare_ray_flag(argv: list[str]) -> list[str]:
             break
         if arg == "--ray" and (i + 1 == len(out) or not _RAY_ADDRESS.match(out[i + 1])):
             out[i] = "--ray=auto"
+        # likewise a bare `--transcribe` is the recommended backend
+        if arg == "--transcribe" and (i + 1 == len(out) or not _BACKEND.match(out[i + 1])):
+            out[i] = "--transcribe=whisper"
     return out
 
 

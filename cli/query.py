@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,6 +20,9 @@ from vidsearch.cli.common import (
 )
 from vidsearch.cli.format import fmt_time, shown
 from vidsearch.errors import InputError
+
+if TYPE_CHECKING:
+    from vidsearch.search import VideoHit
 
 
 @app.command("query")
@@ -53,6 +57,14 @@ def query_command(
     rerank_k: int | None = typer.Option(
         None, "--rerank-k", help="With --rerank: how many ITC candidates to re-rank (default: max(-k, 16))."
     ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="seen (the video model), said (transcripts) or both, fused (default: both when the library has transcripts).",
+    ),
+    said: str | None = typer.Option(
+        None, "--said", metavar="PHRASE", help='An exact spoken phrase, e.g. --said "the bridge is closed".'
+    ),
     model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -72,7 +84,7 @@ def query_command(
     check_number("--min-duration", min_duration, low=0, unit="seconds")
     check_number("--max-duration", max_duration, low=0, unit="seconds")
     check_order("--min-duration", min_duration, "--max-duration", max_duration)
-    if (text is None) == (video is None):
+    if text is not None and video is not None or (text is None and video is None and said is None):
         raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
     filters = QueryFilters(
         min_score=min_score,
@@ -83,15 +95,28 @@ def query_command(
         label_set=label_set,
     )
     candidates = rerank_k_for(rerank, rerank_k, default=max(k, DEFAULT_RERANK_K)) or 0
-    query = Query(text=text, file=video, start=start, end=end, k=k, filters=filters, rerank_k=candidates)
+    query = Query(
+        text=text,
+        file=video,
+        start=start,
+        end=end,
+        k=k,
+        filters=filters,
+        rerank_k=candidates,
+        mode=mode,  # type: ignore[arg-type]  # check_query names a bad mode
+        said=said,
+    )
     check_query(query)  # before the library is opened: fail fast
     if video is not None and not video.is_file():
         raise InputError(f"--video {video}: {'is a directory, not a video file' if video.is_dir() else 'no such file'}")
     with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
         space = resolve_space(lib, model, precision)  # auto: the space's own precision
         hits = search(lib, query, LocalEmbedder(device), space).hits
+    from vidsearch.retrieval import why_matched
+
     if json_out:
-        print_json([h.to_dict() for h in hits])
+        # matched: the retrievers that found it; why: seen, said or both
+        print_json([{**h.to_dict(), "why": why_matched(h.matched)} for h in hits])
         return
     if not hits:
         console.print("no results" + (" above --min-score" if min_score is not None else ""))
@@ -104,8 +129,33 @@ def query_command(
         ("score", {"justify": "right"}),
         ("span", {}),
         ("video", {"overflow": "fold"}),
+        ("matched", {}),
     ):
         table.add_column(col, **kw)
+    quoting = any(h.said is not None for h in hits)
+    if quoting:
+        table.add_column("said", overflow="fold")
     for h in hits:
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{fmt_time(h.start)}-{fmt_time(h.end)}", shown(h.path))
+        row = [
+            str(h.rank),
+            f"{h.score:.3f}",
+            f"{fmt_time(h.start)}-{fmt_time(h.end)}",
+            shown(h.path),
+            why_matched(h.matched),
+        ]
+        if quoting:
+            row.append(_quote(h))
+        table.add_row(*row)
     console.print(table)
+
+
+def _quote(hit: VideoHit) -> str:
+    """The spoken words of a result, the matched ones in bold, with when they are said."""
+    from rich.markup import escape
+
+    if hit.said is None:
+        return ""
+    text, match = hit.said.text, hit.said.match
+    at = text.find(match) if match else -1
+    quoted = escape(text) if at < 0 else f"{escape(text[:at])}[bold]{escape(match)}[/]{escape(text[at + len(match) :])}"
+    return f"\u201c{quoted}\u201d {fmt_time(hit.said.start)}-{fmt_time(hit.said.end)}"

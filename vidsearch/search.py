@@ -29,6 +29,7 @@ from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
 __all__ = [
+    "Said",
     "Filters",
     "VideoHit",
     "search_vectors",
@@ -74,6 +75,16 @@ class Filters:
         return True
 
 
+@dataclass(frozen=True)
+class Said:
+    """The spoken words a result matched: the transcript line, the matched part and its span (s)."""
+
+    text: str  # the whole line, as quoted to the user
+    match: str  # the matched words within it
+    start: float  # when the matched words start (from word times; interpolated for subtitle lines)
+    end: float
+
+
 @dataclass
 class VideoHit:
     """One ranked video with its best-matching span (seconds)."""
@@ -88,6 +99,7 @@ class VideoHit:
     segment_id: int
     kind: str  # "window": the span was localized over the video's windows; "video": the whole video
     matched: tuple[str, ...] = ()  # the retrievers that found it (vidsearch.retrieval.fuse fills it in)
+    said: Said | None = None  # the words of a transcript match (vidsearch.retrieval.transcripts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from vidsearch.search import Filters, VideoHit
 
-__all__ = ["GroupBy", "RetrievalQuery", "Retriever"]
+__all__ = ["GroupBy", "RetrievalQuery", "Retriever", "why_matched"]
 
 GroupBy = Literal["video", "moment"]
 
@@ -46,3 +46,15 @@ class Retriever(Protocol):
     def retrieve(self, query: RetrievalQuery) -> list[VideoHit]:
         """The best ``query.k`` hits for ``query`` (empty when it does not apply)."""
         ...
+
+
+# What each retriever's match means to a user: the video model sees, the transcripts hear.
+_SENSE = {"vectors": "seen", "transcripts": "said"}
+
+
+def why_matched(matched: tuple[str, ...] | list[str]) -> str:
+    """``seen``, ``said`` or ``both`` for a result's ``matched`` retrievers ("" when none)."""
+    senses = {_SENSE.get(name, name) for name in matched}
+    if {"seen", "said"} <= senses:
+        return "both"
+    return next(iter(senses), "") if len(senses) == 1 else "+".join(sorted(senses))

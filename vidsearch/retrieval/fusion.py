@@ -7,7 +7,7 @@ that several retrievers find rises above one that only one finds.
 
 What a fused result shows: the hit of the first retriever in ``lists`` that found it (its span
 and its own ``score``, so a vector match keeps its cosine similarity), ``matched`` naming every
-retriever that found it, best first. With a single retriever, fusion keeps its list as it is.
+retriever that found it, best first, and the spoken words (``said``) of whichever hit quotes them. With a single retriever, fusion keeps its list as it is.
 
 The same result: for ``group_by="video"`` the same video; for ``"moment"`` a moment of the same
 video overlapping by more than ``overlap`` (temporal IoU), as :func:`vidsearch.search.search_moments`
@@ -52,6 +52,8 @@ def fuse(
                 shown, matched, total = fused[i]
                 if _same(shown, hit, group_by, overlap):
                     if name not in matched:
+                        if shown.said is None and hit.said is not None:
+                            shown = dataclasses.replace(shown, said=hit.said)  # keep the quote of what was said
                         fused[i] = (shown, [*matched, name], total + value)
                     break
             else:

@@ -17,7 +17,7 @@ from vidsearch.errors import InputError, ModelError
 from vidsearch.speech.audio import SAMPLE_RATE
 from vidsearch.speech.transcript import Line, Word
 
-__all__ = ["BACKENDS", "BACKEND_NOTES", "Transcriber", "open_transcriber", "PocketSphinxTranscriber"]
+__all__ = ["BACKENDS", "BACKEND_NOTES", "Transcriber", "open_transcriber", "prepare_backend", "PocketSphinxTranscriber"]
 
 BACKENDS = ("whisper", "pocketsphinx")
 # Shown by `info` and the CLI's help, so nobody picks the fallback expecting Whisper's quality.
@@ -60,6 +60,32 @@ def open_transcriber(spec: str, device: str = "auto") -> Transcriber:
         f"unknown speech backend {spec!r}; use one of: whisper, whisper:SIZE (tiny, base, small, medium, "
         "large-v3, or a Hugging Face repo of a CTranslate2 model), pocketsphinx"
     )
+
+
+def prepare_backend(spec: str) -> None:
+    """Check that a backend can run here, without loading its model (fail before a long run).
+
+    For Whisper this finds the weights (in the cache, or downloads them once); for PocketSphinx
+    it imports the package.
+
+    Raises:
+        InputError: an unknown backend. ModelError: its package or weights are missing.
+    """
+    name, _, size = spec.strip().partition(":")
+    name = name.lower()
+    if name == "whisper":
+        from vidsearch.speech.whisper import whisper_weights
+
+        whisper_weights(size or "small")
+    elif name == "pocketsphinx" and not size:
+        try:
+            import pocketsphinx  # noqa: F401
+        except ImportError as e:
+            raise ModelError(
+                "the pocketsphinx backend needs its package: pip install 'vidsearch[speech]' (or pocketsphinx)"
+            ) from e
+    else:
+        open_transcriber(spec)  # raises the InputError naming the valid backends
 
 
 # PocketSphinx marks alternative pronunciations "word(2)" and fills pauses with these tokens.

@@ -20,10 +20,13 @@ __all__ = ["sidecar_stamp", "existing_subtitles", "transcribe_video"]
 LOG = logging.getLogger(__name__)
 
 
-def sidecar_stamp(video: Path) -> str:
-    """The sidecar files of ``video`` as ``name:size:mtime_ns`` entries ("" when there are none)."""
+def sidecar_stamp(video: Path, siblings: list[Path] | None = None) -> str:
+    """The sidecar files of ``video`` as ``name:size:mtime_ns`` entries ("" when there are none).
+
+    ``siblings``: the folder's listing, when the caller lists each folder once.
+    """
     parts = []
-    for path in find_sidecars(video):
+    for path in find_sidecars(video, siblings):
         try:
             st = path.stat()
         except OSError:

@@ -58,16 +58,20 @@ def sidecar_language(video: Path, sidecar: Path) -> str | None:
     return None
 
 
-def find_sidecars(video: Path) -> list[Path]:
+def find_sidecars(video: Path, siblings: list[Path] | None = None) -> list[Path]:
     """The subtitle files beside ``video``, best first.
 
     Best: an untagged file (``clip.srt``), then one with an English tag, then the others by name;
     variants (``forced``, ``sdh``) last, since a forced track subtitles only foreign speech.
+    ``siblings`` is the folder's listing when the caller already has it (one listing per folder,
+    not per video).
     """
-    try:
-        entries = list(video.parent.iterdir())
-    except OSError:
-        return []
+    entries = siblings
+    if entries is None:
+        try:
+            entries = list(video.parent.iterdir())
+        except OSError:
+            return []
     found: list[tuple[tuple[int, int, str], Path]] = []
     for entry in entries:
         tags = _tags(video, entry)

@@ -15,7 +15,7 @@ import numpy as np
 from vidsearch.errors import ModelError, WeightsNotFoundError
 from vidsearch.speech.transcript import Line, Word
 
-__all__ = ["WhisperTranscriber", "whisper_repo"]
+__all__ = ["WhisperTranscriber", "whisper_repo", "whisper_weights"]
 
 LOG = logging.getLogger(__name__)
 
@@ -41,8 +41,17 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _model_dir(size: str) -> str:
-    """A local folder with the CTranslate2 model: as given, from the cache, or downloaded."""
+def whisper_weights(size: str) -> str:
+    """A local folder with the CTranslate2 model: as given, from the cache, or downloaded.
+
+    Raises:
+        ModelError: faster-whisper is not installed, or an unknown size.
+        WeightsNotFoundError: not cached and not downloadable (offline).
+    """
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError as e:
+        raise ModelError("the whisper backend needs faster-whisper: pip install 'vidsearch[speech]'") from e
     if os.path.isdir(size):
         return size
     from faster_whisper.utils import download_model
@@ -74,7 +83,7 @@ class WhisperTranscriber:
         except ImportError as e:
             raise ModelError("the whisper backend needs faster-whisper: pip install 'vidsearch[speech]'") from e
         self.name = f"whisper:{size}"
-        path = _model_dir(size)
+        path = whisper_weights(size)
         import ctranslate2
 
         if device == "auto":

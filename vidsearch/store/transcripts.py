@@ -82,6 +82,7 @@ class TextHit:
     marked: str
     words: str | None
     score: float
+    duration: float | None  # the video's
 
 
 def _state(row: VideoTranscript) -> TranscriptState:
@@ -177,14 +178,14 @@ def search_lines(s: Session, match: str, limit: int) -> list[TextHit]:
     rows = s.execute(
         text(
             "SELECT t.id, t.video_id, v.path, t.start, t.end, t.text, "
-            "highlight(transcript_fts, 0, :mo, :mc), t.words, bm25(transcript_fts) AS rank "
+            "highlight(transcript_fts, 0, :mo, :mc), t.words, bm25(transcript_fts) AS rank, v.duration "
             "FROM transcript_fts JOIN transcript_segments t ON t.id = transcript_fts.rowid "
             "JOIN videos v ON v.id = t.video_id "
             "WHERE transcript_fts MATCH :q AND v.status = :ok ORDER BY rank LIMIT :n"
         ),
         {"q": match, "n": limit, "mo": MARK_OPEN, "mc": MARK_CLOSE, "ok": VideoStatus.INDEXED},
     )
-    return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], -float(r[8])) for r in rows]
+    return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], -float(r[8]), r[9]) for r in rows]
 
 
 def transcript_counts(s: Session) -> dict[str, int]:

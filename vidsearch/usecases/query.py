@@ -17,21 +17,38 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from vidsearch.errors import InputError
 from vidsearch.retrieval import GroupBy, RetrievalQuery, Retriever, VectorRetriever, fuse
+from vidsearch.retrieval.transcripts import TranscriptRetriever
 from vidsearch.search import Filters, VideoHit, check_text, moment_vector
 from vidsearch.store.library import Library, SpaceInfo
+from vidsearch.store.transcripts import has_transcripts
 from vidsearch.usecases.encoders import QueryEmbedder
 from vidsearch.usecases.videos import indexed_video, videos_where
 
-__all__ = ["MomentRef", "QueryFilters", "Query", "SearchPage", "check_query", "retrievers_for", "search"]
+__all__ = [
+    "MODES",
+    "Mode",
+    "MomentRef",
+    "QueryFilters",
+    "Query",
+    "SearchPage",
+    "check_query",
+    "retrievers_for",
+    "search",
+]
 
 # A hit of the source video sharing more than this share of the shorter of the two spans with the
 # source moment is the moment itself (a shorter window inside it, or its video's localized span).
 SAME_MOMENT_SHARE = 0.5
+
+Mode = Literal["seen", "said", "both"]
+# What a query searches: what is seen (the vectors), what is said (the transcripts), or both, fused.
+MODES: tuple[Mode, ...] = ("seen", "said", "both")
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,8 @@ class Query:
     group_by: GroupBy = "video"
     filters: QueryFilters = field(default_factory=QueryFilters)
     rerank_k: int = 0  # text queries by video: re-rank this many best candidates by ITM (0: none)
+    mode: Mode | None = None  # None: both when the library has transcripts, else seen
+    said: str | None = None  # an exact spoken phrase for the transcripts (then text is optional)
 
 
 @dataclass
@@ -90,8 +109,17 @@ def check_query(query: Query) -> None:
             a label set without a label; ``k < 1``; a negative offset.
     """
     given = sum(x is not None for x in (query.text, query.file, query.moment))
-    if given != 1:
+    if query.mode is not None and query.mode not in MODES:
+        raise InputError(f"unknown mode {query.mode!r}; use one of: {', '.join(MODES)}")
+    if query.said is not None:
+        if not query.said.strip():
+            raise InputError('--said needs the words to find, e.g. --said "the bridge is closed"')
+        if query.mode == "seen":
+            raise InputError("--said searches what is said; it does not apply with --mode seen")
+    if given != 1 and not (given == 0 and query.said is not None):
         raise InputError("give exactly one of a query text, a clip or image file, or a moment of the library")
+    if query.mode == "said" and query.said is None and query.text is None:
+        raise InputError("--mode said searches transcripts, which need words: give a query TEXT or --said PHRASE")
     if query.text is not None:
         check_text(query.text)
     if query.file is None and (query.start is not None or query.end is not None):
@@ -113,12 +141,29 @@ def check_query(query: Query) -> None:
         raise InputError("re-ranking applies to text queries with one result per video")
 
 
-def retrievers_for(library: Library, space: SpaceInfo) -> list[Retriever]:
+def query_mode(library: Library, query: Query) -> Mode:
+    """The mode a query runs in: the one asked for, else ``said`` for a bare ``--said``, else
+    ``both`` when the library has transcripts and ``seen`` when it has none."""
+    if query.mode is not None:
+        return query.mode
+    if query.said is not None and query.text is None and query.file is None and query.moment is None:
+        return "said"
+    with library.session() as s:
+        return "both" if has_transcripts(s) else "seen"
+
+
+def retrievers_for(library: Library, space: SpaceInfo, mode: Mode = "seen", said: str | None = None) -> list[Retriever]:
     """The retrievers a search asks, in priority order (see :func:`vidsearch.retrieval.fuse`).
 
-    A new retriever (speech transcripts) is added here; nothing else in the flow changes.
+    ``seen``: the vectors; ``said``: the transcripts; ``both``: the two, fused. ``said``: the
+    exact phrase the transcripts search instead of the query's text.
     """
-    return [VectorRetriever(library, space)]
+    retrievers: list[Retriever] = []
+    if mode in ("seen", "both"):
+        retrievers.append(VectorRetriever(library, space))
+    if mode in ("said", "both"):
+        retrievers.append(TranscriptRetriever(library, said))
+    return retrievers
 
 
 def search(library: Library, query: Query, embedder: QueryEmbedder, space: SpaceInfo | None = None) -> SearchPage:
@@ -142,13 +187,16 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
             return SearchPage([], False, None)
         space = spaces[0]
     filters = _engine_filters(library, space, query.filters)
-    vector = _query_vector(library, space, query, embedder)
+    mode = query_mode(library, query)
+    # A said-only search needs no model: nothing is embedded, so nothing loads.
+    needs_vector = mode != "said" and (query.text is not None or query.file is not None or query.moment is not None)
+    vector = _query_vector(library, space, query, embedder) if needs_vector else None
     # One more than the page says whether a next page exists. A moment query drops its source:
     # one video, or (by moments) the source and at most one window overlapping it by more than half.
     want = query.offset + query.k + 1 + (2 if query.moment is not None else 0)
     want = max(want, query.rerank_k)
     asked = RetrievalQuery(text=query.text, vector=vector, k=want, group_by=query.group_by, filters=filters)
-    lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space)}
+    lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space, mode, query.said)}
     hits = fuse(lists, want, query.group_by)  # one retriever's list passes through in its order
     if query.rerank_k:
         hits = embedder.rerank(space, query.text or "", hits, query.rerank_k)
