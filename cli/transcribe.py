@@ -86,12 +86,14 @@ def transcript_command(
     ),
     library: Path | None = LibraryOption,
     fmt: str = typer.Option("json", "--format", help="json, srt or vtt."),
+    json_out: bool = JsonOption,
 ) -> None:
     """Print what is said in VIDEO, with times (and word times in JSON)."""
     from vidsearch.errors import InputError
     from vidsearch.speech.transcript import to_srt, to_vtt
     from vidsearch.usecases.transcripts import find_indexed_video, video_transcript
 
+    fmt = "json" if json_out else fmt
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     with open_library(library, read_only=True) as lib:
