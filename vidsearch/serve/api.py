@@ -1,4 +1,4 @@
-"""The JSON API under ``/api/v1``: search, similar moments, videos and their actor tubes, health."""
+"""The JSON API under ``/api/v1``: search, similar moments, videos, their actor tubes and transcripts, health."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -259,6 +260,40 @@ def video_actors(
         "label_sets": [sc["label_set"] for sc in scans],
         "scans": scans,
     }
+
+
+def _transcript(request: Request, video_id: str, fmt: str) -> Any:
+    from vidsearch.speech.transcript import to_srt, to_vtt
+    from vidsearch.usecases.transcripts import video_transcript
+
+    state = _state(request)
+    found = video_transcript(state.library, state.video(parse_video_id(video_id)).id)
+    if fmt == "vtt":  # what the player's <track> loads: an empty WebVTT file when nothing is said
+        return PlainTextResponse(to_vtt(found.lines), media_type="text/vtt; charset=utf-8")
+    if fmt == "srt":
+        return PlainTextResponse(to_srt(found.lines), media_type="application/x-subrip; charset=utf-8")
+    out = found.to_dict()
+    out.pop("path")  # no server path leaves: the shown name instead
+    out["name"] = state.name(state.video(found.video_id))
+    return out
+
+
+@router.get("/videos/{video_id}/transcript", responses=_ERRORS, summary="What is said in a video, with word times")
+def video_transcript_json(request: Request, video_id: str) -> Any:
+    """The video's transcript lines (start, end, text, word times), where they came from and notes."""
+    return _transcript(request, video_id, "json")
+
+
+@router.get("/videos/{video_id}/transcript.vtt", responses=_ERRORS, summary="The transcript as WebVTT captions")
+def video_transcript_vtt(request: Request, video_id: str) -> Any:
+    """WebVTT: the player's captions track."""
+    return _transcript(request, video_id, "vtt")
+
+
+@router.get("/videos/{video_id}/transcript.srt", responses=_ERRORS, summary="The transcript as SubRip")
+def video_transcript_srt(request: Request, video_id: str) -> Any:
+    """SubRip, for download."""
+    return _transcript(request, video_id, "srt")
 
 
 @router.get("/health", summary="Library, model and counts")

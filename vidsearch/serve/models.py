@@ -48,7 +48,11 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    query: str | None = Field(None, max_length=1000, description="What you want to see.")
+    query: str | None = Field(None, max_length=1000, description="What you want to see (or hear: see mode).")
+    said: str | None = Field(None, max_length=1000, description="An exact spoken phrase searched in the transcripts.")
+    mode: Literal["seen", "said", "both"] | None = Field(
+        None, description="seen: the video model; said: transcripts; both: fused (default when there are transcripts)."
+    )
     clip: ClipRef | None = Field(None, description="More like this moment of an indexed video.")
     k: int = Field(20, ge=1, le=100, description="Results per page.")
     cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page.")
@@ -92,6 +96,15 @@ class VideoRef(BaseModel):
     playable: bool = Field(description="Whether a browser can play the file (else show the strip and stills).")
 
 
+class SaidWords(BaseModel):
+    """The transcript line a result matched, the matched words in it and when they are said."""
+
+    text: str
+    match: str
+    start: float
+    end: float
+
+
 class Moment(BaseModel):
     """One ranked result: a span of a video, with its images and a link that plays it."""
 
@@ -104,7 +117,11 @@ class Moment(BaseModel):
     thumbnail_url: str
     strip_url: str
     play_url: str
-    matched: list[str] = Field(description="The retrievers that found it (vectors: the embedding space).")
+    matched: list[str] = Field(
+        description="The retrievers that found it (vectors: the embedding space; transcripts: what is said)."
+    )
+    why: str = Field(description="seen, said or both.")
+    said: SaidWords | None = Field(None, description="The spoken words it matched, with their span.")
 
 
 class SearchResponse(BaseModel):

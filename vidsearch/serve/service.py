@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.errors import InputError, LibraryError, VidsearchError
+from vidsearch.retrieval import why_matched
 from vidsearch.serve.frames import DEFAULT_MAX_BYTES, FrameCache
 from vidsearch.usecases.videos import NotFound, VideoRecord
 
@@ -367,7 +369,7 @@ class ServeState:
         from vidsearch.usecases.query import MomentRef, Query, QueryFilters, search
 
         given = sum(x is not None for x in (req.query, req.clip, upload))
-        if given != 1:
+        if given != 1 and not (given == 0 and req.said):
             raise InputError("give exactly one of query (text), clip {video_id, start, end}, or an uploaded clip file")
         if req.query is not None and not req.query.strip():
             raise InputError("query is empty; type what you want to see, e.g. a dog catching a frisbee")
@@ -385,6 +387,8 @@ class ServeState:
             offset=self._offset(req),
             group_by=req.group_by,
             rerank_k=rerank_k,
+            mode=req.mode,
+            said=req.said,
             filters=QueryFilters(
                 min_score=req.min_score,
                 folder=req.path_prefix,
@@ -433,6 +437,8 @@ class ServeState:
                     "strip_url": f"/strips/{mid}.jpg?v={v}",
                     "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
                     "matched": list(h.matched),
+                    "why": why_matched(h.matched),
+                    "said": None if h.said is None else dataclasses.asdict(h.said),
                 }
             )
         return out

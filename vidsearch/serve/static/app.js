@@ -36,10 +36,11 @@ function readFilters() {
     min_score: num("f-min-score"), label: str("f-label"), min_duration: num("f-min-duration"),
     max_duration: num("f-max-duration"), path_prefix: str("f-path"), group_by: $("f-group").value,
     rerank: str("f-rerank"),
+    mode: str("f-mode"),
   };
 }
 
-const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group", rerank: "f-rerank" };
+const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group", rerank: "f-rerank", mode: "f-mode" };
 
 function writeUrl(push) {
   const params = new URLSearchParams();
@@ -163,8 +164,16 @@ function card(r, index) {
   similar.className = "ghost similar";
   similar.textContent = "More like this";
   similar.addEventListener("click", (e) => { e.stopPropagation(); moreLike(r); });
+  if (r.why && r.why !== "seen") {
+    const why = document.createElement("span");
+    why.className = "why";
+    why.textContent = r.why; // said, or both (seen and said)
+    why.title = r.why === "both" ? "Found in the picture and in what is said" : "Found in what is said";
+    span.append(" ", why);
+  }
   row.append(span, similar);
   meta.append(name, row);
+  if (r.said) meta.append(quote(r.said));
   li.append(thumb, meta);
   li.addEventListener("click", () => { select(index, false); openPlayer(r); });
   thumb.addEventListener("mouseenter", () => loadStrip(scrub, r), { once: true });
@@ -235,6 +244,92 @@ document.addEventListener("keydown", (e) => {
 
 // ---------------------------------------------------------------- the player
 
+// The spoken words of a result, the matched ones marked (textContent only: words are never HTML).
+function quote(said) {
+  const q = document.createElement("q");
+  q.className = "said";
+  const at = said.match ? said.text.indexOf(said.match) : -1;
+  if (at < 0) {
+    q.textContent = said.text;
+  } else {
+    const mark = document.createElement("mark");
+    mark.textContent = said.match;
+    q.append(said.text.slice(0, at), mark, said.text.slice(at + said.match.length));
+  }
+  q.title = `said at ${fmt(said.start)}–${fmt(said.end)}`;
+  return q;
+}
+
+// ---------------------------------------------------------------- transcript panel and captions
+// The player shows what is said: a WebVTT captions track on the video and the lines beside it,
+// the one being spoken highlighted as playback moves; a click on a line plays from it.
+
+const transcript = { lines: [], now: -1 };
+
+async function loadTranscript(r) {
+  const panel = $("transcript"), video = $("video");
+  resetTranscript();
+  if (r.video.playable) {
+    const track = document.createElement("track");
+    track.kind = "captions";
+    track.label = "Transcript";
+    track.src = `/api/v1/videos/${encodeURIComponent(r.video.id)}/transcript.vtt`;
+    track.default = true;
+    video.append(track);
+  }
+  let data;
+  try {
+    data = await api(`/api/v1/videos/${encodeURIComponent(r.video.id)}/transcript`);
+  } catch (err) {
+    return; // no transcript is no error of the player's
+  }
+  if (state.current !== r || !data.lines.length) return;
+  transcript.lines = data.lines;
+  for (const [i, line] of data.lines.entries()) {
+    const li = document.createElement("li");
+    const t = document.createElement("time");
+    t.textContent = fmt(line.start);
+    const text = document.createElement("span");
+    if (r.said && line.text === r.said.text && line.start <= r.said.start && r.said.end <= line.end + 0.01) {
+      text.append(quote(r.said).cloneNode(true));
+    } else {
+      text.textContent = line.text;
+    }
+    li.append(t, text);
+    li.addEventListener("click", () => {
+      if (!r.video.playable) return;
+      video.currentTime = line.start;
+      video.play().catch(() => {});
+    });
+    li.dataset.index = i;
+    panel.append(li);
+  }
+  panel.hidden = false;
+  followTranscript();
+}
+
+function resetTranscript() {
+  const panel = $("transcript");
+  panel.replaceChildren();
+  panel.hidden = true;
+  transcript.lines = [];
+  transcript.now = -1;
+  for (const track of [...$("video").querySelectorAll("track")]) track.remove();
+}
+
+function followTranscript() {
+  const t = $("video").currentTime;
+  const now = transcript.lines.findIndex((line) => line.start <= t && t < line.end);
+  if (now === transcript.now) return;
+  const items = $("transcript").children;
+  if (transcript.now >= 0 && items[transcript.now]) items[transcript.now].classList.remove("now");
+  transcript.now = now;
+  if (now >= 0 && items[now]) {
+    items[now].classList.add("now");
+    items[now].scrollIntoView({ block: "nearest" });
+  }
+}
+
 function openPlayer(r) {
   state.current = r;
   const video = $("video");
@@ -264,6 +359,7 @@ function openPlayer(r) {
     showStills(r);
   }
   loadActors(r);
+  loadTranscript(r);
   $("close").focus();
 }
 
@@ -293,6 +389,7 @@ function closePlayer() {
   $("overlay").hidden = true;
   state.current = null;
   resetActors();
+  resetTranscript();
   history.replaceState(null, "", `${location.pathname}${location.search}`);
   const cards = $("results").children;
   if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
@@ -303,6 +400,7 @@ $("video").addEventListener("timeupdate", () => {
   if (!r) return;
   const d = video.duration || r.video.duration || 1;
   $("playhead").style.left = `${(100 * video.currentTime) / d}%`;
+  followTranscript();
 });
 
 $("timeline").addEventListener("click", (e) => {
