@@ -24,7 +24,16 @@ import av
 import numpy as np
 import videogen
 
-__all__ = ["ESPEAK", "speak", "write_spoken_video", "write_srt", "write_vtt", "embed_subtitles", "ffmpeg_exe"]
+__all__ = [
+    "ESPEAK",
+    "speak",
+    "speak_words",
+    "write_spoken_video",
+    "write_srt",
+    "write_vtt",
+    "embed_subtitles",
+    "ffmpeg_exe",
+]
 
 ESPEAK = shutil.which("espeak-ng")
 
@@ -40,6 +49,29 @@ def speak(text: str, voice: str = "en-us", wpm: int = 150) -> tuple[np.ndarray, 
             rate = w.getframerate()
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     return (pcm.astype(np.float32) / 32768.0), rate
+
+
+def speak_words(
+    text: str, voice: str = "en-us", gap: float = 0.06
+) -> tuple[np.ndarray, int, list[tuple[float, float, str]]]:
+    """``text`` spoken one word at a time, so each word's time is known exactly.
+
+    Returns the samples, their rate and ``(start, end, word)`` per word (seconds from the start
+    of the clip, where the word is audible). Slower and choppier than :func:`speak`, but the
+    ground truth for word times and phrase spans.
+    """
+    pieces: list[np.ndarray] = []
+    words: list[tuple[float, float, str]] = []
+    at = 0
+    rate = 22050
+    for word in text.split():
+        clip, rate = speak(word, voice)
+        a, b = _voiced(clip, rate)
+        clip = clip[int(a * rate) : int(b * rate)]
+        words.append((at / rate, (at + len(clip)) / rate, word))
+        pieces += [clip, np.zeros(int(gap * rate), dtype=np.float32)]
+        at += len(clip) + int(gap * rate)
+    return (np.concatenate(pieces) if pieces else np.zeros(0, np.float32)), rate, words
 
 
 def _voiced(samples: np.ndarray, rate: int, floor: float = 0.01) -> tuple[float, float]:
@@ -61,12 +93,14 @@ def write_spoken_video(
     size: tuple[int, int] = (64, 48),
     pattern: str = "gradient",
     color: tuple[int, int, int] | None = None,
+    word_times: list[list[tuple[float, float, str]]] | None = None,
 ) -> list[tuple[float, float, str]]:
     """Write a video whose audio says each ``(time, sentence)``; returns ``(start, end, text)`` as spoken.
 
     ``rate`` is the audio track's sample rate (any rate AAC takes, e.g. 22050 or 44100; the
     reader resamples). Sentences must not overlap; the truth times are where the speech is
-    audible, not where its padded clip was placed.
+    audible, not where its padded clip was placed. With ``word_times`` (a list to fill) each
+    sentence is spoken word by word (:func:`speak_words`) and its words' times are appended.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +108,11 @@ def write_spoken_video(
     track = np.zeros(n_audio, dtype=np.float32)
     truth: list[tuple[float, float, str]] = []
     for at, text in sentences:
-        clip, clip_rate = speak(text, voice)
+        if word_times is not None:
+            clip, clip_rate, words = speak_words(text, voice)
+            word_times.append([(at + a, at + b, w) for a, b, w in words])
+        else:
+            clip, clip_rate = speak(text, voice)
         if clip_rate != rate:  # resample the synthesized clip to the track's rate (linear is plenty here)
             x = np.arange(int(len(clip) * rate / clip_rate)) * clip_rate / rate
             clip = np.interp(x, np.arange(len(clip)), clip).astype(np.float32)
