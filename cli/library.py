@@ -22,9 +22,14 @@ def info_command(
 ) -> None:
     """Show what the library holds: videos, failures with reasons, embedding spaces, indexes."""
 
+    from vidsearch.speech.backends import backend_status
+    from vidsearch.usecases.transcripts import transcript_summary
+
     with open_library(library, read_only=True) as lib:
         problems = lib.check() if check else []
         stats = lib.stats()
+        stats["transcripts"] = transcript_summary(lib)
+    stats["speech_backends"] = backend_status()
     if check:
         stats["problems"] = problems
     if json_out:
@@ -49,6 +54,15 @@ def info_command(
         else:
             line += "; no index file yet (built on next query)"
         console.print(line, highlight=False)
+    said = stats["transcripts"]
+    console.print(
+        f"transcripts: {said['videos']} videos with words ({said['lines']} lines), "
+        f"{said['videos_without_words']} without (see `vidsearch transcript VIDEO`)",
+        highlight=False,
+    )
+    for name, backend in stats["speech_backends"].items():
+        where = "installed" if backend["installed"] else "not installed: pip install 'vidsearch[speech]'"
+        console.print(f"  speech backend {name} ({where}): {backend['note']}", highlight=False, markup=False)
     for f in stats["failed"]:
         console.print(f"  [red]failed[/] {shown(f['path'])}: {shown(f['reason'])}", highlight=False)
     if check:

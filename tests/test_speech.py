@@ -122,6 +122,8 @@ def test_audio_default_track_resampled_and_reasons(tmp_path: Path) -> None:
     assert audio.reason is None and audio.samples is not None
     assert audio.samples.dtype == np.float32 and audio.seconds == pytest.approx(2.0, abs=0.1)
     assert load_audio(videogen.write_video(tmp_path / "silent_video.mp4", seconds=1)).reason == "no audio track"
+    if speechgen.ESPEAK is None:
+        pytest.skip("espeak-ng is not installed (README: set-up, contributors)")
     spoken = speechgen.write_spoken_video(tmp_path / "s44.mp4", [(0.2, "hello")], seconds=2, rate=44100)
     odd = load_audio(tmp_path / "s44.mp4")
     assert odd.samples is not None and odd.seconds == pytest.approx(2.0, abs=0.1)
@@ -168,7 +170,7 @@ def test_whisper_offline_is_one_line_naming_the_download(tmp_path: Path, monkeyp
 def test_pocketsphinx_times_words_within_a_second(tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx", reason="the speech extra is not installed")
     if speechgen.ESPEAK is None:
-        pytest.skip("espeak-ng is not installed (README: contributing)")
+        pytest.skip("espeak-ng is not installed (README: set-up, contributors)")
     said = [(0.5, "the river flows north"), (4.0, "open the window please"), (8.0, "good morning everyone")]
     truth = speechgen.write_spoken_video(tmp_path / "s.mp4", said, seconds=11)
     got = transcribe_video(tmp_path / "s.mp4", open_transcriber("pocketsphinx"))

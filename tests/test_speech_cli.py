@@ -129,6 +129,10 @@ def test_transcript_command_formats_and_reasons(indexed: tuple[Path, Path, str])
     assert vtt.stdout.startswith("WEBVTT") and "00:00:01.000 --> 00:00:03.000" in vtt.stdout
     broken = run_json("transcript", str(folder / "broken.mp4"), "--library", str(lib))
     assert broken["lines"] == [] and any("broken.srt" in n for n in broken["notes"])
+    info = run_json("info", "--library", str(lib))
+    assert info["transcripts"] == {"videos": 4, "videos_without_words": 3, "lines": 5}
+    assert set(info["speech_backends"]) == {"whisper", "pocketsphinx"}
+    assert "weak" in info["speech_backends"]["pocketsphinx"]["note"]
 
 
 def test_rerun_adds_nothing_and_a_new_sidecar_is_picked_up(indexed: tuple[Path, Path, str], tmp_path: Path) -> None:

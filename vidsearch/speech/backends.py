@@ -17,7 +17,15 @@ from vidsearch.errors import InputError, ModelError
 from vidsearch.speech.audio import SAMPLE_RATE
 from vidsearch.speech.transcript import Line, Word
 
-__all__ = ["BACKENDS", "BACKEND_NOTES", "Transcriber", "open_transcriber", "prepare_backend", "PocketSphinxTranscriber"]
+__all__ = [
+    "BACKENDS",
+    "BACKEND_NOTES",
+    "Transcriber",
+    "open_transcriber",
+    "prepare_backend",
+    "backend_status",
+    "PocketSphinxTranscriber",
+]
 
 BACKENDS = ("whisper", "pocketsphinx")
 # Shown by `info` and the CLI's help, so nobody picks the fallback expecting Whisper's quality.
@@ -39,6 +47,17 @@ class Transcriber(Protocol):
     def transcribe(self, samples: np.ndarray) -> tuple[tuple[Line, ...], str | None]:
         """Lines with word times (seconds from the start of ``samples``) and the language, if known."""
         ...
+
+
+def backend_status() -> dict[str, dict[str, str | bool]]:
+    """Each backend: whether its package is installed (no import, no model load) and what it is."""
+    import importlib.util
+
+    packages = {"whisper": "faster_whisper", "pocketsphinx": "pocketsphinx"}
+    return {
+        name: {"installed": importlib.util.find_spec(package) is not None, "note": BACKEND_NOTES[name]}
+        for name, package in packages.items()
+    }
 
 
 def open_transcriber(spec: str, device: str = "auto") -> Transcriber:
