@@ -13,6 +13,7 @@ from vidsearch.cli.format import shown
 
 if TYPE_CHECKING:
     from vidsearch.indexer.transcribe import TranscribeReport
+    from vidsearch.store.library import Library
 
 BACKEND_HELP = (
     "Speech recognition for videos without subtitles: whisper[:SIZE] (faster-whisper, recommended; "
@@ -22,7 +23,7 @@ BACKEND_HELP = (
 FORMATS = ("json", "srt", "vtt")
 
 
-def run_transcripts(lib: object, backend: str | None, device: str, json_out: bool) -> TranscribeReport:
+def run_transcripts(lib: Library, backend: str | None, device: str, json_out: bool) -> TranscribeReport:
     """The transcript pass with a progress bar (shared by `index` and `transcribe`)."""
     from vidsearch.cli.common import RichProgress
     from vidsearch.indexer.transcribe import transcribe_library
@@ -37,7 +38,7 @@ def run_transcripts(lib: object, backend: str | None, device: str, json_out: boo
                 started = True
             bar.advance(path, True)
 
-        return transcribe_library(lib, backend, device=device, progress=progress)  # type: ignore[arg-type]
+        return transcribe_library(lib, backend, device=device, progress=progress)
 
 
 def print_transcripts(report: TranscribeReport) -> None:
