@@ -183,3 +183,37 @@ def test_pocketsphinx_times_words_within_a_second(tmp_path: Path) -> None:
         assert abs(inside[0].start - start) <= 1.0 and abs(inside[-1].end - end) <= 1.0
     for line in got.lines:  # no word is placed in the silence between sentences
         assert any(s - 1.0 <= line.start and line.end <= e + 1.0 for s, e, _ in truth)
+
+
+def test_several_audio_tracks_take_the_default_one(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=5)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        tracks = [c.add_stream("aac", rate=16000) for _ in range(2)]
+        for track, default in zip(tracks, (False, True), strict=True):
+            track.layout = "mono"
+            track.disposition = av.stream.Disposition.default if default else av.stream.Disposition(0)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for track, amp in zip(tracks, (0.0, 0.3), strict=True):  # the first track is silent
+            x = (amp * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)).astype(np.float32)
+            for s in range(0, len(x), 1024):
+                af = av.AudioFrame.from_ndarray(x[s : s + 1024][None], format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = 16000, s, Fraction(1, 16000)
+                for p in track.encode(af):
+                    c.mux(p)
+            for p in track.encode(None):
+                c.mux(p)
+    audio = load_audio(path)
+    assert audio.reason is None and audio.seconds == pytest.approx(2.0, abs=0.1)
+    assert audio.notes == ("2 audio tracks; transcribed track 2",)
