@@ -26,11 +26,13 @@ pytest.importorskip("playwright.sync_api", reason="playwright for Python is not 
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e .[serve])")
 
 import httpx  # noqa: E402
+import speechgen  # noqa: E402
 import uvicorn  # noqa: E402
 import videogen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
+from vidsearch.indexer.transcribe import transcribe_library  # noqa: E402
 from vidsearch.serve.app import create_app  # noqa: E402
 from vidsearch.serve.service import ServeConfig  # noqa: E402
 from vidsearch.store.library import Library  # noqa: E402
@@ -49,6 +51,11 @@ CHROMIUM_ARGS = [
 ]
 FPS = 10
 SIZE = (320, 240)
+SUNSET_SAID = [
+    (1.0, 3.0, "the tide is turning"),
+    (6.0, 8.5, "the lighthouse keeper waves goodbye"),
+    (11.0, 13.0, "night falls"),
+]
 BITS = 12
 QUERIES = [
     "a dog catching a frisbee",
@@ -119,8 +126,11 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
         videos / "garden" / "sunset.mp4", seconds=16, fps=FPS, size=SIZE, gop=FPS, color=(240, 140, 60)
     )
     videogen.write_video(videos / "old camera.avi", seconds=6, fps=FPS, size=SIZE, codec="mpeg4", color=(200, 200, 200))
+    # what is said in one of them (none of the QUERIES' words: their rankings stay the vectors')
+    speechgen.write_srt(videos / "garden" / "sunset.srt", SUNSET_SAID)
     with Library.open(root / "lib") as lib:
         report = index_folder(lib, videos, IndexOptions(model=str(tiny_checkpoint), workers=1))
+        assert transcribe_library(lib).transcribed == 1
     assert not report.failed, report.failed
     return root / "lib"
 
@@ -434,4 +444,44 @@ def test_people_boxes_follow_the_tube_over_the_video(server: str, browser, libra
     page.wait_for_selector("#overlay", state="hidden")
     assert page.evaluate("document.querySelectorAll('#actors .actor').length") == 0
     assert page.evaluate("window.__xss") is None and not errors, errors
+    page.close()
+
+
+def test_said_words_quoted_captions_and_transcript_panel(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(120_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script("HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };")
+    page.goto(server + "/")
+    page.keyboard.type("lighthouse keeper")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".card")
+    first = page.locator(".card").first
+    assert first.locator(".name").inner_text() == "garden/sunset.mp4"  # seen and said beats seen alone
+    assert first.locator(".why").inner_text() == "both"
+    assert first.locator("q.said").inner_text() == "the lighthouse keeper waves goodbye"
+    assert first.locator("q.said mark").inner_text() == "lighthouse keeper"
+    first.click()
+    page.wait_for_selector("#transcript:not([hidden]) li")
+    lines = page.locator("#transcript li")
+    assert lines.count() == 3 and "night falls" in lines.nth(2).inner_text()
+    track = page.evaluate(
+        "() => { const t = document.querySelector('#video track'); return t && [t.kind, t.src, t.default]; }"
+    )
+    assert track[0] == "captions" and track[1].endswith("/transcript.vtt") and track[2] is True
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+    lines.nth(2).click()  # a click on a line plays from it, and the panel follows playback
+    page.wait_for_function("() => Math.abs(document.getElementById('video').currentTime - 11.0) < 0.05")
+    page.wait_for_function("() => document.querySelector('#transcript li.now') !== null")
+    assert "night falls" in page.locator("#transcript li.now").inner_text()
+    cues = page.evaluate(
+        "() => { const t = document.getElementById('video').textTracks[0]; t.mode = 'hidden';"
+        " return new Promise(r => setTimeout(() => r(t.cues ? t.cues.length : -1), 500)); }"
+    )
+    assert cues == 3  # the WebVTT track loaded
+    page.screenshot(path=str(ARTIFACTS / "serve-transcript.png"))
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#overlay", state="hidden")
+    assert page.locator("#video track").count() == 0 and not errors, errors
     page.close()
