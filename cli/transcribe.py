@@ -57,10 +57,11 @@ def print_transcripts(report: TranscribeReport) -> None:
 
 def check_backend(backend: str | None) -> None:
     """Refuse an unknown or unusable backend before any work (one line: what to do)."""
+    if backend is None:
+        return  # before any import: a no-op `index` stays free of numpy and the database layer
     from vidsearch.speech.backends import prepare_backend
 
-    if backend is not None:
-        prepare_backend(backend)
+    prepare_backend(backend)
 
 
 @app.command("transcribe")
