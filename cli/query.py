@@ -85,7 +85,9 @@ def query_command(
     check_number("--max-duration", max_duration, low=0, unit="seconds")
     check_order("--min-duration", min_duration, "--max-duration", max_duration)
     if text is not None and video is not None or (text is None and video is None and said is None):
-        raise InputError('give either a query TEXT or --video FILE, e.g. vidsearch query "a dog catching a frisbee"')
+        raise InputError(
+            'give either a query TEXT, --video FILE or --said PHRASE, e.g. vidsearch query "a dog catching a frisbee"'
+        )
     filters = QueryFilters(
         min_score=min_score,
         path_glob=path_glob,

@@ -220,7 +220,7 @@ def test_bad_corpus_never_stops_a_run(tmp_path: Path, tiny_checkpoint: Path) -> 
         (["index", "/does/not/exist"], "is not a directory"),
         (["index", "{videos}", "--model", "viclip-nonsense"], "viclip-b16"),
         (["query", "   "], "query text is empty"),
-        (["query"], "give either a query TEXT or --video FILE"),
+        (["query"], "give either a query TEXT, --video FILE or --said PHRASE"),
         (["query", "x", "--library", "{empty}"], "run `vidsearch index"),
     ],
 )

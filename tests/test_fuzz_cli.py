@@ -38,12 +38,16 @@ OPTIONS = {
         "--model",
         "--label",
         "--video",
+        "--mode",
+        "--said",
     ],
     "index": ["--window", "--stride", "--workers", "--batch-size", "--timeout"],
     "remove": ["--dry-run"],
     "localize": ["--top", "--window", "--stride", "--smooth", "--nms-iou"],
     "enrich recognize": ["--top", "--temperature", "--threshold", "--score", "--labels"],
     "info": [],
+    "transcribe": ["--backend"],
+    "transcript": ["--format"],
 }
 FLAGS = {"--dry-run"}
 SLOW = settings(
@@ -96,6 +100,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         args.append(draw(st.one_of(TEXT, st.just("{vids}"))))
     elif command == "index":
         args.append("{empty}")
+    elif command == "transcript":
+        args.append(draw(st.one_of(TEXT, st.just("1"), st.just("{vids}/v0.mp4"))))
     names = OPTIONS[command]
     for name in draw(st.lists(st.sampled_from(names), max_size=3)) if names else []:
         args.append(name)

@@ -49,6 +49,8 @@ def find_indexed_video(library: Library, video: str) -> int:
     Raises:
         NotFound: no indexed video by that id or path.
     """
+    if not video.strip():
+        raise NotFound("give the video's path or its id, e.g. vidsearch transcript ./videos/talk.mp4")
     if video.isdigit():
         return indexed_video(library, int(video)).id
     with library.session() as s:
