@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidsearch.speech.backends import Transcriber, open_transcriber
+from vidsearch.speech.backends import Transcriber, backend_name, open_transcriber
 from vidsearch.speech.sources import sidecar_stamp, transcribe_video
 from vidsearch.store.library import Library
 from vidsearch.store.transcripts import TranscriptState, VideoToTranscribe, save_transcript, videos_to_transcribe
@@ -39,7 +39,6 @@ class TranscribeReport:
     without_words: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of videos left without lines
     notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note): skipped cues, guessed encodings
     backend: str | None = None
-    audio_seconds: float = 0.0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,14 +65,7 @@ def needs_transcript(state: TranscriptState | None, fingerprint: str, sidecars: 
         return True
     if state.source in SUBTITLE_SOURCES or backend is None:
         return False
-    return state.backend != _backend_name(backend)
-
-
-def _backend_name(spec: str) -> str:
-    """The name a backend spec is stored under (``whisper`` means ``whisper:small``)."""
-    name, _, size = spec.strip().partition(":")
-    name = name.lower()
-    return f"whisper:{size or 'small'}" if name == "whisper" else name
+    return state.backend != backend_name(backend)
 
 
 def _listing(cache: dict[Path, list[Path]], folder: Path) -> list[Path]:
@@ -110,7 +102,7 @@ def transcribe_library(
         InputError: an unknown backend. ModelError: its package or weights are missing.
     """
     t0 = time.perf_counter()
-    report = TranscribeReport(backend=_backend_name(backend) if backend else None)
+    report = TranscribeReport(backend=backend_name(backend) if backend else None)
     with library.session() as s:
         videos = videos_to_transcribe(s, video_ids)
     todo: list[tuple[VideoToTranscribe, str]] = []
@@ -138,8 +130,6 @@ def transcribe_library(
             report.notes.extend((video.path, n) for n in transcript.notes)
         else:
             report.without_words.append((video.path, "; ".join(transcript.notes) or "no words"))
-        if transcript.source == "speech" and transcript.lines:
-            report.audio_seconds += transcript.lines[-1].end
         if progress is not None:
             progress(done, len(todo), video.path)
     report.seconds = time.perf_counter() - t0

@@ -49,6 +49,16 @@ class Transcriber(Protocol):
         ...
 
 
+DEFAULT_WHISPER = "small"  # what a bare `whisper` means
+
+
+def backend_name(spec: str) -> str:
+    """The name a backend spec is recorded under (``whisper`` is ``whisper:small``)."""
+    name, _, size = spec.strip().partition(":")
+    name = name.lower()
+    return f"whisper:{size or DEFAULT_WHISPER}" if name == "whisper" else name
+
+
 def backend_status() -> dict[str, dict[str, str | bool]]:
     """Each backend: whether its package is installed (no import, no model load) and what it is."""
     import importlib.util
@@ -74,7 +84,7 @@ def open_transcriber(spec: str, device: str = "auto") -> Transcriber:
     if name == "whisper":
         from vidsearch.speech.whisper import WhisperTranscriber
 
-        return WhisperTranscriber(size or "small", device=device)
+        return WhisperTranscriber(size or DEFAULT_WHISPER, device=device)
     raise InputError(
         f"unknown speech backend {spec!r}; use one of: whisper, whisper:SIZE (tiny, base, small, medium, "
         "large-v3, or a Hugging Face repo of a CTranslate2 model), pocketsphinx"
@@ -95,7 +105,7 @@ def prepare_backend(spec: str) -> None:
     if name == "whisper":
         from vidsearch.speech.whisper import whisper_weights
 
-        whisper_weights(size or "small")
+        whisper_weights(size or DEFAULT_WHISPER)
     elif name == "pocketsphinx" and not size:
         try:
             import pocketsphinx  # noqa: F401

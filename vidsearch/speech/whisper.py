@@ -77,7 +77,7 @@ def whisper_weights(size: str) -> str:
 class WhisperTranscriber:
     """faster-whisper with VAD filtering and word timestamps; int8 on CPU, float16 on CUDA."""
 
-    def __init__(self, size: str = "small", device: str = "auto") -> None:
+    def __init__(self, size: str, device: str = "auto") -> None:
         try:
             import faster_whisper
         except ImportError as e:
