@@ -235,3 +235,23 @@ def test_bare_transcribe_flag_means_whisper() -> None:
     assert bare_ray_flag(["index", "--transcribe", "d"]) == ["index", "--transcribe=whisper", "d"]
     assert bare_ray_flag(["index", "--transcribe", "pocketsphinx", "d"])[2] == "pocketsphinx"
     assert bare_ray_flag(["index", "--transcribe", "whisper:small"])[2] == "whisper:small"
+
+
+class _NoModel:
+    """An embedder that fails the test if a query asks it for anything."""
+
+    def embed_text(self, *args: object) -> None:
+        raise AssertionError("a said-only query used the video model")
+
+    embed_file = rerank = embed_text
+
+
+def test_said_only_queries_load_no_model(indexed: tuple[Path, Path, str]) -> None:
+    from vidsearch.store.library import Library
+    from vidsearch.usecases.query import Query, search
+
+    _, lib, _ = indexed
+    with Library.open(lib, create=False, read_only=True) as library:
+        for query in (Query(said="bridge is closed"), Query(text="bridge", mode="said")):
+            page = search(library, query, _NoModel())  # type: ignore[arg-type]
+            assert [Path(h.path).name for h in page.hits] == ["bridge.mp4"] and page.hits[0].matched == ("transcripts",)
