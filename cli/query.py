@@ -105,7 +105,7 @@ def query_command(
         k=k,
         filters=filters,
         rerank_k=candidates,
-        mode=mode,  # type: ignore[arg-type]  # check_query names a bad mode
+        mode=mode,  # a str: check_query names a bad mode
         said=said,
     )
     check_query(query)  # before the library is opened: fail fast

@@ -70,7 +70,7 @@ def whisper_weights(size: str) -> str:
         why = "cannot be downloaded (HF_HUB_OFFLINE is set)"
     raise WeightsNotFoundError(
         f"the Whisper model {size!r} ({repo}) is not in the Hugging Face cache and {why}; "
-        f"run `hf download {repo}` on a machine with internet (same HF_HOME), or use --transcribe pocketsphinx"
+        f"run `hf download {repo}` on a machine with internet (same HF_HOME), or transcribe with pocketsphinx"
     )
 
 

@@ -110,16 +110,18 @@ def check_query(query: Query) -> None:
     """
     given = sum(x is not None for x in (query.text, query.file, query.moment))
     if query.mode is not None and query.mode not in MODES:
-        raise InputError(f"unknown mode {query.mode!r}; use one of: {', '.join(MODES)}")
+        raise InputError(f"{query.mode!r} is not a mode; use one of: {', '.join(MODES)}", argument="mode")
     if query.said is not None:
         if not query.said.strip():
-            raise InputError('--said needs the words to find, e.g. --said "the bridge is closed"')
+            raise InputError('needs the words to find, e.g. "the bridge is closed"', argument="said")
         if query.mode == "seen":
-            raise InputError("--said searches what is said; it does not apply with --mode seen")
+            raise InputError("searches what is said; it does not apply to a search of what is seen", argument="said")
     if given != 1 and not (given == 0 and query.said is not None):
         raise InputError("give exactly one of a query text, a clip or image file, or a moment of the library")
     if query.mode == "said" and query.said is None and query.text is None:
-        raise InputError("--mode said searches transcripts, which need words: give a query TEXT or --said PHRASE")
+        raise InputError(
+            "said searches transcripts, which need words: give a query text or a spoken phrase", argument="mode"
+        )
     if query.text is not None:
         check_text(query.text)
     if query.file is None and (query.start is not None or query.end is not None):
