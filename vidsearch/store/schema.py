@@ -293,7 +293,7 @@ class ActorBox(Base):
 
 
 class VideoTranscript(Base):
-    """Where a video's words came from, once per video (migration 0007).
+    """Where a video's words came from, once per video (migration 0008).
 
     A row means "done for this file": ``fingerprint`` and ``sidecars`` (the subtitle files beside
     it, name:size:mtime) say which state of the video it describes, so an incremental run redoes
@@ -319,7 +319,7 @@ class TranscriptSegment(Base):
     """One timed line of what is said in a video; ``transcript_fts`` (FTS5) indexes its text.
 
     The full-text index is an external-content FTS5 table over this one, kept in step by
-    triggers (migration 0007), so every insert or delete here, cascades included, updates it.
+    triggers (migration 0008), so every insert or delete here, cascades included, updates it.
     """
 
     __tablename__ = "transcript_segments"

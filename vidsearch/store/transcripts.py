@@ -1,6 +1,6 @@
 """Transcripts on disk: where each video's words came from, its timed lines, and full-text search.
 
-Search is SQLite FTS5's: ``transcript_fts`` (migration 0007) ranks lines by BM25, tokenizes with
+Search is SQLite FTS5's: ``transcript_fts`` (migration 0008) ranks lines by BM25, tokenizes with
 ``unicode61`` and folds diacritics, and marks the matched words (``highlight``); nothing of that
 is done here by hand. The index follows ``transcript_segments`` through triggers, so this module
 only writes the segments.

@@ -1,7 +1,7 @@
 """transcripts: transcripts, transcript_segments and the transcript_fts full-text index
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 
 What is said in each video (see ``vidsearch/store/schema.py``): one ``transcripts`` row per
@@ -17,8 +17,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
