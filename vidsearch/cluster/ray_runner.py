@@ -242,8 +242,10 @@ class RayProducer:
                 source = by_id[video.job_id].source
                 if isinstance(result, tuple):  # (video without frames, its vectors)
                     yield Encoded(video.job_id, source, dataclasses.replace(video, path=source.uri), result[1])
-                else:
+                elif isinstance(video, DecodeFailure):
                     yield Failed(video.job_id, source, video.reason)
+                else:
+                    raise ClusterError("the encode stage returned a decoded video without its vectors")
         missing = len(by_id) - len(seen)
         if missing:
             raise ClusterError(
