@@ -33,7 +33,7 @@ import videogen  # noqa: E402
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.media import SamplingConfig  # noqa: E402
 from vidsearch.media.jobs import DecodeJob, decode_job  # noqa: E402
-from vidsearch.models import load_encoder  # noqa: E402
+from vidsearch.models import EncoderSpec, open_encoder  # noqa: E402
 from vidsearch.models.viclip import ViCLIP, ViCLIPConfig  # noqa: E402
 from vidsearch.models.weights import save_checkpoint  # noqa: E402
 from vidsearch.store.library import Library  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
         torch.manual_seed(0)
         config = ViCLIPConfig.preset("viclip-b16")
         ckpt = save_checkpoint(ViCLIP(config), tmp_path / "b16-random.pth", config)
-        encoder = load_encoder(str(ckpt), device="cpu")
+        encoder = open_encoder(EncoderSpec(str(ckpt), device="cpu"))
         sampling = SamplingConfig()
         options = IndexOptions(
             model=str(ckpt), sampling=sampling, fast=args.fast, workers=args.workers, batch_size=args.batch_size

@@ -191,7 +191,8 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from vidsearch.bench.common import BenchOptions, load_bench_encoder
+    from vidsearch.bench.common import BenchOptions, bench_encoder_spec
+    from vidsearch.models import open_encoder
 
     t0 = time.perf_counter()
     gflops = matmul_gflops(threads=args.threads)
@@ -199,7 +200,7 @@ def main() -> int:
     splits = make_splits(args.work, args.seeds, args.per_class, args.test_per_class, args.unknown)
     print(f"data: {sum(len(v) for v in splits.values())} clips ({time.perf_counter() - t0:.0f} s)", flush=True)
     options = BenchOptions(model=str(args.model), device="cpu", library=str(args.work / "bench"), workers=1)
-    encoder = load_bench_encoder(options)
+    encoder = open_encoder(bench_encoder_spec(options))
     emb = {name: embed(recs, name, args.work, options, encoder) for name, recs in splits.items()}
     task = tasks()[args.task]
     test_splits = ("test_known", "test_unknown", "test_heldout")

@@ -135,9 +135,10 @@ def ava_command(
 ) -> None:
     """Spatio-temporal action detection, AVA protocol: frame-level AP at IoU 0.5 per class, and mAP."""
     from vidsearch.bench.ava import BOX_SOURCES, run_ava
-    from vidsearch.bench.common import BenchOptions, load_bench_encoder, model_info
+    from vidsearch.bench.common import BenchOptions, bench_encoder_spec, model_info
     from vidsearch.labels import read_templates
     from vidsearch.models.detect import load_detector
+    from vidsearch.models.opener import open_encoder
 
     if boxes not in BOX_SOURCES:
         raise InputError(f"--boxes must be one of {', '.join(BOX_SOURCES)} (got {boxes!r})")
@@ -155,7 +156,7 @@ def ava_command(
         if boxes == "detect"
         else None
     )
-    encoder = load_bench_encoder(options)
+    encoder = open_encoder(bench_encoder_spec(options))
     run = run_ava(
         annotations,
         videos,

@@ -86,10 +86,11 @@ def open_set_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Open-set recognition (InternVideo protocol: UCF-101 known, HMDB-51 unknown): AUROC and closed-set accuracy."""
-    from vidsearch.bench.common import load_bench_encoder
+    from vidsearch.bench.common import bench_encoder_spec
     from vidsearch.bench.openset import read_video_list, run_open_set
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
+    from vidsearch.models.opener import open_encoder
 
     check_temperature("--temperature", temperature)
     check_number("--threshold", threshold)
@@ -103,7 +104,7 @@ def open_set_command(
 
     trained = [(path.name, load_head(path)) for path in heads or []]
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
-    encoder = load_bench_encoder(options)
+    encoder = open_encoder(bench_encoder_spec(options))
     rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_open_set(

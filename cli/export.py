@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,7 +19,6 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.errors import InputError
-from vidsearch.models import load_encoder
 from vidsearch.precision import check_precision, choose_precision
 
 FORMATS = ("onnx", "tensorrt")
@@ -53,14 +53,13 @@ def export_command(
         reason = tensorrt_unavailable()  # before loading a model that cannot be used
         if reason:
             raise InputError(reason)
+    from vidsearch.models import EncoderSpec, open_encoder
 
     device = "cuda" if fmt == "tensorrt" else "cpu"
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
-    encoder = load_encoder(
-        model,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        config=str(model_config) if model_config else None,
-        device=device,
+    # The fp32 network is exported; the graph's own precision is `resolved`.
+    encoder: Any = open_encoder(
+        EncoderSpec(model, checkpoint=checkpoint, config=model_config, device=device, precision="fp32", backend="torch")
     )
     from vidsearch.models.viclip import ViCLIP
 

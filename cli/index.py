@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -141,6 +141,7 @@ def index_command(
             stage_dir=stage,
         )
         run = lambda lib, folder, opts, progress: index_folder_ray(lib, folder, opts, ray_options, progress=progress)  # noqa: E731
+    _find_weights_before_creating(library, options)
     with open_library(library, create=True) as lib:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
             report = run(lib, directory, options, progress=progress)
@@ -149,6 +150,17 @@ def index_command(
     _print_report(report, directory, json_out, said)
     if report.failed or report.failed_unchanged:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _find_weights_before_creating(library: Path | None, options: Any) -> None:
+    """Resolve the model's space key (its weights found, its precision checked) before a new library
+    is created: a run that cannot find the weights (offline, nothing cached) leaves no empty
+    ``library.sqlite`` behind. An existing library is left to the run (an empty folder may mean removals)."""
+    from vidsearch.indexer.pipeline import space_key_for
+    from vidsearch.store.location import library_exists
+
+    if not library_exists(library):
+        space_key_for(options)
 
 
 def _nothing_to_do(directory: Path, library: Path | None, json_out: bool) -> bool:

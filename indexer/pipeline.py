@@ -112,7 +112,7 @@ def space_key_for(options: IndexOptions, encoder: Any | None = None) -> str:
     if encoder is not None:
         return str(encoder.key)
 
-    # The key load_encoder_at(..., precision=) would give, without loading the model. Missing
+    # The key open_encoder(EncoderSpec(..., precision=)) would give, without loading the model. Missing
     # weights fail here first, and a CPU-only run resolves the precision without importing torch.
     key = model_key(options.model, checkpoint=options.checkpoint, config=options.model_config)
     return space_key(key, precision_before_load(options.precision, options.device))
@@ -157,19 +157,22 @@ def _run(
             report.failed.append((path, reason))
         if plan.encode:
             if encoder is None:
-                from vidsearch.models.lowprec import load_encoder_at
+                from vidsearch.models.opener import open_encoder
+                from vidsearch.models.spec import EncoderSpec
 
                 if stages.producer is None and stages.decode is pool_decoder:  # workers start while the model loads
                     from vidsearch.media.pool import prestart
 
                     prestart()
 
-                encoder = load_encoder_at(
-                    options.model,
-                    checkpoint=options.checkpoint,
-                    config=options.model_config,
-                    device=options.device,
-                    precision=options.precision,
+                encoder = open_encoder(
+                    EncoderSpec(
+                        options.model,
+                        checkpoint=options.checkpoint,
+                        config=options.model_config,
+                        device=options.device,
+                        precision=options.precision,
+                    )
                 )
                 report.model_loaded = True
             if options.sampling.antialias is None:  # a new space: the model's own resize

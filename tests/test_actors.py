@@ -17,7 +17,7 @@ from vidsearch.cli.main import app
 from vidsearch.enrich.actors import ActorConfig, clip_times, keyframe_times, localize_actors, track_video
 from vidsearch.errors import InputError
 from vidsearch.media.pool import DecodePool
-from vidsearch.models import load_encoder
+from vidsearch.models import EncoderSpec, open_encoder
 from vidsearch.testing.synthetic import COLOURS
 from vidsearch.testing.synthetic_actors import ActorClipSpec, make_actor_dataset
 from vidsearch.tubes import tubes_from_tracks
@@ -69,7 +69,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def encoder(tiny_checkpoint: Path):
-    return load_encoder(str(tiny_checkpoint), device="cpu")
+    return open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
 
 
 def gt_rows(data: dict[str, Path], video: str) -> list[list[str]]:

@@ -135,10 +135,10 @@ def test_retrieval_end_to_end(corpus: dict[str, Path], tmp_path: Path, tiny_chec
     assert timing["videos_encoded"] == N_VIDEOS and timing["videos_per_second"] > 0 and timing["wall_seconds"] > 0
 
     # the similarity matrix is the model's: recompute two entries from the encoder itself
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.store.library import Library
 
-    enc = load_encoder(str(tiny_checkpoint), device="cpu")
+    enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     text = enc.encode_text(rs.captions[:2])
     with Library.open(lib) as library:
         xb, found = library.video_embeddings(enc.key, [corpus["videos"] / f"{v}.mp4" for v in rs.videos])
@@ -213,7 +213,7 @@ def test_retrieval_missing_and_undecodable(corpus: dict[str, Path], tmp_path: Pa
 def test_recognition_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     from vidsearch.labels import label_embeddings, load_label_set
     from vidsearch.metrics import topk_accuracy
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.store.library import Library
 
     videos = tmp_path / "videos"
@@ -246,7 +246,7 @@ def test_recognition_end_to_end(tmp_path: Path, tiny_checkpoint: Path) -> None:
     results = json.loads(out_json.read_text())
     assert results["classes"] == 51 and results["counts"]["videos"] == 5 and results["complete"]
 
-    enc = load_encoder(str(tiny_checkpoint), device="cpu")
+    enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     with Library.open(lib) as library:
         xb, found = library.video_embeddings(enc.key, [videos / f"{n}.mp4" for n in names])
     assert found == list(range(5))

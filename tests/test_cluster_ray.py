@@ -104,12 +104,12 @@ def test_same_as_local_despite_an_actor_death_and_rerun_adds_nothing(
 ) -> None:
     """An encode actor that dies once (restarted, its task retried) still leaves every video once;
     the driver never loads the model (only the encode actors do)."""
-    import vidsearch.models.lowprec as lowprec
+    import vidsearch.models.opener as opener
 
     def no_load(*args: object, **kwargs: object) -> None:
         raise AssertionError("the driver loaded the model")
 
-    monkeypatch.setattr(lowprec, "load_encoder_at", no_load)
+    monkeypatch.setattr(opener, "open_encoder", no_load)
     marker = tmp_path / "encoder-died"
     with Library.open(tmp_path / "ray", create=True) as lib:
         remote = index_folder_ray(

@@ -19,9 +19,9 @@ def test_auto_window() -> None:
 def test_embed_windows_caches_by_content(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
-    encoder = load_encoder(str(tiny_checkpoint), device="cpu")
+    encoder = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     video = videogen.write_video(tmp_path / "clip.mp4", seconds=4, fps=8, pattern="moving_square")
     cache = WindowCache(tmp_path / "cache")
     emb = embed_windows(video, encoder, window=1.0, stride=0.5, cache=cache)

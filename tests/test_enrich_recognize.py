@@ -110,7 +110,7 @@ def test_stored_labels_equal_recomputation(
     from vidsearch.enrich.recognize import recognize_library
     from vidsearch.labels import DEFAULT_TEMPLATES, known_scores, label_embeddings
     from vidsearch.metrics import softmax
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
     lib_path, _, labels = indexed
     lib_path = _copy(lib_path, tmp_path / "lib")
@@ -126,7 +126,7 @@ def test_stored_labels_equal_recomputation(
             top_by_path = top_video_labels(s, row.name)
         infos = library.segment_infos(ids)
     # Recompute from the stored vectors with a freshly loaded model.
-    encoder = load_encoder(str(tiny_checkpoint), device="cpu")
+    encoder = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     E = label_embeddings(encoder, LABELS, DEFAULT_TEMPLATES)
     S = xb @ E.T
     P = softmax(S / T, axis=1)

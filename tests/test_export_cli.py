@@ -42,10 +42,10 @@ def test_export_onnx_with_parity(tiny_checkpoint: Path, tmp_path: Path, tower: s
     report = json.loads(result.stdout)
     assert report["parity_ok"] and report["precision"] == precision and out.is_file()
     # The file itself answers like the PyTorch tower (checked here independently of the command).
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.models.onnx_text import make_session
 
-    enc = load_encoder(str(tiny_checkpoint), device="cpu")
+    enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     sess = make_session(out)
     if tower == "vision":
         x = torch.randn(2, enc.num_frames, 3, enc.resolution, enc.resolution)

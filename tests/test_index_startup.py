@@ -139,10 +139,10 @@ def test_remembered_key_is_dropped_when_a_file_changes(tmp_path: Path, monkeypat
 def test_model_key_uses_the_memo_and_matches_the_loaded_encoder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path
 ) -> None:
-    from vidsearch.models import load_encoder, model_key, registry
+    from vidsearch.models import EncoderSpec, model_key, open_encoder, registry
 
     monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     key = model_key(str(tiny_checkpoint))
-    assert load_encoder(str(tiny_checkpoint), device="cpu").key == key
+    assert open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu")).key == key
     monkeypatch.setattr(registry, "_route", lambda model: pytest.fail("the remembered key was not used"))
     assert model_key(str(tiny_checkpoint)) == key

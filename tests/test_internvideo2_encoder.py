@@ -21,11 +21,12 @@ from typer.testing import CliRunner
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
 from vidsearch.errors import WeightsNotFoundError
+from vidsearch.models import EncoderSpec, open_encoder
 from vidsearch.models.internvideo2 import InternVideo2, InternVideo2Config
 from vidsearch.models.internvideo2_bert import BertConfig
 from vidsearch.models.internvideo2_encoder import InternVideo2Encoder
 from vidsearch.models.internvideo2_vision import VisionConfig
-from vidsearch.models.registry import describe_encoder, load_encoder, model_key
+from vidsearch.models.registry import describe_encoder, model_key
 
 SPECIAL = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = "a the red green blue square moving gradient noise dog car runs ##s video of".split()
@@ -81,7 +82,7 @@ def clips(n: int, t: int = 4, seed: int = 0) -> np.ndarray:
 
 def test_routes_loads_and_encodes(small_model: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        enc = load_encoder(str(small_model), device="cpu")
+        enc = open_encoder(EncoderSpec(str(small_model), device="cpu"))
     assert isinstance(enc, InternVideo2Encoder)
     assert enc.temperature == pytest.approx(0.07)
     assert [r.message for r in caplog.records if "ignored 2 key(s)" in r.getMessage()]
@@ -102,7 +103,7 @@ def test_routes_loads_and_encodes(small_model: Path, caplog: pytest.LogCaptureFi
 
 
 def test_itm_scores_match_the_fusion_path(small_model: Path) -> None:
-    enc = load_encoder(str(small_model), device="cpu")
+    enc = open_encoder(EncoderSpec(str(small_model), device="cpu"))
     assert isinstance(enc, InternVideo2Encoder)
     tokens = enc.video_tokens(clips(3))
     assert tokens.shape == (3, 1 + 4 * 16, 64)
@@ -120,8 +121,8 @@ def test_itm_scores_match_the_fusion_path(small_model: Path) -> None:
 
 def test_bf16_file_loads_as_it_is(tmp_path: Path, small_model: Path) -> None:
     bf16 = write_model(tmp_path / "bf16", dtype=torch.bfloat16)
-    a = load_encoder(str(small_model), device="cpu")
-    b = load_encoder(str(bf16), device="cpu")
+    a = open_encoder(EncoderSpec(str(small_model), device="cpu"))
+    b = open_encoder(EncoderSpec(str(bf16), device="cpu"))
     assert next(b.model.parameters()).dtype == torch.float32
     cos = (a.encode_video(clips(2)) * b.encode_video(clips(2))).sum(1)
     assert cos.min() > 0.99
@@ -165,7 +166,7 @@ def test_index_and_query_end_to_end(small_model: Path, tmp_path: Path) -> None:
     reranked = json.loads(result.stdout)
     assert [h["rank"] for h in reranked] == [1, 2]
     assert {h["path"] for h in reranked} == {h["path"] for h in text_hits}
-    enc = load_encoder(str(small_model), device="cpu")
+    enc = open_encoder(EncoderSpec(str(small_model), device="cpu"))
     from vidsearch.media.span import read_span
 
     frames = np.stack([read_span(h["path"], 4, 56) for h in reranked])
@@ -200,10 +201,10 @@ def test_rerank_needs_an_itm_head(tmp_path: Path, tiny_checkpoint: Path) -> None
 
 
 def test_int8_on_cpu_agrees_with_fp32(small_model: Path) -> None:
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models import EncoderSpec, open_encoder
 
-    fp32 = load_encoder_at(str(small_model), device="cpu", precision="fp32")
-    int8 = load_encoder_at(str(small_model), device="cpu", precision="int8")
+    fp32 = open_encoder(EncoderSpec(str(small_model), device="cpu", precision="fp32"))
+    int8 = open_encoder(EncoderSpec(str(small_model), device="cpu", precision="int8"))
     assert int8.key == fp32.key + "+int8" and int8.spec["precision"] == "int8"
     assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__ for m in int8.model.modules())
     assert (fp32.encode_video(clips(3)) * int8.encode_video(clips(3))).sum(1).min() > 0.999
@@ -217,9 +218,9 @@ def test_vocab_offline_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     path = write_model(tmp_path / "m")
     (path.parent / "vocab.txt").unlink()
     with pytest.raises(WeightsNotFoundError, match="vocab.txt.*offline") as err:
-        load_encoder(str(path), device="cpu")
+        open_encoder(EncoderSpec(str(path), device="cpu"))
     assert "\n" not in str(err.value) and "bert-large-uncased" in str(err.value)
     vocab = tmp_path / "elsewhere.txt"
     vocab.write_text("\n".join(SPECIAL + WORDS) + "\n")
     monkeypatch.setenv("VIDSEARCH_BERT_VOCAB", str(vocab))
-    assert load_encoder(str(path), device="cpu").encode_text(["a dog"]).shape == (1, 24)
+    assert open_encoder(EncoderSpec(str(path), device="cpu")).encode_text(["a dog"]).shape == (1, 24)

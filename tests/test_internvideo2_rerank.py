@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
 from vidsearch.cli.main import app
 from vidsearch.media.span import read_span
+from vidsearch.models import EncoderSpec, open_encoder
 from vidsearch.models.internvideo2_itm import NOT_RERANKED
-from vidsearch.models.registry import load_encoder
 
 runner = CliRunner()
 CAPTIONS = {
@@ -45,7 +45,7 @@ def test_bench_retrieval_reports_itc_and_itm(small_model: Path, tmp_path: Path) 
     assert results["rerank"]["k"] == 2 and results["rerank"]["pairs_scored"] == 5 * 2 + 3 * 2
 
     # the same numbers from the matrices built here, pair by pair with the model
-    enc = load_encoder(str(small_model), device="cpu")
+    enc = open_encoder(EncoderSpec(str(small_model), device="cpu"))
     names = list(CAPTIONS)
     captions = [c for cs in CAPTIONS.values() for c in cs]
     truth = np.array([i for i, cs in enumerate(CAPTIONS.values()) for _ in cs])

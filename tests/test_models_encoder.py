@@ -1,4 +1,4 @@
-"""load_encoder / model_key / the encoder interface on a tiny random ViCLIP checkpoint."""
+"""open_encoder / model_key / the encoder interface on a tiny random ViCLIP checkpoint."""
 
 from __future__ import annotations
 
@@ -45,14 +45,14 @@ def test_import_is_lazy() -> None:
     code = (
         "import sys, vidsearch.models as m; "
         "heavy = [n for n in ('open_clip', 'torchvision', 'timm', 'vidsearch.models.viclip') if n in sys.modules]; "
-        "assert not heavy, heavy; assert callable(m.load_encoder) and callable(m.tokenize); "
+        "assert not heavy, heavy; assert callable(m.open_encoder) and callable(m.tokenize); "
         "assert 'open_clip' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_encoder_interface(ckpt: Path) -> None:
-    enc = vm.load_encoder(str(ckpt), device="cpu")
+    enc = vm.open_encoder(vm.EncoderSpec(str(ckpt), device="cpu"))
     assert isinstance(enc, vm.Encoder)
     assert (enc.num_frames, enc.resolution, enc.embed_dim) == (4, 32, 16)
     assert enc.device == torch.device("cpu") and not enc.model.training
@@ -63,6 +63,7 @@ def test_encoder_interface(ckpt: Path) -> None:
         "model": str(ckpt.resolve()),
         "checkpoint": str(ckpt.resolve()),
         "config": str(ckpt.with_suffix(".json").resolve()),
+        "precision": "fp32",  # the precision it was opened at (what a space records)
     }
     rng = np.random.default_rng(0)
     for shape in [(3, 4, 32, 32, 3), (2, 4, 45, 60, 3), (1, 1, 20, 20, 3), (2, 7, 32, 32, 3)]:
@@ -92,15 +93,15 @@ def test_encoder_interface(ckpt: Path) -> None:
 
 
 def test_spec_reloads_the_same_encoder(ckpt: Path) -> None:
-    enc = vm.load_encoder(str(ckpt), device="cpu")
-    again = vm.load_encoder(**enc.spec)
+    enc = vm.open_encoder(vm.EncoderSpec(str(ckpt), device="cpu"))
+    again = vm.open_encoder(vm.EncoderSpec.from_dict(enc.spec))
     assert again.key == enc.key
     frames = np.random.default_rng(1).integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8)
     assert np.array_equal(again.encode_video(frames), enc.encode_video(frames))
 
 
 def test_model_key_does_not_build_the_model(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = vm.load_encoder(str(ckpt), device="cpu").key
+    key = vm.open_encoder(vm.EncoderSpec(str(ckpt), device="cpu")).key
     monkeypatch.setattr(ViCLIP, "__init__", lambda *a, **k: pytest.fail("model_key built a model"))
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("model_key read the weights"))
     assert vm.model_key(str(ckpt)) == key
@@ -109,20 +110,20 @@ def test_model_key_does_not_build_the_model(ckpt: Path, monkeypatch: pytest.Monk
 def test_preset_key_and_config_override(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A preset name with a checkpoint of another size fails in one line naming the file.
     with pytest.raises(ModelError, match="tiny.pth") as err:
-        vm.load_encoder("viclip-b16", checkpoint=ckpt, device="cpu")
+        vm.open_encoder(vm.EncoderSpec("viclip-b16", checkpoint=ckpt, device="cpu"))
     assert "\n" not in str(err.value)
     # model_key of a preset resolves weights the same way (here from VIDSEARCH_CHECKPOINT).
     monkeypatch.setenv("VIDSEARCH_CHECKPOINT", str(ckpt))
     assert vm.model_key("viclip-b16").startswith("viclip-b16@")
     assert (
         vm.model_key("viclip-b16", config=ckpt.with_suffix(".json"))
-        == vm.load_encoder("viclip-b16", config=str(ckpt.with_suffix(".json")), device="cpu").key
+        == vm.open_encoder(vm.EncoderSpec("viclip-b16", config=str(ckpt.with_suffix(".json")), device="cpu")).key
     )
 
 
 def test_unknown_model_lists_choices() -> None:
     with pytest.raises(ModelError, match=r"internvideo2-1b, viclip-b16, viclip-l14, openclip:<arch>") as err:
-        vm.load_encoder("viclip-h14")
+        vm.open_encoder(vm.EncoderSpec("viclip-h14"))
     assert "\n" not in str(err.value)
     with pytest.raises(ModelError, match="unknown model"):
         vm.model_key("clip")
@@ -158,7 +159,9 @@ def test_registry_routes_a_registered_family(ckpt: Path) -> None:
 
     calls: list[tuple] = []
     fake = types.ModuleType("fake_family")
-    fake.load = lambda name, checkpoint, config, device: calls.append(("load", name, device)) or "encoder"
+    fake.load = lambda name, checkpoint, config, device, precision: (
+        calls.append(("load", name, device, precision)) or types.SimpleNamespace(key=f"fake-{name}@0")
+    )
     fake.key = lambda name, checkpoint, config: f"fake-{name}@0"
     fake.describe = lambda name, checkpoint, config: EncoderInfo(f"fake-{name}@0", 8, 32, 16, {"model": f"fake:{name}"})
     sys.modules["fake_family"] = fake
@@ -167,8 +170,8 @@ def test_registry_routes_a_registered_family(ckpt: Path) -> None:
         registry.register_prefix("fake:", "fake", "<name>")
         assert "fake:<name>" in registry.list_models()
         assert registry.model_key("fake:x") == "fake-x@0"
-        assert registry.load_encoder("fake:x", device="cpu") == "encoder"
-        assert calls == [("load", "x", torch.device("cpu"))]
+        assert vm.open_encoder(vm.EncoderSpec("fake:x", device="cpu")).key == "fake-x@0"
+        assert calls == [("load", "x", torch.device("cpu"), "fp32")]
         info = registry.describe_encoder("fake:x", precision="int8")
         assert (info.key, info.spec) == ("fake-x@0+int8", {"model": "fake:x", "precision": "int8"})
         with pytest.raises(ValueError, match="register family"):
@@ -182,10 +185,10 @@ def test_registry_routes_a_registered_family(ckpt: Path) -> None:
 
 def test_described_without_loading_as_loaded(ckpt: Path) -> None:
     """describe_encoder gives the loaded encoder's key, shape, spec and resize choice at each precision."""
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.models.registry import describe_encoder
 
-    enc = load_encoder_at(str(ckpt), device="cpu", precision="fp32")
+    enc = open_encoder(EncoderSpec(str(ckpt), device="cpu", precision="fp32"))
     info = describe_encoder(str(ckpt))
     assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
         enc.key,
@@ -195,7 +198,12 @@ def test_described_without_loading_as_loaded(ckpt: Path) -> None:
         enc.spec,
         enc.antialias,
     )
-    assert vm.load_encoder(**{k: v for k, v in info.spec.items() if k != "precision"}, device="cpu").key == enc.key
+    assert (
+        vm.open_encoder(
+            vm.EncoderSpec.from_dict({k: v for k, v in info.spec.items() if k != "precision"}, device="cpu")
+        ).key
+        == enc.key
+    )
     int8 = describe_encoder(str(ckpt), precision="int8")
     assert int8.key == enc.key + "+int8" and int8.spec["precision"] == "int8"
     with pytest.raises(ModelError, match="unknown model"):
@@ -203,7 +211,7 @@ def test_described_without_loading_as_loaded(ckpt: Path) -> None:
 
 
 def test_temperature_is_the_models_own(ckpt: Path) -> None:
-    enc = vm.load_encoder(str(ckpt), device="cpu")
+    enc = vm.open_encoder(vm.EncoderSpec(str(ckpt), device="cpu"))
     assert enc.temperature == pytest.approx(float(enc.model.temp.detach()))
     with torch.no_grad():
         enc.model.temp.fill_(0.0)  # not a usable temperature: reported as none

@@ -30,9 +30,9 @@ def test_pad_batch() -> None:
 
 
 def test_fixed_batch_encoder_sees_one_shape_and_matches(tiny_checkpoint: Path) -> None:
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
-    enc = load_encoder(str(tiny_checkpoint), device="cpu")
+    enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     shapes = []
     inner = enc.encode_video
 
@@ -53,9 +53,9 @@ def test_fixed_batch_encoder_sees_one_shape_and_matches(tiny_checkpoint: Path) -
 
 
 def test_compile_is_skipped_on_cpu(tiny_checkpoint: Path) -> None:
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
-    enc = load_encoder(str(tiny_checkpoint), device="cpu")
+    enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
     vision = enc.model.vision_encoder
     assert compile_towers(enc.model, torch.device("cpu"), "reduce-overhead").vision_encoder is vision
     with pytest.raises(ModelError, match="choose one of"):

@@ -32,7 +32,8 @@ from vidsearch.models.onnx_text import (  # noqa: E402
     read_meta,
     write_meta,
 )
-from vidsearch.models.query_encoder import load_query_encoder  # noqa: E402
+from vidsearch.models.opener import open_encoder  # noqa: E402
+from vidsearch.models.spec import EncoderSpec  # noqa: E402
 from vidsearch.models.viclip import PRESETS, ViCLIP, ViCLIPConfig  # noqa: E402
 from vidsearch.models.weights import fit_state_dict, read_state_dict  # noqa: E402
 
@@ -165,26 +166,22 @@ def test_graph_cache_is_keyed_and_reused(fixture_model: ViCLIP) -> None:
 def test_query_encoder_falls_back_to_pytorch_and_caches(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from vidsearch.models import load_encoder
-
     monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))  # other tests cache this model's graph
 
-    torch_enc = load_encoder(str(tiny_checkpoint), device="cpu")
-    spec = dict(torch_enc.spec)
+    torch_enc = open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu"))
+    spec = EncoderSpec.from_dict(torch_enc.spec, device="cpu", towers="text", space_key=torch_enc.key)
     captions = ["a dog catches a frisbee", "", "someone cooks pasta in a kitchen"]
     ref = torch_enc.encode_text(captions)
     import vidsearch.models.onnx_text as onnx_text
-    import vidsearch.models.query_encoder as query_encoder
 
     with monkeypatch.context() as m:  # (undo() would also undo the isolated cache directory)
         m.setattr(onnx_text, "ort_available", lambda: False)
-        m.setattr(query_encoder, "ort_available", lambda: False)
-        first = load_query_encoder(torch_enc.key, spec, device="cpu")
+        first = open_encoder(spec)
     assert type(first).__name__ == "ViCLIPEncoder"  # no ONNX Runtime: the PyTorch path
     assert not graph_path(torch_enc.key, "text").exists()
-    second = load_query_encoder(torch_enc.key, spec, device="cpu")
+    second = open_encoder(spec)
     assert type(second).__name__ == "ViCLIPEncoder" and graph_path(torch_enc.key, "text").is_file()
-    third = load_query_encoder(torch_enc.key, spec, device="cpu")
+    third = open_encoder(spec)
     assert type(third).__name__ == "OnnxTextEncoder"
     assert cosine_rows(third.encode_text(captions), ref).min() >= 0.9999
 
@@ -194,8 +191,8 @@ def test_cached_text_query_imports_no_torch(fixture_model: ViCLIP) -> None:
     ensure_graph(fixture_model, key, "text")
     code = (
         "import sys\n"
-        "from vidsearch.models.query_encoder import load_query_encoder\n"
-        f"enc = load_query_encoder({key!r}, {{'model': 'unused'}}, device='cpu')\n"
+        "from vidsearch.models import EncoderSpec, open_encoder\n"
+        f"enc = open_encoder(EncoderSpec('unused', device='cpu', towers='text', space_key={key!r}))\n"
         "print(type(enc).__name__, enc.encode_text(['a dog']).shape)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

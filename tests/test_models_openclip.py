@@ -33,7 +33,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_video_is_renormalized_mean_of_frame_embeddings(tiny: tuple[Path, Path]) -> None:
     ckpt, cfg = tiny
-    enc = vm.load_encoder("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu")
+    enc = vm.open_encoder(vm.EncoderSpec("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu"))
     assert (enc.resolution, enc.embed_dim) == (32, 16)
     assert enc.key.startswith("openclip-tiny-clip@")
     assert vm.model_key("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg)) == enc.key
@@ -52,7 +52,7 @@ def test_video_is_renormalized_mean_of_frame_embeddings(tiny: tuple[Path, Path])
     assert np.abs(per_frame[0] - want).max() < 1e-5
     text = enc.encode_text(["a dog", "a cat"])
     assert text.shape == (2, 16) and np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-5)
-    again = vm.load_encoder(**enc.spec)
+    again = vm.open_encoder(vm.EncoderSpec.from_dict(enc.spec))
     assert again.key == enc.key and np.array_equal(again.encode_video(frames), video)
     # open_clip's logits are exp(logit_scale) * cosine: the temperature is its inverse
     assert enc.temperature == pytest.approx(1.0 / float(enc.model.logit_scale.detach().exp()))
@@ -61,24 +61,28 @@ def test_video_is_renormalized_mean_of_frame_embeddings(tiny: tuple[Path, Path])
 def test_errors(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     ckpt, cfg = tiny
     with pytest.raises(WeightsNotFoundError, match="needs a local checkpoint"):
-        vm.load_encoder("openclip:ViT-B-32", device="cpu")
+        vm.open_encoder(vm.EncoderSpec("openclip:ViT-B-32", device="cpu"))
     with pytest.raises(ModelError, match="unknown open_clip architecture"):
-        vm.load_encoder("openclip:NoSuchNet", checkpoint=str(ckpt), device="cpu")
+        vm.open_encoder(vm.EncoderSpec("openclip:NoSuchNet", checkpoint=str(ckpt), device="cpu"))
     with pytest.raises(CheckpointError, match="does not fit open_clip ViT-B-32") as err:
-        vm.load_encoder("openclip:ViT-B-32", checkpoint=str(ckpt), device="cpu")
+        vm.open_encoder(vm.EncoderSpec("openclip:ViT-B-32", checkpoint=str(ckpt), device="cpu"))
     assert "\n" not in str(err.value)
     (tmp_path / "bad.json").write_text(json.dumps({"embed_dim": 4}))
     with pytest.raises(ModelError, match="needs embed_dim, vision_cfg and text_cfg"):
-        vm.load_encoder("openclip:x", checkpoint=str(ckpt), config=str(tmp_path / "bad.json"), device="cpu")
+        vm.open_encoder(
+            vm.EncoderSpec("openclip:x", checkpoint=str(ckpt), config=str(tmp_path / "bad.json"), device="cpu")
+        )
 
 
 def test_described_without_loading_as_loaded(tiny: tuple[Path, Path]) -> None:
     """describe_encoder says what the loaded encoder says of itself; a named arch needs no weights read."""
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.models.registry import describe_encoder
 
     ckpt, cfg = tiny
-    enc = load_encoder_at("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu", precision="fp32")
+    enc = open_encoder(
+        EncoderSpec("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg), device="cpu", precision="fp32")
+    )
     info = describe_encoder("openclip:tiny-clip", checkpoint=str(ckpt), config=str(cfg))
     assert (info.key, info.num_frames, info.resolution, info.embed_dim, info.spec, info.antialias) == (
         enc.key,

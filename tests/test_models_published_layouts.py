@@ -105,7 +105,7 @@ def test_published_layout_loads_to_the_official_outputs(
     assert got_cfg == cfg
     with torch.device("meta"):
         model = ViCLIP(got_cfg)
-    model = load_viclip_checkpoint(model.to_empty(device="cpu"), path).eval()  # as load_encoder builds it
+    model = load_viclip_checkpoint(model.to_empty(device="cpu"), path).eval()  # as open_encoder builds it
     with torch.inference_mode():
         video = model.encode_video(expected["video"])
         text = model.encode_text(expected["tokens"].long())

@@ -119,14 +119,14 @@ def test_fixture_preprocessing_torchvision_015(expected: dict) -> None:
 
 
 @needs_fixtures
-def test_fixture_through_load_encoder(expected: dict, tmp_path: Path) -> None:
+def test_fixture_through_open_encoder(expected: dict, tmp_path: Path) -> None:
     """The user path: checkpoint + config JSON on disk, uint8 frames in, normalized numpy out."""
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
     ckpt = tmp_path / "tiny.pth"
     ckpt.write_bytes((FIXTURES / "tiny_checkpoint.pth").read_bytes())
     fixture_config(expected).to_json(tmp_path / "tiny.json")
-    enc = load_encoder(str(ckpt), device="cpu")
+    enc = open_encoder(EncoderSpec(str(ckpt), device="cpu"))
     got = enc.encode_text(expected["captions"])
     want = F.normalize(expected["text_embeds"], dim=-1).numpy()
     assert got.dtype == np.float32 and np.abs(got - want).max() < TOL

@@ -169,13 +169,13 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("model", ["fixture", "b16-2-layers"])
 @pytest.mark.parametrize("precision", _precision_paths())
 def test_precision_matches_fp32(checkpoints: dict[str, Path], model: str, precision: str) -> None:
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models import EncoderSpec, open_encoder
 
     if model not in checkpoints:
         pytest.skip("parity fixtures not found")
     path = str(checkpoints[model])
-    ref = load_encoder_at(path, device="cpu", precision="fp32")
-    enc = load_encoder_at(path, device="cpu", precision=precision)
+    ref = open_encoder(EncoderSpec(path, device="cpu", precision="fp32"))
+    enc = open_encoder(EncoderSpec(path, device="cpu", precision=precision))
     assert ref.key == split_key(ref.key)[0] and enc.key == f"{ref.key}+{precision}"
     assert enc.spec["precision"] == precision
     clips = _clips(enc.resolution)
@@ -185,33 +185,43 @@ def test_precision_matches_fp32(checkpoints: dict[str, Path], model: str, precis
     assert _cosines(v, v_ref).min() >= 0.999, _cosines(v, v_ref)
     assert _cosines(t, t_ref).min() >= 0.999, _cosines(t, t_ref)
     # The spec rebuilds the encoder at the same precision (what a space stores).
-    assert load_encoder_at(**{**enc.spec, "device": "cpu"}).key == enc.key
+    assert open_encoder(EncoderSpec.from_dict({**enc.spec, "device": "cpu"})).key == enc.key
 
 
 def test_fp32_is_the_plain_encoder(checkpoints: dict[str, Path]) -> None:
-    from vidsearch.models import load_encoder
-    from vidsearch.models.lowprec import apply_precision
+    """``auto`` on a CPU opens the same fp32 encoder as an explicit fp32: same key, same vectors."""
+    from vidsearch.models import EncoderSpec, open_encoder
 
     path = str(checkpoints["b16-2-layers"])
-    plain = load_encoder(path, device="cpu")
-    key = plain.key
+    plain = open_encoder(EncoderSpec(path, device="cpu", precision="fp32"))
     clips = _clips(plain.resolution, n=1)
-    want = plain.encode_video(clips)
-    enc = apply_precision(plain, "auto")
-    assert enc.key == key and enc.precision == "fp32"
-    np.testing.assert_array_equal(enc.encode_video(clips), want)
+    enc = open_encoder(EncoderSpec(path, device="cpu"))
+    assert enc.key == plain.key and enc.precision == "fp32" and enc.spec["precision"] == "fp32"
+    np.testing.assert_array_equal(enc.encode_video(clips), plain.encode_video(clips))
     with pytest.raises(ModelError, match="needs a GPU"):
-        apply_precision(load_encoder(path, device="cpu"), "fp16")
+        open_encoder(EncoderSpec(path, device="cpu", precision="fp16"))
+
+
+def test_precision_is_chosen_when_opened_not_patched_on(checkpoints: dict[str, Path]) -> None:
+    """The encoder's autocast is its class's method, answering the precision it was built with."""
+    from vidsearch.models import EncoderSpec, open_encoder
+    from vidsearch.models.viclip_encoder import ViCLIPEncoder
+
+    enc = open_encoder(EncoderSpec(str(checkpoints["b16-2-layers"]), device="cpu", precision="fp32"))
+    assert "autocast" not in vars(enc)  # nothing assigned on the instance
+    assert type(enc).autocast is not None and isinstance(enc, ViCLIPEncoder)
+    import contextlib
+
+    assert isinstance(enc.autocast(), contextlib.nullcontext)
 
 
 def test_int8_needs_onnx_runtime(checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import vidsearch.models.onnx_text as onnx_text
-    from vidsearch.models import load_encoder
-    from vidsearch.models.lowprec import apply_precision
+    from vidsearch.models import EncoderSpec, open_encoder
 
     monkeypatch.setattr(onnx_text, "ort_available", lambda: False)
     with pytest.raises(ModelError, match=r"vidsearch\[fast\]"):
-        apply_precision(load_encoder(str(checkpoints["b16-2-layers"]), device="cpu"), "int8")
+        open_encoder(EncoderSpec(str(checkpoints["b16-2-layers"]), device="cpu", precision="int8"))
 
 
 def test_index_space_key_carries_the_precision(checkpoints: dict[str, Path], tmp_path: Path) -> None:
@@ -228,7 +238,7 @@ def test_index_space_key_carries_the_precision(checkpoints: dict[str, Path], tmp
 
 def test_weights_check_ignores_the_precision_suffix() -> None:
     from vidsearch.errors import CheckpointError
-    from vidsearch.search import check_weights
+    from vidsearch.models.opener import check_weights
 
     check_weights("viclip-b16@0123456789ab+int8", "viclip-b16@0123456789ab", "m.pth")  # same weights
     check_weights("viclip-b16@0123456789ab+bf16", "viclip-b16@0123456789ab+bf16", "m.pth")

@@ -112,9 +112,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _encode(checkpoint: str, precision: str, clips: np.ndarray, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models import EncoderSpec, open_encoder
 
-    enc = load_encoder_at(checkpoint, device="cpu", precision=precision)
+    enc = open_encoder(EncoderSpec(checkpoint, device="cpu", precision=precision))
     assert enc.key.endswith("" if precision == "fp32" else f"+{precision}")
     return enc.encode_video(clips), enc.encode_text(captions)
 

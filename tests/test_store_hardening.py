@@ -140,20 +140,18 @@ def test_changed_checkpoint_is_refused(tmp_path: Path, tiny_checkpoint: Path) ->
 
     from conftest import make_tiny_checkpoint
 
-    from vidsearch.search import load_space_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
     from vidsearch.store.spaces import SpaceInfo
 
     ckpt = tmp_path / "mine.pth"
     shutil.copy(tiny_checkpoint, ckpt)
     shutil.copy(tiny_checkpoint.with_suffix(".json"), ckpt.with_suffix(".json"))
-    from vidsearch.models import load_encoder
-
-    enc = load_encoder(str(ckpt), device="cpu")
+    enc = open_encoder(EncoderSpec(str(ckpt), device="cpu"))
     space = SpaceInfo(id=1, key=enc.key, dim=enc.embed_dim, model_spec=dict(enc.spec), sampling={}, generation=0)
-    assert load_space_encoder(space, device="cpu").key == enc.key
+    assert open_encoder(EncoderSpec.for_space(space, device="cpu")).key == enc.key
     make_tiny_checkpoint(ckpt, seed=1)  # a second `finetune --out` to the same path
     with pytest.raises(CheckpointError) as e:
-        load_space_encoder(space, device="cpu")
+        open_encoder(EncoderSpec.for_space(space, device="cpu"))
     from vidsearch.cli.errors import message
 
     msg = str(e.value)

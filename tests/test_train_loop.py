@@ -138,7 +138,7 @@ def test_training_lowers_the_loss_and_validates(tmp_path):
 
 
 def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
-    from vidsearch.models import load_encoder
+    from vidsearch.models import EncoderSpec, open_encoder
 
     out = tmp_path / "run"
     straight = _trainer(tmp_path, None)
@@ -153,7 +153,7 @@ def test_checkpoint_loads_as_an_encoder_and_resume_is_exact(tmp_path):
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=False):
         assert torch.allclose(a, b, atol=1e-6), name
 
-    enc = load_encoder(str(out / "model.pth"), device="cpu")
+    enc = open_encoder(EncoderSpec(str(out / "model.pth"), device="cpu"))
     assert enc.num_frames == 4 and enc.resolution == 16
     frames = np.zeros((1, 4, 16, 16, 3), np.uint8)
     v = enc.encode_video(frames)

@@ -21,10 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.errors import CheckpointError, InputError
+from vidsearch.errors import InputError
 from vidsearch.metrics import temporal_iou
-from vidsearch.models import model_key
-from vidsearch.precision import split_key
 from vidsearch.spans import Window, best_span_from_windows, score_windows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
@@ -38,9 +36,6 @@ __all__ = [
     "embed_text",
     "check_text",
     "encode_video_file",
-    "load_space_encoder",
-    "check_weights",
-    "load_text_query_encoder",
     "windows_scores",
     "window_scores",
     "best_spans_for_hits",
@@ -332,83 +327,6 @@ def _refine_spans(library: Library, space: SpaceInfo, hits: list[VideoHit], xq: 
             hit.start, hit.end, _ = spans[hit.video_id]
             hit.kind = "window"
     return hits
-
-
-def load_space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
-    """Load the encoder that produced a space's vectors (from the spec stored with it).
-
-    The weights must still be the ones the vectors were made with: the space key records their
-    hash, checked here (cheaply: the hash is cached by the file's size and mtime) before loading.
-
-    Raises:
-        CheckpointError: the checkpoint file now holds other weights.
-    """
-    from vidsearch.media.sampling import recorded_antialias
-    from vidsearch.models.lowprec import load_encoder_at
-
-    spec = dict(space.model_spec)
-    key_args = {k: spec[k] for k in ("model", "checkpoint", "config") if k in spec}
-    spec["device"] = device
-    # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
-    spec.setdefault("precision", split_key(space.key)[1])
-    where = spec.get("checkpoint") or spec.get("model")
-    try:
-        found = model_key(**key_args)  # the hash first (cheap, cached by size and mtime)
-        check_weights(space.key, found, where)  # other weights never get loaded
-        encoder = load_encoder_at(**spec)
-    except CheckpointError as exc:
-        raise _space_load_error(space, where, exc) from None
-    # Again with the key of what was loaded: the file may have been replaced between the two.
-    check_weights(space.key, str(encoder.key), where)
-    # frames this encoder decodes (query by video, enrich windows) are resized as the space's were
-    encoder.antialias = recorded_antialias(space.sampling)
-    return encoder
-
-
-def check_weights(space_key: str, found_key: str, where: Any) -> None:
-    """Raise when the weights at ``where`` hash differently from those a space was made with.
-
-    Raises:
-        CheckpointError: the hashes after ``@`` in the two keys differ.
-    """
-
-    # The weights' hashes: a space key's +<precision> suffix is no part of them.
-    want, have = (split_key(k)[0].partition("@")[2] for k in (space_key, found_key))
-    if want and have and want != have:
-        raise CheckpointError(
-            f"the weights at {where} changed since space {space_key} was indexed (hash {want}, now {have})",
-            path=where,
-            hint="restore the old file, or index again with the new weights to make a new space for them",
-            remedy="reindex_space",
-        )
-
-
-def _space_load_error(space: SpaceInfo, where: Any, exc: CheckpointError) -> CheckpointError:
-    """What to tell a searching user whose space's weights cannot be loaded."""
-    if exc.remedy == "reindex_space":  # changed weights: load_space_encoder passes this one on as it is
-        return exc
-    # The loader's own advice (give a checkpoint) is no option of a searching command.
-    return CheckpointError(
-        f"the model of embedding space {space.key} cannot be loaded from {where} ({exc.what})",
-        path=where,
-        hint="put the file back there, or index again with the model at its new path",
-        remedy="reindex_moved",
-    )
-
-
-def load_text_query_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False) -> Any:
-    """An encoder for text queries into ``space``; without torch when its ONNX graph is cached.
-
-    ``one_shot``: it answers a single query (faster to load, slower per query).
-    """
-    from vidsearch.models.query_encoder import load_query_encoder
-
-    try:
-        return load_query_encoder(space.key, space.model_spec, device=device, one_shot=one_shot)
-    except CheckpointError as exc:
-        raise _space_load_error(
-            space, space.model_spec.get("checkpoint") or space.model_spec.get("model"), exc
-        ) from None
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ __all__ = [
     "VideoEmbeddings",
     "bench_library_path",
     "bench_sampling",
-    "load_bench_encoder",
+    "bench_encoder_spec",
     "embed_videos",
     "encode_texts",
     "model_info",
@@ -110,20 +110,22 @@ def bench_sampling(antialias: bool | None = None) -> Any:
     return SamplingConfig(min_video_for_windows=float("inf"), antialias=antialias)
 
 
-def load_bench_encoder(options: BenchOptions) -> Any:
-    """Load the encoder named by ``options`` at its precision (raises the models' one-line errors)."""
-    from vidsearch.models.lowprec import load_encoder_at
+def bench_encoder_spec(options: BenchOptions) -> Any:
+    """The :class:`~vidsearch.models.spec.EncoderSpec` of the encoder ``options`` name, at its precision.
 
-    encoder = load_encoder_at(
+    ``open_encoder(bench_encoder_spec(options))`` raises the models' one-line errors.
+    """
+    from vidsearch.models.spec import EncoderSpec
+
+    return EncoderSpec(
         options.model,
         checkpoint=options.checkpoint,
         config=options.model_config,
         device=options.device,
         precision=options.precision,
+        # every decode of this run resizes as asked (None: the model's own choice)
+        antialias=None if options.antialias is None else bool(options.antialias),
     )
-    if options.antialias is not None:  # every decode of this run resizes as asked
-        encoder.antialias = bool(options.antialias)
-    return encoder
 
 
 def embed_videos(
@@ -287,7 +289,9 @@ def embed_named_videos(
     if not present:
         raise InputError(f"none of the {len(names)} videos of the annotations is in {videos_dir}")
     if encoder is None:
-        encoder = load_bench_encoder(options)
+        from vidsearch.models.opener import open_encoder
+
+        encoder = open_encoder(bench_encoder_spec(options))
     ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
     failed = {present[j]: reason for j, reason in ve.failed.items()}
     undecodable = _check_failed(names, failed, options.allow_missing)

@@ -18,9 +18,9 @@ from typing import Any
 
 from vidsearch.bench.common import (
     BenchOptions,
+    bench_encoder_spec,
     bench_library_path,
     encode_texts,
-    load_bench_encoder,
     model_info,
     package_versions,
     utc_now,
@@ -31,6 +31,7 @@ from vidsearch.enrich.window_cache import WindowCache
 from vidsearch.enrich.windows import embed_windows
 from vidsearch.errors import InputError, MediaError
 from vidsearch.metrics import localization_metrics
+from vidsearch.models.opener import open_encoder
 
 __all__ = ["Moment", "LocalizationRun", "read_localization_annotations", "run_localization"]
 
@@ -130,7 +131,7 @@ def run_localization(
             "pass --allow-missing to evaluate on the videos that exist"
         )
     if encoder is None:
-        encoder = load_bench_encoder(options)
+        encoder = open_encoder(bench_encoder_spec(options))
     cache = WindowCache(bench_library_path(options.library) / "windows")
     xq = encode_texts(encoder, [m.sentence for m in moments], options.text_batch_size)
     by_video: dict[str, list[int]] = {}

@@ -35,9 +35,9 @@ import numpy as np
 
 from vidsearch.bench.common import (
     BenchOptions,
+    bench_encoder_spec,
     bench_library_path,
     embed_named_videos,
-    load_bench_encoder,
     model_info,
     package_versions,
     utc_now,
@@ -61,6 +61,7 @@ from vidsearch.labels import (
     normalize_label,
 )
 from vidsearch.metrics import auroc, open_set_macro_f1, topk_accuracy
+from vidsearch.models.opener import open_encoder
 from vidsearch.usecases.encoders import space_encoder
 
 __all__ = [
@@ -189,7 +190,7 @@ def run_open_set(
     options = options or BenchOptions()
     t0 = time.perf_counter()
     if encoder is None:
-        encoder = load_bench_encoder(options)
+        encoder = open_encoder(bench_encoder_spec(options))
     if rule is None:
         rule = default_rule(encoder.temperature)
     for name, head in heads:  # a head of another space fails before any video is decoded

@@ -94,15 +94,18 @@ class EncodeActor:
 
     def __init__(self, options: Any, expected_key: str, device: str) -> None:
         from vidsearch.indexer.stages import clip_encoder
-        from vidsearch.models.lowprec import load_encoder_at
+        from vidsearch.models.opener import open_encoder
+        from vidsearch.models.spec import EncoderSpec
 
         # options.precision is the driver's resolved one: every actor writes the same space
-        self.encoder = load_encoder_at(
-            options.model,
-            checkpoint=options.checkpoint,
-            config=options.model_config,
-            device=device,
-            precision=options.precision,
+        self.encoder: Any = open_encoder(
+            EncoderSpec(
+                options.model,
+                checkpoint=options.checkpoint,
+                config=options.model_config,
+                device=device,
+                precision=options.precision,
+            )
         )
         if self.encoder.key != expected_key:
             raise ClusterError(

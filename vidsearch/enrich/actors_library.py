@@ -100,7 +100,8 @@ def enrich_actors(
         LibraryError: empty library, unknown space, or another enrich run in progress.
         WeightsNotFoundError: the detector's weights are missing.
     """
-    from vidsearch.search import load_space_encoder
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
     from vidsearch.store import actors as store
 
     t0 = time.perf_counter()
@@ -127,7 +128,7 @@ def enrich_actors(
         if not todo:
             report.seconds = time.perf_counter() - t0
             return report
-        encoder = encoder or load_space_encoder(space, device=device)
+        encoder = encoder or open_encoder(EncoderSpec.for_space(space, device=device))
         class_emb = label_embeddings(encoder, classes, templates)
         with DecodePool(workers=config.workers) as pool:
             for n, (_, segment_id, path) in enumerate(todo, 1):

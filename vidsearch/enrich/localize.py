@@ -132,11 +132,12 @@ def localize_in_library(
         LibraryError: no such space.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.search import load_space_encoder
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
 
     space = library.space(space_key)
     cache = WindowCache(Path(library.root) / "cache" / "windows") if use_cache else None
-    encoder = load_space_encoder(space, device=device)
+    encoder = open_encoder(EncoderSpec.for_space(space, device=device))
     return localize_video(path, text, encoder, config, cache)
 
 
@@ -174,10 +175,13 @@ def localize_file(
         ModelError, CheckpointError, WeightsNotFoundError: the model cannot be loaded.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
 
     if not Path(path).expanduser().is_file():
         raise InputError(f"{path}: no such video file")
-    encoder = load_encoder_at(model, checkpoint=checkpoint, config=model_config, device=device, precision=precision)
+    encoder = open_encoder(
+        EncoderSpec(model, checkpoint=checkpoint, config=model_config, device=device, precision=precision)
+    )
     spans, emb = localize_video(path, text, encoder, config, user_window_cache() if use_cache else None)
     return spans, emb, str(encoder.key)

@@ -219,9 +219,10 @@ def recognize_library(
             class_emb = stored[1]
         else:
             if encoder is None:
-                from vidsearch.search import load_space_encoder
+                from vidsearch.models.opener import open_encoder
+                from vidsearch.models.spec import EncoderSpec
 
-                encoder = load_space_encoder(space, device=device)
+                encoder = open_encoder(EncoderSpec.for_space(space, device=device))
                 report.model_loaded = True
             class_emb = label_embeddings(encoder, classes, templates)
         if class_emb.shape[1] != space.dim:

@@ -1,7 +1,9 @@
-"""Encoders behind one small interface (see :func:`vidsearch.models.load_encoder`).
+"""Encoders behind one small interface, opened one way: ``open_encoder(EncoderSpec(...))``.
 
-Modules: ``base`` (the :class:`Encoder` interface), ``registry`` (names -> encoders:
-``list_models``, ``load_encoder``, ``model_key``, ``describe_encoder``), ``info``
+Modules: ``spec`` (torch-free: :class:`EncoderSpec` and the :class:`TextEncoder` /
+:class:`VideoEncoder` protocols), ``opener`` (:func:`open_encoder`, which picks the backend),
+``catalog`` (every family and preset, declared once), ``base`` (the PyTorch :class:`Encoder`
+base), ``registry`` (names -> families: ``list_models``, ``model_key``, ``describe_encoder``), ``info``
 (:class:`EncoderInfo`: an encoder described without its weights), one file per encoder (``viclip_encoder`` over
 the ``viclip`` network port, ``openclip``), ``precision`` (devices and the autocast policy),
 ``weights`` (finding and loading checkpoints), ``preprocess`` and ``tokenizer``.
@@ -18,7 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "tokenize",
-    "load_encoder",
+    "open_encoder",
+    "EncoderSpec",
+    "TextEncoder",
+    "VideoEncoder",
+    "VideoTextEncoder",
     "model_key",
     "describe_encoder",
     "list_models",
@@ -31,7 +37,11 @@ __all__ = [
 
 _EXPORTS = {
     "tokenize": "vidsearch.models.tokenizer",
-    "load_encoder": "vidsearch.models.registry",
+    "open_encoder": "vidsearch.models.opener",
+    "EncoderSpec": "vidsearch.models.spec",
+    "TextEncoder": "vidsearch.models.spec",
+    "VideoEncoder": "vidsearch.models.spec",
+    "VideoTextEncoder": "vidsearch.models.spec",
     "model_key": "vidsearch.models.registry",
     "describe_encoder": "vidsearch.models.registry",
     "list_models": "vidsearch.models.registry",
@@ -45,8 +55,10 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from vidsearch.models.base import Encoder
     from vidsearch.models.info import EncoderInfo
+    from vidsearch.models.opener import open_encoder
     from vidsearch.models.precision import resolve_device
-    from vidsearch.models.registry import describe_encoder, list_models, load_encoder, model_key
+    from vidsearch.models.registry import describe_encoder, list_models, model_key
+    from vidsearch.models.spec import EncoderSpec, TextEncoder, VideoEncoder, VideoTextEncoder
     from vidsearch.models.tokenizer import tokenize
     from vidsearch.models.viclip import ViCLIP, ViCLIPConfig
 

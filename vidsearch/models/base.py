@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.media.resize import OFFICIAL_ANTIALIAS, resize_clips
-from vidsearch.models.precision import autocast
+from vidsearch.models.precision import autocast_for
+from vidsearch.precision import space_key
 
 __all__ = ["Encoder", "l2_normalized"]
 
@@ -27,7 +28,10 @@ class Encoder(abc.ABC):
         embed_dim: embedding size ``D``.
         device: where the model runs.
         model: the underlying ``nn.Module`` (for fine-tuning).
-        spec: JSON-serializable kwargs: ``load_encoder(**spec)`` rebuilds this encoder.
+        spec: JSON-serializable fields of the :class:`~vidsearch.models.spec.EncoderSpec` that
+            rebuilds this encoder (``open_encoder(EncoderSpec.from_dict(spec))``).
+        precision: the resolved precision it runs at (``fp32``, ``bf16``, ``fp16``, ``int8``),
+            given when it is built; it is the key's suffix.
         checkpoint_hash: full sha256 of the checkpoint file.
         antialias: the model's own frame-resize choice, for new embedding spaces and frames
             not already at ``resolution`` (ViCLIP: off, as torchvision 0.15.2 resized for the
@@ -41,16 +45,29 @@ class Encoder(abc.ABC):
     device: torch.device
     model: torch.nn.Module
     spec: dict[str, Any]
+    precision: str = "fp32"
     checkpoint_hash: str
     antialias: bool = OFFICIAL_ANTIALIAS
 
-    def set_source(self, name: str, checkpoint: Any, sha256: str, spec: dict[str, Any], device: torch.device) -> None:
-        """Record where the weights came from: ``key`` = ``<name>@<12 hex of sha256>``, ``spec``, ``device``."""
+    def set_source(
+        self,
+        name: str,
+        checkpoint: Any,
+        sha256: str,
+        spec: dict[str, Any],
+        device: torch.device,
+        precision: str = "fp32",
+    ) -> None:
+        """Record where the weights came from and the precision the encoder is built at (in its constructor).
+
+        ``key`` = ``<name>@<12 hex of sha256>`` plus the precision's suffix; ``spec`` records the precision.
+        """
         self.device = device
         self.checkpoint = checkpoint
         self.checkpoint_hash = sha256
-        self.key = f"{name}@{sha256[:12]}"
-        self.spec = spec
+        self.precision = precision
+        self.key = space_key(f"{name}@{sha256[:12]}", precision)
+        self.spec = {**spec, "precision": precision}
 
     @abc.abstractmethod
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -66,8 +83,8 @@ class Encoder(abc.ABC):
         return None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """The precision policy of :mod:`vidsearch.models.precision` on this encoder's device."""
-        return autocast(self.device)
+        """The autocast of this encoder's precision on its device (a no-op context for fp32)."""
+        return autocast_for(self.device, self.precision)
 
     @staticmethod
     def check_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -195,7 +195,7 @@ def save_checkpoint(model: ViCLIP, path: str | os.PathLike[str], config: ViCLIPC
 
     ``.safetensors`` gets a flat state dict; any other suffix gets the official
     ``{"model": state_dict}`` ``torch.save`` layout. ``<stem>.json`` (the
-    :class:`ViCLIPConfig`) is written beside it so ``load_encoder(path)`` finds it.
+    :class:`ViCLIPConfig`) is written beside it so ``open_encoder(EncoderSpec(path))`` finds it.
 
     Returns:
         The checkpoint path.

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from vidsearch.errors import CheckpointError, WeightsNotFoundError
 from vidsearch.fileio import why_not_a_file
+from vidsearch.models.catalog import HUB_FILES, PRESETS
 from vidsearch.settings import CHECKPOINT_ENV, REVISION_ENV, settings
 
 __all__ = [
@@ -28,19 +29,13 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-# Where each preset's published weights live, in the order tried: (repo, file, revision).
-# The -hf revisions are the commits whose file lists and code were checked (docs/weights.md).
+# Where each preset's published weights live, in the order tried: (repo, file, revision), as
+# declared in vidsearch.models.catalog. The -hf revisions are the commits whose file lists and
+# code were checked (docs/weights.md).
 HF_SOURCES: dict[str, list[tuple[str, str, str]]] = {
-    "viclip-b16": [("OpenGVLab/ViCLIP-B-16-hf", "model.safetensors", "8484a9cb5b1b86e43c3ded53abe7485f52d8b789")],
-    "viclip-l14": [
-        ("OpenGVLab/ViCLIP-L-14-hf", "model.safetensors", "1652361522e1cb41c28cdfae870f690d00e7456b"),
-        ("OpenGVLab/ViCLIP", "ViClip-InternVid-10M-FLT.pth", "main"),
-    ],
-    # Gated repository (accept its terms on the hub, then `huggingface-cli login`). Its commit
-    # could not be checked from the build machine: pin one with VIDSEARCH_HF_REVISION.
-    "internvideo2-1b": [("OpenGVLab/InternVideo2-Stage2_1B-224p-f4", "InternVideo2-stage2_1b-224p-f4.pt", "main")],
-    # The checkpoint ships no tokenizer: the official code reads bert-large-uncased's vocab.txt.
-    "internvideo2-1b/vocab": [("google-bert/bert-large-uncased", "vocab.txt", "main")],
+    name: [(w.repo, w.filename, w.revision) for w in sources]
+    for name, sources in [*((n, p.weights) for n, p in PRESETS.items()), *HUB_FILES.items()]
+    if sources
 }
 
 
@@ -151,7 +146,7 @@ def resolve_checkpoint(
         if _hf_offline()
         else "not in the Hugging Face cache and could not be downloaded"
     )
-    fetch = f"download {filename} from https://huggingface.co/{repo} (huggingface-cli download {repo} {filename} --revision {rev})"
+    fetch = f"download {filename} from https://huggingface.co/{repo} (hf download {repo} {filename} --revision {rev})"
     raise WeightsNotFoundError(
         f"no weights for {preset}: {why}",
         hint=f"{fetch} and give its path or set {CHECKPOINT_ENV}=PATH",

@@ -25,7 +25,7 @@ class EncoderInfo:
         num_frames: frames per clip.
         resolution: square frame side.
         embed_dim: embedding size.
-        spec: ``load_encoder_at(**spec)`` builds the encoder this describes.
+        spec: ``open_encoder(EncoderSpec.from_dict(spec))`` builds the encoder this describes.
         antialias: the model's own frame-resize choice.
     """
 
@@ -38,7 +38,7 @@ class EncoderInfo:
 
 
 def checkpoint_spec(model: str, preset: bool, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    """The ``load_encoder`` kwargs that rebuild a resolved model: a preset by name, else by checkpoint path."""
+    """The :class:`~vidsearch.models.spec.EncoderSpec` fields that rebuild a resolved model: a preset by name, else by checkpoint path."""
     return {
         "model": model if preset else str(path),
         "checkpoint": str(path),

@@ -84,13 +84,14 @@ class InternVideo2Encoder(Encoder):
         sha256: str,
         spec: dict[str, Any],
         device: torch.device,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.eval().to(device)
         cfg = model.config
         self.config = cfg
         self.tokenizer = tokenizer
         self.num_frames, self.resolution, self.embed_dim = cfg.vision.num_frames, cfg.vision.img_size, cfg.embed_dim
-        self.set_source(name, checkpoint, sha256, spec, device)
+        self.set_source(name, checkpoint, sha256, spec, device, precision)
 
     @property
     def temperature(self) -> float | None:
@@ -228,7 +229,7 @@ def resolve_internvideo2(
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    """The ``load_encoder`` kwargs that rebuild this resolved model."""
+    """The :class:`~vidsearch.models.spec.EncoderSpec` fields that rebuild this resolved model."""
     return checkpoint_spec(model, model in PRESETS, path, cfg_path)
 
 
@@ -270,9 +271,14 @@ def resolve_vocab(checkpoint: Path) -> Path:
 
 
 def load_internvideo2(
-    model: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None, device: torch.device
+    model: str,
+    checkpoint: str | os.PathLike[str] | None,
+    config: str | os.PathLike[str] | None,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> InternVideo2Encoder:
-    """Build the preset or checkpoint path on ``device`` (eval mode, fp32 weights), loaded strictly."""
+    """Build the preset or checkpoint path on ``device`` (eval mode) at a resolved ``precision``, loaded
+    strictly (int8: fp32 weights quantized by :meth:`InternVideo2Encoder.quantize_int8`)."""
     name, path, cfg, cfg_path = resolve_internvideo2(model, checkpoint, config)
     tokenizer = WordPieceTokenizer(resolve_vocab(path), cfg.max_txt_l)
     sha = checkpoint_hash(path)
@@ -281,6 +287,14 @@ def load_internvideo2(
     net = net.to_empty(device="cpu")
     load_internvideo2_checkpoint(net, path)
     LOG.info("loaded %s from %s on %s", name, path, device)
-    return InternVideo2Encoder(
-        net, tokenizer, name=name, checkpoint=path, sha256=sha, spec=_spec(model, path, cfg_path), device=device
+    encoder = InternVideo2Encoder(
+        net,
+        tokenizer,
+        name=name,
+        checkpoint=path,
+        sha256=sha,
+        spec=_spec(model, path, cfg_path),
+        device=device,
+        precision=precision,
     )
+    return encoder.quantize_int8() if precision == "int8" else encoder

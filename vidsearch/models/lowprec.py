@@ -1,12 +1,11 @@
-"""Encoders at a chosen precision: fp32, int8 (CPU, ONNX Runtime), bf16 or fp16 (autocast).
+"""The int8 encoder (CPU, ONNX Runtime); :func:`vidsearch.models.opener.open_encoder` opens it.
 
 The policy (what ``auto`` means on which device, the key suffix) is :mod:`vidsearch.precision`
-(torch-free), resolved for a device by :func:`vidsearch.models.precision.resolve_precision`;
-this module applies it to a loaded encoder:
+(torch-free), resolved for a device by :func:`vidsearch.models.precision.resolve_precision`.
+The other precisions are the PyTorch encoders' own (:class:`~vidsearch.models.base.Encoder`
+takes its precision when built: ``bf16``/``fp16`` run the towers under ``torch.autocast`` with
+that dtype, LayerNorms staying fp32; ``fp32`` runs without autocast on any device).
 
-* ``bf16``/``fp16``: the towers run under ``torch.autocast`` with that dtype (the towers then
-  take their functional path; LayerNorms stay fp32);
-* ``fp32``: no autocast, on any device (an explicit fp32 turns off the CUDA bf16 default);
 * ``int8`` (CPU): both towers run as ONNX Runtime graphs with dynamic int8 quantization
   (``quantize_dynamic``: int8 weights per output channel, activations quantized per call).
   Measured against torchao's int8 dynamic-activation/int8-weight on ViCLIP-B/16 in the same
@@ -14,14 +13,13 @@ this module applies it to a loaded encoder:
   is the int8 path. The PyTorch module keeps its fp32 weights and official parameter names
   (checkpoints are never written from a quantized model).
 
-The encoder's ``key`` gets the precision suffix, and its ``spec`` records the precision, so a
+The encoder's ``key`` gets the ``+int8`` suffix, and its ``spec`` records the precision, so a
 library never mixes vectors of two precisions in one space.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,12 +29,10 @@ import torch
 from vidsearch.errors import ModelError
 from vidsearch.media.resize import resize_clips
 from vidsearch.models.base import Encoder
-from vidsearch.models.precision import autocast_for, resolve_precision
 from vidsearch.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from vidsearch.models.registry import load_encoder
 from vidsearch.precision import space_key, split_key
 
-__all__ = ["apply_precision", "load_encoder_at", "OnnxInt8Encoder", "normalize_frames_np"]
+__all__ = ["OnnxInt8Encoder", "normalize_frames_np"]
 
 LOG = logging.getLogger(__name__)
 
@@ -97,65 +93,10 @@ class OnnxInt8Encoder(Encoder):
 
     def encode_video(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """Embed uint8 clips ``[B, T, H, W, C]`` into L2-normalized float32 ``[B, D]``."""
-        frames = resize_clips(self.check_frames(frames), self.resolution)
+        frames = resize_clips(self.check_frames(frames), self.resolution, self.antialias)
         out = self._vision_session(frames.shape[1]).run(None, {"frames": normalize_frames_np(frames)})[0]
         return _l2(out)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """Embed captions into L2-normalized float32 ``[B, D]``."""
         return self._text.encode_text(texts)
-
-
-def apply_precision(encoder: Encoder, precision: str = "auto", threads: int | None = None) -> Encoder:
-    """``encoder`` at ``precision`` (``auto`` resolved for its device), key suffixed.
-
-    Args:
-        encoder: a freshly loaded fp32 encoder (its key has no precision suffix).
-        precision: ``auto``, ``fp32``, ``int8``, ``bf16`` or ``fp16``.
-        threads: ONNX Runtime threads for int8 (None: all cores).
-
-    Raises:
-        ModelError: the precision does not fit the device, or int8 without ONNX Runtime.
-    """
-    dev = encoder.device.type
-    prec = resolve_precision(precision, encoder.device)
-    base = split_key(encoder.key)[0]
-    if prec == "int8":
-        from vidsearch.models.onnx_text import ort_available
-
-        own = getattr(encoder, "quantize_int8", None)
-        if callable(own):  # a family with its own int8 path (InternVideo2: too big for one ONNX file)
-            quantized = own()
-            quantized.precision = "int8"
-            quantized.key = space_key(base, "int8")
-            quantized.spec = {**quantized.spec, "precision": "int8"}
-            return quantized
-        if not ort_available():
-            raise ModelError(
-                "int8 runs on ONNX Runtime, which is not installed",
-                argument="precision",
-                hint="pip install 'vidsearch[fast]'",
-            )
-        return OnnxInt8Encoder(encoder, threads)
-    encoder.precision = prec
-    encoder.key = space_key(base, prec)
-    encoder.spec = {**encoder.spec, "precision": prec}
-    # The encoders enter `self.autocast()` around every forward; this instance's answer is the
-    # chosen precision's context (the class default picks bf16 on CUDA by itself).
-    encoder.autocast = lambda: autocast_for(encoder.device, prec)  # type: ignore[method-assign]
-    LOG.info("encoder %s at %s on %s", encoder.key, prec, dev)
-    return encoder
-
-
-def load_encoder_at(
-    model: str,
-    checkpoint: str | os.PathLike[str] | None = None,
-    config: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-) -> Encoder:
-    """:func:`~vidsearch.models.registry.load_encoder` then :func:`apply_precision`.
-
-    ``load_encoder_at(**encoder.spec)`` rebuilds an encoder at the precision it was made with.
-    """
-    return apply_precision(load_encoder(model, checkpoint, config, device), precision)

@@ -5,7 +5,7 @@ torch._dynamo for the tokenizer) on every call. Here a query needs only numpy, `
 ``ftfy`` (:mod:`vidsearch.models.bpe`) and ONNX Runtime: the text tower is exported once per
 embedding space (:func:`vidsearch.models.onnx_export.ensure_graph`, parity-checked against
 PyTorch) into the user cache, keyed by the space key, which names the checkpoint's hash and
-the precision. Front ends call :func:`vidsearch.models.query_encoder.load_query_encoder`.
+the precision. Front ends open it with :func:`vidsearch.models.opener.open_encoder` (``towers="text"``).
 """
 
 from __future__ import annotations

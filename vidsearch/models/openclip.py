@@ -29,6 +29,7 @@ from vidsearch.models.info import EncoderInfo
 from vidsearch.models.keymemo import remember_key
 from vidsearch.models.viclip import read_json_object
 from vidsearch.models.weights import CHECKPOINT_ENV, checkpoint_hash
+from vidsearch.precision import space_key
 from vidsearch.settings import settings
 
 __all__ = [
@@ -138,6 +139,7 @@ class OpenCLIPEncoder(Encoder):
         spec: dict[str, Any],
         device: torch.device,
         tokenizer: Any,
+        precision: str = "fp32",
     ) -> None:
         import open_clip
 
@@ -150,8 +152,9 @@ class OpenCLIPEncoder(Encoder):
         self.std = tuple(pre.get("std", open_clip.OPENAI_DATASET_STD))
         self.embed_dim = int(getattr(visual, "output_dim", 0) or model.text_projection.shape[-1])
         self.checkpoint, self.checkpoint_hash = checkpoint, sha256
-        self.key = f"{space_name(arch)}@{sha256[:12]}"
-        self.spec = spec
+        self.precision = precision
+        self.key = space_key(f"{space_name(arch)}@{sha256[:12]}", precision)
+        self.spec = {**spec, "precision": precision}
         self._tokenizer = tokenizer
 
     @property
@@ -170,8 +173,9 @@ class OpenCLIPEncoder(Encoder):
         checkpoint: str | os.PathLike[str] | None,
         config: str | os.PathLike[str] | None,
         device: torch.device,
+        precision: str = "fp32",
     ) -> OpenCLIPEncoder:
-        """Build ``arch`` (or the config JSON), load the local checkpoint strictly."""
+        """Build ``arch`` (or the config JSON) at a resolved ``precision``, load the local checkpoint strictly."""
         import open_clip
 
         arch, path, cfg_path = resolve_openclip(arch, checkpoint, config)
@@ -201,6 +205,7 @@ class OpenCLIPEncoder(Encoder):
             spec=_spec(arch, path, cfg_path),
             device=device,
             tokenizer=tokenizer,
+            precision=precision,
         )
 
     def _preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -254,7 +259,7 @@ def openclip_key(
 
 
 def _spec(arch: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    """The ``load_encoder`` kwargs that rebuild a resolved ``openclip:<arch>``."""
+    """The :class:`~vidsearch.models.spec.EncoderSpec` fields that rebuild a resolved ``openclip:<arch>``."""
     return {"model": OPENCLIP_PREFIX + arch, "checkpoint": str(path), "config": str(cfg_path) if cfg_path else None}
 
 
@@ -283,7 +288,11 @@ def describe_openclip(
 
 
 def load_openclip(
-    arch: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None, device: torch.device
+    arch: str,
+    checkpoint: str | os.PathLike[str] | None,
+    config: str | os.PathLike[str] | None,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> OpenCLIPEncoder:
-    """Build ``openclip:<arch>`` on ``device`` (see :meth:`OpenCLIPEncoder.load`)."""
-    return OpenCLIPEncoder.load(arch, checkpoint, config, device)
+    """Build ``openclip:<arch>`` on ``device`` at ``precision`` (see :meth:`OpenCLIPEncoder.load`)."""
+    return OpenCLIPEncoder.load(arch, checkpoint, config, device, precision)

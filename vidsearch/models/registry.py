@@ -1,6 +1,6 @@
 """The registry of encoders: model names -> the family that builds them.
 
-``model`` names understood by :func:`load_encoder` / :func:`model_key`:
+``model`` names understood by :func:`model_key` and :func:`vidsearch.models.opener.open_encoder`:
 
 * a registered preset: ``viclip-b16``, ``viclip-l14`` (weights: explicit path,
   ``VIDSEARCH_CHECKPOINT``, Hugging Face cache/hub);
@@ -9,10 +9,11 @@
 * a ViCLIP checkpoint path (``.pth``/``.pt``/``.bin``/``.safetensors``), its config from
   ``config=``, ``<stem>.json`` or ``config.json`` beside it.
 
-A *family* is a module with ``load(name, checkpoint, config, device) -> Encoder``,
+A *family* is a module with ``load(name, checkpoint, config, device, precision) -> Encoder``,
 ``key(name, checkpoint, config) -> str`` and ``describe(name, checkpoint, config) -> EncoderInfo``
-(what the loaded fp32 encoder would say of itself, without its weights); it is imported only when one of its models is used, so
-``list_models()`` and importing this module cost nothing (no torch).
+(what the loaded fp32 encoder would say of itself, without its weights); it is imported only when
+one of its models is used, so ``list_models()`` and importing this module cost nothing (no torch).
+The families, presets and prefixes are declared in :mod:`vidsearch.models.catalog`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vidsearch.errors import ModelError
+from vidsearch.models.catalog import FAMILIES, PATH_CLAIMS, PATH_FAMILY, PREFIXES, PRESETS, Family
 from vidsearch.models.hub import CHECKPOINT_SUFFIXES, HF_SOURCES, resolve_checkpoint
 from vidsearch.models.keymemo import recall_key
 from vidsearch.precision import choose_precision, cuda_visible, space_key
 
 if TYPE_CHECKING:
-    import torch
-
-    from vidsearch.models.base import Encoder
     from vidsearch.models.info import EncoderInfo
 
 __all__ = [
@@ -43,38 +41,15 @@ __all__ = [
     "list_models",
     "model_key",
     "describe_encoder",
-    "load_encoder",
+    "route",
+    "locate_weights",
     "precision_before_load",
 ]
-
-
-@dataclass(frozen=True)
-class Family:
-    """How the encoders of one kind are built.
-
-    Attributes:
-        name: the family's name (``viclip``, ``openclip``).
-        module: the module holding the two functions.
-        load: name of ``(name, checkpoint, config, device) -> Encoder`` in ``module``.
-        key: name of ``(name, checkpoint, config) -> str`` in ``module`` (no model built).
-        describe: name of ``(name, checkpoint, config) -> EncoderInfo`` in ``module`` (no model built).
-    """
-
-    name: str
-    module: str
-    load: str
-    key: str
-    describe: str
-
-    def function(self, attr: str) -> Any:
-        """The family's ``load``, ``key`` or ``describe`` function (imports its module)."""
-        return getattr(importlib.import_module(self.module), getattr(self, attr))
 
 
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, str] = {}  # preset name -> family
 _PREFIXES: dict[str, tuple[str, str]] = {}  # prefix -> (family, what follows it, for list_models)
-_PATH_FAMILY = "viclip"  # a checkpoint path is a ViCLIP checkpoint unless another family claims it
 # families that recognise their own checkpoint paths: (family, module, ``(path, config) -> bool``)
 _PATH_CLAIMS: list[tuple[str, str, str]] = []
 
@@ -106,7 +81,7 @@ def register_path_claim(family: str, module: str, function: str) -> None:
 
 
 def list_models() -> list[str]:
-    """The names ``load_encoder`` accepts besides checkpoint paths: presets, then prefixes."""
+    """The model names accepted besides checkpoint paths: presets, then prefixes."""
     return sorted(_PRESETS) + [prefix + placeholder for prefix, (_, placeholder) in _PREFIXES.items()]
 
 
@@ -115,7 +90,7 @@ def _is_checkpoint_path(model: str) -> bool:
     return model.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in model or os.path.isfile(model)
 
 
-def _route(model: str, config: str | os.PathLike[str] | None = None) -> tuple[Family, str]:
+def route(model: str, config: str | os.PathLike[str] | None = None) -> tuple[Family, str]:
     """(family, the name that family gets) for a model name, or ModelError listing the choices."""
     for prefix, (family, _) in _PREFIXES.items():
         if model.startswith(prefix):
@@ -126,14 +101,14 @@ def _route(model: str, config: str | os.PathLike[str] | None = None) -> tuple[Fa
         for family, module, function in _PATH_CLAIMS:
             if getattr(importlib.import_module(module), function)(model, config):
                 return _FAMILIES[family], model
-        return _FAMILIES[_PATH_FAMILY], model
+        return _FAMILIES[PATH_FAMILY], model
     raise ModelError(
         f"unknown model {model!r}; choose one of {', '.join(list_models())} or a checkpoint path "
         f"(.pth, .pt, .bin, .safetensors)"
     )
 
 
-def _locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> None:
+def locate_weights(model: str, checkpoint: str | os.PathLike[str] | None) -> None:
     """Find a published preset's weights before its family (torch) is imported: missing weights
     are a one-line error within seconds (the family resolves them again, from the same cache)."""
 
@@ -161,7 +136,7 @@ def precision_before_load(precision: str, device: str = "auto") -> str:
 def model_key(
     model: str, checkpoint: str | os.PathLike[str] | None = None, config: str | os.PathLike[str] | None = None
 ) -> str:
-    """The ``key`` :func:`load_encoder` would give, without building the model or reading weights.
+    """The ``key`` the opened fp32 encoder would give, without building the model or reading weights.
 
     Only the checkpoint's hash is needed (cached by path, size and mtime); a checkpoint path
     without a config JSON has its tensor shapes read (memory-mapped) to find its preset.
@@ -175,8 +150,8 @@ def model_key(
     hit = recall_key(model, checkpoint, config)
     if hit is not None:
         return hit
-    family, name = _route(model, config)
-    _locate_weights(model, checkpoint)
+    family, name = route(model, config)
+    locate_weights(model, checkpoint)
     return family.function("key")(name, checkpoint, config)
 
 
@@ -186,7 +161,7 @@ def describe_encoder(
     config: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
 ) -> EncoderInfo:
-    """What ``load_encoder_at(model, checkpoint, config, precision=precision)`` would give, unloaded.
+    """What ``open_encoder(EncoderSpec(model, checkpoint, config, precision=precision))`` would give, unloaded.
 
     Args:
         precision: a resolved precision (``fp32``, ``int8``, ``bf16``, ``fp16``; see
@@ -196,64 +171,19 @@ def describe_encoder(
         ModelError, CheckpointError, WeightsNotFoundError: as :func:`model_key`.
     """
 
-    family, name = _route(model, config)
-    _locate_weights(model, checkpoint)
+    family, name = route(model, config)
+    locate_weights(model, checkpoint)
     info = family.function("describe")(name, checkpoint, config)
     return dataclasses.replace(info, key=space_key(info.key, precision), spec={**info.spec, "precision": precision})
 
 
-def load_encoder(
-    model: str,
-    checkpoint: str | os.PathLike[str] | None = None,
-    config: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "auto",
-) -> Encoder:
-    """Build a ready encoder (eval mode, on ``device``) from a model name or checkpoint path.
-
-    ``encode_video``/``encode_text`` return L2-normalized float32 **numpy** arrays ``[B, D]``.
-
-    Args:
-        model: ``viclip-b16``, ``viclip-l14``, ``openclip:<arch>``, or a checkpoint path.
-        checkpoint: weights file (else ``VIDSEARCH_CHECKPOINT``, else the Hugging Face cache/hub).
-        config: a ViCLIPConfig JSON (or an open_clip model config JSON for ``openclip:``).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-
-    Raises:
-        ModelError: unknown name or unusable config (lists the valid choices), unknown device.
-        CheckpointError: unreadable checkpoint or one that does not fit.
-        WeightsNotFoundError: no weights locally and none downloadable.
-    """
-    family, name = _route(model, config)
-    _locate_weights(model, checkpoint)
-    from vidsearch.models.precision import resolve_device
-
-    return family.function("load")(name, checkpoint, config, resolve_device(device))
-
-
 # ------------------------------------------------------------------------------ registered models
 
-register_family(
-    Family(
-        "viclip", "vidsearch.models.viclip_encoder", load="load_viclip", key="viclip_key", describe="describe_viclip"
-    )
-)
-register_family(
-    Family(
-        "openclip", "vidsearch.models.openclip", load="load_openclip", key="openclip_key", describe="describe_openclip"
-    )
-)
-# The architectures of these presets are vidsearch.models.viclip.PRESETS (a test keeps the two equal).
-register_preset("viclip-b16", "viclip")
-register_preset("viclip-l14", "viclip")
-register_prefix("openclip:", "openclip", "<arch>")
-register_family(
-    Family(
-        "internvideo2",
-        "vidsearch.models.internvideo2_encoder",
-        load="load_internvideo2",
-        key="internvideo2_key",
-        describe="describe_internvideo2",
-    )
-)
-register_preset("internvideo2-1b", "internvideo2")
-register_path_claim("internvideo2", "vidsearch.models.internvideo2_claim", "claims_checkpoint")
+for _family in FAMILIES:
+    register_family(_family)
+for _preset in PRESETS.values():
+    register_preset(_preset.name, _preset.family)
+for _prefix, (_family_name, _placeholder) in PREFIXES.items():
+    register_prefix(_prefix, _family_name, _placeholder)
+for _claim in PATH_CLAIMS:
+    register_path_claim(*_claim)

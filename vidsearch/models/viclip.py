@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from vidsearch.errors import ModelError
 from vidsearch.fileio import atomic_write_text
+from vidsearch.models.catalog import PRESETS as CATALOG_PRESETS
 from vidsearch.models.masking import keep_tokens, patch_motion
 
 __all__ = [
@@ -525,32 +526,9 @@ class ViCLIP(nn.Module):
         return self.encode_video(video), self.encode_text(tokens)
 
 
-# Published architectures (InternVideo `clip_joint_b16`/`clip_text_b16`, `*_l14`), context 32.
+# The published architectures, declared with their weights in vidsearch.models.catalog.
 PRESETS: dict[str, dict[str, int]] = {
-    "viclip-b16": dict(
-        input_resolution=224,
-        patch_size=16,
-        vision_width=768,
-        vision_layers=12,
-        vision_heads=12,
-        embed_dim=512,
-        num_frames=8,
-        text_width=512,
-        text_layers=12,
-        text_heads=8,
-    ),
-    "viclip-l14": dict(
-        input_resolution=224,
-        patch_size=14,
-        vision_width=1024,
-        vision_layers=24,
-        vision_heads=16,
-        embed_dim=768,
-        num_frames=8,
-        text_width=768,
-        text_layers=12,
-        text_heads=12,
-    ),
+    name: dict(preset.architecture) for name, preset in CATALOG_PRESETS.items() if preset.family == "viclip"
 }
 
 

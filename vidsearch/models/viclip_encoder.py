@@ -43,14 +43,22 @@ class ViCLIPEncoder(Encoder):
     """A :class:`~vidsearch.models.viclip.ViCLIP` with the official preprocessing around it."""
 
     def __init__(
-        self, model: ViCLIP, *, name: str, checkpoint: Path, sha256: str, spec: dict[str, Any], device: torch.device
+        self,
+        model: ViCLIP,
+        *,
+        name: str,
+        checkpoint: Path,
+        sha256: str,
+        spec: dict[str, Any],
+        device: torch.device,
+        precision: str = "fp32",
     ) -> None:
         self.model = model.eval().to(device)
         cfg = model.config
         self.config = cfg
         self.num_frames, self.resolution, self.embed_dim = cfg.num_frames, cfg.input_resolution, cfg.embed_dim
         self.context_length = cfg.context_length
-        self.set_source(name, checkpoint, sha256, spec, device)
+        self.set_source(name, checkpoint, sha256, spec, device, precision)
 
     @property
     def temperature(self) -> float | None:
@@ -141,7 +149,7 @@ def _remembered_key(
 
 
 def _spec(model: str, path: Path, cfg_path: Path | None) -> dict[str, Any]:
-    """The ``load_encoder`` kwargs that rebuild this resolved model."""
+    """The :class:`~vidsearch.models.spec.EncoderSpec` fields that rebuild this resolved model."""
     return checkpoint_spec(model, model in PRESETS, path, cfg_path)
 
 
@@ -163,9 +171,14 @@ def describe_viclip(
 
 
 def load_viclip(
-    model: str, checkpoint: str | os.PathLike[str] | None, config: str | os.PathLike[str] | None, device: torch.device
+    model: str,
+    checkpoint: str | os.PathLike[str] | None,
+    config: str | os.PathLike[str] | None,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> ViCLIPEncoder:
-    """Build a ViCLIP preset or checkpoint path on ``device`` (eval mode), weights loaded strictly."""
+    """Build a ViCLIP preset or checkpoint path on ``device`` (eval mode) at a resolved ``precision``,
+    weights loaded strictly."""
     name, path, cfg, cfg_path = resolve_viclip(model, checkpoint, config)
     sha = checkpoint_hash(path)
     with _default_device("meta"):
@@ -174,7 +187,7 @@ def load_viclip(
     load_viclip_checkpoint(net, path)
     spec = _spec(model, path, cfg_path)
     LOG.info("loaded %s from %s on %s", name, path, device)
-    return ViCLIPEncoder(net, name=name, checkpoint=path, sha256=sha, spec=spec, device=device)
+    return ViCLIPEncoder(net, name=name, checkpoint=path, sha256=sha, spec=spec, device=device, precision=precision)
 
 
 @contextlib.contextmanager

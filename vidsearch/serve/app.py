@@ -121,6 +121,7 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.start_loading()  # the first search must not pay the model's load
         yield
         if owned:
             state.close()

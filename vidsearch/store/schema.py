@@ -85,7 +85,7 @@ class Space(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)  # e.g. "viclip-b16@1a2b3c4d5e6f"
     dim: Mapped[int] = mapped_column(Integer)
-    model_spec: Mapped[str] = mapped_column(Text)  # JSON kwargs of load_encoder() to reload it
+    model_spec: Mapped[str] = mapped_column(Text)  # JSON fields of the EncoderSpec that reopens it
     sampling: Mapped[str] = mapped_column(Text)  # JSON of the SamplingConfig used
     # Bumped in every transaction that changes this space's vectors; a FAISS file records the
     # generation it reflects, so a stale file is detected without comparing id sets.

@@ -18,7 +18,7 @@ import torch
 
 from vidsearch.errors import InputError
 from vidsearch.fileio import atomic_write_text
-from vidsearch.models import load_encoder
+from vidsearch.models import EncoderSpec, open_encoder
 from vidsearch.train.data import Clip, FrameCache, build_frame_cache, cache_key, split_heldout
 from vidsearch.train.loop import (
     BEST_NAME,
@@ -116,11 +116,16 @@ def build_model(job: FinetuneJob, num_frames: int | None, seed: int) -> torch.nn
     from vidsearch.models.weights import fit_state_dict
 
     if job.model is not None:
-        enc = load_encoder(
-            job.model,
-            str(job.checkpoint) if job.checkpoint else None,
-            str(job.model_config) if job.model_config else None,
-            device="cpu",
+        # fp32 weights on the CPU: training moves the network and picks its own autocast
+        enc: Any = open_encoder(
+            EncoderSpec(
+                job.model,
+                checkpoint=job.checkpoint,
+                config=job.model_config,
+                device="cpu",
+                precision="fp32",
+                backend="torch",
+            )
         )
         model = enc.model
     else:

@@ -1,7 +1,8 @@
 """Where the use cases get a space's encoders: the one place that loads them, and query embedders.
 
 Every flow that needs a space's model (search, localize, the web server) comes through
-:func:`space_encoder` / :func:`text_encoder`, so a change of how encoders load is a change here.
+:func:`space_encoder` / :func:`text_encoder`: the space's :class:`~vidsearch.models.spec.EncoderSpec`
+handed to :func:`vidsearch.models.opener.open_encoder`, the one opener.
 A :class:`QueryEmbedder` turns a query into a vector of a space; :class:`LocalEmbedder` is the
 command line's (models loaded in this process on first use); the web server brings its own
 (memoized, batched text, a crash-contained decoder for uploads).
@@ -14,7 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidsearch.search import VideoHit, embed_text, encode_video_file, load_space_encoder, load_text_query_encoder
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
+from vidsearch.search import VideoHit, embed_text, encode_video_file
 from vidsearch.store.library import SpaceInfo
 
 __all__ = ["space_encoder", "text_encoder", "QueryEmbedder", "LocalEmbedder"]
@@ -26,7 +29,7 @@ def space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     Raises:
         CheckpointError: the weights are gone or changed since the space was indexed.
     """
-    return load_space_encoder(space, device=device)
+    return open_encoder(EncoderSpec.for_space(space, device=device))
 
 
 def text_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False) -> Any:
@@ -34,7 +37,7 @@ def text_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = Fal
 
     ``one_shot``: it answers a single query (faster to load, slower per query).
     """
-    return load_text_query_encoder(space, device=device, one_shot=one_shot)
+    return open_encoder(EncoderSpec.for_space(space, device=device, towers="text", one_shot=one_shot))
 
 
 class QueryEmbedder(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vidsearch.errors import InputError, LibraryError, VidsearchError
 from vidsearch.models import model_key
 from vidsearch.precision import space_key as at_precision
@@ -62,7 +64,8 @@ def _model_space(library: Library, model: str | None) -> SpaceInfo:
             return sp
 
     try:
-        key = model_key(model)  # cheap: the checkpoint's cached hash, no model built
+        # cheap: the checkpoint's cached hash, no model built
+        key = model_key(model, config=_recorded_config(found, model))
     except VidsearchError as exc:
         have = ", ".join(s.key for s in found) or "none"
         # Only what went wrong: the loader's advice (give a checkpoint) is no option here.
@@ -79,7 +82,25 @@ def _model_space_at(library: Library, model: str | None, precision: str) -> Spac
     if model is None:
         return None
     try:
-        key = at_precision(model_key(model), precision)
+        key = at_precision(model_key(model, config=_recorded_config(library.spaces(), model)), precision)
     except VidsearchError:
         return None
     return library.find_space(key)
+
+
+def _recorded_config(spaces: list[SpaceInfo], model: str) -> str | None:
+    """The config JSON a space indexed from the checkpoint file ``model`` recorded, if any.
+
+    A checkpoint indexed with ``--model-config`` may have no config beside it; the space knows
+    which one it was (the most recent space of that file, when there are several).
+    """
+    try:
+        target = Path(model).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    for sp in spaces:  # most recently updated first
+        spec = sp.model_spec
+        files = [spec.get(field) for field in ("checkpoint", "model")]
+        if spec.get("config") and any(f and Path(str(f)).expanduser().resolve() == target for f in files):
+            return str(spec["config"])
+    return None

@@ -599,7 +599,10 @@ async function openShared() {
 async function checkLibrary() {
   try {
     const h = await api("/api/v1/health");
-    if (h.indexing) {
+    if (h.status === "loading" && !state.search) {
+      setStatus("Loading the model…");
+      setTimeout(checkLibrary, 1000);
+    } else if (h.indexing) {
       setStatus(`Indexing is under way (${h.counts.videos} videos so far): results grow as it runs.`, true);
       setTimeout(checkLibrary, 5000);
     } else if (!h.counts.videos) {
