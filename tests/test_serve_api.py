@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -112,9 +113,18 @@ def _video_id(library: Path, name: str) -> int:
 # ------------------------------------------------------------------------------- API
 
 
+def _wait_until_loaded(client: TestClient, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (h := client.get("/api/v1/health").json())["status"] == "loading":
+        assert time.monotonic() < deadline, "the model did not finish loading"
+        time.sleep(0.05)
+    return h
+
+
 def test_health_page_and_openapi(client: TestClient) -> None:
-    h = client.get("/api/v1/health").json()
+    h = _wait_until_loaded(client)  # the text encoder opens when the server starts
     assert h["status"] == "ok" and h["counts"]["videos"] == 5 and h["indexing"] is False
+    assert h["model"]["state"] == "ready" and h["model"]["loaded"] is True
     assert h["model"]["key"].startswith("viclip-custom")
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and 'id="q"' in page.text
@@ -165,6 +175,35 @@ def test_model_loads_once_and_concurrent_searches_agree(client: TestClient) -> N
     assert all(all(x == v[0] for x in v) for v in by_query.values())
     assert client.get("/api/v1/health").json()["model"]["loaded"] is True
     assert len(client.app.state.serve._encoders) == 1
+
+
+def test_text_encoder_opens_at_start_up(library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Health says "loading" until the text encoder is open; the first search uses it (no second load),
+    and once its ONNX graph is cached the server's text path is the torch-free one `query` takes."""
+    import threading
+
+    import vidsearch.models.opener as opener
+
+    real, gate, opened = opener.open_encoder, threading.Event(), []
+
+    def held_open(spec):  # the real opener, held back until the test has seen "loading"
+        opened.append(spec.towers)
+        gate.wait(120)
+        return real(spec)
+
+    monkeypatch.setattr(opener, "open_encoder", held_open)
+    with TestClient(create_app(ServeConfig(library=library)), base_url=BASE) as c:
+        h = c.get("/api/v1/health").json()
+        assert (h["status"], h["model"]["state"], h["model"]["loaded"]) == ("loading", "loading", False)
+        gate.set()
+        assert _wait_until_loaded(c)["model"]["state"] == "ready"
+        assert _search(c, query="a red square moving", k=3)["results"]
+    assert opened == ["text"]
+    # the graph is cached now (by the first opening through PyTorch, or an earlier one): ONNX Runtime
+    with TestClient(create_app(ServeConfig(library=library, device="cpu")), base_url=BASE) as c:
+        _wait_until_loaded(c)
+        serve = c.app.state.serve
+        assert type(serve.text_encoder(serve.space()).inner).__name__ == "OnnxTextEncoder"
 
 
 def test_paging_is_stable_and_complete(client: TestClient) -> None:
