@@ -144,5 +144,5 @@ def test_model_key_uses_the_memo_and_matches_the_loaded_encoder(
     monkeypatch.setenv("VIDSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     key = model_key(str(tiny_checkpoint))
     assert open_encoder(EncoderSpec(str(tiny_checkpoint), device="cpu")).key == key
-    monkeypatch.setattr(registry, "_route", lambda model: pytest.fail("the remembered key was not used"))
+    monkeypatch.setattr(registry, "route", lambda model: pytest.fail("the remembered key was not used"))
     assert model_key(str(tiny_checkpoint)) == key

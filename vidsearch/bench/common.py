@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from vidsearch.bench.datasets import name_list, resolve_videos
 from vidsearch.errors import InputError
 from vidsearch.paths import canonical_path
 from vidsearch.precision import split_key
+
+if TYPE_CHECKING:
+    from vidsearch.models.spec import EncoderSpec
 
 __all__ = [
     "BenchOptions",
@@ -110,7 +113,7 @@ def bench_sampling(antialias: bool | None = None) -> Any:
     return SamplingConfig(min_video_for_windows=float("inf"), antialias=antialias)
 
 
-def bench_encoder_spec(options: BenchOptions) -> Any:
+def bench_encoder_spec(options: BenchOptions) -> EncoderSpec:
     """The :class:`~vidsearch.models.spec.EncoderSpec` of the encoder ``options`` name, at its precision.
 
     ``open_encoder(bench_encoder_spec(options))`` raises the models' one-line errors.
