@@ -94,10 +94,11 @@ def test_for_space_reads_what_the_space_recorded() -> None:
     old = SpaceInfo(
         id=1, key="viclip-b16@0123456789ab+int8", dim=512, model_spec={"model": "viclip-b16"}, sampling={}, generation=0
     )
-    spec = EncoderSpec.for_space(old, device="cpu", towers="text")
+    spec = EncoderSpec.for_space(old, device="cpu")
     # no precision stored (spaces made before precisions existed): the key's; no resize stored: antialiased
     assert (spec.model, spec.precision, spec.antialias, spec.space_key) == ("viclip-b16", "int8", True, old.key)
-    assert (spec.device, spec.towers) == ("cpu", "text")
+    text = EncoderSpec.for_space(old, device="cpu", towers="text")
+    assert (text.device, text.towers, text.antialias, text.space_key) == ("cpu", "text", None, old.key)
     new = SpaceInfo(
         id=2,
         key="viclip-custom-1@0123456789ab",

@@ -126,14 +126,15 @@ class EncoderSpec:
             space: the embedding space (its key, stored model spec and sampling record).
             overrides: other fields (``device``, ``towers``, ``threads``, ``one_shot``...).
         """
-        from vidsearch.media.sampling import recorded_antialias
-
         spec = dict(space.model_spec)
         # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
         spec["precision"] = spec.get("precision") or split_key(space.key)[1]
-        return cls.from_dict(
-            spec, **{"antialias": recorded_antialias(space.sampling), "space_key": space.key, **overrides}
-        )
+        antialias = None
+        if overrides.get("towers", "both") != "text":  # a text tower resizes no frames (and a query skips media)
+            from vidsearch.media.sampling import recorded_antialias
+
+            antialias = recorded_antialias(space.sampling)
+        return cls.from_dict(spec, **{"antialias": antialias, "space_key": space.key, **overrides})
 
     def replace(self, **changes: Any) -> EncoderSpec:
         """This spec with some fields changed."""
