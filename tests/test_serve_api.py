@@ -182,16 +182,16 @@ def test_text_encoder_opens_at_start_up(library: Path, monkeypatch: pytest.Monke
     and once its ONNX graph is cached the server's text path is the torch-free one `query` takes."""
     import threading
 
-    import vidsearch.models.opener as opener
+    import vidsearch.usecases.encoders as encoders
 
-    real, gate, opened = opener.open_encoder, threading.Event(), []
+    real, gate, opened = encoders.open_encoder, threading.Event(), []
 
     def held_open(spec):  # the real opener, held back until the test has seen "loading"
         opened.append(spec.towers)
         gate.wait(120)
         return real(spec)
 
-    monkeypatch.setattr(opener, "open_encoder", held_open)
+    monkeypatch.setattr(encoders, "open_encoder", held_open)
     with TestClient(create_app(ServeConfig(library=library)), base_url=BASE) as c:
         h = c.get("/api/v1/health").json()
         assert (h["status"], h["model"]["state"], h["model"]["loaded"]) == ("loading", "loading", False)

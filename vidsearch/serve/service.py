@@ -1,4 +1,9 @@
-"""What the server holds for its lifetime: the library, the lazily loaded model, and search calls.
+"""What the server holds for its lifetime: the library, the model, and search calls.
+
+The searched space's text encoder is opened in the background when the server starts, through
+the path ``vidsearch query`` takes (the torch-free ONNX Runtime graph when it is cached), so the
+first search does not pay the load; ``/api/v1/health`` says ``loading`` until it is ready. Both
+towers (for uploaded clips) are opened on first use.
 
 Every search goes through :func:`vidsearch.usecases.query.search` (the code path of ``vidsearch
 query``); this module turns a request into a :class:`~vidsearch.usecases.query.Query`, embeds
@@ -170,7 +175,9 @@ class _CachingEncoder:
 
     def __init__(self, encoder: Any, size: int, slots: int) -> None:
         self.inner = encoder
-        self.num_frames, self.resolution, self.key = encoder.num_frames, encoder.resolution, encoder.key
+        self.key = encoder.key
+        # a text-only encoder (the ONNX Runtime graph) has no frames to take
+        self.num_frames, self.resolution = getattr(encoder, "num_frames", 0), getattr(encoder, "resolution", 0)
         self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._size = size
         self._lock = threading.Lock()
@@ -202,7 +209,7 @@ class _CachingEncoder:
 
 
 class ServeState:
-    """The open library, the model (loaded on first use, then shared) and the upload decoder."""
+    """The open library, the model (opened once per space and towers, then shared) and the upload decoder."""
 
     def __init__(self, config: ServeConfig, library: Any | None = None) -> None:
         from vidsearch.store.library import Library
@@ -212,7 +219,8 @@ class ServeState:
         # indexer may be writing, and works on a read-only mount.
         self.library = library if library is not None else Library.open(config.library, create=False, read_only=True)
         self.frames = FrameCache(_cache_dir(self.library.root), config.frame_cache_bytes)
-        self._encoders: dict[str, _CachingEncoder] = {}
+        # (space key, towers) -> the encoder being opened or opened
+        self._encoders: dict[tuple[str, str], Future[_CachingEncoder]] = {}
         self._model_lock = threading.Lock()
         self._pool_lock = threading.Lock()
         self._pool: Any = None
@@ -221,7 +229,14 @@ class ServeState:
         self.started = time.time()
 
     def close(self) -> None:
-        """Stop the upload decoder and release the library."""
+        """Wait for a model still opening, stop the upload decoder and release the library.
+
+        A stop (Ctrl-C) can come while the start-up thread is inside torch or ONNX Runtime; leaving
+        it there as the interpreter exits aborts the process, so the opening is waited for.
+        """
+        from concurrent.futures import wait
+
+        wait(list(self._encoders.values()), timeout=300)
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.close()
@@ -237,35 +252,74 @@ class ServeState:
             return None
         return resolve_space(self.library, self.config.model)
 
-    def encoder(self, space: Any) -> _CachingEncoder:
-        """The space's encoder, loaded once; later calls (from any thread) share it."""
-        enc = self._encoders.get(space.key)
-        if enc is not None:
-            return enc
-        with self._model_lock:
-            enc = self._encoders.get(space.key)
-            if enc is None:
-                from vidsearch.usecases.encoders import space_encoder
+    def start_loading(self) -> None:
+        """Open the searched space's text encoder in the background (``health`` says ``loading`` meanwhile)."""
+        try:
+            space = self.space()
+        except VidsearchError:
+            return
+        if space is not None:
+            self._opening(space, "text", background=True)
 
-                t0 = time.perf_counter()
-                enc = _CachingEncoder(
-                    space_encoder(space, device=self.config.device),
-                    self.config.text_cache,
-                    max(1, os.cpu_count() or 1),
-                )
-                LOG.info("loaded %s in %.1f s", space.key, time.perf_counter() - t0)
-                self._encoders[space.key] = enc
-        return enc
+    def text_encoder(self, space: Any) -> _CachingEncoder:
+        """The space's text encoder, opened once (or waited for); later calls (from any thread) share it."""
+        return self._opening(space, "text").result()
+
+    def encoder(self, space: Any) -> _CachingEncoder:
+        """The space's encoder with both towers (for uploads), opened on first use."""
+        return self._opening(space, "both").result()
+
+    def _opening(self, space: Any, towers: str, background: bool = False) -> Future[_CachingEncoder]:
+        """The future of the space's encoder with ``towers``; opened here (or in a thread) the first time."""
+        with self._model_lock:
+            done = self._encoders.get((space.key, towers))
+            if done is not None and not (done.done() and done.exception() is not None):
+                return done  # opened or opening; a failed opening is tried again
+            future: Future[_CachingEncoder] = Future()
+            self._encoders[(space.key, towers)] = future
+        if background:
+            threading.Thread(
+                target=self._open, args=(future, space, towers), name="vidsearch-model-open", daemon=True
+            ).start()
+        else:
+            self._open(future, space, towers)
+        return future
+
+    def _open(self, future: Future[_CachingEncoder], space: Any, towers: str) -> None:
+        from vidsearch.usecases.encoders import space_encoder, text_encoder
+
+        t0 = time.perf_counter()
+        cores = max(1, os.cpu_count() or 1)
+        try:
+            if towers == "text":  # `query`'s path; batches of captions may use every core
+                encoder = text_encoder(space, self.config.device, threads=cores)
+            else:
+                encoder = space_encoder(space, self.config.device)
+            future.set_result(_CachingEncoder(encoder, self.config.text_cache, cores))
+        except BaseException as exc:  # noqa: BLE001 -- every waiting request gets the error
+            LOG.warning("could not open the model of %s: %s", space.key, exc)
+            future.set_exception(exc)
+            return
+        LOG.info("opened %s (%s) in %.1f s", space.key, towers, time.perf_counter() - t0)
 
     def model_loaded(self) -> bool:
         """Whether some space's model is in memory."""
-        return bool(self._encoders)
+        return any(f.done() and f.exception() is None for f in list(self._encoders.values()))
+
+    def model_state(self, space: Any | None) -> str:
+        """``loading``, ``ready``, ``failed`` or ``idle`` (not opened yet): the searched space's text encoder."""
+        future = self._encoders.get((space.key, "text")) if space is not None else None
+        if future is None:
+            return "idle"
+        if not future.done():
+            return "loading"
+        return "failed" if future.exception() is not None else "ready"
 
     def embed_text(self, space: Any, text: str) -> np.ndarray:
         """A caption's vector (memoized, batched with concurrent requests): the use case's embedder."""
         from vidsearch.search import embed_text
 
-        return embed_text(self.encoder(space), text)
+        return embed_text(self.text_encoder(space), text)
 
     def embed_file(self, space: Any, path: Path, start: float | None, end: float | None) -> np.ndarray:
         """An uploaded clip's (or image's) vector: the use case's embedder (uploads have no span)."""
@@ -477,11 +531,12 @@ class ServeState:
         except LibraryError:
             space = None
         status = library_status(self.library)
+        state = self.model_state(space)
         return {
-            "status": "ok",
+            "status": "loading" if state == "loading" else "ok",
             "library": self.library.root.name,
             "indexing": status["indexing"],
-            "model": {"key": space.key if space else None, "loaded": self.model_loaded()},
+            "model": {"key": space.key if space else None, "loaded": self.model_loaded(), "state": state},
             "counts": {
                 "videos": status["videos"],
                 "failed": status["failed"],

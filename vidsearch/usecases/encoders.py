@@ -32,12 +32,14 @@ def space_encoder(space: SpaceInfo, device: str = "auto") -> Any:
     return open_encoder(EncoderSpec.for_space(space, device=device))
 
 
-def text_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False) -> Any:
+def text_encoder(space: SpaceInfo, device: str = "auto", *, one_shot: bool = False, threads: int | None = None) -> Any:
     """A text-only encoder into ``space`` (ONNX Runtime without torch when its graph is cached).
 
-    ``one_shot``: it answers a single query (faster to load, slower per query).
+    ``one_shot``: it answers a single query (faster to load, slower per query). ``threads``: ONNX
+    Runtime threads (None: one, best for a single caption on a busy machine).
     """
-    return open_encoder(EncoderSpec.for_space(space, device=device, towers="text", one_shot=one_shot))
+    spec = EncoderSpec.for_space(space, device=device, towers="text", one_shot=one_shot, threads=threads)
+    return open_encoder(spec)
 
 
 class QueryEmbedder(Protocol):
