@@ -19,6 +19,7 @@ from vidsearch.cli.common import (
     print_json,
 )
 from vidsearch.errors import InputError
+from vidsearch.models import EncoderSpec, open_encoder
 from vidsearch.precision import check_precision, choose_precision
 
 FORMATS = ("onnx", "tensorrt")
@@ -53,8 +54,6 @@ def export_command(
         reason = tensorrt_unavailable()  # before loading a model that cannot be used
         if reason:
             raise InputError(reason)
-    from vidsearch.models import EncoderSpec, open_encoder
-
     device = "cuda" if fmt == "tensorrt" else "cpu"
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
     # The fp32 network is exported; the graph's own precision is `resolved`.

@@ -157,7 +157,6 @@ def _find_weights_before_creating(library: Path | None, options: Any) -> None:
     is created: a run that cannot find the weights (offline, nothing cached) leaves no empty
     ``library.sqlite`` behind. An existing library is left to the run (an empty folder may mean removals)."""
     from vidsearch.indexer.pipeline import space_key_for
-    from vidsearch.store.location import library_exists
 
     if not library_exists(library):
         space_key_for(options)

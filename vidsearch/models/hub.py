@@ -168,6 +168,6 @@ def resolve_hub_file(name: str, download: bool = True) -> Path:
     repo, filename, pinned = HF_SOURCES[name][0]
     why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and not downloadable"
     raise WeightsNotFoundError(
-        f"no {filename} for {name}: {why}; run huggingface-cli download {repo} {filename} "
+        f"no {filename} for {name}: {why}; run hf download {repo} {filename} "
         f"--revision {_revision(pinned, None)} while online"
     )

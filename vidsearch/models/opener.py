@@ -125,7 +125,9 @@ def _open_torch(spec: EncoderSpec) -> VideoTextEncoder:
 
         if not ort_available():
             raise ModelError(
-                "--precision int8 runs on ONNX Runtime, which is not installed; pip install 'vidsearch[fast]'"
+                "int8 runs on ONNX Runtime, which is not installed",
+                argument="precision",
+                hint="pip install 'vidsearch[fast]'",
             )
         encoder: Any = OnnxInt8Encoder(load(name, spec.checkpoint, spec.config, device, "fp32"), spec.threads)
     else:

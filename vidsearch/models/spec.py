@@ -101,7 +101,7 @@ class EncoderSpec:
 
     def __post_init__(self) -> None:
         if not self.model:
-            raise ModelError("no model given; pass --model (a preset, openclip:<arch> or a checkpoint path)")
+            raise ModelError("no model given", argument="model", hint="a preset, openclip:<arch> or a checkpoint path")
         check_precision(self.precision)
         if self.towers not in TOWERS:
             raise ModelError(f"unknown towers {self.towers!r}; choose one of {', '.join(TOWERS)}")

@@ -27,7 +27,7 @@ import stat
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,8 +234,6 @@ class ServeState:
         A stop (Ctrl-C) can come while the start-up thread is inside torch or ONNX Runtime; leaving
         it there as the interpreter exits aborts the process, so the opening is waited for.
         """
-        from concurrent.futures import wait
-
         wait(list(self._encoders.values()), timeout=300)
         with self._pool_lock:
             if self._pool is not None:
