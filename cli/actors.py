@@ -37,6 +37,7 @@ from vidsearch.cli.common import (
 from vidsearch.cli.enrich import enrich_app
 from vidsearch.cli.format import fmt_figure, write_report
 from vidsearch.errors import InputError
+from vidsearch.models.opener import open_encoder
 from vidsearch.models.registry import precision_before_load
 
 
@@ -138,7 +139,6 @@ def ava_command(
     from vidsearch.bench.common import BenchOptions, bench_encoder_spec, model_info
     from vidsearch.labels import read_templates
     from vidsearch.models.detect import load_detector
-    from vidsearch.models.opener import open_encoder
 
     if boxes not in BOX_SOURCES:
         raise InputError(f"--boxes must be one of {', '.join(BOX_SOURCES)} (got {boxes!r})")

@@ -26,6 +26,7 @@ from vidsearch.cli.common import (
     err_console,
 )
 from vidsearch.cli.format import check_output, fmt_figure, shown, write_report
+from vidsearch.models.opener import open_encoder
 
 
 def _incomplete_note(results: dict[str, Any]) -> None:
@@ -90,7 +91,6 @@ def open_set_command(
     from vidsearch.bench.openset import read_video_list, run_open_set
     from vidsearch.bench.recognition import read_recognition_annotations
     from vidsearch.labels import default_rule, load_label_set, override_rule, read_templates
-    from vidsearch.models.opener import open_encoder
 
     check_temperature("--temperature", temperature)
     check_number("--threshold", threshold)

@@ -32,7 +32,9 @@ from vidsearch.indexer.scan import Plan, find_videos, plan_changes
 from vidsearch.indexer.sink import Sink, record_problem
 from vidsearch.indexer.sources import FileSource, file_source
 from vidsearch.indexer.stages import Stages, pool_decoder
+from vidsearch.models.opener import open_encoder
 from vidsearch.models.registry import model_key, precision_before_load
+from vidsearch.models.spec import EncoderSpec
 from vidsearch.paths import canonical_path
 from vidsearch.precision import space_key
 from vidsearch.store import videos as stored_videos
@@ -157,9 +159,6 @@ def _run(
             report.failed.append((path, reason))
         if plan.encode:
             if encoder is None:
-                from vidsearch.models.opener import open_encoder
-                from vidsearch.models.spec import EncoderSpec
-
                 if stages.producer is None and stages.decode is pool_decoder:  # workers start while the model loads
                     from vidsearch.media.pool import prestart
 

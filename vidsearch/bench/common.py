@@ -24,17 +24,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from vidsearch.bench.datasets import name_list, resolve_videos
 from vidsearch.errors import InputError
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 from vidsearch.paths import canonical_path
 from vidsearch.precision import split_key
-
-if TYPE_CHECKING:
-    from vidsearch.models.spec import EncoderSpec
 
 __all__ = [
     "BenchOptions",
@@ -118,7 +117,6 @@ def bench_encoder_spec(options: BenchOptions) -> EncoderSpec:
 
     ``open_encoder(bench_encoder_spec(options))`` raises the models' one-line errors.
     """
-    from vidsearch.models.spec import EncoderSpec
 
     return EncoderSpec(
         options.model,
@@ -292,8 +290,6 @@ def embed_named_videos(
     if not present:
         raise InputError(f"none of the {len(names)} videos of the annotations is in {videos_dir}")
     if encoder is None:
-        from vidsearch.models.opener import open_encoder
-
         encoder = open_encoder(bench_encoder_spec(options))
     ve = embed_videos([paths[i] for i in present], encoder, options, progress=progress)
     failed = {present[j]: reason for j, reason in ve.failed.items()}

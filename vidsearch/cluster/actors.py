@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from vidsearch.cluster.options import ClusterError
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 
 __all__ = ["DecodeActor", "EncodeActor", "make_row", "pack", "unpack"]
 
@@ -94,8 +96,6 @@ class EncodeActor:
 
     def __init__(self, options: Any, expected_key: str, device: str) -> None:
         from vidsearch.indexer.stages import clip_encoder
-        from vidsearch.models.opener import open_encoder
-        from vidsearch.models.spec import EncoderSpec
 
         # options.precision is the driver's resolved one: every actor writes the same space
         self.encoder: Any = open_encoder(

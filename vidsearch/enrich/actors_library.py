@@ -24,6 +24,8 @@ from vidsearch.errors import InputError, MediaError
 from vidsearch.labels import DEFAULT_TEMPLATES, LABEL_SETS, label_embeddings, label_set_name, load_label_set
 from vidsearch.media.pool import DecodePool
 from vidsearch.models.detect import Detector, describe, load_detector
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 
 __all__ = ["ActorsReport", "tube_rows", "enrich_actors", "video_actors"]
 
@@ -100,8 +102,6 @@ def enrich_actors(
         LibraryError: empty library, unknown space, or another enrich run in progress.
         WeightsNotFoundError: the detector's weights are missing.
     """
-    from vidsearch.models.opener import open_encoder
-    from vidsearch.models.spec import EncoderSpec
     from vidsearch.store import actors as store
 
     t0 = time.perf_counter()

@@ -19,6 +19,8 @@ import numpy as np
 from vidsearch.enrich.window_cache import WindowCache, WindowEmbeddings
 from vidsearch.enrich.windows import embed_windows
 from vidsearch.errors import InputError
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 from vidsearch.spans import Span, localize_windows
 
 __all__ = [
@@ -132,8 +134,6 @@ def localize_in_library(
         LibraryError: no such space.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.models.opener import open_encoder
-    from vidsearch.models.spec import EncoderSpec
 
     space = library.space(space_key)
     cache = WindowCache(Path(library.root) / "cache" / "windows") if use_cache else None
@@ -175,8 +175,6 @@ def localize_file(
         ModelError, CheckpointError, WeightsNotFoundError: the model cannot be loaded.
         MediaError: the file cannot be decoded.
     """
-    from vidsearch.models.opener import open_encoder
-    from vidsearch.models.spec import EncoderSpec
 
     if not Path(path).expanduser().is_file():
         raise InputError(f"{path}: no such video file")

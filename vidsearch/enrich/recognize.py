@@ -43,6 +43,8 @@ from vidsearch.labels import (
     override_rule,
 )
 from vidsearch.metrics import softmax
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 from vidsearch.paths import canonical_path
 
 __all__ = [
@@ -219,9 +221,6 @@ def recognize_library(
             class_emb = stored[1]
         else:
             if encoder is None:
-                from vidsearch.models.opener import open_encoder
-                from vidsearch.models.spec import EncoderSpec
-
                 encoder = open_encoder(EncoderSpec.for_space(space, device=device))
                 report.model_loaded = True
             class_emb = label_embeddings(encoder, classes, templates)

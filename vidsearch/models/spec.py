@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from vidsearch.errors import ModelError
 from vidsearch.precision import check_precision, split_key
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TOWERS", "BACKENDS", "EncoderSpec", "SpaceRecord", "TextEncoder", "VideoEncoder", "VideoTextEncoder"]
 
