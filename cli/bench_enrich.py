@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -104,7 +104,7 @@ def open_set_command(
 
     trained = [(path.name, load_head(path)) for path in heads or []]
     options = bench_options(model, model_config, checkpoint, library, allow_missing, antialias, precision)
-    encoder = open_encoder(bench_encoder_spec(options))
+    encoder = cast(Any, open_encoder(bench_encoder_spec(options)))  # both towers and the trained temperature
     rule = override_rule(default_rule(encoder.temperature), score, temperature, threshold)
     with RichProgress("encoding videos", enabled=not json_out and err_console.is_terminal) as progress:
         run = run_open_set(

@@ -58,7 +58,14 @@ def export_command(
     resolved = choose_precision(precision, device, cuda_bf16=fmt == "tensorrt")
     # The fp32 network is exported; the graph's own precision is `resolved`.
     encoder: Any = open_encoder(
-        EncoderSpec(model, checkpoint=checkpoint, config=model_config, device=device, precision="fp32", backend="torch")
+        EncoderSpec(
+            model,
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            config=None if model_config is None else str(model_config),
+            device=device,
+            precision="fp32",
+            backend="torch",
+        )
     )
     from vidsearch.models.viclip import ViCLIP
 

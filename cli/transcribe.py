@@ -10,6 +10,8 @@ import typer
 from vidsearch.cli.app import app
 from vidsearch.cli.common import JsonOption, LibraryOption, console, err_console, open_library, print_json
 from vidsearch.cli.format import shown
+from vidsearch.errors import InputError
+from vidsearch.speech.transcript import to_srt, to_vtt
 
 if TYPE_CHECKING:
     from vidsearch.indexer.transcribe import TranscribeReport
@@ -91,8 +93,6 @@ def transcript_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Print what is said in VIDEO, with times (and word times in JSON)."""
-    from vidsearch.errors import InputError
-    from vidsearch.speech.transcript import to_srt, to_vtt
     from vidsearch.usecases.transcripts import find_indexed_video, video_transcript
 
     fmt = "json" if json_out else fmt

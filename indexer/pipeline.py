@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from vidsearch.errors import InputError
 from vidsearch.indexer.options import (
@@ -164,14 +164,18 @@ def _run(
 
                     prestart()
 
-                encoder = open_encoder(
-                    EncoderSpec(
-                        options.model,
-                        checkpoint=options.checkpoint,
-                        config=options.model_config,
-                        device=options.device,
-                        precision=options.precision,
-                    )
+                # The whole torch encoder: a new space records its spec and resize choice.
+                encoder = cast(
+                    Any,
+                    open_encoder(
+                        EncoderSpec(
+                            options.model,
+                            checkpoint=options.checkpoint,
+                            config=options.model_config,
+                            device=options.device,
+                            precision=options.precision,
+                        )
+                    ),
                 )
                 report.model_loaded = True
             if options.sampling.antialias is None:  # a new space: the model's own resize

@@ -56,6 +56,12 @@ HEAVY = frozenset(
         "ftfy",
         "platformdirs",
         "fasteners",
+        # speech: optional extras, and subtitle parsers (tens of ms) only a video with subtitles needs
+        "faster_whisper",
+        "ctranslate2",
+        "pocketsphinx",
+        "pysubs2",
+        "webvtt",
     }
 )
 

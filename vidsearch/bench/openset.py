@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -190,7 +190,7 @@ def run_open_set(
     options = options or BenchOptions()
     t0 = time.perf_counter()
     if encoder is None:
-        encoder = open_encoder(bench_encoder_spec(options))
+        encoder = cast(Any, open_encoder(bench_encoder_spec(options)))  # both towers and the trained temperature
     if rule is None:
         rule = default_rule(encoder.temperature)
     for name, head in heads:  # a head of another space fails before any video is decoded

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,7 +128,8 @@ def enrich_actors(
         if not todo:
             report.seconds = time.perf_counter() - t0
             return report
-        encoder = encoder or open_encoder(EncoderSpec.for_space(space, device=device))
+        # The whole torch encoder: tubes are labelled at its trained temperature.
+        encoder = encoder or cast(Any, open_encoder(EncoderSpec.for_space(space, device=device)))
         class_emb = label_embeddings(encoder, classes, templates)
         with DecodePool(workers=config.workers) as pool:
             for n, (_, segment_id, path) in enumerate(todo, 1):

@@ -135,7 +135,7 @@ def _open_torch(spec: EncoderSpec) -> VideoTextEncoder:
     if spec.antialias is not None:  # frames this encoder resizes are resized as the space's were
         encoder.antialias = spec.antialias
     LOG.info("encoder %s at %s on %s", encoder.key, precision, device)
-    return encoder  # type: ignore[no-any-return]
+    return encoder
 
 
 def check_weights(space: str, found_key: str, where: Any) -> None:

@@ -62,9 +62,14 @@ class VideoTextEncoder(TextEncoder, VideoEncoder, Protocol):
 class SpaceRecord(Protocol):
     """What an embedding space records of the model that made it (the store's ``SpaceInfo``)."""
 
-    key: str
-    model_spec: dict[str, Any]
-    sampling: dict[str, Any]
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def model_spec(self) -> dict[str, Any]: ...
+
+    @property
+    def sampling(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 from vidsearch.errors import InputError, VidsearchError
 from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse, VideoActors
 from vidsearch.serve.service import NotFound, ServeState, UnsupportedMediaType, parse_moment_id, parse_video_id
+from vidsearch.speech.transcript import to_srt, to_vtt
 
 __all__ = ["router", "validation_message"]
 
@@ -263,7 +264,6 @@ def video_actors(
 
 
 def _transcript(request: Request, video_id: str, fmt: str) -> Any:
-    from vidsearch.speech.transcript import to_srt, to_vtt
     from vidsearch.usecases.transcripts import video_transcript
 
     state = _state(request)

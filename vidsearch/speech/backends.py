@@ -7,6 +7,7 @@ espeak-ng speech it gets most words wrong while timing them well (benchmarks/spe
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
 from typing import Protocol, runtime_checkable
@@ -61,8 +62,6 @@ def backend_name(spec: str) -> str:
 
 def backend_status() -> dict[str, dict[str, str | bool]]:
     """Each backend: whether its package is installed (no import, no model load) and what it is."""
-    import importlib.util
-
     packages = {"whisper": "faster_whisper", "pocketsphinx": "pocketsphinx"}
     return {
         name: {"installed": importlib.util.find_spec(package) is not None, "note": BACKEND_NOTES[name]}
