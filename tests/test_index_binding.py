@@ -54,6 +54,30 @@ def test_an_index_file_copied_from_another_library_is_rebuilt(
         assert lib.check() == []  # rebuilt and saved: bound to this library now
 
 
+def test_an_index_file_from_before_the_binding_is_adopted(
+    tmp_path: Path, tiny_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file an older vidsearch wrote names no owner: it is this library's own, kept (an on-disk
+    IVF index must not be rebuilt flat) and stamped at the next writer's save."""
+    from vidsearch.store.vectors import VectorIndex
+
+    lib_dir = _library(tmp_path, "a", tiny_checkpoint, (220, 40, 40))
+    path = lib_dir / "indexes" / "space-1.faiss"
+    legacy = VectorIndex.load(path)
+    legacy.meta.pop("owner")
+    legacy.save(path)
+    with Library.open(lib_dir, create=False, read_only=True) as lib:
+        assert lib.check() == []
+        with caplog.at_level(logging.INFO):
+            index = lib.vector_index(lib.spaces()[0])
+        assert "rebuil" not in caplog.text and len(index.ids()) > 0
+    assert "owner" not in read_index_file(path)[0]["meta"]  # a read-only handle replaces no file
+    with Library.open(lib_dir, create=False) as lib:
+        sp = lib.spaces()[0]
+        lib.vector_index(sp)
+        assert read_index_file(path)[0]["meta"]["owner"] == sp.uid
+
+
 def test_a_flipped_bit_in_the_header_is_named_as_damage(tmp_path: Path, tiny_checkpoint: Path) -> None:
     lib_dir = _library(tmp_path, "a", tiny_checkpoint, (220, 40, 40))
     path = lib_dir / "indexes" / "space-1.faiss"

@@ -58,6 +58,15 @@ def test_a_library_behind_head_is_still_migrated(tmp_path: Path) -> None:
         assert schema_revision(lib.engine) == SCHEMA_HEAD
 
 
+def test_a_read_command_upgrades_a_library_made_by_an_older_vidsearch(tmp_path: Path) -> None:
+    """query and info open read-only; a library from before an upgrade still answers them (it is
+    migrated once where its folder is writable) instead of being called read-only."""
+    engine = _new_library_downgraded_to(tmp_path / "lib", "0005")
+    engine.dispose()
+    with Library.open(tmp_path / "lib", create=False, read_only=True) as lib:
+        assert lib.read_only and schema_revision(lib.engine) == SCHEMA_HEAD
+
+
 def test_new_library_is_at_head(tmp_path: Path) -> None:
     with Library.open(tmp_path / "lib"):
         pass

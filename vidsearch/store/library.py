@@ -117,6 +117,31 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
             conn.commit()
 
 
+def _upgrade_if_behind(root: Path, db_path: Path) -> None:
+    """Bring a library made by an older vidsearch to head before a read command reads it.
+
+    A read command opens the database read-only, where a migration cannot run; without this,
+    every library made before an upgrade would answer "read-only" until a writing command ran.
+    The upgrade is the one write such a command makes, and only where the folder is writable.
+    """
+    probe = open_engine(db_path, True, immutable=health.needs_immutable(db_path))
+    try:
+        with health.translated_errors(root, db_path, opening=True):
+            revision = schema_revision(probe)
+            # Unstamped (an empty or foreign file) is left to the read-only open to name.
+            behind = revision is not None and revision != SCHEMA_HEAD
+    finally:
+        probe.dispose()
+    if not behind:
+        return
+    engine = open_engine(db_path, False, immutable=False)
+    try:
+        with health.translated_errors(root, db_path, opening=True):
+            migrate(engine, db_path)
+    finally:
+        engine.dispose()
+
+
 def _has_tables(conn: Any) -> bool:
     return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is not None
 
@@ -164,6 +189,8 @@ class Library(SpaceIndexFiles):
         writable = health.directory_writable(root)
         if not writable and not db_path.exists():
             raise health.read_only_error(root)
+        if read_only and writable and db_path.exists():
+            _upgrade_if_behind(root, db_path)
         read_only = read_only or not writable
         engine = open_engine(db_path, read_only, immutable=read_only and health.needs_immutable(db_path))
         try:
@@ -264,7 +291,8 @@ class Library(SpaceIndexFiles):
             path = self.index_path(sp.id)
             if path.exists():
                 try:
-                    if read_index_file(path)[0].get("meta", {}).get("owner") != sp.uid:
+                    owner = read_index_file(path)[0].get("meta", {}).get("owner")
+                    if owner is not None and owner != sp.uid:  # ownerless: an older vidsearch's, adopted
                         problems.append(f"{path} belongs to another library or space; {REBUILD_HINT}")
                 except LibraryError as exc:
                     problems.append(f"{exc} (derived from {DB_NAME}: nothing is lost)")

@@ -92,13 +92,21 @@ class SpaceIndexFiles(abc.ABC):
                 index = VectorIndex.load(path)
             except LibraryError as exc:
                 LOG.warning("rebuilding %s: %s", path, exc)
-        if index is not None and index.meta.get("owner") != space.uid:
+        owner = None if index is None else index.meta.get("owner")
+        if owner is not None and owner != space.uid:
             LOG.warning("rebuilding %s: the file belongs to another library or space", path)
             index = None
         if index is None or index.dim != space.dim:
             index = self.rebuild_index(space)
         elif index.meta.get("generation") != generation:
             self.sync_index(space, index)
+            stamp(index, space, generation)
+            self._save_quietly(index, path)
+        elif owner is None:
+            # Written before index files named their space (an upgraded library): adopted as
+            # its own, as it was before, and stamped at the next save a writer makes. Rebuilding
+            # here would replace an on-disk IVF index with a flat one and, on every read-only
+            # query until a writer ran, redo the whole build.
             stamp(index, space, generation)
             self._save_quietly(index, path)
         self._indexes[space.id] = index
