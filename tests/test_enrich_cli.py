@@ -10,6 +10,7 @@ import videogen
 from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
+from vidsearch.cli.errors import message
 from vidsearch.cli.main import app
 from vidsearch.errors import InputError
 
@@ -104,7 +105,7 @@ def test_localize(setup: dict[str, Path]) -> None:
     code, table = run("localize", video, "a yellow square", "--library", lib, "--window", "2", "--stride", "1")
     assert code == 0 and "13 windows" in " ".join(table.split())
     result = runner.invoke(app, ["localize", video, "x", "--library", lib, "--stride", "-1"])
-    assert isinstance(result.exception, InputError) and "--stride" in str(result.exception)
+    assert isinstance(result.exception, InputError) and "--stride" in message(result.exception)
 
 
 def test_bench_open_set_and_localization(setup: dict[str, Path]) -> None:

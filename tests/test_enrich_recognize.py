@@ -85,7 +85,10 @@ def test_migration_0002_keeps_a_0001_library(tmp_path: Path) -> None:
             tables = set(inspect(conn).get_table_names())
             assert {"label_sets", "segment_labels", "segment_recognitions"} <= tables
             # the migrated schema is exactly what the models describe
-            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            # FTS5 virtual tables (and their shadow tables) are made by SQL in their migration,
+            # not by the metadata.
+            opts = {"include_name": lambda name, type_, parent: not (name or "").startswith("transcript_fts")}
+            assert compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata) == []
         ids, xb = next(library.iter_vectors(1))
         assert ids.tolist() == [5] and np.allclose(xb[0], [0.6, 0.8])
 

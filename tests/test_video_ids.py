@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from vidsearch.store.library import DB_NAME, Library, _alembic_config, schema_revision
+from vidsearch.store.library import DB_NAME, SCHEMA_HEAD, Library, _alembic_config, schema_revision
 from vidsearch.store.schema import Video, VideoStatus
 
 
@@ -53,7 +53,7 @@ def test_migration_keeps_every_segment_and_stops_reuse(tmp_path: Path) -> None:
             conn.execute(text("INSERT INTO embeddings VALUES (:id, x'0000803f00000000')"), {"id": vid})
     engine.dispose()
     with Library.open(lib_dir) as lib:  # migrates
-        assert schema_revision(lib.engine) == "0006"
+        assert schema_revision(lib.engine) == SCHEMA_HEAD
         with lib.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM segments")).scalar() == 3
             assert conn.execute(text("SELECT count(*) FROM embeddings")).scalar() == 3
