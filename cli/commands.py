@@ -21,4 +21,5 @@ from vidsearch.cli import (  # noqa: F401,E402
     query,
     serve,  # noqa: F401
     transcribe,  # noqa: F401
+    watch,  # noqa: F401
 )

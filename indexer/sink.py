@@ -89,6 +89,7 @@ class LibrarySink:
             info=item.video.info,
             spans=[SpanRow(sp.kind, float(sp.start), float(sp.end)) for sp in item.segments],
             xb=item.vectors,
+            append=source.clock == "wall",  # a stream's windows add up; a file's replace its old ones
         )
 
     def fail(self, failed: Failed) -> str:

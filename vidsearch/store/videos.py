@@ -96,8 +96,10 @@ def snapshot(s: Session, space_id: int | None) -> Snapshot:
     return Snapshot([KnownVideo(*r) for r in rows], in_space)
 
 
-def upsert_video(s: Session, path: str) -> tuple[Video, list[tuple[int, int]]]:
+def upsert_video(s: Session, path: str, keep_segments: bool = False) -> tuple[Video, list[tuple[int, int]]]:
     """The row of ``path``, created when missing; an existing row loses its (now stale) segments.
+
+    ``keep_segments``: a live stream's row, whose windows accumulate, keeps them.
 
     Returns:
         ``(row, dropped)``: ``dropped`` lists the deleted segments as ``(space id, segment id)``.
@@ -107,7 +109,7 @@ def upsert_video(s: Session, path: str) -> tuple[Video, list[tuple[int, int]]]:
         row = Video(path=path)
         s.add(row)
         return row, []
-    return row, drop_segments(s, row.id)
+    return row, [] if keep_segments else drop_segments(s, row.id)
 
 
 def mark_failed(
@@ -143,8 +145,11 @@ def mark_indexed(
     reader: str | None,
     info: Any,
     compute_fingerprint: Callable[[], str] | None = None,
+    append: bool = False,
 ) -> tuple[int, list[tuple[int, int]]]:
     """Record that ``path`` decoded; its old segments are dropped (the caller adds the new ones).
+
+    ``append``: keep the old segments (a live stream's new windows add to its earlier ones).
 
     Args:
         fingerprint: the content fingerprint; None keeps the row's.
@@ -155,7 +160,7 @@ def mark_indexed(
     Returns:
         ``(video id, dropped segments as (space id, segment id))``.
     """
-    row, dropped = upsert_video(s, path)
+    row, dropped = upsert_video(s, path, keep_segments=append)
     fp = fingerprint or row.fingerprint or (compute_fingerprint() if compute_fingerprint is not None else "")
     row.size, row.mtime_ns, row.fingerprint = size, mtime_ns, fp
     row.status, row.error, row.failed_options, row.reader = VideoStatus.INDEXED, None, None, reader

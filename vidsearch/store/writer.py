@@ -57,6 +57,8 @@ class VideoRows:
         spans: the segments, in the order of ``xb``'s rows.
         xb: float32 ``[len(spans), dim]``, L2-normalized.
         compute_fingerprint: called inside the transaction when neither side knows the fingerprint.
+        append: add ``spans`` to the source's stored segments instead of replacing them (a live
+            stream, whose windows arrive a few at a time).
     """
 
     uri: str
@@ -68,6 +70,7 @@ class VideoRows:
     spans: list[SpanRow]
     xb: np.ndarray
     compute_fingerprint: Callable[[], str] | None = None
+    append: bool = False
 
 
 @dataclass
@@ -195,6 +198,7 @@ class SpaceWriter:
                     compute_fingerprint=video.compute_fingerprint,
                     reader=video.reader,
                     info=video.info,
+                    append=video.append,
                 )
                 stale.extend(sid for sp, sid in dropped if sp == space.id)
                 new_ids.extend(stored_segments.add_segments(s, vid, space.id, video.spans, video.xb))

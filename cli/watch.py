@@ -1,0 +1,174 @@
+"""`vidsearch watch SOURCE`: index a live stream as it plays, and raise alerts on standing queries."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from vidsearch.cli.app import app
+from vidsearch.cli.common import (
+    CheckpointOption,
+    JsonOption,
+    LibraryOption,
+    ModelConfigOption,
+    ModelOption,
+    PrecisionOption,
+    err_console,
+    open_library,
+)
+
+if TYPE_CHECKING:
+    from vidsearch.indexer.alerts import AlertEvent
+    from vidsearch.indexer.live import WatchReport
+
+# Seconds a window covers, and between windows: ViCLIP's 8 frames over 4 s, a window every 2 s,
+# so an event is seen at most window + stride seconds after it starts.
+DEFAULT_WINDOW = 4.0
+DEFAULT_STRIDE = 2.0
+DEFAULT_THRESHOLD = 0.25  # cosine similarity, the scale of `vidsearch query`'s scores
+
+
+@app.command("watch")
+def watch_command(
+    source: str = typer.Argument(
+        ..., help="rtsp://, rtsps://, http(s)://, udp://, srt:// URL, a capture device (/dev/video0) or a file."
+    ),
+    name: str | None = typer.Option(None, "--name", help="The stream's name in alerts and results (default: SOURCE)."),
+    alert: list[str] = typer.Option([], "--alert", help="A standing text query; repeat for several."),
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD, "--threshold", help="Score (cosine similarity, as `query` shows) at which an alert fires."
+    ),
+    window: float = typer.Option(DEFAULT_WINDOW, "--window", help="Seconds each window covers."),
+    stride: float = typer.Option(DEFAULT_STRIDE, "--stride", help="Seconds between windows."),
+    realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own speed, as a live stream."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds (default: never)."),
+    open_timeout: float = typer.Option(10.0, "--open-timeout", help="Seconds to wait for the stream's first frame."),
+    read_timeout: float = typer.Option(10.0, "--read-timeout", help="Seconds without frames before reconnecting."),
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    model_config: Path | None = ModelConfigOption,
+    checkpoint: Path | None = CheckpointOption,
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    precision: str = PrecisionOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Index SOURCE's windows as they play (queryable beside files) and print alerts as they happen."""
+    from vidsearch.cli.checks import check_number
+    from vidsearch.media.live import check_live_source
+
+    check_number("--window", window, low=0, above=True, unit="seconds")
+    check_number("--stride", stride, low=0, above=True, unit="seconds")
+    check_number("--threshold", threshold, low=-1, high=1)
+    check_number("--duration", duration, low=0, above=True, unit="seconds")
+    check_number("--open-timeout", open_timeout, low=0, above=True, unit="seconds")
+    check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
+    check_live_source(source)
+    stream = name or source
+
+    from vidsearch.indexer.alerts import AlertRule, Alerts
+    from vidsearch.indexer.live import LiveProducer, StreamSource
+    from vidsearch.indexer.options import IndexOptions, IndexReport
+    from vidsearch.indexer.pipeline import run_pipeline, sampling_dict
+    from vidsearch.indexer.producer import Work
+    from vidsearch.indexer.sink import LibrarySink
+    from vidsearch.media import SamplingConfig
+    from vidsearch.media.live import LiveOptions
+    from vidsearch.models.lowprec import load_encoder_at
+
+    options = IndexOptions(
+        model=model,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        model_config=str(model_config) if model_config else None,
+        device=device,
+        precision=precision,
+        sampling=SamplingConfig(window=window, stride=stride),
+        batch_size=1,  # every window is committed (and queryable) as soon as it is encoded
+    )
+
+    def status(message: str) -> None:
+        if json_out:
+            _emit({"event": "status", "stream": stream, "message": message, "time": _utc(_now())})
+        else:
+            err_console.print(f"{stream}: {message}", highlight=False, markup=False)
+
+    def on_alert(event: AlertEvent) -> None:
+        _alert_line(event, json_out)
+
+    with open_library(library, create=True) as lib, lib.writer_lock():
+        encoder = load_encoder_at(
+            options.model, checkpoint=options.checkpoint, config=options.model_config,
+            device=options.device, precision=options.precision,
+        )  # fmt: skip
+        options = dataclasses.replace(
+            options, sampling=dataclasses.replace(options.sampling, antialias=encoder.antialias)
+        )
+        space = lib.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
+        rules = []
+        if alert:
+            vectors = encoder.encode_text(alert)
+            rules = [AlertRule(text, vec, threshold) for text, vec in zip(alert, vectors, strict=True)]
+        live = LiveOptions(
+            window=window, stride=stride, num_frames=encoder.num_frames, short_side=max(encoder.resolution, 64),
+            open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
+        )  # fmt: skip
+        producer = LiveProducer(
+            encoder, live, Alerts(stream, rules) if rules else None, on_alert, status, stop_after=duration
+        )
+        report = IndexReport(space_key=space.key)
+        sink = LibrarySink(lib, space, {}, options)
+        stopped = False
+        try:
+            run_pipeline(producer, sink, [Work(0, StreamSource(source, stream))], 1, report)
+        except KeyboardInterrupt:
+            stopped = True  # Ctrl-C or SIGTERM: the normal way to end a watch; what was stored stays
+    assert producer.report is not None
+    _print_end(producer.report, stopped, json_out)
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _utc(t: float | None) -> str | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _emit(line: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _alert_line(event: AlertEvent, json_out: bool) -> None:
+    a = event.alert
+    if json_out:
+        line: dict[str, Any] = {"event": "alert" if event.kind == "start" else "alert_end", "id": a.id}
+        line.update(stream=a.stream, query=a.query, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4))
+        if event.kind == "end":
+            line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time))
+        _emit(line)
+        return
+    local = dt.datetime.fromtimestamp(a.start).strftime("%H:%M:%S")
+    if event.kind == "start":
+        err_console.print(f"[bold red]ALERT[/] {a.stream} {local} {a.query!r} score {a.score:.3f} ({a.id})")
+    else:
+        err_console.print(f"alert {a.id} ended, peak {a.peak:.3f}", highlight=False)
+
+
+def _print_end(report: WatchReport, stopped: bool, json_out: bool) -> None:
+    how = "stopped" if stopped else "ended"
+    if json_out:
+        _emit({"event": "end", "how": how, **report.__dict__})
+        return
+    err_console.print(
+        f"{report.stream}: {how}; {report.encoded} windows stored, {report.dropped} dropped "
+        f"(encoder behind), {len(report.gaps)} gap(s), {report.alerts} alert(s)",
+        highlight=False,
+    )

@@ -1,0 +1,416 @@
+"""Live streams read with PyAV: cameras, network streams, capture devices, files paced in real time.
+
+decord cannot read a stream that has no end, so a live source is decoded here with PyAV (FFmpeg).
+:class:`LiveReader` is a thread that connects, decodes, cuts frames into windows
+(:class:`WindowCutter`: ``num_frames`` frames over ``window`` seconds, one window every
+``stride`` seconds, times in wall-clock UTC seconds) and puts them in a :class:`DropOldest`
+queue, which drops the oldest pending window when the consumer (the encoder) falls behind, so a
+watch never drifts further and further behind real time.
+
+Hangs: FFmpeg gets open and read timeouts as options, and PyAV's interrupt callback gets them
+too, but both are known to miss some RTSP stalls (a server that answers the handshake and then
+sends nothing). So the decoding runs in a *pump* thread per connection, and the reader waits on
+it with its own timeout (the watchdog); a stalled pump is abandoned (told to stop, never waited
+on) and a new connection is made. Drops of the connection are recorded as :class:`Gap` s, with
+exponential backoff between tries; a source that never connected is an error, not a retry loop.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from vidsearch.errors import InputError, MediaError
+
+__all__ = [
+    "LIVE_SCHEMES",
+    "DropOldest",
+    "Gap",
+    "LiveOptions",
+    "LiveReader",
+    "Window",
+    "WindowCutter",
+    "check_live_source",
+    "ffmpeg_options",
+]
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "srt", "rtmp")
+
+T = TypeVar("T")
+
+
+def check_live_source(source: str) -> str:
+    """``source`` checked before anything opens it: a URL of a known scheme, a device, or a file.
+
+    Raises:
+        InputError: an unsupported scheme, a URL without a host, a device or file that does not exist.
+    """
+    if "://" in source:
+        parts = urlsplit(source)
+        scheme = parts.scheme.lower()
+        if scheme not in LIVE_SCHEMES:
+            known = ", ".join(f"{s}://" for s in LIVE_SCHEMES)
+            raise InputError(f"{source}: unsupported scheme {scheme!r}; use one of {known}, a device or a file")
+        if not parts.hostname and scheme != "udp":
+            raise InputError(f"{source}: the URL has no host; write it as {scheme}://HOST[:PORT]/PATH")
+        return source
+    if source.startswith("/dev/"):
+        try:
+            mode = os.stat(source).st_mode
+        except OSError:
+            raise InputError(f"{source}: no such capture device; list cameras with `ls /dev/video*`") from None
+        if not stat.S_ISCHR(mode):
+            raise InputError(f"{source}: not a capture device (a character device such as /dev/video0)")
+        return source
+    if not os.path.isfile(source):
+        raise InputError(f"{source}: no such file, and not a stream URL (rtsp://, http(s)://, udp://, srt://)")
+    return source
+
+
+def ffmpeg_options(source: str, open_timeout: float, read_timeout: float) -> dict[str, str]:
+    """FFmpeg's own timeout options for ``source``'s protocol (microseconds, as FFmpeg takes them)."""
+    scheme = urlsplit(source).scheme.lower() if "://" in source else ""
+    usec = str(int(read_timeout * 1e6))
+    if scheme in ("rtsp", "rtsps"):
+        # TCP: interleaved RTP survives NAT and loss; "timeout" is the socket I/O timeout.
+        return {"rtsp_transport": "tcp", "timeout": usec}
+    if scheme in ("http", "https"):
+        return {"rw_timeout": usec, "reconnect": "0"}
+    if scheme in ("udp", "srt", "rtmp"):
+        return {"timeout": usec}
+    return {}
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live source is read and cut into windows.
+
+    Attributes:
+        window: seconds each window covers.
+        stride: seconds between window ends (and how often a window is produced).
+        num_frames: frames sampled per window (the model's, 8 for ViCLIP).
+        short_side: frames are scaled so that their short side is this many pixels on arrival
+            (bounds the memory a window buffer takes; the encoder resizes to its own input).
+        open_timeout: seconds to wait for a connection and its first frame.
+        read_timeout: seconds without a frame after which the connection counts as dropped.
+        realtime: a file is played at its own speed (for demos and tests); otherwise as fast as
+            it decodes.
+        backoff: first wait before a reconnection; doubled after each failed try up to ``backoff_max``.
+        max_pending: windows waiting for the encoder before the oldest is dropped.
+    """
+
+    window: float = 4.0
+    stride: float = 2.0
+    num_frames: int = 8
+    short_side: int = 224
+    open_timeout: float = 10.0
+    read_timeout: float = 10.0
+    realtime: bool = False
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    max_pending: int = 4
+
+
+@dataclass
+class Window:
+    """Frames of one window: ``frames`` uint8 ``[num_frames, H, W, 3]`` from ``start`` to ``end`` (UTC seconds)."""
+
+    start: float
+    end: float
+    frames: np.ndarray
+
+
+@dataclass
+class Gap:
+    """A time the stream gave no frames (``end`` None while it lasts), and why."""
+
+    start: float
+    end: float | None
+    reason: str
+
+
+class DropOldest(Generic[T]):
+    """A bounded queue whose ``put`` never blocks: when full, the oldest item is dropped (and counted)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[T] = deque()
+        self._maxsize = max(1, maxsize)
+        self._cond = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        """Add ``item``, dropping the oldest pending one if the queue is full."""
+        with self._cond:
+            if len(self._items) >= self._maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> T | None:
+        """The oldest item, or None after ``timeout`` seconds without one."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            return self._items.popleft() if self._items else None
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+class WindowCutter:
+    """Cuts timed frames into windows of ``num_frames`` frames over ``window`` s, every ``stride`` s.
+
+    A window's frames are the ones nearest the midpoints of ``num_frames`` equal parts of it (the
+    segment-midpoint sampling ViCLIP uses on files). Only frames of the last ``window`` seconds are
+    kept. :meth:`reset` after a gap: no window spans one.
+    """
+
+    def __init__(self, window: float, stride: float, num_frames: int) -> None:
+        if window <= 0 or stride <= 0 or num_frames < 1:
+            raise InputError("--window and --stride must be positive seconds")
+        self.window, self.stride, self.num_frames = window, stride, num_frames
+        self._times: deque[float] = deque()
+        self._frames: deque[np.ndarray] = deque()
+        self._next_end: float | None = None
+
+    def reset(self) -> None:
+        """Forget buffered frames (the stream was interrupted)."""
+        self._times.clear()
+        self._frames.clear()
+        self._next_end = None
+
+    def push(self, t: float, frame: np.ndarray) -> list[Window]:
+        """Add the frame shown at ``t``; the windows that ended by ``t``."""
+        if self._times and t <= self._times[-1]:
+            return []  # a repeated or out-of-order timestamp adds nothing
+        self._times.append(t)
+        self._frames.append(frame)
+        if self._next_end is None:
+            self._next_end = t + self.window
+        out: list[Window] = []
+        while t >= self._next_end:
+            out.append(self._cut(self._next_end))
+            self._next_end += self.stride
+        while self._times and self._times[0] < t - self.window - self.stride:
+            self._times.popleft()
+            self._frames.popleft()
+        return out
+
+    def _cut(self, end: float) -> Window:
+        start = end - self.window
+        times = np.asarray(self._times)
+        seg = self.window / self.num_frames
+        targets = start + seg * (np.arange(self.num_frames) + 0.5)
+        idx = (
+            np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
+            if len(times) > 1
+            else np.zeros_like(targets, dtype=int)
+        )
+        if len(times) > 1:  # the nearer of the two neighbours
+            left_nearer = (targets - times[idx - 1]) < (times[idx] - targets)
+            idx = np.where(left_nearer, idx - 1, idx)
+        return Window(start, end, np.stack([self._frames[int(i)] for i in idx]))
+
+
+_ENDED = object()
+
+
+class _Pump(threading.Thread):
+    """One connection: decodes frames and hands them over; abandoned (never joined) when it stalls."""
+
+    def __init__(self, source: str, options: LiveOptions, out: queue.Queue[Any]) -> None:
+        super().__init__(name="vidsearch-live-pump", daemon=True)
+        self.source, self.options, self.out = source, options, out
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import av
+
+        o = self.options
+        try:
+            container = av.open(
+                self.source,
+                options=ffmpeg_options(self.source, o.open_timeout, o.read_timeout),
+                timeout=(o.open_timeout, o.read_timeout),
+            )
+        except Exception as exc:  # every FFmpeg failure is a reason for the reader, not a crash
+            self.out.put(exc)
+            return
+        try:
+            self._decode(container)
+        except Exception as exc:
+            self.out.put(exc)
+        finally:
+            container.close()
+
+    def _decode(self, container: Any) -> None:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        pace = self.options.realtime or "://" not in self.source and not self.source.startswith("/dev/")
+        t0_wall: float | None = None
+        t0_media = 0.0
+        for frame in container.decode(stream):
+            if self.stop.is_set():
+                return
+            if frame.pts is None or frame.time_base is None:
+                media_t = None
+            else:
+                media_t = float(frame.pts * frame.time_base)
+            now = time.time()
+            if t0_wall is None:
+                t0_wall, t0_media = now, media_t or 0.0
+            if pace and media_t is not None:
+                t = t0_wall + (media_t - t0_media)
+                if self.options.realtime and t > now:
+                    time.sleep(t - now)
+            else:
+                t = now  # a live stream's frame is shown when it arrives
+            self.out.put((t, self._scaled(frame)))
+        self.out.put(_ENDED)
+
+    def _scaled(self, frame: Any) -> np.ndarray:
+        side = self.options.short_side
+        w, h = frame.width, frame.height
+        scale = side / min(w, h)
+        size = (max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2))
+        return np.asarray(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]))
+
+
+@dataclass
+class ReaderState:
+    """What a reader has seen: frames, windows, dropped windows, gaps, whether it ever connected."""
+
+    frames: int = 0
+    windows: int = 0
+    connected: bool = False
+    gaps: list[Gap] = field(default_factory=list)
+    error: str | None = None
+    ended: bool = False
+
+
+class LiveReader(threading.Thread):
+    """Reads ``source`` until stopped (or a file ends), putting windows into ``out``.
+
+    Args:
+        source: a URL, a device or a file (checked with :func:`check_live_source`).
+        options: timeouts, window, stride, pacing.
+        out: where windows go (the oldest are dropped when the consumer falls behind).
+        on_status: called with a one-line status when the connection changes (logs, the CLI).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        options: LiveOptions,
+        out: DropOldest[Window],
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(name="vidsearch-live-reader", daemon=True)
+        self.source, self.options, self.out = source, options, out
+        self.on_status = on_status or (lambda _msg: None)
+        self.state = ReaderState()
+        self._stop_event = threading.Event()
+        self.cutter = WindowCutter(options.window, options.stride, options.num_frames)
+
+    def stop(self) -> None:
+        """Ask the reader to finish (it does within about a second)."""
+        self._stop_event.set()
+
+    @property
+    def is_file(self) -> bool:
+        """Whether the source is a file (it ends; it is not reconnected)."""
+        return "://" not in self.source and not self.source.startswith("/dev/")
+
+    def run(self) -> None:
+        backoff = self.options.backoff
+        while not self._stop_event.is_set():
+            reason, got_frames = self._connection()
+            if got_frames:  # a connection that worked starts the backoff over
+                backoff = self.options.backoff
+            if self._stop_event.is_set() or self.state.ended:
+                break
+            if not self.state.connected:  # never connected: a wrong URL, not a camera that dropped
+                self.state.error = reason
+                break
+            gap = self.state.gaps[-1] if self.state.gaps and self.state.gaps[-1].end is None else None
+            if gap is None:
+                self.state.gaps.append(Gap(time.time(), None, reason))
+                self.on_status(f"{self.source}: stream lost ({reason}); reconnecting")
+            self.cutter.reset()
+            if self._stop_event.wait(backoff):
+                break
+            backoff = min(backoff * 2, self.options.backoff_max)
+        self.state.ended = True
+        open_gap = self.state.gaps[-1] if self.state.gaps else None
+        if open_gap is not None and open_gap.end is None:
+            open_gap.end = time.time()
+
+    def _connection(self) -> tuple[str, bool]:
+        """One connection until it ends: the reason it ended, and whether it gave frames."""
+        frames: queue.Queue[Any] = queue.Queue(maxsize=64)
+        pump = _Pump(self.source, self.options, frames)
+        pump.start()
+        wait = self.options.open_timeout
+        got_any = False
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    item = frames.get(timeout=min(wait, 0.5))
+                except queue.Empty:
+                    wait -= 0.5
+                    if wait <= 0:  # the watchdog: FFmpeg's own timeouts did not fire
+                        what = "no frames" if got_any else "no frames since connecting"
+                        return f"{what} for {self._limit(got_any):g} s", got_any
+                    continue
+                if item is _ENDED:
+                    if self.is_file:
+                        self.state.ended = True
+                    return "the stream ended", got_any
+                if isinstance(item, Exception):
+                    return _one_line(item), got_any
+                if not got_any:
+                    got_any = True
+                    self._connected()
+                wait = self.options.read_timeout
+                t, frame = item
+                self.state.frames += 1
+                for window in self.cutter.push(t, frame):
+                    self.state.windows += 1
+                    self.out.put(window)
+            return "stopped", got_any
+        finally:
+            pump.stop.set()  # a stalled pump is abandoned: it exits when FFmpeg returns, if ever
+
+    def _limit(self, got_any: bool) -> float:
+        return self.options.read_timeout if got_any else self.options.open_timeout
+
+    def _connected(self) -> None:
+        first = not self.state.connected
+        self.state.connected = True
+        if self.state.gaps and self.state.gaps[-1].end is None:
+            self.state.gaps[-1].end = time.time()
+            self.on_status(f"{self.source}: reconnected")
+        elif first:
+            self.on_status(f"{self.source}: connected")
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def stream_error(source: str, reason: str) -> MediaError:
+    """The error of a source that could not be read at all (one line for the user)."""
+    return MediaError(f"{source}: cannot read the stream: {reason}; check the URL, the camera and the network")
