@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,27 @@ if TYPE_CHECKING:
 DEFAULT_WINDOW = 4.0
 DEFAULT_STRIDE = 2.0
 DEFAULT_THRESHOLD = 0.25  # cosine similarity, the scale of `vidsearch query`'s scores
+DEFAULT_RETAIN = "24h"  # recordings kept by default: a bound, so a forgotten watch never fills a disk
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds of ``90``, ``90s``, ``30m``, ``24h``, ``7d``.
+
+    Raises:
+        InputError: anything else.
+    """
+    from vidsearch.errors import InputError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise InputError(f"{option} {text!r}: give a positive duration such as 90s, 30m, 24h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def recordings_folder(library_root: Path, stream: str) -> Path:
+    """Where a stream's recording segments (and ``clips/``) live under the library."""
+    return library_root / "recordings" / (re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream")
 
 
 @app.command("watch")
@@ -50,6 +72,12 @@ def watch_command(
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds (default: never)."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Seconds to wait for the stream's first frame."),
     read_timeout: float = typer.Option(10.0, "--read-timeout", help="Seconds without frames before reconnecting."),
+    record: bool = typer.Option(
+        True, "--record/--no-record", help="Keep the stream's packets (not re-encoded) and cut alert clips from them."
+    ),
+    retain: str = typer.Option(
+        DEFAULT_RETAIN, "--retain", help="Delete recordings older than this (e.g. 90m, 24h, 7d) so a disk never fills."
+    ),
     library: Path | None = LibraryOption,
     model: str = ModelOption,
     model_config: Path | None = ModelConfigOption,
@@ -69,6 +97,7 @@ def watch_command(
     check_number("--open-timeout", open_timeout, low=0, above=True, unit="seconds")
     check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
     check_live_source(source)
+    retain_seconds = parse_duration(retain, "--retain")
     stream = name or source
 
     from vidsearch.indexer.alerts import AlertRule, Alerts
@@ -116,10 +145,12 @@ def watch_command(
         live = LiveOptions(
             window=window, stride=stride, num_frames=encoder.num_frames, short_side=max(encoder.resolution, 64),
             open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
+            record_to=recordings_folder(lib.root, stream) if record else None,
         )  # fmt: skip
         producer = LiveProducer(
-            encoder, live, Alerts(stream, rules) if rules else None, on_alert, status, stop_after=duration
-        )
+            encoder, live, Alerts(stream, rules) if rules else None, on_alert, status,
+            stop_after=duration, retain=retain_seconds,
+        )  # fmt: skip
         report = IndexReport(space_key=space.key)
         sink = LibrarySink(lib, space, {}, options)
         stopped = False
@@ -152,14 +183,15 @@ def _alert_line(event: AlertEvent, json_out: bool) -> None:
         line: dict[str, Any] = {"event": "alert" if event.kind == "start" else "alert_end", "id": a.id}
         line.update(stream=a.stream, query=a.query, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4))
         if event.kind == "end":
-            line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time))
+            line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time), clip=a.clip)
         _emit(line)
         return
     local = dt.datetime.fromtimestamp(a.start).strftime("%H:%M:%S")
     if event.kind == "start":
         err_console.print(f"[bold red]ALERT[/] {a.stream} {local} {a.query!r} score {a.score:.3f} ({a.id})")
     else:
-        err_console.print(f"alert {a.id} ended, peak {a.peak:.3f}", highlight=False)
+        clip = f", clip {a.clip}" if a.clip else ""
+        err_console.print(f"alert {a.id} ended, peak {a.peak:.3f}{clip}", highlight=False, markup=False)
 
 
 def _print_end(report: WatchReport, stopped: bool, json_out: bool) -> None:

@@ -40,6 +40,7 @@ class Alert:
     peak: float
     peak_time: float
     end: float | None = None
+    clip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ class Alerts:
             if alert is None:
                 if score >= rule.threshold:
                     alert = Alert(
-                        f"{self.stream}-{next(self._ids)}", self.stream, rule.query, start, score, score, start
+                        f"{self.stream}-{int(start)}-{next(self._ids)}",
+                        self.stream,
+                        rule.query,
+                        start,
+                        score,
+                        score,
+                        start,
                     )
                     state.open, state.below = alert, 0
                     events.append(AlertEvent("start", alert))

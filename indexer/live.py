@@ -12,6 +12,7 @@ Alerts (:mod:`vidsearch.indexer.alerts`) see every window's vector on the way.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, Window, st
 from vidsearch.media.sampling import SegmentPlan
 
 __all__ = ["LiveProducer", "StreamSource", "WatchReport"]
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class LiveProducer:
         on_alert: called with every alert start and end, in this thread, as the window is scored.
         on_status: one-line connection news (connected, lost, reconnected).
         stop_after: seconds after which the watch ends by itself (None: until stopped).
+        recordings: the folder of the stream's recording (``options.record_to``): alert clips
+            are cut from it with ``pre_roll``/``post_roll`` seconds around the event, and
+            segments older than ``retain`` seconds are deleted.
     """
 
     def __init__(
@@ -80,6 +86,9 @@ class LiveProducer:
         on_alert: Callable[[AlertEvent], None] | None = None,
         on_status: Callable[[str], None] | None = None,
         stop_after: float | None = None,
+        pre_roll: float = 5.0,
+        post_roll: float = 5.0,
+        retain: float | None = None,
     ) -> None:
         self.encoder, self.options, self.alerts = encoder, options, alerts
         self.on_alert = on_alert or (lambda _event: None)
@@ -89,6 +98,9 @@ class LiveProducer:
         self._reader: LiveReader | None = None
         self._queue: DropOldest[Window] = DropOldest(options.max_pending)
         self._encode_seconds = 0.0
+        self.pre_roll, self.post_roll, self.retain = pre_roll, post_roll, retain
+        self._clips: list[AlertEvent] = []  # ended alerts waiting for their post-roll to be recorded
+        self._pruned = 0.0
 
     @property
     def encode_seconds(self) -> float:
@@ -124,6 +136,7 @@ class LiveProducer:
         deadline = None if self.stop_after is None else time.monotonic() + self.stop_after
         while deadline is None or time.monotonic() < deadline:
             window = self._queue.get(timeout=0.25)
+            self._housekeeping(final=False)
             if window is None:
                 if not reader.is_alive() and not len(self._queue):
                     break
@@ -146,11 +159,11 @@ class LiveProducer:
         if self.alerts is not None:
             for event in self.alerts.observe(window.start, window.end, vector[0]):
                 self.report.alerts += event.kind == "start"
-                self.on_alert(event)
+                self._deliver(event)
         h, w = window.frames.shape[1:3]
         duration = window.end - window.start
         info = VideoInfo(item.source.uri, len(window.frames), len(window.frames) / duration, duration, w, h)
-        segments = [SegmentPlan("window", window.start, window.end, [])]
+        segments = [SegmentPlan("window", window.start, window.end, ())]
         video = DecodedVideo(item.job_id, item.source.uri, info, segments, np.zeros(0), np.zeros((0, 0)), "pyav", 0)
         return Encoded(item.job_id, item.source, video, vector)
 
@@ -164,5 +177,38 @@ class LiveProducer:
         report.error = reader.state.error
         if self.alerts is not None:
             for event in self.alerts.close(time.time()):
-                self.on_alert(event)
+                self._deliver(event)
             self.alerts = None  # closed once, whichever way the watch ended
+        self._housekeeping(final=True)  # the reader has stopped: every segment is closed
+
+    def _deliver(self, event: AlertEvent) -> None:
+        if event.kind == "end" and self.options.record_to is not None:
+            self._clips.append(event)  # its line waits for the clip
+        else:
+            self.on_alert(event)
+
+    def _housekeeping(self, final: bool) -> None:
+        """Cut the clips whose post-roll is recorded; delete old segments now and then."""
+        folder = self.options.record_to
+        if folder is None:
+            return
+        from vidsearch.media.recorder import cut_clip, prune, segment_start, segments_in
+
+        segments = segments_in(folder)
+        newest = segment_start(segments[-1]) if segments else 0.0
+        for event in list(self._clips):
+            alert = event.alert
+            end = (alert.end or alert.start) + self.post_roll
+            if final or newest > end:  # a later segment has begun: the post-roll's one is closed
+                self._clips.remove(event)
+                try:
+                    clip = cut_clip(folder, alert.start - self.pre_roll, end, folder / "clips" / f"{alert.id}.mkv")
+                except Exception as exc:  # noqa: BLE001 -- a clip that cannot be cut must not stop the watch
+                    LOG.warning("could not cut the clip of alert %s: %s", alert.id, exc)
+                    clip = None
+                alert.clip = None if clip is None else str(clip)
+                self.on_alert(event)
+        now = time.time()
+        if self.retain is not None and now - self._pruned > 60:
+            self._pruned = now
+            prune(folder, now - self.retain)

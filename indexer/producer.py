@@ -7,8 +7,8 @@ it takes :class:`Work` (a source and the run's id for it) and yields one :class:
 - :class:`LocalProducer`: a decode stage (by default the crash-contained worker pool,
   :class:`~vidsearch.media.pool.DecodePool`) feeding an encode stage in this process;
 - ``vidsearch.cluster.ray_runner.RayProducer``: decode and encode actors on a Ray cluster;
-- a live reader (``vidsearch watch``, not built yet): windows of a stream as they are recorded,
-  with wall-clock times (``source.clock == "wall"``).
+- :class:`vidsearch.indexer.live.LiveProducer` (``vidsearch watch``): windows of a stream as
+  they are recorded, with wall-clock times (``source.clock == "wall"``).
 
 The back half is a sink (:mod:`vidsearch.indexer.sink`); neither knows the other.
 """

@@ -91,9 +91,9 @@ def test_alerts_fire_once_per_event_with_hysteresis() -> None:
     # 0.48 and 0.47 hover just under the threshold: the same event; two quiet windows end it
     assert kinds == [(2, "start"), (8, "end"), (10, "start"), (12, "end")]
     first = events[1][2]
-    assert (first.start, first.end, first.id) == (2.0, 7.0, "cam-1")
+    assert (first.start, first.end, first.id) == (2.0, 7.0, "cam-2-1")
     assert first.peak == pytest.approx(0.7) and first.peak_time == 6.0
-    assert events[2][2].id == "cam-2"
+    assert events[2][2].id == "cam-10-2"
 
 
 def test_alerts_close_ends_an_open_alert() -> None:
@@ -127,6 +127,37 @@ def test_a_streams_windows_accumulate_in_the_library(tmp_path: Path) -> None:
         infos = library.segment_infos(ids)
         assert sorted(i.start - t0 for i in infos.values()) == [0, 2, 4]
         assert library.vector_index(space).ntotal == 3
+
+
+def _decoded_colours(path: Path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [int(f.to_ndarray(format="rgb24")[0, 0, 0] > 128) for f in c.decode(video=0)]
+
+
+def test_recording_rolls_segments_on_keyframes_and_cuts_clips(tmp_path: Path) -> None:
+    """A file read as a stream is remuxed into 2 s segments; a clip starts on a keyframe and decodes."""
+    from vidsearch.media.recorder import cut_clip, prune, segment_start, segments_in
+
+    video = write_colours(tmp_path / "in.mp4", [(4, GRAY), (3, RED), (5, GRAY)])  # a keyframe every 1 s
+    folder = tmp_path / "rec"
+    q: DropOldest[Window] = DropOldest(100)
+    reader = LiveReader(str(video), LiveOptions(short_side=32, record_to=folder, segment_seconds=2.0), q)
+    reader.run()
+    segments = segments_in(folder)
+    starts = [segment_start(p) for p in segments]
+    assert len(segments) == 6 and np.allclose(np.diff(starts), 2.0, atol=0.01)
+    assert sum(len(_decoded_colours(p)) for p in segments) == 120  # every frame recorded once
+    t0 = starts[0]
+    clip = cut_clip(folder, t0 + 3.5, t0 + 7.5, tmp_path / "clip.mkv")
+    assert clip is not None
+    colours = _decoded_colours(clip)
+    # from the keyframe at 3 s (before the 3.5 s asked for) to 7.5 s: 1 s gray, 3 s red, 0.5 s gray
+    assert colours[:40] == [0] * 10 + [1] * 30 and set(colours[40:]) == {0} and 5 <= len(colours[40:]) <= 6
+    assert cut_clip(folder, t0 + 100, t0 + 110, tmp_path / "none.mkv") is None
+    gone = prune(folder, older_than=t0 + 4.5)  # the segments that ended by then
+    assert [p.name for p in gone] == [p.name for p in segments[:2]] and len(segments_in(folder)) == 4
 
 
 # --- the CLI, bad inputs ---------------------------------------------------------------------
@@ -317,7 +348,7 @@ def test_alert_fires_once_within_the_latency_goal_and_the_moment_is_queryable(
     rtsp_server.start(video)
     lib = tmp_path / "lib"
     args = ["--name", "door", "--alert", caption, "--threshold", f"{threshold:.4f}", "--json"]
-    args += ["--window", str(WINDOW), "--stride", str(STRIDE), "--duration", "24", "--read-timeout", "3"]
+    args += ["--window", str(WINDOW), "--stride", str(STRIDE), "--duration", "20", "--read-timeout", "3"]
     watch = Watch(
         subprocess.Popen(watch_cmd(rtsp_server.url, lib, tiny_checkpoint, *args), stdout=subprocess.PIPE, text=True)
     )
@@ -326,10 +357,13 @@ def test_alert_fires_once_within_the_latency_goal_and_the_moment_is_queryable(
     assert watch.proc.wait(timeout=90) == 0
     # the first frame arrives at `connected`; the event starts EVENT_AT s of stream later
     latency = alerted - (connected + EVENT_AT)
+    print(f"event-to-alert latency {latency:.2f} s")
     assert -0.5 < latency <= WINDOW + STRIDE + 1, latency
     assert len(watch.events("alert")) == 1 and alert["stream"] == "door" and alert["query"] == caption
     (end,) = watch.events("alert_end")
     assert end["id"] == alert["id"] and end["end_ts"] > alert["start_ts"]
+    colours = _decoded_colours(Path(end["clip"]))  # pre-roll, the event, post-roll
+    assert colours[0] == 0 and 50 <= sum(colours) <= 60 and colours[-1] == 0, colours
     (summary,) = watch.events("end")
     assert summary["encoded"] >= 5 and summary["gaps"] == []
     found = subprocess.run(
@@ -346,7 +380,7 @@ def test_server_restart_mid_event_is_a_gap_not_a_second_alert(
     rtsp_server: RtspServer, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     video = write_colours(tmp_path / "event.mp4", [(EVENT_AT, GRAY), (30, RED)])
-    still_red = write_colours(tmp_path / "red.mp4", [(10, RED), (8, GRAY)])  # after the restart
+    still_red = write_colours(tmp_path / "red.mp4", [(10, RED), (30, GRAY)])  # after the restart
     caption, threshold = calibrated_alert(tiny_checkpoint, write_colours(tmp_path / "cal.mp4", [(8, GRAY), (8, RED)]))
     rtsp_server.start(video)
     args = ["--name", "yard", "--alert", caption, "--threshold", f"{threshold:.4f}", "--json"]

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -107,6 +108,9 @@ class LiveOptions:
             it decodes.
         backoff: first wait before a reconnection; doubled after each failed try up to ``backoff_max``.
         max_pending: windows waiting for the encoder before the oldest is dropped.
+        record_to: a folder for the stream's packets, remuxed into rolling segment files
+            (:mod:`vidsearch.media.recorder`); None: not recorded.
+        segment_seconds: the length of a recording segment.
     """
 
     window: float = 4.0
@@ -119,6 +123,8 @@ class LiveOptions:
     backoff: float = 0.5
     backoff_max: float = 30.0
     max_pending: int = 4
+    record_to: Path | None = None
+    segment_seconds: float = 10.0
 
 
 @dataclass
@@ -246,39 +252,63 @@ class _Pump(threading.Thread):
                 timeout=(o.open_timeout, o.read_timeout),
             )
         except Exception as exc:  # every FFmpeg failure is a reason for the reader, not a crash
-            self.out.put(exc)
+            self._put(exc)
             return
         try:
             self._decode(container)
         except Exception as exc:
-            self.out.put(exc)
+            self._put(exc)
         finally:
             container.close()
 
     def _decode(self, container: Any) -> None:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        recorder = None
+        if self.options.record_to is not None:
+            from vidsearch.media.recorder import SegmentRecorder
+
+            recorder = SegmentRecorder(self.options.record_to, stream, self.options.segment_seconds)
+        try:
+            self._demux(container, stream, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+    def _demux(self, container: Any, stream: Any, recorder: Any) -> None:
         pace = self.options.realtime or "://" not in self.source and not self.source.startswith("/dev/")
         t0_wall: float | None = None
         t0_media = 0.0
-        for frame in container.decode(stream):
+        for packet in container.demux(stream):
             if self.stop.is_set():
                 return
-            if frame.pts is None or frame.time_base is None:
-                media_t = None
-            else:
-                media_t = float(frame.pts * frame.time_base)
+            media_t = None if packet.pts is None else float(packet.pts * stream.time_base)
             now = time.time()
-            if t0_wall is None:
-                t0_wall, t0_media = now, media_t or 0.0
-            if pace and media_t is not None:
+            if t0_wall is None and media_t is not None:
+                t0_wall, t0_media = now, media_t
+            if pace and media_t is not None and t0_wall is not None:
                 t = t0_wall + (media_t - t0_media)
                 if self.options.realtime and t > now:
                     time.sleep(t - now)
             else:
-                t = now  # a live stream's frame is shown when it arrives
-            self.out.put((t, self._scaled(frame)))
-        self.out.put(_ENDED)
+                t = now  # a live stream's packet is shown when it arrives
+            frames = packet.decode()  # before the recorder takes the packet over
+            if recorder is not None:
+                recorder.write(packet, t)
+            for frame in frames:
+                # with reordered (B) frames a frame's time is its own pts, not its packet's
+                shown = frame.time if pace and frame.time is not None and t0_wall is not None else None
+                self._put((t if shown is None else t0_wall + (shown - t0_media), self._scaled(frame)))
+        self._put(_ENDED)
+
+    def _put(self, item: Any) -> None:
+        # Never blocks past a stop: a reader that stopped reading must not keep the recording open.
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def _scaled(self, frame: Any) -> np.ndarray:
         side = self.options.short_side
@@ -392,6 +422,8 @@ class LiveReader(threading.Thread):
             return "stopped", got_any
         finally:
             pump.stop.set()  # a stalled pump is abandoned: it exits when FFmpeg returns, if ever
+            if self._stop_event.is_set():
+                pump.join(timeout=2.0)  # stopping: let it close the recording segment playable
 
     def _limit(self, got_any: bool) -> float:
         return self.options.read_timeout if got_any else self.options.open_timeout

@@ -1,0 +1,178 @@
+"""Recordings of live streams: packets remuxed (never re-encoded) into rolling segment files.
+
+Each segment is a Matroska file named by the UTC time of its first packet
+(``20261207T034704.333Z.mkv``) and starts on a keyframe, so it plays from its first frame; a
+new one starts at the first keyframe after ``segment_seconds``. Matroska stays playable up to
+the last complete cluster when the process dies mid-write. :func:`cut_clip` copies the packets
+of a time range (from the keyframe at or before its start) out of the segments into a clip file;
+:func:`prune` deletes segments older than the retention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SegmentRecorder", "cut_clip", "prune", "segment_start", "segments_in"]
+
+_STAMP = "%Y%m%dT%H%M%S"
+
+
+def _name(t: float) -> str:
+    when = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return f"{when.strftime(_STAMP)}.{when.microsecond // 1000:03d}Z.mkv"
+
+
+def segment_start(path: Path) -> float:
+    """The UTC time (epoch seconds) of a segment's first packet, from its name."""
+    stem = path.name.removesuffix(".mkv").removesuffix("Z")
+    base, ms = stem.split(".")
+    when = dt.datetime.strptime(base, _STAMP).replace(tzinfo=dt.timezone.utc)
+    return when.timestamp() + int(ms) / 1000
+
+
+def segments_in(folder: Path) -> list[Path]:
+    """The segment files under ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*Z.mkv") if not p.name.startswith("."))
+
+
+@dataclass
+class _Open:
+    container: Any
+    stream: Any
+    start: float
+    first_pts: int
+
+
+class SegmentRecorder:
+    """Writes one input video stream's packets into rolling segment files under ``folder``.
+
+    Args:
+        folder: where the segments go (created).
+        template: the input's video stream (codec parameters are copied from it).
+        segment_seconds: a new file starts at the first keyframe after this long.
+    """
+
+    def __init__(self, folder: Path, template: Any, segment_seconds: float = 10.0) -> None:
+        self.folder, self.template, self.segment_seconds = folder, template, segment_seconds
+        folder.mkdir(parents=True, exist_ok=True)
+        self._open: _Open | None = None
+        self.written: list[Path] = []
+
+    def write(self, packet: Any, wall: float) -> None:
+        """Record ``packet`` (demuxed from the template's stream), shown at ``wall`` (UTC seconds)."""
+        if packet.pts is None or packet.size == 0:
+            return
+        current = self._open
+        if packet.is_keyframe and (current is None or wall - current.start >= self.segment_seconds):
+            self.close()
+            current = self._start(wall, packet.pts)
+        if current is None:
+            return  # before the first keyframe nothing could play
+        dts = packet.dts if packet.dts is not None else packet.pts
+        packet.pts -= current.first_pts
+        packet.dts = dts - current.first_pts
+        packet.stream = current.stream
+        current.container.mux(packet)
+
+    def _start(self, wall: float, first_pts: int) -> _Open:
+        import av
+
+        path = self.folder / _name(wall)
+        container = av.open(str(path), "w", format="matroska")
+        stream = container.add_stream_from_template(self.template)
+        self._open = _Open(container, stream, wall, first_pts)
+        self.written.append(path)
+        return self._open
+
+    def close(self) -> None:
+        """Finish the current segment (playable to its last packet)."""
+        if self._open is not None:
+            self._open.container.close()
+            self._open = None
+
+
+def _packets(path: Path) -> Any:
+    """``(wall time, packet)`` of a segment's video packets."""
+    import av
+
+    start = segment_start(path)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base or 0.001)  # Matroska's own millisecond time base
+        base = None
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            base = packet.pts if base is None else base
+            yield start + (packet.pts - base) * tb, packet, stream
+
+
+def cut_clip(folder: Path, start: float, end: float, out: Path) -> Path | None:
+    """Copy the recording of ``[start, end]`` (UTC seconds) into ``out``, from the keyframe at or before ``start``.
+
+    Returns:
+        ``out``, or None when the recording has nothing of that time.
+    """
+    import av
+
+    segments = [p for p in segments_in(folder) if segment_start(p) <= end]
+    starts = [segment_start(p) for p in segments]
+    # the last segment starting at or before `start` holds its keyframe (segments start on one)
+    first = max([i for i, s in enumerate(starts) if s <= start], default=0)
+    pending: list[Any] = []  # packets from the last keyframe on, until `start` is reached
+    written = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    with av.open(str(tmp), "w", format="matroska") as clip:
+        ostream = None
+        base: float | None = None
+        last = -1  # the latest pts written (a live segment's name is its arrival time, which jitters)
+        for path in segments[first:]:
+            shift: int | None = None  # this segment's pts -> the clip's, in the input's time base
+            for wall, packet, istream in _packets(path):
+                if wall > end:
+                    if packet.is_keyframe:
+                        break  # the next group of pictures: nothing of the range follows
+                    continue  # a reordered (B) frame after a later one may still be in range
+                if ostream is None:
+                    ostream = clip.add_stream_from_template(istream)
+                if packet.is_keyframe and wall <= start:
+                    pending = []
+                if wall < start and written == 0:
+                    pending.append((wall, packet))
+                    continue
+                for w, p in [*pending, (wall, packet)]:
+                    base = w if base is None else base
+                    if shift is None:  # a segment starts on a keyframe after everything before it
+                        shift = max(round((w - base) / float(istream.time_base)), last + 1) - p.pts
+                    # Matroska keeps no decode times (the demuxer's guesses are not monotonic
+                    # with B-frames): the muxer orders by the packets as they come
+                    p.pts, p.dts = p.pts + shift, None
+                    last = max(last, p.pts)
+                    p.stream = ostream
+                    clip.mux(p)
+                    written += 1
+                pending = []
+    if written == 0:
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, out)
+    return out
+
+
+def prune(folder: Path, older_than: float) -> list[Path]:
+    """Delete segments that ended before ``older_than`` (UTC seconds); the ones deleted."""
+    segments = segments_in(folder)
+    gone = []
+    # a segment ends where the next begins; the newest is still being written
+    for path, following in zip(segments, segments[1:], strict=False):
+        if segment_start(following) < older_than:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
