@@ -84,6 +84,9 @@ def watch_command(
     checkpoint: Path | None = CheckpointOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = PrecisionOption,
+    on_alert_url: str | None = typer.Option(
+        None, "--on-alert", metavar="URL", help="Also POST every alert line as JSON to URL (never blocks the watch)."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Index SOURCE's windows as they play (queryable beside files) and print alerts as they happen."""
@@ -98,6 +101,9 @@ def watch_command(
     check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
     check_live_source(source)
     retain_seconds = parse_duration(retain, "--retain")
+    from vidsearch.indexer.webhook import Webhook, check_webhook_url
+
+    webhook = Webhook(check_webhook_url(on_alert_url)) if on_alert_url else None
     stream = name or source
 
     from vidsearch.indexer.alerts import AlertRule, Alerts
@@ -127,7 +133,13 @@ def watch_command(
             err_console.print(f"{stream}: {message}", highlight=False, markup=False)
 
     def on_alert(event: AlertEvent) -> None:
-        _alert_line(event, json_out)
+        line = _alert_json(event)
+        if json_out:
+            _emit(line)
+        else:
+            _alert_text(event)
+        if webhook is not None:
+            webhook.send(line)
 
     with open_library(library, create=True) as lib, lib.writer_lock():
         encoder = load_encoder_at(
@@ -147,17 +159,21 @@ def watch_command(
             open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
             record_to=recordings_folder(lib.root, stream) if record else None,
         )  # fmt: skip
+        report = IndexReport(space_key=space.key)
+        sink = LibrarySink(lib, space, {}, options)
         producer = LiveProducer(
             encoder, live, Alerts(stream, rules) if rules else None, on_alert, status,
             stop_after=duration, retain=retain_seconds,
+            forget_before=lambda before: sink.writer.forget_before(source, before),
         )  # fmt: skip
-        report = IndexReport(space_key=space.key)
-        sink = LibrarySink(lib, space, {}, options)
         stopped = False
         try:
             run_pipeline(producer, sink, [Work(0, StreamSource(source, stream))], 1, report)
         except KeyboardInterrupt:
             stopped = True  # Ctrl-C or SIGTERM: the normal way to end a watch; what was stored stays
+        finally:
+            if webhook is not None:
+                webhook.close()
     assert producer.report is not None
     _print_end(producer.report, stopped, json_out)
 
@@ -177,15 +193,17 @@ def _emit(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _alert_line(event: AlertEvent, json_out: bool) -> None:
+def _alert_json(event: AlertEvent) -> dict[str, Any]:
     a = event.alert
-    if json_out:
-        line: dict[str, Any] = {"event": "alert" if event.kind == "start" else "alert_end", "id": a.id}
-        line.update(stream=a.stream, query=a.query, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4))
-        if event.kind == "end":
-            line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time), clip=a.clip)
-        _emit(line)
-        return
+    line: dict[str, Any] = {"event": "alert" if event.kind == "start" else "alert_end", "id": a.id}
+    line.update(stream=a.stream, query=a.query, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4))
+    if event.kind == "end":
+        line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time), clip=a.clip)
+    return line
+
+
+def _alert_text(event: AlertEvent) -> None:
+    a = event.alert
     local = dt.datetime.fromtimestamp(a.start).strftime("%H:%M:%S")
     if event.kind == "start":
         err_console.print(f"[bold red]ALERT[/] {a.stream} {local} {a.query!r} score {a.score:.3f} ({a.id})")

@@ -75,7 +75,8 @@ class LiveProducer:
         stop_after: seconds after which the watch ends by itself (None: until stopped).
         recordings: the folder of the stream's recording (``options.record_to``): alert clips
             are cut from it with ``pre_roll``/``post_roll`` seconds around the event, and
-            segments older than ``retain`` seconds are deleted.
+            segments older than ``retain`` seconds are deleted, and with them (``forget_before``,
+            called with the cut-off time) the stream's stored windows.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class LiveProducer:
         pre_roll: float = 5.0,
         post_roll: float = 5.0,
         retain: float | None = None,
+        forget_before: Callable[[float], object] | None = None,
     ) -> None:
         self.encoder, self.options, self.alerts = encoder, options, alerts
         self.on_alert = on_alert or (lambda _event: None)
@@ -99,6 +101,7 @@ class LiveProducer:
         self._queue: DropOldest[Window] = DropOldest(options.max_pending)
         self._encode_seconds = 0.0
         self.pre_roll, self.post_roll, self.retain = pre_roll, post_roll, retain
+        self.forget_before = forget_before
         self._clips: list[AlertEvent] = []  # ended alerts waiting for their post-roll to be recorded
         self._pruned = 0.0
 
@@ -189,10 +192,19 @@ class LiveProducer:
 
     def _housekeeping(self, final: bool) -> None:
         """Cut the clips whose post-roll is recorded; delete old segments now and then."""
+        now = time.time()
+        if self.retain is not None and now - self._pruned > 60:
+            self._pruned = now
+            if self.forget_before is not None:
+                self.forget_before(now - self.retain)
+            if self.options.record_to is not None:
+                from vidsearch.media.recorder import prune
+
+                prune(self.options.record_to, now - self.retain)
         folder = self.options.record_to
         if folder is None:
             return
-        from vidsearch.media.recorder import cut_clip, prune, segment_start, segments_in
+        from vidsearch.media.recorder import cut_clip, segment_start, segments_in
 
         segments = segments_in(folder)
         newest = segment_start(segments[-1]) if segments else 0.0
@@ -208,7 +220,3 @@ class LiveProducer:
                     clip = None
                 alert.clip = None if clip is None else str(clip)
                 self.on_alert(event)
-        now = time.time()
-        if self.retain is not None and now - self._pruned > 60:
-            self._pruned = now
-            prune(folder, now - self.retain)

@@ -114,18 +114,22 @@ def test_a_streams_windows_accumulate_in_the_library(tmp_path: Path) -> None:
         video = DecodedVideo(
             0, source.uri, VideoInfo(source.uri, 8, 2.0, 4.0, 8, 8), [seg], np.zeros(0), np.zeros((0, 0)), "pyav", 0
         )
-        vec = np.eye(4, dtype=np.float32)[i : i + 1]
+        vec = np.eye(4, dtype=np.float32)[i % 4 : i % 4 + 1]
         return Encoded(0, source, video, vec)
 
     with Library.open(tmp_path / "lib") as library, library.writer_lock():
         space = library.ensure_space("fake@0", 4, {}, {})
         sink = LibrarySink(library, space, {}, IndexOptions())
-        for i in range(3):
+        for i in range(4):
             sink.add([window(i)])
+        # retention: windows that ended (t0 + 4, + 6) before the cut-off leave SQLite and FAISS
+        assert sink.writer.forget_before(source.uri, t0 + 7) == 2
+        assert sink.writer.forget_before("rtsp://cam/unknown", t0 + 7) == 0
+        sink.add([window(4)])
         sink.close(True)
         ids, _ = library.load_vectors(space.id)
         infos = library.segment_infos(ids)
-        assert sorted(i.start - t0 for i in infos.values()) == [0, 2, 4]
+        assert sorted(i.start - t0 for i in infos.values()) == [4, 6, 8]
         assert library.vector_index(space).ntotal == 3
 
 
@@ -158,6 +162,71 @@ def test_recording_rolls_segments_on_keyframes_and_cuts_clips(tmp_path: Path) ->
     assert cut_clip(folder, t0 + 100, t0 + 110, tmp_path / "none.mkv") is None
     gone = prune(folder, older_than=t0 + 4.5)  # the segments that ended by then
     assert [p.name for p in gone] == [p.name for p in segments[:2]] and len(segments_in(folder)) == 4
+
+
+class _Receiver:
+    """A webhook receiver on loopback: answers 500 to the first ``failures`` POSTs, or hangs ``hang`` s."""
+
+    def __init__(self, failures: int = 0, hang: float = 0.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.bodies: list[dict] = []
+        self.attempts = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 -- the http.server API
+                receiver.attempts += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hang:
+                    time.sleep(hang)
+                ok = receiver.attempts > failures
+                if ok:
+                    receiver.bodies.append(body)
+                self.send_response(200 if ok else 500)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webhook_retries_a_failing_receiver_and_never_blocks() -> None:
+    from vidsearch.indexer.webhook import Webhook
+
+    failing = _Receiver(failures=2)
+    hook = Webhook(failing.url, timeout=2, retries=3, backoff=0.05)
+    hook.send({"id": "cam-1", "event": "alert"})
+    hook.close(wait=5)
+    failing.close()
+    assert failing.bodies == [{"id": "cam-1", "event": "alert"}] and failing.attempts == 3
+    assert (hook.delivered, hook.failed) == (1, 0)
+
+    hanging = _Receiver(hang=3.0)
+    hook = Webhook(hanging.url, timeout=0.3, retries=1, backoff=0.05, max_pending=2)
+    t = time.monotonic()
+    for i in range(5):
+        hook.send({"id": f"cam-{i}"})
+    assert time.monotonic() - t < 0.1  # sending only queues
+    hook.close(wait=2)
+    hanging.close()
+    assert hook.delivered == 0 and hook.dropped >= 2
+
+
+def test_webhook_url_is_checked() -> None:
+    from vidsearch.indexer.webhook import check_webhook_url
+
+    with pytest.raises(InputError, match="--on-alert"):
+        check_webhook_url("ftp://x/y")
+    assert check_webhook_url("https://hooks.example/a") == "https://hooks.example/a"
 
 
 # --- the CLI, bad inputs ---------------------------------------------------------------------
@@ -401,5 +470,10 @@ def test_server_restart_mid_event_is_a_gap_not_a_second_alert(
     assert len(watch.events("alert")) == 1
     (summary,) = watch.events("end")
     assert summary["how"] == "stopped" and len(summary["gaps"]) == 1
+    # SIGTERM closed the segment being written: it plays to its end
+    from vidsearch.media.recorder import segments_in
+
+    last = segments_in(tmp_path / "lib" / "recordings" / "yard")[-1]
+    assert len(_decoded_colours(last)) > 0
     gap = summary["gaps"][0]
     assert gap["end"] is not None and gap["end"] > gap["start"]

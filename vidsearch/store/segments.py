@@ -88,6 +88,20 @@ def drop_segments(s: Session, video_id: int) -> list[tuple[int, int]]:
     return old
 
 
+def drop_segments_before(s: Session, video_id: int, before: float) -> list[tuple[int, int]]:
+    """Delete a video's segments that ended before ``before`` (a live stream's retention); bump their spaces.
+
+    Returns:
+        The deleted segments as ``(space id, segment id)``.
+    """
+    where = (Segment.video_id == video_id) & (Segment.end < before)
+    old = [(int(sp), int(sid)) for sp, sid in s.execute(select(Segment.space_id, Segment.id).where(where)).all()]
+    if old:
+        s.execute(delete(Segment).where(where))
+        bump_generation(s, {sp for sp, _ in old})
+    return old
+
+
 def segment_ids(s: Session, space_id: int) -> np.ndarray:
     """Sorted ids of every segment of a space."""
     ids = s.scalars(select(Segment.id).where(Segment.space_id == space_id).order_by(Segment.id)).all()

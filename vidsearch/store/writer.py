@@ -226,6 +226,17 @@ class SpaceWriter:
             self.generation = self.library.generation(self.space.id)
         self._updating = False
 
+    def forget_before(self, uri: str, before: float) -> int:
+        """Delete the segments of ``uri`` that ended before ``before`` (a stream's retention); how many."""
+        with self.library.session() as s:
+            video = stored_videos.find_video(s, uri)
+            dropped = [] if video is None else stored_segments.drop_segments_before(s, video.id, before)
+        stale = [sid for sp, sid in dropped if sp == self.space.id]
+        if stale:
+            self.index.remove(np.asarray(stale, dtype=np.int64))
+            self.generation = self.library.generation(self.space.id)
+        return len(dropped)
+
     def close(self, completed: bool = True) -> None:
         """Save the index as reflecting what was committed (idempotent).
 
