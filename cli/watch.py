@@ -130,7 +130,7 @@ def watch_command(
         if json_out:
             _emit({"event": "status", "stream": stream, "message": message, "time": _utc(_now())})
         else:
-            err_console.print(f"{stream}: {message}", highlight=False, markup=False)
+            err_console.print(f"{stream}: {message}", highlight=False, markup=False, soft_wrap=True)
 
     def on_alert(event: AlertEvent) -> None:
         line = _alert_json(event)
@@ -221,4 +221,5 @@ def _print_end(report: WatchReport, stopped: bool, json_out: bool) -> None:
         f"{report.stream}: {how}; {report.encoded} windows stored, {report.dropped} dropped "
         f"(encoder behind), {len(report.gaps)} gap(s), {report.alerts} alert(s)",
         highlight=False,
+        soft_wrap=True,
     )

@@ -281,6 +281,29 @@ def test_watch_a_server_that_never_sends_times_out(tmp_path: Path, tiny_checkpoi
     assert time.monotonic() - t < 60
 
 
+def test_watch_a_file_in_real_time_stores_windows_and_retains(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """A file played as a stream: windows stored with wall-clock times, the summary on stderr, exit 0."""
+    video = write_colours(tmp_path / "cam.mp4", [(5, GRAY)])
+    lib = tmp_path / "lib"
+    t = time.time()
+    args = ["--realtime", "--window", "2", "--stride", "1", "--retain", "1h", "--name", "porch"]
+    proc = subprocess.run(
+        watch_cmd(str(video), lib, tiny_checkpoint, *args), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "porch: ended; 3 windows stored, 0 dropped" in proc.stderr
+    with Library.open(lib) as library:
+        (space,) = library.spaces()
+        ids, _ = library.load_vectors(space.id)
+        starts = sorted(i.start for i in library.segment_infos(ids).values())
+    assert len(starts) == 3 and t < starts[0] < time.time() and np.allclose(np.diff(starts), 1.0, atol=0.05)
+    assert (lib / "recordings" / "porch").is_dir()
+    bad = subprocess.run(
+        watch_cmd(str(video), lib, tiny_checkpoint, "--retain", "soon"), capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--retain 'soon'" in bad.stderr
+
+
 # --- a real RTSP server --------------------------------------------------------------------------
 
 
