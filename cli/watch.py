@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from vidsearch.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from vidsearch.indexer.alerts import AlertEvent
+    from vidsearch.indexer.alerts import AlertEvent, AlertRule
     from vidsearch.indexer.live import WatchReport
 
 # Seconds a window covers, and between windows: ViCLIP's 8 frames over 4 s, a window every 2 s,
@@ -51,15 +52,11 @@ def parse_duration(text: str, option: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def recordings_folder(library_root: Path, stream: str) -> Path:
-    """Where a stream's recording segments (and ``clips/``) live under the library."""
-    return library_root / "recordings" / (re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream")
-
-
 @app.command("watch")
 def watch_command(
     source: str = typer.Argument(
-        ..., help="rtsp://, rtsps://, http(s)://, udp://, srt:// URL, a capture device (/dev/video0) or a file."
+        ...,
+        help="rtsp://, rtsps://, http(s)://, udp://, srt:// URL, a capture device (/dev/video0), a file, or a TOML file of [[stream]] tables.",
     ),
     name: str | None = typer.Option(None, "--name", help="The stream's name in alerts and results (default: SOURCE)."),
     alert: list[str] = typer.Option([], "--alert", help="A standing text query; repeat for several."),
@@ -91,7 +88,6 @@ def watch_command(
 ) -> None:
     """Index SOURCE's windows as they play (queryable beside files) and print alerts as they happen."""
     from vidsearch.cli.checks import check_number
-    from vidsearch.media.live import check_live_source
 
     check_number("--window", window, low=0, above=True, unit="seconds")
     check_number("--stride", stride, low=0, above=True, unit="seconds")
@@ -99,14 +95,13 @@ def watch_command(
     check_number("--duration", duration, low=0, above=True, unit="seconds")
     check_number("--open-timeout", open_timeout, low=0, above=True, unit="seconds")
     check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
-    check_live_source(source)
+    specs = stream_specs(source, name, alert, threshold)
     retain_seconds = parse_duration(retain, "--retain")
     from vidsearch.indexer.webhook import Webhook, check_webhook_url
 
     webhook = Webhook(check_webhook_url(on_alert_url)) if on_alert_url else None
-    stream = name or source
 
-    from vidsearch.indexer.alerts import AlertRule, Alerts
+    from vidsearch.indexer.alerts import Alerts
     from vidsearch.indexer.live import LiveProducer, StreamSource
     from vidsearch.indexer.options import IndexOptions, IndexReport
     from vidsearch.indexer.pipeline import run_pipeline, sampling_dict
@@ -126,7 +121,7 @@ def watch_command(
         batch_size=1,  # every window is committed (and queryable) as soon as it is encoded
     )
 
-    def status(message: str) -> None:
+    def status(stream: str, message: str) -> None:
         if json_out:
             _emit({"event": "status", "stream": stream, "message": message, "time": _utc(_now())})
         else:
@@ -150,32 +145,88 @@ def watch_command(
             options, sampling=dataclasses.replace(options.sampling, antialias=encoder.antialias)
         )
         space = lib.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
-        rules = []
-        if alert:
-            vectors = encoder.encode_text(alert)
-            rules = [AlertRule(text, vec, threshold) for text, vec in zip(alert, vectors, strict=True)]
+        alerts = {spec.name: Alerts(spec.name, _rules(encoder, spec)) for spec in specs if spec.alerts}
         live = LiveOptions(
             window=window, stride=stride, num_frames=encoder.num_frames, short_side=max(encoder.resolution, 64),
             open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
-            record_to=recordings_folder(lib.root, stream) if record else None,
+            record_to=lib.root / "recordings" if record else None,
         )  # fmt: skip
         report = IndexReport(space_key=space.key)
         sink = LibrarySink(lib, space, {}, options)
         producer = LiveProducer(
-            encoder, live, Alerts(stream, rules) if rules else None, on_alert, status,
-            stop_after=duration, retain=retain_seconds,
-            forget_before=lambda before: sink.writer.forget_before(source, before),
+            encoder, live, alerts, on_alert, status, stop_after=duration, retain=retain_seconds,
+            forget_before=sink.writer.forget_before,
         )  # fmt: skip
         stopped = False
+        work = [Work(i, StreamSource(spec.url, spec.name)) for i, spec in enumerate(specs)]
         try:
-            run_pipeline(producer, sink, [Work(0, StreamSource(source, stream))], 1, report)
+            run_pipeline(producer, sink, work, 1, report)
         except KeyboardInterrupt:
             stopped = True  # Ctrl-C or SIGTERM: the normal way to end a watch; what was stored stays
         finally:
             if webhook is not None:
                 webhook.close()
-    assert producer.report is not None
-    _print_end(producer.report, stopped, json_out)
+    for stream_report in producer.reports:
+        _print_end(stream_report, stopped, json_out)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of a watch: its URL, its name, its standing queries and their threshold."""
+
+    url: str
+    name: str
+    alerts: tuple[str, ...]
+    threshold: float
+
+
+def stream_specs(source: str, name: str | None, alerts: list[str], threshold: float) -> list[StreamSpec]:
+    """The streams SOURCE means: one URL/device/file, or a TOML file of ``[[stream]]`` tables.
+
+    A table has ``url``, and optionally ``name``, ``alerts`` (a list of texts, added to
+    ``--alert``) and ``threshold`` (default ``--threshold``).
+
+    Raises:
+        InputError: a config that cannot be read, a bad entry, a name used twice, a bad URL.
+    """
+    from vidsearch.errors import InputError
+    from vidsearch.media.live import check_live_source
+
+    if not source.endswith(".toml"):
+        return [StreamSpec(check_live_source(source), name or source, tuple(alerts), threshold)]
+    import tomllib
+
+    try:
+        with open(source, "rb") as f:
+            tables = tomllib.load(f).get("stream", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{source}: cannot read the streams config: {exc}") from None
+    if not isinstance(tables, list) or not tables:
+        raise InputError(f"{source}: no streams; write one [[stream]] table with a url per stream")
+    specs = []
+    for i, table in enumerate(tables, 1):
+        url = table.get("url") if isinstance(table, dict) else None
+        if not isinstance(url, str):
+            raise InputError(f"{source}: stream {i} has no url")
+        texts = table.get("alerts", [])
+        limit = table.get("threshold", threshold)
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InputError(f"{source}: stream {i}: alerts must be a list of texts")
+        if not isinstance(limit, int | float) or not -1 <= limit <= 1:
+            raise InputError(f"{source}: stream {i}: threshold must be a number from -1 to 1")
+        stream_name = str(table.get("name", url))
+        specs.append(StreamSpec(check_live_source(url), stream_name, (*alerts, *texts), float(limit)))
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise InputError(f"{source}: two streams share a name; give each a different name")
+    return specs
+
+
+def _rules(encoder: Any, spec: StreamSpec) -> list[AlertRule]:
+    from vidsearch.indexer.alerts import AlertRule
+
+    vectors = encoder.encode_text(list(spec.alerts))
+    return [AlertRule(text, vec, spec.threshold) for text, vec in zip(spec.alerts, vectors, strict=True)]
 
 
 def _now() -> float:

@@ -12,10 +12,13 @@ Alerts (:mod:`vidsearch.indexer.alerts`) see every window's vector on the way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +30,7 @@ from vidsearch.media.info import VideoInfo
 from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, Window, stream_error
 from vidsearch.media.sampling import SegmentPlan
 
-__all__ = ["LiveProducer", "StreamSource", "WatchReport"]
+__all__ = ["LiveProducer", "StreamSource", "WatchReport", "recordings_folder"]
 
 LOG = logging.getLogger(__name__)
 
@@ -63,46 +66,63 @@ class WatchReport:
     error: str | None = None
 
 
+def recordings_folder(root: Path, stream: str) -> Path:
+    """Where a stream's recording segments (and ``clips/``) live under ``root``."""
+    return root / (re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream")
+
+
+@dataclass
+class _Live:
+    """One stream of a watch: its reader, pending windows, alerts and clips waiting for post-roll."""
+
+    work: Work
+    reader: LiveReader
+    queue: DropOldest[Window]
+    alerts: Alerts | None
+    report: WatchReport
+    folder: Path | None
+    clips: list[AlertEvent] = field(default_factory=list)
+    finished: bool = False
+
+
 class LiveProducer:
-    """Encodes the windows of a stream as they complete.
+    """Encodes the windows of one or more streams as they complete.
 
     Args:
         encoder: the model (``encode_video``, ``num_frames``).
-        options: how the stream is read and cut.
-        alerts: the stream's standing queries (None: none).
-        on_alert: called with every alert start and end, in this thread, as the window is scored.
-        on_status: one-line connection news (connected, lost, reconnected).
+        options: how the streams are read and cut (``record_to``: the root of the recordings,
+            one folder per stream under it; None: not recorded).
+        alerts: each stream's standing queries, by stream name (a stream without: none).
+        on_alert: called with every alert start and end, in this thread, as the window is scored;
+            an end waits until its clip (``pre_roll`` before to ``post_roll`` after) is cut.
+        on_status: one-line news by stream (connected, lost, reconnected, cannot be read).
         stop_after: seconds after which the watch ends by itself (None: until stopped).
-        recordings: the folder of the stream's recording (``options.record_to``): alert clips
-            are cut from it with ``pre_roll``/``post_roll`` seconds around the event, and
-            segments older than ``retain`` seconds are deleted, and with them (``forget_before``,
-            called with the cut-off time) the stream's stored windows.
+        retain: seconds of recordings kept; older segments are deleted, and with them
+            (``forget_before(uri, cut-off)``) the stream's stored windows.
     """
 
     def __init__(
         self,
         encoder: Any,
         options: LiveOptions,
-        alerts: Alerts | None = None,
+        alerts: dict[str, Alerts] | None = None,
         on_alert: Callable[[AlertEvent], None] | None = None,
-        on_status: Callable[[str], None] | None = None,
+        on_status: Callable[[str, str], None] | None = None,
         stop_after: float | None = None,
         pre_roll: float = 5.0,
         post_roll: float = 5.0,
         retain: float | None = None,
-        forget_before: Callable[[float], object] | None = None,
+        forget_before: Callable[[str, float], object] | None = None,
     ) -> None:
-        self.encoder, self.options, self.alerts = encoder, options, alerts
+        self.encoder, self.options, self.alerts = encoder, options, alerts or {}
         self.on_alert = on_alert or (lambda _event: None)
-        self.on_status = on_status
+        self.on_status = on_status or (lambda _stream, _msg: None)
         self.stop_after = stop_after
-        self.report: WatchReport | None = None
-        self._reader: LiveReader | None = None
-        self._queue: DropOldest[Window] = DropOldest(options.max_pending)
-        self._encode_seconds = 0.0
         self.pre_roll, self.post_roll, self.retain = pre_roll, post_roll, retain
         self.forget_before = forget_before
-        self._clips: list[AlertEvent] = []  # ended alerts waiting for their post-roll to be recorded
+        self.reports: list[WatchReport] = []
+        self._streams: list[_Live] = []
+        self._encode_seconds = 0.0
         self._pruned = 0.0
 
     @property
@@ -114,55 +134,60 @@ class LiveProducer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        reader = self._reader
-        if reader is not None:
-            reader.stop()
-            reader.join(timeout=2.0)
-            self._finish(reader)
+        self._stop_all()
+
+    def _start(self, item: Work) -> _Live:
+        name = str(getattr(item.source, "name", item.source.uri))
+        root = self.options.record_to
+        folder = None if root is None else recordings_folder(root, name)
+        options = dataclasses.replace(self.options, record_to=folder)
+        queue: DropOldest[Window] = DropOldest(options.max_pending)
+        reader = LiveReader(item.source.uri, options, queue, lambda msg: self.on_status(name, msg))
+        live = _Live(item, reader, queue, self.alerts.get(name), WatchReport(stream=name), folder)
+        self.reports.append(live.report)
+        reader.start()
+        return live
 
     def run(self, work: Iterable[Work]) -> Iterator[Result]:
-        """The stream's windows, encoded, until stopped; one stream per producer.
+        """Every stream's windows, encoded, until stopped (or every stream has ended).
 
         Raises:
-            MediaError: the stream could not be opened at all (never connected).
+            MediaError: no stream could be opened at all (one that cannot, among others that
+                can, is reported through ``on_status`` and its report's ``error``).
         """
-        items = list(work)
-        if len(items) != 1:
-            raise ValueError("a LiveProducer reads exactly one stream")
-        item = items[0]
-        source = item.source
-        name = getattr(source, "name", source.uri)
-        self.report = WatchReport(stream=name)
-        reader = LiveReader(source.uri, self.options, self._queue, self.on_status)
-        self._reader = reader
-        reader.start()
+        self._streams = [self._start(item) for item in work]
         deadline = None if self.stop_after is None else time.monotonic() + self.stop_after
         while deadline is None or time.monotonic() < deadline:
-            window = self._queue.get(timeout=0.25)
+            idle = True
+            for live in self._streams:
+                window = live.queue.get(timeout=0)
+                if window is not None:
+                    idle = False
+                    yield self._encoded(live, window)
+                elif not live.reader.is_alive() and not live.finished:
+                    self._finish(live)
             self._housekeeping(final=False)
-            if window is None:
-                if not reader.is_alive() and not len(self._queue):
-                    break
-                continue
-            yield self._encoded(item, window)
-        reader.stop()
-        reader.join(timeout=2.0)
-        self._finish(reader)
-        if reader.state.error is not None and not reader.state.connected:
-            raise stream_error(source.uri, reader.state.error)
+            if all(live.finished for live in self._streams):
+                break
+            if idle:
+                time.sleep(0.02)
+        self._stop_all()
+        failed = [live for live in self._streams if live.report.error is not None and not live.reader.state.connected]
+        if failed and len(failed) == len(self._streams):
+            raise stream_error(failed[0].work.source.uri, str(failed[0].report.error))
 
-    def _encoded(self, item: Work, window: Window) -> Encoded:
+    def _encoded(self, live: _Live, window: Window) -> Encoded:
         from vidsearch.media.jobs import DecodedVideo
 
         t = time.perf_counter()
         vector = np.asarray(self.encoder.encode_video(window.frames[None]), dtype=np.float32)
         self._encode_seconds += time.perf_counter() - t
-        assert self.report is not None
-        self.report.encoded += 1
-        if self.alerts is not None:
-            for event in self.alerts.observe(window.start, window.end, vector[0]):
-                self.report.alerts += event.kind == "start"
-                self._deliver(event)
+        live.report.encoded += 1
+        if live.alerts is not None:
+            for event in live.alerts.observe(window.start, window.end, vector[0]):
+                live.report.alerts += event.kind == "start"
+                self._deliver(live, event)
+        item = live.work
         h, w = window.frames.shape[1:3]
         duration = window.end - window.start
         info = VideoInfo(item.source.uri, len(window.frames), len(window.frames) / duration, duration, w, h)
@@ -170,53 +195,68 @@ class LiveProducer:
         video = DecodedVideo(item.job_id, item.source.uri, info, segments, np.zeros(0), np.zeros((0, 0)), "pyav", 0)
         return Encoded(item.job_id, item.source, video, vector)
 
-    def _finish(self, reader: LiveReader) -> None:
-        report = self.report
-        if report is None:
-            return
-        report.windows = reader.state.windows
-        report.dropped = self._queue.dropped
-        report.gaps = [{"start": g.start, "end": g.end, "reason": g.reason} for g in reader.state.gaps]
-        report.error = reader.state.error
-        if self.alerts is not None:
-            for event in self.alerts.close(time.time()):
-                self._deliver(event)
-            self.alerts = None  # closed once, whichever way the watch ended
-        self._housekeeping(final=True)  # the reader has stopped: every segment is closed
+    def _stop_all(self) -> None:
+        for live in self._streams:
+            live.reader.stop()
+        for live in self._streams:
+            live.reader.join(timeout=2.0)
+            self._finish(live)
+        self._housekeeping(final=True)  # the readers have stopped: every segment is closed
 
-    def _deliver(self, event: AlertEvent) -> None:
-        if event.kind == "end" and self.options.record_to is not None:
-            self._clips.append(event)  # its line waits for the clip
+    def _finish(self, live: _Live) -> None:
+        if live.finished:
+            return
+        live.finished = True
+        report, state = live.report, live.reader.state
+        report.windows, report.dropped = state.windows, live.queue.dropped
+        report.gaps = [{"start": g.start, "end": g.end, "reason": g.reason} for g in state.gaps]
+        report.error = state.error
+        if state.error is not None and not state.connected and len(self._streams) > 1:
+            # among others it is news; alone it is the watch's error (raised by run)
+            self.on_status(report.stream, f"cannot read the stream: {state.error}")
+        if live.alerts is not None:
+            for event in live.alerts.close(time.time()):
+                self._deliver(live, event)
+
+    def _deliver(self, live: _Live, event: AlertEvent) -> None:
+        if event.kind == "end" and live.folder is not None:
+            live.clips.append(event)  # its line waits for the clip
         else:
             self.on_alert(event)
 
     def _housekeeping(self, final: bool) -> None:
-        """Cut the clips whose post-roll is recorded; delete old segments now and then."""
+        """Cut the clips whose post-roll is recorded; apply the retention now and then."""
         now = time.time()
         if self.retain is not None and now - self._pruned > 60:
             self._pruned = now
-            if self.forget_before is not None:
-                self.forget_before(now - self.retain)
-            if self.options.record_to is not None:
-                from vidsearch.media.recorder import prune
+            from vidsearch.media.recorder import prune
 
-                prune(self.options.record_to, now - self.retain)
-        folder = self.options.record_to
-        if folder is None:
-            return
+            for live in self._streams:
+                if self.forget_before is not None:
+                    self.forget_before(live.work.source.uri, now - self.retain)
+                if live.folder is not None:
+                    prune(live.folder, now - self.retain)
+        for live in self._streams:
+            if live.folder is not None and live.clips:
+                self._cut_clips(live, final)
+
+    def _cut_clips(self, live: _Live, final: bool) -> None:
         from vidsearch.media.recorder import cut_clip, segment_start, segments_in
 
-        segments = segments_in(folder)
+        assert live.folder is not None
+        segments = segments_in(live.folder)
         newest = segment_start(segments[-1]) if segments else 0.0
-        for event in list(self._clips):
+        for event in list(live.clips):
             alert = event.alert
             end = (alert.end or alert.start) + self.post_roll
-            if final or newest > end:  # a later segment has begun: the post-roll's one is closed
-                self._clips.remove(event)
-                try:
-                    clip = cut_clip(folder, alert.start - self.pre_roll, end, folder / "clips" / f"{alert.id}.mkv")
-                except Exception as exc:  # noqa: BLE001 -- a clip that cannot be cut must not stop the watch
-                    LOG.warning("could not cut the clip of alert %s: %s", alert.id, exc)
-                    clip = None
-                alert.clip = None if clip is None else str(clip)
-                self.on_alert(event)
+            if not (final or newest > end):  # a later segment has begun: the post-roll's one is closed
+                continue
+            live.clips.remove(event)
+            out = live.folder / "clips" / f"{alert.id}.mkv"
+            try:
+                clip = cut_clip(live.folder, alert.start - self.pre_roll, end, out)
+            except Exception as exc:  # noqa: BLE001 -- a clip that cannot be cut must not stop the watch
+                LOG.warning("could not cut the clip of alert %s: %s", alert.id, exc)
+                clip = None
+            alert.clip = None if clip is None else str(clip)
+            self.on_alert(event)

@@ -304,6 +304,43 @@ def test_watch_a_file_in_real_time_stores_windows_and_retains(tmp_path: Path, ti
     assert bad.returncode == 2 and "--retain 'soon'" in bad.stderr
 
 
+def test_watch_several_streams_from_a_toml_config(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """One watch, two streams (one library writer); a stream that cannot be read is reported, the other goes on."""
+    a = write_colours(tmp_path / "a.mp4", [(4, GRAY)])
+    b = write_colours(tmp_path / "b.mp4", [(4, RED)])
+    config = tmp_path / "streams.toml"
+    config.write_text(
+        f'[[stream]]\nname = "front"\nurl = "{a}"\nalerts = ["a red car"]\n\n'
+        f'[[stream]]\nname = "back"\nurl = "{b}"\nthreshold = 0.9\n\n'
+        '[[stream]]\nname = "gone"\nurl = "rtsp://127.0.0.1:9/cam"\n'
+    )
+    lib = tmp_path / "lib"
+    args = ["--realtime", "--window", "2", "--stride", "1", "--json", "--open-timeout", "3", "--no-record"]
+    proc = subprocess.run(
+        watch_cmd(str(config), lib, tiny_checkpoint, *args), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    ends = {line["stream"]: line for line in lines if line["event"] == "end"}
+    assert ends["front"]["encoded"] == ends["back"]["encoded"] == 2
+    assert ends["gone"]["encoded"] == 0 and "Connection refused" in ends["gone"]["error"]
+    assert any(
+        line.get("message", "").startswith("cannot read the stream") for line in lines if line["stream"] == "gone"
+    )
+    with Library.open(lib) as library:
+        (space,) = library.spaces()
+        ids, _ = library.load_vectors(space.id)
+        assert sorted({i.path for i in library.segment_infos(ids).values()}) == sorted([str(a), str(b)])
+    for bad, words in [
+        ('[[stream]]\nname = "x"\n', "stream 1 has no url"),
+        (f'[[stream]]\nurl = "{a}"\n[[stream]]\nurl = "{b}"\nname = "{a}"\n', "share a name"),
+        ("[[stream]\n", "cannot read the streams config"),
+    ]:
+        config.write_text(bad)
+        proc = subprocess.run(watch_cmd(str(config), lib, tiny_checkpoint), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 # --- a real RTSP server --------------------------------------------------------------------------
 
 
