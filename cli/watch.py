@@ -194,6 +194,8 @@ def stream_specs(source: str, name: str | None, alerts: list[str], threshold: fl
 
     if not source.endswith(".toml"):
         return [StreamSpec(check_live_source(source), name or source, tuple(alerts), threshold)]
+    if sys.version_info < (3, 11):  # tomllib is in the standard library from 3.11
+        raise InputError(f"{source}: a streams config needs Python 3.11 or later; or run one watch per library")
     import tomllib
 
     try:
