@@ -34,6 +34,7 @@ ENCODING_COMMANDS = [
     ("export",),
     ("localize",),
     ("query",),
+    ("watch",),
     ("enrich", "recognize"),
     ("enrich", "calibrate"),
     ("enrich", "train-head"),
