@@ -45,7 +45,8 @@ def main() -> None:
     import videogen
 
     from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, Window
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="stream-capacity-"))
@@ -56,7 +57,7 @@ def main() -> None:
         from conftest import make_tiny_checkpoint
 
         args.model = str(make_tiny_checkpoint(work / "tiny.pth"))
-    encoder = load_encoder_at(args.model, device="cpu", precision=args.precision)
+    encoder = open_encoder(EncoderSpec(args.model, device="cpu", precision=args.precision))
 
     queue: DropOldest[Window] = DropOldest(10_000)
     options = LiveOptions(WINDOW, STRIDE, encoder.num_frames, short_side=max(encoder.resolution, 64))

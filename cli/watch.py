@@ -109,7 +109,8 @@ def watch_command(
     from vidsearch.indexer.sink import LibrarySink
     from vidsearch.media import SamplingConfig
     from vidsearch.media.live import LiveOptions
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
 
     options = IndexOptions(
         model=model,
@@ -137,9 +138,11 @@ def watch_command(
             webhook.send(line)
 
     with open_library(library, create=True) as lib, lib.writer_lock():
-        encoder = load_encoder_at(
-            options.model, checkpoint=options.checkpoint, config=options.model_config,
-            device=options.device, precision=options.precision,
+        encoder: Any = open_encoder(  # the video and text towers (the spec asks for both)
+            EncoderSpec(
+                options.model, checkpoint=options.checkpoint, config=options.model_config,
+                device=options.device, precision=options.precision,
+            )
         )  # fmt: skip
         options = dataclasses.replace(
             options, sampling=dataclasses.replace(options.sampling, antialias=encoder.antialias)

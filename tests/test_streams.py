@@ -444,9 +444,10 @@ class Watch:
 def calibrated_alert(ckpt: Path, video: Path) -> tuple[str, float]:
     """The random-weight model has no semantics: pick the caption that best separates the event's
     windows from the background's, through the reader's own frame path, and a threshold between."""
-    from vidsearch.models.lowprec import load_encoder_at
+    from vidsearch.models.opener import open_encoder
+    from vidsearch.models.spec import EncoderSpec
 
-    encoder = load_encoder_at(str(ckpt), device="cpu", precision="fp32")
+    encoder = open_encoder(EncoderSpec(str(ckpt), device="cpu", precision="fp32"))
     q: DropOldest[Window] = DropOldest(1000)
     reader = LiveReader(str(video), LiveOptions(short_side=max(encoder.resolution, 64)), q)
     reader.run()  # a file, as fast as it decodes, in this thread
