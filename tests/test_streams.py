@@ -278,7 +278,7 @@ def test_watch_a_server_that_never_sends_times_out(tmp_path: Path, tiny_checkpoi
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot read the stream" in lines[0], proc.stderr
-    assert time.monotonic() - t < 60
+    assert time.monotonic() - t < 100  # model load included: a shared, busy machine takes tens of seconds
 
 
 def test_watch_a_file_in_real_time_stores_windows_and_retains(tmp_path: Path, tiny_checkpoint: Path) -> None:
