@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vidsearch.cli.app import app
+from vidsearch.cli.checks import check_number
 from vidsearch.cli.common import (
     CheckpointOption,
     JsonOption,
@@ -24,6 +26,10 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
 )
+from vidsearch.errors import InputError
+from vidsearch.indexer.options import IndexOptions, IndexReport
+from vidsearch.models.opener import open_encoder
+from vidsearch.models.spec import EncoderSpec
 
 if TYPE_CHECKING:
     from vidsearch.indexer.alerts import AlertEvent, AlertRule
@@ -44,7 +50,6 @@ def parse_duration(text: str, option: str) -> float:
     Raises:
         InputError: anything else.
     """
-    from vidsearch.errors import InputError
 
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if match is None or float(match.group(1)) <= 0:
@@ -87,7 +92,6 @@ def watch_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Index SOURCE's windows as they play (queryable beside files) and print alerts as they happen."""
-    from vidsearch.cli.checks import check_number
 
     check_number("--window", window, low=0, above=True, unit="seconds")
     check_number("--stride", stride, low=0, above=True, unit="seconds")
@@ -103,14 +107,11 @@ def watch_command(
 
     from vidsearch.indexer.alerts import Alerts
     from vidsearch.indexer.live import LiveProducer, StreamSource
-    from vidsearch.indexer.options import IndexOptions, IndexReport
     from vidsearch.indexer.pipeline import run_pipeline, sampling_dict
     from vidsearch.indexer.producer import Work
     from vidsearch.indexer.sink import LibrarySink
     from vidsearch.media import SamplingConfig
     from vidsearch.media.live import LiveOptions
-    from vidsearch.models.opener import open_encoder
-    from vidsearch.models.spec import EncoderSpec
 
     options = IndexOptions(
         model=model,
@@ -192,7 +193,6 @@ def stream_specs(source: str, name: str | None, alerts: list[str], threshold: fl
     Raises:
         InputError: a config that cannot be read, a bad entry, a name used twice, a bad URL.
     """
-    from vidsearch.errors import InputError
     from vidsearch.media.live import check_live_source
 
     if not source.endswith(".toml"):
@@ -235,7 +235,6 @@ def _rules(encoder: Any, spec: StreamSpec) -> list[AlertRule]:
 
 
 def _now() -> float:
-    import time
 
     return time.time()
 

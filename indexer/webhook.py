@@ -33,7 +33,7 @@ def check_webhook_url(url: str) -> str:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"--on-alert {url!r}: give an http:// or https:// URL with a host")
+        raise InputError(f"{url!r}: give an http:// or https:// URL with a host", argument="on_alert")
     return url
 
 

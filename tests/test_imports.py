@@ -62,6 +62,8 @@ HEAVY = frozenset(
         "pocketsphinx",
         "pysubs2",
         "webvtt",
+        # absent on Python 3.10: a stream config file needs 3.11
+        "tomllib",
     }
 )
 

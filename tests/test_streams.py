@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidsearch.cli.errors import message
 from vidsearch.errors import InputError
 from vidsearch.indexer.alerts import AlertRule, Alerts
 from vidsearch.indexer.live import StreamSource
@@ -224,8 +225,9 @@ def test_webhook_retries_a_failing_receiver_and_never_blocks() -> None:
 def test_webhook_url_is_checked() -> None:
     from vidsearch.indexer.webhook import check_webhook_url
 
-    with pytest.raises(InputError, match="--on-alert"):
+    with pytest.raises(InputError, match="http:// or https://") as e:
         check_webhook_url("ftp://x/y")
+    assert e.value.argument == "on_alert" and "--on-alert" in message(e.value)  # the CLI names its flag
     assert check_webhook_url("https://hooks.example/a") == "https://hooks.example/a"
 
 

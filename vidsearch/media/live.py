@@ -185,7 +185,7 @@ class WindowCutter:
 
     def __init__(self, window: float, stride: float, num_frames: int) -> None:
         if window <= 0 or stride <= 0 or num_frames < 1:
-            raise InputError("--window and --stride must be positive seconds")
+            raise InputError("must be positive seconds", argument="window/stride")
         self.window, self.stride, self.num_frames = window, stride, num_frames
         self._times: deque[float] = deque()
         self._frames: deque[np.ndarray] = deque()
