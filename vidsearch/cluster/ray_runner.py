@@ -221,36 +221,44 @@ class RayProducer:
         )
         self._iter = iter(self._dataset(work).iter_rows())
         try:
-            first = next(self._iter, None)
-        except Exception:
-            check_preflight(checks, self.key, hint)  # a failed node check explains the failure best
-            raise
-        check_preflight(checks, self.key, hint)
-        seen: set[int] = set()
-        for row in itertools.chain([] if first is None else [first], self._iter):
-            owner.busy["decode_busy"] += float(row["decode_s"])
-            owner.busy["encode_busy"] += float(row["encode_s"])
-            for result, _ in unpack(row["payload"]):
-                video = result[0] if isinstance(result, tuple) else result
-                if not isinstance(video, (DecodedVideo, DecodeFailure)):
-                    raise ClusterError(f"the encode stage returned {type(video).__name__}, not a video")
-                if video.job_id in seen or video.job_id not in by_id:
-                    owner.duplicates += 1
-                    LOG.warning("dropped a repeated result for %s", video.path)
-                    continue
-                seen.add(video.job_id)
-                source = by_id[video.job_id].source
-                if isinstance(result, tuple):  # (video without frames, its vectors)
-                    yield Encoded(video.job_id, source, dataclasses.replace(video, path=source.uri), result[1])
-                elif isinstance(video, DecodeFailure):
-                    yield Failed(video.job_id, source, video.reason)
-                else:
-                    raise ClusterError("the encode stage returned a decoded video without its vectors")
-        missing = len(by_id) - len(seen)
-        if missing:
-            raise ClusterError(
-                f"the cluster returned no result for {missing} video(s); run the same command again to index them"
-            )
+            try:
+                first = next(self._iter, None)
+            except Exception:
+                check_preflight(checks, self.key, hint)  # a failed node check explains the failure best
+                raise
+            check_preflight(checks, self.key, hint)
+            seen: set[int] = set()
+            for row in itertools.chain([] if first is None else [first], self._iter):
+                owner.busy["decode_busy"] += float(row["decode_s"])
+                owner.busy["encode_busy"] += float(row["encode_s"])
+                for result, _ in unpack(row["payload"]):
+                    video = result[0] if isinstance(result, tuple) else result
+                    if not isinstance(video, (DecodedVideo, DecodeFailure)):
+                        raise ClusterError(f"the encode stage returned {type(video).__name__}, not a video")
+                    if video.job_id in seen or video.job_id not in by_id:
+                        owner.duplicates += 1
+                        LOG.warning("dropped a repeated result for %s", video.path)
+                        continue
+                    seen.add(video.job_id)
+                    source = by_id[video.job_id].source
+                    if isinstance(result, tuple):  # (video without frames, its vectors)
+                        yield Encoded(video.job_id, source, dataclasses.replace(video, path=source.uri), result[1])
+                    elif isinstance(video, DecodeFailure):
+                        yield Failed(video.job_id, source, video.reason)
+                    else:
+                        raise ClusterError("the encode stage returned a decoded video without its vectors")
+            missing = len(by_id) - len(seen)
+            if missing:
+                raise ClusterError(
+                    f"the cluster returned no result for {missing} video(s); run the same command again to index them"
+                )
+        finally:
+            # Stop the streaming executor on every way out (a failed preflight, a caller that
+            # stops early): left running, its thread reads Ray after `ray.shutdown()`, and Ray
+            # then ends the whole process.
+            closing = getattr(self._iter, "close", None)
+            if closing is not None:
+                closing()
 
 
 def index_folder_ray(
