@@ -230,3 +230,31 @@ def test_0007_reads_the_failed_options_out_of_the_reason_once(tmp_path: Path) ->
     assert not failed_with_other_options(known[1].failed_options, same)
     assert failed_with_other_options(known[1].failed_options, other)
     assert not failed_with_other_options(known[3].failed_options, other)  # no options played a part
+
+
+def test_a_migration_stopped_midway_leaves_no_half_made_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process killed while the first command creates the library used to leave some tables made
+    # and no revision stamped (SQLite DDL outside an explicit BEGIN commits on its own), and every
+    # later open then failed with "table spaces already exists". The whole upgrade is one transaction.
+    from alembic.operations import Operations
+
+    made = []
+    real_create_table = Operations.create_table
+
+    def create_then_fail(self, name, *columns, **kw):  # type: ignore[no-untyped-def]
+        if len(made) == 2:
+            raise KeyboardInterrupt  # what a Ctrl-C mid-migration raises
+        made.append(name)
+        return real_create_table(self, name, *columns, **kw)
+
+    monkeypatch.setattr(Operations, "create_table", create_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        Library.open(tmp_path / "lib")
+    assert len(made) == 2
+    con = sqlite3.connect(tmp_path / "lib" / DB_NAME)
+    assert con.execute("select name from sqlite_master where type = 'table'").fetchall() == []
+    con.close()
+    monkeypatch.setattr(Operations, "create_table", real_create_table)
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.stats()["videos_indexed"] == 0
+    assert schema_revision(create_engine(f"sqlite:///{tmp_path / 'lib' / DB_NAME}")) == SCHEMA_HEAD

@@ -98,6 +98,11 @@ def migrate(engine: Engine, db_path: Path, read_only: bool = False) -> None:
         conn.commit()
         try:
             with conn.begin():
+                # The sqlite3 module begins a transaction only before INSERT/UPDATE/DELETE, so each
+                # CREATE/ALTER would commit on its own: a process killed mid-upgrade left tables made,
+                # no revision stamped, and a library no later open could migrate. An explicit BEGIN
+                # makes the whole upgrade one transaction (SQLite's DDL is transactional).
+                conn.exec_driver_sql("BEGIN")
                 current = MigrationContext.configure(conn).get_current_revision()
                 if current is not None and current not in known:
                     raise LibraryError(
