@@ -333,3 +333,31 @@ class TranscriptSegment(Base):
     language: Mapped[str | None] = mapped_column(String(32), nullable=True)
     backend: Mapped[str] = mapped_column(String(200))
     words: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [[start, end, word], ...]; None: line-timed
+
+
+class AlertRecord(Base):
+    """One alert of a watched stream: a standing query that matched an event (migration 0009).
+
+    Written when the event is detected (``end`` and ``clip`` still None) and completed when it
+    ends and its clip is cut. Times are UTC seconds, like a stream's segments. Rows are kept by
+    stream name and URI, not by video id: the first alert of a stream can come before the stream's
+    first window is stored.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_stream_start", "stream", "start"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # the id in the watch's JSON lines
+    stream: Mapped[str] = mapped_column(Text)  # the stream's name, shown everywhere
+    uri: Mapped[str] = mapped_column(Text)  # the stream's URL (its video row's path)
+    query: Mapped[str] = mapped_column(Text)  # the standing query's text, or "label:NAME"
+    kind: Mapped[str] = mapped_column(String(16))  # "text" or "label"
+    threshold: Mapped[float] = mapped_column(Float)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: still going (or the watch died)
+    score: Mapped[float] = mapped_column(Float)  # at the start
+    peak: Mapped[float] = mapped_column(Float)
+    peak_time: Mapped[float] = mapped_column(Float)
+    clip: Mapped[str | None] = mapped_column(Text, nullable=True)  # path relative to the library root
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
