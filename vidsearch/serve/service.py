@@ -218,6 +218,7 @@ class ServeState:
         # Read-only, as the README promises: serving never migrates or rewrites a library an
         # indexer may be writing, and works on a read-only mount.
         self.library = library if library is not None else Library.open(config.library, create=False, read_only=True)
+        self.library.serve_concurrent_searches()  # requests run on their own threads already
         self.frames = FrameCache(_cache_dir(self.library.root), config.frame_cache_bytes)
         # (space key, towers) -> the encoder being opened or opened
         self._encoders: dict[tuple[str, str], Future[_CachingEncoder]] = {}

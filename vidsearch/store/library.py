@@ -221,6 +221,17 @@ class Library(SpaceIndexFiles):
         if folder.is_dir():
             clean_stale_temps(folder, "*.faiss", min_age_s=STALE_TEMP_S)
 
+    @staticmethod
+    def serve_concurrent_searches() -> None:
+        """Tune this process for many searches at once, each on its own thread (a server).
+
+        Vector searches then run on their caller's thread only
+        (:func:`~vidsearch.store.vectors.plumbing.search_one_query_per_thread`).
+        """
+        from vidsearch.store.vectors.plumbing import search_one_query_per_thread
+
+        search_one_query_per_thread()
+
     def close(self) -> None:
         """Release the database connections."""
         self._indexes.clear()
