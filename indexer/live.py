@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from vidsearch.indexer.producer import Encoded, Result, Work
 from vidsearch.indexer.sources import Clock
 from vidsearch.media.info import VideoInfo
 from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, Window, stream_error
+from vidsearch.media.recorder import recordings_folder
 from vidsearch.media.sampling import SegmentPlan
 
 __all__ = ["LiveProducer", "StreamSource", "WatchReport", "recordings_folder"]
@@ -64,11 +64,6 @@ class WatchReport:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     alerts: int = 0
     error: str | None = None
-
-
-def recordings_folder(root: Path, stream: str) -> Path:
-    """Where a stream's recording segments (and ``clips/``) live under ``root``."""
-    return root / (re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream")
 
 
 @dataclass

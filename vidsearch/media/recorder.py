@@ -11,14 +11,32 @@ of a time range (from the keyframe at or before its start) out of the segments i
 from __future__ import annotations
 
 import datetime as dt
-import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SegmentRecorder", "cut_clip", "prune", "segment_start", "segments_in"]
+from vidsearch.media.clip import clip_output, keyframe_span
+
+__all__ = [
+    "RECORDINGS_DIR",
+    "SegmentRecorder",
+    "cut_clip",
+    "cut_recording",
+    "prune",
+    "recordings_folder",
+    "segment_start",
+    "segments_in",
+]
 
 _STAMP = "%Y%m%dT%H%M%S"
+RECORDINGS_DIR = "recordings"  # under the library: one folder per watched stream
+
+
+def recordings_folder(root: Path, stream: str) -> Path:
+    """Where a stream's recording segments (and ``clips/``) live under ``root``."""
+    return root / (re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream")
 
 
 def _name(t: float) -> str:
@@ -119,51 +137,54 @@ def cut_clip(folder: Path, start: float, end: float, out: Path) -> Path | None:
     Returns:
         ``out``, or None when the recording has nothing of that time.
     """
-    import av
+    cut = cut_recording(folder, start, end, out)
+    return None if cut is None else cut[0]
 
+
+def cut_recording(folder: Path, start: float, end: float, out: Path) -> tuple[Path, float] | None:
+    """:func:`cut_clip`, also saying when the clip begins: ``(out, UTC time of its first frame)``.
+
+    That time is the keyframe's at or before ``start``: a clip cut exactly at ``start`` is then
+    cut from this one (see :func:`vidsearch.media.clip.cut_clip`).
+    """
     segments = [p for p in segments_in(folder) if segment_start(p) <= end]
     starts = [segment_start(p) for p in segments]
     # the last segment starting at or before `start` holds its keyframe (segments start on one)
     first = max([i for i, s in enumerate(starts) if s <= start], default=0)
-    pending: list[Any] = []  # packets from the last keyframe on, until `start` is reached
-    written = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    with av.open(str(tmp), "w", format="matroska") as clip:
-        ostream = None
-        base: float | None = None
-        last = -1  # the latest pts written (a live segment's name is its arrival time, which jitters)
-        for path in segments[first:]:
-            shift: int | None = None  # this segment's pts -> the clip's, in the input's time base
+
+    def recorded() -> Iterator[tuple[float, tuple[int, Any, Any], bool]]:
+        for index, path in enumerate(segments[first:]):
             for wall, packet, istream in _packets(path):
-                if wall > end:
-                    if packet.is_keyframe:
-                        break  # the next group of pictures: nothing of the range follows
-                    continue  # a reordered (B) frame after a later one may still be in range
+                yield wall, (index, packet, istream), bool(packet.is_keyframe)
+
+    try:
+        with clip_output(out, "matroska") as clip:
+            ostream = None
+            base: float | None = None
+            last = -1  # the latest pts written (a live segment's name is its arrival time, which jitters)
+            segment, shift = -1, 0  # shift: this segment's pts -> the clip's, in the input's time base
+            for wall, (index, packet, istream) in keyframe_span(recorded(), start, end):
                 if ostream is None:
                     ostream = clip.add_stream_from_template(istream)
-                if packet.is_keyframe and wall <= start:
-                    pending = []
-                if wall < start and written == 0:
-                    pending.append((wall, packet))
-                    continue
-                for w, p in [*pending, (wall, packet)]:
-                    base = w if base is None else base
-                    if shift is None:  # a segment starts on a keyframe after everything before it
-                        shift = max(round((w - base) / float(istream.time_base)), last + 1) - p.pts
-                    # Matroska keeps no decode times (the demuxer's guesses are not monotonic
-                    # with B-frames): the muxer orders by the packets as they come
-                    p.pts, p.dts = p.pts + shift, None
-                    last = max(last, p.pts)
-                    p.stream = ostream
-                    clip.mux(p)
-                    written += 1
-                pending = []
-    if written == 0:
-        tmp.unlink(missing_ok=True)
+                base = wall if base is None else base
+                if index != segment:  # a segment starts on a keyframe after everything before it
+                    segment = index
+                    shift = max(round((wall - base) / float(istream.time_base)), last + 1) - packet.pts
+                # Matroska keeps no decode times (the demuxer's guesses are not monotonic with
+                # B-frames): the muxer orders by the packets as they come
+                packet.pts, packet.dts = packet.pts + shift, None
+                last = max(last, packet.pts)
+                packet.stream = ostream
+                clip.mux(packet)
+            if ostream is None or base is None:
+                raise _NothingRecorded
+    except _NothingRecorded:
         return None
-    os.replace(tmp, out)
-    return out
+    return out, base
+
+
+class _NothingRecorded(Exception):
+    """No packet of the asked time: the clip's temporary file is dropped."""
 
 
 def prune(folder: Path, older_than: float) -> list[Path]:
