@@ -10,6 +10,7 @@ from vidsearch.cli import (  # noqa: F401,E402
     actors,  # noqa: F401
     bench,  # noqa: F401
     bench_enrich,  # noqa: F401
+    clip,  # noqa: F401
     enrich,  # noqa: F401
     enrich_head,  # noqa: F401
     export,  # noqa: F401

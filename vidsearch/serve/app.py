@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from vidsearch.errors import InputError, MediaError, ModelError, VidsearchError
 from vidsearch.serve.api import router as api_router
 from vidsearch.serve.api import validation_message
+from vidsearch.serve.clips import router as clips_router
 from vidsearch.serve.media import router as media_router
 from vidsearch.serve.security import BodyTooLarge, Guard, allowed_host_names
 from vidsearch.serve.service import NotFound, ServeConfig, ServeState, UnsupportedMediaType
@@ -143,6 +144,7 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
     _install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(media_router)
+    app.include_router(clips_router)
     static = files("vidsearch.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 

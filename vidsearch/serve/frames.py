@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -200,7 +201,7 @@ def quantize(t: float, up: bool = False) -> float:
 
 
 class FrameCache:
-    """JPEGs on disk under ``root``, made once per key and kept under ``max_bytes`` in all.
+    """Files on disk under ``root`` (JPEG stills, or MP4 clips), made once per key and kept under ``max_bytes`` in all.
 
     Concurrent requests for a key wait for one maker. Past the cap the least recently used images
     (a hit refreshes a file's mtime) are deleted down to :data:`EVICT_TO` of it, so a client
@@ -209,9 +210,10 @@ class FrameCache:
     full disk) serves the image uncached.
     """
 
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, suffix: str = ".jpg") -> None:
         self.root = Path(root)
         self.max_bytes = int(max_bytes)
+        self.suffix = suffix  # what the cache holds: ".jpg" stills, ".mp4" clips
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._size_lock = threading.Lock()
@@ -220,7 +222,7 @@ class FrameCache:
     def path_for(self, *key: object) -> Path:
         """Where the image for ``key`` lives (a hash of the key: no client text in file names)."""
         digest = hashlib.sha256(repr(key).encode("utf-8")).hexdigest()
-        return self.root / digest[:2] / f"{digest}.jpg"
+        return self.root / digest[:2] / f"{digest}{self.suffix}"
 
     def size(self) -> int:
         """Bytes the cache holds (as this process counted them)."""
@@ -232,18 +234,62 @@ class FrameCache:
         data = self._read(path)
         if data is not None:
             return data
+        with self._making(path):
+            data = self._read(path)
+            if data is None:
+                data = make()
+                self._store(path, data)
+        return data
+
+    def open(self, key: tuple[object, ...], make: Callable[[Path], object]) -> BinaryIO:
+        """The file for ``key``, open for reading: the cached one, or the one ``make(path)`` writes.
+
+        For files too large to hold in memory (clips). ``make`` writes a new file at the path it
+        is given (a temporary name: a failed ``make`` leaves nothing). The file is opened before
+        any eviction, so an eviction cannot break the caller's read.
+
+        Raises:
+            OSError: the file could not be written (a full disk); whatever ``make`` raises.
+        """
+        path = self.path_for(*key)
+        with contextlib.suppress(OSError):
+            return self._opened(path)
+        with self._making(path):
+            with contextlib.suppress(OSError):
+                return self._opened(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.part")
+            try:
+                make(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            handle = path.open("rb")
+            with self._size_lock:
+                self._bytes += os.fstat(handle.fileno()).st_size
+                over = self._bytes > self.max_bytes
+        if over:
+            self._evict()
+        return handle
+
+    @staticmethod
+    def _opened(path: Path) -> BinaryIO:
+        handle = path.open("rb")
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
+        return handle
+
+    @contextlib.contextmanager
+    def _making(self, path: Path) -> Iterator[None]:
+        """Held while the entry at ``path`` is made: concurrent requests for it wait for one maker."""
         with self._guard:
             lock = self._locks.setdefault(str(path), threading.Lock())
         try:
             with lock:
-                data = self._read(path)
-                if data is None:
-                    data = make()
-                    self._store(path, data)
+                yield
         finally:
             with self._guard:
                 self._locks.pop(str(path), None)
-        return data
 
     @staticmethod
     def _read(path: Path) -> bytes | None:
@@ -269,7 +315,7 @@ class FrameCache:
 
     def _files(self) -> list[tuple[int, Path, int]]:
         out = []
-        for entry in self.root.glob("??/*.jpg"):
+        for entry in self.root.glob(f"??/*{self.suffix}"):
             with contextlib.suppress(OSError):
                 st = entry.stat()
                 out.append((st.st_mtime_ns, entry, st.st_size))

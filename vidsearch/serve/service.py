@@ -55,7 +55,8 @@ LOG = logging.getLogger(__name__)
 # What Debian's Chromium (and other browsers) decode in a <video>: not HEVC, MPEG-4 Part 2, MJPEG.
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
 BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".ogg"})
-_MOMENT_ID = re.compile(r"^([0-9]{1,12})-([0-9]{1,12})-([0-9]{1,12})$")
+# A stream's moments are UTC times: 13 digits of milliseconds.
+_MOMENT_ID = re.compile(r"^([0-9]{1,12})-([0-9]{1,15})-([0-9]{1,15})$")
 
 
 class UnsupportedMediaType(InputError):
@@ -81,13 +82,14 @@ class ServeConfig:
     strip_frames: int = 8
     strip_width: int = 160  # per strip tile
     frame_cache_bytes: int = DEFAULT_MAX_BYTES  # thumbnails and strips kept on disk, at most
+    clip_cache_bytes: int = 2 * 1024**3  # downloaded clips kept on disk, at most
     text_cache: int = 1024  # query embeddings kept (paging and repeated queries skip the model)
 
 
-def _cache_dir(library_root: Path) -> Path:
-    """``<library>/cache/frames``, or a private temporary folder when the library is read-only."""
+def _cache_dir(library_root: Path, kind: str = "frames") -> Path:
+    """``<library>/cache/<kind>``, or a private temporary folder when the library is read-only."""
 
-    path = library_root / "cache" / "frames"
+    path = library_root / "cache" / kind
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".writable"
@@ -95,8 +97,8 @@ def _cache_dir(library_root: Path) -> Path:
         probe.unlink()
         return path
     except OSError:
-        LOG.warning("library %s is read-only: thumbnails are cached in a temporary folder", library_root.name)
-        return Path(tempfile.mkdtemp(prefix="vidsearch-frames-"))
+        LOG.warning("library %s is read-only: %s are cached in a temporary folder", library_root.name, kind)
+        return Path(tempfile.mkdtemp(prefix=f"vidsearch-{kind}-"))
 
 
 def moment_id(video_id: int, start: float, end: float) -> str:
@@ -220,6 +222,7 @@ class ServeState:
         self.library = library if library is not None else Library.open(config.library, create=False, read_only=True)
         self.library.serve_concurrent_searches()  # requests run on their own threads already
         self.frames = FrameCache(_cache_dir(self.library.root), config.frame_cache_bytes)
+        self.clips = FrameCache(_cache_dir(self.library.root, "clips"), config.clip_cache_bytes, suffix=".mp4")
         # (space key, towers) -> the encoder being opened or opened
         self._encoders: dict[tuple[str, str], Future[_CachingEncoder]] = {}
         self._model_lock = threading.Lock()

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from vidsearch.store.schema import AlertRecord
 
-__all__ = ["StoredAlert", "record_alert_start", "record_alert_end", "recent_alerts", "forget_alerts_before"]
+__all__ = [
+    "StoredAlert",
+    "record_alert_start",
+    "record_alert_end",
+    "recent_alerts",
+    "forget_alerts_before",
+    "stream_names",
+]
 
 
 @dataclass(frozen=True)
@@ -104,3 +111,8 @@ def forget_alerts_before(session: Session, uris: Sequence[str], cutoff: float) -
     clips = [clip for clip in session.scalars(select(AlertRecord.clip).where(old)) if clip]
     session.execute(delete(AlertRecord).where(old))
     return clips
+
+
+def stream_names(session: Session, uri: str) -> list[str]:
+    """The names a stream's alerts were recorded under (a watch may name a stream other than its URL)."""
+    return list(session.scalars(select(AlertRecord.stream).where(AlertRecord.uri == uri).distinct()))
