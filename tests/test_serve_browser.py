@@ -204,6 +204,14 @@ def test_search_click_play_at_the_span_start_and_seek(server: str, browser) -> N
     span_box = page.locator("#span").bounding_box()
     assert span_box and span_box["width"] > 0  # the span is marked on the timeline
     page.screenshot(path=str(ARTIFACTS / "serve-player.png"))
+    link = page.locator("#clip-download")  # keep the moment: the span as an MP4
+    assert link.inner_text() == "Download clip"
+    assert link.get_attribute("href") == f"/api/v1/moments/{top['moment_id']}/clip.mp4"
+    got = page.evaluate(
+        "async () => { const r = await fetch(document.getElementById('clip-download').href);"
+        " return [r.status, r.headers.get('content-type'), r.headers.get('content-disposition'), (await r.arrayBuffer()).byteLength]; }"
+    )
+    assert got[:2] == [200, "video/mp4"] and got[2].startswith("attachment; filename=") and got[3] > 1000, got
 
     target = (
         min(top["video"]["duration"] - 1.0, start + 3.0) if start + 3.0 < top["video"]["duration"] - 1 else start - 1.5

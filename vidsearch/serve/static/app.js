@@ -360,6 +360,7 @@ function openPlayer(r) {
   }
   loadActors(r);
   loadTranscript(r);
+  document.dispatchEvent(new CustomEvent("vidsearch:moment", { detail: r })); // static/clips.js
   $("close").focus();
 }
 
