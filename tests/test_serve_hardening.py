@@ -298,7 +298,9 @@ def test_fuzz_search_bodies(client: TestClient, body: object) -> None:
 @given(
     segment=st.one_of(_text, _numbers.map(str), st.sampled_from(["²", "٣", "1e3", "0x1f", "-1", "..", "%2e%2e"])),
     other=_text,
-    query=st.dictionaries(st.sampled_from(["k", "cursor", "limit", "w", "v", "min_score", "group_by"]), _text),
+    query=st.dictionaries(
+        st.sampled_from(["k", "cursor", "limit", "w", "v", "min_score", "group_by", "start", "end"]), _text
+    ),
 )
 def test_fuzz_path_ids_and_query_strings(client: TestClient, segment: str, other: str, query: dict) -> None:
     seg, oth = quote(segment, safe=""), quote(other, safe="")
@@ -311,6 +313,7 @@ def test_fuzz_path_ids_and_query_strings(client: TestClient, segment: str, other
         f"/api/v1/videos/{seg}",
         f"/api/v1/videos/{seg}/actors",
         f"/api/v1/moments/{seg}/similar",
+        f"/api/v1/moments/{seg}/clip.mp4",
         "/api/v1/videos",
     ):
         _sane(client.get(path + qs))

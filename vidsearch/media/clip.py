@@ -288,7 +288,7 @@ def _copy(container: Any, src: _Source, start: float, end: float, out: Path) -> 
             packet.stream = ovideo
             clip.mux(packet)
         if audio is not None:
-            audio.flush(clip)
+            audio.drain(clip, container)
     return Clip(out, start, end, True, src.video.codec_context.name, audio is not None and audio.written > 0)
 
 
@@ -350,6 +350,14 @@ class _AudioCut:
             clip.mux(out)
             self.written += 1
 
+    def drain(self, clip: Any, container: Any) -> None:
+        """Read the audio on to the span's end (it is interleaved after the last frame's packet), then finish."""
+        for packet in container.demux(self.istream):
+            if packet.pts is not None and float(packet.pts * self.istream.time_base) - self.origin >= self.end:
+                break
+            self.feed(clip, packet)
+        self.flush(clip)
+
     def flush(self, clip: Any) -> None:
         """Finish the track (the encoder's last packets)."""
         if not self.copy:
@@ -407,10 +415,5 @@ def _encode(container: Any, src: _Source, start: float, end: float, out: Path) -
         for p in ovideo.encode(None):
             clip.mux(p)
         if audio is not None:
-            # audio interleaved after the last frame's packet: read on to the span's end
-            for packet in container.demux(src.audio):
-                if packet.pts is not None and float(packet.pts * audio.istream.time_base) - src.origin >= end:
-                    break
-                audio.feed(clip, packet)
-            audio.flush(clip)
+            audio.drain(clip, container)
     return Clip(out, base, end, False, ENCODERS[name], audio is not None and audio.written > 0)
