@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -26,11 +27,13 @@ def parse_time(text: str, option: str) -> float:
         InputError: anything else (negative, minutes or seconds past 59, words).
     """
     text = text.strip()
+    seconds = math.inf
     if _SECONDS.match(text):
-        return float(text)
-    m = _CLOCK.match(text)
-    if m and int(m.group(2)) < 60 and float(m.group(3)) < 60:
-        return int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        seconds = float(text)
+    elif (m := _CLOCK.match(text)) and int(m.group(2)) < 60 and float(m.group(3)) < 60:
+        seconds = float(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    if math.isfinite(seconds):
+        return seconds
     raise InputError(f"{option} {text[:40]!r}: give seconds (75.5) or a time HH:MM:SS(.ms) (0:01:15.5)")
 
 

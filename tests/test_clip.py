@@ -7,11 +7,14 @@ the frame at the span start.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import av
 import pytest
 import videogen
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from test_cli_hardening import one_line_error, run_main
 
 from vidsearch.errors import InputError, MediaError
@@ -197,3 +200,20 @@ def test_a_stream_moment_is_cut_from_its_recording(tmp_path: Path) -> None:
         assert clip_name(stream, clip.start, clip.end).startswith("cam.local_live_")
         with pytest.raises(NotFound, match="no longer holds"):
             cut_moment(lib, stream, t0 - 100, t0 - 90, tmp_path / "gone.mp4")
+
+
+@given(text=st.one_of(st.text(max_size=16), st.floats(allow_nan=True, allow_infinity=True).map(repr)))
+@example(text="1:99")
+@example(text="99999999999999999999:00:00")
+@example(text="9" * 400)
+@example(text="9" * 400 + ":00:00")
+@settings(deadline=None, max_examples=200)
+def test_cli_times_parse_or_say_why(text: str) -> None:
+    from vidsearch.cli.clip import parse_time
+
+    try:
+        seconds = parse_time(text, "--start")
+    except InputError as exc:
+        assert "--start" in str(exc) and "\n" not in str(exc)
+    else:
+        assert math.isfinite(seconds) and seconds >= 0
