@@ -217,3 +217,19 @@ def test_cli_times_parse_or_say_why(text: str) -> None:
         assert "--start" in str(exc) and "\n" not in str(exc)
     else:
         assert math.isfinite(seconds) and seconds >= 0
+
+
+@pytest.mark.parametrize("start", [2.0, 2.52])
+def test_a_phones_rotation_is_kept(source: Path, tmp_path: Path, start: float) -> None:
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    rotated = tmp_path / "portrait.mp4"
+    args = ["-v", "error", "-y", "-display_rotation", "90", "-i", str(source), "-c", "copy", str(rotated)]
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), *args], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot set display rotation: {done.stderr.decode()[-200:]}")
+    clip = cut_clip(rotated, start, start + 1.0, tmp_path / "clip.mp4")
+    assert clip.copied is (start == 2.0)
+    with av.open(str(clip.path)) as f:
+        assert next(f.decode(video=0)).rotation == 90  # copied or re-encoded, it still plays upright

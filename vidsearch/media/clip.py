@@ -399,6 +399,8 @@ def _encode(container: Any, src: _Source, start: float, end: float, out: Path) -
                     break
                 if base is None:
                     base = t
+                    if getattr(frame, "rotation", 0):  # a phone's upright: the player turns the picture
+                        ovideo.set_display_rotation(frame.rotation)
                     if oaudio is not None:
                         audio = _AudioCut(src.audio, oaudio, base, end, False, src.origin)
                         for waiting in early:
