@@ -165,6 +165,9 @@ def test_cli_bad_inputs_are_one_line(source: Path, tmp_path: Path) -> None:
     one_line_error(code, err, "nope.mp4: file not found")
     code, _, err = run_main("clip", str(source), "-s", "1", "-e", "2", "-o", str(tmp_path / "x.avi"))
     one_line_error(code, err, "name it .mp4")
+    code, _, err = run_main("clip", str(source), "-s", "1", "-e", "2", "-o", str(source / "under-a-file.mp4"))
+    one_line_error(code, err, "--out")
+    assert "cannot be written" in err
     code, _, err = run_main("clip", "42", "-s", "1", "-e", "2", "-o", str(tmp_path / "y.mp4"), "-l", str(tmp_path))
     one_line_error(code, err, "library")
 

@@ -253,6 +253,13 @@ def cut_clip(path: str | os.PathLike[str], start: float, end: float, out: str | 
             return _encode(container, src, start, end, target)
         except av.FFmpegError as exc:
             raise media_error(str(source), f"cannot be cut: {short_reason(exc)}") from None
+        except OSError as exc:  # the clip's folder: missing rights, a full disk
+            raise InputError(
+                f"{target} cannot be written: {short_reason(exc)}",
+                argument="out",
+                path=target,
+                hint="choose a folder you can write to, with free space",
+            ) from None
         except MediaError as exc:
             if exc.path is not None:
                 raise
