@@ -183,12 +183,13 @@ def test_a_stream_moment_is_cut_from_its_recording(tmp_path: Path) -> None:
     from vidsearch.usecases.clips import clip_name, cut_moment
     from vidsearch.usecases.videos import NotFound
 
-    uri = "rtsp://cam.local/live"
+    uri = "rtsp://admin:secret@cam.local/live"
     source = videogen.write_video(tmp_path / "cam.mp4", seconds=5, fps=10, size=SIZE, gop=10, bits=BITS)
     with Library.open(tmp_path / "lib") as lib:
         stream = VideoRecord(id=7, path=uri, size=-1, mtime_ns=0, fingerprint="", status="indexed")
-        with pytest.raises(NotFound, match="not recorded"):
+        with pytest.raises(NotFound, match="not recorded") as info:
             cut_moment(lib, stream, 1.0, 2.0, tmp_path / "none.mp4")
+        assert "secret" not in str(info.value)  # a stream's password is never shown
         folder = recordings_folder(lib.root / RECORDINGS_DIR, uri)
         LiveReader(
             str(source), LiveOptions(short_side=32, record_to=folder, segment_seconds=2.0), DropOldest(100)
@@ -200,7 +201,8 @@ def test_a_stream_moment_is_cut_from_its_recording(tmp_path: Path) -> None:
         assert abs(numbers[0] - 13) <= 2 and times[0] == pytest.approx(0.0)
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) and abs(len(numbers) - 17) <= 2
         assert clip.start == pytest.approx(t0 + 1.35, abs=0.15)
-        assert clip_name(stream, clip.start, clip.end).startswith("cam.local_live_")
+        name = clip_name(stream, clip.start, clip.end)
+        assert name.startswith("cam.local_live_") and name.endswith("s.mp4") and "secret" not in name
         with pytest.raises(NotFound, match="no longer holds"):
             cut_moment(lib, stream, t0 - 100, t0 - 90, tmp_path / "gone.mp4")
 

@@ -12,6 +12,7 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from vidsearch.media.clip import Clip, cut_clip
 from vidsearch.media.recorder import RECORDINGS_DIR, cut_recording, recordings_folder, segments_in
@@ -54,12 +55,18 @@ def stream_recordings(library: Library, record: VideoRecord) -> Path | None:
     return None
 
 
+def _shown(uri: str) -> str:
+    """A stream's address without its password (``rtsp://user:secret@cam/live`` -> ``cam/live``)."""
+    parts = urlsplit(uri)
+    return f"{parts.hostname or ''}{parts.path}" if "://" in uri else uri
+
+
 def clip_name(record: VideoRecord, start: float, end: float) -> str:
     """A download name for a clip: the video's name and the span, in safe ASCII (``beach_12.5-17s.mp4``)."""
     if is_stream(record):
         when = datetime.fromtimestamp(start, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         span = f"{when}_{end - start:g}s"
-        stem = record.path.split("://", 1)[-1]
+        stem = _shown(record.path)
     else:
         span = f"{start:.3f}".rstrip("0").rstrip(".") + "-" + f"{end:.3f}".rstrip("0").rstrip(".") + "s"
         stem = Path(record.path).stem
@@ -80,7 +87,7 @@ def cut_moment(library: Library, record: VideoRecord, start: float, end: float, 
     folder = stream_recordings(library, record)
     if folder is None:
         raise NotFound(
-            f"stream {record.id} ({record.path}) was not recorded; watch it with recording on to keep its moments"
+            f"stream {record.id} ({_shown(record.path)}) was not recorded; watch it with recording on to keep its moments"
         )
     with tempfile.TemporaryDirectory(prefix="vidsearch-clip-") as tmp:
         recorded = cut_recording(folder, start, end, Path(tmp) / "recorded.mkv")
