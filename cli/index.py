@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from vidsearch.cli.common import (
 )
 from vidsearch.cli.format import shown
 from vidsearch.cli.transcribe import BACKEND_HELP, check_backend, print_transcripts, run_transcripts
+from vidsearch.cluster.connect import connected
 from vidsearch.cluster.options import RayOptions, require_ray
 from vidsearch.cluster.pathmap import parse_path_map
 from vidsearch.errors import InputError
@@ -128,8 +130,11 @@ def index_command(
         verify=verify,
     )
     run = index_folder
+    cluster: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    maker = None
     if ray is not None:
         from vidsearch.cluster.ray_runner import index_folder_ray
+        from vidsearch.cluster.transcripts import RayTranscripts
 
         require_ray()
         ray_options = RayOptions(
@@ -141,12 +146,14 @@ def index_command(
             stage_dir=stage,
         )
         run = lambda lib, folder, opts, progress: index_folder_ray(lib, folder, opts, ray_options, progress=progress)  # noqa: E731
+        # the transcripts are made by the cluster's actors too, on the same connection
+        cluster, maker = connected(ray_options), RayTranscripts(ray_options, transcribe)
     _find_weights_before_creating(library, options)
-    with open_library(library, create=True) as lib:
+    with open_library(library, create=True) as lib, cluster:
         with RichProgress("indexing", enabled=not json_out and err_console.is_terminal) as progress:
             report = run(lib, directory, options, progress=progress)
         # Subtitles are picked up on every run; speech is recognized only with --transcribe.
-        said = run_transcripts(lib, transcribe, device, json_out)
+        said = run_transcripts(lib, transcribe, device, json_out, maker)
     _print_report(report, directory, json_out, said)
     if report.failed or report.failed_unchanged:
         raise typer.Exit(EXIT_SOME_FAILED)

@@ -14,7 +14,7 @@ from vidsearch.errors import InputError
 from vidsearch.speech.transcript import to_srt, to_vtt
 
 if TYPE_CHECKING:
-    from vidsearch.indexer.transcribe import TranscribeReport
+    from vidsearch.indexer.transcribe import TranscribeReport, TranscriptMaker
     from vidsearch.store.library import Library
 
 BACKEND_HELP = (
@@ -25,8 +25,11 @@ BACKEND_HELP = (
 FORMATS = ("json", "srt", "vtt")
 
 
-def run_transcripts(lib: Library, backend: str | None, device: str, json_out: bool) -> TranscribeReport:
-    """The transcript pass with a progress bar (shared by `index` and `transcribe`)."""
+def run_transcripts(
+    lib: Library, backend: str | None, device: str, json_out: bool, maker: TranscriptMaker | None = None
+) -> TranscribeReport:
+    """The transcript pass with a progress bar (shared by `index` and `transcribe`); ``maker``:
+    where the transcripts are made (default: here; a ``--ray`` run: the cluster's actors)."""
     from vidsearch.cli.common import RichProgress
     from vidsearch.indexer.transcribe import transcribe_library
 
@@ -40,7 +43,7 @@ def run_transcripts(lib: Library, backend: str | None, device: str, json_out: bo
                 started = True
             bar.advance(path, True)
 
-        return transcribe_library(lib, backend, device=device, progress=progress)
+        return transcribe_library(lib, backend, device=device, progress=progress, maker=maker)
 
 
 def print_transcripts(report: TranscribeReport) -> None:

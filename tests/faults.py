@@ -144,11 +144,10 @@ def crash_after_commits(n: int) -> Any:
     return factory
 
 
-def dying_encode_actor(marker: str) -> type:
-    """An encode actor class whose first call (the one that finds ``marker`` missing) exits its process."""
-    from vidsearch.cluster.actors import EncodeActor
+def dying_actor(base: type, marker: str) -> type:
+    """A subclass of the actor class ``base`` whose first call (the one that finds ``marker`` missing) exits its process."""
 
-    class DyingEncodeActor(EncodeActor):
+    class DyingActor(base):  # type: ignore[misc,valid-type]
         def __call__(self, batch: Any) -> Any:
             if not os.path.exists(marker):
                 with open(marker, "w", encoding="utf-8") as fh:
@@ -156,4 +155,19 @@ def dying_encode_actor(marker: str) -> type:
                 os._exit(1)
             return super().__call__(batch)
 
-    return DyingEncodeActor
+    DyingActor.__name__ = f"Dying{base.__name__}"
+    return DyingActor
+
+
+def dying_encode_actor(marker: str) -> type:
+    """An encode actor class whose first call exits its process (see :func:`dying_actor`)."""
+    from vidsearch.cluster.actors import EncodeActor
+
+    return dying_actor(EncodeActor, marker)
+
+
+def dying_transcribe_actor(marker: str) -> type:
+    """A transcription actor class whose first call exits its process (see :func:`dying_actor`)."""
+    from vidsearch.cluster.transcripts import TranscribeActor
+
+    return dying_actor(TranscribeActor, marker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'vidsearch[ray]' runs these tests")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'vidsearch[ray]' runs these tests")
 
+import speechgen  # noqa: E402
 import videogen  # noqa: E402
-from faults import dying_encode_actor  # noqa: E402
+from faults import dying_encode_actor, dying_transcribe_actor  # noqa: E402
 
 from vidsearch.cli import commands  # noqa: E402,F401  (registers the commands)
 from vidsearch.cli.main import app  # noqa: E402
@@ -238,3 +240,68 @@ def test_preflight_names_the_node_and_the_unreadable_path(
         pytest.raises(ClusterError, match="cannot read .*not-mounted.*--path-map"),
     ):
         index_folder_ray(lib, videos, options(tiny_checkpoint), ray_options(path_map=wrong))
+
+
+def transcript_rows(lib: Path) -> list[tuple]:
+    """Every stored transcript line and every video's transcript state, by the video's file name."""
+    with sqlite3.connect(lib / "library.sqlite") as db:
+        lines = db.execute(
+            "SELECT v.path, s.start, s.end, s.text, s.language, s.backend, s.words FROM transcript_segments s "
+            "JOIN videos v ON v.id = s.video_id"
+        ).fetchall()
+        states = db.execute(
+            "SELECT v.path, t.fingerprint, t.sidecars, t.source, t.backend, t.language, t.lines, t.notes "
+            "FROM transcripts t JOIN videos v ON v.id = t.video_id"
+        ).fetchall()
+    return sorted((Path(r[0]).name, *r[1:]) for r in lines) + sorted(("state", Path(r[0]).name, *r[1:]) for r in states)
+
+
+def test_transcripts_made_by_the_actors_match_a_local_run(
+    cluster: str, tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sidecar .srt, an espeak-ng spoken video (pocketsphinx) and a silent one: the actors make the
+    transcripts (one dies and its task is retried), the driver only stores them; the rows are a
+    local run's, and a CLI re-run with --ray has nothing to do."""
+    pytest.importorskip("pocketsphinx", reason="the speech extra is not installed")
+    if speechgen.ESPEAK is None:
+        pytest.skip("espeak-ng is not installed (the README's contributing section installs it)")
+    from vidsearch.cluster.transcripts import RayTranscripts
+    from vidsearch.indexer.transcribe import transcribe_library
+
+    folder = tmp_path / "videos"
+    videogen.write_video(folder / "subtitled.mp4", seconds=3, fps=4, pattern="gradient", color=(200, 40, 40))
+    speechgen.write_srt(folder / "subtitled.srt", [(0.5, 2.0, "the bridge is closed")])
+    speechgen.write_spoken_video(folder / "spoken.mp4", [(0.5, "hello world")], seconds=3, fps=4)
+    videogen.write_video(folder / "silent.mp4", seconds=2, fps=4, pattern="moving_square")
+    with Library.open(tmp_path / "local", create=True) as lib:
+        index_folder(lib, folder, options(tiny_checkpoint))
+        here = transcribe_library(lib, "pocketsphinx")
+    assert here.transcribed == 2 and [Path(p).name for p, _ in here.without_words] == ["silent.mp4"]
+
+    import vidsearch.indexer.transcribe as pass_module
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the driver made a transcript")
+
+    monkeypatch.setattr(pass_module, "open_transcriber", not_here)
+    monkeypatch.setattr(pass_module, "transcript_or_reason", not_here)
+    marker = tmp_path / "transcriber-died"
+    with Library.open(tmp_path / "ray", create=True) as lib:
+        index_folder_ray(lib, folder, options(tiny_checkpoint), ray_options())
+        maker = RayTranscripts(ray_options(), "pocketsphinx", actor=dying_transcribe_actor(str(marker)))
+        there = transcribe_library(lib, "pocketsphinx", maker=maker)
+    assert marker.exists(), "the fault was not injected"
+    assert there.without_words == here.without_words  # the same folder: the same paths and reasons
+    assert (there.transcribed, there.lines, there.failed) == (here.transcribed, here.lines, 0)
+    want = transcript_rows(tmp_path / "local")
+    assert any(r[0] == "spoken.mp4" and r[5] == "pocketsphinx" and r[6] for r in want)  # word times recognized
+    assert transcript_rows(tmp_path / "ray") == want
+    again = CliRunner().invoke(
+        app,
+        ["index", str(folder), "--library", str(tmp_path / "ray"), "--model", str(tiny_checkpoint)]
+        + ["--workers", "1", "--device", "cpu", "--ray", "local", "--transcribe", "pocketsphinx", "--json"],
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 0, again.stdout
+    out = json.loads(again.stdout)
+    assert out["unchanged"] == 3 and out["transcripts"]["unchanged"] == 3 and out["transcripts"]["transcribed"] == 0

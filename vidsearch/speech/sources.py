@@ -15,7 +15,7 @@ from vidsearch.speech.backends import Transcriber
 from vidsearch.speech.subtitles import find_sidecars, read_embedded, read_sidecar
 from vidsearch.speech.transcript import Transcript
 
-__all__ = ["sidecar_stamp", "existing_subtitles", "transcribe_video"]
+__all__ = ["sidecar_stamp", "existing_subtitles", "transcribe_video", "transcript_or_reason"]
 
 LOG = logging.getLogger(__name__)
 
@@ -79,3 +79,18 @@ def transcribe_video(video: Path, transcriber: Transcriber | None) -> Transcript
     if not lines:
         notes.append("no speech recognized")
     return Transcript(lines, "speech", transcriber.name, language, tuple(notes))
+
+
+def transcript_or_reason(video: Path, transcriber: Transcriber | None) -> Transcript | str:
+    """:func:`transcribe_video`, or one line saying why it failed (a recognizer that raised).
+
+    The file's content never makes it fail; a recognizer can (a library bug, memory). That
+    video is then left without a recorded transcript, so the next run tries it again, and the
+    rest of the pass goes on: its vectors are stored already.
+    """
+    try:
+        return transcribe_video(video, transcriber)
+    except Exception as e:  # noqa: BLE001 -- any recognizer failure is this video's, not the run's
+        LOG.warning("transcribing %s failed", video, exc_info=True)
+        name = getattr(transcriber, "name", "the recognizer")
+        return f"{name} failed on this video ({type(e).__name__}: {str(e).strip()[:200] or 'no message'})"
