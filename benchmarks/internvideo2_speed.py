@@ -8,6 +8,12 @@ embedding and pooling are under 1% of the work). Reports fp32 and int8 (the fami
 int8 ``nn.Linear``, cosine to fp32 measured), the ITM cost per (caption, candidate) pair through
 the real 5 fusion layers, the size of one segment's vision tokens, and a GPU estimate from FLOPs
 at an assumed sustained rate (``--gpu-tflops``; measure on the GPU to replace it).
+
+Also the agreement of bf16 and fp16 with fp32 (the GPU precisions, through the project's own
+autocast, emulated on this CPU): the lowest cosine of the pooled, projected video feature on
+the reduced random model of the tests (:func:`precision_agreement`); a GPU computes the same
+products in its own kernels, so this bounds the rounding of the precision, not of a GPU's
+kernels.
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ from torch import nn
 
 from vidsearch.models.internvideo2_bert import BertConfig, BertTextFusion, fusion_flops
 from vidsearch.models.internvideo2_vision import InternVideo2Vision, VisionConfig, vision_flops
+from vidsearch.models.precision import autocast_for
+
+# The reduced random tower of the tests (tests/test_internvideo2_encoder.py SMALL): the 1B layout
+# (patch 14, tubelet 1, 4 frames, q/k RMSNorm, attention pooling) at a width and depth that run in seconds.
+REDUCED = VisionConfig(
+    img_size=56, patch_size=14, num_frames=4, width=64, depth=2, heads=4, mlp_hidden=279, pool_heads=4, pool_dim=48
+)
 
 
 def _int8(module: nn.Module) -> nn.Module:
@@ -30,6 +43,31 @@ def _int8(module: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=False)
+
+
+def precision_agreement(
+    tower: nn.Module, video: torch.Tensor, precisions: tuple[str, ...] = ("bf16", "fp16")
+) -> dict[str, float]:
+    """The lowest cosine to fp32 of ``tower``'s pooled feature at each precision (CPU autocast)."""
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        ref = tower(video)[1].float()
+        out = {}
+        for precision in precisions:
+            with autocast_for(cpu, precision):
+                got = tower(video)[1].float()
+            out[precision] = torch.nn.functional.cosine_similarity(ref, got).min().item()
+    return out
+
+
+def reduced_agreement(clips: int = 8, seed: int = 0) -> dict[str, float]:
+    """:func:`precision_agreement` on the tests' reduced random tower, ``clips`` random clips."""
+    torch.manual_seed(seed)
+    tower = InternVideo2Vision(REDUCED).eval()
+    for p in tower.parameters():  # the tests' init: wide enough weights that rounding shows
+        nn.init.normal_(p, std=0.2 if p.ndim > 1 else 0.1)
+    video = torch.rand(clips, 3, REDUCED.num_frames, REDUCED.img_size, REDUCED.img_size) * 4 - 2
+    return precision_agreement(tower, video)
 
 
 def run(
@@ -54,6 +92,7 @@ def run(
         got = q(video)[1]
         int8 = min(timeit(lambda: q(video), repeats)) / batch
     cos = torch.nn.functional.cosine_similarity(ref, got).min().item()
+    agreement = reduced_agreement()
     achieved = vision_flops(cfg) / fp32 / 1e9
     print(
         f"CPU: {torch.get_num_threads()} threads, fp32 matmul peak {peak:.0f} GFLOP/s; the tower reached {achieved:.0f}"
@@ -63,6 +102,10 @@ def run(
     )
     print(f"  fp32: {fp32 * scale:.1f} s per clip ({fp32:.2f} s measured at {layers} blocks)")
     print(f"  int8: {int8 * scale:.1f} s per clip ({int8:.2f} s measured; ratio {fp32 / int8:.2f}x; cosine {cos:.4f})")
+    print(
+        "  bf16 / fp16 vs fp32 (CPU autocast, the tests' reduced random tower, lowest cosine of 8 clips): "
+        + ", ".join(f"{p} {c:.5f}" for p, c in agreement.items())
+    )
     flops = vision_flops(full)
     print(
         f"  {flops / 1e12:.2f} TFLOP per clip; at {gpu_tflops:.0f} TFLOP/s sustained (bf16 GPU): {flops / gpu_tflops / 1e9:.1f} ms"

@@ -158,8 +158,10 @@ _PRESETS = (
         ),
     ),
     # Gated repository (accept its terms on the hub, then `hf auth login`). Its commit could not
-    # be checked from the build machine: pin one with VIDSEARCH_HF_REVISION. The architecture is
-    # the family's own preset config (vidsearch.models.internvideo2).
+    # be looked up from the build machine (no network), so the revision is the branch "main":
+    # pin a commit with VIDSEARCH_HF_REVISION=<40-hex commit> (docs/internvideo2.md, "Pinning"),
+    # or replace "main" here once a commit has been checked. The architecture is the family's
+    # own preset config (vidsearch.models.internvideo2).
     Preset(
         "internvideo2-1b",
         "internvideo2",

@@ -77,11 +77,18 @@ def _revision(pinned: str, revision: str | None) -> str:
     return revision or settings().hf_revision or pinned
 
 
-def _from_hub(preset: str, download: bool, revision: str | None = None) -> Path | None:
-    """A cached (or, when allowed and online, downloaded) published checkpoint for ``preset``."""
+def _from_hub(preset: str, download: bool, revision: str | None = None, pinned_only: bool = False) -> Path | None:
+    """A cached (or, when allowed and online, downloaded) published checkpoint for ``preset``.
+
+    ``pinned_only``: at the catalog's revision, whatever ``VIDSEARCH_HF_REVISION`` says (that
+    variable pins a preset's weights; another repository's file has commits of its own).
+    """
     import huggingface_hub
 
-    sources = [(repo, filename, _revision(pinned, revision)) for repo, filename, pinned in HF_SOURCES.get(preset, [])]
+    sources = [
+        (repo, filename, pinned if pinned_only else _revision(pinned, revision))
+        for repo, filename, pinned in HF_SOURCES.get(preset, [])
+    ]
     cache = _hf_cache_dir()
     for repo, filename, rev in sources:
         found = huggingface_hub.try_to_load_from_cache(repo, filename, cache_dir=cache, revision=rev)
@@ -159,15 +166,17 @@ def resolve_checkpoint(
 def resolve_hub_file(name: str, download: bool = True) -> Path:
     """A published file other than a preset's weights (e.g. ``internvideo2-1b/vocab``): cache, then hub.
 
+    Always at the revision the catalog gives it: ``VIDSEARCH_HF_REVISION`` names a commit of the
+    weights' repository, which means nothing in this file's.
+
     Raises:
         WeightsNotFoundError: not cached and not downloadable; one line saying what to fetch.
     """
-    found = _from_hub(name, download)
+    found = _from_hub(name, download, pinned_only=True)
     if found is not None:
         return found.resolve()
     repo, filename, pinned = HF_SOURCES[name][0]
     why = "offline (HF_HUB_OFFLINE is set)" if _hf_offline() else "not in the Hugging Face cache and not downloadable"
     raise WeightsNotFoundError(
-        f"no {filename} for {name}: {why}; run hf download {repo} {filename} "
-        f"--revision {_revision(pinned, None)} while online"
+        f"no {filename} for {name}: {why}; run hf download {repo} {filename} --revision {pinned} while online"
     )
