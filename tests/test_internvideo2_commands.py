@@ -17,6 +17,7 @@ import pytest
 import torch
 import videogen
 from test_internvideo2_encoder import small_model, write_model  # noqa: F401  (the module fixture)
+from test_models_weights import _fake_hf_cache
 from typer.testing import CliRunner
 
 from vidsearch.cli import commands  # noqa: F401  (registers the commands)
@@ -114,17 +115,6 @@ def test_bf16_and_fp16_agree_with_fp32(small_model: Path) -> None:  # noqa: F811
             assert not torch.equal(ref, got.float()), f"{precision}: autocast did not apply"
 
 
-def _hf_cached(hub: Path, repo: str, filename: str, rev: str, payload: bytes) -> Path:
-    """A file in huggingface_hub's cache layout at ``rev`` (refs/main pointing there)."""
-    base = hub / ("models--" + repo.replace("/", "--"))
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(rev)
-    path = base / "snapshots" / rev / filename
-    path.parent.mkdir(parents=True)
-    path.write_bytes(payload)
-    return path
-
-
 def test_the_preset_revision_reaches_the_hub_and_a_pin_leaves_the_vocab_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,14 +130,12 @@ def test_the_preset_revision_reaches_the_hub_and_a_pin_leaves_the_vocab_alone(
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pinned = "3" * 40
-    at_main = _hf_cached(hub, weights.repo, weights.filename, "a" * 40, b"main")
-    text = _hf_cached(hub, vocab.repo, vocab.filename, "b" * 40, b"[PAD]\n")
+    at_main = _fake_hf_cache(hub, weights.repo, weights.filename, b"main", rev="a" * 40)
+    text = _fake_hf_cache(hub, vocab.repo, vocab.filename, b"[PAD]\n", rev="b" * 40)
     assert resolve_checkpoint("internvideo2-1b") == at_main.resolve()  # "main", through refs/main
     monkeypatch.setenv("VIDSEARCH_HF_REVISION", pinned)
     with pytest.raises(Exception, match=f"--revision {pinned}"):
         resolve_checkpoint("internvideo2-1b")  # the pinned commit is not cached: said, not main's file used
-    at_pin = hub / ("models--" + weights.repo.replace("/", "--")) / "snapshots" / pinned / weights.filename
-    at_pin.parent.mkdir(parents=True)
-    at_pin.write_bytes(b"pinned")
+    at_pin = _fake_hf_cache(hub, weights.repo, weights.filename, b"pinned", rev=pinned)
     assert resolve_checkpoint("internvideo2-1b") == at_pin.resolve()
     assert resolve_hub_file("internvideo2-1b/vocab") == text.resolve()  # its own revision, not the pin
