@@ -137,6 +137,9 @@ def similar(
     label: str | None = Query(None, max_length=200, description="Only videos recognized as this class."),
     label_set: str | None = Query(None, max_length=200),
     indexed_after: datetime | None = Query(None, description="Only videos indexed at or after this time."),
+    sort: Literal["score", "date", "name"] = Query("score", description="score, date (newest first) or name."),
+    date_from: datetime | None = Query(None, description="Only moments dated at or after this time."),
+    date_to: datetime | None = Query(None, description="Only moments dated at or before this time."),
 ) -> Any:
     """Moments like the given one (``moment_id`` from a search result), under the same filters as a search.
 
@@ -155,6 +158,9 @@ def similar(
         label=label,
         label_set=label_set,
         indexed_after=indexed_after,
+        sort=sort,
+        date_from=date_from,
+        date_to=date_to,
     )
     return _state(request).search(req)
 

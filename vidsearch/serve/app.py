@@ -23,6 +23,7 @@ from vidsearch.serve.api import router as api_router
 from vidsearch.serve.api import validation_message
 from vidsearch.serve.clips import router as clips_router
 from vidsearch.serve.media import router as media_router
+from vidsearch.serve.scores import router as scores_router
 from vidsearch.serve.security import BodyTooLarge, Guard, allowed_host_names
 from vidsearch.serve.service import NotFound, ServeConfig, ServeState, UnsupportedMediaType
 
@@ -143,6 +144,7 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
     app.state.serve = state
     _install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(scores_router)
     app.include_router(media_router)
     app.include_router(clips_router)
     static = files("vidsearch.serve") / "static"
@@ -151,6 +153,11 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
     @app.get("/", include_in_schema=False)
     def page() -> Any:
         return FileResponse(str(static / "index.html"), media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Any:
+        # browsers ask for /favicon.ico before (or without) reading the page's <link rel="icon">
+        return FileResponse(str(static / "favicon.svg"), media_type="image/svg+xml")
 
     app.add_middleware(
         Guard,

@@ -14,6 +14,8 @@ __all__ = [
     "VideoRef",
     "Moment",
     "SearchResponse",
+    "ScoredSpan",
+    "VideoScores",
     "ErrorBody",
     "ActorClass",
     "ActorBox",
@@ -74,8 +76,15 @@ class SearchRequest(BaseModel):
         None, description="Re-rank a text query's best videos with the model's matching head (InternVideo2)."
     )
     rerank_k: int | None = Field(None, ge=1, le=128, description="With rerank: candidates re-ranked (default 16).")
+    sort: Literal["score", "date", "name"] = Field(
+        "score",
+        description="score: best first; date: newest first (a stream moment's wall-clock time, else the file's "
+        "modification time); name: by the video's path. Date and name order the best 200 results.",
+    )
+    date_from: datetime | None = Field(None, description="Only moments dated at or after this time (ISO 8601).")
+    date_to: datetime | None = Field(None, description="Only moments dated at or before this time (ISO 8601).")
 
-    @field_validator("indexed_after")
+    @field_validator("indexed_after", "date_from", "date_to")
     @classmethod
     def _in_utc(cls, when: datetime | None) -> datetime | None:
         # year 1 at +01:00 (or 9999 at -01:00) has no UTC time: refuse it here, not as a 500 later
@@ -84,7 +93,7 @@ class SearchRequest(BaseModel):
         try:
             return when.astimezone(timezone.utc)
         except OverflowError:
-            raise ValueError("indexed_after is out of range once converted to UTC") from None
+            raise ValueError("the time is out of range once converted to UTC") from None
 
 
 class VideoRef(BaseModel):
@@ -94,6 +103,7 @@ class VideoRef(BaseModel):
     name: str = Field(description="Path relative to the library's folder.")
     duration: float | None
     playable: bool = Field(description="Whether a browser can play the file (else show the strip and stills).")
+    live: bool = Field(False, description="A watched stream: its moments' times are UTC seconds, not offsets.")
 
 
 class SaidWords(BaseModel):
@@ -110,7 +120,14 @@ class Moment(BaseModel):
 
     moment_id: str
     rank: int
-    score: float
+    score: float = Field(description="The raw score: a cosine similarity (a BM25 value for a said-only match).")
+    match: float = Field(
+        description="Relative match in [0, 1]: 1 is this search's best result, 0 its 25th (not a probability)."
+    )
+    date: str | None = Field(
+        description="When the moment happened (ISO 8601, UTC): a stream moment's wall-clock time, "
+        "else the file's modification time."
+    )
     start: float
     end: float
     video: VideoRef
@@ -130,6 +147,26 @@ class SearchResponse(BaseModel):
     results: list[Moment]
     next_cursor: str | None
     model: str | None = Field(description="The embedding space searched (None: the library is empty).")
+
+
+class ScoredSpan(BaseModel):
+    """A span of a video with its score (seconds; a cosine similarity)."""
+
+    start: float
+    end: float
+    score: float
+
+
+class VideoScores(BaseModel):
+    """``GET /api/v1/videos/{id}/scores``: a query's score over a whole video, and where it matches."""
+
+    video_id: int
+    duration: float | None
+    model: str = Field(description="The embedding space scored.")
+    low: float = Field(description="The lowest window score (the heat strip's cold end).")
+    high: float = Field(description="The highest window score (its hot end).")
+    windows: list[ScoredSpan] = Field(description="Every stored window of the video, in time order.")
+    spans: list[ScoredSpan] = Field(description="The matching spans, in time order.")
 
 
 class ErrorBody(BaseModel):

@@ -29,6 +29,7 @@ import threading
 import time
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,14 @@ BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1", "theora"})
 BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".ogg"})
 # A stream's moments are UTC times: 13 digits of milliseconds.
 _MOMENT_ID = re.compile(r"^([0-9]{1,12})-([0-9]{1,15})-([0-9]{1,15})$")
+
+
+def _iso(seconds: float) -> str | None:
+    """UTC seconds as ISO 8601 (None for a time no calendar holds)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 class UnsupportedMediaType(InputError):
@@ -445,6 +454,7 @@ class ServeState:
             rerank_k=rerank_k,
             mode=req.mode,
             said=req.said,
+            sort=req.sort,
             filters=QueryFilters(
                 min_score=req.min_score,
                 folder=req.path_prefix,
@@ -453,24 +463,27 @@ class ServeState:
                 label=req.label,
                 label_set=req.label_set,
                 indexed_after=req.indexed_after,
+                date_from=req.date_from,
+                date_to=req.date_to,
             ),
         )
         page = search(self.library, query, self, self.space())
         end = query.offset + query.k
         more = page.more and end < self.config.max_depth
         return {
-            "results": self.describe(page.hits),
+            "results": self.describe(page.hits, page.matches),
             "next_cursor": self._cursor(req, end) if more else None,
             "model": page.space.key if page.space is not None else None,
         }
 
-    def describe(self, hits: list[Any]) -> list[dict[str, Any]]:
-        """The API's form of ranked hits."""
+    def describe(self, hits: list[Any], matches: list[float]) -> list[dict[str, Any]]:
+        """The API's form of ranked hits (``matches``: each hit's relative match)."""
+        from vidsearch.usecases.ordering import moment_time
         from vidsearch.usecases.videos import indexed_videos
 
         records = indexed_videos(self.library, [h.video_id for h in hits])
         out = []
-        for h in hits:
+        for h, match in zip(hits, matches, strict=True):
             rec = records.get(h.video_id)
             if rec is None:  # removed while searching
                 continue
@@ -481,6 +494,8 @@ class ServeState:
                     "moment_id": mid,
                     "rank": h.rank,
                     "score": round(float(h.score), 6),
+                    "match": round(float(match), 4),
+                    "date": _iso(moment_time(rec, h.start)),
                     "start": round(float(h.start), 3),
                     "end": round(float(h.end), 3),
                     "video": {
@@ -488,6 +503,7 @@ class ServeState:
                         "name": self.name(rec),
                         "duration": rec.duration,
                         "playable": self.playable(rec),
+                        "live": rec.live,
                     },
                     "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
                     "strip_url": f"/strips/{mid}.jpg?v={v}",

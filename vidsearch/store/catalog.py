@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from vidsearch.errors import InputError
 from vidsearch.store.library import Library
@@ -27,6 +27,7 @@ __all__ = [
     "get_videos",
     "list_videos",
     "video_ids",
+    "video_ids_modified",
     "folder_parts",
     "common_root",
     "writer_active",
@@ -159,12 +160,32 @@ def video_ids(
         return {int(v) for v in s.scalars(q).all()}
 
 
-def common_root(library: Library) -> str | None:
-    """The deepest folder that holds every indexed video (None for an empty library)."""
+def video_ids_modified(library: Library, since: float | None = None, until: float | None = None) -> set[int]:
+    """Ids of the indexed videos whose file was modified in ``[since, until]`` (UTC seconds; None: open).
+
+    Every stream is in the set: a stream has no file time, and its moments carry their own
+    wall-clock times (the caller filters them by moment).
+    """
+    q = select(Video.id).where(Video.status == VideoStatus.INDEXED)
+    dated = []
+    if since is not None:
+        dated.append(Video.mtime_ns >= int(since * 1e9))
+    if until is not None:
+        dated.append(Video.mtime_ns <= int(until * 1e9))
+    if dated:
+        q = q.where(or_(Video.size < 0, Video.path.contains("://"), and_(*dated)))
     with library.session() as s:
-        lo, hi = s.execute(
-            select(func.min(Video.path), func.max(Video.path)).where(Video.status == VideoStatus.INDEXED)
-        ).one()
+        return {int(v) for v in s.scalars(q).all()}
+
+
+def common_root(library: Library) -> str | None:
+    """The deepest folder that holds every indexed video file (None for a library without files).
+
+    Streams are left out: a stream's URL (``rtsp://...``) lies in no folder.
+    """
+    files = (Video.status == VideoStatus.INDEXED, Video.size >= 0, ~Video.path.contains("://"))
+    with library.session() as s:
+        lo, hi = s.execute(select(func.min(Video.path), func.max(Video.path)).where(*files)).one()
     if lo is None:
         return None
     # every path lies between the smallest and the largest, so it shares their common folder

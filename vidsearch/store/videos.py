@@ -54,6 +54,11 @@ class KnownVideo:
         """Whether the last attempt to index it failed."""
         return self.status == VideoStatus.FAILED
 
+    @property
+    def live(self) -> bool:
+        """Whether the row is a watched stream's: it has no file size, and its segment times are UTC seconds."""
+        return self.size < 0 or "://" in self.path
+
 
 @dataclass
 class Snapshot:

@@ -8,14 +8,16 @@ and call :func:`search`, which
 3. embeds the query in the space (text, a file or an image, or a stored moment: no decoding),
 4. asks every retriever of :func:`retrievers_for` and fuses their lists (:func:`vidsearch.retrieval.fuse`),
 5. re-ranks a text query's best videos with the model's ITM head when asked (:mod:`vidsearch.rerank`),
-6. drops the source moment of a "more like this" query, and cuts the requested page.
+6. drops the source moment of a "more like this" query and the moments outside the date range,
+7. orders the results (by score, date or name; :mod:`vidsearch.usecases.ordering`) and cuts the
+   requested page, each hit with its relative match.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +30,17 @@ from vidsearch.search import Filters, VideoHit, check_text, moment_vector
 from vidsearch.store.library import Library, SpaceInfo
 from vidsearch.store.transcripts import has_transcripts
 from vidsearch.usecases.encoders import QueryEmbedder
-from vidsearch.usecases.videos import indexed_video, videos_where
+from vidsearch.usecases.ordering import (
+    MATCH_DEPTH,
+    SORT_POOL,
+    SORTS,
+    Sort,
+    dated_videos,
+    relative_matches,
+    sort_hits,
+    within_dates,
+)
+from vidsearch.usecases.videos import indexed_video, indexed_videos, videos_where
 
 __all__ = [
     "MODES",
@@ -40,6 +52,7 @@ __all__ = [
     "check_query",
     "retrievers_for",
     "search",
+    "query_vector",
 ]
 
 # A hit of the source video sharing more than this share of the shorter of the two spans with the
@@ -72,6 +85,9 @@ class QueryFilters:
     label: str | None = None  # recognized by `vidsearch enrich recognize`
     label_set: str | None = None  # with label: only this label set's
     indexed_after: datetime | None = None
+    # when the moment happened (a stream moment's wall-clock time, else its file's modification time)
+    date_from: datetime | None = None
+    date_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class Query:
     rerank_k: int = 0  # text queries by video: re-rank this many best candidates by ITM (0: none)
     mode: Mode | None = None  # None: both when the library has transcripts, else seen
     said: str | None = None  # an exact spoken phrase for the transcripts (then text is optional)
+    sort: Sort = "score"  # score (best first), date (newest first) or name
 
 
 @dataclass
@@ -99,6 +116,7 @@ class SearchPage:
     hits: list[VideoHit]  # ranked from offset + 1
     more: bool  # whether results follow this page
     space: SpaceInfo | None  # the space searched; None: the library is empty
+    matches: list[float] = field(default_factory=list)  # each hit's relative match (ordering.relative_matches)
 
 
 def check_query(query: Query) -> None:
@@ -141,6 +159,15 @@ def check_query(query: Query) -> None:
         raise InputError(f"the offset must be 0 or more (got {query.offset})")
     if query.rerank_k and (query.text is None or query.group_by != "video"):
         raise InputError("re-ranking applies to text queries with one result per video")
+    if query.sort not in SORTS:
+        raise InputError(f"{query.sort!r} is not an order; use one of: {', '.join(SORTS)}", argument="sort")
+    since, until = query.filters.date_from, query.filters.date_to
+    if since is not None and until is not None and _aware(since) > _aware(until):
+        raise InputError("the date range ends before it starts", argument="date_from/date_to")
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def query_mode(library: Library, query: Query) -> Mode:
@@ -192,11 +219,13 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
     mode = query_mode(library, query)
     # A said-only search needs no model: nothing is embedded, so nothing loads.
     needs_vector = mode != "said" and (query.text is not None or query.file is not None or query.moment is not None)
-    vector = _query_vector(library, space, query, embedder) if needs_vector else None
+    vector = query_vector(library, space, query, embedder) if needs_vector else None
     # One more than the page says whether a next page exists. A moment query drops its source:
     # one video, or (by moments) the source and at most one window overlapping it by more than half.
     want = query.offset + query.k + 1 + (2 if query.moment is not None else 0)
-    want = max(want, query.rerank_k)
+    dated = query.filters.date_from is not None or query.filters.date_to is not None
+    # A date order or range works on a pool of the best results; the match scale needs MATCH_DEPTH.
+    want = max(want, query.rerank_k, MATCH_DEPTH, SORT_POOL if dated or query.sort != "score" else 0)
     asked = RetrievalQuery(text=query.text, vector=vector, k=want, group_by=query.group_by, filters=filters)
     lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space, mode, query.said)}
     hits = fuse(lists, want, query.group_by)  # one retriever's list passes through in its order
@@ -204,9 +233,15 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
         hits = embedder.rerank(space, query.text or "", hits, query.rerank_k)
     if query.moment is not None:
         hits = [h for h in hits if not _is_source(h, query.moment)]
+    records = indexed_videos(library, [h.video_id for h in hits]) if dated or query.sort == "date" else {}
+    if dated:  # a stream passes the video filter whatever its dates: its moments are checked here
+        hits = within_dates(hits, records, query.filters.date_from, query.filters.date_to)
+    matches = relative_matches(hits)
+    order = sort_hits(hits, records, query.sort)
     end = query.offset + query.k
-    page = [dataclasses.replace(h, rank=rank) for rank, h in enumerate(hits[query.offset : end], query.offset + 1)]
-    return SearchPage(page, len(hits) > end, space)
+    shown = order[query.offset : end]
+    page = [dataclasses.replace(hits[i], rank=rank) for rank, i in enumerate(shown, query.offset + 1)]
+    return SearchPage(page, len(hits) > end, space, [matches[i] for i in shown])
 
 
 def _is_source(hit: VideoHit, moment: MomentRef) -> bool:
@@ -227,6 +262,9 @@ def _engine_filters(library: Library, space: SpaceInfo, wanted: QueryFilters) ->
     if wanted.folder or wanted.indexed_after is not None:
         found = videos_where(library, wanted.folder, wanted.indexed_after)
         ids = found if ids is None else ids & found
+    if wanted.date_from is not None or wanted.date_to is not None:
+        found = dated_videos(library, wanted.date_from, wanted.date_to)
+        ids = found if ids is None else ids & found
     return Filters(
         min_score=wanted.min_score,
         path_glob=wanted.path_glob,
@@ -236,7 +274,12 @@ def _engine_filters(library: Library, space: SpaceInfo, wanted: QueryFilters) ->
     )
 
 
-def _query_vector(library: Library, space: SpaceInfo, query: Query, embedder: QueryEmbedder) -> np.ndarray:
+def query_vector(library: Library, space: SpaceInfo, query: Query, embedder: QueryEmbedder) -> np.ndarray:
+    """The query's vector in ``space``: a stored moment's (no decoding), a file's, or a text's.
+
+    Raises:
+        NotFound: a moment of a video the library does not have.
+    """
     if query.moment is not None:
         m = query.moment
         indexed_video(library, m.video_id)  # NotFound for a video that is not (or no longer) indexed
