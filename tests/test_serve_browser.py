@@ -57,6 +57,13 @@ SUNSET_SAID = [
     (11.0, 13.0, "night falls"),
 ]
 BITS = 12
+# Modification times (noon UTC, so the local day is the same day in any time zone within 11 h).
+MTIMES = {
+    "beach walk.mp4": 1709294400.0,  # 2024-03-01
+    "garden/square.mp4": 1709640000.0,  # 2024-03-05
+    "garden/sunset.mp4": 1709985600.0,  # 2024-03-09
+    "old camera.avi": 1710244800.0,  # 2024-03-12
+}
 QUERIES = [
     "a dog catching a frisbee",
     "people dancing at a party",
@@ -128,6 +135,8 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
     videogen.write_video(videos / "old camera.avi", seconds=6, fps=FPS, size=SIZE, codec="mpeg4", color=(200, 200, 200))
     # what is said in one of them (none of the QUERIES' words: their rankings stay the vectors')
     speechgen.write_srt(videos / "garden" / "sunset.srt", SUNSET_SAID)
+    for name, t in MTIMES.items():  # file dates the date sort and range see
+        os.utime(videos / name, (t, t))
     with Library.open(root / "lib") as lib:
         report = index_folder(lib, videos, IndexOptions(model=str(tiny_checkpoint), workers=1))
         assert transcribe_library(lib).transcribed == 1
@@ -492,4 +501,150 @@ def test_said_words_quoted_captions_and_transcript_panel(server: str, browser) -
     page.keyboard.press("Escape")
     page.wait_for_selector("#overlay", state="hidden")
     assert page.locator("#video track").count() == 0 and not errors, errors
+    page.close()
+
+
+HEAT_PIXELS = """() => { const c = document.getElementById('heat'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let lit = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) lit++; return {lit, width: c.width}; }"""
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 0.05:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
+)
+def test_timeline_heat_marks_match_bar_sort_dates_and_links(server: str, browser, viewport: dict) -> None:
+    phone = viewport["width"] < 500
+    query, top = _pick_query(server)
+    context = browser.new_context(viewport=viewport)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    # the page's play() is held in every page of the context: the test checks exact times
+    context.add_init_script("HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };")
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(server + "/?q=" + query.replace(" ", "%20"))
+    page.wait_for_selector(".card")
+    # scores people understand: a bar, full for the best result, the raw score only in the tooltip
+    bars = page.locator(".card .matchbar")
+    assert bars.count() == page.locator(".card").count() == 4
+    assert page.evaluate("document.querySelector('.card .matchbar i').style.width") == "100%"
+    assert "not a probability" in bars.first.get_attribute("title") and "Raw score" in bars.first.get_attribute("title")
+    assert "viclip" not in page.inner_text("#status") and "viclip" not in page.inner_text(
+        "#results"
+    )  # model key: not here
+    first_date = page.locator(".card .date").first.get_attribute("datetime")
+    assert first_date.startswith("2024-03-")
+
+    page.locator(".card").first.click()
+    page.wait_for_selector("#timeline[data-heat=ready]")
+    assert page.evaluate("document.getElementById('video').controls") is False  # one timeline: ours
+    assert page.locator(".timeline").count() == 1
+    lit = page.evaluate(HEAT_PIXELS)
+    assert lit["lit"] > 0.9 * lit["width"]  # the strip covers the whole video
+    marks = page.locator("#timeline .match")
+    scores = httpx.get(f"{server}/api/v1/videos/{top['video']['id']}/scores", params={"q": query}, timeout=60).json()
+    assert marks.count() == len(scores["spans"]) >= 1
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+    last = marks.nth(marks.count() - 1)
+    want = float(last.get_attribute("data-start"))
+    last.click()  # click to jump
+    page.wait_for_function(f"() => Math.abs(document.getElementById('video').currentTime - {want}) < 0.05")
+    page.screenshot(path=str(ARTIFACTS / f"serve-timeline-{'phone' if phone else 'desktop'}.png"))
+    # the URL follows seeks; "copy link at this time" gives that URL
+    page.evaluate(
+        "() => new Promise(r => { const v = document.getElementById('video'); v.addEventListener('seeked', r, {once: true}); v.currentTime = 5.0; })"
+    )
+    page.wait_for_function("() => location.hash.includes('t=5.00')")
+    page.locator("#copy-link").click()
+    page.wait_for_function("() => document.getElementById('copy-link').textContent === 'Link copied'")
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert "t=5.00" in link and f"v={top['video']['id']}" in link and "span=" in link
+    other = context.new_page()
+    other.set_default_timeout(120_000)
+    other.goto(link)
+    other.wait_for_function(
+        "() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }"
+    )
+    assert abs(other.evaluate("document.getElementById('video').currentTime") - 5.0) < 0.05
+    other.close()
+    page.keyboard.press("Escape")
+
+    # sort by name and by date, and a date range, from the filters (kept in the URL)
+    page.locator("#toggle-filters").click()
+    page.select_option("#f-sort", "name")
+    page.wait_for_function("() => location.search.includes('sort=name')")
+    page.wait_for_function("() => document.querySelector('.card .name').textContent === 'beach walk.mp4'")
+    assert page.locator(".card .name").all_inner_texts() == sorted(MTIMES)
+    page.select_option("#f-sort", "date")
+    page.wait_for_function("() => document.querySelector('.card .name').textContent === 'old camera.avi'")
+    assert page.locator(".card .name").all_inner_texts() == sorted(MTIMES, key=lambda n: -MTIMES[n])
+    page.fill("#f-date-from", "2024-03-04")
+    page.fill("#f-date-to", "2024-03-06")
+    page.locator("#f-date-to").dispatch_event("change")
+    page.wait_for_function("() => document.querySelectorAll('.card').length === 1")
+    assert page.locator(".card .name").all_inner_texts() == ["garden/square.mp4"]
+    assert "date_from=2024-03-04" in page.url
+    page.fill("#f-date-from", "")
+    page.fill("#f-date-to", "")
+    page.select_option("#f-sort", "score")
+
+    # every moment: one card per video, its overlapping windows merged into spans
+    page.select_option("#f-group", "moment")
+    page.wait_for_selector(".card .spans")
+    moments = httpx.post(
+        f"{server}/api/v1/search", json={"query": query, "k": 24, "group_by": "moment"}, timeout=60
+    ).json()["results"]
+    by_video: dict[str, list[tuple[float, float]]] = {}
+    for m in moments:
+        by_video.setdefault(m["video"]["name"], []).append((m["start"], m["end"]))
+    assert page.locator(".card").count() == len(by_video)
+    for name, spans in by_video.items():
+        card = page.locator(".card", has=page.locator(".name", has_text=name))
+        assert card.locator(".spans button").count() == len(_merged(spans)), name
+    page.screenshot(path=str(ARTIFACTS / f"serve-moments-{'phone' if phone else 'desktop'}.png"))
+    chip = page.locator(".card .spans button").first
+    chip.click()
+    page.wait_for_selector("#overlay:not([hidden])")
+    page.keyboard.press("Escape")
+    if phone:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not [u for u in missing if "favicon" in u], missing
+    assert not errors, errors
+    context.close()
+
+
+def test_server_stopped_keeps_results_and_says_so(library: Path, browser) -> None:
+    server = _Server(create_app(ServeConfig(library=library)))
+    url = server.__enter__()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(120_000)
+        page.add_init_script("HTMLMediaElement.prototype.play = function () { return Promise.resolve(); };")
+        page.goto(url + "/?q=a%20sunset")
+        page.wait_for_selector(".card")
+        shown = page.locator(".card .name").all_inner_texts()
+    finally:
+        server.__exit__(None, None, None)
+    page.fill("#q", "a red car on a road")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('does not answer')")
+    assert "Failed to fetch" not in page.inner_text("#status")
+    assert page.locator(".card .name").all_inner_texts() == shown  # the results shown are kept
+    playable = [i for i, n in enumerate(shown) if not n.endswith(".avi")][0]
+    page.locator(".card").nth(playable).click()
+    page.wait_for_selector("#player-error:not([hidden])")  # a message, not a dead black player
+    assert "cannot be played" in page.inner_text("#player-error")
+    page.screenshot(path=str(ARTIFACTS / "serve-offline.png"))
     page.close()

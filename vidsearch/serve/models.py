@@ -122,7 +122,8 @@ class Moment(BaseModel):
     rank: int
     score: float = Field(description="The raw score: a cosine similarity (a BM25 value for a said-only match).")
     match: float = Field(
-        description="Relative match in [0, 1]: 1 is this search's best result, 0 its 25th (not a probability)."
+        description="Relative match in [0, 1]: 1 is this search's best result, 0 its 25th, or its last when "
+        "a first page of under 24 results was asked for (not a probability)."
     )
     date: str | None = Field(
         description="When the moment happened (ISO 8601, UTC): a stream moment's wall-clock time, "

@@ -6,8 +6,9 @@ its file (the time a camera or phone wrote it).
 
 Raw similarity scores (cosines like 0.21 or -0.24) mean little to people and differ between
 models, so each result also gets a *relative match*: where its score sits between the score of
-the search's best result (1.0) and that of its :data:`MATCH_DEPTH`-th (0.0). It is relative to
-this search, not a probability; scores of different retrievers (cosines, BM25) are scaled apart.
+the search's best result (1.0) and that of its :data:`MATCH_DEPTH`-th (0.0; the last one
+retrieved when a search retrieves fewer). It is relative to this search, not a probability;
+scores of different retrievers (cosines, BM25) are scaled apart.
 """
 
 from __future__ import annotations

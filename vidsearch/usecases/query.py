@@ -31,7 +31,6 @@ from vidsearch.store.library import Library, SpaceInfo
 from vidsearch.store.transcripts import has_transcripts
 from vidsearch.usecases.encoders import QueryEmbedder
 from vidsearch.usecases.ordering import (
-    MATCH_DEPTH,
     SORT_POOL,
     SORTS,
     Sort,
@@ -224,8 +223,9 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
     # one video, or (by moments) the source and at most one window overlapping it by more than half.
     want = query.offset + query.k + 1 + (2 if query.moment is not None else 0)
     dated = query.filters.date_from is not None or query.filters.date_to is not None
-    # A date order or range works on a pool of the best results; the match scale needs MATCH_DEPTH.
-    want = max(want, query.rerank_k, MATCH_DEPTH, SORT_POOL if dated or query.sort != "score" else 0)
+    # A date order or range works on a pool of the best results. (The match scale is not widened:
+    # a page of MATCH_DEPTH - 1 results, the web page's, already retrieves its depth.)
+    want = max(want, query.rerank_k, SORT_POOL if dated or query.sort != "score" else 0)
     asked = RetrievalQuery(text=query.text, vector=vector, k=want, group_by=query.group_by, filters=filters)
     lists = {r.name: r.retrieve(asked) for r in retrievers_for(library, space, mode, query.said)}
     hits = fuse(lists, want, query.group_by)  # one retriever's list passes through in its order

@@ -20,7 +20,7 @@ from vidsearch.usecases.videos import NotFound, indexed_video
 __all__ = ["MATCH_SHARE", "MAX_SPANS", "VideoTimeline", "video_timeline", "matching_spans"]
 
 # A span matches when its score is at least this share of the way from the video's lowest
-# window score to its highest: the peaks people would point at, not every ripple of the curve.
+# window score to the best span's score: the peaks people would point at, not every ripple.
 MATCH_SHARE = 0.5
 MAX_SPANS = 20  # marks on one timeline, at most (a long video's curve has many small peaks)
 
@@ -47,17 +47,17 @@ def matching_spans(windows: list[Window], min_score: float | None = None) -> lis
     """
     if not windows:
         return []
-    scores = [w[2] for w in windows]
-    lo, hi = min(scores), max(scores)
-    cut = lo + MATCH_SHARE * (hi - lo)
-    if min_score is not None:
-        cut = max(cut, min_score)
     if len(windows) == 1:
         found = [Span(*windows[0])]
     else:
         found = localize_windows(windows, top=MAX_SPANS)
         if not found:  # a flat curve has no peak: its best window is where it matches most
             found = [Span(*max(windows, key=lambda w: w[2]))]
+    # a span's score is the mean of the curve over it, so it is measured against the best span's
+    lo = min(w[2] for w in windows)
+    cut = lo + MATCH_SHARE * (max(s.score for s in found) - lo)
+    if min_score is not None:
+        cut = max(cut, min_score)
     return sorted((s for s in found if s.score >= cut - 1e-9), key=lambda s: s.start)
 
 

@@ -5,7 +5,9 @@ const PAGE = 24;
 const STRIP_TILES = 8; // ServeConfig.strip_frames
 const $ = (id) => document.getElementById(id);
 const PLACEHOLDER = $("q").placeholder; // the search box's hint while no "more like this" is shown
-const state = { search: null, cursor: null, results: [], selected: -1, loading: false, current: null, videos: null };
+const state = { search: null, cursor: null, results: [], selected: -1, loading: false, current: null, videos: null, byVideo: new Map() };
+// What the page says when the server does not answer (stopped, or the network is down).
+const OFFLINE = "The vidsearch server does not answer (is it still running?). The results shown are kept; try again once it is back.";
 
 function fmt(t) {
   if (t == null || !isFinite(t)) return "-";
@@ -20,7 +22,12 @@ function setStatus(text, note = false) {
 }
 
 async function api(path, options = {}) {
-  const resp = await fetch(path, { credentials: "same-origin", ...options });
+  let resp;
+  try {
+    resp = await fetch(path, { credentials: "same-origin", ...options });
+  } catch (err) {
+    throw new Error(OFFLINE); // fetch rejects only when no answer came at all
+  }
   let body = null;
   try { body = await resp.json(); } catch (_) { /* not JSON */ }
   if (!resp.ok) throw new Error((body && body.error) || `HTTP ${resp.status}`);
@@ -37,10 +44,22 @@ function readFilters() {
     max_duration: num("f-max-duration"), path_prefix: str("f-path"), group_by: $("f-group").value,
     rerank: str("f-rerank"),
     mode: str("f-mode"),
+    sort: $("f-sort").value,
+    date_from: str("f-date-from"), date_to: str("f-date-to"),
   };
 }
 
-const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group", rerank: "f-rerank", mode: "f-mode" };
+// The request's form of the filters: the date inputs' days become the local day's first and last instants.
+function requestFilters(f) {
+  const out = { ...f };
+  if (f.date_from) out.date_from = new Date(`${f.date_from}T00:00:00`).toISOString();
+  if (f.date_to) out.date_to = new Date(`${f.date_to}T23:59:59.999`).toISOString();
+  if (out.sort === "score") delete out.sort;
+  return out;
+}
+
+const DEFAULTS = { group_by: "video", sort: "score" }; // left out of the URL
+const URL_KEYS = { min_score: "f-min-score", label: "f-label", min_duration: "f-min-duration", max_duration: "f-max-duration", path_prefix: "f-path", group_by: "f-group", rerank: "f-rerank", mode: "f-mode", sort: "f-sort", date_from: "f-date-from", date_to: "f-date-to" };
 
 function writeUrl(push) {
   const params = new URLSearchParams();
@@ -48,7 +67,7 @@ function writeUrl(push) {
   if (s && s.query) params.set("q", s.query);
   if (s && s.similar) params.set("similar", s.similar);
   for (const [key, value] of Object.entries(readFilters())) {
-    if (value != null && !(key === "group_by" && value === "video")) params.set(key, value);
+    if (value != null && DEFAULTS[key] !== value) params.set(key, value);
   }
   const url = `${location.pathname}${params.toString() ? "?" + params : ""}${location.hash}`;
   (push ? history.pushState : history.replaceState).call(history, null, "", url);
@@ -57,7 +76,7 @@ function writeUrl(push) {
 function readUrl() {
   const params = new URLSearchParams(location.search);
   for (const [key, id] of Object.entries(URL_KEYS)) if (params.has(key)) $(id).value = params.get(key);
-  if ([...Object.keys(URL_KEYS)].some((k) => k !== "group_by" && params.has(k))) showFilters(true);
+  if ([...Object.keys(URL_KEYS)].some((k) => !(k in DEFAULTS) && params.has(k))) showFilters(true);
   $("q").value = params.get("q") || "";
   return { query: params.get("q"), similar: params.get("similar") };
 }
@@ -75,19 +94,19 @@ async function runSearch(search, { push = true } = {}) {
   // the search box says what "more like this" searches from instead of going blank
   $("q").placeholder = search.similar ? `More like ${search.label || "the chosen moment"}; type to search by words` : PLACEHOLDER;
   state.cursor = null;
-  state.results = [];
-  state.selected = -1;
-  $("results").replaceChildren();
   writeUrl(push);
-  await loadMore();
+  await loadMore(true);
 }
 
-async function loadMore() {
-  if (state.loading || !state.search) return;
+// The next page of the current search; `fresh`: its first page, which replaces the results shown
+// only once it has arrived (a failed search keeps them).
+async function loadMore(fresh = false) {
+  if ((state.loading && !fresh) || !state.search) return;
   state.loading = true;
   $("more").hidden = true;
   setStatus("Searching…");
-  const f = readFilters();
+  const f = requestFilters(readFilters());
+  const search = state.search;
   try {
     let page;
     if (state.search.similar) {
@@ -102,21 +121,81 @@ async function loadMore() {
       if (body.group_by === "moment") delete body.rerank; // re-ranking orders videos, not every moment
       page = await api("/api/v1/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     }
-    const first = state.results.length;
-    state.results.push(...page.results);
-    page.results.forEach((r, i) => $("results").append(card(r, first + i)));
+    if (state.search !== search) return; // a newer search started meanwhile
+    if (fresh) {
+      state.results = [];
+      state.selected = -1;
+      state.byVideo = new Map();
+      $("results").replaceChildren();
+    }
+    showPage(page.results, f.group_by === "moment");
     state.cursor = page.next_cursor;
     $("more").hidden = !state.cursor;
     const source = state.search.similar ? ` like ${state.search.label || "the chosen moment"}` : "";
     // a library whose videos were all removed still has its space (page.model): it is empty all the same
     if (!state.results.length) setStatus(page.model && state.videos !== 0 ? `No moments${source} match. Try other words or loosen the filters.` : "The library is empty: index a folder first (vidsearch index ~/Videos).", true);
-    else setStatus(`${state.results.length} ${f.group_by === "moment" ? "moments" : "videos"}${source}${state.cursor ? " so far" : ""} · ${page.model}`);
+    else setStatus(`${state.results.length} ${f.group_by === "moment" ? "videos with matching moments" : "videos"}${source}${state.cursor ? " so far" : ""}`);
     if (state.selected < 0 && state.results.length) select(0, false);
   } catch (err) {
     setStatus(err.message, true);
+    if (fresh && state.results.length) $("more").hidden = !state.cursor;
   } finally {
     state.loading = false;
   }
+}
+
+// Append a page of results: one card per result, or (every moment) one card per video whose
+// moments are merged into spans, later pages adding to the cards already shown.
+function showPage(results, byMoment) {
+  if (!byMoment) {
+    const first = state.results.length;
+    state.results.push(...results);
+    results.forEach((r, i) => $("results").append(card(r, first + i)));
+    return;
+  }
+  const added = mergeMoments(results, state.byVideo);
+  for (const entry of state.byVideo.values()) {
+    if (!entry.changed) continue;
+    entry.changed = false;
+    const old = $("results").children[entry.index];
+    if (old) old.querySelector(".spans").replaceWith(spanList(entry));
+  }
+  for (const entry of added) {
+    entry.index = state.results.length;
+    state.results.push(entry);
+    $("results").append(card(entry, entry.index));
+  }
+}
+
+// An "every moment" card's spans: each a button that plays it.
+function spanList(entry) {
+  const list = document.createElement("ul");
+  list.className = "spans";
+  list.setAttribute("aria-label", `${entry.spans.length} matching ${entry.spans.length === 1 ? "span" : "spans"}`);
+  for (const s of entry.spans) {
+    const li = document.createElement("li"), b = document.createElement("button");
+    b.type = "button";
+    b.textContent = `${when(entry, s.start)}–${when(entry, s.end)}`;
+    b.title = `Play ${b.textContent} (${matchText(s)})`;
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      select(entry.index, false);
+      openPlayer({ ...entry, start: s.start, end: s.end, score: s.score, match: s.match, moment_id: s.moment_id });
+    });
+    li.append(b);
+    list.append(li);
+  }
+  return list;
+}
+
+// A time of a moment as people read it: an offset into a file, a wall-clock time for a stream.
+function when(r, t) {
+  return r.video && r.video.live ? new Date(t * 1000).toLocaleTimeString() : fmt(t);
+}
+
+function matchText(r) {
+  if (r.match == null || !isFinite(r.score)) return "";
+  return `relative match ${Math.round(100 * r.match)}%: 100% is this search's best result, 0% its 25th; not a probability. Raw score ${r.score.toFixed(3)}`;
 }
 
 function card(r, index) {
@@ -131,8 +210,13 @@ function card(r, index) {
   const scrub = document.createElement("div");
   scrub.className = "scrub";
   const score = document.createElement("span");
-  score.className = "score";
-  score.textContent = r.score.toFixed(3);
+  score.className = "matchbar";
+  score.setAttribute("role", "img");
+  score.setAttribute("aria-label", `Match ${Math.round(100 * (r.match ?? 1))}%`);
+  score.title = matchText(r);
+  const fill = document.createElement("i");
+  fill.style.width = `${Math.max(4, 100 * (r.match ?? 1))}%`;
+  score.append(fill);
   const bar = document.createElement("div");
   bar.className = "bar-span";
   const mark = document.createElement("i");
@@ -151,7 +235,7 @@ function card(r, index) {
   row.className = "row";
   const span = document.createElement("span");
   span.className = "when";
-  span.textContent = `${fmt(r.start)}–${fmt(r.end)}`;
+  span.textContent = `${when(r, r.start)}–${when(r, r.end)}`;
   if (!r.video.playable) {
     const badge = document.createElement("span");
     badge.className = "badge";
@@ -173,6 +257,15 @@ function card(r, index) {
   }
   row.append(span, similar);
   meta.append(name, row);
+  if (r.date) {
+    const date = document.createElement("time");
+    date.className = "date";
+    date.dateTime = r.date;
+    date.textContent = new Date(r.date).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    date.title = r.video.live ? "When it happened (the stream's clock)" : "The file's modification time";
+    meta.append(date);
+  }
+  if (r.spans) meta.append(spanList(r));
   if (r.said) meta.append(quote(r.said));
   li.append(thumb, meta);
   li.addEventListener("click", () => { select(index, false); openPlayer(r); });
@@ -233,7 +326,13 @@ function columns() {
 document.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
   if (e.key === "Escape") { if (!$("overlay").hidden) { closePlayer(); e.preventDefault(); } else if (typing) document.activeElement.blur(); return; }
-  if (!$("overlay").hidden) { if (e.key === "b" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && !$("toggle-actors").hidden) toggleActors(); return; }
+  if (!$("overlay").hidden) {
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "b" && !$("toggle-actors").hidden) toggleActors();
+    else if ((e.key === " " && document.activeElement.tagName !== "BUTTON") || e.key === "k") { e.preventDefault(); togglePlay(); }
+    else if (e.key === "ArrowLeft" || e.key === "ArrowRight") { e.preventDefault(); seekBy(e.key === "ArrowLeft" ? -5 : 5); }
+    return;
+  }
   if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); return; }
   if (typing) { if (e.key === "ArrowDown" && document.activeElement === $("q") && state.results.length) { e.preventDefault(); select(Math.max(0, state.selected)); } return; }
   const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns() };
@@ -330,25 +429,35 @@ function followTranscript() {
   }
 }
 
-function openPlayer(r) {
+// The player's place in the URL: #v=<video>&t=<time shown>&span=<start>,<end> (a link opens it there).
+function playerHash(r, t) {
+  return `#v=${r.video.id}&t=${t.toFixed(2)}&span=${r.start.toFixed(2)},${r.end.toFixed(2)}`;
+}
+
+function openPlayer(r, at = null) {
   state.current = r;
   const video = $("video");
+  const from = at != null && isFinite(at) ? at : r.start;
   $("overlay").hidden = false;
   $("player-title").textContent = r.video.name;
-  $("player-span").textContent = `match ${fmt(r.start)}–${fmt(r.end)}${isFinite(r.score) ? ` · score ${r.score.toFixed(3)}` : ""}`;
+  $("player-span").textContent = `match ${when(r, r.start)}–${when(r, r.end)}`;
+  $("player-span").title = matchText(r);
   const d = r.video.duration || r.end;
   $("span").style.left = `${(100 * r.start) / d}%`;
   $("span").style.width = `${Math.max(0.5, (100 * (r.end - r.start)) / d)}%`;
-  $("playhead").style.left = `${(100 * r.start) / d}%`;
-  history.replaceState(null, "", `${location.pathname}${location.search}#v=${r.video.id}&t=${r.start.toFixed(2)},${r.end.toFixed(2)}`);
+  $("playhead").style.left = `${(100 * from) / d}%`;
+  $("player-error").hidden = true;
+  $("copy-link").textContent = "Copy link at this time";
+  history.replaceState(null, "", `${location.pathname}${location.search}${playerHash(r, from)}`);
   if (r.video.playable) {
     $("stills").hidden = true;
     video.hidden = false;
     $("replay").hidden = false;
-    video.dataset.start = r.start;
-    video.src = r.play_url; // its #t=start,end media fragment starts playback at the match
+    $("controls").hidden = false;
+    video.dataset.start = from;
+    video.src = at == null ? r.play_url : r.play_url.replace(/#t=.*$/, `#t=${from.toFixed(3)}`); // the media fragment starts playback there
     video.addEventListener("loadedmetadata", () => {
-      if (Math.abs(video.currentTime - r.start) > 0.05) video.currentTime = r.start;
+      if (Math.abs(video.currentTime - from) > 0.05) video.currentTime = from;
       video.play().catch(() => { /* autoplay refused: the user presses play */ });
     }, { once: true });
   } else {
@@ -356,8 +465,11 @@ function openPlayer(r) {
     video.load();
     video.hidden = true;
     $("replay").hidden = true;
+    $("controls").hidden = true;
     showStills(r);
   }
+  showClock();
+  loadHeat(r, state.search, readFilters().min_score);
   loadActors(r);
   loadTranscript(r);
   document.dispatchEvent(new CustomEvent("vidsearch:moment", { detail: r })); // static/clips.js
@@ -391,6 +503,7 @@ function closePlayer() {
   state.current = null;
   resetActors();
   resetTranscript();
+  clearHeat();
   history.replaceState(null, "", `${location.pathname}${location.search}`);
   const cards = $("results").children;
   if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
@@ -402,7 +515,97 @@ $("video").addEventListener("timeupdate", () => {
   const d = video.duration || r.video.duration || 1;
   $("playhead").style.left = `${(100 * video.currentTime) / d}%`;
   followTranscript();
+  showClock();
+  followInUrl();
 });
+
+// ---------------------------------------------------------------- the player's own controls
+// The native controls would draw a second timeline; these carry play, time, sound and full screen,
+// and the one timeline above carries the span, the heat strip and the matching spans.
+
+// Drawn icons: the symbol fonts a system has vary, an SVG path does not.
+const svg = (d) => `<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="currentColor" d="${d}"/></svg>`;
+const ICONS = {
+  play: svg("M7 4.5v15l13-7.5z"),
+  pause: svg("M6 4h4v16H6zM14 4h4v16h-4z"),
+  sound: svg("M3 9v6h4l5 4V5L7 9zm13.5 3a4.5 4.5 0 0 0-2.5-4v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z"),
+  muted: svg("M3 9v6h4l5 4V5L7 9zm17.6 3 2.1-2.1-1.4-1.4-2.1 2.1-2.1-2.1-1.4 1.4 2.1 2.1-2.1 2.1 1.4 1.4 2.1-2.1 2.1 2.1 1.4-1.4z"),
+  fullscreen: svg("M4 4h6v2H6v4H4zm10 0h6v6h-2V6h-4zM4 14h2v4h4v2H4zm14 0h2v6h-6v-2h4z"),
+};
+
+function showClock() {
+  const video = $("video"), r = state.current;
+  if (!r) return;
+  const d = video.duration || r.video.duration || 0;
+  $("clock").textContent = `${fmt(video.currentTime)} / ${fmt(d)}`;
+  const playing = !video.paused && !video.ended;
+  $("play").innerHTML = playing ? ICONS.pause : ICONS.play;
+  $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
+  $("mute").innerHTML = video.muted ? ICONS.muted : ICONS.sound;
+  $("mute").setAttribute("aria-pressed", String(video.muted));
+}
+
+function togglePlay() {
+  const video = $("video");
+  if (!state.current || video.hidden) return;
+  if (video.paused || video.ended) video.play().catch(() => {}); else video.pause();
+}
+
+function seekBy(seconds) {
+  const video = $("video");
+  if (!state.current || video.hidden) return;
+  video.currentTime = Math.max(0, Math.min((video.duration || Infinity) - 0.05, video.currentTime + seconds));
+}
+
+// The URL follows seeks and playback (at most every 0.5 s), so the address is always a link to now.
+let urlTimer = null;
+function followInUrl() {
+  if (urlTimer != null) return;
+  urlTimer = setTimeout(() => {
+    urlTimer = null;
+    const r = state.current;
+    if (r) history.replaceState(null, "", `${location.pathname}${location.search}${playerHash(r, $("video").currentTime)}`);
+  }, 500);
+}
+
+async function copyLink() {
+  const r = state.current;
+  if (!r) return;
+  const link = `${location.origin}${location.pathname}${location.search}${playerHash(r, $("video").currentTime || r.start)}`;
+  const button = $("copy-link");
+  try {
+    await navigator.clipboard.writeText(link);
+    button.textContent = "Link copied";
+  } catch (_) {
+    // no clipboard (a page served over plain HTTP to another machine): show the link to copy by hand
+    $("player-span").textContent = link;
+    button.textContent = "Copy the link shown";
+  }
+  button.dataset.link = link;
+}
+
+function showMediaError() {
+  const r = state.current, video = $("video");
+  if (!r || !video.getAttribute("src")) return;
+  const box = $("player-error");
+  box.textContent = "This video cannot be played now: the server may have stopped, or the file changed or moved since it was indexed. Reload once the server runs again, or run vidsearch index.";
+  box.hidden = false;
+}
+
+$("fullscreen").innerHTML = ICONS.fullscreen;
+$("play").innerHTML = ICONS.play;
+$("mute").innerHTML = ICONS.sound;
+for (const event of ["play", "pause", "ended", "volumechange", "loadedmetadata", "seeked"]) $("video").addEventListener(event, showClock);
+for (const event of ["seeked", "pause"]) $("video").addEventListener(event, followInUrl);
+$("video").addEventListener("error", showMediaError);
+$("video").addEventListener("click", togglePlay);
+$("play").addEventListener("click", togglePlay);
+$("mute").addEventListener("click", () => { $("video").muted = !$("video").muted; });
+$("fullscreen").addEventListener("click", () => {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  else $("stage").requestFullscreen().catch(() => {});
+});
+$("copy-link").addEventListener("click", copyLink);
 
 $("timeline").addEventListener("click", (e) => {
   const r = state.current, video = $("video");
@@ -582,7 +785,12 @@ $("actor-set").addEventListener("change", (e) => { actors.scan = Number(e.target
 
 async function openShared() {
   const hash = new URLSearchParams(location.hash.slice(1));
-  const id = hash.get("v"), t = (hash.get("t") || "").split(",").map(Number);
+  const id = hash.get("v"), times = (hash.get("t") || "").split(",").map(Number);
+  // #v=ID&t=TIME&span=START,END (a link at a time), or #v=ID&t=START,END (a link to a span)
+  let t = (hash.get("span") || "").split(",").map(Number), at = null;
+  if (times.length === 1 && hash.get("t") && isFinite(times[0])) at = times[0];
+  else if (times.length === 2) t = times;
+  if (t.length !== 2 || !t.every(isFinite)) t = at != null ? [at, at + 0.1] : [];
   if (!id || t.length !== 2 || !t.every(isFinite)) return;
   try {
     const v = await api(`/api/v1/videos/${encodeURIComponent(id)}`);
@@ -591,7 +799,7 @@ async function openShared() {
     openPlayer({
       moment_id: mid, rank: 0, score: NaN, start: t[0], end: t[1], video: { id: v.id, name: v.name, duration: v.duration, playable: v.playable },
       thumbnail_url: v.thumbnail_url, strip_url: `/strips/${mid}.jpg?v=${version}`, play_url: `${v.media_url}#t=${t[0]},${t[1]}`,
-    });
+    }, at);
   } catch (err) {
     setStatus(err.message, true);
   }
