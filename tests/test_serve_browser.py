@@ -614,6 +614,12 @@ def test_timeline_heat_marks_match_bar_sort_dates_and_links(server: str, browser
         card = page.locator(".card", has=page.locator(".name", has_text=name))
         assert card.locator(".spans button").count() == len(_merged(spans)), name
     page.screenshot(path=str(ARTIFACTS / f"serve-moments-{'phone' if phone else 'desktop'}.png"))
+    # the page's merge itself: overlapping and touching windows are one span, a gap starts another
+    merged = page.evaluate(
+        "() => mergeSpans([{start: 20, end: 28, score: .2}, {start: 0, end: 8, score: .1}, {start: 4, end: 12, score: .3},"
+        " {start: 28.02, end: 30, score: .5}]).map(s => [s.start, s.end, s.score])"
+    )
+    assert merged == [[0, 12, 0.3], [20, 30, 0.5]]
     chip = page.locator(".card .spans button").first
     chip.click()
     page.wait_for_selector("#overlay:not([hidden])")

@@ -218,3 +218,21 @@ def test_matching_spans_are_the_peaks_above_half_way() -> None:
     weak = [(s, e, 0.25 if s == 28 else sc) for s, e, sc in windows]
     assert len(matching_spans(weak)) == 2
     assert matching_spans([]) == []
+
+
+def test_relative_match_scales_each_retriever_apart() -> None:
+    from vidsearch.search import VideoHit
+    from vidsearch.usecases.ordering import relative_matches
+
+    def hit(score: float, matched: tuple[str, ...]) -> VideoHit:
+        return VideoHit(0, "/v.mp4", score, 0.0, 1.0, 1.0, 1, 1, "window", matched)
+
+    hits = [hit(0.30, ("vectors",)), hit(12.0, ("transcripts",)), hit(0.20, ("vectors", "transcripts"))]
+    hits += [hit(0.10, ("vectors",)), hit(4.0, ("transcripts",))]
+    # cosines between 0.10 and 0.30, BM25 values between 4 and 12: each on its own scale
+    assert relative_matches(hits) == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+    # below the depth: clamped to the scale of the top ones; a retriever absent from the top: 0
+    assert relative_matches([*hits[:2], hit(0.05, ("vectors",)), hit(1.0, ("other",))], depth=2) == pytest.approx(
+        [1.0, 1.0, 0.0, 0.0]
+    )
+    assert relative_matches([hit(-0.2, ("vectors",))]) == [1.0]  # a single result is the best one

@@ -99,8 +99,9 @@ def relative_matches(hits: Sequence[VideoHit], depth: int = MATCH_DEPTH) -> list
     """Each hit's relative match in [0, 1] (see the module docstring), in the order of ``hits`` (ranked).
 
     A hit's scale is that of the retriever whose score it shows (``matched[0]``); a retriever
-    with a single result in the top ``depth``, or equal scores there, gives its hits 1.0, and
-    one with none there gives its hits 0.0 (they all rank below the reference).
+    with a single result in the top ``depth`` (or equal scores there) gives 1.0 to the hits
+    scoring that much and 0.0 to those below, and one with none there gives its hits 0.0 (they
+    all rank below the reference).
     """
     scales: dict[str, tuple[float, float]] = {}
     for h in hits[:depth]:
@@ -114,5 +115,8 @@ def relative_matches(hits: Sequence[VideoHit], depth: int = MATCH_DEPTH) -> list
             out.append(0.0)
             continue
         lo, hi = scale
-        out.append(1.0 if hi - lo <= 1e-9 else min(1.0, max(0.0, (h.score - lo) / (hi - lo))))
+        if hi - lo <= 1e-9:  # one score on the scale: at it (or above) is the best, below is the bottom
+            out.append(1.0 if h.score >= hi - 1e-9 else 0.0)
+        else:
+            out.append(min(1.0, max(0.0, (h.score - lo) / (hi - lo))))
     return out
