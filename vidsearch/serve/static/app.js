@@ -235,7 +235,8 @@ function card(r, index) {
   row.className = "row";
   const span = document.createElement("span");
   span.className = "when";
-  span.textContent = `${when(r, r.start)}–${when(r, r.end)}`;
+  // every moment: the spans listed below are the matches; this is the best-ranked one
+  span.textContent = `${r.spans ? "best " : ""}${when(r, r.start)}–${when(r, r.end)}`;
   if (!r.video.playable) {
     const badge = document.createElement("span");
     badge.className = "badge";
