@@ -623,6 +623,11 @@ def test_timeline_heat_marks_match_bar_sort_dates_and_links(server: str, browser
     chip = page.locator(".card .spans button").first
     chip.click()
     page.wait_for_selector("#overlay:not([hidden])")
+    # the player and its download link take the merged span, not one of its windows
+    first_name = page.locator(".card .name").first.inner_text()
+    a, b = _merged(by_video[first_name])[0]
+    href = page.get_attribute("#clip-download", "href")
+    assert href.endswith(f"-{round(a * 1000)}-{round(b * 1000)}/clip.mp4"), (href, a, b)
     page.keyboard.press("Escape")
     if phone:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -180,7 +180,10 @@ function spanList(entry) {
     b.addEventListener("click", (e) => {
       e.stopPropagation();
       select(entry.index, false);
-      openPlayer({ ...entry, start: s.start, end: s.end, score: s.score, match: s.match, moment_id: s.moment_id });
+      // the merged span is the moment (its id, as the server writes ids, names it for a clip or "more like this")
+      const mid = `${entry.video.id}-${Math.round(s.start * 1000)}-${Math.round(s.end * 1000)}`;
+      const play = entry.play_url.replace(/#t=.*$/, `#t=${s.start.toFixed(3)},${s.end.toFixed(3)}`);
+      openPlayer({ ...entry, start: s.start, end: s.end, score: s.score, match: s.match, moment_id: mid, play_url: play });
     });
     li.append(b);
     list.append(li);
