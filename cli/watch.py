@@ -28,6 +28,9 @@ from vidsearch.cli.common import (
 )
 from vidsearch.errors import InputError
 from vidsearch.indexer.options import IndexOptions, IndexReport
+from vidsearch.indexer.stream_status import StatusBoard
+from vidsearch.media.recorder import RECORDINGS_DIR
+from vidsearch.media.uri import redact_uri
 from vidsearch.models.opener import open_encoder
 from vidsearch.models.spec import EncoderSpec
 
@@ -153,13 +156,14 @@ def watch_command(
         live = LiveOptions(
             window=window, stride=stride, num_frames=encoder.num_frames, short_side=max(encoder.resolution, 64),
             open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
-            record_to=lib.root / "recordings" if record else None,
+            record_to=lib.root / RECORDINGS_DIR if record else None,
         )  # fmt: skip
         report = IndexReport(space_key=space.key)
         sink = LibrarySink(lib, space, {}, options)
         producer = LiveProducer(
             encoder, live, alerts, on_alert, status, stop_after=duration, retain=retain_seconds,
             forget_before=sink.writer.forget_before,
+            on_progress=StatusBoard(lib.root / RECORDINGS_DIR).report,  # for `serve`'s streams view
         )  # fmt: skip
         stopped = False
         work = [Work(i, StreamSource(spec.url, spec.name)) for i, spec in enumerate(specs)]
@@ -196,7 +200,7 @@ def stream_specs(source: str, name: str | None, alerts: list[str], threshold: fl
     from vidsearch.media.live import check_live_source
 
     if not source.endswith(".toml"):
-        return [StreamSpec(check_live_source(source), name or source, tuple(alerts), threshold)]
+        return [StreamSpec(check_live_source(source), name or redact_uri(source), tuple(alerts), threshold)]
     if sys.version_info < (3, 11):  # tomllib is in the standard library from 3.11
         raise InputError(f"{source}: a streams config needs Python 3.11 or later; or run one watch per library")
     import tomllib
@@ -219,7 +223,7 @@ def stream_specs(source: str, name: str | None, alerts: list[str], threshold: fl
             raise InputError(f"{source}: stream {i}: alerts must be a list of texts")
         if not isinstance(limit, int | float) or not -1 <= limit <= 1:
             raise InputError(f"{source}: stream {i}: threshold must be a number from -1 to 1")
-        stream_name = str(table.get("name", url))
+        stream_name = str(table.get("name", redact_uri(url)))  # a name is shown everywhere: no password
         specs.append(StreamSpec(check_live_source(url), stream_name, (*alerts, *texts), float(limit)))
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):

@@ -26,7 +26,7 @@ from vidsearch.indexer.alerts import AlertEvent, Alerts
 from vidsearch.indexer.producer import Encoded, Result, Work
 from vidsearch.indexer.sources import Clock
 from vidsearch.media.info import VideoInfo
-from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, Window, stream_error
+from vidsearch.media.live import DropOldest, LiveOptions, LiveReader, ReaderState, Window, stream_error
 from vidsearch.media.recorder import recordings_folder
 from vidsearch.media.sampling import SegmentPlan
 
@@ -94,6 +94,9 @@ class LiveProducer:
         stop_after: seconds after which the watch ends by itself (None: until stopped).
         retain: seconds of recordings kept; older segments are deleted, and with them
             (``forget_before(uri, cut-off)``) the stream's stored windows.
+        on_progress: called often (``name, uri, reader state, dropped windows, the window just
+            encoded or None, finished``) so a stream's status can be shown elsewhere
+            (:class:`~vidsearch.indexer.stream_status.StatusBoard`); it must be quick.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class LiveProducer:
         post_roll: float = 5.0,
         retain: float | None = None,
         forget_before: Callable[[str, float], object] | None = None,
+        on_progress: Callable[[str, str, ReaderState, int, Window | None, bool], None] | None = None,
     ) -> None:
         self.encoder, self.options, self.alerts = encoder, options, alerts or {}
         self.on_alert = on_alert or (lambda _event: None)
@@ -115,6 +119,7 @@ class LiveProducer:
         self.stop_after = stop_after
         self.pre_roll, self.post_roll, self.retain = pre_roll, post_roll, retain
         self.forget_before = forget_before
+        self.on_progress = on_progress
         self.reports: list[WatchReport] = []
         self._streams: list[_Live] = []
         self._encode_seconds = 0.0
@@ -161,6 +166,7 @@ class LiveProducer:
                     yield self._encoded(live, window)
                 elif not live.reader.is_alive() and not live.finished:
                     self._finish(live)
+                self._progress(live)
             self._housekeeping(final=False)
             if all(live.finished for live in self._streams):
                 break
@@ -178,6 +184,7 @@ class LiveProducer:
         vector = np.asarray(self.encoder.encode_video(window.frames[None]), dtype=np.float32)
         self._encode_seconds += time.perf_counter() - t
         live.report.encoded += 1
+        self._progress(live, window)
         if live.alerts is not None:
             for event in live.alerts.observe(window.start, window.end, vector[0]):
                 live.report.alerts += event.kind == "start"
@@ -212,6 +219,12 @@ class LiveProducer:
         if live.alerts is not None:
             for event in live.alerts.close(time.time()):
                 self._deliver(live, event)
+        self._progress(live)
+
+    def _progress(self, live: _Live, window: Window | None = None) -> None:
+        if self.on_progress is not None:
+            name, uri = live.report.stream, live.work.source.uri
+            self.on_progress(name, uri, live.reader.state, live.queue.dropped, window, live.finished)
 
     def _deliver(self, live: _Live, event: AlertEvent) -> None:
         if event.kind == "end" and live.folder is not None:

@@ -26,6 +26,7 @@ from vidsearch.serve.media import router as media_router
 from vidsearch.serve.scores import router as scores_router
 from vidsearch.serve.security import BodyTooLarge, Guard, allowed_host_names
 from vidsearch.serve.service import NotFound, ServeConfig, ServeState, UnsupportedMediaType
+from vidsearch.serve.streams import router as streams_router
 
 __all__ = ["create_app", "public_message"]
 
@@ -147,6 +148,7 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
     app.include_router(scores_router)
     app.include_router(media_router)
     app.include_router(clips_router)
+    app.include_router(streams_router)
     static = files("vidsearch.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from vidsearch.errors import MediaError
 from vidsearch.fileio import atomic_write
+from vidsearch.media.jpeg import encode_jpeg
 
 __all__ = [
     "FrameCache",
@@ -145,22 +146,6 @@ def pick_representative(frames: Sequence[np.ndarray]) -> int:
         if 24.0 <= m <= 232.0 and sd >= 4.0 and sd >= 0.5 * best:
             return i
     return int(np.argmax(stds))
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 4) -> bytes:
-    """JPEG bytes of an RGB uint8 ``[h, w, 3]`` image (FFmpeg's MJPEG encoder; ``quality`` 2-31, lower is better)."""
-    import av
-
-    h, w = rgb.shape[:2]
-    rgb = np.ascontiguousarray(rgb[: h // 2 * 2, : w // 2 * 2])
-    cc = av.CodecContext.create("mjpeg", "w")
-    cc.width, cc.height = rgb.shape[1], rgb.shape[0]
-    cc.pix_fmt = "yuvj420p"
-    cc.time_base = Fraction(1, 25)
-    cc.qmin = cc.qmax = int(quality)
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
-    packets = list(cc.encode(frame)) + list(cc.encode(None))
-    return b"".join(bytes(p) for p in packets)
 
 
 def make_thumbnail(path: str, t: float, width: int) -> bytes:

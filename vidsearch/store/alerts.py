@@ -17,6 +17,7 @@ from vidsearch.store.schema import AlertRecord
 
 __all__ = [
     "StoredAlert",
+    "alert_by_key",
     "record_alert_start",
     "record_alert_end",
     "recent_alerts",
@@ -116,3 +117,9 @@ def forget_alerts_before(session: Session, uris: Sequence[str], cutoff: float) -
 def stream_names(session: Session, uri: str) -> list[str]:
     """The names a stream's alerts were recorded under (a watch may name a stream other than its URL)."""
     return list(session.scalars(select(AlertRecord.stream).where(AlertRecord.uri == uri).distinct()))
+
+
+def alert_by_key(session: Session, key: str) -> StoredAlert | None:
+    """The alert with ``key`` (the id in the watch's JSON lines), or None."""
+    row = session.scalar(select(AlertRecord).where(AlertRecord.key == key))
+    return None if row is None else _stored(row)

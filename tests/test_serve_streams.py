@@ -1,0 +1,378 @@
+"""The streams view: what `watch` leaves for other processes, and `serve`'s API and page over it.
+
+The library is filled with the real writers: alert rows through ``store.alerts``, status files and
+frames through ``indexer.stream_status.StatusBoard`` (fed the reader's own state type), and a real
+H.264 MP4 clip. Then: status and stale detection, the frame, the alerts filter, the clip with HTTP
+Range, refused paths, server-sent events that deliver a new alert, ``serve`` exiting on SIGTERM
+with an event stream open, (slow) the page in Chromium on desktop and phone viewports, and (slow)
+``watch`` against a real RTSP server writing the status and frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e .[serve,dev]")
+pytest.importorskip("sse_starlette", reason="the serve extra is not installed: pip install -e .[serve,dev]")
+
+import av  # noqa: E402
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+import videogen  # noqa: E402
+from conftest import default_sigint  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from vidsearch.indexer.stream_status import (  # noqa: E402
+    FRAME_FILE,
+    STALE_AFTER,
+    STATUS_FILE,
+    StatusBoard,
+    read_statuses,
+    stream_state,
+)
+from vidsearch.media.live import Gap, ReaderState, Window  # noqa: E402
+from vidsearch.media.recorder import RECORDINGS_DIR, recordings_folder  # noqa: E402
+from vidsearch.media.uri import redact_uri  # noqa: E402
+from vidsearch.serve import streams as streams_api  # noqa: E402
+from vidsearch.serve.app import create_app  # noqa: E402
+from vidsearch.serve.service import ServeConfig  # noqa: E402
+from vidsearch.store.alerts import StoredAlert, record_alert_end, record_alert_start  # noqa: E402
+from vidsearch.store.library import Library  # noqa: E402
+
+BASE = "http://127.0.0.1:8700"
+T0 = 1_800_000_000.0  # 2027-01-15: stream times are UTC seconds
+ORANGE = (230, 120, 20)
+# a query as a user may type it: the page must show it as text
+NASTY = 'a <img src=x onerror="document.body.dataset.pwned=1"> at the door'
+
+
+def _window(end: float, colour: tuple[int, int, int] = ORANGE) -> Window:
+    return Window(end - 4.0, end, np.full((8, 72, 128, 3), colour, np.uint8))
+
+
+def _live_reader(windows: int = 12) -> ReaderState:
+    return ReaderState(frames=windows * 20, windows=windows, connected=True)
+
+
+def _alert(key: str, stream: str, query: str, start: float, uri: str = "rtsp://admin:hunter2@cam/door") -> StoredAlert:
+    return StoredAlert(key, stream, uri, query, "text", 0.2, start, 0.25, 0.25, start)
+
+
+def _fill(lib_dir: Path, clip_seconds: float = 3.0) -> Path:
+    """A library with two streams' status (one fresh, one stale) and four alerts."""
+    with Library.open(lib_dir) as lib:
+        with lib.session() as s:
+            record_alert_start(s, _alert("door-1-1", "door", "a parcel", T0 + 10))
+            record_alert_start(s, _alert("door-2-2", "door", NASTY, T0 + 60))
+            record_alert_start(s, _alert("yard-3-1", "yard", "a fox", T0 + 30, uri="rtsp://cam/yard"))
+            record_alert_start(s, _alert("door-4-3", "door", "a cat", T0 + 90))
+        clip = recordings_folder(lib_dir / RECORDINGS_DIR, "door") / "clips" / "door-1-1.mp4"
+        videogen.write_video(clip, seconds=clip_seconds, fps=10, size=(160, 120), gop=10, color=(40, 200, 90))
+        with lib.session() as s:
+            record_alert_end(s, "door-1-1", T0 + 20, 0.4, T0 + 14, str(clip.relative_to(lib_dir)))
+            # rows naming files outside the library, or one that retention deleted
+            record_alert_end(s, "door-2-2", T0 + 70, 0.5, T0 + 64, "../outside.mp4")
+            record_alert_end(s, "yard-3-1", T0 + 40, 0.3, T0 + 34, "/etc/hostname")
+            record_alert_end(s, "door-4-3", T0 + 95, 0.3, T0 + 92, "recordings/door/clips/gone.mp4")
+    (lib_dir.parent / "outside.mp4").write_bytes(b"not for clients")
+    board = StatusBoard(lib_dir / RECORDINGS_DIR)
+    board.report("door", "rtsp://admin:hunter2@cam/door?token=abc&ch=1", _live_reader(), 2, _window(T0 + 100))
+    old = StatusBoard(lib_dir / RECORDINGS_DIR, clock=lambda: time.time() - 3 * STALE_AFTER)
+    old.report("yard", "rtsp://cam/yard", _live_reader(3), 0, None)
+    return lib_dir
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fill(tmp_path_factory.mktemp("streams") / "lib")
+
+
+@pytest.fixture(scope="module")
+def client(library: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ServeConfig(library=library)), base_url=BASE) as c:
+        yield c
+
+
+def _error(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return str(body["error"])
+
+
+# ------------------------------------------------------------------ the status writer
+
+
+def test_stream_state_follows_the_reader() -> None:
+    assert stream_state(ReaderState(), finished=False) == "connecting"
+    assert stream_state(ReaderState(connected=True), finished=False) == "connected"
+    gap = ReaderState(connected=True, gaps=[Gap(1.0, None, "lost")])
+    assert stream_state(gap, finished=False) == "reconnecting"
+    gap.gaps[0].end = 2.0
+    assert stream_state(gap, finished=False) == "connected"
+    assert stream_state(ReaderState(connected=True), finished=True) == "stopped"
+    assert stream_state(ReaderState(error="refused", ended=True), finished=False) == "failed"
+
+
+def test_redact_uri_removes_passwords_and_tokens() -> None:
+    assert redact_uri("rtsp://admin:hunter2@cam:554/live") == "rtsp://admin@cam:554/live"
+    assert redact_uri("https://cam/x.m3u8?token=abc&ch=1") == "https://cam/x.m3u8?token=***&ch=1"
+    assert redact_uri("rtsp://cam/live") == "rtsp://cam/live"
+    assert redact_uri("/dev/video0") == "/dev/video0"
+
+
+def test_status_board_writes_atomically_and_throttles(tmp_path: Path) -> None:
+    now = [1000.0]
+    board = StatusBoard(tmp_path, clock=lambda: now[0])
+    reader = _live_reader(5)
+    board.report("front door", "rtsp://u:p@cam/1", reader, 0, _window(990.0))
+    folder = recordings_folder(tmp_path, "front door")
+    status = json.loads((folder / STATUS_FILE).read_text())
+    assert status["name"] == "front door" and status["uri"] == "rtsp://u@cam/1" and "p@" not in json.dumps(status)
+    assert status["state"] == "connected" and status["windows"] == 5 and status["last_window"] == 990.0
+    assert status["frame_at"] == 1000.0 and (folder / FRAME_FILE).read_bytes()[:2] == b"\xff\xd8"
+    # a new window 0.5 s later: no new frame (at most one per 2 s), and the same counts: no rewrite
+    now[0] += 0.5
+    board.report("front door", "rtsp://u:p@cam/1", reader, 0, _window(992.0, (0, 0, 255)))
+    assert json.loads((folder / STATUS_FILE).read_text())["updated_at"] == 1000.0
+    # a change is written at once; the heartbeat rewrites an unchanged status every second
+    reader.gaps.append(Gap(1000.6, None, "lost"))
+    now[0] += 0.1
+    board.report("front door", "rtsp://u:p@cam/1", reader, 0)
+    assert json.loads((folder / STATUS_FILE).read_text())["state"] == "reconnecting"
+    now[0] += 1.5
+    board.report("front door", "rtsp://u:p@cam/1", reader, 0, _window(994.0, (0, 0, 255)))
+    status = json.loads((folder / STATUS_FILE).read_text())
+    assert status["updated_at"] == 1002.1 and status["frame_at"] == 1002.1 and status["last_window"] == 994.0
+    with av.open(str(folder / FRAME_FILE)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame.shape[:2] == (72, 128) and frame[..., 2].mean() > 200  # the newest window's frame
+    board.report("front door", "rtsp://u:p@cam/1", reader, 0, finished=True)
+    assert json.loads((folder / STATUS_FILE).read_text())["state"] == "stopped"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # temp files renamed, none left
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / STATUS_FILE).write_text("{not json")
+    assert [s.name for s, _ in read_statuses(tmp_path)] == ["front door"]
+
+
+def test_status_board_never_raises_on_a_write_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "recordings"
+    blocker.write_text("a file where the folder should be")
+    StatusBoard(blocker).report("cam", "rtsp://cam/1", _live_reader(), 0, _window(T0))  # logged, not raised
+
+
+# ------------------------------------------------------------------ the API
+
+
+def test_streams_list_status_and_staleness(client: TestClient) -> None:
+    r = client.get("/api/v1/streams")
+    assert r.status_code == 200
+    assert "hunter2" not in r.text and "abc" not in r.text  # credentials never leave the server
+    door, yard = r.json()["streams"]
+    assert door["name"] == "door" and door["state"] == "connected" and door["windows"] == 12 and door["drops"] == 2
+    assert door["uri"] == "rtsp://admin@cam/door?token=***&ch=1"
+    assert door["stale"] is False and door["running"] is True and door["last_window"] == T0 + 100
+    assert yard["stale"] is True and yard["running"] is False and yard["frame_url"] is None
+
+
+def test_stream_frame(client: TestClient) -> None:
+    door = client.get("/api/v1/streams").json()["streams"][0]
+    r = client.get(door["frame_url"])
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    assert r.headers["cache-control"] == "no-store"
+    _error(client.get("/api/v1/streams/yard/frame.jpg"), 404)  # a stream without a frame yet
+    _error(client.get("/api/v1/streams/nobody/frame.jpg"), 404)
+    _error(client.get("/api/v1/streams/..%2F..%2F..%2Fetc/frame.jpg"), 404)
+
+
+def test_alerts_newest_first_and_filters(client: TestClient) -> None:
+    alerts = client.get("/api/v1/alerts").json()["alerts"]
+    assert [a["id"] for a in alerts] == ["door-4-3", "door-2-2", "yard-3-1", "door-1-1"]
+    first = alerts[-1]
+    assert first["query"] == "a parcel" and first["peak"] == 0.4 and first["ongoing"] is False
+    assert first["uri"] == "rtsp://admin@cam/door" and first["clip_url"] == "/api/v1/alerts/door-1-1/clip.mp4"
+    assert [a["id"] for a in client.get("/api/v1/alerts?stream=yard").json()["alerts"]] == ["yard-3-1"]
+    since = client.get("/api/v1/alerts", params={"since": str(T0 + 30), "limit": 2}).json()["alerts"]
+    assert [a["id"] for a in since] == ["door-4-3", "door-2-2"]
+    iso = client.get("/api/v1/alerts", params={"since": "2027-01-15T08:01:10Z"}).json()["alerts"]
+    assert [a["id"] for a in iso] == ["door-4-3"]  # T0 + 90 is 08:01:30 UTC
+    assert "is not a time" in _error(client.get("/api/v1/alerts?since=yesterday"), 400)
+    _error(client.get("/api/v1/alerts?limit=0"), 400)
+
+
+def test_alert_clip_plays_with_range(client: TestClient) -> None:
+    url = "/api/v1/alerts/door-1-1/clip.mp4"
+    full = client.get(url)
+    assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
+    assert full.headers["accept-ranges"] == "bytes"
+    size = len(full.content)
+    part = client.get(url, headers={"Range": "bytes=100-299"})
+    assert part.status_code == 206 and part.content == full.content[100:300]
+    assert part.headers["content-range"] == f"bytes 100-299/{size}"
+    assert client.get(url, headers={"Range": f"bytes={size + 10}-"}).status_code == 416
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"clip-{os.getpid()}.mp4"
+    tmp.write_bytes(full.content)
+    try:
+        with av.open(str(tmp)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 30  # the 3 s clip, every frame
+    finally:
+        tmp.unlink()
+
+
+def test_alert_clip_paths_never_leave_the_library(client: TestClient) -> None:
+    assert "gone" in _error(client.get("/api/v1/alerts/door-2-2/clip.mp4"), 404)  # ../outside.mp4
+    assert "gone" in _error(client.get("/api/v1/alerts/yard-3-1/clip.mp4"), 404)  # /etc/hostname
+    assert "gone" in _error(client.get("/api/v1/alerts/door-4-3/clip.mp4"), 404)  # deleted by retention
+    assert "no alert" in _error(client.get("/api/v1/alerts/..%2F..%2Fetc%2Fpasswd/clip.mp4"), 404)
+    assert "no alert" in _error(client.get("/api/v1/alerts/nope/clip.mp4"), 404)
+
+
+def test_page_has_the_streams_view(client: TestClient) -> None:
+    page = client.get("/").text
+    assert 'id="streams-link"' in page and 'id="streams-view"' in page and "/static/streams.js" in page
+    assert client.get("/static/streams.js").status_code == 200
+    assert client.get("/static/streams.css").status_code == 200
+    paths = set(client.get("/openapi.json").json()["paths"])
+    assert {"/api/v1/streams", "/api/v1/alerts", "/api/v1/streams/events"} <= paths
+
+
+# ------------------------------------------------------------------ server-sent events
+
+
+class _Server:
+    """uvicorn on a free loopback port, in a thread (a real server: event streams need one)."""
+
+    def __init__(self, app: object) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the server did not stop"
+
+
+class _Events:
+    """Reads a text/event-stream in a thread: (event, data) pairs and comment lines as they come."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.events: list[tuple[str, dict]] = []
+        self.comments: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        kind, data = "message", ""
+        try:
+            for line in self.response.iter_lines():
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif not line and data:
+                    self.events.append((kind, json.loads(data)))
+                    kind, data = "message", ""
+        except httpx.HTTPError:
+            pass  # closed by the test
+
+    def wait_for(self, kind: str, timeout: float = 20.0, **match: object) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for k, data in self.events:
+                if k == kind and all(data.get(key) == value for key, value in match.items()):
+                    return data
+            time.sleep(0.05)
+        raise AssertionError(f"no {kind} event {match} in {timeout} s: {self.events}")
+
+
+def test_events_push_stream_changes_and_new_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streams_api, "HEARTBEAT_SECONDS", 1)
+    lib_dir = _fill(tmp_path / "lib")
+    with _Server(create_app(ServeConfig(library=lib_dir))) as url, httpx.Client(timeout=30) as http:
+        with http.stream("GET", f"{url}/api/v1/streams/events") as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            events = _Events(response)
+            assert events.wait_for("stream", name="door")["state"] == "connected"  # every stream at first
+            events.wait_for("ready")
+            assert not [e for e in events.events if e[0].startswith("alert")]  # old alerts: fetched, not pushed
+            with Library.open(lib_dir) as lib:
+                with lib.session() as s:
+                    record_alert_start(s, _alert("door-9-5", "door", "a fox", time.time()))
+                t = time.monotonic()
+                new = events.wait_for("alert", timeout=10, id="door-9-5")
+                assert new["query"] == "a fox" and new["ongoing"] is True and time.monotonic() - t < 5
+                with lib.session() as s:
+                    record_alert_end(s, "door-9-5", time.time(), 0.6, time.time(), None)
+                assert events.wait_for("alert_end", timeout=10, id="door-9-5")["peak"] == 0.6
+            board = StatusBoard(lib_dir / RECORDINGS_DIR)
+            board.report("door", "rtsp://cam/door", ReaderState(connected=True, gaps=[Gap(1, None, "x")]), 2)
+            events.wait_for("stream", timeout=10, name="door", state="reconnecting")
+            deadline = time.monotonic() + 10
+            while not events.comments and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert events.comments, "no heartbeat comment"
+
+
+def test_serve_exits_promptly_on_sigterm_with_an_event_stream_open(tmp_path: Path) -> None:
+    lib_dir = _fill(tmp_path / "lib")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(lib_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=30) as http:
+            while True:
+                assert proc.poll() is None, proc.communicate()
+                try:
+                    http.get(f"http://127.0.0.1:{port}/api/v1/health")
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "serve did not answer"
+                    time.sleep(0.2)
+            with http.stream("GET", f"http://127.0.0.1:{port}/api/v1/streams/events") as response:
+                events = _Events(response)
+                events.wait_for("ready")
+                proc.send_signal(signal.SIGTERM)
+                t = time.monotonic()
+                out, err = proc.communicate(timeout=60)
+                took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert took < 10, f"serve took {took:.1f} s to stop with an event stream open"
+    assert "Traceback" not in err
