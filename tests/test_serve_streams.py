@@ -52,7 +52,7 @@ from vidsearch.store.alerts import StoredAlert, record_alert_end, record_alert_s
 from vidsearch.store.library import Library  # noqa: E402
 
 BASE = "http://127.0.0.1:8700"
-T0 = 1_800_000_000.0  # 2027-01-15: stream times are UTC seconds
+T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z: stream times are UTC seconds
 ORANGE = (230, 120, 20)
 # a query as a user may type it: the page must show it as text
 NASTY = 'a <img src=x onerror="document.body.dataset.pwned=1"> at the door'
@@ -206,8 +206,8 @@ def test_alerts_newest_first_and_filters(client: TestClient) -> None:
     assert [a["id"] for a in client.get("/api/v1/alerts?stream=yard").json()["alerts"]] == ["yard-3-1"]
     since = client.get("/api/v1/alerts", params={"since": str(T0 + 30), "limit": 2}).json()["alerts"]
     assert [a["id"] for a in since] == ["door-4-3", "door-2-2"]
-    iso = client.get("/api/v1/alerts", params={"since": "2027-01-15T08:01:10Z"}).json()["alerts"]
-    assert [a["id"] for a in iso] == ["door-4-3"]  # T0 + 90 is 08:01:30 UTC
+    iso = client.get("/api/v1/alerts", params={"since": "2026-05-28T20:27:50Z"}).json()["alerts"]
+    assert [a["id"] for a in iso] == ["door-4-3"]  # T0 + 90 is 20:28:10 UTC
     assert "is not a time" in _error(client.get("/api/v1/alerts?since=yesterday"), 400)
     _error(client.get("/api/v1/alerts?limit=0"), 400)
 
@@ -376,3 +376,154 @@ def test_serve_exits_promptly_on_sigterm_with_an_event_stream_open(tmp_path: Pat
     assert proc.returncode == 143, err
     assert took < 10, f"serve took {took:.1f} s to stop with an event stream open"
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the page, in Chromium
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("VIDSEARCH_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+ZONE = "America/New_York"  # not the machine's zone: the page must convert UTC to the browser's own
+
+
+class _Heartbeat:
+    """Keeps a stream's status fresh as a running watch does: the real writer, a new window every 0.5 s."""
+
+    def __init__(self, lib_dir: Path) -> None:
+        self.board = StatusBoard(lib_dir / RECORDINGS_DIR)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.wait(0.5):
+            i += 1
+            colour = ORANGE if i % 8 < 4 else (30, 90, 230)
+            self.board.report("door", "rtsp://cam/door", _live_reader(12 + i), 2, _window(time.time(), colour))
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.parametrize(("label", "viewport"), [("desktop", (1280, 800)), ("phone", (390, 844))])
+def test_streams_view_in_the_browser(label: str, viewport: tuple[int, int], tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lib_dir = _fill(tmp_path / "lib")
+    app = create_app(ServeConfig(library=lib_dir))
+    with _Heartbeat(lib_dir), _Server(app) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]}, timezone_id=ZONE, locale="en-US"
+        )
+        page = context.new_page()
+        page.set_default_timeout(60_000)  # a shared, busy machine
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.get_by_role("link", name="Streams", exact=True).click()  # the view is one link away
+        assert page.url.endswith("#streams")
+        assert page.get_by_role("link", name="Streams", exact=True).get_attribute("aria-current") == "page"
+        door = page.locator('li.stream[data-stream="door"]')
+        door.wait_for()
+        page.wait_for_function(
+            "() => document.querySelector('li.stream[data-stream=door] .stream-state').textContent === 'live'"
+        )
+        assert "not running" in page.locator('li.stream[data-stream="yard"] .stream-state').inner_text()
+        frame = door.locator("img.stream-frame")
+        assert frame.get_attribute("alt") == "Latest frame of door"
+        page.wait_for_function("() => document.querySelector('li.stream[data-stream=door] img').naturalWidth > 0")
+        first_src = frame.get_attribute("src")
+        page.wait_for_function(  # the frame refreshes as the watch writes new ones (pushed by events)
+            f"() => document.querySelector('li.stream[data-stream=door] img').getAttribute('src') !== {json.dumps(first_src)}"
+        )
+        # alerts: local time, the query as text (never markup), the peak score
+        parcel = door.locator('li.alert[data-alert="door-1-1"]')
+        local = datetime.fromtimestamp(T0 + 10, ZoneInfo(ZONE))
+        assert f"{local.hour % 12 or 12}:{local.minute:02d}:{local.second:02d}" in parcel.locator("time").inner_text()
+        assert parcel.locator("time").get_attribute("datetime") == "2026-05-28T20:26:50.000Z"
+        assert "peak 0.400" in parcel.inner_text()
+        nasty = door.locator('li.alert[data-alert="door-2-2"] .alert-query')
+        assert nasty.inner_text() == NASTY and nasty.locator("img").count() == 0
+        assert page.evaluate("document.body.dataset.pwned") is None
+        # a search's stream moments show wall-clock times in local time too (app.js asks streams.js)
+        assert page.evaluate(f"window.wallClockSpan({T0 + 10}, {T0 + 14})").startswith(
+            f"{local.month}/{local.day}/{local.year}"
+        )
+        assert page.evaluate("window.wallClockSpan(12.5, 16)") is None  # a file's moment: m:ss as before
+        # a new alert arrives live (server-sent events), without a reload
+        with Library.open(lib_dir) as lib, lib.session() as s:
+            record_alert_start(s, _alert("door-99-7", "door", "a heron", time.time()))
+        door.locator('li.alert[data-alert="door-99-7"]').wait_for(timeout=20_000)
+        assert "ongoing" in door.locator('li.alert[data-alert="door-99-7"]').inner_text()
+        assert door.locator("li.alert").first.get_attribute("data-alert") == "door-99-7"  # newest first
+        # the clip plays in the page, started from the keyboard
+        play = parcel.get_by_role("button", name="Play the clip of")
+        play.focus()
+        page.keyboard.press("Enter")
+        assert play.get_attribute("aria-expanded") == "true"
+        page.wait_for_function(
+            "() => { const v = document.querySelector('li.alert[data-alert=\"door-1-1\"] video'); return v && v.readyState >= 2; }"
+        )
+        assert parcel.locator("video").get_attribute("aria-label").startswith('Clip of "a parcel" on door')
+        if label == "phone":
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]  # nothing off screen
+            box = play.bounding_box()
+            assert box is not None and box["height"] >= 24  # a tap target
+        page.screenshot(path=str(ARTIFACTS / f"serve-streams-{label}.png"), full_page=True)
+        # back to search: the event stream is closed
+        page.get_by_role("link", name="Search", exact=True).click()
+        assert page.locator("#streams-view").is_hidden() and page.locator("main").is_visible()
+        assert not errors, errors
+        context.close()
+        browser.close()
+
+
+# ------------------------------------------------------------------ watch, end to end
+
+
+@pytest.mark.slow
+def test_watch_writes_status_and_frame_from_a_real_rtsp_server(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from test_streams import RED, RtspServer, needs_rtsp, watch_cmd, write_colours
+
+    if needs_rtsp.args[0]:
+        pytest.skip(needs_rtsp.kwargs["reason"])
+    video = write_colours(tmp_path / "cam.mp4", [(60.0, RED)])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        server = RtspServer(s.getsockname()[1])
+    server.start(video)
+    lib = tmp_path / "lib"
+    status_file = recordings_folder(lib / RECORDINGS_DIR, "porch") / STATUS_FILE
+    args = ["--name", "porch", "--json", "--duration", "60"]
+    proc = subprocess.Popen(watch_cmd(server.url, lib, tiny_checkpoint, *args), stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        status: dict = {}
+        while not (status.get("state") == "connected" and status.get("frame_at") and status.get("last_window")):
+            assert proc.poll() is None, "watch ended early"
+            assert time.monotonic() < deadline, f"no connected status with a frame: {status}"
+            time.sleep(0.2)
+            if status_file.exists():
+                status = json.loads(status_file.read_text())
+        assert status["uri"] == server.url and status["windows"] >= 1 and time.time() - status["updated_at"] < 5
+        with av.open(str(status_file.parent / FRAME_FILE)) as c:
+            frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        assert frame[..., 0].mean() > 150 and frame[..., 2].mean() < 100  # the camera's red picture
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.kill()
+    assert json.loads(status_file.read_text())["state"] == "stopped"  # the last word of a watch that ended

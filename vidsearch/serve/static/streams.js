@@ -227,11 +227,9 @@ function route() {
   const on = location.hash === "#streams";
   document.querySelector("main").hidden = on;
   document.getElementById("streams-view").hidden = !on;
-  const link = document.getElementById("streams-link");
-  if (on) link.setAttribute("aria-current", "page");
-  else link.removeAttribute("aria-current");
-  link.textContent = on ? "Search" : "Streams";
-  link.href = on ? "#" : "#streams";
+  const [current, other] = on ? ["streams-link", "search-link"] : ["search-link", "streams-link"];
+  document.getElementById(current).setAttribute("aria-current", "page");
+  document.getElementById(other).removeAttribute("aria-current");
   if (on) {
     document.getElementById("filters").hidden = true;
     build();
@@ -243,12 +241,15 @@ function route() {
   }
 }
 
-document.getElementById("streams-link").addEventListener("click", (e) => {
-  e.preventDefault();
-  const to = location.hash === "#streams" ? "" : "#streams";
-  history.pushState(null, "", `${location.pathname}${location.search}${to}`);
-  route();
-});
+for (const [id, to] of [["streams-link", "#streams"], ["search-link", ""]]) {
+  document.getElementById(id).addEventListener("click", (e) => {
+    e.preventDefault();
+    if ((location.hash === "#streams") !== (to === "#streams")) {
+      history.pushState(null, "", `${location.pathname}${location.search}${to}`);
+      route();
+    }
+  });
+}
 // a search typed while the streams show goes back to the results (app.js runs it)
 document.getElementById("search-form").addEventListener("submit", () => {
   if (location.hash !== "#streams") return;
