@@ -11,9 +11,6 @@ system Chromium through ``executable_path``.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +24,9 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 
 import httpx  # noqa: E402
 import speechgen  # noqa: E402
-import uvicorn  # noqa: E402
 import videogen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from serving import ThreadedServer  # noqa: E402
 
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.indexer.transcribe import transcribe_library  # noqa: E402
@@ -91,29 +88,6 @@ def _frame_number(shot: dict) -> int:
     return videogen.frame_number(img, BITS)
 
 
-class _Server:
-    """uvicorn on a free loopback port, in a thread (the real server, not a test transport)."""
-
-    def __init__(self, app) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
     root = tmp_path_factory.mktemp("browser-lib")
@@ -146,7 +120,7 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
 
 @pytest.fixture(scope="module")
 def server(library: Path):
-    with _Server(create_app(ServeConfig(library=library))) as url:
+    with ThreadedServer(create_app(ServeConfig(library=library))) as url:
         yield url
 
 
@@ -300,7 +274,7 @@ def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, li
 def test_empty_library_says_what_to_do(tmp_path: Path, browser) -> None:
     with Library.open(tmp_path / "empty"):
         pass
-    with _Server(create_app(ServeConfig(library=tmp_path / "empty"))) as url:
+    with ThreadedServer(create_app(ServeConfig(library=tmp_path / "empty"))) as url:
         page = browser.new_page()
         page.set_default_timeout(120_000)
         page.goto(url + "/")

@@ -29,10 +29,10 @@ pytest.importorskip("sse_starlette", reason="the serve extra is not installed: p
 
 import av  # noqa: E402
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 import videogen  # noqa: E402
 from conftest import default_sigint  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from serving import ThreadedServer  # noqa: E402
 
 from vidsearch.indexer.stream_status import (  # noqa: E402
     FRAME_FILE,
@@ -251,30 +251,6 @@ def test_page_has_the_streams_view(client: TestClient) -> None:
 # ------------------------------------------------------------------ server-sent events
 
 
-class _Server:
-    """uvicorn on a free loopback port, in a thread (a real server: event streams need one)."""
-
-    def __init__(self, app: object) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the server did not stop"
-
-
 class _Events:
     """Reads a text/event-stream in a thread: (event, data) pairs and comment lines as they come."""
 
@@ -313,7 +289,8 @@ class _Events:
 def test_events_push_stream_changes_and_new_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(streams_api, "HEARTBEAT_SECONDS", 1)
     lib_dir = _fill(tmp_path / "lib")
-    with _Server(create_app(ServeConfig(library=lib_dir))) as url, httpx.Client(timeout=30) as http:
+    server = ThreadedServer(create_app(ServeConfig(library=lib_dir)))
+    with server as url, httpx.Client(timeout=30) as http:
         with http.stream("GET", f"{url}/api/v1/streams/events") as response:
             assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
             events = _Events(response)
@@ -336,6 +313,9 @@ def test_events_push_stream_changes_and_new_alerts(tmp_path: Path, monkeypatch: 
             while not events.comments and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert events.comments, "no heartbeat comment"
+    # the client left before the server stopped: its event stream ended, or uvicorn would still
+    # be waiting for the connection to close
+    assert not server.thread.is_alive(), "the event stream outlived its client"
 
 
 def test_serve_exits_promptly_on_sigterm_with_an_event_stream_open(tmp_path: Path) -> None:
@@ -421,7 +401,7 @@ def test_streams_view_in_the_browser(label: str, viewport: tuple[int, int], tmp_
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lib_dir = _fill(tmp_path / "lib")
     app = create_app(ServeConfig(library=lib_dir))
-    with _Heartbeat(lib_dir), _Server(app) as url, sync_api.sync_playwright() as p:
+    with _Heartbeat(lib_dir), ThreadedServer(app) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(
             viewport={"width": viewport[0], "height": viewport[1]}, timezone_id=ZONE, locale="en-US"
