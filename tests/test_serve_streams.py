@@ -209,6 +209,7 @@ def test_alerts_newest_first_and_filters(client: TestClient) -> None:
     iso = client.get("/api/v1/alerts", params={"since": "2026-05-28T20:27:50Z"}).json()["alerts"]
     assert [a["id"] for a in iso] == ["door-4-3"]  # T0 + 90 is 20:28:10 UTC
     assert "is not a time" in _error(client.get("/api/v1/alerts?since=yesterday"), 400)
+    assert "is not a time" in _error(client.get("/api/v1/alerts?since=nan"), 400)
     _error(client.get("/api/v1/alerts?limit=0"), 400)
 
 

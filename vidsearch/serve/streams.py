@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import mimetypes
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +32,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
-from vidsearch.errors import InputError
+from vidsearch.errors import InputError, VidsearchError
 from vidsearch.indexer.stream_status import (
     FRAME_FILE,
     StreamStatus,
@@ -44,6 +46,7 @@ from vidsearch.usecases.alerts import StoredAlert, find_alert, recent_alerts
 
 __all__ = ["router", "POLL_SECONDS", "HEARTBEAT_SECONDS"]
 
+LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 POLL_SECONDS = 1.0  # how often an event stream looks for changes
 HEARTBEAT_SECONDS = 10  # a comment line this often keeps proxies and the browser from closing an idle stream
@@ -114,9 +117,13 @@ def parse_since(text: str | None) -> float | None:
     if text is None or not text.strip():
         return None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise InputError(f"since {text[:40]!r} is not a time; give a finite number of seconds since the epoch")
+        return seconds
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -195,7 +202,12 @@ async def _changes(state: ServeState) -> AsyncIterator[dict[str, str]]:
     shown_alerts: dict[str, dict[str, Any]] = {}
     first = True
     while True:
-        streams_now, alerts_now = await run_in_threadpool(_snapshot, state)
+        try:
+            streams_now, alerts_now = await run_in_threadpool(_snapshot, state)
+        except (VidsearchError, OSError) as exc:  # a busy or briefly unreadable library: look again
+            LOG.warning("streams events: %s", exc)
+            await asyncio.sleep(POLL_SECONDS)
+            continue
         for s in streams_now:
             key = {k: v for k, v in s.items() if k != "updated_at"}
             if shown_streams.get(s["name"]) != key:
