@@ -133,6 +133,13 @@ def test_redact_uri_removes_passwords_and_tokens() -> None:
     assert redact_uri("/dev/video0") == "/dev/video0"
 
 
+def test_a_stream_without_a_name_is_named_without_its_password() -> None:
+    from vidsearch.cli.watch import stream_specs
+
+    (spec,) = stream_specs("rtsp://admin:hunter2@127.0.0.1:8554/door", None, [], 0.25)
+    assert spec.name == "rtsp://admin@127.0.0.1:8554/door" and spec.url.endswith("hunter2@127.0.0.1:8554/door")
+
+
 def test_status_board_writes_atomically_and_throttles(tmp_path: Path) -> None:
     now = [1000.0]
     board = StatusBoard(tmp_path, clock=lambda: now[0])
