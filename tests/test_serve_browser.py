@@ -611,7 +611,7 @@ def test_timeline_heat_marks_match_bar_sort_dates_and_links(server: str, browser
 
 
 def test_server_stopped_keeps_results_and_says_so(library: Path, browser) -> None:
-    server = _Server(create_app(ServeConfig(library=library)))
+    server = ThreadedServer(create_app(ServeConfig(library=library)))
     url = server.__enter__()
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 800})

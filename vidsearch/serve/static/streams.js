@@ -1,13 +1,10 @@
 // vidsearch serve: the Streams view (#streams). Each watched stream's status and latest frame,
 // its recent alerts with their clips, kept live by server-sent events (/api/v1/streams/events).
-// A module: nothing leaks into app.js's globals except window.wallClockSpan (stream moments' times).
+// A module: nothing leaks into app.js's globals.
 // Every name and query comes from users or cameras: set as text, never as markup.
 
 const ALERTS_SHOWN = 10; // per stream
 const ALERTS_FETCHED = 200;
-// Times of a stream's moments are seconds since the epoch (UTC), a file's are seconds into it; no
-// file lasts 30 years, so a time past 2001 (1e9 s) is a wall-clock time.
-const WALL_CLOCK_FROM = 1e9;
 
 const view = { es: null, streams: new Map(), alerts: new Map(), cards: new Map() };
 const el = (tag, cls, text) => {
@@ -22,13 +19,6 @@ function localTime(t) {
   const today = new Date().toDateString() === d.toDateString();
   return today ? d.toLocaleTimeString() : d.toLocaleString();
 }
-
-// "10:02:05–10:02:13" in the browser's time zone for a stream moment; null for a file's moment.
-window.wallClockSpan = (start, end) => {
-  if (!(start >= WALL_CLOCK_FROM)) return null;
-  const to = new Date(end * 1000).toLocaleTimeString();
-  return `${localTime(start)}–${to}`;
-};
 
 function timeEl(t) {
   const e = el("time", null, localTime(t));
