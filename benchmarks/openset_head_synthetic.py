@@ -2,7 +2,7 @@
 
     python benchmarks/openset_head_synthetic.py --model CKPT [--work DIR] [--seeds 0 1 2] [--per-class 40]
 
-Data (:mod:`vidsearch.train.synthetic`, the ``default`` generator's look): the *known* classes are
+Data (:mod:`vidsearch.testing.synthetic`, the ``default`` generator's look): the *known* classes are
 the 8 actions "<shape> moving <direction>" of two shapes (circle, square) and the four
 directions, in every colour. *Unknown* test clips are the other shapes (triangle, cross) of the
 same generator, and clips of a held-out generator setting (``wide``: 112x64 frames, checkerboard
@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,8 +75,8 @@ def make_splits(
     work: Path, seeds: list[int], per_class: int, test_per_class: int, unknown: list[int]
 ) -> dict[str, list[dict]]:
     """Write (or reuse) the clips; returns split name -> annotation records."""
-    from vidsearch.train.domains import SETTINGS
-    from vidsearch.train.synthetic import GENERATOR_VERSION, make_split
+    from vidsearch.testing.domains import SETTINGS
+    from vidsearch.testing.synthetic import GENERATOR_VERSION, make_split
 
     known = replace(SETTINGS["default"], name="known", shapes=KNOWN_SHAPES)
     plan = {f"train{s}": (known, per_class * len(CLASSES), 10_000 + s) for s in seeds}
@@ -112,7 +113,7 @@ class Task:
 
 
 def tasks() -> dict[str, Task]:
-    from vidsearch.train.synthetic import COLOURS
+    from vidsearch.testing.synthetic import COLOURS
 
     def action(r: dict) -> int | None:
         name = f"{r['shape']} moving {r['direction']}"
@@ -150,15 +151,50 @@ def zero_shot(encoder: object, task: Task, xtr: np.ndarray, ytr: np.ndarray, tes
     return out
 
 
-def heads(task: Task, xtr: np.ndarray, ytr: np.ndarray, key: str, test: dict, seed: int) -> dict[str, dict[str, float]]:
+def heads(
+    task: Task, xtr: np.ndarray, ytr: np.ndarray, key: str, test: dict, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[str, object]]:
+    """Figures of each loss's head, and the trained heads."""
     from vidsearch.bench.openset import EmbeddedSet, head_figures
     from vidsearch.enrich.head import HeadConfig, train_head
 
     known = EmbeddedSet(test["xk"], test["yk"], [], [], [], 0, 0.0)
-    out = {}
+    out, trained = {}, {}
     for loss in LOSSES:
-        head = train_head(xtr, ytr, task.classes, key, HeadConfig(loss=loss, seed=seed))
+        head = trained[loss] = train_head(xtr, ytr, task.classes, key, HeadConfig(loss=loss, seed=seed))
         out[loss] = {**head_figures(head, task.classes, known, test["xu"]), "train_seconds": head.training["seconds"]}
+    return out, trained
+
+
+def diagnostics(head: Any, xtr: np.ndarray, ytr: np.ndarray, test: dict, seed: int) -> dict[str, float]:
+    """Where an AUROC below 50 comes from: AUROCs (percent) of an EDL head and of the embeddings.
+
+    * ``edl_train_as_known``: the head's own training clips as the known side (a split or
+      generalization fault would not survive this; a property of the head's evidence does);
+    * ``edl_random``: random unit vectors as the unknowns (trivially far from every clip);
+    * ``edl_<group>``: each unknown group (``test_unknown``, ``test_heldout``, ``test_known``: the
+      known split's clips of no known class) alone;
+    * ``class_mean_cosine``: the cosine to the nearest class mean of the training clips, the
+      embeddings' own known score (no head);
+    * ``heldout_top1``: the head's closed-set top-1 on its held-out training clips.
+    """
+    from vidsearch.metrics import auroc
+
+    ks = head.predict(test["xk"])[2]
+    rng = np.random.default_rng(seed)
+    rand = rng.normal(size=(200, xtr.shape[1]))
+    rand = (rand / np.linalg.norm(rand, axis=1, keepdims=True)).astype(np.float32)
+    us = head.predict(test["xu"])[2]
+    out = {
+        "edl_train_as_known": 100.0 * auroc(head.predict(xtr)[2], us),
+        "edl_random": 100.0 * auroc(ks, head.predict(rand)[2]),
+    }
+    for group in sorted(set(test["gu"])):
+        out[f"edl_{group}"] = 100.0 * auroc(ks, us[test["gu"] == group])
+    means = np.stack([xtr[ytr == c].mean(axis=0) for c in range(len(head.classes))])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    out["class_mean_cosine"] = 100.0 * auroc((test["xk"] @ means.T).max(axis=1), (test["xu"] @ means.T).max(axis=1))
+    out["heldout_top1"] = float(head.calibration["heldout_top1"])
     return out
 
 
@@ -208,21 +244,27 @@ def main() -> int:
     x_all = np.concatenate([emb[n] for n in test_splits])
     cls = [task.class_of(r) for r in recs]
     known_rows = [i for i, c in enumerate(cls) if c is not None]
+    unknown_rows = [i for i, c in enumerate(cls) if c is None]
+    split_of = np.array([n for n in test_splits for _ in splits[n]])
     test = {
         "xk": x_all[known_rows],
         "yk": np.array([cls[i] for i in known_rows]),
-        "xu": x_all[[i for i, c in enumerate(cls) if c is None]],
+        "xu": x_all[unknown_rows],
+        "gu": split_of[unknown_rows],
     }
     print(f"embedded ({time.perf_counter() - t0:.0f} s)", flush=True)
-    per_seed = []
+    per_seed, diag = [], {}
     for seed in args.seeds:
         train = [(i, task.class_of(r)) for i, r in enumerate(splits[f"train{seed}"])]
         rows = [i for i, c in train if c is not None]
         xtr, ytr = emb[f"train{seed}"][rows], np.array([c for _, c in train if c is not None])
         row = {f"zero-shot {k}": v for k, v in zero_shot(encoder, task, xtr, ytr, test).items()}
-        row.update(heads(task, xtr, ytr, str(encoder.key), test, seed))
+        figures, trained = heads(task, xtr, ytr, str(encoder.key), test, seed)
+        row.update(figures)
+        diag[seed] = diagnostics(trained["edl"], xtr, ytr, test, seed)
         per_seed.append(row)
         print(f"seed {seed}: " + ", ".join(f"{k} AUROC {v['auroc']:.1f}" for k, v in row.items()), flush=True)
+        print("  diagnostics: " + ", ".join(f"{k} {v:.1f}" for k, v in diag[seed].items()), flush=True)
     zs = max(
         (k for k in per_seed[0] if k.startswith("zero-shot")), key=lambda k: np.mean([r[k]["auroc"] for r in per_seed])
     )
@@ -252,6 +294,7 @@ def main() -> int:
         json.dumps(
             {
                 "per_seed": per_seed,
+                "diagnostics": diag,
                 "task": task.name,
                 "best_zero_shot": zs,
                 "seconds_10k": seconds_10k,

@@ -70,6 +70,9 @@ def test_training_converges_on_a_separable_set(toy: dict[str, np.ndarray], loss:
     _, _, unknown = head.predict(toy["u"])
     assert np.mean(probs.argmax(axis=1) == toy["yt"]) == 1.0
     assert auroc(known, unknown) > 0.9
+    # random unit vectors are far from every class: a head whose score ran the wrong way would rank them known
+    rand = np.random.default_rng(1).normal(size=(50, toy["x"].shape[1]))
+    assert auroc(known, head.predict((rand / np.linalg.norm(rand, axis=1, keepdims=True)).astype(np.float32))[2]) > 0.9
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert head.rule.kind == ("msp" if loss == "ce" else "evidence")
     assert head.calibration["heldout_top1"] == 100.0 and head.calibration["threshold_method"] == "known-quantile"
@@ -150,6 +153,58 @@ def test_ucf_trainlist_lines_take_the_class_from_the_folder(tmp_path: Path) -> N
     plain = tmp_path / "hmdb.txt"
     plain.write_text("brush_hair/a.avi\nclap/b.avi\nc.avi clap\n")
     assert read_recognition_annotations(plain, ["brush_hair", "clap"]).labels.tolist() == [0, 1, 1]
+
+
+def test_classes_the_embeddings_cannot_separate_leave_known_clips_the_least_evidence() -> None:
+    """Why the synthetic proof's actions AUROC fell below 50 with a model that barely encodes them.
+
+    Four classes drawn around one centre (their labels carry no signal the embeddings show) and
+    unknown clips far from it: the KL term rightly takes the evidence of the known clips to
+    nothing, and the far clips, where the head was never trained, keep more. The embeddings
+    themselves (the cosine to the nearest class mean) rank the far clips unknown.
+    """
+    rng = np.random.default_rng(0)
+    centre, far = rng.normal(size=24), rng.normal(size=24)
+
+    def around(c: np.ndarray, n: int) -> np.ndarray:
+        x = c + 0.3 * rng.normal(size=(n, 24))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    x, y = around(centre, 160), np.arange(160) % 4
+    xt, u = around(centre, 40), around(far, 40)
+    head = train_head(x, y, list("abcd"), "s", HeadConfig(hidden=0))
+    assert head.calibration["heldout_top1"] < 50.0  # chance is 25
+    assert auroc(head.predict(xt)[2], head.predict(u)[2]) < 0.5
+    means = np.stack([x[y == c].mean(axis=0) for c in range(4)])
+    assert auroc((xt @ means.T).max(axis=1), (u @ means.T).max(axis=1)) > 0.9
+
+
+def test_the_synthetic_proof_keeps_known_and_unknown_clips_apart(tmp_path: Path) -> None:
+    """benchmarks/openset_head_synthetic.py: its data, labels and splits (a smaller run of them)."""
+    import hashlib
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        bench = importlib.import_module("openset_head_synthetic")
+    finally:
+        sys.path.pop(0)
+    splits = bench.make_splits(tmp_path, [0], per_class=1, test_per_class=1, unknown=[4, 2])
+    actions = bench.tasks()["actions"]
+    for name in ("train0", "test_known"):
+        assert all(actions.class_of(r) in range(len(bench.CLASSES)) for r in splits[name])
+    for name in ("test_unknown", "test_heldout"):
+        assert splits[name] and all(actions.class_of(r) is None for r in splits[name])
+        assert not {r["shape"] for r in splits[name]} & set(bench.KNOWN_SHAPES)
+
+    def digests(name: str) -> set[str]:
+        return {hashlib.sha256((tmp_path / "data" / name / r["video"]).read_bytes()).hexdigest() for r in splits[name]}
+
+    assert not digests("train0") & (digests("test_known") | digests("test_unknown") | digests("test_heldout"))
+    colours = bench.tasks()["colours"]
+    white = [r for r in splits["test_known"] + splits["test_unknown"] if r["colour"] == bench.UNKNOWN_COLOUR]
+    assert all(colours.class_of(r) is None for r in white + splits["test_heldout"])
 
 
 # ---------------------------------------------------------------------------------------------
