@@ -141,6 +141,13 @@ def _decoded_colours(path: Path) -> list[int]:
         return [int(f.to_ndarray(format="rgb24")[0, 0, 0] > 128) for f in c.decode(video=0)]
 
 
+def _frame_times(path: Path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 3) for f in c.decode(video=0)]
+
+
 def test_recording_rolls_segments_on_keyframes_and_cuts_clips(tmp_path: Path) -> None:
     """A file read as a stream is remuxed into 2 s segments; a clip starts on a keyframe and decodes."""
     from vidsearch.media.recorder import cut_clip, prune, segment_start, segments_in
@@ -155,12 +162,17 @@ def test_recording_rolls_segments_on_keyframes_and_cuts_clips(tmp_path: Path) ->
     assert len(segments) == 6 and np.allclose(np.diff(starts), 2.0, atol=0.01)
     assert sum(len(_decoded_colours(p)) for p in segments) == 120  # every frame recorded once
     t0 = starts[0]
-    clip = cut_clip(folder, t0 + 3.5, t0 + 7.5, tmp_path / "clip.mkv")
-    assert clip is not None
-    colours = _decoded_colours(clip)
-    # from the keyframe at 3 s (before the 3.5 s asked for) to 7.5 s: 1 s gray, 3 s red, 0.5 s gray
-    assert colours[:40] == [0] * 10 + [1] * 30 and set(colours[40:]) == {0} and 5 <= len(colours[40:]) <= 6
-    assert cut_clip(folder, t0 + 100, t0 + 110, tmp_path / "none.mkv") is None
+    for name in ("clip.mkv", "clip.mp4"):
+        clip = cut_clip(folder, t0 + 3.5, t0 + 7.5, tmp_path / name)
+        assert clip is not None
+        colours = _decoded_colours(clip)
+        # from the keyframe at 3 s (before the 3.5 s asked for) to 7.5 s: 1 s gray, 3 s red, 0.5 s gray
+        assert colours[:40] == [0] * 10 + [1] * 30 and set(colours[40:]) == {0} and 5 <= len(colours[40:]) <= 6
+    data = (tmp_path / "clip.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # +faststart: the index first, a browser plays at once
+    assert _frame_times(tmp_path / "clip.mp4")[:2] == [0.0, 0.1]  # from its first frame, 10 fps
+    assert cut_clip(folder, t0 + 100, t0 + 110, tmp_path / "none.mp4") is None
+    assert not list(tmp_path.glob(".*.part"))
     gone = prune(folder, older_than=t0 + 4.5)  # the segments that ended by then
     assert [p.name for p in gone] == [p.name for p in segments[:2]] and len(segments_in(folder)) == 4
 

@@ -4,7 +4,8 @@ Each segment is a Matroska file named by the UTC time of its first packet
 (``20261207T034704.333Z.mkv``) and starts on a keyframe, so it plays from its first frame; a
 new one starts at the first keyframe after ``segment_seconds``. Matroska stays playable up to
 the last complete cluster when the process dies mid-write. :func:`cut_clip` copies the packets
-of a time range (from the keyframe at or before its start) out of the segments into a clip file;
+of a time range (from the keyframe at or before its start) out of the segments into a clip file
+(``.mp4``: an MP4 with ``+faststart`` that a browser plays directly; else Matroska);
 :func:`prune` deletes segments older than the retention.
 """
 
@@ -134,6 +135,9 @@ def _packets(path: Path) -> Any:
 def cut_clip(folder: Path, start: float, end: float, out: Path) -> Path | None:
     """Copy the recording of ``[start, end]`` (UTC seconds) into ``out``, from the keyframe at or before ``start``.
 
+    ``out`` ending in ``.mp4`` is an MP4 with its index up front (``+faststart``: a browser plays
+    it while it downloads); any other name is Matroska. Packets are copied, never re-encoded.
+
     Returns:
         ``out``, or None when the recording has nothing of that time.
     """
@@ -157,12 +161,14 @@ def cut_recording(folder: Path, start: float, end: float, out: Path) -> tuple[Pa
             for wall, packet, istream in _packets(path):
                 yield wall, (index, packet, istream), bool(packet.is_keyframe)
 
+    mp4 = out.suffix.lower() == ".mp4"
     try:
-        with clip_output(out, "matroska") as clip:
+        with clip_output(out, "mp4" if mp4 else "matroska") as clip:
             ostream = None
             base: float | None = None
             last = -1  # the latest pts written (a live segment's name is its arrival time, which jitters)
             segment, shift = -1, 0  # shift: this segment's pts -> the clip's, in the input's time base
+            kept: list[Any] = []  # the clip's packets in decode order
             for wall, (index, packet, istream) in keyframe_span(recorded(), start, end):
                 if ostream is None:
                     ostream = clip.add_stream_from_template(istream)
@@ -171,16 +177,31 @@ def cut_recording(folder: Path, start: float, end: float, out: Path) -> tuple[Pa
                     segment = index
                     shift = max(round((wall - base) / float(istream.time_base)), last + 1) - packet.pts
                 # Matroska keeps no decode times (the demuxer's guesses are not monotonic with
-                # B-frames): the muxer orders by the packets as they come
+                # B-frames): its muxer orders by the packets as they come; MP4 gets them rebuilt
                 packet.pts, packet.dts = packet.pts + shift, None
                 last = max(last, packet.pts)
                 packet.stream = ostream
-                clip.mux(packet)
+                kept.append(packet)
             if ostream is None or base is None:
                 raise _NothingRecorded
+            if mp4:
+                _decode_times(kept)
+            for packet in kept:
+                clip.mux(packet)
     except _NothingRecorded:
         return None
     return out, base
+
+
+def _decode_times(packets: list[Any]) -> None:
+    """Give packets (decode order) decode times that MP4 accepts: strictly increasing, never after pts.
+
+    The i-th smallest pts, moved back by the largest reordering delay of the clip (0 without B-frames).
+    """
+    shown = sorted(p.pts for p in packets)
+    delay = max(0, *(s - p.pts for s, p in zip(shown, packets, strict=True)))
+    for s, p in zip(shown, packets, strict=True):
+        p.dts = s - delay
 
 
 class _NothingRecorded(Exception):
