@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from vidsearch.cli import (  # noqa: F401,E402
     actors,  # noqa: F401
+    alerts,  # noqa: F401
     bench,  # noqa: F401
     bench_enrich,  # noqa: F401
     clip,  # noqa: F401

@@ -37,6 +37,7 @@ from vidsearch.models.spec import EncoderSpec
 if TYPE_CHECKING:
     from vidsearch.indexer.alerts import AlertEvent, AlertRule
     from vidsearch.indexer.live import WatchReport
+    from vidsearch.store.library import Library
 
 # Seconds a window covers, and between windows: ViCLIP's 8 frames over 4 s, a window every 2 s,
 # so an event is seen at most window + stride seconds after it starts.
@@ -115,6 +116,7 @@ def watch_command(
     from vidsearch.indexer.sink import LibrarySink
     from vidsearch.media import SamplingConfig
     from vidsearch.media.live import LiveOptions
+    from vidsearch.usecases.alerts import forget_alerts
 
     options = IndexOptions(
         model=model,
@@ -131,15 +133,6 @@ def watch_command(
             _emit({"event": "status", "stream": stream, "message": message, "time": _utc(_now())})
         else:
             err_console.print(f"{stream}: {message}", highlight=False, markup=False, soft_wrap=True)
-
-    def on_alert(event: AlertEvent) -> None:
-        line = _alert_json(event)
-        if json_out:
-            _emit(line)
-        else:
-            _alert_text(event)
-        if webhook is not None:
-            webhook.send(line)
 
     with open_library(library, create=True) as lib, lib.writer_lock():
         encoder: Any = open_encoder(  # the video and text towers (the spec asks for both)
@@ -160,9 +153,26 @@ def watch_command(
         )  # fmt: skip
         report = IndexReport(space_key=space.key)
         sink = LibrarySink(lib, space, {}, options)
+        uris = {spec.name: spec.url for spec in specs}
+
+        def on_alert(event: AlertEvent) -> None:
+            _store_alert(lib, event, uris[event.alert.stream])  # the row first: a line's reader finds it
+            line = _alert_json(event)
+            if json_out:
+                _emit(line)
+            else:
+                _alert_text(event)
+            if webhook is not None:
+                webhook.send(line)
+
+        def forget_before(uri: str, cutoff: float) -> None:
+            sink.writer.forget_before(uri, cutoff)
+            still_open = [key for rules in alerts.values() for key in rules.open_ids()]
+            forget_alerts(lib, [uri], cutoff, still_open)
+
         producer = LiveProducer(
             encoder, live, alerts, on_alert, status, stop_after=duration, retain=retain_seconds,
-            forget_before=sink.writer.forget_before,
+            forget_before=forget_before,
             on_progress=StatusBoard(lib.root / RECORDINGS_DIR).report,  # for `serve`'s streams view
         )  # fmt: skip
         stopped = False
@@ -252,10 +262,24 @@ def _emit(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _store_alert(lib: Library, event: AlertEvent, uri: str) -> None:
+    """Record an alert's start, or complete its row at its end (clip relative to the library)."""
+    from vidsearch.usecases.alerts import StoredAlert, record_end, record_start
+
+    a = event.alert
+    if event.kind == "start":
+        stored = StoredAlert(a.id, a.stream, uri, a.query, a.kind, a.threshold, a.start, a.score, a.peak, a.peak_time)
+        record_start(lib, stored)
+    else:
+        record_end(lib, a.id, a.end or a.start, a.peak, a.peak_time, None if a.clip is None else Path(a.clip))
+
+
 def _alert_json(event: AlertEvent) -> dict[str, Any]:
     a = event.alert
     line: dict[str, Any] = {"event": "alert" if event.kind == "start" else "alert_end", "id": a.id}
-    line.update(stream=a.stream, query=a.query, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4))
+    line.update(
+        stream=a.stream, query=a.query, kind=a.kind, start=_utc(a.start), start_ts=a.start, score=round(a.score, 4)
+    )
     if event.kind == "end":
         line.update(end=_utc(a.end), end_ts=a.end, peak=round(a.peak, 4), peak_time=_utc(a.peak_time), clip=a.clip)
     return line

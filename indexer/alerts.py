@@ -26,6 +26,11 @@ class AlertRule:
     query: str
     vector: np.ndarray
     threshold: float
+    kind: str = "text"
+
+    def score(self, vector: np.ndarray) -> float:
+        """A window's score (``vector`` unit ``[D]``): its cosine similarity to the query."""
+        return float(np.dot(self.vector, vector))
 
 
 @dataclass
@@ -41,6 +46,8 @@ class Alert:
     peak_time: float
     end: float | None = None
     clip: str | None = None
+    kind: str = "text"  # the rule's: "text", or "label" for a label of a label set
+    threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class Alerts:
         """Score one window (``vector`` unit ``[D]``) against every rule; the alerts it starts or ends."""
         events: list[AlertEvent] = []
         for rule, state in zip(self.rules, self._states, strict=True):
-            score = float(np.dot(rule.vector, vector))
+            score = rule.score(vector)
             alert = state.open
             if alert is None:
                 if score >= rule.threshold:
@@ -94,6 +101,8 @@ class Alerts:
                         score,
                         score,
                         start,
+                        kind=rule.kind,
+                        threshold=rule.threshold,
                     )
                     state.open, state.below = alert, 0
                     events.append(AlertEvent("start", alert))
@@ -111,6 +120,10 @@ class Alerts:
                 state.open = None
                 events.append(AlertEvent("end", alert))
         return events
+
+    def open_ids(self) -> list[str]:
+        """The ids of the alerts still going on."""
+        return [state.open.id for state in self._states if state.open is not None]
 
     def close(self, now: float) -> list[AlertEvent]:
         """End every open alert (the watch stops)."""

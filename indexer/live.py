@@ -260,7 +260,7 @@ class LiveProducer:
             if not (final or newest > end):  # a later segment has begun: the post-roll's one is closed
                 continue
             live.clips.remove(event)
-            out = live.folder / "clips" / f"{alert.id}.mkv"
+            out = live.folder / "clips" / f"{alert.id}.mp4"  # MP4: a browser plays it from the streams page
             try:
                 clip = cut_clip(live.folder, alert.start - self.pre_roll, end, out)
             except Exception as exc:  # noqa: BLE001 -- a clip that cannot be cut must not stop the watch

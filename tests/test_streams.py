@@ -482,6 +482,67 @@ def calibrated_alert(ckpt: Path, video: Path) -> tuple[str, float]:
 EVENT_AT, WINDOW, STRIDE = 8.0, 4.0, 2.0
 
 
+def _alerts_json(lib: Path, *extra: str) -> list[dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidsearch.cli", "alerts", "--library", str(lib), "--json", *extra],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout))
+
+
+@pytest.mark.slow
+def test_watch_stores_an_alert_row_with_its_mp4_clip_and_retention_forgets_old_ones(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """A file played live: one row per event (start, end, peak, an MP4 clip relative to the library),
+    `vidsearch alerts` lists it; `--retain` deletes the stream's old rows and their clips, not others'."""
+    from vidsearch.store.alerts import StoredAlert, record_alert_end, record_alert_start
+
+    video = write_colours(tmp_path / "event.mp4", [(4, GRAY), (6, RED), (6, GRAY)])
+    caption, threshold = calibrated_alert(tiny_checkpoint, video)
+    lib = tmp_path / "lib"
+    old_clip = lib / "recordings" / "cam" / "clips" / "cam-old-1.mp4"
+    old_clip.parent.mkdir(parents=True)
+    old_clip.write_bytes(b"old")
+    t = time.time()
+    with Library.open(lib) as library, library.session() as s:
+        for key, uri, start in [("cam-old-1", str(video), t - 3 * 3600), ("cam-old-2", str(video), t - 2 * 3600)]:
+            record_alert_start(s, StoredAlert(key, "cam", uri, "x", "text", 0.2, start, 0.3, 0.3, start))
+        record_alert_end(s, "cam-old-1", t - 3 * 3600 + 5, 0.4, t - 3 * 3600, "recordings/cam/clips/cam-old-1.mp4")
+        # another stream's old alert: not this watch's to forget
+        record_alert_start(
+            s, StoredAlert("yard-old-1", "yard", "rtsp://x/yard", "x", "text", 0.2, t - 3 * 3600, 0.3, 0.3, 0)
+        )
+    args = ["--realtime", "--name", "cam", "--alert", caption, "--threshold", f"{threshold:.4f}", "--json"]
+    args += ["--window", str(WINDOW), "--stride", str(STRIDE), "--retain", "1h"]
+    proc = subprocess.run(
+        watch_cmd(str(video), lib, tiny_checkpoint, *args), capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    (start,) = [line for line in lines if line["event"] == "alert"]
+    (end,) = [line for line in lines if line["event"] == "alert_end"]
+    assert start["kind"] == "text" and Path(end["clip"]).suffix == ".mp4"
+    assert not old_clip.exists()
+    rows = _alerts_json(lib)
+    assert [r["id"] for r in rows] == [start["id"], "yard-old-1"]  # the stream's old rows are gone
+    row = rows[0]
+    assert (row["stream"], row["query"], row["kind"], row["uri"]) == ("cam", caption, "text", str(video))
+    assert row["start_ts"] == pytest.approx(start["start_ts"]) and row["end_ts"] == pytest.approx(end["end_ts"])
+    assert row["threshold"] == pytest.approx(threshold, abs=1e-4) and row["peak"] == pytest.approx(
+        end["peak"], abs=1e-4
+    )
+    assert row["clip_in_library"] == f"recordings/cam/clips/{start['id']}.mp4"
+    assert Path(row["clip"]) == Path(end["clip"]).resolve() and sum(_decoded_colours(Path(row["clip"]))) >= 50
+    assert [r["id"] for r in _alerts_json(lib, "--stream", "yard")] == ["yard-old-1"]
+    assert [r["id"] for r in _alerts_json(lib, "--since", "10m")] == [start["id"]]
+    table = subprocess.run(
+        [sys.executable, "-m", "vidsearch.cli", "alerts", "--library", str(lib)], capture_output=True, text=True
+    )
+    assert table.returncode == 0 and caption in table.stdout and "cam" in table.stdout
+
+
 @pytest.mark.slow
 @needs_rtsp
 def test_alert_fires_once_within_the_latency_goal_and_the_moment_is_queryable(

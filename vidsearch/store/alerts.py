@@ -7,7 +7,7 @@ the web page's streams view, and retention (which deletes a stream's old rows wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -23,6 +23,7 @@ __all__ = [
     "recent_alerts",
     "forget_alerts_before",
     "stream_names",
+    "forget_unfinished_alerts_before",
 ]
 
 
@@ -123,3 +124,18 @@ def alert_by_key(session: Session, key: str) -> StoredAlert | None:
     """The alert with ``key`` (the id in the watch's JSON lines), or None."""
     row = session.scalar(select(AlertRecord).where(AlertRecord.key == key))
     return None if row is None else _stored(row)
+
+
+def forget_unfinished_alerts_before(
+    session: Session, uris: Sequence[str], cutoff: float, keep: Collection[str] = ()
+) -> list[str]:
+    """Delete the alerts of these streams that started before ``cutoff`` and never ended (their
+    watch died mid-event), except those keyed in ``keep`` (still open); the clips they named."""
+    if not uris:
+        return []
+    old = (AlertRecord.uri.in_(list(uris))) & (AlertRecord.end.is_(None)) & (AlertRecord.start < cutoff)
+    if keep:
+        old = old & AlertRecord.key.not_in(list(keep))
+    clips = [clip for clip in session.scalars(select(AlertRecord.clip).where(old)) if clip]
+    session.execute(delete(AlertRecord).where(old))
+    return clips
