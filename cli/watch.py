@@ -8,7 +8,6 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +25,16 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
 )
+from vidsearch.cli.watch_rules import check_labels, stream_alerts, stream_specs
 from vidsearch.errors import InputError
 from vidsearch.indexer.options import IndexOptions, IndexReport
 from vidsearch.indexer.stream_status import StatusBoard
 from vidsearch.media.recorder import RECORDINGS_DIR
-from vidsearch.media.uri import redact_uri
 from vidsearch.models.opener import open_encoder
 from vidsearch.models.spec import EncoderSpec
 
 if TYPE_CHECKING:
-    from vidsearch.indexer.alerts import AlertEvent, AlertRule
+    from vidsearch.indexer.alerts import AlertEvent, Rule
     from vidsearch.indexer.live import WatchReport
     from vidsearch.store.library import Library
 
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 # so an event is seen at most window + stride seconds after it starts.
 DEFAULT_WINDOW = 4.0
 DEFAULT_STRIDE = 2.0
-DEFAULT_THRESHOLD = 0.25  # cosine similarity, the scale of `vidsearch query`'s scores
 DEFAULT_RETAIN = "24h"  # recordings kept by default: a bound, so a forgotten watch never fills a disk
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -69,8 +67,23 @@ def watch_command(
     ),
     name: str | None = typer.Option(None, "--name", help="The stream's name in alerts and results (default: SOURCE)."),
     alert: list[str] = typer.Option([], "--alert", help="A standing text query; repeat for several."),
-    threshold: float = typer.Option(
-        DEFAULT_THRESHOLD, "--threshold", help="Score (cosine similarity, as `query` shows) at which an alert fires."
+    label: list[str] = typer.Option(
+        [], "--label", help="A standing action label of --labels (e.g. 'playing guitar'); repeat for several."
+    ),
+    labels: str = typer.Option(
+        "kinetics400",
+        "--labels",
+        metavar="SET",
+        help="The label set of --label: kinetics400, ucf101, hmdb51, ... or a file.",
+    ),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="Score (cosine similarity, as `query` shows) at which a text alert fires. Default: calibrated, "
+        "the median of the query's scores on the scene's background plus 4 robust standard deviations "
+        "(background: the library's stored windows of the stream, else of the model; with fewer than 30, "
+        "the stream's first 15 windows, and the alert fires only after them). The chosen threshold is printed.",
+        show_default=False,
     ),
     window: float = typer.Option(DEFAULT_WINDOW, "--window", help="Seconds each window covers."),
     stride: float = typer.Option(DEFAULT_STRIDE, "--stride", help="Seconds between windows."),
@@ -103,13 +116,13 @@ def watch_command(
     check_number("--duration", duration, low=0, above=True, unit="seconds")
     check_number("--open-timeout", open_timeout, low=0, above=True, unit="seconds")
     check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
-    specs = stream_specs(source, name, alert, threshold)
+    specs = stream_specs(source, name, alert, threshold, label)
+    check_labels(specs, labels)  # before the model loads
     retain_seconds = parse_duration(retain, "--retain")
     from vidsearch.indexer.webhook import Webhook, check_webhook_url
 
     webhook = Webhook(check_webhook_url(on_alert_url)) if on_alert_url else None
 
-    from vidsearch.indexer.alerts import Alerts
     from vidsearch.indexer.live import LiveProducer, StreamSource
     from vidsearch.indexer.pipeline import run_pipeline, sampling_dict
     from vidsearch.indexer.producer import Work
@@ -145,7 +158,22 @@ def watch_command(
             options, sampling=dataclasses.replace(options.sampling, antialias=encoder.antialias)
         )
         space = lib.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
-        alerts = {spec.name: Alerts(spec.name, _rules(encoder, spec)) for spec in specs if spec.alerts}
+
+        def on_calibrated(stream: str, rule: Rule, threshold: float) -> None:
+            note = {"event": "watch", "stream": stream, "query": rule.query, "kind": rule.kind}
+            _announce({**note, "threshold": round(threshold, 4), "threshold_source": "calibrated on the stream"})
+
+        def _announce(note: dict[str, Any]) -> None:
+            if json_out:
+                _emit({**note, "time": _utc(_now())})
+                return
+            at = "not yet" if note["threshold"] is None else f"{note['threshold']:.3f}"
+            text = f"{note['stream']}: alert {note['query']!r} fires at {at} ({note['threshold_source']})"
+            err_console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+        alerts, notes = stream_alerts(lib, space, encoder, specs, labels, on_calibrated)
+        for note in notes:
+            _announce(note)
         live = LiveOptions(
             window=window, stride=stride, num_frames=encoder.num_frames, short_side=max(encoder.resolution, 64),
             open_timeout=open_timeout, read_timeout=read_timeout, realtime=realtime,
@@ -186,66 +214,6 @@ def watch_command(
                 webhook.close()
     for stream_report in producer.reports:
         _print_end(stream_report, stopped, json_out)
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One stream of a watch: its URL, its name, its standing queries and their threshold."""
-
-    url: str
-    name: str
-    alerts: tuple[str, ...]
-    threshold: float
-
-
-def stream_specs(source: str, name: str | None, alerts: list[str], threshold: float) -> list[StreamSpec]:
-    """The streams SOURCE means: one URL/device/file, or a TOML file of ``[[stream]]`` tables.
-
-    A table has ``url``, and optionally ``name``, ``alerts`` (a list of texts, added to
-    ``--alert``) and ``threshold`` (default ``--threshold``).
-
-    Raises:
-        InputError: a config that cannot be read, a bad entry, a name used twice, a bad URL.
-    """
-    from vidsearch.media.live import check_live_source
-
-    if not source.endswith(".toml"):
-        return [StreamSpec(check_live_source(source), name or redact_uri(source), tuple(alerts), threshold)]
-    if sys.version_info < (3, 11):  # tomllib is in the standard library from 3.11
-        raise InputError(f"{source}: a streams config needs Python 3.11 or later; or run one watch per library")
-    import tomllib
-
-    try:
-        with open(source, "rb") as f:
-            tables = tomllib.load(f).get("stream", [])
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{source}: cannot read the streams config: {exc}") from None
-    if not isinstance(tables, list) or not tables:
-        raise InputError(f"{source}: no streams; write one [[stream]] table with a url per stream")
-    specs = []
-    for i, table in enumerate(tables, 1):
-        url = table.get("url") if isinstance(table, dict) else None
-        if not isinstance(url, str):
-            raise InputError(f"{source}: stream {i} has no url")
-        texts = table.get("alerts", [])
-        limit = table.get("threshold", threshold)
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise InputError(f"{source}: stream {i}: alerts must be a list of texts")
-        if not isinstance(limit, int | float) or not -1 <= limit <= 1:
-            raise InputError(f"{source}: stream {i}: threshold must be a number from -1 to 1")
-        stream_name = str(table.get("name", redact_uri(url)))  # a name is shown everywhere: no password
-        specs.append(StreamSpec(check_live_source(url), stream_name, (*alerts, *texts), float(limit)))
-    names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        raise InputError(f"{source}: two streams share a name; give each a different name")
-    return specs
-
-
-def _rules(encoder: Any, spec: StreamSpec) -> list[AlertRule]:
-    from vidsearch.indexer.alerts import AlertRule
-
-    vectors = encoder.encode_text(list(spec.alerts))
-    return [AlertRule(text, vec, spec.threshold) for text, vec in zip(spec.alerts, vectors, strict=True)]
 
 
 def _now() -> float:
