@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +21,7 @@ from vidsearch.cli.common import (
 )
 from vidsearch.cli.format import fmt_time, shown
 from vidsearch.errors import InputError
+from vidsearch.usecases.when import parse_when
 
 if TYPE_CHECKING:
     from vidsearch.search import VideoHit
@@ -65,6 +67,16 @@ def query_command(
     said: str | None = typer.Option(
         None, "--said", metavar="PHRASE", help='An exact spoken phrase, e.g. --said "the bridge is closed".'
     ),
+    source: str | None = typer.Option(
+        None, "--source", metavar="NAME|PREFIX", help="Only this stream (its name) or paths/URLs starting with PREFIX."
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="WHEN",
+        help="Only moments since WHEN (10m, 2h, 1d, or a date/time, local unless it names a zone): "
+        "a stream's by their wall-clock time, a file's by its modification time.",
+    ),
     model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -95,6 +107,8 @@ def query_command(
         max_duration=max_duration,
         label=label,
         label_set=label_set,
+        source=source,
+        date_from=None if since is None else dt.datetime.fromtimestamp(parse_when(since), dt.timezone.utc),
     )
     candidates = rerank_k_for(rerank, rerank_k, default=max(k, DEFAULT_RERANK_K)) or 0
     query = Query(
@@ -113,12 +127,13 @@ def query_command(
         raise InputError(f"--video {video}: {'is a directory, not a video file' if video.is_dir() else 'no such file'}")
     with open_library(library, read_only=True) as lib:  # a query never writes, not even the FAISS file
         space = resolve_space(lib, model, precision)  # auto: the space's own precision
-        hits = search(lib, query, LocalEmbedder(device), space).hits
+        page = search(lib, query, LocalEmbedder(device), space)
+    hits, streams = page.hits, page.streams
     from vidsearch.retrieval import why_matched
 
     if json_out:
-        # matched: the retrievers that found it; why: seen, said or both
-        print_json([{**h.to_dict(), "why": why_matched(h.matched)} for h in hits])
+        # matched: the retrievers that found it; why: seen, said or both; a stream's times: UTC
+        print_json([{**h.to_dict(), "why": why_matched(h.matched), **_source(h, streams)} for h in hits])
         return
     if not hits:
         console.print("no results" + (" above --min-score" if min_score is not None else ""))
@@ -141,14 +156,33 @@ def query_command(
         row = [
             str(h.rank),
             f"{h.score:.3f}",
-            f"{fmt_time(h.start)}-{fmt_time(h.end)}",
-            shown(h.path),
+            _span(h, h.video_id in streams),
+            shown(h.path if h.video_id not in streams else f"{streams[h.video_id]} ({h.path})"),
             why_matched(h.matched),
         ]
         if quoting:
             row.append(_quote(h))
         table.add_row(*row)
     console.print(table)
+
+
+def _source(hit: VideoHit, streams: dict[int, str]) -> dict[str, Any]:
+    """A hit's source and, for a live stream, its name and its times in UTC."""
+    if hit.video_id not in streams:
+        return {"source": hit.path, "stream": None}
+    utc = {
+        f"{k}_utc": dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()
+        for k, t in (("start", hit.start), ("end", hit.end))
+    }
+    return {"source": hit.path, "stream": streams[hit.video_id], **utc}
+
+
+def _span(hit: VideoHit, wall_clock: bool) -> str:
+    """A file's span in media time; a stream's in local wall-clock time."""
+    if not wall_clock:
+        return f"{fmt_time(hit.start)}-{fmt_time(hit.end)}"
+    start, end = (dt.datetime.fromtimestamp(t).astimezone() for t in (hit.start, hit.end))
+    return f"{start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}"
 
 
 def _quote(hit: VideoHit) -> str:

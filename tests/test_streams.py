@@ -577,6 +577,11 @@ def test_alert_fires_once_within_the_latency_goal_and_the_moment_is_queryable(
     )  # fmt: skip
     hits = json.loads(found.stdout)
     assert hits[0]["path"] == rtsp_server.url and alert["start_ts"] <= hits[0]["start"] <= end["end_ts"]
+    assert hits[0]["stream"] == "door" and hits[0]["source"] == rtsp_server.url  # a stream's hit: its name
+    assert hits[0]["start_utc"].endswith("+00:00")
+    (row,) = _alerts_json(lib)  # one row for the one event, completed with its clip
+    assert (row["id"], row["stream"], row["uri"]) == (alert["id"], "door", rtsp_server.url)
+    assert row["end_ts"] == pytest.approx(end["end_ts"]) and row["clip_in_library"].endswith(".mp4")
 
 
 @pytest.mark.slow

@@ -54,10 +54,19 @@ class Filters:
     min_duration: float | None = None
     max_duration: float | None = None
     video_ids: frozenset[int] | None = None  # only these videos (e.g. those with a recognized label)
+    # live streams (their segments' times are wall-clock UTC s): only their moments starting within
+    # [since, until], so a stream's recent windows compete without its older ones crowding them out
+    wall_clock: frozenset[int] = frozenset()
+    since: float | None = None
+    until: float | None = None
 
     def accepts(self, info: SegmentInfo) -> bool:
-        """Whether a video passes the path, duration and video-set filters."""
+        """Whether a segment passes the path, duration, video-set and stream-time filters."""
         if self.video_ids is not None and info.video_id not in self.video_ids:
+            return False
+        if info.video_id in self.wall_clock and not (
+            (self.since is None or info.start >= self.since) and (self.until is None or info.start <= self.until)
+        ):
             return False
         if self.path_glob:
             target = info.path if "/" in self.path_glob else Path(info.path).name

@@ -27,6 +27,7 @@ from vidsearch.errors import InputError
 from vidsearch.retrieval import GroupBy, RetrievalQuery, Retriever, VectorRetriever, fuse
 from vidsearch.retrieval.transcripts import TranscriptRetriever
 from vidsearch.search import Filters, VideoHit, check_text, moment_vector
+from vidsearch.store import sources as stored_sources
 from vidsearch.store.library import Library, SpaceInfo
 from vidsearch.store.transcripts import has_transcripts
 from vidsearch.usecases.encoders import QueryEmbedder
@@ -37,6 +38,7 @@ from vidsearch.usecases.ordering import (
     dated_videos,
     relative_matches,
     sort_hits,
+    utc_seconds,
     within_dates,
 )
 from vidsearch.usecases.videos import indexed_video, indexed_videos, videos_where
@@ -87,6 +89,8 @@ class QueryFilters:
     # when the moment happened (a stream moment's wall-clock time, else its file's modification time)
     date_from: datetime | None = None
     date_to: datetime | None = None
+    # a stream's name, or a path/URL prefix (a folder, rtsp://cam1, ...) of the videos to search
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class SearchPage:
     more: bool  # whether results follow this page
     space: SpaceInfo | None  # the space searched; None: the library is empty
     matches: list[float] = field(default_factory=list)  # each hit's relative match (ordering.relative_matches)
+    # video id -> the stream's name, for hits of live streams (their times are UTC seconds)
+    streams: dict[int, str] = field(default_factory=dict)
 
 
 def check_query(query: Query) -> None:
@@ -241,7 +247,18 @@ def search(library: Library, query: Query, embedder: QueryEmbedder, space: Space
     end = query.offset + query.k
     shown = order[query.offset : end]
     page = [dataclasses.replace(hits[i], rank=rank) for rank, i in enumerate(shown, query.offset + 1)]
-    return SearchPage(page, len(hits) > end, space, [matches[i] for i in shown])
+    return SearchPage(page, len(hits) > end, space, [matches[i] for i in shown], _streams_of(library, page))
+
+
+def _streams_of(library: Library, hits: list[VideoHit]) -> dict[int, str]:
+    """The stream names of the hits that are live streams (a stream without a recorded name: its URL)."""
+    if not hits:
+        return {}
+    with library.session() as s:
+        streams = stored_sources.stream_video_ids(s, [h.video_id for h in hits])
+        live = {h.video_id: h.path for h in hits if h.video_id in streams}
+        names = stored_sources.stream_names(s, sorted(set(live.values())))
+    return {vid: names.get(uri, uri) for vid, uri in live.items()}
 
 
 def _is_source(hit: VideoHit, moment: MomentRef) -> bool:
@@ -262,15 +279,25 @@ def _engine_filters(library: Library, space: SpaceInfo, wanted: QueryFilters) ->
     if wanted.folder or wanted.indexed_after is not None:
         found = videos_where(library, wanted.folder, wanted.indexed_after)
         ids = found if ids is None else ids & found
+    if wanted.source is not None:
+        with library.session() as s:
+            found = stored_sources.video_ids_from_source(s, wanted.source)
+        ids = found if ids is None else ids & found
+    streams: set[int] = set()
     if wanted.date_from is not None or wanted.date_to is not None:
         found = dated_videos(library, wanted.date_from, wanted.date_to)
         ids = found if ids is None else ids & found
+        with library.session() as s:
+            streams = stored_sources.stream_video_ids(s)  # their windows are dated one by one
     return Filters(
         min_score=wanted.min_score,
         path_glob=wanted.path_glob,
         min_duration=wanted.min_duration,
         max_duration=wanted.max_duration,
         video_ids=frozenset(ids) if ids is not None else None,
+        wall_clock=frozenset(streams),
+        since=utc_seconds(wanted.date_from) if wanted.date_from is not None else None,
+        until=utc_seconds(wanted.date_to) if wanted.date_to is not None else None,
     )
 
 
