@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,12 @@ from vidsearch.cli.common import (
     open_library,
 )
 from vidsearch.cli.watch_rules import check_labels, stream_alerts, stream_specs
-from vidsearch.errors import InputError
 from vidsearch.indexer.options import IndexOptions, IndexReport
 from vidsearch.indexer.stream_status import StatusBoard
 from vidsearch.media.recorder import RECORDINGS_DIR
 from vidsearch.models.opener import open_encoder
 from vidsearch.models.spec import EncoderSpec
+from vidsearch.usecases.when import parse_duration
 
 if TYPE_CHECKING:
     from vidsearch.indexer.alerts import AlertEvent, Rule
@@ -43,20 +42,6 @@ if TYPE_CHECKING:
 DEFAULT_WINDOW = 4.0
 DEFAULT_STRIDE = 2.0
 DEFAULT_RETAIN = "24h"  # recordings kept by default: a bound, so a forgotten watch never fills a disk
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, option: str) -> float:
-    """Seconds of ``90``, ``90s``, ``30m``, ``24h``, ``7d``.
-
-    Raises:
-        InputError: anything else.
-    """
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if match is None or float(match.group(1)) <= 0:
-        raise InputError(f"{option} {text!r}: give a positive duration such as 90s, 30m, 24h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 @app.command("watch")
@@ -118,7 +103,7 @@ def watch_command(
     check_number("--read-timeout", read_timeout, low=0, above=True, unit="seconds")
     specs = stream_specs(source, name, alert, threshold, label)
     check_labels(specs, labels)  # before the model loads
-    retain_seconds = parse_duration(retain, "--retain")
+    retain_seconds = parse_duration(retain, argument="retain")
     from vidsearch.indexer.webhook import Webhook, check_webhook_url
 
     webhook = Webhook(check_webhook_url(on_alert_url)) if on_alert_url else None

@@ -21,7 +21,7 @@ from vidsearch.indexer.alerts import (
 )
 from vidsearch.labels import OpenSetRule
 from vidsearch.store.library import Library
-from vidsearch.usecases.when import parse_when
+from vidsearch.usecases.when import parse_duration, parse_when
 
 # --- WHEN ------------------------------------------------------------------------------------
 
@@ -39,7 +39,19 @@ def test_parse_when_durations_and_local_or_zoned_dates() -> None:
     for bad in ("soon", "10 minutes", "-5m", "2026-13-01", ""):
         with pytest.raises(InputError) as e:
             parse_when(bad)
-        assert message(e.value).startswith("--since ") and "10m" in message(e.value)
+        assert message(e.value).startswith(f"--since {bad!r}") and "10m" in message(e.value)
+    with pytest.raises(InputError, match="positive duration"):
+        parse_when("0m")
+    assert [parse_duration(t, argument="retain") for t in ("90", "90s", "30m", "24h", "7d")] == [
+        90,
+        90,
+        1800,
+        86400,
+        604800,
+    ]
+    with pytest.raises(InputError) as e:
+        parse_duration("soon", argument="retain")
+    assert message(e.value) == "--retain 'soon': give a positive duration such as 90s, 30m, 24h or 7d"
 
 
 # --- calibration -----------------------------------------------------------------------------

@@ -13,9 +13,21 @@ import time
 
 from vidsearch.errors import InputError
 
-__all__ = ["parse_when"]
+__all__ = ["parse_duration", "parse_when"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, *, argument: str) -> float:
+    """Seconds of ``90``, ``90s``, ``30m``, ``24h``, ``7d``, ``2w``.
+
+    Raises:
+        InputError: anything else, or not positive (naming ``argument``).
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise InputError(f"{text!r}: give a positive duration such as 90s, 30m, 24h or 7d", argument=argument)
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def parse_when(text: str, *, now: float | None = None, argument: str = "since") -> float:
@@ -29,9 +41,8 @@ def parse_when(text: str, *, now: float | None = None, argument: str = "since") 
     Raises:
         InputError: anything else (one line, naming ``argument``).
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if match is not None:
-        return (time.time() if now is None else now) - float(match.group(1)) * _UNITS[match.group(2)]
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*[smhdw]\s*", text):  # a bare number would be ambiguous
+        return (time.time() if now is None else now) - parse_duration(text, argument=argument)
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
