@@ -24,6 +24,7 @@ from vidsearch.cli.common import (
     err_console,
     open_library,
 )
+from vidsearch.cli.format import shown
 from vidsearch.cli.watch_rules import check_labels, stream_alerts, stream_specs
 from vidsearch.indexer.options import IndexOptions, IndexReport
 from vidsearch.indexer.stream_status import StatusBoard
@@ -242,7 +243,10 @@ def _alert_text(event: AlertEvent) -> None:
     a = event.alert
     local = dt.datetime.fromtimestamp(a.start).strftime("%H:%M:%S")
     if event.kind == "start":
-        err_console.print(f"[bold red]ALERT[/] {a.stream} {local} {a.query!r} score {a.score:.3f} ({a.id})")
+        # the stream's name and the query are the user's: escaped, never read as markup
+        err_console.print(
+            f"[bold red]ALERT[/] {shown(a.stream)} {local} {shown(repr(a.query))} score {a.score:.3f} ({shown(a.id)})"
+        )
     else:
         clip = f", clip {a.clip}" if a.clip else ""
         err_console.print(f"alert {a.id} ended, peak {a.peak:.3f}{clip}", highlight=False, markup=False)

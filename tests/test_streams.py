@@ -325,17 +325,24 @@ def test_watch_several_streams_from_a_toml_config(tmp_path: Path, tiny_checkpoin
     config = tmp_path / "streams.toml"
     config.write_text(
         f'[[stream]]\nname = "front"\nurl = "{a}"\nalerts = ["a red car"]\n\n'
-        f'[[stream]]\nname = "back"\nurl = "{b}"\nthreshold = 0.9\n\n'
+        f'[[stream]]\nname = "back"\nurl = "{b}"\nthreshold = 0.9\nlabels = ["Red_Light"]\n\n'
         '[[stream]]\nname = "gone"\nurl = "rtsp://127.0.0.1:9/cam"\n'
     )
     lib = tmp_path / "lib"
+    label_file = tmp_path / "colours.txt"
+    label_file.write_text("red light\ngray wall\nblue sky\n")
     args = ["--realtime", "--window", "2", "--stride", "1", "--json", "--open-timeout", "3", "--no-record"]
+    args += ["--labels", str(label_file)]
     proc = subprocess.run(
         watch_cmd(str(config), lib, tiny_checkpoint, *args), capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     ends = {line["stream"]: line for line in lines if line["event"] == "end"}
+    rules = {(line["stream"], line["query"]): line for line in lines if line["event"] == "watch"}
+    # each rule's threshold is said at start: "front" calibrates on its first windows (an empty library)
+    assert rules["front", "a red car"]["threshold"] is None and rules["back", "label:red light"]["threshold"] == 0.5
+    assert rules["back", "label:red light"]["kind"] == "label" and len(rules) == 2
     assert ends["front"]["encoded"] == ends["back"]["encoded"] == 2
     assert ends["gone"]["encoded"] == 0 and "Connection refused" in ends["gone"]["error"]
     assert any(
