@@ -116,6 +116,7 @@ def watch_command(
     from vidsearch.media import SamplingConfig
     from vidsearch.media.live import LiveOptions
     from vidsearch.usecases.alerts import forget_alerts
+    from vidsearch.usecases.streams import name_streams
 
     options = IndexOptions(
         model=model,
@@ -144,6 +145,7 @@ def watch_command(
             options, sampling=dataclasses.replace(options.sampling, antialias=encoder.antialias)
         )
         space = lib.ensure_space(encoder.key, encoder.embed_dim, encoder.spec, sampling_dict(options.sampling))
+        name_streams(lib, [(spec.name, spec.url) for spec in specs])
 
         def on_calibrated(stream: str, rule: Rule, threshold: float) -> None:
             note = {"event": "watch", "stream": stream, "query": rule.query, "kind": rule.kind}

@@ -23,6 +23,7 @@ from vidsearch.store.alerts import StoredAlert, record_alert_start
 from vidsearch.store.library import Library
 from vidsearch.usecases.encoders import LocalEmbedder
 from vidsearch.usecases.query import MomentRef, Query, QueryFilters, search
+from vidsearch.usecases.streams import name_streams
 
 E = np.eye(4, dtype=np.float32)
 NOW = time.time()
@@ -53,7 +54,10 @@ def library(tmp_path: Path) -> Library:
     sink.add([_encoded(door, [(NOW - 3 * 3600, NOW - 3 * 3600 + 4)], E[[0]])])  # an old window, the best
     sink.add([_encoded(door, [(NOW - 60, NOW - 56)], near[None])])
     sink.add([_encoded(yard, [(NOW - 30, NOW - 26)], near[None])])
+    porch = StreamSource("rtsp://cam/3", "porch")  # named as its watch started; it never alerted
+    sink.add([_encoded(porch, [(NOW - 20, NOW - 16)], near[None])])
     sink.close(True)
+    name_streams(lib, [("porch", porch.uri)])
     with lib.session() as s:  # the names streams are shown under: their alerts'
         record_alert_start(s, StoredAlert("door-1", "door", door.uri, "q", "text", 0.2, NOW - 60, 0.3, 0.3, NOW - 60))
         record_alert_start(s, StoredAlert("yard-1", "yard", yard.uri, "q", "text", 0.2, NOW - 30, 0.3, 0.3, NOW - 30))
@@ -76,9 +80,11 @@ def test_source_and_since_filter_streams_and_files(library: Library, tmp_path: P
         hits, streams = _moments(library)
         paths = [p for p, _ in hits]
         assert {"rtsp://cam/1", "rtsp://cam/2", str(tmp_path / "videos" / "b.mp4")} <= set(paths)
-        assert sorted(streams.values()) == ["door", "yard"]  # by video id
+        assert sorted(streams.values()) == ["door", "porch", "yard"]  # by video id
         assert {p for p, _ in _moments(library, source="door")[0]} == {"rtsp://cam/1"}
-        assert {p for p, _ in _moments(library, source="rtsp://cam/")[0]} == {"rtsp://cam/1", "rtsp://cam/2"}
+        assert {p for p, _ in _moments(library, source="porch")[0]} == {"rtsp://cam/3"}
+        cams = {"rtsp://cam/1", "rtsp://cam/2", "rtsp://cam/3"}
+        assert {p for p, _ in _moments(library, source="rtsp://cam/")[0]} == cams
         videos = str(tmp_path / "videos")
         assert {p for p, _ in _moments(library, source=videos)[0]} == {f"{videos}/a.mp4", f"{videos}/b.mp4"}
         assert _moments(library, source="nowhere")[0] == []

@@ -48,6 +48,7 @@ __all__ = [
     "ActorBox",
     "VideoTranscript",
     "TranscriptSegment",
+    "StreamRecord",
     "utcnow",
 ]
 
@@ -361,3 +362,19 @@ class AlertRecord(Base):
     peak_time: Mapped[float] = mapped_column(Float)
     clip: Mapped[str | None] = mapped_column(Text, nullable=True)  # path relative to the library root
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StreamRecord(Base):
+    """A watched stream: the name it is shown under, and its URL (migration 0010).
+
+    A stream's windows are stored under its URL (its video row's path); its name is what users
+    give ``--name`` and see everywhere (``query --source NAME``, alerts, the streams view). Written
+    when a watch starts; a name given to another URL later follows it there.
+    """
+
+    __tablename__ = "streams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    uri: Mapped[str] = mapped_column(Text, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
