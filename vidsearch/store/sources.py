@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from vidsearch.store.schema import AlertRecord, StreamRecord, Video, VideoStatus
 
-__all__ = ["name_stream", "video_ids_from_source", "stream_video_ids", "stream_names"]
+__all__ = ["name_stream", "video_ids_from_source", "stream_video_ids", "names_by_uri"]
 
 
 def name_stream(session: Session, name: str, uri: str) -> None:
@@ -45,7 +45,7 @@ def stream_video_ids(session: Session, among: Sequence[int] | None = None) -> se
     return {int(v) for v in session.scalars(query)}
 
 
-def stream_names(session: Session, uris: Sequence[str]) -> dict[str, str]:
+def names_by_uri(session: Session, uris: Sequence[str]) -> dict[str, str]:
     """URL -> the name it is shown under (its latest, or its latest alert's), for those among ``uris`` that have one."""
     if not uris:
         return {}

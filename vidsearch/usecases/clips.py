@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from vidsearch.media.clip import Clip, cut_clip
 from vidsearch.media.recorder import RECORDINGS_DIR, cut_recording, recordings_folder, segments_in
 from vidsearch.media.uri import redact_uri
+from vidsearch.store import sources as stored_sources
 from vidsearch.store.alerts import stream_names
 from vidsearch.store.library import Library
 from vidsearch.usecases.videos import NotFound, VideoRecord, indexed_video
@@ -44,11 +45,13 @@ def stream_recordings(library: Library, record: VideoRecord) -> Path | None:
     """The folder of a stream's recording segments, or None when it was not recorded.
 
     ``vidsearch watch`` names the folder after the stream's name, which is its URL without the
-    password unless a watch config named it; the names its alerts were stored under are tried too.
+    password unless a watch named it; the name its watch recorded and those its alerts were
+    stored under are tried too.
     """
     root = library.root / RECORDINGS_DIR
     with library.session() as s:
-        names = [redact_uri(record.path), record.path, *stream_names(s, record.path)]
+        named = stored_sources.names_by_uri(s, [record.path]).get(record.path)  # its watch's --name
+        names = [redact_uri(record.path), record.path, *([named] if named else []), *stream_names(s, record.path)]
     for name in dict.fromkeys(names):
         folder = recordings_folder(root, name)
         if segments_in(folder):

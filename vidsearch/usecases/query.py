@@ -257,7 +257,7 @@ def _streams_of(library: Library, hits: list[VideoHit]) -> dict[int, str]:
     with library.session() as s:
         streams = stored_sources.stream_video_ids(s, [h.video_id for h in hits])
         live = {h.video_id: h.path for h in hits if h.video_id in streams}
-        names = stored_sources.stream_names(s, sorted(set(live.values())))
+        names = stored_sources.names_by_uri(s, sorted(set(live.values())))
     return {vid: names.get(uri, uri) for vid, uri in live.items()}
 
 
