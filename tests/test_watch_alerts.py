@@ -173,7 +173,7 @@ def test_calibration_separates_an_event_from_its_background_on_the_tiny_model(
 
 
 def test_forgetting_alerts_deletes_their_clips_and_nothing_outside_the_library(tmp_path: Path) -> None:
-    from vidsearch.usecases.alerts import StoredAlert, clip_path, forget_alerts, list_alerts, record_end, record_start
+    from vidsearch.usecases.alerts import StoredAlert, clip_path, forget_alerts, recent_alerts, record_end, record_start
 
     outside = tmp_path / "precious.mp4"
     outside.write_bytes(b"keep")
@@ -186,9 +186,9 @@ def test_forgetting_alerts_deletes_their_clips_and_nothing_outside_the_library(t
         assert record_end(lib, "a", 105.0, 0.5, 101.0, clip)
         assert record_end(lib, "b", 115.0, 0.5, 111.0, outside)  # stored as given; never deleted
         assert not record_end(lib, "zzz", 1.0, 1.0, 1.0, None)
-        assert [a.clip for a in list_alerts(lib, stream="cam") if a.key == "a"] == ["recordings/cam/clips/a.mp4"]
+        assert [a.clip for a in recent_alerts(lib, stream="cam") if a.key == "a"] == ["recordings/cam/clips/a.mp4"]
         assert clip_path(lib, "../../precious.mp4") is None
         # "c" never ended (its watch died) and "d" is recent: only "c" is old and not open
         assert forget_alerts(lib, ["rtsp://x/cam"], 1000.0, open_keys=["d"]) == 1
-        assert [a.key for a in list_alerts(lib)] == ["d"]
+        assert [a.key for a in recent_alerts(lib)] == ["d"]
     assert not clip.exists() and outside.read_bytes() == b"keep"
