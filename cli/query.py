@@ -77,6 +77,15 @@ def query_command(
         help="Only moments since WHEN (10m, 2h, 1d, or a date/time, local unless it names a zone): "
         "a stream's by their wall-clock time, a file's by its modification time.",
     ),
+    until: str | None = typer.Option(
+        None,
+        "--until",
+        metavar="WHEN",
+        help="Only moments up to WHEN (as --since: 2h for two hours ago, or a date/time).",
+    ),
+    sort: str = typer.Option(
+        "score", "--sort", help="Order of the results: score (best first), date (newest first) or name."
+    ),
     model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -109,6 +118,9 @@ def query_command(
         label_set=label_set,
         source=source,
         date_from=None if since is None else dt.datetime.fromtimestamp(parse_when(since), dt.timezone.utc),
+        date_to=None
+        if until is None
+        else dt.datetime.fromtimestamp(parse_when(until, argument="until"), dt.timezone.utc),
     )
     candidates = rerank_k_for(rerank, rerank_k, default=max(k, DEFAULT_RERANK_K)) or 0
     query = Query(
@@ -121,6 +133,7 @@ def query_command(
         rerank_k=candidates,
         mode=mode,  # a str: check_query names a bad mode
         said=said,
+        sort=sort,  # a str: check_query names a bad order
     )
     check_query(query)  # before the library is opened: fail fast
     if video is not None and not video.is_file():

@@ -103,3 +103,16 @@ def test_query_cli_since_is_checked_and_stream_hits_show_their_name(library: Lib
     bad = subprocess.run([*cmd, "--since", "yesterday"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --since 'yesterday' is not a time")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_query_cli_until_and_sort_are_checked(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "vidsearch.cli", "query", "x", "--library", str(tmp_path / "lib")]
+    bad_until = subprocess.run([*cmd, "--until", "soon"], capture_output=True, text=True, timeout=120)
+    assert bad_until.returncode == 2 and bad_until.stderr.startswith("error: --until 'soon' is not a time")
+    bad_sort = subprocess.run([*cmd, "--sort", "size"], capture_output=True, text=True, timeout=120)
+    assert bad_sort.returncode == 2 and "'size' is not an order" in bad_sort.stderr and "--sort" in bad_sort.stderr
+    crossed = subprocess.run([*cmd, "--since", "1h", "--until", "2h"], capture_output=True, text=True, timeout=120)
+    assert crossed.returncode == 2, crossed.stderr
+    for proc in (bad_until, bad_sort, crossed):
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "lib").exists()  # refused before any library is opened or made
