@@ -99,6 +99,36 @@ def test_saved_head_round_trips(toy: dict[str, np.ndarray], tmp_path: Path) -> N
         check_space(again, "space-b")
 
 
+def test_cosine_heads_bound_the_evidence_and_dense_heads_do_not(toy: dict[str, np.ndarray]) -> None:
+    """A cosine head's logits are ``scale * cos``: at most ``scale`` however far an input lies.
+
+    A dense head's logits grow with the input, so an input scaled up gets more evidence than
+    any training clip: the geometry that made unknown clips look known (docs/enrich.md).
+    """
+    far = 50.0 * toy["u"]  # the unknown clips pushed far away from the unit sphere
+    cos = train_head(toy["x"], toy["y"], list("abcd"), "s", HeadConfig(kind="cosine", epochs=20, hidden=16))
+    assert np.abs(cos.logits(far)).max() <= cos.config.scale + 1e-4
+    assert "layer1.bias" not in cos.tensors  # prototypes, no bias to shift the evidence
+    dense = train_head(toy["x"], toy["y"], list("abcd"), "s", HeadConfig(kind="dense", epochs=20, hidden=16))
+    assert dense.predict(far)[2].mean() > dense.predict(toy["u"])[2].mean()
+
+
+def test_heads_written_before_output_kinds_load_as_dense(toy: dict[str, np.ndarray], tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    head = train_head(toy["x"], toy["y"], list("abcd"), "s", HeadConfig(kind="dense", epochs=5, hidden=16))
+    meta = head.meta()
+    for key in ("kind", "scale"):
+        del meta["config"][key]  # the metadata of a head file of an earlier version
+    old = tmp_path / "old.safetensors"
+    save_file(
+        load_file(str(save_head(head, tmp_path / "h.safetensors"))), str(old), {"vidsearch.head": json.dumps(meta)}
+    )
+    again = load_head(old)
+    assert again.config.kind == "dense" and again.config == head.config
+    assert np.array_equal(again.logits(toy["xt"]), head.logits(toy["xt"]))
+
+
 def test_unreadable_head_files_are_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a safetensors file")
@@ -172,7 +202,7 @@ def test_classes_the_embeddings_cannot_separate_leave_known_clips_the_least_evid
 
     x, y = around(centre, 160), np.arange(160) % 4
     xt, u = around(centre, 40), around(far, 40)
-    head = train_head(x, y, list("abcd"), "s", HeadConfig(hidden=0))
+    head = train_head(x, y, list("abcd"), "s", HeadConfig(kind="dense", hidden=0))
     assert head.calibration["heldout_top1"] < 50.0  # chance is 25
     assert auroc(head.predict(xt)[2], head.predict(u)[2]) < 0.5
     means = np.stack([x[y == c].mean(axis=0) for c in range(4)])

@@ -66,6 +66,9 @@ class HeadConfig:
 
     Attributes:
         loss: ``edl``, ``edl-nokl`` or ``ce``.
+        kind: output layer, ``cosine`` (logits ``scale * cos(h, w_c)``: bounded evidence, highest
+            near a class prototype) or ``dense`` (affine; heads written before kinds existed).
+        scale: the cosine layer's fixed logit scale.
         hidden: width of the hidden layer; 0: a linear head.
         epochs: passes over the training clips.
         lr: AdamW learning rate.
@@ -83,6 +86,8 @@ class HeadConfig:
     """
 
     loss: str = "edl"
+    kind: str = "cosine"
+    scale: float = 10.0
     hidden: int = 256
     epochs: int = 60
     lr: float = 2e-3
@@ -97,7 +102,12 @@ class HeadConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from vidsearch.models.evidential import EDL_FORMS, EVIDENCE_FUNCTIONS
+        from vidsearch.models.evidential import EDL_FORMS, EVIDENCE_FUNCTIONS, HEAD_KINDS
+
+        if self.kind not in HEAD_KINDS:
+            raise InputError(f"must be one of {', '.join(HEAD_KINDS)} (got {self.kind!r})", argument="head_kind")
+        if not self.scale > 0:
+            raise InputError(f"must be positive (got {self.scale})", argument="scale")
 
         if self.loss not in LOSSES:
             raise InputError(f"must be one of {', '.join(LOSSES)} (got {self.loss!r})", argument="loss")
@@ -145,11 +155,13 @@ class TrainedHead:
 
         from vidsearch.models.evidential import HeadNet
 
-        net = HeadNet(self.dim, len(self.classes), self.config.hidden, self.config.dropout)
+        c = self.config
+        net = HeadNet(self.dim, len(self.classes), c.hidden, c.dropout, kind=c.kind, scale=c.scale)
         linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
         for i, lin in enumerate(linears):
             lin.weight.data = torch.from_numpy(np.ascontiguousarray(self.tensors[f"layer{i}.weight"]))
-            lin.bias.data = torch.from_numpy(np.ascontiguousarray(self.tensors[f"layer{i}.bias"]))
+            if lin.bias is not None:  # a cosine head's prototype layer has none
+                lin.bias.data = torch.from_numpy(np.ascontiguousarray(self.tensors[f"layer{i}.bias"]))
         return net.eval()
 
     def logits(self, xb: np.ndarray) -> np.ndarray:
@@ -240,7 +252,7 @@ def _fit(xb: np.ndarray, yb: np.ndarray, n_classes: int, config: HeadConfig) -> 
 
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    net = HeadNet(xb.shape[1], n_classes, config.hidden, config.dropout)
+    net = HeadNet(xb.shape[1], n_classes, config.hidden, config.dropout, kind=config.kind, scale=config.scale)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
     y = torch.from_numpy(np.asarray(yb, np.int64))
@@ -266,7 +278,8 @@ def _fit(xb: np.ndarray, yb: np.ndarray, n_classes: int, config: HeadConfig) -> 
     tensors = {}
     for i, lin in enumerate(linears):
         tensors[f"layer{i}.weight"] = lin.weight.detach().numpy().copy()
-        tensors[f"layer{i}.bias"] = lin.bias.detach().numpy().copy()
+        if lin.bias is not None:
+            tensors[f"layer{i}.bias"] = lin.bias.detach().numpy().copy()
     return tensors, last
 
 
@@ -384,7 +397,8 @@ def load_head(path: str | Path) -> TrainedHead:
             classes=list(meta["classes"]),
             space_key=str(meta["space_key"]),
             dim=int(meta["dim"]),
-            config=HeadConfig(**meta["config"]),
+            # heads written before output kinds existed are dense
+            config=HeadConfig(**{"kind": "dense", **meta["config"]}),
             tensors=tensors,
             rule=OpenSetRule(rule["kind"], float(rule["temperature"]), float(rule["threshold"])),
             calibration=meta.get("calibration") or {},

@@ -16,7 +16,7 @@ Sensoy, Kaplan and Kandemir, "Evidential Deep Learning to Quantify Classificatio
   ``min(1, epoch / anneal_epochs)`` so that it does not flatten the evidence before the head
   has learnt anything. The guide's ``edl_nokl`` recipe leaves it out.
 
-Torch only; the head itself is :class:`HeadNet` (linear or a 2-layer MLP).
+Torch only; the head itself is :class:`HeadNet` (linear or a 2-layer MLP, a dense or a cosine output layer).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from torch.nn import functional as F
 __all__ = [
     "EVIDENCE_FUNCTIONS",
     "EDL_FORMS",
+    "HEAD_KINDS",
     "HeadNet",
     "evidence",
     "dirichlet_uncertainty",
@@ -43,26 +44,55 @@ EDL_FORMS: tuple[str, ...] = ("log", "digamma", "mse")
 _EXP_CLAMP = 10.0  # exp evidence of a logit above 10 (e^10 ~ 22,000) only risks overflow
 
 
+HEAD_KINDS: tuple[str, ...] = ("cosine", "dense")
+
+
 class HeadNet(nn.Module):
     """A classifier on frozen, L2-normalized embeddings: linear (``hidden=0``) or one hidden layer.
 
     The input is scaled by ``sqrt(dim)`` first: a unit vector's entries are about ``1/sqrt(dim)``,
     which would make the first layer's useful weights ``sqrt(dim)`` times its initial scale.
+
+    ``kind`` picks the output layer:
+
+    * ``dense``: an affine layer, logits ``W h + b``. Its logits grow with ``|W h|``, so an input
+      far from every training clip can get *more* evidence than the clips themselves;
+    * ``cosine``: a prototype layer, logits ``s * cos(h, w_c)`` with unit class weights ``w_c``
+      and a fixed scale ``s`` (no bias). The evidence is bounded, highest at a class's
+      prototype and lowest for inputs orthogonal to every prototype, which is the geometry an
+      open-set score needs (cosine classifiers: Gidaris & Komodakis 2018; normalized softmax:
+      Wang et al. 2018). The scale is fixed, not learnt: the evidential loss always asks for more
+      evidence, and a learnt scale would grow until far-away inputs got much evidence again.
     """
 
-    def __init__(self, dim: int, classes: int, hidden: int = 0, dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, classes: int, hidden: int = 0, dropout: float = 0.0, kind: str = "dense", scale: float = 10.0
+    ) -> None:
         super().__init__()
-        self.scale = math.sqrt(dim)
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+        self.kind = kind
+        self.input_scale = math.sqrt(dim)
+        self.logit_scale = scale
+        cosine = kind == "cosine"
         self.layers = (
-            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
+            nn.Sequential(
+                nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, classes, bias=not cosine)
+            )
             if hidden > 0
-            else nn.Sequential(nn.Linear(dim, classes))
+            else nn.Sequential(nn.Linear(dim, classes, bias=not cosine))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, K]`` of embeddings ``[N, dim]``."""
-        out: torch.Tensor = self.layers(x * self.scale)
-        return out
+        h = x * self.input_scale
+        if self.kind == "dense":
+            out: torch.Tensor = self.layers(h)
+            return out
+        last = self.layers[-1]
+        assert isinstance(last, nn.Linear)
+        h = self.layers[:-1](h)
+        return self.logit_scale * F.normalize(h, dim=-1) @ F.normalize(last.weight, dim=-1).T
 
 
 def evidence(logits: torch.Tensor, kind: str = "exp") -> torch.Tensor:
