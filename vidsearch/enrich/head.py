@@ -17,8 +17,9 @@ share ``holdout`` of each class, at least one) and, when given, on clips of unkn
 the threshold keeping ``keep`` of the held-out known clips, or the one maximizing TPR - FPR.
 
 **File format** (safe to load: no pickle): a safetensors file with the head's tensors
-(``layer{i}.weight``/``layer{i}.bias`` of its linear layers, ``prototypes``: the normalized mean
-embedding of each class) and one metadata entry ``vidsearch.head``, JSON: format version, the
+(``layer{i}.weight``/``layer{i}.bias`` of its linear layers, no bias for a cosine head's output
+layer; ``prototypes``: the normalized mean embedding of each class) and one metadata entry
+``vidsearch.head``, JSON: format version, the
 space key the embeddings came from, the dimension, the classes, the architecture, the training
 settings and figures, the open-set rule and the account of its calibration. A head is used only
 on its own space (:func:`check_space`).
