@@ -54,6 +54,13 @@ def train_head_command(
     model: str | None = SpaceOption,
     precision: str = PrecisionOption,
     hidden: int = typer.Option(256, "--hidden", help="Hidden layer width; 0: a linear head."),
+    head_kind: str = typer.Option(
+        "cosine",
+        "--head-kind",
+        help="Output layer: cosine (scale x cosine to each class prototype: bounded evidence, the open-set default) "
+        "or dense (affine).",
+    ),
+    scale: float = typer.Option(10.0, "--scale", help="The cosine layer's fixed logit scale."),
     epochs: int = typer.Option(60, "--epochs", help="Passes over the training clips."),
     lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate."),
     evidence: str = typer.Option("exp", "--evidence", help="Evidence function of the EDL losses: exp, softplus, relu."),
@@ -81,7 +88,7 @@ def train_head_command(
     check_number("--keep", keep, low=0, high=1, above=True)
     config = HeadConfig(
         loss=loss, hidden=hidden, epochs=epochs, lr=lr, evidence=evidence, form=edl_form, holdout=holdout,
-        keep=keep, seed=seed,
+        keep=keep, seed=seed, kind=head_kind, scale=scale,
     )  # fmt: skip
     classes = load_label_set(labels)
     out = out or Path(f"{Path(labels).stem}-{loss}.head.safetensors")

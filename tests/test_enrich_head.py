@@ -352,6 +352,11 @@ def test_bad_inputs_are_one_line_exit_2(lib_setup: dict[str, Path], toy: dict[st
     code, _, err = _train(s, "--annotations", str(root / "one.csv"), "--out", str(root / "z.safetensors"))
     one_line_error(code, err, "'green' has only one clip")
 
+    code, _, err = _train(s, "--head-kind", "round", "--out", str(root / "k.safetensors"))
+    one_line_error(code, err, "--head-kind")
+    code, _, err = _train(s, "--scale", "0", "--out", str(root / "s.safetensors"))
+    one_line_error(code, err, "--scale")
+
     # a head of another space is refused in one line
     other = train_head(toy["x"], toy["y"], list("abcd"), "viclip-other@0000", HeadConfig(epochs=2, hidden=0))
     save_head(other, root / "other.safetensors")
