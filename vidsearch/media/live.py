@@ -13,13 +13,14 @@ sends nothing). So the decoding runs in a *pump* thread per connection, and the 
 it with its own timeout (the watchdog); a stalled pump is abandoned (told to stop, never waited
 on) and a new connection is made. Drops of the connection are recorded as :class:`Gap` s, with
 exponential backoff between tries; a source that never connected is an error, not a retry loop.
+A source with an end (a file, an MP4 over HTTP, an HLS playlist closed with ENDLIST) is read
+once and ends the reader; reconnecting to it would store its windows again.
+Protocol options and the frames' wall-clock stamps are :mod:`vidsearch.media.live_source`'s.
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import stat
 import threading
 import time
 from collections import deque
@@ -27,11 +28,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from vidsearch.errors import InputError, MediaError
+from vidsearch.media.live_source import (
+    LIVE_SCHEMES,
+    StreamClock,
+    check_live_source,
+    ffmpeg_options,
+    is_local_file,
+    scheme_of,
+)
 
 __all__ = [
     "LIVE_SCHEMES",
@@ -45,51 +53,7 @@ __all__ = [
     "ffmpeg_options",
 ]
 
-LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "srt", "rtmp")
-
 T = TypeVar("T")
-
-
-def check_live_source(source: str) -> str:
-    """``source`` checked before anything opens it: a URL of a known scheme, a device, or a file.
-
-    Raises:
-        InputError: an unsupported scheme, a URL without a host, a device or file that does not exist.
-    """
-    if "://" in source:
-        parts = urlsplit(source)
-        scheme = parts.scheme.lower()
-        if scheme not in LIVE_SCHEMES:
-            known = ", ".join(f"{s}://" for s in LIVE_SCHEMES)
-            raise InputError(f"{source}: unsupported scheme {scheme!r}; use one of {known}, a device or a file")
-        if not parts.hostname and scheme != "udp":
-            raise InputError(f"{source}: the URL has no host; write it as {scheme}://HOST[:PORT]/PATH")
-        return source
-    if source.startswith("/dev/"):
-        try:
-            mode = os.stat(source).st_mode
-        except OSError:
-            raise InputError(f"{source}: no such capture device; list cameras with `ls /dev/video*`") from None
-        if not stat.S_ISCHR(mode):
-            raise InputError(f"{source}: not a capture device (a character device such as /dev/video0)")
-        return source
-    if not os.path.isfile(source):
-        raise InputError(f"{source}: no such file, and not a stream URL (rtsp://, http(s)://, udp://, srt://)")
-    return source
-
-
-def ffmpeg_options(source: str, open_timeout: float, read_timeout: float) -> dict[str, str]:
-    """FFmpeg's own timeout options for ``source``'s protocol (microseconds, as FFmpeg takes them)."""
-    scheme = urlsplit(source).scheme.lower() if "://" in source else ""
-    usec = str(int(read_timeout * 1e6))
-    if scheme in ("rtsp", "rtsps"):
-        # TCP: interleaved RTP survives NAT and loss; "timeout" is the socket I/O timeout.
-        return {"rtsp_transport": "tcp", "timeout": usec}
-    if scheme in ("http", "https"):
-        return {"rw_timeout": usec, "reconnect": "0"}
-    if scheme in ("udp", "srt", "rtmp"):
-        return {"timeout": usec}
-    return {}
 
 
 @dataclass(frozen=True)
@@ -233,6 +197,29 @@ class WindowCutter:
 _ENDED = object()
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """The pump's first word on a connection: whether the source has an end (a file, an MP4 over
+    HTTP, a finished HLS playlist) or is live (RTSP, UDP, a live playlist, a device)."""
+
+    finite: bool
+
+
+def _open_failure(source: str, exc: Exception) -> str:
+    """One line for an FFmpeg open failure; a protocol this FFmpeg was built without says so."""
+    import av
+
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        scheme = source.split("://", 1)[0]
+        return (
+            f"{NO_PROTOCOL} for {scheme}://; use an FFmpeg/PyAV built with it, or relay the stream as rtsp:// or udp://"
+        )
+    return _one_line(exc)
+
+
+NO_PROTOCOL = "the FFmpeg that PyAV bundles has no support"
+
+
 class _Pump(threading.Thread):
     """One connection: decodes frames and hands them over; abandoned (never joined) when it stalls."""
 
@@ -252,16 +239,22 @@ class _Pump(threading.Thread):
                 timeout=(o.open_timeout, o.read_timeout),
             )
         except Exception as exc:  # every FFmpeg failure is a reason for the reader, not a crash
-            self._put(exc)
+            self._put(RuntimeError(_open_failure(self.source, exc)))
             return
         try:
-            self._decode(container)
+            # An HTTP source with a duration is a file (an MP4, a finished HLS playlist); RTSP servers
+            # announce a range for recorded files too, but a camera that stops is reconnected.
+            finite = is_local_file(self.source) or (
+                scheme_of(self.source) in ("http", "https") and container.duration is not None
+            )
+            self._put(_Opened(finite))
+            self._decode(container, finite)
         except Exception as exc:
             self._put(exc)
         finally:
             container.close()
 
-    def _decode(self, container: Any) -> None:
+    def _decode(self, container: Any, finite: bool) -> None:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         recorder = None
@@ -270,35 +263,32 @@ class _Pump(threading.Thread):
 
             recorder = SegmentRecorder(self.options.record_to, stream, self.options.segment_seconds)
         try:
-            self._demux(container, stream, recorder)
+            self._demux(container, stream, recorder, finite)
         finally:
             if recorder is not None:
                 recorder.close()
 
-    def _demux(self, container: Any, stream: Any, recorder: Any) -> None:
-        pace = self.options.realtime or "://" not in self.source and not self.source.startswith("/dev/")
-        t0_wall: float | None = None
-        t0_media = 0.0
+    def _demux(self, container: Any, stream: Any, recorder: Any, finite: bool) -> None:
+        # A source with an end keeps its media spacing (and is paced when asked); a live one is
+        # stamped from media time too, but never ahead of the clock (see StreamClock).
+        clock = StreamClock(live=not finite)
+        pace = self.options.realtime and finite
         for packet in container.demux(stream):
             if self.stop.is_set():
                 return
-            media_t = None if packet.pts is None else float(packet.pts * stream.time_base)
             now = time.time()
-            if t0_wall is None and media_t is not None:
-                t0_wall, t0_media = now, media_t
-            if pace and media_t is not None and t0_wall is not None:
-                t = t0_wall + (media_t - t0_media)
-                if self.options.realtime and t > now:
-                    time.sleep(t - now)
-            else:
-                t = now  # a live stream's packet is shown when it arrives
+            if pace and packet.pts is not None:  # sleep until the packet's time comes
+                due = clock.at(float(packet.pts * stream.time_base), now)
+                if due > now:
+                    time.sleep(due - now)
+                    now = time.time()
             frames = packet.decode()  # before the recorder takes the packet over
             if recorder is not None:
-                recorder.write(packet, t)
+                media_t = None if packet.pts is None else float(packet.pts * stream.time_base)
+                recorder.write(packet, clock.at(media_t, now))
             for frame in frames:
                 # with reordered (B) frames a frame's time is its own pts, not its packet's
-                shown = frame.time if pace and frame.time is not None and t0_wall is not None else None
-                self._put((t if shown is None else t0_wall + (shown - t0_media), self._scaled(frame)))
+                self._put((clock.stamp(frame.time, now), self._scaled(frame)))
         self._put(_ENDED)
 
     def _put(self, item: Any) -> None:
@@ -353,15 +343,11 @@ class LiveReader(threading.Thread):
         self.state = ReaderState()
         self._stop_event = threading.Event()
         self.cutter = WindowCutter(options.window, options.stride, options.num_frames)
+        self._finite = is_local_file(source)  # until the first connection says otherwise
 
     def stop(self) -> None:
         """Ask the reader to finish (it does within about a second)."""
         self._stop_event.set()
-
-    @property
-    def is_file(self) -> bool:
-        """Whether the source is a file (it ends; it is not reconnected)."""
-        return "://" not in self.source and not self.source.startswith("/dev/")
 
     def run(self) -> None:
         backoff = self.options.backoff
@@ -404,8 +390,16 @@ class LiveReader(threading.Thread):
                         what = "no frames" if got_any else "no frames since connecting"
                         return f"{what} for {self._limit(got_any):g} s", got_any
                     continue
+                if isinstance(item, _Opened):
+                    if item.finite and self.state.connected and not self._finite:
+                        # a live source that now has an end (an HLS playlist closed with ENDLIST):
+                        # the broadcast is over; reading it again would store its last minutes twice
+                        self.state.ended = True
+                        return "the stream ended", got_any
+                    self._finite = item.finite
+                    continue
                 if item is _ENDED:
-                    if self.is_file:
+                    if self._finite:  # a file, an MP4 over HTTP, a finished playlist: done
                         self.state.ended = True
                     return "the stream ended", got_any
                 if isinstance(item, Exception):
@@ -445,4 +439,6 @@ def _one_line(exc: Exception) -> str:
 
 def stream_error(source: str, reason: str) -> MediaError:
     """The error of a source that could not be read at all (one line for the user)."""
+    if reason.startswith(NO_PROTOCOL):  # the reason carries its own remedy
+        return MediaError(f"{source}: cannot read the stream: {reason}")
     return MediaError(f"{source}: cannot read the stream: {reason}; check the URL, the camera and the network")
