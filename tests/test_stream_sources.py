@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -283,3 +284,45 @@ def test_watch_a_capture_device_that_does_not_exist_is_one_line_and_exit_2(
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "/dev/video9: no such capture device" in line and not (tmp_path / "lib").exists()
+
+
+# --- stalled connections ----------------------------------------------------------------------
+
+
+def test_abandoned_stalled_connections_are_bounded_and_return(tmp_path: Path) -> None:
+    """Connections stuck in FFmpeg (a server that accepts and says nothing) are counted; past the
+    bound the reader waits instead of opening more; each closes and leaves when FFmpeg returns."""
+    from vidsearch.media import live
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: [held.append(listener.accept()[0]) for _ in range(live.MAX_ABANDONED)], daemon=True
+    ).start()
+    url = f"rtsp://127.0.0.1:{listener.getsockname()[1]}/cam"
+    statuses: list[str] = []
+    options = LiveOptions(open_timeout=60, read_timeout=60)  # FFmpeg would wait a minute
+    reader = LiveReader(url, options, DropOldest(4), statuses.append)
+    for _ in range(live.MAX_ABANDONED):
+        pump = live._Pump(url, options, queue.Queue(maxsize=1))
+        pump.start()
+        pump.stop.set()  # what the watchdog does: told to stop, never waited on
+        reader._abandoned.append(pump)
+    try:
+        assert not reader._room_for_a_connection() and not reader._room_for_a_connection()
+        assert reader.state.abandoned == live.MAX_ABANDONED
+        assert len([s for s in statuses if "stalled connections" in s]) == 1  # said once, not per try
+    finally:
+        deadline = time.monotonic() + 30
+        while len(held) < live.MAX_ABANDONED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for conn in held:
+            conn.close()  # the server hangs up: each FFmpeg call returns
+        listener.close()
+    deadline = time.monotonic() + 60
+    while not reader._room_for_a_connection():
+        assert time.monotonic() < deadline, "abandoned connections never returned"
+        time.sleep(0.1)
+    assert reader.state.abandoned == 0

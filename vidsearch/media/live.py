@@ -241,6 +241,9 @@ class _Pump(threading.Thread):
         except Exception as exc:  # every FFmpeg failure is a reason for the reader, not a crash
             self._put(RuntimeError(_open_failure(self.source, exc)))
             return
+        if self.stop.is_set():  # abandoned while FFmpeg was connecting: nothing to read it for
+            container.close()
+            return
         try:
             # An HTTP source with a duration is a file (an MP4, a finished HLS playlist); RTSP servers
             # announce a range for recorded files too, but a camera that stops is reconnected.
@@ -318,6 +321,15 @@ class ReaderState:
     gaps: list[Gap] = field(default_factory=list)
     error: str | None = None
     ended: bool = False
+    abandoned: int = 0  # stalled connections given up on whose FFmpeg call has not returned yet
+    abandoned_total: int = 0
+
+
+# A stalled connection's thread cannot be killed, only abandoned; each holds a socket and
+# FFmpeg's buffers until its call returns. At most this many wait at once: past it the reader
+# waits for one to return before it connects again, so a source that hangs every connection
+# costs a bounded number of threads, not one per reconnection.
+MAX_ABANDONED = 4
 
 
 class LiveReader(threading.Thread):
@@ -344,6 +356,8 @@ class LiveReader(threading.Thread):
         self._stop_event = threading.Event()
         self.cutter = WindowCutter(options.window, options.stride, options.num_frames)
         self._finite = is_local_file(source)  # until the first connection says otherwise
+        self._abandoned: list[_Pump] = []
+        self._said_full = False
 
     def stop(self) -> None:
         """Ask the reader to finish (it does within about a second)."""
@@ -352,6 +366,10 @@ class LiveReader(threading.Thread):
     def run(self) -> None:
         backoff = self.options.backoff
         while not self._stop_event.is_set():
+            if not self._room_for_a_connection():
+                if self._stop_event.wait(min(backoff, 1.0)):
+                    break
+                continue
             reason, got_frames = self._connection()
             if got_frames:  # a connection that worked starts the backoff over
                 backoff = self.options.backoff
@@ -415,9 +433,25 @@ class LiveReader(threading.Thread):
                     self.out.put(window)
             return "stopped", got_any
         finally:
-            pump.stop.set()  # a stalled pump is abandoned: it exits when FFmpeg returns, if ever
+            pump.stop.set()  # a stalled pump is abandoned: it exits (closing its input) when FFmpeg returns
             if self._stop_event.is_set():
                 pump.join(timeout=2.0)  # stopping: let it close the recording segment playable
+            if pump.is_alive():
+                self._abandoned.append(pump)
+                self.state.abandoned_total += 1
+                self.state.abandoned = len(self._abandoned)
+
+    def _room_for_a_connection(self) -> bool:
+        """Whether fewer than :data:`MAX_ABANDONED` abandoned connections are still stuck in FFmpeg."""
+        self._abandoned = [p for p in self._abandoned if p.is_alive()]
+        self.state.abandoned = len(self._abandoned)
+        if len(self._abandoned) < MAX_ABANDONED:
+            self._said_full = False
+            return True
+        if not self._said_full:
+            self._said_full = True
+            self.on_status(f"{self.source}: {len(self._abandoned)} stalled connections have not returned; waiting")
+        return False
 
     def _limit(self, got_any: bool) -> float:
         return self.options.read_timeout if got_any else self.options.open_timeout
