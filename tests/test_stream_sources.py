@@ -305,8 +305,8 @@ def test_abandoned_stalled_connections_are_bounded_and_return(tmp_path: Path) ->
     statuses: list[str] = []
     options = LiveOptions(open_timeout=60, read_timeout=60)  # FFmpeg would wait a minute
     reader = LiveReader(url, options, DropOldest(4), statuses.append)
-    for _ in range(live.MAX_ABANDONED):
-        pump = live._Pump(url, options, queue.Queue(maxsize=1))
+    pumps = [live._Pump(url, options, queue.Queue(maxsize=1)) for _ in range(live.MAX_ABANDONED)]
+    for pump in pumps:
         pump.start()
         pump.stop.set()  # what the watchdog does: told to stop, never waited on
         reader._abandoned.append(pump)
@@ -322,7 +322,7 @@ def test_abandoned_stalled_connections_are_bounded_and_return(tmp_path: Path) ->
             conn.close()  # the server hangs up: each FFmpeg call returns
         listener.close()
     deadline = time.monotonic() + 60
-    while not reader._room_for_a_connection():
-        assert time.monotonic() < deadline, "abandoned connections never returned"
+    while not (reader._room_for_a_connection() and reader.state.abandoned == 0):  # every one returned
+        assert time.monotonic() < deadline, f"{reader.state.abandoned} abandoned connections never returned"
         time.sleep(0.1)
-    assert reader.state.abandoned == 0
+    assert not any(p.is_alive() for p in pumps)
