@@ -7,6 +7,7 @@ import sys
 import threading
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -100,7 +101,13 @@ def serve_command(
     console.print(f"[bold]vidsearch serve[/] {link}  ({stats['videos']} videos; Ctrl-C stops)", highlight=False)
     if not is_loopback(host):
         console.print("reachable from other machines: only clients with the token get in", style="yellow")
-    server = uvicorn.Server(
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            web.state.serve.stopping.set()  # event streams end, or shutdown would wait on them
+            super().handle_exit(sig, frame)
+
+    server = _Server(
         uvicorn.Config(
             web, host=host.strip("[]"), port=port, log_level="warning", server_header=False, access_log=False
         )

@@ -28,6 +28,7 @@ from vidsearch.indexer.options import (
     sampling_dict,
 )
 from vidsearch.indexer.producer import Encoded, Producer, Work
+from vidsearch.indexer.progress_file import FileProgress
 from vidsearch.indexer.scan import Plan, find_videos, plan_changes
 from vidsearch.indexer.sink import Sink, record_problem
 from vidsearch.indexer.sources import FileSource, file_source
@@ -185,7 +186,9 @@ def _run(
             producer = stages.make_producer(encoder, options)
             sink = stages.sink(library, space, plan, options)
             work = [Work(i, source) for i, source in enumerate(plan.encode)]
-            run_pipeline(producer, sink, work, options.batch_size, report, plan.reencode, progress)
+            # other processes (the web page's library view) follow the run through this file
+            with FileProgress(library.root, progress) as shown:
+                run_pipeline(producer, sink, work, options.batch_size, report, plan.reencode, shown)
         elif space is not None and (plan.removed or plan.moved):
             SpaceWriter(library, space).close()  # the FAISS file without the removed vectors
     report.seconds = time.perf_counter() - t0

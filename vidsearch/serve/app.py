@@ -22,6 +22,7 @@ from vidsearch.errors import InputError, MediaError, ModelError, VidsearchError
 from vidsearch.serve.api import router as api_router
 from vidsearch.serve.api import validation_message
 from vidsearch.serve.clips import router as clips_router
+from vidsearch.serve.library import router as library_router
 from vidsearch.serve.media import router as media_router
 from vidsearch.serve.scores import router as scores_router
 from vidsearch.serve.security import BodyTooLarge, Guard, allowed_host_names
@@ -146,6 +147,7 @@ def create_app(config: ServeConfig | None = None, state: ServeState | None = Non
     _install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(scores_router)
+    app.include_router(library_router)
     app.include_router(media_router)
     app.include_router(clips_router)
     app.include_router(streams_router)

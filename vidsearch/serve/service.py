@@ -240,6 +240,8 @@ class ServeState:
         self._codecs: dict[tuple[int, str], str] = {}
         self._root: tuple[float, str | None] = (0.0, None)
         self.started = time.time()
+        # set when the server stops: open event streams end, so shutdown does not wait on them
+        self.stopping = threading.Event()
 
     def close(self) -> None:
         """Wait for a model still opening, stop the upload decoder and release the library.
@@ -247,6 +249,7 @@ class ServeState:
         A stop (Ctrl-C) can come while the start-up thread is inside torch or ONNX Runtime; leaving
         it there as the interpreter exits aborts the process, so the opening is waited for.
         """
+        self.stopping.set()
         wait(list(self._encoders.values()), timeout=300)
         with self._pool_lock:
             if self._pool is not None:
