@@ -90,9 +90,10 @@ function showFilters(open) {
 
 async function runSearch(search, { push = true } = {}) {
   state.search = search;
+  if (typeof closeLibrary === "function") closeLibrary(true, false); // library.js: a search shows results
   if (search.similar && !search.label) search.label = await momentLabel(search.similar);
   // the search box says what "more like this" searches from instead of going blank
-  $("q").placeholder = search.similar ? `More like ${search.label || "the chosen moment"}; type to search by words` : PLACEHOLDER;
+  $("q").placeholder = search.similar || search.file ? `More like ${search.label || "the chosen moment"}; type to search by words` : PLACEHOLDER;
   state.cursor = null;
   writeUrl(push);
   await loadMore(true);
@@ -109,7 +110,9 @@ async function loadMore(fresh = false) {
   const search = state.search;
   try {
     let page;
-    if (state.search.similar) {
+    if (state.search.file) {
+      page = await api("/api/v1/search", { method: "POST", body: exampleForm(state.search.file, f) }); // example.js
+    } else if (state.search.similar) {
       // the same filters as a typed search: folder, label and length narrow "more like this" too
       const qs = new URLSearchParams({ k: PAGE });
       for (const [k, v] of Object.entries(f)) if (v != null && k !== "rerank") qs.set(k, v); // re-ranking: text only
@@ -131,7 +134,7 @@ async function loadMore(fresh = false) {
     showPage(page.results, f.group_by === "moment");
     state.cursor = page.next_cursor;
     $("more").hidden = !state.cursor;
-    const source = state.search.similar ? ` like ${state.search.label || "the chosen moment"}` : "";
+    const source = state.search.similar || state.search.file ? ` like ${state.search.label || "the chosen moment"}` : "";
     // a library whose videos were all removed still has its space (page.model): it is empty all the same
     if (!state.results.length) setStatus(page.model && state.videos !== 0 ? `No moments${source} match. Try other words or loosen the filters.` : "The library is empty: index a folder first (vidsearch index ~/Videos).", true);
     else setStatus(`${state.results.length} ${f.group_by === "moment" ? "videos with matching moments" : "videos"}${source}${state.cursor ? " so far" : ""}`);
@@ -209,7 +212,10 @@ function card(r, index) {
   li.dataset.video = r.video.id;
   const thumb = document.createElement("div");
   thumb.className = "thumb";
-  thumb.style.backgroundImage = `url("${r.thumbnail_url}")`;
+  const still = document.createElement("img");
+  still.src = r.thumbnail_url;
+  still.alt = `${r.video.name} at ${fmt((r.start + r.end) / 2)}`;
+  still.loading = "lazy";
   const scrub = document.createElement("div");
   scrub.className = "scrub";
   const score = document.createElement("span");
@@ -227,13 +233,17 @@ function card(r, index) {
   mark.style.left = `${(100 * r.start) / d}%`;
   mark.style.width = `${Math.max(1, (100 * (r.end - r.start)) / d)}%`;
   bar.append(mark);
-  thumb.append(scrub, score, bar);
+  thumb.append(still, scrub, score, bar);
   const meta = document.createElement("div");
   meta.className = "meta";
-  const name = document.createElement("div");
+  const name = document.createElement("a"); // Tab reaches each card here; Enter plays
   name.className = "name";
+  name.href = playerHash(r, r.start); // a link that opens the moment (new tab, copy link)
   name.textContent = r.video.name;
   name.title = r.video.name;
+  name.setAttribute("aria-label", `Play ${r.video.name} from ${fmt(r.start)} (match ${fmt(r.start)} to ${fmt(r.end)})`);
+  name.addEventListener("click", (e) => { e.preventDefault(); e.stopPropagation(); select(index, false); openPlayer(r); });
+  li.addEventListener("focusin", () => select(index, false));
   const row = document.createElement("div");
   row.className = "row";
   const span = document.createElement("span");
@@ -341,7 +351,7 @@ document.addEventListener("keydown", (e) => {
   if (typing) { if (e.key === "ArrowDown" && document.activeElement === $("q") && state.results.length) { e.preventDefault(); select(Math.max(0, state.selected)); } return; }
   const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns() };
   if (e.key in moves && state.results.length) { e.preventDefault(); select(state.selected + moves[e.key]); if (state.selected >= state.results.length - columns() && state.cursor) loadMore(); }
-  else if (e.key === "Enter" && state.selected >= 0) { e.preventDefault(); openPlayer(state.results[state.selected]); }
+  else if (e.key === "Enter" && state.selected >= 0 && !document.activeElement.closest("button, a[href]")) { e.preventDefault(); openPlayer(state.results[state.selected]); } // a button's own Enter clicks it
   else if (e.key === "m" && state.selected >= 0) { moreLike(state.results[state.selected]); }
 });
 
@@ -439,6 +449,8 @@ function playerHash(r, t) {
 }
 
 function openPlayer(r, at = null) {
+  if ($("overlay").hidden) state.opener = document.activeElement; // focus goes back there on close
+  setBehindDialog(true);
   state.current = r;
   const video = $("video");
   const from = at != null && isFinite(at) ? at : r.start;
@@ -504,14 +516,33 @@ function closePlayer() {
   video.removeAttribute("src");
   video.load();
   $("overlay").hidden = true;
+  setBehindDialog(false);
   state.current = null;
   resetActors();
   resetTranscript();
   clearHeat();
   history.replaceState(null, "", `${location.pathname}${location.search}`);
-  const cards = $("results").children;
-  if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
+  const cards = $("results").children, opener = state.opener;
+  state.opener = null;
+  if (opener && opener.isConnected && opener !== document.body) opener.focus({ preventScroll: true });
+  else if (state.selected >= 0 && cards[state.selected]) cards[state.selected].focus({ preventScroll: true });
 }
+
+// What lies behind the open player is inert: no focus, no clicks, hidden from screen readers.
+function setBehindDialog(inert) {
+  for (const el of document.querySelectorAll("body > header, body > section, body > main")) el.inert = inert;
+}
+
+// A modal dialog: Tab and Shift+Tab cycle through the player's controls, never behind it.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Tab" || $("overlay").hidden) return;
+  const inside = [...$("overlay").querySelectorAll("button, select, video[controls], [href], [tabindex]:not([tabindex='-1'])")]
+    .filter((el) => !el.hidden && !el.closest("[hidden]") && el.getClientRects().length);
+  if (!inside.length) return;
+  const first = inside[0], last = inside[inside.length - 1];
+  if (e.shiftKey && (document.activeElement === first || !$("overlay").contains(document.activeElement))) { e.preventDefault(); last.focus(); }
+  else if (!e.shiftKey && (document.activeElement === last || !$("overlay").contains(document.activeElement))) { e.preventDefault(); first.focus(); }
+});
 
 $("video").addEventListener("timeupdate", () => {
   const r = state.current, video = $("video");
