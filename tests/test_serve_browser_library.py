@@ -14,34 +14,29 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed (pip install -e .[dev])")
-pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e .[serve])")
+# first: the page test's skips (Chromium, Playwright, the serve extra); its browser and artifacts folder
+import test_serve_browser as page_test
+import videogen
+from liveserver import LiveServer
 
-import httpx  # noqa: E402
-import videogen  # noqa: E402
-from liveserver import LiveServer  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
-from vidsearch.serve.app import create_app  # noqa: E402
-from vidsearch.serve.service import ServeConfig  # noqa: E402
-from vidsearch.store.library import Library  # noqa: E402
-from vidsearch.store.progress import PROGRESS_FILE, IndexProgress, write_progress  # noqa: E402
+from vidsearch.indexer.pipeline import IndexOptions, index_folder
+from vidsearch.serve.app import create_app
+from vidsearch.serve.service import ServeConfig
+from vidsearch.store.library import Library
+from vidsearch.store.progress import PROGRESS_FILE, IndexProgress, write_progress
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(os.environ.get("VIDSEARCH_TEST_ARTIFACTS", Path(__file__).resolve().parent / "artifacts"))
+ARTIFACTS = page_test.ARTIFACTS
+browser = page_test.browser  # the module's Chromium (a fixture), shared
+
 AXE = Path(__file__).resolve().parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 FPS = 10
 SIZE = (160, 120)
@@ -100,14 +95,6 @@ def library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> 
 def server(library: Path):
     with LiveServer(create_app(ServeConfig(library=library))) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _page(browser, viewport: str):
@@ -286,10 +273,14 @@ def test_query_by_example_drop_paste_and_pick(server: str, browser, tmp_path: Pa
 
     clip = tmp_path / "query clip.mp4"
     videogen.write_video(clip, seconds=3, fps=FPS, size=SIZE, pattern="moving_square")
-    page.focus("#pick-example")  # a real button: the keyboard opens the file picker
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press(" ")  # Space (headless Chromium opens no chooser on a synthetic Enter)
-    chooser.value.set_files(str(clip))
+    # "By example" is a real button: the keyboard opens the file picker (the hidden input's click)
+    page.evaluate(
+        "window.__picks = 0; document.getElementById('example-file').addEventListener('click', () => window.__picks++)"
+    )
+    page.focus("#pick-example")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => window.__picks === 1")
+    page.set_input_files("#example-file", str(clip))  # what the user picks there
     page.wait_for_function("() => document.getElementById('status').textContent.includes('like query clip.mp4')")
     assert page.locator(".card .name").all_inner_texts() == _api_order(
         server, "query clip.mp4", clip.read_bytes(), "video/mp4"

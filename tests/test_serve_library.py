@@ -7,11 +7,7 @@ its progress file is read while it runs; the event stream is read from a real uv
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,9 +19,8 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 
 import httpx  # noqa: E402
 import videogen  # noqa: E402
-from conftest import default_sigint  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from liveserver import LiveServer  # noqa: E402
+from liveserver import LiveServer, free_port, serve_cli  # noqa: E402
 
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.indexer.progress_file import FileProgress  # noqa: E402
@@ -227,28 +222,9 @@ def test_server_stop_ends_open_streams(indexed: tuple[Path, _Recorder]) -> None:
 @pytest.mark.slow
 def test_cli_serve_stops_on_sigterm_with_a_stream_open(indexed: tuple[Path, _Recorder]) -> None:
     lib_path, _ = indexed
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(lib_path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=default_sigint,
-    )
+    port = free_port()
+    proc = serve_cli(lib_path, port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
         with httpx.stream("GET", f"http://127.0.0.1:{port}/api/v1/library/events", timeout=60) as r:
             assert next(_pulses(r))["videos"] == 2
             proc.send_signal(signal.SIGTERM)

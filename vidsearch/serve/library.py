@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -111,7 +112,7 @@ async def _pulses(request: Request, state: ServeState) -> AsyncIterator[str]:
     last: str | None = None
     quiet_since = started = time.monotonic()
     while not state.stopping.is_set() and time.monotonic() - started < STREAM_SECONDS:
-        pulse = await run_in_threadpool(library_pulse, state.library)
+        pulse = await run_in_threadpool(_shared_pulse, request)
         data = json.dumps(pulse, sort_keys=True)
         now = time.monotonic()
         if data != last:
@@ -123,6 +124,27 @@ async def _pulses(request: Request, state: ServeState) -> AsyncIterator[str]:
         if await request.is_disconnected():
             return
         await _sleep_unless(state, POLL_SECONDS)
+
+
+class _PulseCache:
+    """The last pulse read and when: every open stream shares one read of the library per poll."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at = -1e9
+        self.pulse: dict[str, Any] = {}
+
+
+def _shared_pulse(request: Request) -> dict[str, Any]:
+    app_state = request.app.state
+    cache = getattr(app_state, "library_pulse", None)
+    if cache is None:
+        cache = app_state.library_pulse = _PulseCache()
+    with cache.lock:  # the first stream of a round reads; the others wait for it and share
+        if time.monotonic() - cache.at >= POLL_SECONDS * 0.8:
+            cache.pulse = library_pulse(_state(request).library)
+            cache.at = time.monotonic()
+        return cache.pulse
 
 
 async def _sleep_unless(state: ServeState, seconds: float) -> None:

@@ -54,7 +54,7 @@ def library_pulse(library: Library) -> dict[str, Any]:
     return {
         "videos": stats["videos_indexed"],
         "failed": stats["videos_failed"],
-        "segments": catalog.segment_count(library),
+        "segments": sum(int(sp["segments"]) for sp in stats["spaces"]),
         "hours": round(float(stats["hours_indexed"]), 3),
         "transcripts": said["videos"],
         "transcript_lines": said["lines"],
