@@ -25,7 +25,6 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip ins
 import httpx  # noqa: E402
 import speechgen  # noqa: E402
 import videogen  # noqa: E402
-from liveserver import LiveServer as _Server  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from serving import ThreadedServer  # noqa: E402
 

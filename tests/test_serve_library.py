@@ -20,7 +20,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 import httpx  # noqa: E402
 import videogen  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from liveserver import LiveServer, free_port, serve_cli  # noqa: E402
+from serving import ThreadedServer, free_port, serve_cli  # noqa: E402
 
 from vidsearch.indexer.pipeline import IndexOptions, index_folder  # noqa: E402
 from vidsearch.indexer.progress_file import FileProgress  # noqa: E402
@@ -170,7 +170,7 @@ def _pulses(response: httpx.Response):
 
 def test_events_push_counts_and_progress_as_they_change(indexed: tuple[Path, _Recorder]) -> None:
     lib_path, _ = indexed
-    server = LiveServer(create_app(ServeConfig(library=lib_path)))
+    server = ThreadedServer(create_app(ServeConfig(library=lib_path)))
     with server as url, Library.open(lib_path, create=False) as lib:
         with httpx.stream("GET", f"{url}/api/v1/library/events", timeout=60) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -198,7 +198,7 @@ def test_events_push_counts_and_progress_as_they_change(indexed: tuple[Path, _Re
 def test_server_stop_ends_open_streams(indexed: tuple[Path, _Recorder]) -> None:
     lib_path, _ = indexed
     app = create_app(ServeConfig(library=lib_path))
-    server = LiveServer(app)
+    server = ThreadedServer(app)
     got: list[dict] = []
     with server as url:
         opened = threading.Event()

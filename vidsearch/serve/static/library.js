@@ -104,7 +104,7 @@ function showPulse(p) {
 }
 
 function showSpaces(info) {
-  const head = el("tr", {}, ...["Model", "Precision", "Videos", "Moments", "Key"].map((h) => el("th", { scope: "col" }, h)));
+  const head = el("tr", {}, ...["Model", "Precision", "Videos", "Moments", "Key"].map((h) => el("th", { scope: "col", class: h === "Key" ? "key" : "" }, h)));
   const rows = info.spaces.map((sp) => el("tr", {},
     el("td", {}, sp.model, sp.key === info.searched_space ? el("span", { class: "badge", title: "The space searches use" }, "searched") : null),
     el("td", {}, sp.precision), el("td", {}, String(sp.videos)), el("td", {}, String(sp.segments)),
@@ -121,7 +121,7 @@ async function loadLibraryVideos(fresh) {
   if (!libraryOpen()) return;
   const table = $("lib-videos");
   if (fresh || !table.tBodies.length) {
-    const head = el("tr", {}, ...["Name", "Status", "Length", "Indexed"].map((h) => el("th", { scope: "col" }, h)));
+    const head = el("tr", {}, ...["Name", "Status", "Length", "Indexed"].map((h) => el("th", { scope: "col", class: h === "Indexed" ? "when" : "" }, h)));
     table.replaceChildren(el("caption", { class: "sr-only" }, "Videos"), el("thead", {}, head), el("tbody"));
   }
   for (const v of page.videos) {
@@ -130,7 +130,7 @@ async function loadLibraryVideos(fresh) {
       : el("td", {}, v.status);
     table.tBodies[0].append(el("tr", { "data-status": v.status }, el("td", { class: "name" }, v.name), status,
       el("td", {}, v.duration == null ? "-" : fmt(v.duration)),
-      el("td", {}, v.updated_at ? new Date(v.updated_at).toLocaleString() : "-")));
+      el("td", { class: "when" }, v.updated_at ? new Date(v.updated_at).toLocaleString() : "-")));
   }
   library.nextCursor = page.next_cursor;
   $("lib-more").hidden = !page.next_cursor;
@@ -145,7 +145,12 @@ function followLibrary() {
 
 // The "Library" link is a plain #library link: its hashchange opens the view (after streams.js's
 // own routing showed the search page's <main>, which holds this view).
-function routeLibrary() { if (location.hash === "#library") openLibrary(); else closeLibrary(false, false); }
+// A link's navigation fires popstate and hashchange, and streams.js marks the Search link on both.
+function routeLibrary() {
+  if (location.hash !== "#library") { closeLibrary(false, false); return; }
+  openLibrary();
+  markView(true);
+}
 window.addEventListener("hashchange", routeLibrary);
 window.addEventListener("popstate", routeLibrary);
 $("search-link").addEventListener("click", () => { if (libraryOpen()) closeLibrary(true, false); });
