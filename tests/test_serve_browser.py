@@ -243,6 +243,8 @@ def test_keyboard_more_like_this_stills_and_shared_link(server: str, browser, li
 
     page.locator(".card .similar").first.click()  # more like this
     page.wait_for_function("() => location.search.includes('similar=')")
+    # the previous results stay until the new ones come: wait for the search to answer
+    page.wait_for_function("() => !document.getElementById('status').textContent.startsWith('Searching')")
     page.wait_for_selector(".card")
     status = page.inner_text("#status")  # what it searched from: the moment's video and span
     assert " like " in status and "the chosen moment" not in status, status

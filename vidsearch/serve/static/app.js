@@ -108,6 +108,7 @@ async function loadMore(fresh = false) {
   setStatus("Searching…");
   const f = requestFilters(readFilters());
   const search = state.search;
+  const ticket = fresh ? (state.ticket = (state.ticket || 0) + 1) : state.ticket; // filters re-run the same search
   try {
     let page;
     if (state.search.file) {
@@ -124,7 +125,7 @@ async function loadMore(fresh = false) {
       if (body.group_by === "moment") delete body.rerank; // re-ranking orders videos, not every moment
       page = await api("/api/v1/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     }
-    if (state.search !== search) return; // a newer search started meanwhile
+    if (state.search !== search || state.ticket !== ticket) return; // a newer search started meanwhile (answers may come out of order)
     if (fresh) {
       state.results = [];
       state.selected = -1;
