@@ -13,6 +13,7 @@ pytest.importorskip("httpx", reason="httpx (dev extra) is not installed")
 
 import videogen  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from recorded import RECORDED_URI, SILENT_URI, recorded_streams  # noqa: E402
 from test_clip import BITS, FPS, GOP, SIZE, _decoded  # noqa: E402
 from test_serve_api import _error  # noqa: E402
 from test_serve_api import _index as index_library  # noqa: E402
@@ -140,43 +141,14 @@ def test_api_clip_errors(client: TestClient, library: Path, path: str, status: i
 
 def test_api_stream_moment_comes_from_its_recording(tmp_path: Path) -> None:
     """A stream's moment id carries UTC milliseconds; recorded it is cut, not recorded it is a 404."""
-    import numpy as np
-
-    from vidsearch.indexer.live import StreamSource
-    from vidsearch.indexer.options import IndexOptions
-    from vidsearch.indexer.producer import Encoded
-    from vidsearch.indexer.sink import LibrarySink
-    from vidsearch.media import SegmentPlan, VideoInfo
-    from vidsearch.media.jobs import DecodedVideo
-    from vidsearch.media.live import DropOldest, LiveOptions, LiveReader
-    from vidsearch.media.recorder import RECORDINGS_DIR, recordings_folder, segment_start, segments_in
-    from vidsearch.usecases.videos import videos_page
-
-    recorded, silent = StreamSource("rtsp://cam/door", "door"), StreamSource("rtsp://cam/yard", "yard")
-    camera = videogen.write_video(tmp_path / "door.mp4", seconds=4, fps=10, size=SIZE, gop=10, bits=BITS)
-    lib_dir = tmp_path / "lib"
-    LiveReader(
-        str(camera),
-        LiveOptions(short_side=32, record_to=recordings_folder(lib_dir / RECORDINGS_DIR, recorded.uri)),
-        DropOldest(100),
-    ).run()
-    t0 = segment_start(segments_in(recordings_folder(lib_dir / RECORDINGS_DIR, recorded.uri))[0])
-    with Library.open(lib_dir) as lib, lib.writer_lock():  # a window of each stream, as `watch` stores them
-        sink = LibrarySink(lib, lib.ensure_space("fake@0", 4, {}, {}), {}, IndexOptions())
-        for k, source in enumerate((recorded, silent)):
-            seg = SegmentPlan("window", t0, t0 + 4, [])
-            info = VideoInfo(source.uri, 40, 10.0, 4.0, SIZE[0], SIZE[1])
-            video = DecodedVideo(0, source.uri, info, [seg], np.zeros(0), np.zeros((0, 0)), "pyav", 0)
-            sink.add([Encoded(0, source, video, np.eye(4, dtype=np.float32)[k : k + 1])])
-        sink.close(True)
-        ids = {v.path: v.id for v in videos_page(lib)}
-    ms = int(round((t0 + 1.25) * 1000))
-    with TestClient(create_app(ServeConfig(library=lib_dir)), base_url="http://127.0.0.1:8700") as c:
-        r = c.get(f"/api/v1/moments/{ids[recorded.uri]}-{ms}-{ms + 1500}/clip.mp4")
+    streams = recorded_streams(tmp_path)
+    ms = int(round((streams.t0 + 1.25) * 1000))
+    with TestClient(create_app(ServeConfig(library=streams.library)), base_url="http://127.0.0.1:8700") as c:
+        r = c.get(f"/api/v1/moments/{streams.ids[RECORDED_URI]}-{ms}-{ms + 1500}/clip.mp4")
         assert r.status_code == 200, r.text
         assert r.headers["content-disposition"].startswith('attachment; filename="cam_door_')
         (tmp_path / "got.mp4").write_bytes(r.content)
         numbers, times, _ = _decoded(tmp_path / "got.mp4")
         assert abs(numbers[0] - 12) <= 2 and times[0] == pytest.approx(0.0) and abs(len(numbers) - 15) <= 2
-        message = _error(c.get(f"/api/v1/moments/{ids[silent.uri]}-{ms}-{ms + 1500}/clip.mp4"), 404)
+        message = _error(c.get(f"/api/v1/moments/{streams.ids[SILENT_URI]}-{ms}-{ms + 1500}/clip.mp4"), 404)
         assert "not recorded" in message

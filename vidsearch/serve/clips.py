@@ -4,29 +4,32 @@ Clips are cut once (:func:`vidsearch.usecases.clips.cut_moment`) and kept in the
 cache (``cache/clips/``, least recently used evicted past its cap), keyed by the file's content
 address and the span: concurrent requests for one clip wait for a single cut, a changed file never
 gets an old clip. A stream's moment is cut from the stream's recordings (404 when not recorded).
+The clip answers a single-range ``Range`` request (206) too: the page's ``<video>`` plays and seeks
+a stream's moment from it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from vidsearch.errors import DiskFullError, InputError
 from vidsearch.serve.service import ServeState, parse_moment_id
-from vidsearch.usecases.clips import clip_name, cut_moment, is_stream, moment_video
+from vidsearch.usecases.clips import MAX_CLIP_SECONDS, clip_name, cut_moment, is_stream, moment_video
 
 __all__ = ["router", "MAX_CLIP_SECONDS"]
 
 router = APIRouter(prefix="/api/v1")
-MAX_CLIP_SECONDS = 600.0  # one download cuts at most this much (re-encoding costs CPU time)
 _CHUNK = 1024 * 1024
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def _state(request: Request) -> ServeState:
@@ -47,9 +50,30 @@ def _span(moment: tuple[float, float], start: float | None, end: float | None) -
     return lo, hi
 
 
-def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The bytes ``[first, last]`` one ``Range`` header asks for; None: send the whole clip.
+
+    Several ranges, or a header this does not read, get the whole clip (HTTP lets a server ignore
+    Range). Raises ValueError when the range lies past the end (the answer is a 416).
+    """
+    m = _RANGE.match((header or "").strip())
+    if m is None or not (m.group(1) or m.group(2)):
+        return None
+    if not m.group(1):  # bytes=-N: the last N bytes
+        return max(0, size - int(m.group(2))), size - 1
+    first = int(m.group(1))
+    last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    if first >= size or last < first:
+        raise ValueError(f"bytes {first}-{last} lie past the clip's {size} bytes")
+    return first, last
+
+
+def _chunks(handle: BinaryIO, first: int = 0, length: int | None = None) -> Iterator[bytes]:
     with handle:
-        while chunk := handle.read(_CHUNK):
+        handle.seek(first)
+        left = math.inf if length is None else length
+        while left > 0 and (chunk := handle.read(int(min(_CHUNK, left)))):
+            left -= len(chunk)
             yield chunk
 
 
@@ -85,9 +109,22 @@ async def moment_clip(
     if not is_stream(record) and record.duration:
         hi = min(hi, record.duration)
     name = clip_name(record, lo, hi)
+    size = os.fstat(handle.fileno()).st_size
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
-        "Content-Length": str(os.fstat(handle.fileno()).st_size),
+        "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
     }
-    return StreamingResponse(_chunks(handle), media_type="video/mp4", headers=headers)
+    try:
+        wanted = _byte_range(request.headers.get("range"), size)
+    except ValueError:
+        handle.close()
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if wanted is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(_chunks(handle), media_type="video/mp4", headers=headers)
+    first, last = wanted
+    headers.update({"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{size}"})
+    return StreamingResponse(
+        _chunks(handle, first, last - first + 1), status_code=206, media_type="video/mp4", headers=headers
+    )

@@ -104,6 +104,9 @@ class VideoRef(BaseModel):
     duration: float | None
     playable: bool = Field(description="Whether a browser can play the file (else show the strip and stills).")
     live: bool = Field(False, description="A watched stream: its moments' times are UTC seconds, not offsets.")
+    recorded_from: float | None = Field(
+        None, description="A stream's: when its kept recording begins (UTC seconds; None: not recorded)."
+    )
 
 
 class SaidWords(BaseModel):
@@ -132,9 +135,15 @@ class Moment(BaseModel):
     start: float
     end: float
     video: VideoRef
-    thumbnail_url: str
-    strip_url: str
-    play_url: str
+    thumbnail_url: str | None = Field(description="A still of the moment (None for a stream's moment).")
+    strip_url: str | None = Field(description="Frames across the moment, for hover-scrubbing (None for a stream's).")
+    play_url: str | None = Field(
+        description="Plays the span (a media fragment #t=start,end); a stream's moment plays a clip of its "
+        "recording around the span (None: not recorded)."
+    )
+    clip_start: float | None = Field(
+        None, description="A stream moment's clip: the UTC time its first frame shows (its fragment counts from it)."
+    )
     matched: list[str] = Field(
         description="The retrievers that found it (vectors: the embedding space; transcripts: what is said)."
     )

@@ -38,6 +38,7 @@ import numpy as np
 from vidsearch.errors import InputError, LibraryError, VidsearchError
 from vidsearch.retrieval import why_matched
 from vidsearch.serve.frames import DEFAULT_MAX_BYTES, FrameCache
+from vidsearch.serve.playback import recorded_streams, stream_media
 from vidsearch.usecases.videos import NotFound, VideoRecord
 
 __all__ = [
@@ -485,6 +486,7 @@ class ServeState:
         from vidsearch.usecases.videos import indexed_videos
 
         records = indexed_videos(self.library, [h.video_id for h in hits])
+        recorded = recorded_streams(self.library, [r for r in records.values() if r.live])
         out = []
         for h, match in zip(hits, matches, strict=True):
             rec = records.get(h.video_id)
@@ -492,6 +494,13 @@ class ServeState:
                 continue
             mid, v = moment_id(h.video_id, h.start, h.end), self.version(rec)
             thumb_ms = int(round(1000 * (h.start + h.end) / 2))
+            media = {
+                "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
+                "strip_url": f"/strips/{mid}.jpg?v={v}",
+                "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
+            }
+            if rec.live:
+                media = stream_media(mid, h.start, h.end, recorded.get(rec.id))
             out.append(
                 {
                     "moment_id": mid,
@@ -505,12 +514,11 @@ class ServeState:
                         "id": rec.id,
                         "name": self.name(rec),
                         "duration": rec.duration,
-                        "playable": self.playable(rec),
+                        "playable": media["play_url"] is not None if rec.live else self.playable(rec),
                         "live": rec.live,
+                        **({"recorded_from": recorded.get(rec.id)} if rec.live else {}),
                     },
-                    "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
-                    "strip_url": f"/strips/{mid}.jpg?v={v}",
-                    "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
+                    **media,
                     "matched": list(h.matched),
                     "why": why_matched(h.matched),
                     "said": None if h.said is None else dataclasses.asdict(h.said),

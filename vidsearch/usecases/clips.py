@@ -15,14 +15,24 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vidsearch.media.clip import Clip, cut_clip
-from vidsearch.media.recorder import RECORDINGS_DIR, cut_recording, recordings_folder, segments_in
+from vidsearch.media.recorder import RECORDINGS_DIR, cut_recording, recordings_folder, segment_start, segments_in
 from vidsearch.media.uri import redact_uri
 from vidsearch.store import sources as stored_sources
 from vidsearch.store.alerts import stream_names
 from vidsearch.store.library import Library
 from vidsearch.usecases.videos import NotFound, VideoRecord, indexed_video
 
-__all__ = ["clip_name", "cut_moment", "is_stream", "moment_video", "stream_recordings"]
+__all__ = [
+    "MAX_CLIP_SECONDS",
+    "clip_name",
+    "cut_moment",
+    "is_stream",
+    "moment_video",
+    "recorded_since",
+    "stream_recordings",
+]
+
+MAX_CLIP_SECONDS = 600.0  # one clip cuts at most this much (re-encoding costs CPU time)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -57,6 +67,16 @@ def stream_recordings(library: Library, record: VideoRecord) -> Path | None:
         if segments_in(folder):
             return folder
     return None
+
+
+def recorded_since(library: Library, record: VideoRecord) -> float | None:
+    """When a stream's kept recording begins (UTC seconds), or None when none is kept.
+
+    A clip of the stream starts no earlier (older segments are deleted as the recording goes on).
+    """
+    folder = stream_recordings(library, record)
+    segments = segments_in(folder) if folder is not None else []
+    return segment_start(segments[0]) if segments else None  # pruned meanwhile: none left
 
 
 def _shown(uri: str) -> str:

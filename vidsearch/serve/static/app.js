@@ -186,8 +186,8 @@ function spanList(entry) {
       select(entry.index, false);
       // the merged span is the moment (its id, as the server writes ids, names it for a clip or "more like this")
       const mid = `${entry.video.id}-${Math.round(s.start * 1000)}-${Math.round(s.end * 1000)}`;
-      const play = entry.play_url.replace(/#t=.*$/, `#t=${s.start.toFixed(3)},${s.end.toFixed(3)}`);
-      openPlayer({ ...entry, start: s.start, end: s.end, score: s.score, match: s.match, moment_id: mid, play_url: play });
+      const media = entry.clip_start != null ? streamClip(entry, mid, s) : { play_url: entry.play_url && entry.play_url.replace(/#t=.*$/, `#t=${s.start.toFixed(3)},${s.end.toFixed(3)}`) };
+      openPlayer({ ...entry, start: s.start, end: s.end, score: s.score, match: s.match, moment_id: mid, ...media });
     });
     li.append(b);
     list.append(li);
@@ -195,9 +195,28 @@ function spanList(entry) {
   return list;
 }
 
-// A time of a moment as people read it: an offset into a file, a wall-clock time for a stream.
+// A time of a moment as people read it: an offset into a file, a wall-clock time for a stream
+// (in the player a stream's times count from its clip's start: `offset` adds that back).
 function when(r, t) {
-  return r.video && r.video.live ? new Date(t * 1000).toLocaleTimeString() : fmt(t);
+  return r.video && r.video.live ? new Date((t + (r.offset || 0)) * 1000).toLocaleTimeString() : fmt(t);
+}
+
+const STREAM_CONTEXT = 5; // s of recording either side of a stream's span (the server's STREAM_CONTEXT_S)
+
+// A stream span's clip of the recording, as the server writes one: the span with context, not
+// before the kept recording's start; the fragment counts from the clip's first frame.
+function streamClip(entry, mid, s) {
+  const lo = Math.max(s.start - STREAM_CONTEXT, entry.video.recorded_from ?? -Infinity), hi = s.end + STREAM_CONTEXT;
+  const at = `#t=${Math.max(0, s.start - lo).toFixed(3)},${(s.end - lo).toFixed(3)}`;
+  return { clip_start: lo, play_url: `/api/v1/moments/${encodeURIComponent(mid)}/clip.mp4?start=${lo.toFixed(3)}&end=${hi.toFixed(3)}${at}` };
+}
+
+// A stream's moment as the player shows it: a clip of the recording whose times count from the
+// clip's first frame (clip_start, UTC seconds), its length the clip's.
+function inClip(r) {
+  if (r.clip_start == null || r.offset != null || !r.play_url) return r;
+  const c = r.clip_start, hi = Number(new URL(r.play_url, location.href).searchParams.get("end"));
+  return { ...r, start: r.start - c, end: r.end - c, offset: c, video: { ...r.video, duration: hi - c } };
 }
 
 function matchText(r) {
@@ -213,10 +232,17 @@ function card(r, index) {
   li.dataset.video = r.video.id;
   const thumb = document.createElement("div");
   thumb.className = "thumb";
-  const still = document.createElement("img");
-  still.src = r.thumbnail_url;
-  still.alt = `${r.video.name} at ${fmt((r.start + r.end) / 2)}`;
-  still.loading = "lazy";
+  let still;
+  if (r.thumbnail_url) {
+    still = document.createElement("img");
+    still.src = r.thumbnail_url;
+    still.alt = `${r.video.name} at ${when(r, (r.start + r.end) / 2)}`;
+    still.loading = "lazy";
+  } else { // a stream's moment has no stills: a neutral placeholder
+    still = document.createElement("span");
+    still.className = "no-still";
+    still.textContent = r.video.live ? (r.play_url ? "Stream recording" : "Stream (not recorded)") : "No picture";
+  }
   const scrub = document.createElement("div");
   scrub.className = "scrub";
   const score = document.createElement("span");
@@ -230,9 +256,9 @@ function card(r, index) {
   const bar = document.createElement("div");
   bar.className = "bar-span";
   const mark = document.createElement("i");
-  const d = r.video.duration || r.end || 1;
-  mark.style.left = `${(100 * r.start) / d}%`;
-  mark.style.width = `${Math.max(1, (100 * (r.end - r.start)) / d)}%`;
+  const shown = inClip(r), d = shown.video.duration || shown.end || 1; // a stream's span: in its clip
+  mark.style.left = `${(100 * shown.start) / d}%`;
+  mark.style.width = `${Math.max(1, (100 * (shown.end - shown.start)) / d)}%`;
   bar.append(mark);
   thumb.append(still, scrub, score, bar);
   const meta = document.createElement("div");
@@ -290,6 +316,7 @@ function card(r, index) {
 }
 
 function loadStrip(scrub, r) {
+  if (!r.strip_url) return;
   const img = new Image();
   img.onload = () => { scrub.style.backgroundImage = `url("${r.strip_url}")`; scrub.classList.add("ready"); };
   img.src = r.strip_url;
@@ -445,11 +472,14 @@ function followTranscript() {
 }
 
 // The player's place in the URL: #v=<video>&t=<time shown>&span=<start>,<end> (a link opens it there).
+// A stream's are its clock's times (the player's count from its clip's start).
 function playerHash(r, t) {
-  return `#v=${r.video.id}&t=${t.toFixed(2)}&span=${r.start.toFixed(2)},${r.end.toFixed(2)}`;
+  const o = r.offset || 0;
+  return `#v=${r.video.id}&t=${(t + o).toFixed(2)}&span=${(r.start + o).toFixed(2)},${(r.end + o).toFixed(2)}`;
 }
 
 function openPlayer(r, at = null) {
+  r = inClip(r);
   if ($("overlay").hidden) state.opener = document.activeElement; // focus goes back there on close
   setBehindDialog(true);
   state.current = r;
@@ -497,6 +527,12 @@ function showStills(r) {
   const box = $("stills");
   box.replaceChildren();
   const note = document.createElement("p");
+  if (!r.thumbnail_url) { // a stream's moment that was not recorded (or whose recording is deleted)
+    note.textContent = "This stream was not recorded at this time: there is nothing to play.";
+    box.append(note);
+    box.hidden = false;
+    return;
+  }
   note.textContent = "This file's codec does not play in a browser; these are stills across the match.";
   for (let i = 0; i < 4; i++) {
     const img = document.createElement("img");
