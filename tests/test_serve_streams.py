@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,9 +29,8 @@ pytest.importorskip("sse_starlette", reason="the serve extra is not installed: p
 import av  # noqa: E402
 import httpx  # noqa: E402
 import videogen  # noqa: E402
-from conftest import default_sigint  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from serving import ThreadedServer  # noqa: E402
+from serving import ThreadedServer, free_port, serve_cli  # noqa: E402
 
 from vidsearch.indexer.stream_status import (  # noqa: E402
     FRAME_FILE,
@@ -328,29 +326,10 @@ def test_events_push_stream_changes_and_new_alerts(tmp_path: Path, monkeypatch: 
 
 def test_serve_exits_promptly_on_sigterm_with_an_event_stream_open(tmp_path: Path) -> None:
     lib_dir = _fill(tmp_path / "lib")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidsearch.cli", "serve", "--library", str(lib_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=default_sigint,
-    )
+    port = free_port()
+    proc = serve_cli(lib_dir, port)
     try:
-        deadline = time.monotonic() + 120
         with httpx.Client(timeout=30) as http:
-            while True:
-                assert proc.poll() is None, proc.communicate()
-                try:
-                    http.get(f"http://127.0.0.1:{port}/api/v1/health")
-                    break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, "serve did not answer"
-                    time.sleep(0.2)
             with http.stream("GET", f"http://127.0.0.1:{port}/api/v1/streams/events") as response:
                 events = _Events(response)
                 events.wait_for("ready")
