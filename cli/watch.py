@@ -27,8 +27,6 @@ from vidsearch.cli.common import (
 from vidsearch.cli.format import shown
 from vidsearch.cli.watch_rules import check_labels, stream_alerts, stream_specs
 from vidsearch.indexer.options import IndexOptions, IndexReport
-from vidsearch.indexer.stream_status import StatusBoard
-from vidsearch.media.recorder import RECORDINGS_DIR
 from vidsearch.models.opener import open_encoder
 from vidsearch.models.spec import EncoderSpec
 from vidsearch.usecases.when import parse_duration
@@ -113,8 +111,10 @@ def watch_command(
     from vidsearch.indexer.pipeline import run_pipeline, sampling_dict
     from vidsearch.indexer.producer import Work
     from vidsearch.indexer.sink import LibrarySink
+    from vidsearch.indexer.stream_status import StatusBoard
     from vidsearch.media import SamplingConfig
     from vidsearch.media.live import LiveOptions
+    from vidsearch.media.recorder import RECORDINGS_DIR
     from vidsearch.usecases.alerts import forget_alerts
     from vidsearch.usecases.streams import name_streams
 

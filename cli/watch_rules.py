@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidsearch.errors import InputError
-from vidsearch.media.uri import redact_uri
 
 if TYPE_CHECKING:
     from vidsearch.indexer.alerts import Alerts, Rule
@@ -45,6 +44,7 @@ def stream_specs(
         InputError: a config that cannot be read, a bad entry, a name used twice, a bad URL.
     """
     from vidsearch.media.live import check_live_source
+    from vidsearch.media.uri import redact_uri
 
     given = tuple(labels or ())
     if not source.endswith(".toml"):

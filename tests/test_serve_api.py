@@ -565,43 +565,14 @@ def test_error_messages_carry_no_server_paths() -> None:
 
 def test_cli_serve_answers_then_stops_cleanly_on_ctrl_c(library: Path) -> None:
     import signal
-    import socket
-    import time
 
     import httpx
+    from serving import free_port, serve_cli
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vidsearch.cli",
-            "serve",
-            "--library",
-            str(library),
-            "--port",
-            str(port),
-            "--token",
-            "auto",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    port = free_port()
+    proc = serve_cli(library, port, "--token", "auto")  # Ctrl-C handled as in a terminal
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=30)
         assert r.status_code == 401  # --token auto: nothing without the token
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
