@@ -21,6 +21,7 @@ goal check of issue 14: search p95 < 150 ms at 8 clients, no errors.
 Usage:
     python benchmarks/serve_load.py                 # 8 clients, 10 s per scenario
     python benchmarks/serve_load.py --clients 16 --seconds 20
+    python benchmarks/serve_load.py --precision int8   # an int8 space: serve's int8 text graph
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ from query_latency import WORDS  # noqa: E402  (the query vocabulary of the late
 GOAL_P95_MS = 150.0
 
 
-def make_library(work: Path, videos: int, seconds: float) -> Path:
-    """Generated videos indexed with a random-weight B/16; reused when already there."""
-    lib = work / "lib"
+def make_library(work: Path, videos: int, seconds: float, precision: str = "fp32") -> Path:
+    """Generated videos indexed with a random-weight B/16 at ``precision``; reused when already there.
+
+    The space's precision picks serve's text graph: fp32 for an fp32 space, int8 for an int8 one.
+    """
+    lib = work / ("lib" if precision == "fp32" else f"lib-{precision}")
     if (lib / "library.sqlite").exists():
         print(f"# reusing {lib}", flush=True)
         return lib
@@ -63,12 +67,12 @@ def make_library(work: Path, videos: int, seconds: float) -> Path:
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    ckpt = save_checkpoint(
-        ViCLIP(ViCLIPConfig.preset("viclip-b16")), work / "viclip-b16-random.pth", ViCLIPConfig.preset("viclip-b16")
-    )
+    ckpt = work / "viclip-b16-random.pth"
+    if not ckpt.is_file():
+        ckpt = save_checkpoint(ViCLIP(ViCLIPConfig.preset("viclip-b16")), ckpt, ViCLIPConfig.preset("viclip-b16"))
     folder = work / "videos"
     patterns = ("gradient", "moving_square", "noise")
-    for i in range(videos):
+    for i in range(videos if not (folder / f"clip_{videos - 1:03d}.mp4").exists() else 0):
         color = tuple(int(c) for c in np.random.default_rng(i).integers(40, 240, 3))
         videogen.write_video(
             folder / f"clip_{i:03d}.mp4",
@@ -81,7 +85,9 @@ def make_library(work: Path, videos: int, seconds: float) -> Path:
         )
     t1 = time.perf_counter()
     with Library.open(lib) as library:
-        report = index_folder(library, folder, IndexOptions(model="viclip-b16", checkpoint=str(ckpt), workers=1))
+        report = index_folder(
+            library, folder, IndexOptions(model="viclip-b16", checkpoint=str(ckpt), workers=1, precision=precision)
+        )
     print(
         f"# built {lib}: {report.added} videos, {report.segments} segments (checkpoint + videos {t1 - t0:.0f} s, "
         f"indexing with the B/16 video tower {time.perf_counter() - t1:.0f} s)",
@@ -184,10 +190,11 @@ def main() -> None:
     ap.add_argument("--video-seconds", type=float, default=16.0, help="length of each (over 12 s: windows)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0, help="per scenario")
+    ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="the space's (and text graph's)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
-    lib = make_library(args.workdir, args.videos, args.video_seconds)
+    lib = make_library(args.workdir, args.videos, args.video_seconds, args.precision)
     gflops = matmul_gflops()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -218,7 +225,10 @@ def main() -> None:
             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machines vary run to run)",
             flush=True,
         )
-        print(f"# {args.clients} concurrent clients, {args.seconds:g} s per scenario", flush=True)
+        print(
+            f"# {args.clients} concurrent clients, {args.seconds:g} s per scenario, {args.precision} space and text graph",
+            flush=True,
+        )
         counter = iter(range(10**9))
         lock = threading.Lock()
 
