@@ -106,3 +106,9 @@ def test_nothing_a_stream_result_links_to_is_missing(client: TestClient, streams
             if result[key] is not None:
                 r = client.get(result[key].split("#")[0])
                 assert r.status_code == 200, (key, r.status_code, r.text[:200])
+        # what the player asks about the video: a stream has no people scan and no transcript
+        video = result["video"]["id"]
+        actors = client.get(f"/api/v1/videos/{video}/actors")
+        assert actors.status_code == 200 and actors.json()["scans"] == [], actors.text[:200]
+        transcript = client.get(f"/api/v1/videos/{video}/transcript")
+        assert transcript.status_code in (200, 404), transcript.text[:200]

@@ -240,7 +240,8 @@ def video_actors(
 
     state = _state(request)
     record = state.video(parse_video_id(video_id))
-    scans = stored_actors(state.library, record.path)["scans"]
+    # a watched stream is never scanned for people (its path is a URL, not a file)
+    scans = [] if record.live else stored_actors(state.library, record.path)["scans"]
     if label_set is not None:
         # matched on the shown name: a client's string never becomes a path on the server
         wanted = [sc for sc in scans if sc["label_set"] == label_set]

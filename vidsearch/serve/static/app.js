@@ -703,7 +703,7 @@ const trackColour = (track) => ACTOR_COLOURS[Math.abs(track) % ACTOR_COLOURS.len
 
 async function loadActors(r) {
   resetActors();
-  if (!r.video.playable) return;
+  if (!r.video.playable || r.video.live) return; // streams are never scanned for people
   let data;
   try {
     data = await api(`/api/v1/videos/${encodeURIComponent(r.video.id)}/actors`);
