@@ -109,6 +109,9 @@ def test_for_space_reads_what_the_space_recorded() -> None:
     )
     spec = EncoderSpec.for_space(new)
     assert (spec.checkpoint, spec.config, spec.precision, spec.antialias) == ("/m.pth", "/m.json", "fp32", False)
+    unknown = SpaceInfo(id=3, key="made-elsewhere@0", dim=4, model_spec={}, sampling={}, generation=0)
+    with pytest.raises(ModelError, match="made-elsewhere@0 records no model"):
+        EncoderSpec.for_space(unknown)
 
 
 def test_opened_encoders_meet_the_protocols(tiny_checkpoint: Path) -> None:

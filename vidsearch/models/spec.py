@@ -133,6 +133,8 @@ class EncoderSpec:
             overrides: other fields (``device``, ``towers``, ``threads``, ``one_shot``...).
         """
         spec = dict(space.model_spec)
+        if not spec.get("model"):  # a space written by hand or by another tool: nothing says which model made it
+            raise ModelError(f"the space {space.key} records no model; index the videos again to rebuild it")
         # Spaces made before precisions existed store no precision: their key's (fp32 for a plain key).
         spec["precision"] = spec.get("precision") or split_key(space.key)[1]
         antialias = None
