@@ -57,6 +57,8 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 Window = tuple[float, float, float]  # (start s, end s, score)
+NMS_IOU = 0.5  # spans overlapping a better one more than this are dropped (step 5)
+MIN_STEP = 0.125  # an edge ends a span when it drops this share of the peak's height (step 4)
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,12 @@ def coverage_curve(windows: Sequence[Window] | np.ndarray) -> tuple[np.ndarray, 
         ``(edges, values)``: interval ``i`` is ``[edges[i], edges[i + 1]]``; intervals in a gap
         between windows get NaN.
     """
-    w = as_windows(windows)
-    edges = np.unique(np.concatenate([w[:, 0], w[:, 1]]))
+    return _coverage(as_windows(windows))
+
+
+def _coverage(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`coverage_curve` of windows already checked by :func:`as_windows`."""
+    edges = np.unique(w[:, :2])  # every start and end, sorted
     mids = (edges[:-1] + edges[1:]) / 2.0
     cover = (w[None, :, 0] <= mids[:, None]) & (mids[:, None] < w[None, :, 1])  # [intervals, windows]
     counts = cover.sum(axis=1)
@@ -227,9 +233,9 @@ def localize_windows(
     windows: Sequence[Window] | np.ndarray,
     *,
     smooth: float | None = None,
-    nms_iou: float = 0.5,
+    nms_iou: float = NMS_IOU,
     top: int = 3,
-    min_step: float = 0.125,
+    min_step: float = MIN_STEP,
 ) -> list[Span]:
     """Spans where the windows' scores are high (steps 1-5 of the module docstring).
 
@@ -244,27 +250,52 @@ def localize_windows(
     Returns:
         Spans, best first.
     """
-    w = as_windows(windows)
-    edges, raw = coverage_curve(w)
+    return _localize(as_windows(windows), smooth, nms_iou, top, min_step)
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without its generic machinery (a query calls this per hit)."""
+    s = np.sort(x)
+    m = len(s) // 2
+    return float(s[m]) if len(s) % 2 else float((s[m - 1] + s[m]) / 2.0)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, NaN where ``den`` is (numerically) zero: a mean over no covered time."""
+    ok = den > 1e-12
+    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
+
+
+def _localize(w: np.ndarray, smooth: float | None, nms_iou: float, top: int, min_step: float) -> list[Span]:
+    """:func:`localize_windows` of windows already checked by :func:`as_windows`.
+
+    A query localizes every hit's windows, so this keeps numpy calls few: for a handful of
+    windows their fixed cost, not the arithmetic, is the time.
+    """
+    edges, raw = _coverage(w)
     finite = ~np.isnan(raw)
-    v = np.where(finite, smooth_curve(edges, raw, smooth or 0.0), -np.inf)
+    v = np.where(finite, smooth_curve(edges, raw, smooth) if smooth else raw, -np.inf)
     lens = np.where(finite, np.diff(edges), 0.0)
     # Running integrals of covered time and of the raw curve: the mean over any [x, y] in O(1).
     cum_w = np.concatenate([[0.0], np.cumsum(lens)])
     cum_r = np.concatenate([[0.0], np.cumsum(np.where(finite, raw, 0.0) * lens)])
 
-    def mean(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+    def mean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         cw = np.interp(y, edges, cum_w) - np.interp(x, edges, cum_w)
         cr = np.interp(y, edges, cum_r) - np.interp(x, edges, cum_r)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cw > 1e-12, cr / np.where(cw > 1e-12, cw, 1.0), np.nan)
+        return _ratio(cr, cw)
 
     # Edge strength at every grid point: mean over one window length before minus after it.
     # Near the video's ends a band shorter than half a window is too noisy to call an edge.
-    reach = float(np.median(w[:, 1] - w[:, 0]))
+    reach = _median(w[:, 1] - w[:, 0])
     t0, t1 = float(edges[0]), float(edges[-1])
     before_lo, after_hi = np.maximum(t0, edges - reach), np.minimum(t1, edges + reach)
-    d = mean(before_lo, edges) - mean(edges, after_hi)
+    # At the grid points themselves the running integrals are cum_w and cum_r (interp is exact
+    # at its knots), so only the band ends need interpolating.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = _ratio(cum_r - np.interp(before_lo, edges, cum_r), cum_w - np.interp(before_lo, edges, cum_w)) - _ratio(
+            np.interp(after_hi, edges, cum_r) - cum_r, np.interp(after_hi, edges, cum_w) - cum_w
+        )
     d[(edges - before_lo < reach / 2) | (after_hi - edges < reach / 2)] = np.nan
     floor = float(np.min(v[np.isfinite(v)]))
     found: dict[tuple[float, float], tuple[float, float]] = {}
@@ -280,7 +311,8 @@ def localize_windows(
     if not found:
         return nms([], nms_iou, top)
     bounds = np.array(list(found.values()), dtype=np.float64)
-    scores = mean(bounds[:, 0], bounds[:, 1]).tolist()  # every span's mean score in one pass
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = mean(bounds[:, 0], bounds[:, 1]).tolist()  # every span's mean score in one pass
     return nms([Span(s, e, sc) for (s, e), sc in zip(found.values(), scores, strict=False)], nms_iou, top)
 
 
@@ -297,7 +329,7 @@ def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[floa
     best_window = (float(w[top, 0]), float(w[top, 1]), float(w[top, 2]))
     if len(w) == 1:
         return best_window
-    best = localize_windows(w, top=1)[0]
+    best = _localize(w, None, NMS_IOU, 1, MIN_STEP)[0]  # localize_windows' defaults; the windows are checked
     if temporal_iou((best.start, best.end), best_window[:2]) < 0.5:
         return best_window
     return best.start, best.end, best.score
