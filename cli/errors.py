@@ -34,7 +34,7 @@ ADVICE: dict[Remedy, Callable[[VidsearchError], str]] = {
         'pass its config JSON with --model-config (InternVideo2Config.to_dict() fields and "family": "internvideo2")'
     ),
     "pass_model_config_json": lambda e: "pass the model's config JSON with --model-config",
-    "pass_config": lambda e: f"pass --config PATH or put {e.value} beside it (a ViCLIPConfig JSON)",
+    "pass_config": lambda e: f"pass --model-config PATH or put {e.value} beside it (a ViCLIPConfig JSON)",
     "reindex_space": lambda e: (
         f"restore the old file, or index again with `--model {e.path}` to make a new space for the new weights"
     ),

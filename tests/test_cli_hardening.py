@@ -435,3 +435,20 @@ def test_msrvtt_csv_duplicate_video_id_warns(tmp_path: Path, caplog: pytest.LogC
     with caplog.at_level("WARNING"):
         read_msrvtt_csv(csv)
     assert "video_id" not in caplog.text
+
+
+def test_a_checkpoint_without_its_config_names_the_flag_that_gives_it(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """A custom-size checkpoint alone: one line naming ``--model-config``, a flag `index` has."""
+    import shutil
+
+    import videogen
+
+    ckpt = tmp_path / "mine.pth"  # no mine.json beside it
+    shutil.copy(tiny_checkpoint, ckpt)
+    videogen.write_video(tmp_path / "videos" / "red.mp4", seconds=2, fps=8, color=(220, 40, 40))
+    lib = tmp_path / "lib"
+    code, _, err = run_main("index", str(tmp_path / "videos"), "--library", str(lib), "--model", str(ckpt))
+    one_line_error(code, err, "pass --model-config PATH or put mine.json beside it")
+    assert "config=" not in err  # the Python API's keyword means nothing in a shell
+    code, out, _ = run_main("index", "--help")
+    assert code == 0 and "--model-config" in out

@@ -174,7 +174,7 @@ def _describe(state_dict: Mapping[str, Any], requested: ViCLIPConfig | None = No
     return (
         f"it looks like no preset (vision width {f['vision_width']} x {f['vision_layers']} layers, "
         f"patch {f['patch_size']}, text width {f.get('text_width')} x {f['text_layers']} layers, "
-        f"embed {f.get('embed_dim')}): give its config JSON with config="
+        f"embed {f.get('embed_dim')}), a custom size whose config JSON must be given"
     )
 
 
