@@ -8,6 +8,7 @@ layers takes minutes on the shared 2-core machines; every layer is the same code
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -209,3 +210,14 @@ def test_tokens_cut_after_the_last_eot_change_nothing(fixture_model: ViCLIP) -> 
     full = sess.run(None, {"tokens": tokens})[0]
     cut = sess.run(None, {"tokens": tokens[:, : int(tokens.argmax(-1).max()) + 1]})[0]
     np.testing.assert_allclose(cut, full, rtol=1e-5, atol=1e-6)
+
+
+def test_export_logs_nothing_a_user_cannot_act_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`index --precision int8` exports graphs; the exporter's optimizer notes stay out of the terminal."""
+    from conftest import TINY_CONFIG
+
+    model = ViCLIP(ViCLIPConfig(**TINY_CONFIG)).eval()
+    with caplog.at_level(logging.WARNING):
+        export_tower(model, "text", tmp_path / "text.onnx")
+        export_tower(model, "vision", tmp_path / "vision.onnx")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,20 @@ def _example(model: Any, tower: str, num_frames: int | None) -> tuple[nn.Module,
     raise ModelError(f"unknown tower {tower!r}; choose text or vision")
 
 
+@contextlib.contextmanager
+def _quiet_exporter_logs() -> Iterator[None]:
+    """Only errors from the exporter's loggers while exporting (its optimizer logs each op it skips)."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def export_tower(model: Any, tower: str, path: str | os.PathLike[str], num_frames: int | None = None) -> Path:
     """Write one tower of a :class:`~vidsearch.models.viclip.ViCLIP` as an fp32 ONNX graph.
 
@@ -118,8 +133,13 @@ def export_tower(model: Any, tower: str, path: str | os.PathLike[str], num_frame
     """
     graph, example, dynamic = _example(model, tower, num_frames)
     graph = graph.eval()
-    # The exporter reports its steps on stdout and warns about internals users cannot act on.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.enable_grad():
+    # The exporter reports its steps on stdout and warns (and logs) about internals users cannot act on.
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        _quiet_exporter_logs(),
+        torch.enable_grad(),
+    ):
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
