@@ -343,6 +343,16 @@ def test_videos_list_and_detail(client: TestClient, library: Path) -> None:
         assert get_video(lib, by_name["long.mp4"]["id"]).codec == "h264"
 
 
+def test_a_shared_moment_is_described_as_its_search_result(client: TestClient) -> None:
+    """``GET /moments/{id}``: what the page opens for a shared link, the result's fields without a score."""
+    result = _search(client, query="a red video", k=1)["results"][0]
+    alone = client.get(f"/api/v1/moments/{result['moment_id']}").json()
+    assert {k: alone[k] for k in alone} == {k: result[k] for k in alone} and "score" not in alone
+    assert alone["play_url"].startswith(f"/media/{result['video']['id']}?") and not alone["video"]["live"]
+    assert client.get(alone["play_url"].split("#")[0]).status_code == 200
+    assert "no moment" in _error(client.get("/api/v1/moments/12-9000-4000"), 404)  # ends before it starts
+
+
 # ------------------------------------------------------------------------------- media
 
 

@@ -53,3 +53,27 @@ def test_a_stream_moment_plays_its_recording_at_the_span(server: str, browser, s
     page.keyboard.press("Escape")
     assert not failed, failed
     page.close()
+
+
+def test_a_shared_link_to_a_stream_moment_plays_it(server: str, browser, streams: RecordedStreams) -> None:
+    """A link at a stream's time (its clock's, as "Copy link at this time" writes it) plays the recording's clip there."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(120_000)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    t0, t1 = streams.t0, streams.t0 + streams.window
+    page.goto(f"{server}/#v={streams.ids[RECORDED_URI]}&t={t0 + 1:.2f}&span={t0:.2f},{t1:.2f}")
+    page.wait_for_selector("#overlay:not([hidden])")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video'); return v.readyState >= 2 && !v.seeking; }"
+    )
+    video = page.evaluate(
+        "() => { const v = document.getElementById('video'); return {t: v.currentTime, src: v.currentSrc, error: v.error && v.error.code}; }"
+    )
+    assert video["error"] is None and "/clip.mp4?" in video["src"]
+    assert video["t"] == pytest.approx(1.0, abs=0.15)  # one second into the span: the clip starts with it
+    assert page.locator("#player-error").is_hidden()
+    assert f"t={t0 + 1:.2f}" in page.evaluate("location.hash")  # the link keeps the stream's clock time
+    page.keyboard.press("Escape")
+    assert not failed, failed
+    page.close()

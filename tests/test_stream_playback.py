@@ -112,3 +112,17 @@ def test_nothing_a_stream_result_links_to_is_missing(client: TestClient, streams
         assert actors.status_code == 200 and actors.json()["scans"] == [], actors.text[:200]
         transcript = client.get(f"/api/v1/videos/{video}/transcript")
         assert transcript.status_code in (200, 404), transcript.text[:200]
+
+
+def test_a_moment_by_its_id_is_described_as_its_search_result(client: TestClient, streams: RecordedStreams) -> None:
+    """``GET /moments/{id}`` (what a shared link opens) gives a result's video and media, without a score."""
+    for uri in (RECORDED_URI, SILENT_URI):
+        result = _result_for(client, streams, uri)
+        r = client.get(f"/api/v1/moments/{result['moment_id']}")
+        assert r.status_code == 200, r.text
+        alone = r.json()
+        assert "score" not in alone
+        shared = ("moment_id", "date", "start", "end", "video", "play_url", "thumbnail_url", "strip_url", "clip_start")
+        assert {k: alone[k] for k in shared} == {k: result[k] for k in shared}
+    assert client.get("/api/v1/moments/999999-0-1000").status_code == 404
+    assert client.get("/api/v1/moments/not-a-moment").status_code == 404

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from vidsearch.errors import InputError, VidsearchError
-from vidsearch.serve.models import ClipRef, ErrorBody, SearchRequest, SearchResponse, VideoActors
+from vidsearch.serve.models import ClipRef, ErrorBody, MomentInfo, SearchRequest, SearchResponse, VideoActors
 from vidsearch.serve.service import NotFound, ServeState, UnsupportedMediaType, parse_moment_id, parse_video_id
 from vidsearch.speech.transcript import to_srt, to_vtt
 
@@ -119,6 +119,17 @@ async def _search_upload(request: Request, state: ServeState) -> Any:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)  # deleted afterwards, whatever happened
+
+
+@router.get(
+    "/moments/{moment}", response_model=MomentInfo, responses=_ERRORS, summary="One moment, as a search result has it"
+)
+def moment(request: Request, moment: str) -> Any:
+    """A moment's video, times and media URLs without a score: what a shared link opens.
+
+    A stream's moment plays a clip of its recording, as in search results.
+    """
+    return _state(request).moment(moment)
 
 
 @router.get(

@@ -12,6 +12,7 @@ __all__ = [
     "ClipRef",
     "SearchRequest",
     "VideoRef",
+    "MomentInfo",
     "Moment",
     "SearchResponse",
     "ScoredSpan",
@@ -118,16 +119,10 @@ class SaidWords(BaseModel):
     end: float
 
 
-class Moment(BaseModel):
-    """One ranked result: a span of a video, with its images and a link that plays it."""
+class MomentInfo(BaseModel):
+    """A span of a video with its images and a link that plays it (what a shared link opens)."""
 
     moment_id: str
-    rank: int
-    score: float = Field(description="The raw score: a cosine similarity (a BM25 value for a said-only match).")
-    match: float = Field(
-        description="Relative match in [0, 1]: 1 is this search's best result, 0 its 25th, or its last when "
-        "a first page of under 24 results was asked for (not a probability)."
-    )
     date: str | None = Field(
         description="When the moment happened (ISO 8601, UTC): a stream moment's wall-clock time, "
         "else the file's modification time."
@@ -143,6 +138,17 @@ class Moment(BaseModel):
     )
     clip_start: float | None = Field(
         None, description="A stream moment's clip: the UTC time its first frame shows (its fragment counts from it)."
+    )
+
+
+class Moment(MomentInfo):
+    """One ranked result: a moment with its rank, scores and why it matched."""
+
+    rank: int
+    score: float = Field(description="The raw score: a cosine similarity (a BM25 value for a said-only match).")
+    match: float = Field(
+        description="Relative match in [0, 1]: 1 is this search's best result, 0 its 25th, or its last when "
+        "a first page of under 24 results was asked for (not a probability)."
     )
     matched: list[str] = Field(
         description="The retrievers that found it (vectors: the embedding space; transcripts: what is said)."

@@ -482,7 +482,6 @@ class ServeState:
 
     def describe(self, hits: list[Any], matches: list[float]) -> list[dict[str, Any]]:
         """The API's form of ranked hits (``matches``: each hit's relative match)."""
-        from vidsearch.usecases.ordering import moment_time
         from vidsearch.usecases.videos import indexed_videos
 
         records = indexed_videos(self.library, [h.video_id for h in hits])
@@ -492,39 +491,57 @@ class ServeState:
             rec = records.get(h.video_id)
             if rec is None:  # removed while searching
                 continue
-            mid, v = moment_id(h.video_id, h.start, h.end), self.version(rec)
-            thumb_ms = int(round(1000 * (h.start + h.end) / 2))
-            media = {
-                "thumbnail_url": f"/thumbs/{rec.id}/{thumb_ms}.jpg?v={v}",
-                "strip_url": f"/strips/{mid}.jpg?v={v}",
-                "play_url": f"/media/{rec.id}?v={v}#t={h.start:.3f},{h.end:.3f}",
-            }
-            if rec.live:
-                media = stream_media(mid, h.start, h.end, recorded.get(rec.id))
             out.append(
                 {
-                    "moment_id": mid,
+                    **self._moment(rec, h.start, h.end, recorded.get(rec.id)),
                     "rank": h.rank,
                     "score": round(float(h.score), 6),
                     "match": round(float(match), 4),
-                    "date": _iso(moment_time(rec, h.start)),
-                    "start": round(float(h.start), 3),
-                    "end": round(float(h.end), 3),
-                    "video": {
-                        "id": rec.id,
-                        "name": self.name(rec),
-                        "duration": rec.duration,
-                        "playable": media["play_url"] is not None if rec.live else self.playable(rec),
-                        "live": rec.live,
-                        **({"recorded_from": recorded.get(rec.id)} if rec.live else {}),
-                    },
-                    **media,
                     "matched": list(h.matched),
                     "why": why_matched(h.matched),
                     "said": None if h.said is None else dataclasses.asdict(h.said),
                 }
             )
         return out
+
+    def moment(self, mid: str) -> dict[str, Any]:
+        """A moment (a shared link's) in the form of a search result, without the search's score.
+
+        Raises:
+            NotFound: not a moment id, or of a video the library does not have.
+        """
+        video_id, start, end = parse_moment_id(mid)
+        rec = self.video(video_id)
+        recorded_from = recorded_streams(self.library, [rec]).get(rec.id) if rec.live else None
+        return self._moment(rec, start, end, recorded_from)
+
+    def _moment(self, rec: VideoRecord, start: float, end: float, recorded_from: float | None) -> dict[str, Any]:
+        """A moment's id, times, video and media URLs: a file's, or a stream's recording clip."""
+        from vidsearch.usecases.ordering import moment_time
+
+        mid, v = moment_id(rec.id, start, end), self.version(rec)
+        media = {
+            "thumbnail_url": f"/thumbs/{rec.id}/{int(round(1000 * (start + end) / 2))}.jpg?v={v}",
+            "strip_url": f"/strips/{mid}.jpg?v={v}",
+            "play_url": f"/media/{rec.id}?v={v}#t={start:.3f},{end:.3f}",
+        }
+        if rec.live:
+            media = stream_media(mid, start, end, recorded_from)
+        return {
+            "moment_id": mid,
+            "date": _iso(moment_time(rec, start)),
+            "start": round(float(start), 3),
+            "end": round(float(end), 3),
+            "video": {
+                "id": rec.id,
+                "name": self.name(rec),
+                "duration": rec.duration,
+                "playable": media["play_url"] is not None if rec.live else self.playable(rec),
+                "live": rec.live,
+                **({"recorded_from": recorded_from} if rec.live else {}),
+            },
+            **media,
+        }
 
     # -- paging --------------------------------------------------------------------------
     @staticmethod

@@ -865,13 +865,11 @@ async function openShared() {
   if (t.length !== 2 || !t.every(isFinite)) t = at != null ? [at, at + 0.1] : [];
   if (!id || t.length !== 2 || !t.every(isFinite)) return;
   try {
-    const v = await api(`/api/v1/videos/${encodeURIComponent(id)}`);
-    const version = new URL(v.media_url, location.href).searchParams.get("v");
-    const mid = `${v.id}-${Math.round(t[0] * 1000)}-${Math.round(t[1] * 1000)}`;
-    openPlayer({
-      moment_id: mid, rank: 0, score: NaN, start: t[0], end: t[1], video: { id: v.id, name: v.name, duration: v.duration, playable: v.playable },
-      thumbnail_url: v.thumbnail_url, strip_url: `/strips/${mid}.jpg?v=${version}`, play_url: `${v.media_url}#t=${t[0]},${t[1]}`,
-    }, at);
+    // the server describes the moment as a search result has it (a stream's plays its recording's clip)
+    const mid = `${encodeURIComponent(id)}-${Math.round(t[0] * 1000)}-${Math.round(t[1] * 1000)}`;
+    const m = await api(`/api/v1/moments/${mid}`);
+    // a stream's link times are its clock's; the player counts from the clip's start
+    openPlayer({ ...m, rank: 0, score: NaN }, at != null && m.clip_start != null ? at - m.clip_start : at);
   } catch (err) {
     setStatus(err.message, true);
   }
