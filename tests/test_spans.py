@@ -95,3 +95,17 @@ def test_best_span_from_stored_windows() -> None:
     assert [(s.start, s.end) for s in flat] == [(0.0, 2.0)]
     with pytest.raises(ValueError):
         best_span_from_windows([])
+
+
+@pytest.mark.parametrize("duration", [40.0, 600.0])  # 9 windows (grid cached) and 149 (made per call)
+def test_a_query_never_sees_another_querys_scores_on_the_same_windows(duration: float) -> None:
+    """The windows' time grid is shared by every query of a video; the scores on it are each query's own."""
+    early = sliding(duration, 8.0, 4.0, [(4.0, 12.0, 0.6)])
+    late = sliding(duration, 8.0, 4.0, [(duration - 12.0, duration - 4.0, 0.6)])
+    first = best_span_from_windows(early)
+    assert first[:2] == pytest.approx((4.0, 12.0), abs=2.0)
+    assert best_span_from_windows(late)[:2] == pytest.approx((duration - 12.0, duration - 4.0), abs=2.0)
+    assert best_span_from_windows(early) == first  # exactly as before the other query
+    edges, values = coverage_curve(late)
+    edges[0] = -1.0  # a caller's copy: writing to it changes nothing shared
+    assert coverage_curve(late)[0][0] == 0.0

@@ -23,7 +23,7 @@ import numpy as np
 
 from vidsearch.errors import InputError
 from vidsearch.metrics import temporal_iou
-from vidsearch.spans import Window, best_span_from_windows, score_windows
+from vidsearch.spans import Window, best_span_from_windows, score_windows, window_rows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
 __all__ = [
@@ -314,7 +314,10 @@ def best_spans_for_hits(
     library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
 ) -> dict[int, tuple[float, float, float]]:
     """Video id -> best span of each query hit from its stored windows (videos without windows left out)."""
-    return {vid: best_span_from_windows(w) for vid, w in windows_scores(library, space, video_ids, xq).items()}
+    return {
+        vid: best_span_from_windows(window_rows([a for a, _ in spans], [b for _, b in spans], xb, xq))
+        for vid, (spans, xb) in library.window_vectors(space.id, [int(v) for v in video_ids]).items()
+    }
 
 
 def best_span_for_hit(

@@ -32,6 +32,7 @@ Pure numpy: nothing here knows about files, models or the library.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "Span",
     "as_windows",
     "score_windows",
+    "window_rows",
     "coverage_curve",
     "smooth_curve",
     "temporal_iou",
@@ -91,8 +93,17 @@ def score_windows(
         xb: ``[W, D]`` window embeddings (L2-normalized: scores are cosine similarities).
         xq: ``[D]`` query embedding.
     """
-    scores = np.asarray(xb, dtype=np.float32) @ np.asarray(xq, dtype=np.float32).reshape(-1)
-    return [(float(a), float(b), float(c)) for a, b, c in zip(starts, ends, scores, strict=False)]
+    return [(a, b, c) for a, b, c in window_rows(starts, ends, xb, xq).tolist()]
+
+
+def window_rows(
+    starts: Sequence[float] | np.ndarray, ends: Sequence[float] | np.ndarray, xb: np.ndarray, xq: np.ndarray
+) -> np.ndarray:
+    """:func:`score_windows` as a float64 ``[W, 3]`` array (what localizing takes, without a list between)."""
+    rows = np.empty((len(starts), 3), dtype=np.float64)
+    rows[:, 0], rows[:, 1] = starts, ends
+    rows[:, 2] = np.asarray(xb, dtype=np.float32) @ np.asarray(xq, dtype=np.float32).reshape(-1)
+    return rows
 
 
 def as_windows(windows: Sequence[Window] | np.ndarray) -> np.ndarray:
@@ -115,19 +126,83 @@ def coverage_curve(windows: Sequence[Window] | np.ndarray) -> tuple[np.ndarray, 
         ``(edges, values)``: interval ``i`` is ``[edges[i], edges[i + 1]]``; intervals in a gap
         between windows get NaN.
     """
-    return _coverage(as_windows(windows))
+    w = as_windows(windows)
+    grid = _grid(w)
+    return grid.edges.copy(), grid.curve(w[:, 2])  # the grid's arrays are shared: the caller gets its own
 
 
-def _coverage(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`coverage_curve` of windows already checked by :func:`as_windows`."""
-    edges = np.unique(w[:, :2])  # every start and end, sorted
+@dataclass(frozen=True, eq=False)
+class _Grid:
+    """What localizing needs of the windows' times alone (steps 1 and 4 without the scores).
+
+    A search localizes every hit's windows, and the next search the same videos' windows again:
+    these arrays are cached per set of window times (:func:`_grid`), so a query pays only for
+    what its scores change.
+    """
+
+    edges: np.ndarray  # every start and end, sorted: the grid points
+    cover: np.ndarray  # [intervals, windows]: 1.0 where a window covers an interval
+    counts: np.ndarray  # windows covering each interval (0: a gap)
+    lens: np.ndarray  # each interval's covered length (0 in a gap)
+    cum_w: np.ndarray  # covered time up to each grid point
+    before_lo: np.ndarray  # each grid point's band before it: [before_lo, x)
+    after_hi: np.ndarray  # and after it: [x, after_hi)
+    time_before: np.ndarray  # covered time in each band
+    time_after: np.ndarray
+    near_end: np.ndarray  # grid points whose bands are too short to call an edge
+
+    def curve(self, scores: np.ndarray) -> np.ndarray:
+        """The coverage curve: each interval's mean score of the windows covering it (NaN in gaps)."""
+        sums = self.cover @ scores
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, sums / np.maximum(self.counts, 1), np.nan)
+
+
+_GRID_CACHE_MAX_WINDOWS = 128  # longer videos' grids are made per call (their arrays grow as windows^2)
+
+
+def _grid(w: np.ndarray) -> _Grid:
+    """The grid of windows already checked by :func:`as_windows` (cached for up to 128 windows)."""
+    times = np.ascontiguousarray(w[:, :2])
+    if len(times) > _GRID_CACHE_MAX_WINDOWS:
+        return _make_grid(times)
+    return _cached_grid(times.tobytes(), len(times))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_grid(times: bytes, n: int) -> _Grid:
+    return _make_grid(np.frombuffer(times, dtype=np.float64).reshape(n, 2))
+
+
+def _make_grid(times: np.ndarray) -> _Grid:
+    edges = np.unique(times)  # every start and end, sorted
     mids = (edges[:-1] + edges[1:]) / 2.0
-    cover = (w[None, :, 0] <= mids[:, None]) & (mids[:, None] < w[None, :, 1])  # [intervals, windows]
+    cover = (times[None, :, 0] <= mids[:, None]) & (mids[:, None] < times[None, :, 1])  # [intervals, windows]
     counts = cover.sum(axis=1)
-    sums = cover @ w[:, 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return edges, values
+    lens = np.where(counts > 0, np.diff(edges), 0.0)
+    # Running integral of covered time: with the curve's (per query), the mean over any [x, y] in O(1).
+    cum_w = np.concatenate([[0.0], np.cumsum(lens)])
+    # Edge strength (step 4) compares the mean over one window length before each grid point with
+    # the mean after it; within half a window of the video's ends a band is too short to call an edge.
+    reach = _median(times[:, 1] - times[:, 0])
+    t0, t1 = float(edges[0]), float(edges[-1])
+    before_lo, after_hi = np.maximum(t0, edges - reach), np.minimum(t1, edges + reach)
+    # At the grid points the running integrals are their own values (interp is exact at its knots).
+    grid = _Grid(
+        edges=edges,
+        cover=cover.astype(np.float64),  # a bool matrix is converted on every product
+        counts=counts,
+        lens=lens,
+        cum_w=cum_w,
+        before_lo=before_lo,
+        after_hi=after_hi,
+        time_before=cum_w - np.interp(before_lo, edges, cum_w),
+        time_after=np.interp(after_hi, edges, cum_w) - cum_w,
+        near_end=(edges - before_lo < reach / 2) | (after_hi - edges < reach / 2),
+    )
+    for a in vars(grid).values():
+        a.flags.writeable = False  # shared by every query of these windows
+    return grid
 
 
 def smooth_curve(edges: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
@@ -191,10 +266,8 @@ def _peak_runs(v: list[float]) -> list[tuple[int, int]]:
     return peaks
 
 
-def _boundary(
-    edges: list[float], d: list[float], v: list[float], start: int, step: int, tau: float, peak: float
-) -> float | None:
-    """Scan grid points from ``start`` in direction ``step`` for the edge ending a span.
+def _boundary(d: list[float], v: list[float], start: int, step: int, tau: float, peak: float) -> int | None:
+    """Scan grid points from ``start`` in direction ``step`` for the edge ending a span (its grid point).
 
     ``d`` is the drop across each grid point seen from the peak (NaN where it cannot be
     measured). The span ends at the strongest drop of the first stretch of drops ``>= tau``;
@@ -207,7 +280,7 @@ def _boundary(
     while True:
         beyond = k if step > 0 else k - 1  # the interval past grid point k, seen from the peak
         if beyond < 0 or beyond >= n or not math.isfinite(v[beyond]):
-            end_here: float | None = edges[k]  # video end or gap
+            end_here: int | None = k  # video end or gap
             break
         if v[beyond] > peak:
             end_here = None
@@ -226,7 +299,7 @@ def _boundary(
             break
         if drops[m] > drops[best]:
             best = m
-    return edges[start + step * best]
+    return start + step * best
 
 
 def localize_windows(
@@ -272,48 +345,40 @@ def _localize(w: np.ndarray, smooth: float | None, nms_iou: float, top: int, min
     A query localizes every hit's windows, so this keeps numpy calls few: for a handful of
     windows their fixed cost, not the arithmetic, is the time.
     """
-    edges, raw = _coverage(w)
-    finite = ~np.isnan(raw)
+    grid = _grid(w)
+    edges, raw = grid.edges, grid.curve(w[:, 2])
+    finite = grid.counts > 0
     v = np.where(finite, smooth_curve(edges, raw, smooth) if smooth else raw, -np.inf)
-    lens = np.where(finite, np.diff(edges), 0.0)
-    # Running integrals of covered time and of the raw curve: the mean over any [x, y] in O(1).
-    cum_w = np.concatenate([[0.0], np.cumsum(lens)])
-    cum_r = np.concatenate([[0.0], np.cumsum(np.where(finite, raw, 0.0) * lens)])
-
-    def mean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        cw = np.interp(y, edges, cum_w) - np.interp(x, edges, cum_w)
-        cr = np.interp(y, edges, cum_r) - np.interp(x, edges, cum_r)
-        return _ratio(cr, cw)
+    # Running integral of the raw curve (the grid has that of covered time): means in O(1).
+    cum_w = grid.cum_w
+    cum_r = np.concatenate([[0.0], np.cumsum(np.where(finite, raw, 0.0) * grid.lens)])
 
     # Edge strength at every grid point: mean over one window length before minus after it.
-    # Near the video's ends a band shorter than half a window is too noisy to call an edge.
-    reach = _median(w[:, 1] - w[:, 0])
-    t0, t1 = float(edges[0]), float(edges[-1])
-    before_lo, after_hi = np.maximum(t0, edges - reach), np.minimum(t1, edges + reach)
-    # At the grid points themselves the running integrals are cum_w and cum_r (interp is exact
-    # at its knots), so only the band ends need interpolating.
     with np.errstate(invalid="ignore", divide="ignore"):
-        d = _ratio(cum_r - np.interp(before_lo, edges, cum_r), cum_w - np.interp(before_lo, edges, cum_w)) - _ratio(
-            np.interp(after_hi, edges, cum_r) - cum_r, np.interp(after_hi, edges, cum_w) - cum_w
+        d = _ratio(cum_r - np.interp(grid.before_lo, edges, cum_r), grid.time_before) - _ratio(
+            np.interp(grid.after_hi, edges, cum_r) - cum_r, grid.time_after
         )
-    d[(edges - before_lo < reach / 2) | (after_hi - edges < reach / 2)] = np.nan
+    d[grid.near_end] = np.nan
     floor = float(np.min(v[np.isfinite(v)]))
-    found: dict[tuple[float, float], tuple[float, float]] = {}
+    found: dict[tuple[float, float], tuple[int, int]] = {}  # span -> its grid points
     vl, el, dl, rise = v.tolist(), edges.tolist(), d.tolist(), (-d).tolist()
     for i, j in _peak_runs(vl):
         peak = vl[i]
         tau = max(min_step * (peak - floor), 1e-12)
-        start = _boundary(el, rise, vl, i, -1, tau, peak)  # a rising edge: the drop seen leftwards is -D
-        end = _boundary(el, dl, vl, j, 1, tau, peak)
+        start = _boundary(rise, vl, i, -1, tau, peak)  # a rising edge: the drop seen leftwards is -D
+        end = _boundary(dl, vl, j, 1, tau, peak)
         if start is None or end is None:
             continue
-        found.setdefault((round(start, 6), round(end, 6)), (start, end))
+        found.setdefault((round(el[start], 6), round(el[end], 6)), (start, end))
     if not found:
         return nms([], nms_iou, top)
-    bounds = np.array(list(found.values()), dtype=np.float64)
+    # Every span's mean score in one pass; spans end on grid points, where the running integrals
+    # are their own values (what interpolating there gives).
+    at = np.array(list(found.values()))
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = mean(bounds[:, 0], bounds[:, 1]).tolist()  # every span's mean score in one pass
-    return nms([Span(s, e, sc) for (s, e), sc in zip(found.values(), scores, strict=False)], nms_iou, top)
+        scores = _ratio(cum_r[at[:, 1]] - cum_r[at[:, 0]], cum_w[at[:, 1]] - cum_w[at[:, 0]]).tolist()
+    spans = [Span(el[a], el[b], sc) for (a, b), sc in zip(found.values(), scores, strict=False)]
+    return nms(spans, nms_iou, top)
 
 
 def best_span_from_windows(windows: Sequence[Window] | np.ndarray) -> tuple[float, float, float]:
