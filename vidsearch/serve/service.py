@@ -263,9 +263,11 @@ class ServeState:
         """The space searched (None while the library is still empty): ``--model`` as ``query --model`` takes it."""
         from vidsearch.usecases.spaces import resolve_space
 
-        if not self.library.spaces():
+        found = self.library.spaces()  # most recently indexed first
+        if not found:
             return None
-        return resolve_space(self.library, self.config.model)
+        # every search asks: without --model the latest space is the answer, with no second query
+        return found[0] if self.config.model is None else resolve_space(self.library, self.config.model)
 
     def start_loading(self) -> None:
         """Open the searched space's text encoder in the background (``health`` says ``loading`` meanwhile)."""
