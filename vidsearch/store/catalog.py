@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from vidsearch.errors import InputError
+from vidsearch.store.chunks import bound_list
 from vidsearch.store.library import Library
 from vidsearch.store.locks import WRITE_LOCK, lock_held
 from vidsearch.store.schema import Segment, Video, VideoStatus
@@ -81,13 +82,16 @@ def get_video(library: Library, video_id: int) -> VideoRecord | None:
     return _record(row) if row is not None else None
 
 
+_VIDEOS_BY_ID = select(*_COLUMNS).where(Video.id.in_(bound_list("ids")))
+
+
 def get_videos(library: Library, video_ids: Sequence[int]) -> dict[int, VideoRecord]:
     """Video id -> record for the given ids (unknown ids are left out)."""
     out: dict[int, VideoRecord] = {}
     ids = [int(v) for v in video_ids]
     for lo in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
         with library.session() as s:
-            rows = s.execute(select(*_COLUMNS).where(Video.id.in_(ids[lo : lo + 900]))).all()
+            rows = s.execute(_VIDEOS_BY_ID, {"ids": ids[lo : lo + 900]}).all()
         out.update((r[0], _record(r)) for r in rows)
     return out
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from vidsearch.store.chunks import chunked
+from vidsearch.store.chunks import bound_list, chunked
 from vidsearch.store.codec import from_blob, from_blobs
 from vidsearch.store.schema import Embedding, Segment, Video
 
@@ -50,18 +50,21 @@ def vectors_by_id(s: Session, space_id: int, ids: Sequence[int], dim: int) -> tu
     return _ids_and_vectors(rows, dim)
 
 
+_WINDOW_VECTORS = (
+    select(Segment.video_id, Segment.start, Segment.end, Embedding.vector)
+    .join(Embedding, Embedding.segment_id == Segment.id)
+    .where(Segment.space_id == bindparam("space"), Segment.kind == "window", Segment.video_id.in_(bound_list("ids")))
+    .order_by(Segment.video_id, Segment.start)
+)
+
+
 def window_vectors(
     s: Session, space_id: int, video_ids: Sequence[int]
 ) -> dict[int, tuple[list[tuple[float, float]], np.ndarray]]:
     """Video id -> (``[(start, end), ...]`` in time order, ``xb``) of its stored windows in a space."""
     out: dict[int, tuple[list[tuple[float, float]], list[bytes]]] = {}
     for part in chunked(int(v) for v in video_ids):
-        rows = s.execute(
-            select(Segment.video_id, Segment.start, Segment.end, Embedding.vector)
-            .join(Embedding, Embedding.segment_id == Segment.id)
-            .where(Segment.space_id == space_id, Segment.kind == "window", Segment.video_id.in_(part))
-            .order_by(Segment.video_id, Segment.start)
-        ).all()
+        rows = s.execute(_WINDOW_VECTORS, {"space": space_id, "ids": part}).all()
         for vid, start, end, vec in rows:
             spans, blobs = out.setdefault(vid, ([], []))
             spans.append((start, end))

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from vidsearch.store.chunks import chunked
+from vidsearch.store.chunks import bound_list, chunked
 from vidsearch.store.codec import to_blob
 from vidsearch.store.schema import Embedding, Segment, Video
 from vidsearch.store.spaces import bump_generation
@@ -116,15 +116,18 @@ def existing_segment_ids(s: Session, ids: Sequence[int]) -> set[int]:
     return out
 
 
+_SEGMENT_INFOS = (
+    select(Segment.id, Segment.video_id, Video.path, Segment.kind, Segment.start, Segment.end, Video.duration)
+    .join(Video, Video.id == Segment.video_id)
+    .where(Segment.id.in_(bound_list("ids")))
+)
+
+
 def segment_infos(s: Session, ids: Sequence[int]) -> dict[int, SegmentInfo]:
     """Segment id -> :class:`SegmentInfo` for the given ids (unknown ids are left out)."""
     out: dict[int, SegmentInfo] = {}
     for part in chunked(int(i) for i in ids):
-        rows = s.execute(
-            select(Segment.id, Segment.video_id, Video.path, Segment.kind, Segment.start, Segment.end, Video.duration)
-            .join(Video, Video.id == Segment.video_id)
-            .where(Segment.id.in_(part))
-        ).all()
+        rows = s.execute(_SEGMENT_INFOS, {"ids": part}).all()
         for r in rows:
             out[r[0]] = SegmentInfo(*r)
     return out

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from vidsearch.store.chunks import bound_list
 from vidsearch.store.schema import AlertRecord, StreamRecord, Video, VideoStatus
 
 __all__ = ["name_stream", "video_ids_from_source", "stream_video_ids", "names_by_uri"]
@@ -37,12 +38,14 @@ def video_ids_from_source(session: Session, source: str) -> set[int]:
     return {int(v) for v in session.scalars(query)}
 
 
+_STREAMS_AMONG = select(Video.id).where(Video.size < 0, Video.id.in_(bound_list("ids")))
+
+
 def stream_video_ids(session: Session, among: Sequence[int] | None = None) -> set[int]:
     """Ids of the videos (of ``among``; None: of all) that are live streams (wall-clock segment times)."""
-    query = select(Video.id).where(Video.size < 0)
-    if among is not None:
-        query = query.where(Video.id.in_(list(among)))
-    return {int(v) for v in session.scalars(query)}
+    if among is None:
+        return {int(v) for v in session.scalars(select(Video.id).where(Video.size < 0))}
+    return {int(v) for v in session.scalars(_STREAMS_AMONG, {"ids": [int(i) for i in among]})}
 
 
 def names_by_uri(session: Session, uris: Sequence[str]) -> dict[str, str]:
