@@ -158,18 +158,22 @@ class _Grid:
             return np.where(self.counts > 0, sums / np.maximum(self.counts, 1), np.nan)
 
 
-_GRID_CACHE_MAX_WINDOWS = 128  # longer videos' grids are made per call (their arrays grow as windows^2)
+# Grids of up to 64 windows (stored windows of videos up to about 4 minutes) are cached, 512 of
+# them: at most ~38 KB each, ~19 MB in all. Longer videos' grids (which grow as windows^2) are
+# made per call, where the arithmetic, not the fixed cost, is the time anyway.
+_GRID_CACHE_MAX_WINDOWS = 64
+_GRID_CACHE_SIZE = 512
 
 
 def _grid(w: np.ndarray) -> _Grid:
-    """The grid of windows already checked by :func:`as_windows` (cached for up to 128 windows)."""
+    """The grid of windows already checked by :func:`as_windows` (cached for short videos)."""
     times = np.ascontiguousarray(w[:, :2])
     if len(times) > _GRID_CACHE_MAX_WINDOWS:
         return _make_grid(times)
     return _cached_grid(times.tobytes(), len(times))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=_GRID_CACHE_SIZE)
 def _cached_grid(times: bytes, n: int) -> _Grid:
     return _make_grid(np.frombuffer(times, dtype=np.float64).reshape(n, 2))
 
