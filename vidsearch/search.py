@@ -23,7 +23,7 @@ import numpy as np
 
 from vidsearch.errors import InputError
 from vidsearch.metrics import temporal_iou
-from vidsearch.spans import Window, best_span_from_windows, score_windows, window_rows
+from vidsearch.spans import Window, best_span_from_windows, window_list, window_rows
 from vidsearch.store.library import Library, SegmentInfo, SpaceInfo
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "embed_text",
     "check_text",
     "encode_video_file",
+    "windows_rows",
     "windows_scores",
     "window_scores",
     "best_spans_for_hits",
@@ -292,17 +293,22 @@ def moment_vector(library: Library, space: SpaceInfo, video_id: int, start: floa
     return xb[0]
 
 
-def windows_scores(
-    library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
-) -> dict[int, list[Window]]:
-    """Video id -> ``(start, end, score)`` of each stored window for query vector ``xq``.
+def windows_rows(library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray) -> dict[int, np.ndarray]:
+    """Video id -> float64 ``[W, 3]`` rows ``(start, end, score)`` of its stored windows for query vector ``xq``.
 
     One SQLite query serves all the videos; videos without windows are left out.
     """
     return {
-        vid: score_windows([a for a, _ in spans], [b for _, b in spans], xb, xq)
+        vid: window_rows([a for a, _ in spans], [b for _, b in spans], xb, xq)
         for vid, (spans, xb) in library.window_vectors(space.id, [int(v) for v in video_ids]).items()
     }
+
+
+def windows_scores(
+    library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
+) -> dict[int, list[Window]]:
+    """:func:`windows_rows` as ``(start, end, score)`` tuples."""
+    return {vid: window_list(rows) for vid, rows in windows_rows(library, space, video_ids, xq).items()}
 
 
 def window_scores(library: Library, space: SpaceInfo, video_id: int, xq: np.ndarray) -> list[Window]:
@@ -314,10 +320,8 @@ def best_spans_for_hits(
     library: Library, space: SpaceInfo, video_ids: Sequence[int], xq: np.ndarray
 ) -> dict[int, tuple[float, float, float]]:
     """Video id -> best span of each query hit from its stored windows (videos without windows left out)."""
-    return {
-        vid: best_span_from_windows(window_rows([a for a, _ in spans], [b for _, b in spans], xb, xq))
-        for vid, (spans, xb) in library.window_vectors(space.id, [int(v) for v in video_ids]).items()
-    }
+    # the rows go to localization as arrays: a list of tuples between would be converted back
+    return {vid: best_span_from_windows(rows) for vid, rows in windows_rows(library, space, video_ids, xq).items()}
 
 
 def best_span_for_hit(

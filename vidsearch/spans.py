@@ -48,6 +48,7 @@ __all__ = [
     "as_windows",
     "score_windows",
     "window_rows",
+    "window_list",
     "coverage_curve",
     "smooth_curve",
     "temporal_iou",
@@ -93,7 +94,7 @@ def score_windows(
         xb: ``[W, D]`` window embeddings (L2-normalized: scores are cosine similarities).
         xq: ``[D]`` query embedding.
     """
-    return [(a, b, c) for a, b, c in window_rows(starts, ends, xb, xq).tolist()]
+    return window_list(window_rows(starts, ends, xb, xq))
 
 
 def window_rows(
@@ -104,6 +105,11 @@ def window_rows(
     rows[:, 0], rows[:, 1] = starts, ends
     rows[:, 2] = np.asarray(xb, dtype=np.float32) @ np.asarray(xq, dtype=np.float32).reshape(-1)
     return rows
+
+
+def window_list(rows: np.ndarray) -> list[Window]:
+    """``[W, 3]`` window rows as ``(start, end, score)`` tuples of Python floats."""
+    return [(a, b, c) for a, b, c in rows.tolist()]
 
 
 def as_windows(windows: Sequence[Window] | np.ndarray) -> np.ndarray:
